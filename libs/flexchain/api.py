@@ -1,0 +1,58 @@
+"""Shared HTTP helpers: strict request models, command submission and its answer.
+
+A command is validated (pydantic, strict: no coercion of "3" or 2.5 into an int), checked against
+the read model with the domain's own `decide` (a refused transition answers 409 with the reason
+and publishes nothing), then published. `?wait=` seconds (default 5) waits for the events it
+caused: 200 with the events, 409 if the processor refused it, 202 if they did not arrive in time.
+An `Idempotency-Key` header becomes the command id: sending it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from flexchain.host import Runtime
+from flexchain.messages import Message, to_record
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def field_error(loc: list[str | int], msg: str) -> HTTPException:
+    """A 422 in the same shape as pydantic's own errors: one message per field."""
+    return HTTPException(status_code=422, detail=[{"loc": ["body", *loc], "msg": msg, "type": "value_error"}])
+
+
+async def submit(
+    rt: Runtime,
+    cmd: Message,
+    precheck: Callable[[Message, int], list[Message]] | None,
+    is_refusal: Callable[[Message], bool],
+    idempotency_key: str | None,
+    wait: float,
+) -> JSONResponse:
+    now = rt.now()
+    if precheck is not None:
+        refused = [e for e in precheck(cmd, now) if is_refusal(e)]
+        if refused:
+            reason = getattr(refused[0], "reason", "refused")
+            raise HTTPException(status_code=409, detail={"command": type(cmd).__name__, "reason": reason})
+    command_id, events = await rt.send(cmd, command_id=idempotency_key, wait=wait)
+    body: dict[str, Any] = {"command_id": command_id, "command": type(cmd).__name__}
+    if events is None:
+        body["status"] = "accepted"
+        return JSONResponse(body, status_code=202)
+    body["events"] = [{"type": e.envelope.event_type, **to_record(e.message)} for e in events]
+    refused_events = [e for e in events if is_refusal(e.message)]
+    if refused_events:
+        body["status"] = "refused"
+        body["reason"] = getattr(refused_events[0].message, "reason", "refused")
+        return JSONResponse(body, status_code=409)
+    body["status"] = "applied"
+    return JSONResponse(body, status_code=200)

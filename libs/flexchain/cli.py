@@ -1,0 +1,118 @@
+"""`flexchain` command line: broker, services, clock, schemas, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flexchain import broker as kbroker
+from flexchain.settings import PROJECT_ROOT
+
+app = typer.Typer(
+    help="flexchain: event-sourced supply chain on Apache Kafka", no_args_is_help=True, pretty_exceptions_enable=False
+)
+broker_app = typer.Typer(help="The local single-node Kafka (KRaft, official jars from Maven Central)")
+app.add_typer(broker_app, name="broker")
+
+CACHE = PROJECT_ROOT / ".cache"
+SERVICES = ("order", "inventory")
+
+
+def broker_config(data_dir: Path, port: int) -> kbroker.BrokerConfig:
+    return kbroker.BrokerConfig(data_dir=data_dir, port=port, controller_port=port + 1)
+
+
+DataDir = Annotated[Path, typer.Option(envvar="FLEXCHAIN_BROKER_DIR", help="broker data dir")]
+Port = Annotated[int, typer.Option(envvar="FLEXCHAIN_BROKER_PORT", help="broker port (controller: port+1)")]
+
+
+@broker_app.command("up")
+def broker_up(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> None:
+    """Fetch the jars (once), format the data dir (once) and start the broker; wait until it answers."""
+    cfg = broker_config(data_dir, port)
+    t0 = time.monotonic()
+    pid = kbroker.up(cfg, CACHE / "kafka")
+    typer.echo(f"kafka {kbroker.KAFKA_VERSION} up on {cfg.bootstrap} (pid {pid}, {time.monotonic() - t0:.1f}s)")
+
+
+@broker_app.command("down")
+def broker_down(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> None:
+    """Stop the broker (SIGTERM, then SIGKILL after 30 s)."""
+    stopped = kbroker.stop(broker_config(data_dir, port))
+    typer.echo("kafka stopped" if stopped else "kafka was not running")
+
+
+@broker_app.command("status")
+def broker_status(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> None:
+    pid = kbroker.status(broker_config(data_dir, port))
+    typer.echo(f"running (pid {pid})" if pid else "not running")
+    raise typer.Exit(0 if pid else 1)
+
+
+@app.command()
+def serve(service: Annotated[str, typer.Argument(help="order | inventory")]) -> None:
+    """Run one instance of a service (settings from the environment, see README)."""
+    if service == "order":
+        from services.order.app import main
+    elif service == "inventory":
+        from services.inventory.app import main
+    else:
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    main()
+
+
+@app.command()
+def topics() -> None:
+    """Create every flexchain topic that does not exist yet."""
+    from flexchain import kafka
+    from flexchain.settings import Settings
+
+    s = Settings()
+    names = ["clock.ticks"] + [t for svc in SERVICES for t in kafka.topic_names(svc).values()]
+    cluster = asyncio.run(kafka.ensure_topics(s, names))
+    typer.echo(f"topics ready on cluster {cluster}: {', '.join(names)}")
+
+
+@app.command()
+def clock(
+    speed: Annotated[float, typer.Option(help="business seconds per real second (1 = real time)")] = 1.0,
+    interval: Annotated[float, typer.Option(help="real seconds between ticks")] = 1.0,
+    start: Annotated[int | None, typer.Option(help="business time to start at, ms (default: now)")] = None,
+    count: Annotated[int, typer.Option(help="ticks to publish (0 = until Ctrl-C)")] = 0,
+) -> None:
+    """Publish business time to `clock.ticks` (R-X-1): real time, or simulated faster."""
+    from flexchain.clock import run_clock
+    from flexchain.settings import Settings
+
+    asyncio.run(run_clock(Settings(), speed, interval, start, count))
+
+
+@app.command("schemas")
+def schemas_write() -> None:
+    """(Re)write schemas/ from the message classes — a developer tool; contract tests check drift."""
+    from flexchain.catalog import all_messages
+    from flexchain.schemas import write_schemas
+
+    for path in write_schemas(all_messages()):
+        typer.echo(path.relative_to(PROJECT_ROOT))
+
+
+@app.command()
+def demo(
+    wait: Annotated[bool, typer.Option(help="keep running until Ctrl-C after the scenario")] = True,
+    port: Port = 9092,
+) -> None:
+    """Start a fresh local broker and both services, run the demo scenario, stop on Ctrl-C."""
+    from flexchain.demo import run_demo
+
+    raise typer.Exit(run_demo(CACHE / "demo", port, wait, run_id=os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]))
+
+
+if __name__ == "__main__":
+    app()

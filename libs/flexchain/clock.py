@@ -1,0 +1,56 @@
+"""The clock producer: business time on `clock.ticks` (R-X-1), real or simulated."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from aiokafka import AIOKafkaProducer
+
+from flexchain import kafka
+from flexchain.messages import Envelope, Enveloped
+from flexchain.serde import Codec
+from flexchain.settings import Settings
+
+TOPIC = "clock.ticks"
+CLOCK_ID = "main"
+
+
+class ClockPublisher:
+    def __init__(self, settings: Settings) -> None:
+        from services.clock.messages import MESSAGES
+
+        self.settings = settings
+        self.codec = Codec(MESSAGES)
+        self.producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> ClockPublisher:
+        await kafka.ensure_topics(self.settings, [TOPIC])
+        self.producer = kafka.producer(self.settings)
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def tick(self, at: int) -> None:
+        from services.clock.messages import ClockTicked
+
+        assert self.producer is not None
+        tick_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"flexchain-clock/{CLOCK_ID}/{at}"))
+        env = Envelope(tick_id, "ClockTicked", CLOCK_ID, 0, at, tick_id, None, "clock")
+        await self.producer.send_and_wait(TOPIC, self.codec.encode(Enveloped(env, ClockTicked(CLOCK_ID, at))), key=CLOCK_ID.encode())
+
+
+async def run_clock(settings: Settings, speed: float, interval: float, start: int | None, count: int) -> None:
+    origin_real = time.time()
+    origin = start if start is not None else int(origin_real * 1000)
+    n = 0
+    async with ClockPublisher(settings) as clock:
+        while count == 0 or n < count:
+            now = origin + int((time.time() - origin_real) * 1000 * speed)
+            await clock.tick(now)
+            n += 1
+            await asyncio.sleep(interval)

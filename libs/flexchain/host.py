@@ -1,0 +1,210 @@
+"""Runs one service instance: processor, router, read-model projection and HTTP API in one process.
+
+`bootstrap` wires everything from settings (nothing connects at import time); `serve` starts the
+loops and the HTTP server, and stops them cleanly on SIGTERM/SIGINT (snapshots are saved).
+HTTP: `/health` (process up), `/ready` (every owned partition rebuilt and the read model caught up),
+`/metrics` (Prometheus), plus the service's own routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Response
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from flexchain import kafka
+from flexchain.logs import configure
+from flexchain.messages import Envelope, Enveloped, Message
+from flexchain.metrics import ServiceMetrics
+from flexchain.runtime import Processor, Projection, Router, ServiceDef, supervise
+from flexchain.serde import Codec, RegistryClient
+from flexchain.settings import Settings
+from flexchain.snapshots import SnapshotStore
+
+CLOCK_TOPIC = "clock.ticks"
+
+
+class ReadModel(Protocol):
+    topics: list[str]
+
+    def fold(self, item: Enveloped) -> None: ...
+
+
+@dataclass
+class Runtime:
+    """What an HTTP API needs: publish commands, read the read model, tell business time."""
+
+    svc: ServiceDef[Any]
+    settings: Settings
+    codec: Codec
+    metrics: ServiceMetrics
+    view: Any
+    projection: Projection
+    producer: AIOKafkaProducer | None = None
+    processor: Processor | None = None
+    last_tick: int = 0
+
+    def now(self) -> int:
+        """Business time for a new command: wall clock, or the last `clock.ticks` time (R-X-1)."""
+        if self.settings.flexchain_clock == "log":
+            return self.last_tick
+        return int(time.time() * 1000)
+
+    async def send(
+        self, cmd: Message, command_id: str | None = None, correlation_id: str | None = None, wait: float = 0.0
+    ) -> tuple[str, list[Enveloped] | None]:
+        """Publish a command; with `wait`, return the events it caused once the read model has them."""
+        assert self.producer is not None
+        cid = command_id or str(uuid.uuid4())
+        name = type(cmd).__name__
+        env = Envelope(cid, name, cmd.key, 0, self.now(), correlation_id or cmd.key or cid, None, f"{self.svc.name}-api")
+        value = self.codec.encode(Enveloped(env, cmd))
+        fut = self.projection.expect(cid) if wait > 0 else None
+        await self.producer.send_and_wait(
+            self.svc.topics["commands"], value, key=cmd.key.encode(), headers=[("type", name.encode())]
+        )
+        if fut is None:
+            return cid, None
+        try:
+            return cid, await asyncio.wait_for(fut, wait)
+        except TimeoutError:
+            self.projection.forget(cid)
+            return cid, None
+
+    def is_ready(self) -> bool:
+        proc_ready = self.processor is None or self.processor.ready.is_set()
+        return proc_ready and self.projection.caught_up.is_set()
+
+
+class _Clock:
+    """Folds `clock.ticks` into the runtime's last tick (used when FLEXCHAIN_CLOCK=log)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def fold(self, item: Enveloped) -> None:
+        self.rt.last_tick = max(self.rt.last_tick, getattr(item.message, "time", 0))
+
+
+def base_app(rt: Runtime, title: str) -> FastAPI:
+    app = FastAPI(title=title, version="0.1.0")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "up"}
+
+    @app.get("/ready")
+    async def ready(response: Response) -> dict[str, Any]:
+        ok = rt.is_ready()
+        response.status_code = 200 if ok else 503
+        return {"ready": ok}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def bootstrap_codec(settings: Settings, messages: list[type[Message]]) -> Codec:
+    registry = RegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None
+    return Codec(messages, registry)
+
+
+async def serve(
+    svc: ServiceDef[Any],
+    view: ReadModel,
+    build_api: Callable[[Runtime], FastAPI],
+    settings: Settings | None = None,
+    default_port: int = 8080,
+) -> None:
+    settings = settings or Settings()
+    log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
+    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+
+    foreign_topics = [t for t in view.topics if not t.startswith(svc.name + ".")]
+    topics = [*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]
+    cluster_id = await kafka.ensure_topics(settings, topics)
+    codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
+    metrics = ServiceMetrics(svc.name)
+    store = SnapshotStore(settings.snapshot_url(svc.name))
+    projection = Projection(settings, codec, [*view.topics, CLOCK_TOPIC], lambda item: None, f"{svc.name}-view")
+    rt = Runtime(svc, settings, codec, metrics, view, projection)
+    clock = _Clock(rt)
+
+    def fold(item: Enveloped) -> None:
+        if item.envelope.producer == "clock":
+            clock.fold(item)
+        else:
+            view.fold(item)
+
+    projection.fold = fold
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    rt.producer = kafka.producer(settings)
+    await rt.producer.start()
+    await projection.start()
+
+    async def run_processor() -> None:
+        proc = Processor(svc, settings, codec, metrics, store, cluster_id)
+        rt.processor = proc
+        await proc.start()
+        try:
+            await proc.run(stopping)
+        finally:
+            await proc.stop()
+
+    async def run_router() -> None:
+        router = Router(svc, settings, codec, metrics)
+        await router.start()
+        try:
+            await router.run(stopping)
+        finally:
+            await router.stop()
+
+    port = settings.flexchain_http_port or default_port
+    config = uvicorn.Config(
+        build_api(rt), host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    tasks = [
+        asyncio.create_task(supervise("processor", run_processor, stopping), name="processor"),
+        asyncio.create_task(projection.run(stopping), name="projection"),
+        asyncio.create_task(server.serve(), name="http"),
+    ]
+    if svc.routes:
+        tasks.append(asyncio.create_task(supervise("router", run_router, stopping), name="router"))
+    log.info("service started", port=port, topics=topics, cluster_id=cluster_id)
+    stop_wait = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stop_wait and t.exception() is not None]
+    stopping.set()
+    server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await projection.stop()
+    await rt.producer.stop()
+    store.close()
+    log.info("service stopped")
+    if failed:
+        exc = failed[0].exception()
+        structlog.get_logger().error("service failed", error=repr(exc))
+        raise SystemExit(1)
+
+
+def _view_messages(view: ReadModel) -> list[type[Message]]:
+    return list(getattr(view, "messages", []))

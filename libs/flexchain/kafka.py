@@ -1,0 +1,94 @@
+"""Kafka clients with safe defaults, and topic creation.
+
+aiokafka's defaults are wrong for an event store: acks=1, auto-commit, read_uncommitted. Every
+producer here is idempotent with acks=all; every consumer reads committed data only and never
+auto-commits (offsets are committed inside the processing transaction).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from flexchain.settings import Settings
+
+UNLIMITED = "-1"
+TOPIC_ALREADY_EXISTS = 36
+
+
+def topic_names(service: str) -> dict[str, str]:
+    return {"commands": f"{service}.commands", "events": f"{service}.events", "dlq": f"{service}.dlq"}
+
+
+def _security(s: Settings) -> dict[str, Any]:
+    opts: dict[str, Any] = {"bootstrap_servers": s.kafka_bootstrap_servers, "security_protocol": s.kafka_security_protocol}
+    if s.kafka_security_protocol.startswith("SASL"):
+        opts.update(
+            sasl_mechanism=s.kafka_sasl_mechanism,
+            sasl_plain_username=s.kafka_sasl_username,
+            sasl_plain_password=s.kafka_sasl_password,
+        )
+    if s.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        opts["ssl_context"] = ssl.create_default_context(cafile=s.kafka_ssl_cafile)
+    return opts
+
+
+def producer(s: Settings, transactional_id: str | None = None, **extra: Any) -> AIOKafkaProducer:
+    opts: dict[str, Any] = dict(
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        compression_type=None,
+        transaction_timeout_ms=s.flexchain_transaction_timeout_ms,
+    )
+    if transactional_id:
+        opts["transactional_id"] = transactional_id
+    opts.update(extra)
+    return AIOKafkaProducer(**_security(s), **opts)
+
+
+def consumer(s: Settings, *topics: str, group_id: str | None = None, **extra: Any) -> AIOKafkaConsumer:
+    opts: dict[str, Any] = dict(
+        group_id=group_id,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=100,
+    )
+    opts.update(extra)
+    return AIOKafkaConsumer(*topics, **_security(s), **opts)
+
+
+def admin(s: Settings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**_security(s))
+
+
+async def ensure_topics(s: Settings, names: Iterable[str], partitions: int | None = None) -> str:
+    """Create missing topics (event stores keep everything: retention unlimited); return the cluster id."""
+    client = admin(s)
+    await client.start()
+    try:
+        existing = set(await client.list_topics())
+        wanted = []
+        for name in dict.fromkeys(names):
+            if name in existing:
+                continue
+            n = 1 if name == "clock.ticks" else (partitions or s.flexchain_partitions)
+            config = {"retention.ms": UNLIMITED, "retention.bytes": UNLIMITED}
+            wanted.append(NewTopic(name, num_partitions=n, replication_factor=s.flexchain_replication_factor, topic_configs=config))
+        if wanted:
+            resp = await client.create_topics(wanted)
+            for entry in resp.topic_errors:
+                name, code = entry[0], entry[1]
+                if code not in (0, TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"cannot create topic {name}: error {code} {entry[2:]}")
+        cluster = await client.describe_cluster()
+        return str(cluster.get("cluster_id") or "unknown")
+    finally:
+        await client.close()

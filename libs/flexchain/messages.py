@@ -1,0 +1,147 @@
+"""Messages (commands and events) and the envelope every one of them travels in.
+
+A service's domain defines its messages as frozen dataclasses deriving from :class:`Message`.
+Each class names the field that holds its aggregate id (``KEY``) — the Kafka record key — and
+its Avro schema lives in ``schemas/<service>/<Name>.avsc`` (a contract test keeps both in step).
+
+The conversion to and from plain records (what fastavro reads and writes) is compiled once per
+class from its type hints, so encoding a message costs a handful of dict operations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, TypeVar, Union
+
+ID_NAMESPACE = uuid.UUID("8b5f4a52-6a43-4b0a-9a1e-5c1f3c3f0f11")
+
+
+def derived_id(cause: str, index: int) -> str:
+    """A deterministic id for the ``index``-th message caused by ``cause``.
+
+    Re-processing the same cause (after a crash, in a replay) yields the same ids, so a
+    derived event can be recognised as already emitted (R-X-2)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{cause}/{index}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Metadata of one message; ``business_time`` is milliseconds since the epoch, UTC (R-X-1)."""
+
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    business_time: int
+    correlation_id: str
+    causation_id: str | None
+    producer: str
+
+
+class Message:
+    """Base of every command and event. Subclasses are frozen dataclasses."""
+
+    KEY: ClassVar[str] = ""
+    SERVICE: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str:
+        return str(getattr(self, self.KEY)) if self.KEY else ""
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+    @classmethod
+    def full_name(cls) -> str:
+        return f"flexchain.{cls.SERVICE}.{cls.__name__}"
+
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True, slots=True)
+class Enveloped:
+    """A message with its envelope: what flows on a topic."""
+
+    envelope: Envelope
+    message: Message
+
+
+# --- record conversion -------------------------------------------------------------------------
+
+Conv = Callable[[Any], Any]
+
+
+def _ident(v: Any) -> Any:
+    return v
+
+
+def _decimal_out(v: Decimal) -> str:
+    return str(v)
+
+
+def _converters(tp: Any) -> tuple[Conv, Conv]:
+    """(to_record, from_record) for one annotated type."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"only Optional[X] unions are supported, got {tp}")
+        to_r, from_r = _converters(args[0])
+        if to_r is _ident and from_r is _ident:
+            return _ident, _ident
+        return (lambda v: None if v is None else to_r(v)), (lambda v: None if v is None else from_r(v))
+    if origin in (list, tuple):
+        (item,) = typing.get_args(tp)[:1]
+        to_r, from_r = _converters(item)
+        if origin is tuple:
+            return (lambda v: [to_r(x) for x in v]), (lambda v: tuple(from_r(x) for x in v))
+        return (lambda v: [to_r(x) for x in v]), (lambda v: [from_r(x) for x in v])
+    if origin is dict:
+        _, val = typing.get_args(tp)
+        to_r, from_r = _converters(val)
+        return (lambda v: {k: to_r(x) for k, x in v.items()}), (
+            lambda v: {k: from_r(x) for k, x in v.items()}
+        )
+    if tp is Decimal:
+        return _decimal_out, Decimal
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return to_record, (lambda v: from_record(tp, v))
+    return _ident, _ident
+
+
+_PLANS: dict[type, tuple[list[tuple[str, Conv]], list[tuple[str, Conv]]]] = {}
+
+
+def _plan(cls: type) -> tuple[list[tuple[str, Conv]], list[tuple[str, Conv]]]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        to_list: list[tuple[str, Conv]] = []
+        from_list: list[tuple[str, Conv]] = []
+        for f in dataclasses.fields(cls):
+            to_r, from_r = _converters(hints[f.name])
+            to_list.append((f.name, to_r))
+            from_list.append((f.name, from_r))
+        plan = (to_list, from_list)
+        _PLANS[cls] = plan
+    return plan
+
+
+def to_record(obj: Any) -> dict[str, Any]:
+    """A dataclass instance as a plain dict (Decimals as strings, nested records as dicts)."""
+    return {name: conv(getattr(obj, name)) for name, conv in _plan(type(obj))[0]}
+
+
+T = TypeVar("T")
+
+
+def from_record(cls: type[T], record: dict[str, Any]) -> T:
+    return cls(**{name: conv(record[name]) for name, conv in _plan(cls)[1]})

@@ -1,0 +1,57 @@
+"""Prometheus metrics of one service process, named `flexchain_<service>_<noun>_<unit>`.
+
+| metric | kind | meaning |
+|---|---|---|
+| messages_in_total{topic,type} | counter | records consumed and decoded (commands, routed events) |
+| events_out_total{topic,type} | counter | records produced in committed transactions |
+| processing_latency_seconds{stage} | histogram | record append time → its transaction committed |
+| batch_size_records{stage} | histogram | records per transaction |
+| consumer_lag_records{topic,partition} | gauge | log-end (last stable) offset − position |
+| rebuild_duration_seconds | gauge | how long the last rebuild of a partition took |
+| rebuild_progress_ratio{partition} | gauge | 0…1 while a partition is being rebuilt; 1 when done |
+| rebuild_events_total | counter | events folded while rebuilding |
+| dlq_records_total{reason} | counter | records sent to `<service>.dlq` |
+| duplicates_skipped_total | counter | commands whose id was already applied |
+| ready | gauge | 1 once every owned partition is rebuilt |
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics:
+    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        p = f"flexchain_{service}_"
+        r = self.registry
+        self.messages_in = Counter(p + "messages_in", "Records consumed and decoded", ["topic", "type"], registry=r)
+        self.events_out = Counter(p + "events_out", "Records produced (committed)", ["topic", "type"], registry=r)
+        self.latency = Histogram(
+            p + "processing_latency_seconds",
+            "Record append time to transaction commit",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            p + "batch_size_records",
+            "Records per transaction",
+            ["stage"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+            registry=r,
+        )
+        self.lag = Gauge(p + "consumer_lag_records", "Last stable offset minus position", ["topic", "partition"], registry=r)
+        self.rebuild_duration = Gauge(p + "rebuild_duration_seconds", "Duration of the last partition rebuild", registry=r)
+        self.rebuild_progress = Gauge(p + "rebuild_progress_ratio", "Rebuild progress per partition", ["partition"], registry=r)
+        self.rebuild_events = Counter(p + "rebuild_events", "Events folded while rebuilding", registry=r)
+        self.dlq = Counter(p + "dlq_records", "Records sent to the dead-letter topic", ["reason"], registry=r)
+        self.duplicates = Counter(p + "duplicates_skipped", "Commands already applied, skipped", registry=r)
+        self.ready = Gauge(p + "ready", "1 when every owned partition is rebuilt", registry=r)
+        self.service = service
+
+    def gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:
+        """A business gauge of this service (e.g. skus below their low-stock threshold)."""
+        return Gauge(f"flexchain_{self.service}_{name}", doc, labels, registry=self.registry)

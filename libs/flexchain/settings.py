@@ -1,0 +1,41 @@
+"""Settings from the environment (pydantic-settings); one object, built once by `bootstrap`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SASL_SSL, SASL_PLAINTEXT or SSL")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when SASL is on")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    schema_registry_url: str | None = Field(None, description="Confluent-compatible registry; unset = schemas/")
+    flexchain_partitions: int = Field(6, ge=1, description="partitions of each topic created by flexchain")
+    flexchain_replication_factor: int = Field(1, ge=1, description="replicas of topics flexchain creates")
+    flexchain_instance_id: str = Field("0", description="stable per instance: names the transactional ids")
+    flexchain_data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="SQLite files")
+    flexchain_snapshot_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
+    flexchain_snapshot_every: int = Field(50_000, ge=1, description="events folded between snapshots")
+    flexchain_dedup_window: int = Field(200_000, ge=1, description="command ids remembered per partition")
+    flexchain_batch_max: int = Field(1000, ge=1, description="records per transaction at most")
+    flexchain_clock: str = Field("wall", description="wall: API stamps wall time; log: last clock.ticks time")
+    flexchain_http_host: str = "127.0.0.1"
+    flexchain_http_port: int | None = Field(None, description="HTTP port; default per service")
+    flexchain_log_level: str = "INFO"
+    flexchain_transaction_timeout_ms: int = 15_000
+
+    def snapshot_url(self, service: str) -> str:
+        if self.flexchain_snapshot_url:
+            return self.flexchain_snapshot_url
+        self.flexchain_data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.flexchain_data_dir / f'{service}-snapshots.db'}"

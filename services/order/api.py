@@ -1,0 +1,160 @@
+"""Order HTTP API: order commands (validated, then published to `order.commands`) and queries on
+the read model (an order with its history)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from flexchain.api import StrictModel, field_error, submit
+from flexchain.host import Runtime, base_app
+from flexchain.messages import Message
+from services.order import domain
+from services.order.app import OrderView
+from services.order.messages import (
+    CancelOrder,
+    ConfirmDelivery,
+    OrderCommandRejected,
+    OrderLine,
+    PayOrder,
+    PlaceOrder,
+    RefundLine,
+    RefundOrder,
+    ShipOrder,
+)
+
+Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Cents = Annotated[int, Field(ge=0, description="an amount in cents (fen): a whole number")]
+Qty = Annotated[int, Field(gt=0, description="a positive whole number of units")]
+Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+class LineIn(StrictModel):
+    sku: Id
+    qty: Qty
+    unit_price: Cents
+
+
+class OrderIn(StrictModel):
+    order_id: Id | None = None
+    member_id: Id
+    channel: Literal["live", "short_video", "article", "mini_program"]
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=100)]
+    distributor_id: Id | None = None
+    campaign_id: Id | None = None
+
+
+class PaymentIn(StrictModel):
+    amount: Cents
+    payment_ref: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ShipmentIn(StrictModel):
+    tracking: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CancelIn(StrictModel):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class RefundLineIn(StrictModel):
+    sku: Id
+    qty: Qty
+    reason: Literal["no_reason", "defect", "damaged", "late"]
+
+
+class RefundIn(StrictModel):
+    refund_id: Id | None = None
+    lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=100)]
+
+
+def _refusal(e: Message) -> bool:
+    return isinstance(e, OrderCommandRejected)
+
+
+def order_view(view: OrderView, order: domain.Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "status": order.status,
+        "member_id": order.member_id,
+        "channel": order.channel,
+        "distributor_id": order.distributor_id,
+        "campaign_id": order.campaign_id,
+        "lines": [asdict(line) for line in order.lines],
+        "total": order.total,
+        "paid": order.paid,
+        "refunded_amount": order.refunded_amount,
+        "refunded_qty": order.refunded_qty,
+        "pay_by": order.pay_by,
+        "return_window_ends": order.return_window_ends,
+        "reservations": {sku: ("reserved" if ok else "rejected") for sku, ok in order.answers.items()},
+        "history": [asdict(h) for h in view.history.get(order.order_id, [])],
+    }
+
+
+def build_api(rt: Runtime) -> FastAPI:
+    app = base_app(rt, "flexchain order")
+    view: OrderView = rt.view
+
+    def precheck(cmd: Message, now: int) -> list[Message]:
+        return domain.decide(view.book, cmd, now)
+
+    async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
+        return await submit(rt, cmd, precheck, _refusal, key, wait)
+
+    def known(order_id: str) -> None:
+        if order_id not in view.book.orders:
+            raise HTTPException(status_code=404, detail=f"unknown order {order_id}")
+
+    @app.post("/orders")
+    async def place(body: OrderIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        for i, line in enumerate(body.lines):
+            if line.sku not in view.skus:
+                raise field_error(["lines", i, "sku"], f"unknown sku {line.sku}")
+        lines = [OrderLine(line.sku, line.qty, line.unit_price) for line in body.lines]
+        problem = domain.validate_lines(lines)
+        if problem:
+            raise field_error(["lines"], problem)
+        order_id = body.order_id or idempotency_key or f"o-{uuid.uuid4().hex[:12]}"
+        cmd = PlaceOrder(order_id, body.member_id, body.channel, lines, body.distributor_id, body.campaign_id)
+        return await go(cmd, idempotency_key, wait)
+
+    @app.post("/orders/{order_id}/payment")
+    async def pay(order_id: str, body: PaymentIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(order_id)
+        return await go(PayOrder(order_id, body.amount, body.payment_ref), idempotency_key, wait)
+
+    @app.post("/orders/{order_id}/shipment")
+    async def ship(order_id: str, body: ShipmentIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(order_id)
+        return await go(ShipOrder(order_id, body.tracking), idempotency_key, wait)
+
+    @app.post("/orders/{order_id}/delivery")
+    async def deliver(order_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(order_id)
+        return await go(ConfirmDelivery(order_id), idempotency_key, wait)
+
+    @app.post("/orders/{order_id}/cancellation")
+    async def cancel(order_id: str, body: CancelIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(order_id)
+        return await go(CancelOrder(order_id, body.reason), idempotency_key, wait)
+
+    @app.post("/orders/{order_id}/refunds")
+    async def refund(order_id: str, body: RefundIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(order_id)
+        refund_id = body.refund_id or idempotency_key or f"r-{uuid.uuid4().hex[:12]}"
+        lines = [RefundLine(line.sku, line.qty, line.reason) for line in body.lines]
+        return await go(RefundOrder(order_id, refund_id, lines), idempotency_key, wait)
+
+    @app.get("/orders/{order_id}")
+    async def get_order(order_id: str) -> dict[str, Any]:
+        known(order_id)
+        return order_view(view, view.book.orders[order_id])
+
+    return app

@@ -1,0 +1,306 @@
+"""Order's pure core: the order life cycle of R-ORD-2 and the collection side of the stock saga.
+
+placed → confirmed (every line reserved) or rejected → paid → shipped → delivered → completed;
+cancel before shipping; refunds by line after payment, within the no-reason window or for a
+defect at any time; a confirmed order unpaid past the hold time is cancelled on a clock tick.
+Every refused transition is an `OrderCommandRejected` event with the reason; it changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flexchain.messages import Message
+from services.order.messages import (
+    CHANNELS,
+    REFUND_REASONS,
+    CancelOrder,
+    CheckOrderTimers,
+    ConfirmDelivery,
+    OrderCancelled,
+    OrderCommandRejected,
+    OrderCompleted,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderLine,
+    OrderLineRejected,
+    OrderLineReserved,
+    OrderPaid,
+    OrderPlaced,
+    OrderRefunded,
+    OrderRejected,
+    OrderShipped,
+    PayOrder,
+    PlaceOrder,
+    RecordLineReservation,
+    RefundedLine,
+    RefundOrder,
+    ShipOrder,
+)
+
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
+
+
+@dataclass(frozen=True)
+class OrderConfig:
+    """Merchant-configurable defaults (R-ORD-2)."""
+
+    payment_hold_ms: int = 30 * MINUTE_MS
+    return_window_ms: int = 7 * DAY_MS
+
+
+@dataclass
+class Order:
+    order_id: str
+    member_id: str
+    channel: str
+    lines: list[OrderLine]
+    distributor_id: str | None
+    campaign_id: str | None
+    total: int
+    placed_at: int
+    status: str = "placed"
+    answers: dict[str, bool] = field(default_factory=dict)
+    reject_reasons: dict[str, str] = field(default_factory=dict)
+    pay_by: int | None = None
+    paid: int = 0
+    shipped: bool = False
+    return_window_ends: int | None = None
+    refunded_qty: dict[str, int] = field(default_factory=dict)
+    refunded_amount: int = 0
+    refund_ids: set[str] = field(default_factory=set)
+
+    def line(self, sku: str) -> OrderLine | None:
+        return next((line for line in self.lines if line.sku == sku), None)
+
+    @property
+    def skus(self) -> list[str]:
+        return [line.sku for line in self.lines]
+
+
+@dataclass
+class OrderBook:
+    """The orders of one partition, with the timers that a clock tick checks."""
+
+    config: OrderConfig = field(default_factory=OrderConfig)
+    orders: dict[str, Order] = field(default_factory=dict)
+    pay_deadlines: dict[str, int] = field(default_factory=dict)
+    return_windows: dict[str, int] = field(default_factory=dict)
+
+
+def new_state(config: OrderConfig | None = None) -> OrderBook:
+    return OrderBook(config or OrderConfig())
+
+
+# --- decide ------------------------------------------------------------------------------------
+
+
+def _refuse(cmd: Message, reason: str) -> list[Message]:
+    return [OrderCommandRejected(order_id=cmd.key, command=type(cmd).__name__, reason=reason)]
+
+
+def validate_lines(lines: list[OrderLine]) -> str | None:
+    if not lines:
+        return "an order needs at least one line"
+    seen: set[str] = set()
+    for line in lines:
+        if line.qty <= 0:
+            return f"line {line.sku}: qty must be a positive whole number"
+        if line.unit_price < 0:
+            return f"line {line.sku}: unit_price must be >= 0 cents"
+        if line.sku in seen:
+            return f"sku {line.sku} appears in two lines; put the quantity on one line"
+        seen.add(line.sku)
+    return None
+
+
+def decide(book: OrderBook, cmd: Message, now: int) -> list[Message]:
+    if isinstance(cmd, CheckOrderTimers):
+        return _timers(book, cmd.time)
+    if isinstance(cmd, PlaceOrder):
+        return _place(book, cmd, now)
+    order = book.orders.get(cmd.key)
+    if order is None:
+        return _refuse(cmd, f"unknown order {cmd.key}")
+    handler = _HANDLERS.get(type(cmd))
+    if handler is None:
+        return _refuse(cmd, f"{type(cmd).__name__} is not an order command")
+    return handler(book, order, cmd, now)
+
+
+def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
+    if cmd.order_id in book.orders:
+        return _refuse(cmd, f"order {cmd.order_id} already exists")
+    if cmd.channel not in CHANNELS:
+        return _refuse(cmd, f"channel must be one of {', '.join(CHANNELS)}")
+    problem = validate_lines(cmd.lines)
+    if problem:
+        return _refuse(cmd, problem)
+    total = sum(line.qty * line.unit_price for line in cmd.lines)
+    return [
+        OrderPlaced(
+            cmd.order_id, cmd.member_id, cmd.channel, list(cmd.lines), cmd.distributor_id, cmd.campaign_id, total, now
+        )
+    ]
+
+
+def _record(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status != "placed" or cmd.sku in order.answers or order.line(cmd.sku) is None:
+        return []  # a late or repeated answer: the saga already moved on (stock is released by sku)
+    first: Message = OrderLineReserved(order.order_id, cmd.sku) if cmd.reserved else OrderLineRejected(
+        order.order_id, cmd.sku, cmd.reason
+    )
+    answers = {**order.answers, cmd.sku: bool(cmd.reserved)}
+    if len(answers) < len(order.lines):
+        return [first]
+    if all(answers.values()):
+        return [first, OrderConfirmed(order.order_id, now + book.config.payment_hold_ms)]
+    reasons = {**order.reject_reasons}
+    if not cmd.reserved:
+        reasons[cmd.sku] = cmd.reason
+    reason = "; ".join(f"{sku}: {why}" for sku, why in sorted(reasons.items()))
+    reserved = [sku for sku, ok in answers.items() if ok]
+    return [first, OrderRejected(order.order_id, f"stock not available ({reason})", reserved)]
+
+
+def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status != "confirmed":
+        return _refuse(cmd, f"order is {order.status}: only a confirmed order can be paid")
+    if order.pay_by is not None and now >= order.pay_by:
+        return _refuse(cmd, "the payment hold expired; the order is being cancelled")
+    if cmd.amount != order.total:
+        return _refuse(cmd, f"amount {cmd.amount} does not match the order total {order.total} (cents)")
+    return [OrderPaid(order.order_id, cmd.amount, cmd.payment_ref, now)]
+
+
+def _ship(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status != "paid":
+        return _refuse(cmd, f"order is {order.status}: only a paid order can be shipped")
+    skus = [line.sku for line in order.lines if order.refunded_qty.get(line.sku, 0) < line.qty]
+    return [OrderShipped(order.order_id, cmd.tracking, skus)]
+
+
+def _deliver(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status != "shipped":
+        return _refuse(cmd, f"order is {order.status}: only a shipped order can be delivered")
+    return [OrderDelivered(order.order_id, now, now + book.config.return_window_ms)]
+
+
+def _cancel(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status in ("shipped", "delivered", "completed"):
+        return _refuse(cmd, f"order is {order.status}: it can no longer be cancelled, ask for a refund")
+    if order.status not in ("placed", "confirmed", "paid"):
+        return _refuse(cmd, f"order is {order.status}: nothing to cancel")
+    return [OrderCancelled(order.order_id, cmd.reason, order.skus, order.paid - order.refunded_amount)]
+
+
+def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status not in ("paid", "shipped", "delivered", "completed"):
+        return _refuse(cmd, f"order is {order.status}: only a paid order can be refunded")
+    if cmd.refund_id in order.refund_ids:
+        return _refuse(cmd, f"refund {cmd.refund_id} was already made")
+    if not cmd.lines:
+        return _refuse(cmd, "a refund names at least one line")
+    window_closed = order.return_window_ends is not None and now > order.return_window_ends
+    refunded: list[RefundedLine] = []
+    seen: set[str] = set()
+    for rl in cmd.lines:
+        line = order.line(rl.sku)
+        if line is None:
+            return _refuse(cmd, f"sku {rl.sku} is not in the order")
+        if rl.sku in seen:
+            return _refuse(cmd, f"sku {rl.sku} appears twice in the refund")
+        seen.add(rl.sku)
+        if rl.reason not in REFUND_REASONS:
+            return _refuse(cmd, f"line {rl.sku}: reason must be one of {', '.join(REFUND_REASONS)}")
+        if rl.qty <= 0:
+            return _refuse(cmd, f"line {rl.sku}: qty must be positive")
+        left = line.qty - order.refunded_qty.get(rl.sku, 0)
+        if rl.qty > left:
+            return _refuse(cmd, f"line {rl.sku}: {rl.qty} units asked back, only {left} paid and not refunded")
+        if window_closed and rl.reason != "defect":
+            return _refuse(cmd, f"line {rl.sku}: the 7-day no-reason window closed; only a defect is refunded now")
+        refunded.append(RefundedLine(rl.sku, rl.qty, rl.reason, rl.qty * line.unit_price, order.shipped))
+    amount = sum(r.amount for r in refunded)
+    after = {**order.refunded_qty}
+    for r in refunded:
+        after[r.sku] = after.get(r.sku, 0) + r.qty
+    full = all(after.get(line.sku, 0) == line.qty for line in order.lines)
+    return [OrderRefunded(order.order_id, cmd.refund_id, refunded, amount, full)]
+
+
+def _timers(book: OrderBook, time: int) -> list[Message]:
+    out: list[Message] = []
+    for order_id, deadline in sorted(book.pay_deadlines.items()):
+        if deadline <= time:
+            order = book.orders[order_id]
+            out.append(OrderCancelled(order_id, "not paid within the payment hold time", order.skus, 0))
+    for order_id, ends in sorted(book.return_windows.items()):
+        if ends <= time:
+            out.append(OrderCompleted(order_id, time))
+    return out
+
+
+_HANDLERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
+    RecordLineReservation: _record,
+    PayOrder: _pay,
+    ShipOrder: _ship,
+    ConfirmDelivery: _deliver,
+    CancelOrder: _cancel,
+    RefundOrder: _refund,
+}
+
+
+# --- evolve ------------------------------------------------------------------------------------
+
+
+def evolve(book: OrderBook, e: Message) -> OrderBook:
+    if isinstance(e, OrderPlaced):
+        book.orders[e.order_id] = Order(
+            e.order_id, e.member_id, e.channel, list(e.lines), e.distributor_id, e.campaign_id, e.total, e.placed_at
+        )
+        return book
+    order = book.orders.get(e.key)
+    if order is None:
+        return book  # OrderCommandRejected for an unknown order
+    if isinstance(e, OrderLineReserved):
+        order.answers[e.sku] = True
+    elif isinstance(e, OrderLineRejected):
+        order.answers[e.sku] = False
+        order.reject_reasons[e.sku] = e.reason
+    elif isinstance(e, OrderConfirmed):
+        order.status = "confirmed"
+        order.pay_by = e.pay_by
+        book.pay_deadlines[order.order_id] = e.pay_by
+    elif isinstance(e, OrderRejected):
+        order.status = "rejected"
+    elif isinstance(e, OrderPaid):
+        order.status = "paid"
+        order.paid = e.amount
+        book.pay_deadlines.pop(order.order_id, None)
+    elif isinstance(e, OrderShipped):
+        order.status = "shipped"
+        order.shipped = True
+    elif isinstance(e, OrderDelivered):
+        order.status = "delivered"
+        order.return_window_ends = e.return_window_ends
+        book.return_windows[order.order_id] = e.return_window_ends
+    elif isinstance(e, OrderCompleted):
+        order.status = "completed"
+        book.return_windows.pop(order.order_id, None)
+    elif isinstance(e, OrderCancelled):
+        order.status = "cancelled"
+        order.refunded_amount += e.refund_amount
+        book.pay_deadlines.pop(order.order_id, None)
+    elif isinstance(e, OrderRefunded):
+        order.refund_ids.add(e.refund_id)
+        order.refunded_amount += e.amount
+        for r in e.lines:
+            order.refunded_qty[r.sku] = order.refunded_qty.get(r.sku, 0) + r.qty
+        if e.fully_refunded:
+            order.status = "refunded"
+            book.return_windows.pop(order.order_id, None)
+    return book
