@@ -75,6 +75,7 @@ def topics() -> None:
 
     s = Settings()
     names = ["clock.ticks"] + [t for svc in SERVICES for t in kafka.topic_names(svc).values()]
+    names = [s.name(n) for n in names]
     cluster = asyncio.run(kafka.ensure_topics(s, names))
     typer.echo(f"topics ready on cluster {cluster}: {', '.join(names)}")
 

@@ -9,6 +9,7 @@ HTTP: `/health` (process up), `/ready` (every owned partition rebuilt and the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 import uuid
@@ -72,7 +73,7 @@ class Runtime:
         value = self.codec.encode(Enveloped(env, cmd))
         fut = self.projection.expect(cid) if wait > 0 else None
         await self.producer.send_and_wait(
-            self.svc.topics["commands"], value, key=cmd.key.encode(), headers=[("type", name.encode())]
+            self.settings.name(self.svc.topics["commands"]), value, key=cmd.key.encode(), headers=[("type", name.encode())]
         )
         if fut is None:
             return cid, None
@@ -110,6 +111,14 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         response.status_code = 200 if ok else 503
         return {"ready": ok}
 
+    @app.get("/internal/partitions")
+    async def partitions() -> dict[str, Any]:
+        """Owned partitions with a digest of their state: equal digests = equal states."""
+        proc = rt.processor
+        async with proc.lock if proc is not None else contextlib.nullcontext():
+            digests = proc.digests() if proc is not None else {}
+        return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -134,12 +143,14 @@ async def serve(
     from services.clock.messages import MESSAGES as CLOCK_MESSAGES
 
     foreign_topics = [t for t in view.topics if not t.startswith(svc.name + ".")]
-    topics = [*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]
+    base_topics = [*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]
+    topics = [settings.name(t) for t in dict.fromkeys(base_topics)]
     cluster_id = await kafka.ensure_topics(settings, topics)
     codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
     metrics = ServiceMetrics(svc.name)
     store = SnapshotStore(settings.snapshot_url(svc.name))
-    projection = Projection(settings, codec, [*view.topics, CLOCK_TOPIC], lambda item: None, f"{svc.name}-view")
+    view_topics = [settings.name(t) for t in [*view.topics, CLOCK_TOPIC]]
+    projection = Projection(settings, codec, view_topics, lambda item: None, f"{svc.name}-view")
     rt = Runtime(svc, settings, codec, metrics, view, projection)
     clock = _Clock(rt)
 

@@ -79,7 +79,7 @@ async def ensure_topics(s: Settings, names: Iterable[str], partitions: int | Non
         for name in dict.fromkeys(names):
             if name in existing:
                 continue
-            n = 1 if name == "clock.ticks" else (partitions or s.flexchain_partitions)
+            n = 1 if name.endswith("clock.ticks") else (partitions or s.flexchain_partitions)
             config = {"retention.ms": UNLIMITED, "retention.bytes": UNLIMITED}
             wanted.append(NewTopic(name, num_partitions=n, replication_factor=s.flexchain_replication_factor, topic_configs=config))
         if wanted:

@@ -22,6 +22,9 @@ same transaction, with the reason, source topic, partition and offset in headers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,6 +91,21 @@ class PartitionState:
             del self.seen[next(iter(self.seen))]
 
 
+def canonical(obj: Any) -> Any:
+    """A JSON-able form of a state that does not depend on set order or the process's hash seed."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (set, frozenset)):
+        return sorted(canonical(v) for v in obj)
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
 def _dlq_headers(rec: ConsumerRecord[bytes, bytes], reason: str) -> list[tuple[str, bytes]]:
     return [
         ("flexchain.dlq.reason", reason.encode("utf-8")[:2000]),
@@ -131,8 +149,9 @@ class _TransactionalLoop:
         self.settings = settings
         self.codec = codec
         self.metrics = metrics
-        self.group_id = group_id
-        self.topics = topics
+        self.group_id = settings.name(group_id)
+        self.topics = [settings.name(t) for t in topics]
+        self.names = {k: settings.name(v) for k, v in svc.topics.items()}
         self.log = structlog.get_logger().bind(service=svc.name, stage=self.stage)
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
@@ -184,7 +203,7 @@ class _TransactionalLoop:
 
     def dead_letter(self, rec: ConsumerRecord[bytes, bytes], reason: str, out: _Outbox) -> None:
         self.log.warning("dead letter", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset)
-        out.add(self.svc.topics["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason), "dlq:" + reason)
+        out.add(self.names["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason), "dlq:" + reason)
 
     async def _transact(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         assert self.producer is not None
@@ -234,7 +253,7 @@ class Processor(_TransactionalLoop):
         self.states: dict[int, PartitionState] = {}
         self.ready = asyncio.Event()
         self._commands = frozenset(svc.commands)
-        self._events_topic = svc.topics["events"]
+        self._events_topic = self.names["events"]
         self._rebuilder: AIOKafkaConsumer | None = None
 
     def _listener(self) -> ConsumerRebalanceListener:
@@ -288,7 +307,7 @@ class Processor(_TransactionalLoop):
         tps = [TopicPartition(self._events_topic, p) for p in partitions]
         ends = await self._rebuilder.end_offsets(tps)
         for p in partitions:
-            snap = self.store.load(self.svc.name, p, self.cluster_id, self.svc.state_format)
+            snap = self.store.load(self.group_id, p, self.cluster_id, self.svc.state_format)
             ps = snap.state if snap is not None else None
             if not isinstance(ps, PartitionState) or ps.next_offset > ends[TopicPartition(self._events_topic, p)]:
                 ps = PartitionState(self.svc.new_state())
@@ -339,12 +358,21 @@ class Processor(_TransactionalLoop):
         if env.causation_id:
             ps.remember(env.causation_id, self.settings.flexchain_dedup_window)
 
+    def digests(self) -> dict[int, dict[str, Any]]:
+        """Per owned partition: its event offset and a digest of its state (rebuild == live check)."""
+        out: dict[int, dict[str, Any]] = {}
+        for p, ps in sorted(self.states.items()):
+            body = canonical({"state": ps.state, "versions": ps.versions, "seen": sorted(ps.seen)})
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            out[p] = {"next_offset": ps.next_offset, "aggregates": len(ps.versions), "digest": digest}
+        return out
+
     def _snapshot(self, partition: int) -> None:
         ps = self.states.get(partition)
         if ps is None or ps.since_snapshot == 0:
             return
         ps.since_snapshot = 0
-        self.store.save(self.svc.name, partition, self.cluster_id, self.svc.state_format, Snapshot(ps.next_offset, ps))
+        self.store.save(self.group_id, partition, self.cluster_id, self.svc.state_format, Snapshot(ps.next_offset, ps))
 
     # --- processing ----------------------------------------------------------------------------
 
@@ -386,7 +414,7 @@ class Processor(_TransactionalLoop):
         ps.remember(cenv.event_id, self.settings.flexchain_dedup_window)
 
     def _after_commit(self, metadata: list[tuple[str, Any]]) -> None:
-        for kind, md in metadata:
+        for _kind, md in metadata:
             if md.topic == self._events_topic:
                 ps = self.states.get(md.partition)
                 if ps is not None:
@@ -402,8 +430,8 @@ class Router(_TransactionalLoop):
 
     def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, metrics: ServiceMetrics) -> None:
         super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", [r.topic for r in svc.routes])
-        self._react = {r.topic: r.react for r in svc.routes}
-        self._commands_topic = svc.topics["commands"]
+        self._react = {settings.name(r.topic): r.react for r in svc.routes}
+        self._commands_topic = self.names["commands"]
         self._partitions: list[int] = []
 
     async def start(self) -> None:

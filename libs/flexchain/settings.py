@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(None, description="Confluent-compatible registry; unset = schemas/")
     flexchain_partitions: int = Field(6, ge=1, description="partitions of each topic created by flexchain")
     flexchain_replication_factor: int = Field(1, ge=1, description="replicas of topics flexchain creates")
+    flexchain_topic_prefix: str = Field("", description="prefix of every topic, group and transactional id")
     flexchain_instance_id: str = Field("0", description="stable per instance: names the transactional ids")
     flexchain_data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="SQLite files")
     flexchain_snapshot_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     flexchain_http_port: int | None = Field(None, description="HTTP port; default per service")
     flexchain_log_level: str = "INFO"
     flexchain_transaction_timeout_ms: int = 15_000
+
+    def name(self, base: str) -> str:
+        """A topic, consumer-group or transactional-id name with the configured prefix."""
+        return self.flexchain_topic_prefix + base
 
     def snapshot_url(self, service: str) -> str:
         if self.flexchain_snapshot_url:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flexchain.messages import Message
+
 from services.inventory.messages import (
     Allocation,
     CommitReservation,

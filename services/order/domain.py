@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flexchain.messages import Message
+
 from services.order.messages import (
     CHANNELS,
     REFUND_REASONS,
@@ -204,7 +205,7 @@ def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         return _refuse(cmd, f"refund {cmd.refund_id} was already made")
     if not cmd.lines:
         return _refuse(cmd, "a refund names at least one line")
-    window_closed = order.return_window_ends is not None and now > order.return_window_ends
+    window_closed = order.return_window_ends is not None and now >= order.return_window_ends
     refunded: list[RefundedLine] = []
     seen: set[str] = set()
     for rl in cmd.lines:

@@ -1,0 +1,199 @@
+"""The demo: a fresh local broker, both services as separate processes, and a short scenario.
+
+Stock arrives in two warehouses; single- and multi-sku orders are placed, paid and shipped; one
+order is rejected for lack of stock (its other line's reservation is released by the saga); one
+is cancelled; a big live-stream order pushes a sku below its threshold (one low-stock alert); the
+simulated clock moves 31 minutes and the unpaid order is cancelled, its stock released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flexchain import broker as kbroker
+from flexchain.procs import ServiceProcess
+
+ORDER = "http://127.0.0.1:8081"
+INVENTORY = "http://127.0.0.1:8082"
+T0 = 1_795_000_000_000  # business time of the demo (ms), a fixed point so reruns read the same
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _post(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = httpx.post(url, json=body, timeout=15)
+    if r.status_code >= 500:
+        r.raise_for_status()
+    data: dict[str, Any] = r.json()
+    data["http_status"] = r.status_code
+    return data
+
+
+def _order_settled(order_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(f"{ORDER}/orders/{order_id}", timeout=5)
+        if r.status_code == 200 and r.json()["status"] != "placed":
+            data: dict[str, Any] = r.json()
+            return data
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"order {order_id} did not settle")
+        time.sleep(0.1)
+
+
+def _status(order_id: str) -> str:
+    return str(httpx.get(f"{ORDER}/orders/{order_id}", timeout=5).json()["status"])
+
+
+def _sku(sku: str) -> dict[str, Any]:
+    data: dict[str, Any] = httpx.get(f"{INVENTORY}/skus/{sku}", timeout=5).json()
+    return data
+
+
+def _stock_line(sku: str) -> str:
+    s = _sku(sku)
+    per = ", ".join(f"{w} {v['available']}/{v['on_hand']}" for w, v in s["warehouses"].items())
+    alert = "  LOW-STOCK ALERT" if s["low_stock_alert"] else ""
+    return f"{sku}: available {s['available']} of {s['on_hand']} on hand ({per}; threshold {s['threshold']}){alert}"
+
+
+def _tick(bootstrap: str, at: int) -> None:
+    import asyncio
+
+    from flexchain.clock import ClockPublisher
+    from flexchain.settings import Settings
+
+    async def go() -> None:
+        async with ClockPublisher(Settings(kafka_bootstrap_servers=bootstrap)) as clock:
+            await clock.tick(at)
+
+    asyncio.run(go())
+
+
+def scenario(bootstrap: str, run: str) -> None:
+    def oid(name: str) -> str:
+        return f"{name}-{run}"
+
+    _tick(bootstrap, T0)
+    say("1. Catalogue and stock in two warehouses")
+    for sku, name, floor in (("mask", "Hydrating face mask", 50), ("serum", "Night serum", 10)):
+        _post(f"{INVENTORY}/skus", {"sku": f"{sku}-{run}", "name": name, "low_stock_floor": floor})
+    _post(f"{INVENTORY}/skus/mask-{run}/receipts", {"warehouse": "shanghai", "qty": 120, "reference": "PO-1"})
+    _post(f"{INVENTORY}/skus/mask-{run}/receipts", {"warehouse": "guangzhou", "qty": 80, "reference": "PO-2"})
+    _post(f"{INVENTORY}/skus/serum-{run}/receipts", {"warehouse": "shanghai", "qty": 30, "reference": "PO-3"})
+    for sku in ("mask", "serum"):
+        say("   " + _stock_line(f"{sku}-{run}"))
+
+    def place(name: str, lines: list[tuple[str, int, int]], channel: str = "live") -> dict[str, Any]:
+        body = {
+            "order_id": oid(name),
+            "member_id": "m-lin",
+            "channel": channel,
+            "lines": [{"sku": f"{s}-{run}", "qty": q, "unit_price": p} for s, q, p in lines],
+        }
+        _post(f"{ORDER}/orders", body)
+        return _order_settled(oid(name))
+
+    say("2. A single-sku order: placed → confirmed → paid → shipped → delivered")
+    a = place("A", [("mask", 2, 5900)], "short_video")
+    _post(f"{ORDER}/orders/{oid('A')}/payment", {"amount": a["total"], "payment_ref": "pay-A"})
+    _post(f"{ORDER}/orders/{oid('A')}/shipment", {"tracking": "SF100"})
+    _post(f"{ORDER}/orders/{oid('A')}/delivery")
+    say(f"   order {oid('A')}: {_status(oid('A'))}")
+
+    say("3. A multi-sku order: one reservation per line, keyed by sku (the saga)")
+    b = place("B", [("mask", 3, 5900), ("serum", 2, 12900)], "mini_program")
+    _post(f"{ORDER}/orders/{oid('B')}/payment", {"amount": b["total"], "payment_ref": "pay-B"})
+    say(f"   order {oid('B')}: {b['status']}, then paid; reservations {b['reservations']}")
+
+    say("4. An order that cannot be served: serum line rejected, the mask line's hold released")
+    c = place("C", [("mask", 4, 5900), ("serum", 40, 12900)])
+    say(f"   order {oid('C')}: {c['status']} — {c['history'][-1]['detail'].get('reason')}")
+
+    say("5. A cancel before shipping")
+    place("D", [("serum", 5, 12900)], "article")
+    cancel = _post(f"{ORDER}/orders/{oid('D')}/cancellation", {"reason": "member changed their mind"})
+    say(f"   order {oid('D')}: {cancel['status']} → cancelled; stock back")
+    say("   " + _stock_line(f"serum-{run}"))
+
+    say("6. A live-stream rush: 150 masks on one order → below the threshold, one alert")
+    place("E", [("mask", 150, 4900)])
+    say("   " + _stock_line(f"mask-{run}"))
+    refused = _post(f"{ORDER}/orders/{oid('A')}/cancellation", {"reason": "too late"})
+    say(f"   (a refused transition: cancel the delivered order A → HTTP {refused['http_status']}: "
+        f"{refused['detail']['reason']})")
+
+    say("7. Business time +31 min (clock.ticks): unpaid order E is cancelled, its stock released")
+    _tick(bootstrap, T0 + 31 * 60_000)
+    deadline = time.monotonic() + 15
+    while _status(oid("E")) != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    say(f"   order {oid('E')}: {_status(oid('E'))}")
+    time.sleep(0.5)
+    say("   " + _stock_line(f"mask-{run}"))
+
+
+def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    cfg = kbroker.BrokerConfig(data_dir=root / "broker", port=port, controller_port=port + 1)
+    if not external:
+        if kbroker.status(cfg):
+            kbroker.stop(cfg)
+        shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    bootstrap = external or cfg.bootstrap
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "FLEXCHAIN_DATA_DIR": str(root / "data"), "FLEXCHAIN_CLOCK": "log"}
+    suite = [ServiceProcess("inventory", env, root, 8082), ServiceProcess("order", env, root, 8081)]
+    try:
+        if not external:
+            say(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...")
+            kbroker.up(cfg, root.parent / "kafka")
+        say("Starting the services: order (:8081) and inventory (:8082) ...")
+        for proc in suite:
+            proc.start()
+        for proc in suite:
+            proc.wait_ready()
+        say("Both services rebuilt their state and are ready.\n")
+        scenario(bootstrap, run_id)
+        say(
+            "\nWhere to look:\n"
+            f"  {ORDER}/orders/C-{run_id}          an order with its history\n"
+            f"  {INVENTORY}/skus/mask-{run_id}     stock per warehouse\n"
+            f"  {ORDER}/metrics  {INVENTORY}/metrics   Prometheus metrics\n"
+            f"  {ORDER}/docs     {INVENTORY}/docs      the HTTP APIs\n"
+            f"  logs: {root}/order-0.log, {root}/inventory-0.log"
+        )
+        if wait:
+            say("\nRunning. Press Ctrl-C to stop everything.")
+            with _until_interrupted():
+                signal.pause()
+        return 0
+    except Exception as exc:
+        say(f"demo failed: {exc!r}")
+        return 1
+    finally:
+        say("Stopping the services and the broker ...")
+        for proc in suite:
+            proc.stop()
+        if not external:
+            kbroker.stop(cfg)
+        say("Stopped.")
+
+
+@contextlib.contextmanager
+def _until_interrupted() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,84 @@
+"""Service instances as child processes — used by the demo, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+class ServiceProcess:
+    """One `flexchain serve <service>` process with its own environment, port and log file."""
+
+    def __init__(self, service: str, env: dict[str, str], log_dir: Path, port: int, instance: str = "0") -> None:
+        self.service = service
+        self.port = port
+        self.instance = instance
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {
+            **os.environ,
+            **env,
+            "FLEXCHAIN_HTTP_PORT": str(port),
+            "FLEXCHAIN_INSTANCE_ID": instance,
+        }
+        self.log_path = log_dir / f"{service}-{instance}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flexchain.cli", "serve", self.service],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout: float = 90.0) -> ServiceProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.service}-{self.instance} exited {self.proc.returncode}: {self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.service}-{self.instance} not ready after {timeout}s: {self.tail()}")
+
+    def kill9(self) -> None:
+        """Crash it: SIGKILL, no cleanup, no snapshot, transaction left open."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """A clean stop: SIGTERM (snapshots saved), SIGKILL after `timeout`."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,0 +1,587 @@
+"""Given/when/then on the order decider: every transition of R-ORD-1, R-ORD-2 and R-ORD-2a.
+
+*Given* a history (the commands an order went through, each accepted by the real decider and folded
+with ``evolve``), *when* one more command arrives at business time ``now``, *then* exactly these
+events follow. A refused command must come back as one ``OrderCommandRejected`` whose reason says why,
+and folding it must leave the state equal to a deep copy taken before (R-ORD-2: "changes nothing").
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from flexchain.messages import Message
+from services.order.domain import DAY_MS, MINUTE_MS, OrderBook, OrderConfig, decide, evolve, new_state
+from services.order.messages import (
+    CHANNELS,
+    REFUND_REASONS,
+    CancelOrder,
+    CheckOrderTimers,
+    ConfirmDelivery,
+    OrderCancelled,
+    OrderCommandRejected,
+    OrderCompleted,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderLine,
+    OrderLineRejected,
+    OrderLineReserved,
+    OrderPaid,
+    OrderPlaced,
+    OrderRefunded,
+    OrderRejected,
+    OrderShipped,
+    PayOrder,
+    PlaceOrder,
+    RecordLineReservation,
+    RefundedLine,
+    RefundLine,
+    RefundOrder,
+    ShipOrder,
+)
+
+OID = "ord-1"
+MASK, EYE = "mask-01", "eye-01"
+LINES = [OrderLine(MASK, 2, 1990), OrderLine(EYE, 1, 500)]
+TOTAL = 2 * 1990 + 500  # cents
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, ms
+T_ANSWER = T0 + 1_000
+HOLD_MS = 30 * MINUTE_MS  # R-ORD-2 default payment hold
+PAY_BY = T_ANSWER + HOLD_MS
+T_PAID = T0 + 10 * MINUTE_MS
+T_SHIPPED = T0 + DAY_MS
+T_DELIVERED = T0 + 2 * DAY_MS
+WINDOW_MS = 7 * DAY_MS  # R-ORD-2 default no-reason window
+WINDOW_ENDS = T_DELIVERED + WINDOW_MS
+
+
+# --- given -------------------------------------------------------------------------------------
+
+
+def place(order_id: str = OID, lines: list[OrderLine] | None = None, channel: str = "live") -> PlaceOrder:
+    return PlaceOrder(order_id, "member-1", channel, list(LINES if lines is None else lines))
+
+
+def answer(sku: str, reserved: bool = True, reason: str = "", order_id: str = OID) -> RecordLineReservation:
+    return RecordLineReservation(order_id, sku, reserved, reason)
+
+
+def apply(book: OrderBook, cmd: Message, now: int) -> list[Message]:
+    """Decide and fold a command that the history needs accepted."""
+    events = decide(book, cmd, now)
+    assert not any(isinstance(e, OrderCommandRejected) for e in events), events
+    for e in events:
+        evolve(book, e)
+    return events
+
+
+HISTORY: dict[str, list[tuple[Message, int]]] = {}
+HISTORY["placed"] = [(place(), T0)]
+HISTORY["confirmed"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE), T_ANSWER)]
+HISTORY["rejected"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE, False, "sold out"), T_ANSWER)]
+HISTORY["paid"] = [*HISTORY["confirmed"], (PayOrder(OID, TOTAL, "pay-1"), T_PAID)]
+HISTORY["shipped"] = [*HISTORY["paid"], (ShipOrder(OID, "SF123"), T_SHIPPED)]
+HISTORY["delivered"] = [*HISTORY["shipped"], (ConfirmDelivery(OID), T_DELIVERED)]
+HISTORY["completed"] = [*HISTORY["delivered"], (CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS)]
+HISTORY["cancelled"] = [*HISTORY["confirmed"], (CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS)]
+HISTORY["refunded"] = [
+    *HISTORY["delivered"],
+    (RefundOrder(OID, "rf-all", [RefundLine(MASK, 2, "no_reason"), RefundLine(EYE, 1, "no_reason")]), T0 + 3 * DAY_MS),
+]
+STATUSES = tuple(HISTORY)
+
+
+def given(status: str, config: OrderConfig | None = None) -> OrderBook:
+    book = new_state(config)
+    for cmd, now in HISTORY[status]:
+        apply(book, cmd, now)
+    assert book.orders[OID].status == status
+    return book
+
+
+def then_refused(book: OrderBook, cmd: Message, now: int, *fragments: str) -> OrderCommandRejected:
+    """The command is refused with a reason naming `fragments`, and folding the refusal changes nothing."""
+    before = copy.deepcopy(book)
+    events = decide(book, cmd, now)
+    assert book == before, "decide must not change the state"
+    assert len(events) == 1, events
+    (event,) = events
+    assert isinstance(event, OrderCommandRejected)
+    assert event.order_id == cmd.key
+    assert event.command == type(cmd).__name__
+    assert event.reason
+    for fragment in fragments:
+        assert fragment in event.reason, (fragment, event.reason)
+    evolve(book, event)
+    assert book == before, "a refusal must change nothing"
+    return event
+
+
+def then_accepted(book: OrderBook, cmd: Message, now: int, expected: list[Message]) -> OrderBook:
+    before = copy.deepcopy(book)
+    events = decide(book, cmd, now)
+    assert book == before, "decide must not change the state"
+    assert events == expected
+    for e in events:
+        evolve(book, e)
+    return book
+
+
+def status(book: OrderBook, order_id: str = OID) -> str:
+    return book.orders[order_id].status
+
+
+# --- place (R-ORD-1) ---------------------------------------------------------------------------
+
+
+def test_r_ord_1_a_valid_order_is_placed_with_its_total_in_cents() -> None:
+    book = new_state()
+    cmd = PlaceOrder(OID, "member-1", "live", list(LINES), distributor_id="dist-7", campaign_id="camp-2")
+    expected = OrderPlaced(OID, "member-1", "live", LINES, "dist-7", "camp-2", TOTAL, T0)
+    then_accepted(book, cmd, T0, [expected])
+    order = book.orders[OID]
+    assert (order.status, order.total, order.placed_at, order.lines) == ("placed", TOTAL, T0, LINES)
+    assert (order.distributor_id, order.campaign_id) == ("dist-7", "camp-2")
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_r_ord_1_every_sales_channel_is_accepted(channel: str) -> None:
+    events = decide(new_state(), place(channel=channel), T0)
+    assert [type(e) for e in events] == [OrderPlaced]
+
+
+@pytest.mark.parametrize("channel", ["", "tv_shopping", "LIVE"])
+def test_r_ord_1_an_unknown_channel_is_refused(channel: str) -> None:
+    then_refused(new_state(), place(channel=channel), T0, "channel must be one of", "live")
+
+
+def test_r_ord_1_an_order_without_lines_is_refused() -> None:
+    then_refused(new_state(), place(lines=[]), T0, "at least one line")
+
+
+@pytest.mark.parametrize("qty", [0, -1])
+def test_r_ord_1_a_line_quantity_must_be_positive(qty: int) -> None:
+    then_refused(new_state(), place(lines=[OrderLine(MASK, qty, 1990)]), T0, MASK, "qty must be a positive")
+
+
+def test_r_ord_1_a_negative_unit_price_is_refused() -> None:
+    then_refused(new_state(), place(lines=[OrderLine(MASK, 1, -1)]), T0, MASK, "unit_price")
+
+
+def test_r_ord_1_the_same_sku_on_two_lines_is_refused() -> None:
+    lines = [OrderLine(MASK, 1, 1990), OrderLine(MASK, 2, 1990)]
+    then_refused(new_state(), place(lines=lines), T0, MASK, "two lines")
+
+
+@pytest.mark.parametrize("existing", STATUSES)
+def test_r_ord_1_an_existing_order_id_is_refused(existing: str) -> None:
+    then_refused(given(existing), place(), T0 + 5 * DAY_MS, OID, "already exists")
+
+
+# --- reservation answers (R-ORD-2: placed → confirmed | rejected) --------------------------------
+
+
+def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
+    book = given("placed")
+    then_accepted(book, answer(MASK), T_ANSWER, [OrderLineReserved(OID, MASK)])
+    assert status(book) == "placed"
+    assert book.pay_deadlines == {}
+
+
+def test_r_ord_2_all_lines_reserved_confirms_with_pay_by_now_plus_30_minutes() -> None:
+    book = given("placed")
+    apply(book, answer(MASK), T0 + 500)
+    then_accepted(book, answer(EYE), T_ANSWER, [OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY)])
+    assert status(book) == "confirmed"
+    assert book.orders[OID].pay_by == T_ANSWER + 30 * 60_000
+    assert book.pay_deadlines == {OID: PAY_BY}
+
+
+def test_r_ord_2_the_payment_hold_is_configurable() -> None:
+    book = given("placed", OrderConfig(payment_hold_ms=5 * MINUTE_MS))
+    apply(book, answer(MASK), T_ANSWER)
+    events = apply(book, answer(EYE), T_ANSWER)
+    assert events[-1] == OrderConfirmed(OID, T_ANSWER + 5 * MINUTE_MS)
+
+
+def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lines() -> None:
+    book = given("placed")
+    apply(book, answer(MASK), T_ANSWER)
+    then_accepted(
+        book,
+        answer(EYE, False, "only 0 available, 1 requested"),
+        T_ANSWER,
+        [
+            OrderLineRejected(OID, EYE, "only 0 available, 1 requested"),
+            OrderRejected(OID, f"stock not available ({EYE}: only 0 available, 1 requested)", [MASK]),
+        ],
+    )
+    assert status(book) == "rejected"
+    assert book.pay_deadlines == {}
+
+
+def test_r_ord_2_a_rejection_waits_for_every_answer_before_rejecting() -> None:
+    book = given("placed")
+    then_accepted(book, answer(MASK, False, "sold out"), T_ANSWER, [OrderLineRejected(OID, MASK, "sold out")])
+    assert status(book) == "placed"
+    events = apply(book, answer(EYE), T_ANSWER)
+    assert events == [
+        OrderLineReserved(OID, EYE),
+        OrderRejected(OID, f"stock not available ({MASK}: sold out)", [EYE]),
+    ]
+
+
+def test_r_ord_2_every_line_rejected_releases_nothing() -> None:
+    book = given("placed")
+    apply(book, answer(MASK, False, "sold out"), T_ANSWER)
+    events = apply(book, answer(EYE, False, "unknown sku eye-01"), T_ANSWER)
+    assert isinstance(events[-1], OrderRejected)
+    assert events[-1].release_skus == []
+    assert MASK in events[-1].reason and EYE in events[-1].reason
+
+
+def test_r_ord_2_a_repeated_answer_is_ignored() -> None:
+    book = given("placed")
+    apply(book, answer(MASK), T_ANSWER)
+    then_accepted(book, answer(MASK), T_ANSWER, [])
+    then_accepted(book, answer(MASK, False, "sold out"), T_ANSWER, [])
+    assert book.orders[OID].answers == {MASK: True}
+
+
+@pytest.mark.parametrize("late_status", ["confirmed", "rejected", "cancelled", "paid", "shipped"])
+def test_r_ord_2_a_late_answer_after_the_saga_moved_on_produces_nothing(late_status: str) -> None:
+    book = given(late_status)
+    for cmd in (answer(MASK), answer(EYE, False, "sold out"), answer("other-sku")):
+        then_accepted(book, cmd, T0 + 2 * DAY_MS, [])
+
+
+def test_r_ord_2_an_answer_for_a_sku_not_in_the_order_is_ignored() -> None:
+    book = given("placed")
+    then_accepted(book, answer("not-ordered"), T_ANSWER, [])
+
+
+def test_r_ord_2_an_answer_for_an_unknown_order_is_refused() -> None:
+    then_refused(new_state(), answer(MASK, order_id="nope"), T0, "unknown order nope")
+
+
+# --- pay (R-ORD-2: confirmed → paid) ------------------------------------------------------------
+
+
+def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
+    book = given("confirmed")
+    then_accepted(book, PayOrder(OID, TOTAL, "pay-1"), T_PAID, [OrderPaid(OID, TOTAL, "pay-1", T_PAID)])
+    assert status(book) == "paid"
+    assert book.orders[OID].paid == TOTAL
+    assert book.pay_deadlines == {}, "a paid order is no longer on the hold timer"
+
+
+@pytest.mark.parametrize("st", [s for s in STATUSES if s != "confirmed"])
+def test_r_ord_2_only_a_confirmed_order_can_be_paid(st: str) -> None:
+    then_refused(given(st), PayOrder(OID, TOTAL, "pay-x"), T_PAID, f"order is {st}", "only a confirmed order")
+
+
+@pytest.mark.parametrize("amount", [0, TOTAL - 1, TOTAL + 1])
+def test_r_ord_2_a_payment_must_equal_the_total(amount: int) -> None:
+    then_refused(given("confirmed"), PayOrder(OID, amount, "pay-x"), T_PAID, str(amount), str(TOTAL))
+
+
+def test_r_ord_2_payment_one_ms_before_the_hold_ends_is_accepted() -> None:
+    events = decide(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY - 1)
+    assert events == [OrderPaid(OID, TOTAL, "pay-1", PAY_BY - 1)]
+
+
+@pytest.mark.parametrize("late", [0, 1, DAY_MS])
+def test_r_ord_2_payment_at_or_after_the_hold_expiry_is_refused(late: int) -> None:
+    then_refused(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY + late, "payment hold expired")
+
+
+def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
+    then_refused(new_state(), PayOrder("ghost", 100, "p"), T0, "unknown order ghost")
+
+
+# --- ship (paid → shipped) ----------------------------------------------------------------------
+
+
+def test_r_ord_2_a_paid_order_ships_every_line() -> None:
+    book = given("paid")
+    then_accepted(book, ShipOrder(OID, "SF123"), T_SHIPPED, [OrderShipped(OID, "SF123", [MASK, EYE])])
+    assert status(book) == "shipped"
+    assert book.orders[OID].shipped
+
+
+def test_r_ord_2a_a_line_refunded_in_full_before_shipping_is_not_shipped() -> None:
+    book = given("paid")
+    apply(book, RefundOrder(OID, "rf-1", [RefundLine(EYE, 1, "no_reason")]), T_PAID + 1)
+    then_accepted(book, ShipOrder(OID, "SF1"), T_SHIPPED, [OrderShipped(OID, "SF1", [MASK])])
+
+
+@pytest.mark.parametrize("st", [s for s in STATUSES if s != "paid"])
+def test_r_ord_2_only_a_paid_order_can_be_shipped(st: str) -> None:
+    then_refused(given(st), ShipOrder(OID, "SF9"), T_SHIPPED, f"order is {st}", "only a paid order")
+
+
+# --- deliver (shipped → delivered; the 7-day window starts) --------------------------------------
+
+
+def test_r_ord_2_a_shipped_order_is_delivered_and_the_7_day_window_opens() -> None:
+    book = given("shipped")
+    expected = OrderDelivered(OID, T_DELIVERED, T_DELIVERED + 7 * 24 * 3_600_000)
+    then_accepted(book, ConfirmDelivery(OID), T_DELIVERED, [expected])
+    assert status(book) == "delivered"
+    assert book.return_windows == {OID: WINDOW_ENDS}
+
+
+@pytest.mark.parametrize("st", [s for s in STATUSES if s != "shipped"])
+def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
+    then_refused(given(st), ConfirmDelivery(OID), T_DELIVERED, f"order is {st}", "only a shipped order")
+
+
+# --- cancel (allowed before shipping) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("st", ["placed", "confirmed"])
+def test_r_ord_2_an_unpaid_order_is_cancelled_and_its_stock_released(st: str) -> None:
+    book = given(st)
+    expected = OrderCancelled(OID, "changed my mind", [MASK, EYE], 0)
+    then_accepted(book, CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS, [expected])
+    assert status(book) == "cancelled"
+    assert book.pay_deadlines == {}
+    assert decide(book, CheckOrderTimers(PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
+
+
+def test_r_ord_2_a_paid_order_is_cancelled_with_a_refund_of_what_was_paid() -> None:
+    book = given("paid")
+    expected = OrderCancelled(OID, "out of town", [MASK, EYE], TOTAL)
+    then_accepted(book, CancelOrder(OID, "out of town"), T_PAID + 1, [expected])
+    assert status(book) == "cancelled"
+
+
+def test_r_ord_2a_cancelling_after_a_partial_refund_refunds_only_the_rest() -> None:
+    book = given("paid")
+    apply(book, RefundOrder(OID, "rf-1", [RefundLine(MASK, 1, "no_reason")]), T_PAID + 1)
+    events = apply(book, CancelOrder(OID, "never mind"), T_PAID + 2)
+    assert events == [OrderCancelled(OID, "never mind", [MASK, EYE], TOTAL - 1990)]
+
+
+@pytest.mark.parametrize("st", ["shipped", "delivered", "completed"])
+def test_r_ord_2_cancel_after_shipping_is_refused_and_points_to_a_refund(st: str) -> None:
+    then_refused(given(st), CancelOrder(OID, "too late"), T0 + 9 * DAY_MS, f"order is {st}", "ask for a refund")
+
+
+@pytest.mark.parametrize("st", ["cancelled", "rejected", "refunded"])
+def test_r_ord_2_cancel_of_a_closed_order_is_refused(st: str) -> None:
+    then_refused(given(st), CancelOrder(OID, "again"), T0 + 3 * DAY_MS, f"order is {st}", "nothing to cancel")
+
+
+def test_r_ord_2_cancel_of_an_unknown_order_is_refused() -> None:
+    then_refused(new_state(), CancelOrder("ghost", "x"), T0, "unknown order ghost")
+
+
+# --- refunds (R-ORD-2, R-ORD-2a) -----------------------------------------------------------------
+
+
+def refund(refund_id: str, *lines: tuple[str, int, str]) -> RefundOrder:
+    return RefundOrder(OID, refund_id, [RefundLine(sku, qty, why) for sku, qty, why in lines])
+
+
+def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_the_goods_back() -> None:
+    book = given("delivered")
+    now = T_DELIVERED + DAY_MS
+    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, True)], 1990, False)
+    then_accepted(book, refund("rf-1", (MASK, 1, "no_reason")), now, [expected])
+    order = book.orders[OID]
+    assert (order.status, order.refunded_qty, order.refunded_amount) == ("delivered", {MASK: 1}, 1990)
+    assert book.return_windows == {OID: WINDOW_ENDS}, "a partial refund keeps the window open"
+
+
+def test_r_ord_2a_a_refund_before_shipping_returns_no_goods() -> None:
+    book = given("paid")
+    expected = OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, "late", 500, False)], 500, False)
+    then_accepted(book, refund("rf-1", (EYE, 1, "late")), T_PAID + 1, [expected])
+    assert status(book) == "paid"
+
+
+@pytest.mark.parametrize("st", ["paid", "shipped", "delivered"])
+def test_r_ord_2_a_whole_order_refund_is_fully_refunded_and_the_status_becomes_refunded(st: str) -> None:
+    book = given(st)
+    cmd = refund("rf-all", (MASK, 2, "damaged"), (EYE, 1, "no_reason"))
+    events = apply(book, cmd, T0 + 3 * DAY_MS)
+    assert len(events) == 1 and isinstance(events[0], OrderRefunded)
+    assert events[0].amount == TOTAL and events[0].fully_refunded
+    assert status(book) == "refunded"
+    assert book.return_windows == {}, "nothing is left to complete"
+
+
+def test_r_ord_2a_refunds_that_add_up_to_the_whole_order_make_it_refunded() -> None:
+    book = given("delivered")
+    now = T_DELIVERED + DAY_MS
+    first = apply(book, refund("rf-1", (MASK, 1, "no_reason")), now)
+    second = apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "late")), now)
+    assert isinstance(first[0], OrderRefunded) and isinstance(second[0], OrderRefunded)
+    assert not first[0].fully_refunded and second[0].fully_refunded
+    assert first[0].amount + second[0].amount == TOTAL
+    assert status(book) == "refunded"
+
+
+@pytest.mark.parametrize("reason", REFUND_REASONS)
+def test_r_ord_2a_every_listed_reason_is_accepted_inside_the_window(reason: str) -> None:
+    events = decide(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
+    assert events == [OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, reason, 500, True)], 500, False)]
+
+
+@pytest.mark.parametrize("reason", ["", "changed_mind", "NO_REASON"])
+def test_r_ord_2a_a_reason_outside_the_list_is_refused(reason: str) -> None:
+    then_refused(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1, EYE, "reason must be one of")
+
+
+def test_r_ord_2a_a_refund_never_exceeds_the_quantity_paid_for_the_line() -> None:
+    then_refused(
+        given("delivered"), refund("rf-1", (MASK, 3, "defect")), T_DELIVERED + 1, MASK, "3 units asked back", "only 2"
+    )
+
+
+def test_r_ord_2a_refunds_of_one_line_never_add_up_to_more_than_was_paid() -> None:
+    book = given("delivered")
+    apply(book, refund("rf-1", (MASK, 2, "defect")), T_DELIVERED + 1)
+    then_refused(book, refund("rf-2", (MASK, 1, "defect")), T_DELIVERED + 2, MASK, "only 0 paid and not refunded")
+
+
+@pytest.mark.parametrize("qty", [0, -1])
+def test_r_ord_2a_a_refund_quantity_must_be_positive(qty: int) -> None:
+    then_refused(given("delivered"), refund("rf-1", (MASK, qty, "defect")), T_DELIVERED + 1, "qty must be positive")
+
+
+def test_r_ord_2a_a_refund_of_a_sku_not_in_the_order_is_refused() -> None:
+    then_refused(given("delivered"), refund("rf-1", ("lipstick", 1, "defect")), T_DELIVERED + 1, "not in the order")
+
+
+def test_r_ord_2a_a_refund_naming_a_line_twice_is_refused() -> None:
+    cmd = refund("rf-1", (MASK, 1, "defect"), (MASK, 1, "no_reason"))
+    then_refused(given("delivered"), cmd, T_DELIVERED + 1, MASK, "appears twice")
+
+
+def test_r_ord_2a_a_refund_without_lines_is_refused() -> None:
+    then_refused(given("delivered"), refund("rf-1"), T_DELIVERED + 1, "at least one line")
+
+
+def test_r_ord_2a_a_refund_id_cannot_be_reused() -> None:
+    book = given("delivered")
+    apply(book, refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1)
+    then_refused(book, refund("rf-1", (EYE, 1, "defect")), T_DELIVERED + 2, "rf-1", "already made")
+
+
+@pytest.mark.parametrize("st", ["placed", "confirmed", "rejected", "cancelled", "refunded"])
+def test_r_ord_2_only_a_paid_order_can_be_refunded(st: str) -> None:
+    then_refused(given(st), refund("rf-x", (MASK, 1, "defect")), T0 + 3 * DAY_MS, f"order is {st}")
+
+
+def test_r_ord_2_a_no_reason_refund_is_accepted_until_the_last_ms_of_the_window() -> None:
+    events = decide(given("delivered"), refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS - 1)
+    assert [type(e) for e in events] == [OrderRefunded]
+
+
+@pytest.mark.parametrize("reason", ["no_reason", "damaged", "late"])
+@pytest.mark.parametrize("late", [0, 1, DAY_MS])
+def test_r_ord_2_the_no_reason_window_closes_7_days_after_delivery(reason: str, late: int) -> None:
+    """The window ends where the completion timer fires (`return_window_ends`, exclusive), like the pay hold."""
+    then_refused(given("delivered"), refund("rf-1", (MASK, 1, reason)), WINDOW_ENDS + late, "window closed")
+
+
+@pytest.mark.parametrize("reason", ["no_reason", "late"])
+def test_r_ord_2_a_completed_order_takes_no_more_no_reason_refunds(reason: str) -> None:
+    then_refused(given("completed"), refund("rf-1", (EYE, 1, reason)), WINDOW_ENDS + DAY_MS, "only a defect")
+
+
+def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund_at_that_instant() -> None:
+    """The completion timer and the refund must agree on when the window closes (both at `ends`)."""
+    book = given("delivered")
+    apply(book, CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS)
+    assert status(book) == "completed"
+    then_refused(book, refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS, "window closed")
+
+
+@pytest.mark.parametrize("st", ["delivered", "completed"])
+def test_r_ord_2_a_defect_is_refunded_at_any_time_even_after_completion(st: str) -> None:
+    now = WINDOW_ENDS + 365 * DAY_MS
+    book = given(st)
+    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "defect", 1990, True)], 1990, False)
+    then_accepted(book, refund("rf-1", (MASK, 1, "defect")), now, [expected])
+    assert status(book) == st
+    apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now)
+    assert status(book) == "refunded"
+
+
+def test_r_ord_2_a_refund_mixing_a_defect_and_a_late_no_reason_line_is_refused_whole() -> None:
+    cmd = refund("rf-1", (MASK, 1, "defect"), (EYE, 1, "no_reason"))
+    then_refused(given("completed"), cmd, WINDOW_ENDS + DAY_MS, EYE, "window closed")
+
+
+# --- timers (R-ORD-2: unpaid hold → cancelled; window end → completed) -----------------------------
+
+
+def tick(book: OrderBook, time: int) -> list[Message]:
+    return decide(book, CheckOrderTimers(time), time)
+
+
+def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> None:
+    assert tick(given("confirmed"), PAY_BY - 1) == []
+
+
+@pytest.mark.parametrize("late", [0, 1, DAY_MS])
+def test_r_ord_2_an_unpaid_confirmed_order_is_cancelled_from_the_deadline_on(late: int) -> None:
+    book = given("confirmed")
+    expected = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0)
+    then_accepted(book, CheckOrderTimers(PAY_BY + late), PAY_BY + late, [expected])
+    assert status(book) == "cancelled"
+    assert tick(book, PAY_BY + 2 * DAY_MS) == [], "cancelled once, never again"
+
+
+def test_r_ord_2_a_payment_refused_for_expiry_is_followed_by_the_cancellation() -> None:
+    book = given("confirmed")
+    then_refused(book, PayOrder(OID, TOTAL, "pay-1"), PAY_BY, "hold expired")
+    assert [type(e) for e in tick(book, PAY_BY)] == [OrderCancelled]
+
+
+@pytest.mark.parametrize("st", ["placed", "paid", "shipped", "rejected", "cancelled"])
+def test_r_ord_2_the_hold_timer_ignores_orders_that_are_not_waiting_for_payment(st: str) -> None:
+    assert tick(given(st), PAY_BY + DAY_MS) == []
+
+
+def test_r_ord_2_the_window_timer_does_nothing_one_ms_before_the_window_ends() -> None:
+    assert tick(given("delivered"), WINDOW_ENDS - 1) == []
+
+
+@pytest.mark.parametrize("late", [0, 1, DAY_MS])
+def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> None:
+    book = given("delivered")
+    then_accepted(book, CheckOrderTimers(WINDOW_ENDS + late), WINDOW_ENDS + late, [OrderCompleted(OID, WINDOW_ENDS + late)])
+    assert status(book) == "completed"
+    assert book.return_windows == {}
+    assert tick(book, WINDOW_ENDS + 2 * DAY_MS) == [], "completed once, never again"
+
+
+def test_r_ord_2_a_partly_refunded_order_still_completes() -> None:
+    book = given("delivered")
+    apply(book, refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1)
+    assert tick(book, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS)]
+
+
+def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
+    assert tick(given("refunded"), WINDOW_ENDS + DAY_MS) == []
+
+
+def test_r_ord_2_one_tick_handles_every_due_order_of_the_partition_in_id_order() -> None:
+    book = new_state()
+    for oid in ("b", "a", "c"):
+        apply(book, place(oid, [OrderLine(MASK, 1, 100)]), T0)
+        apply(book, answer(MASK, order_id=oid), T_ANSWER)
+    apply(book, PayOrder("c", 100, "p"), T_PAID)
+    events = tick(book, PAY_BY)
+    assert [(type(e), e.key) for e in events] == [(OrderCancelled, "a"), (OrderCancelled, "b")]
+
+
+def test_r_ord_2_a_tick_on_an_empty_partition_is_silent() -> None:
+    assert tick(new_state(), T0) == []
