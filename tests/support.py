@@ -95,6 +95,7 @@ async def read_all(bootstrap: str, topic: str, decode: bool = True) -> list[Any]
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
+            await asyncio.sleep(0.01)  # aiokafka: stop() right after start() raises CancelledError
             return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -114,9 +115,14 @@ async def end_offsets(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await consumer.start()
     try:
+        await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
-        return sum((await consumer.end_offsets(tps)).values()) if tps else 0
+        if not tps:
+            await asyncio.sleep(0.01)  # aiokafka: stop() right after start() raises CancelledError
+            return 0
+        consumer.assign(tps)
+        return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()
 
@@ -135,7 +141,7 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
             last = check()
             if last:
                 return last
-        except AssertionError as exc:
+        except (AssertionError, httpx.HTTPStatusError, KeyError) as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"not reached in {timeout}s: {what} (last: {last!r})")

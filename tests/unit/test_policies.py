@@ -7,8 +7,8 @@ inventory's answers and clock ticks into order commands (R-ORD-2).
 from __future__ import annotations
 
 import pytest
-
 from flexchain.messages import Message
+
 from services.clock.messages import ClockTicked
 from services.inventory import policy as inventory_policy
 from services.inventory.messages import (
@@ -88,9 +88,7 @@ def test_r_inv_2_a_shipped_order_commits_its_reservations() -> None:
     assert inventory_policy.react(event) == [CommitReservation(MASK, OID), CommitReservation(EYE, OID)]
 
 
-@pytest.mark.parametrize(
-    ("reason", "grade"), [("no_reason", "A"), ("late", "A"), ("defect", "B"), ("damaged", "B")]
-)
+@pytest.mark.parametrize(("reason", "grade"), [("no_reason", "A"), ("late", "A"), ("defect", "B"), ("damaged", "B")])
 def test_r_inv_2_returned_goods_are_graded_by_the_refund_reason(reason: str, grade: str) -> None:
     event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 2, reason, 3980, True)], 3980, False)
     assert inventory_policy.react(event) == [ReturnStock(MASK, OID, 2, grade)]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from flexchain.messages import Message
+
 from services.inventory.domain import DEFAULT_LOW_STOCK_FLOOR, Inventory, decide, evolve, new_state
 from services.inventory.messages import (
     Allocation,
@@ -154,7 +154,7 @@ def test_commands_for_an_unknown_sku_are_rejected() -> None:
         then_rejected(state, cmd, "unknown sku ghost")
 
 
-# --- R-INV-1: available = on hand − reserved; never below zero -----------------------------------
+# --- R-INV-1: available = on hand - reserved; never below zero -----------------------------------
 
 
 def test_r_inv_1_a_reservation_that_fits_holds_stock_and_lowers_available() -> None:
@@ -167,9 +167,7 @@ def test_r_inv_1_a_reservation_that_fits_holds_stock_and_lowers_available() -> N
 def test_r_inv_1_a_reservation_of_exactly_what_is_available_fits() -> None:
     state = stocked(north=60, south=40)
     events = run(state, ReserveStock(SKU, "o-1", 100))
-    assert of_type(events, StockReserved) == [
-        StockReserved(SKU, "o-1", 100, [Allocation(NORTH, 60), Allocation(SOUTH, 40)])
-    ]
+    assert of_type(events, StockReserved) == [StockReserved(SKU, "o-1", 100, [Allocation(NORTH, 60), Allocation(SOUTH, 40)])]
     assert stock(state) == (100, 100, 0)
 
 
@@ -183,7 +181,8 @@ def test_r_inv_1_a_reservation_that_does_not_fit_is_rejected_and_changes_nothing
 
 @pytest.mark.parametrize("qty", [0, -1])
 def test_r_inv_1_a_non_positive_reservation_is_rejected(qty: int) -> None:
-    then_unchanged(stocked(100), ReserveStock(SKU, "o-1", qty), [ReservationRejected(SKU, "o-1", qty, 100, "qty must be positive")])
+    expected = ReservationRejected(SKU, "o-1", qty, 100, "qty must be positive")
+    then_unchanged(stocked(100), ReserveStock(SKU, "o-1", qty), [expected])
 
 
 def test_r_inv_1_an_order_holds_one_reservation_per_sku() -> None:
@@ -209,9 +208,7 @@ def test_r_inv_1_the_preferred_warehouse_takes_the_whole_line_when_it_can() -> N
 def test_r_inv_1_a_preferred_warehouse_too_small_falls_back_to_the_fullest_first() -> None:
     state = stocked(north=200, south=100)
     events = run(state, ReserveStock(SKU, "o-1", 250, preferred_warehouse=SOUTH))
-    assert of_type(events, StockReserved) == [
-        StockReserved(SKU, "o-1", 250, [Allocation(NORTH, 200), Allocation(SOUTH, 50)])
-    ]
+    assert of_type(events, StockReserved) == [StockReserved(SKU, "o-1", 250, [Allocation(NORTH, 200), Allocation(SOUTH, 50)])]
 
 
 def test_r_inv_1_an_unknown_preferred_warehouse_falls_back_to_the_fullest() -> None:
@@ -229,9 +226,7 @@ def test_r_inv_1_without_a_preference_the_fullest_warehouse_serves_ties_by_name(
 def test_r_inv_1_a_line_may_be_split_over_warehouses() -> None:
     state = stocked(north=70, south=60)
     events = run(state, ReserveStock(SKU, "o-1", 100))
-    assert of_type(events, StockReserved)[0] == StockReserved(
-        SKU, "o-1", 100, [Allocation(NORTH, 70), Allocation(SOUTH, 30)]
-    )
+    assert of_type(events, StockReserved)[0] == StockReserved(SKU, "o-1", 100, [Allocation(NORTH, 70), Allocation(SOUTH, 30)])
     assert stock(state, NORTH) == (70, 70, 0)
     assert stock(state, SOUTH) == (60, 30, 30)
 
@@ -528,3 +523,7 @@ def test_r_inv_6a_each_run_out_gives_its_own_back_in_stock() -> None:
     assert of_type(run(state, ReceiveStock(SKU, NORTH, 3)), StockBackInStock) == [StockBackInStock(SKU, 3)]
     run(state, ReserveStock(SKU, "o-2", 3))
     assert of_type(run(state, ReceiveStock(SKU, NORTH, 7)), StockBackInStock) == [StockBackInStock(SKU, 7)]
+
+
+def test_an_event_sent_as_a_command_is_rejected() -> None:
+    then_rejected(stocked(north=100), StockReceived(SKU, NORTH, 5, "po"), "StockReceived is not an inventory command")

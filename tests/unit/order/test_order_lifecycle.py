@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from flexchain.messages import Message
+
 from services.order.domain import DAY_MS, MINUTE_MS, OrderBook, OrderConfig, decide, evolve, new_state
 from services.order.messages import (
     CHANNELS,
@@ -438,9 +438,7 @@ def test_r_ord_2a_a_reason_outside_the_list_is_refused(reason: str) -> None:
 
 
 def test_r_ord_2a_a_refund_never_exceeds_the_quantity_paid_for_the_line() -> None:
-    then_refused(
-        given("delivered"), refund("rf-1", (MASK, 3, "defect")), T_DELIVERED + 1, MASK, "3 units asked back", "only 2"
-    )
+    then_refused(given("delivered"), refund("rf-1", (MASK, 3, "defect")), T_DELIVERED + 1, MASK, "3 units asked back", "only 2")
 
 
 def test_r_ord_2a_refunds_of_one_line_never_add_up_to_more_than_was_paid() -> None:
@@ -585,3 +583,8 @@ def test_r_ord_2_one_tick_handles_every_due_order_of_the_partition_in_id_order()
 
 def test_r_ord_2_a_tick_on_an_empty_partition_is_silent() -> None:
     assert tick(new_state(), T0) == []
+
+
+def test_an_event_sent_as_a_command_is_refused() -> None:
+    book = given("confirmed")
+    then_refused(book, OrderPaid(OID, TOTAL, "pay-1", T_PAID), T_PAID, "OrderPaid is not an order command")

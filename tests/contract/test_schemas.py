@@ -1,0 +1,189 @@
+"""Contract: one published definition per message (STYLE 3).
+
+Every message class has its ``schemas/<service>/<Name>.avsc``, equal to what the Python model implies
+(so the model cannot drift from the published schema), fastavro accepts it, every message round-trips
+through the wire format, and malformed records fail as ``DecodeError`` (the DLQ path), never as a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Union
+
+import pytest
+from fastavro import parse_schema
+from flexchain.catalog import all_messages
+from flexchain.messages import Envelope, Enveloped, Message
+from flexchain.schemas import (
+    SCHEMAS_DIR,
+    envelope_schema,
+    expanded,
+    load_json,
+    local_schema_id,
+    schema_for,
+    schema_path,
+)
+from flexchain.serde import MAGIC, Codec, DecodeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.order.messages import OrderLine, OrderPlaced
+
+MESSAGES = all_messages()
+ENVELOPE_PATH = SCHEMAS_DIR / "common" / "Envelope.avsc"
+LONG = st.integers(-(2**63), 2**63 - 1)  # Avro long
+
+
+def ids(cls: type[Message]) -> str:
+    return f"{cls.SERVICE}.{cls.__name__}"
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec(MESSAGES)
+
+
+# --- the files ------------------------------------------------------------------------------------
+
+
+def test_the_catalog_lists_each_message_once_and_every_service_has_messages() -> None:
+    names = [(cls.SERVICE, cls.__name__) for cls in MESSAGES]
+    assert len(names) == len(set(names))
+    assert {cls.SERVICE for cls in MESSAGES} == {"clock", "order", "inventory"}
+    assert all(dataclasses.is_dataclass(cls) for cls in MESSAGES)
+    assert all(cls.KEY == "" or cls.KEY in {f.name for f in dataclasses.fields(cls)} for cls in MESSAGES)
+
+
+def test_the_envelope_schema_file_matches_the_envelope_model() -> None:
+    assert load_json(ENVELOPE_PATH) == envelope_schema()
+    parse_schema(load_json(ENVELOPE_PATH))
+
+
+@pytest.mark.parametrize("cls", MESSAGES, ids=ids)
+def test_each_message_has_its_avsc_equal_to_the_model(cls: type[Message]) -> None:
+    path = schema_path(cls)
+    assert path.is_file(), f"missing {path.relative_to(SCHEMAS_DIR.parent)}: run `flexchain schemas write`"
+    assert load_json(path) == schema_for(cls), f"{path.name} drifted from {cls.__module__}.{cls.__name__}"
+
+
+@pytest.mark.parametrize("cls", MESSAGES, ids=ids)
+def test_fastavro_parses_each_schema_with_the_envelope_inlined(cls: type[Message]) -> None:
+    schema = load_json(schema_path(cls))
+    parsed = expanded(schema)
+    assert parsed["name"] == cls.full_name()
+    assert [f["name"] for f in parsed["fields"]] == ["envelope", *(f.name for f in dataclasses.fields(cls))]
+    assert local_schema_id(schema) > 0
+
+
+def test_no_orphan_avsc_without_a_message_class() -> None:
+    expected = {schema_path(cls) for cls in MESSAGES} | {ENVELOPE_PATH}
+    on_disk = set(SCHEMAS_DIR.rglob("*.avsc"))
+    orphans = sorted(str(p.relative_to(SCHEMAS_DIR)) for p in on_disk - expected)
+    assert orphans == [], f"schemas without a class: {orphans}"
+    assert all(p.parent.name == p.parent.name.lower() for p in on_disk), "schemas/<service>/ folders"
+
+
+def test_every_schema_has_its_own_id(codec: Codec) -> None:
+    assert len({codec.schema_id(cls) for cls in MESSAGES}) == len(MESSAGES)
+    assert all(codec.knows(cls) for cls in MESSAGES)
+
+
+# --- round trip ----------------------------------------------------------------------------------
+
+
+def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
+    """Values of an annotated field type, within what its Avro type can hold."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return st.none() | strategy_for(inner)
+    if origin is list:
+        return st.lists(strategy_for(typing.get_args(tp)[0]), max_size=3)
+    if origin is dict:
+        return st.dictionaries(st.text(max_size=8), strategy_for(typing.get_args(tp)[1]), max_size=3)
+    if tp is bool:
+        return st.booleans()
+    if tp is int:
+        return LONG
+    if tp is str:
+        return st.text(max_size=20)
+    if tp is Decimal:
+        return st.decimals(allow_nan=False, allow_infinity=False, places=4)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return st.builds(tp, **{f.name: strategy_for(hints[f.name]) for f in dataclasses.fields(tp)})
+    raise TypeError(f"no strategy for {tp!r}")
+
+
+@pytest.mark.parametrize("cls", MESSAGES, ids=ids)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_each_message_round_trips_through_the_codec(codec: Codec, cls: type[Message], data: st.DataObject) -> None:
+    item = Enveloped(data.draw(strategy_for(Envelope)), data.draw(strategy_for(cls)))
+    wire = codec.encode(item)
+    assert wire[0] == MAGIC
+    assert int.from_bytes(wire[1:5], "big") == codec.schema_id(cls)
+    assert codec.decode(wire) == item
+
+
+def sample() -> Enveloped:
+    env = Envelope("evt-1", "OrderPlaced", "ord-1", 1, 1_767_225_600_000, "corr-1", None, "order")
+    msg = OrderPlaced("ord-1", "m-1", "live", [OrderLine("mask-01", 2, 1990)], None, "camp-1", 3980, 1)
+    return Enveloped(env, msg)
+
+
+def test_a_hand_built_order_placed_round_trips(codec: Codec) -> None:
+    assert codec.decode(codec.encode(sample())) == sample()
+
+
+# --- malformed records -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [None, b"", b"\x00", b"\x00\x00\x00\x00"], ids=["none", "empty", "1b", "4b"])
+def test_decode_rejects_records_shorter_than_the_header(codec: Codec, data: bytes | None) -> None:
+    with pytest.raises(DecodeError, match="shorter than 5 bytes"):
+        codec.decode(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(garbage=st.binary(max_size=64))
+def test_decode_fails_on_garbage_only_with_a_decode_error(codec: Codec, garbage: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        codec.decode(garbage)
+    assert info.value.reason
+
+
+def test_decode_rejects_a_wrong_magic_byte(codec: Codec) -> None:
+    wire = codec.encode(sample())
+    with pytest.raises(DecodeError, match="magic byte 1"):
+        codec.decode(b"\x01" + wire[1:])
+
+
+def test_decode_rejects_an_unknown_schema_id(codec: Codec) -> None:
+    known = {codec.schema_id(cls) for cls in MESSAGES}
+    unknown = next(i for i in range(1, 1000) if i not in known)
+    wire = codec.encode(sample())
+    with pytest.raises(DecodeError, match=f"unknown schema id {unknown}"):
+        codec.decode(wire[:1] + unknown.to_bytes(4, "big") + wire[5:])
+
+
+def test_decode_rejects_every_truncation_of_the_body(codec: Codec) -> None:
+    wire = codec.encode(sample())
+    for cut in range(5, len(wire)):
+        with pytest.raises(DecodeError, match="OrderPlaced"):
+            codec.decode(wire[:cut])
+
+
+def test_encode_refuses_a_message_that_does_not_fit_its_schema(codec: Codec) -> None:
+    bad = dataclasses.replace(sample().message, total="4480")
+    with pytest.raises((ValueError, TypeError)):
+        codec.encode(Enveloped(sample().envelope, bad))
+
+
+def test_a_codec_reads_schemas_from_the_folder_it_is_given(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        Codec(MESSAGES, root=tmp_path)
