@@ -41,7 +41,9 @@ class ClockPublisher:
         assert self.producer is not None
         tick_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"flexchain-clock/{CLOCK_ID}/{at}"))
         env = Envelope(tick_id, "ClockTicked", CLOCK_ID, 0, at, tick_id, None, "clock")
-        await self.producer.send_and_wait(self.settings.name(TOPIC), self.codec.encode(Enveloped(env, ClockTicked(CLOCK_ID, at))), key=CLOCK_ID.encode())
+        await self.producer.send_and_wait(
+            self.settings.name(TOPIC), self.codec.encode(Enveloped(env, ClockTicked(CLOCK_ID, at))), key=CLOCK_ID.encode()
+        )
 
 
 async def run_clock(settings: Settings, speed: float, interval: float, start: int | None, count: int) -> None:

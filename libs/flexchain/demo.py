@@ -131,8 +131,7 @@ def scenario(bootstrap: str, run: str) -> None:
     place("E", [("mask", 150, 4900)])
     say("   " + _stock_line(f"mask-{run}"))
     refused = _post(f"{ORDER}/orders/{oid('A')}/cancellation", {"reason": "too late"})
-    say(f"   (a refused transition: cancel the delivered order A → HTTP {refused['http_status']}: "
-        f"{refused['detail']['reason']})")
+    say(f"   (a refused transition: cancel the delivered order A → HTTP {refused['http_status']}: {refused['detail']['reason']})")
 
     say("7. Business time +31 min (clock.ticks): unpaid order E is cancelled, its stock released")
     _tick(bootstrap, T0 + 31 * 60_000)
@@ -193,7 +192,5 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
 
 @contextlib.contextmanager
 def _until_interrupted() -> Iterator[None]:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         yield
-    except KeyboardInterrupt:
-        pass

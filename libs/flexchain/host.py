@@ -188,11 +188,9 @@ async def serve(
             await router.stop()
 
     port = settings.flexchain_http_port or default_port
-    config = uvicorn.Config(
-        build_api(rt), host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(build_api(rt), host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
     tasks = [
         asyncio.create_task(supervise("processor", run_processor, stopping), name="processor"),
         asyncio.create_task(projection.run(stopping), name="projection"),

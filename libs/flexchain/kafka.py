@@ -81,7 +81,9 @@ async def ensure_topics(s: Settings, names: Iterable[str], partitions: int | Non
                 continue
             n = 1 if name.endswith("clock.ticks") else (partitions or s.flexchain_partitions)
             config = {"retention.ms": UNLIMITED, "retention.bytes": UNLIMITED}
-            wanted.append(NewTopic(name, num_partitions=n, replication_factor=s.flexchain_replication_factor, topic_configs=config))
+            wanted.append(
+                NewTopic(name, num_partitions=n, replication_factor=s.flexchain_replication_factor, topic_configs=config)
+            )
         if wanted:
             resp = await client.create_topics(wanted)
             for entry in resp.topic_errors:

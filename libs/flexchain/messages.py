@@ -107,9 +107,7 @@ def _converters(tp: Any) -> tuple[Conv, Conv]:
     if origin is dict:
         _, val = typing.get_args(tp)
         to_r, from_r = _converters(val)
-        return (lambda v: {k: to_r(x) for k, x in v.items()}), (
-            lambda v: {k: from_r(x) for k, x in v.items()}
-        )
+        return (lambda v: {k: to_r(x) for k, x in v.items()}), (lambda v: {k: from_r(x) for k, x in v.items()})
     if tp is Decimal:
         return _decimal_out, Decimal
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):

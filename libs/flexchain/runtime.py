@@ -314,7 +314,9 @@ class Processor(_TransactionalLoop):
             ps.since_snapshot = 0
             states[p] = ps
         todo = {tp: ends[tp] for tp in tps if states[tp.partition].next_offset < ends[tp]}
-        self.log.info("rebuild started", partitions=partitions, events=sum(e - states[t.partition].next_offset for t, e in todo.items()))
+        self.log.info(
+            "rebuild started", partitions=partitions, events=sum(e - states[t.partition].next_offset for t, e in todo.items())
+        )
         folded = 0
         if todo:
             self._rebuilder.assign(list(todo))
@@ -405,8 +407,14 @@ class Processor(_TransactionalLoop):
             ps.versions[agg] = version
             name = type(ev).__name__
             env = Envelope(
-                derived_id(cenv.event_id, i), name, agg, version, cenv.business_time, cenv.correlation_id,
-                cenv.event_id, self.svc.name,
+                derived_id(cenv.event_id, i),
+                name,
+                agg,
+                version,
+                cenv.business_time,
+                cenv.correlation_id,
+                cenv.event_id,
+                self.svc.name,
             )
             self.svc.evolve(ps.state, ev)
             value = self.codec.encode(Enveloped(env, ev))
@@ -456,8 +464,14 @@ class Router(_TransactionalLoop):
         for i, cmd in enumerate(commands):
             name = type(cmd).__name__
             env = Envelope(
-                derived_id(eenv.event_id, i), name, cmd.key, 0, eenv.business_time, eenv.correlation_id,
-                eenv.event_id, f"{self.svc.name}-router",
+                derived_id(eenv.event_id, i),
+                name,
+                cmd.key,
+                0,
+                eenv.business_time,
+                eenv.correlation_id,
+                eenv.event_id,
+                f"{self.svc.name}-router",
             )
             value = self.codec.encode(Enveloped(env, cmd))
             headers = [("type", name.encode())]
@@ -471,9 +485,7 @@ class Router(_TransactionalLoop):
 class Projection:
     """Folds whole topics (every partition, no group) into an in-memory read model."""
 
-    def __init__(
-        self, settings: Settings, codec: Codec, topics: list[str], fold: Callable[[Enveloped], None], name: str
-    ) -> None:
+    def __init__(self, settings: Settings, codec: Codec, topics: list[str], fold: Callable[[Enveloped], None], name: str) -> None:
         self.settings = settings
         self.codec = codec
         self.topics = topics

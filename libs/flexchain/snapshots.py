@@ -54,8 +54,9 @@ class SnapshotStore:
     def load(self, service: str, partition: int, cluster_id: str, state_format: str) -> Snapshot | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(snapshots.c.cluster_id, snapshots.c.state_format, snapshots.c.next_offset, snapshots.c.state)
-                .where(snapshots.c.service == service, snapshots.c.partition == partition)
+                select(snapshots.c.cluster_id, snapshots.c.state_format, snapshots.c.next_offset, snapshots.c.state).where(
+                    snapshots.c.service == service, snapshots.c.partition == partition
+                )
             ).first()
         if row is None or row.cluster_id != cluster_id or row.state_format != state_format:
             return None

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
+
 from flexchain.api import StrictModel, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
-from pydantic import Field
-
 from services.inventory import domain
 from services.inventory.messages import (
     EndLiveStream,

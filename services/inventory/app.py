@@ -8,7 +8,6 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-
 from services.inventory import domain, policy
 from services.inventory.messages import COMMANDS, EVENTS
 from services.order.messages import EVENTS as ORDER_EVENTS

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flexchain.messages import Message
-
 from services.inventory.messages import (
     Allocation,
     CommitReservation,
@@ -205,9 +204,7 @@ def _reserve(item: Sku, cmd: Any) -> list[Message]:
     available = item.available
     if cmd.qty > available:  # R-INV-1: available never goes below zero
         return [
-            ReservationRejected(
-                item.sku, cmd.order_id, cmd.qty, available, f"only {available} available, {cmd.qty} requested"
-            )
+            ReservationRejected(item.sku, cmd.order_id, cmd.qty, available, f"only {available} available, {cmd.qty} requested")
         ]
     return [StockReserved(item.sku, cmd.order_id, cmd.qty, _allocate(item, cmd.qty, cmd.preferred_warehouse))]
 

@@ -9,7 +9,6 @@ partial ReleaseReservation when the goods had not shipped (R-INV-2, R-X-3).
 from __future__ import annotations
 
 from flexchain.messages import Message
-
 from services.inventory.messages import CommitReservation, ReleaseReservation, ReserveStock, ReturnStock
 from services.order.messages import OrderCancelled, OrderPlaced, OrderRefunded, OrderRejected, OrderShipped
 

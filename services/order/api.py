@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
+
 from flexchain.api import StrictModel, field_error, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
-from pydantic import Field
-
 from services.order import domain
 from services.order.app import OrderView
 from services.order.messages import (

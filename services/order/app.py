@@ -9,7 +9,6 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-
 from services.clock.messages import MESSAGES as CLOCK_MESSAGES
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.inventory.messages import SkuRegistered

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flexchain.messages import Message
-
 from services.order.messages import (
     CHANNELS,
     REFUND_REASONS,
@@ -142,17 +141,15 @@ def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
         return _refuse(cmd, problem)
     total = sum(line.qty * line.unit_price for line in cmd.lines)
     return [
-        OrderPlaced(
-            cmd.order_id, cmd.member_id, cmd.channel, list(cmd.lines), cmd.distributor_id, cmd.campaign_id, total, now
-        )
+        OrderPlaced(cmd.order_id, cmd.member_id, cmd.channel, list(cmd.lines), cmd.distributor_id, cmd.campaign_id, total, now)
     ]
 
 
 def _record(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "placed" or cmd.sku in order.answers or order.line(cmd.sku) is None:
         return []  # a late or repeated answer: the saga already moved on (stock is released by sku)
-    first: Message = OrderLineReserved(order.order_id, cmd.sku) if cmd.reserved else OrderLineRejected(
-        order.order_id, cmd.sku, cmd.reason
+    first: Message = (
+        OrderLineReserved(order.order_id, cmd.sku) if cmd.reserved else OrderLineRejected(order.order_id, cmd.sku, cmd.reason)
     )
     answers = {**order.answers, cmd.sku: bool(cmd.reserved)}
     if len(answers) < len(order.lines):

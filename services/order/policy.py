@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flexchain.messages import Message
-
 from services.clock.messages import ClockTicked
 from services.inventory.messages import ReservationRejected, StockReserved
 from services.order.messages import CheckOrderTimers, RecordLineReservation

@@ -16,6 +16,9 @@ from typing import Any, Union
 
 import pytest
 from fastavro import parse_schema
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from flexchain.catalog import all_messages
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.schemas import (
@@ -28,9 +31,6 @@ from flexchain.schemas import (
     schema_path,
 )
 from flexchain.serde import MAGIC, Codec, DecodeError
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from services.order.messages import OrderLine, OrderPlaced
 
 MESSAGES = all_messages()

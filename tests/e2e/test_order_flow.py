@@ -42,10 +42,24 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         _tick(suite, T0)
         post(f"{inv}/skus", {"sku": "cream", "name": "Cream", "low_stock_floor": 0})
         post(f"{inv}/skus/cream/receipts", {"warehouse": "w1", "qty": 10})
-        eventually(lambda: post(f"{order}/orders", {"order_id": "keep", "member_id": "m", "channel": "article",
-                                                   "lines": [{"sku": "cream", "qty": 4, "unit_price": 2500}]}).status_code == 200)
-        post(f"{order}/orders", {"order_id": "idle", "member_id": "m", "channel": "live",
-                                 "lines": [{"sku": "cream", "qty": 6, "unit_price": 2500}]})
+        eventually(
+            lambda: (
+                post(
+                    f"{order}/orders",
+                    {
+                        "order_id": "keep",
+                        "member_id": "m",
+                        "channel": "article",
+                        "lines": [{"sku": "cream", "qty": 4, "unit_price": 2500}],
+                    },
+                ).status_code
+                == 200
+            )
+        )
+        post(
+            f"{order}/orders",
+            {"order_id": "idle", "member_id": "m", "channel": "live", "lines": [{"sku": "cream", "qty": 6, "unit_price": 2500}]},
+        )
         eventually(lambda: _status(order, "idle") == "confirmed" and _status(order, "keep") == "confirmed")
         assert get(f"{inv}/skus/cream")["available"] == 0
 
@@ -57,7 +71,9 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         _tick(suite, T0 + 31 * MIN)
         eventually(lambda: _status(order, "idle") == "cancelled", what="unpaid hold cancelled")
         eventually(lambda: get(f"{inv}/skus/cream")["available"] == 6, what="its stock released")
-        back = [e for e in events(kafka_bootstrap, suite.topic("inventory.events")) if e.envelope.event_type == "StockBackInStock"]
+        back = [
+            e for e in events(kafka_bootstrap, suite.topic("inventory.events")) if e.envelope.event_type == "StockBackInStock"
+        ]
         assert len(back) == 1 and back[0].message.available == 6
 
         # ship, deliver; a no-reason return of 1 (grade A) inside the window, a damaged one (grade B)
@@ -70,7 +86,9 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         assert r.status_code == 200 and r.json()["events"][0]["amount"] == 2500
         r = post(f"{order}/orders/keep/refunds", {"lines": [{"sku": "cream", "qty": 1, "reason": "damaged"}]})
         assert r.status_code == 200
-        eventually(lambda: get(f"{inv}/skus/cream")["warehouses"]["w1"] == {"on_hand": 7, "reserved": 0, "available": 7, "clearance": 1})
+        eventually(
+            lambda: get(f"{inv}/skus/cream")["warehouses"]["w1"] == {"on_hand": 7, "reserved": 0, "available": 7, "clearance": 1}
+        )
 
         # the window closes on a tick: completed; afterwards only a defect is refunded
         _tick(suite, T0 + 8 * DAY + MIN)
@@ -83,16 +101,26 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         assert defect.status_code == 200
         kept = get(f"{order}/orders/keep")
         assert kept["refunded_amount"] == 10000 and kept["status"] == "refunded"
-        assert [h["event_type"] for h in kept["history"]][:4] == ["OrderPlaced", "OrderLineReserved", "OrderConfirmed", "OrderPaid"]
+        assert [h["event_type"] for h in kept["history"]][:4] == [
+            "OrderPlaced",
+            "OrderLineReserved",
+            "OrderConfirmed",
+            "OrderPaid",
+        ]
     finally:
         suite.stop_all()
 
 
 def test_the_demo_runs_end_to_end(kafka_bootstrap: str, prefix: str) -> None:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "FLEXCHAIN_TOPIC_PREFIX": prefix,
-           "FLEXCHAIN_DEMO_RUN": uuid.uuid4().hex[:6]}
-    out = subprocess.run([sys.executable, "-m", "flexchain.cli", "demo", "--no-wait"], env=env, capture_output=True,
-                         text=True, timeout=240)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "FLEXCHAIN_TOPIC_PREFIX": prefix,
+        "FLEXCHAIN_DEMO_RUN": uuid.uuid4().hex[:6],
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "flexchain.cli", "demo", "--no-wait"], env=env, capture_output=True, text=True, timeout=240
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     for expected in ("delivered", "rejected — stock not available", "LOW-STOCK ALERT", "HTTP 409", "cancelled", "Stopped."):

@@ -3,8 +3,6 @@ transitions (409 with the reason, nothing published), idempotency keys."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.support import Suite, end_offsets, eventually, get, post, run
@@ -24,8 +22,14 @@ def suite(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory):  # ty
     post(f"{inv.url}/skus", {"sku": "mask", "name": "Mask"})
     post(f"{inv.url}/skus/mask/receipts", {"warehouse": "w1", "qty": 100})
     s.inv, s.order = inv.url, order.url  # type: ignore[attr-defined]
-    eventually(lambda: post(f"{order.url}/orders", {"order_id": "ok1", "member_id": "m", "channel": "live",
-                                                   "lines": [GOOD_LINE]}).status_code == 200)
+    eventually(
+        lambda: (
+            post(
+                f"{order.url}/orders", {"order_id": "ok1", "member_id": "m", "channel": "live", "lines": [GOOD_LINE]}
+            ).status_code
+            == 200
+        )
+    )
     eventually(lambda: get(f"{order.url}/orders/ok1")["status"] == "confirmed")
     yield s
     s.stop_all()
@@ -42,8 +46,16 @@ def _published(suite: Suite, service: str) -> int:
         ({"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "qty": 2.5}]}, ["lines", 0, "qty"], "integer"),
         ({"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "qty": -1}]}, ["lines", 0, "qty"], "greater than 0"),
         ({"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "qty": 0}]}, ["lines", 0, "qty"], "greater than 0"),
-        ({"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "unit_price": 19.9}]}, ["lines", 0, "unit_price"], "integer"),
-        ({"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "unit_price": -5}]}, ["lines", 0, "unit_price"], "greater than or equal"),
+        (
+            {"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "unit_price": 19.9}]},
+            ["lines", 0, "unit_price"],
+            "integer",
+        ),
+        (
+            {"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "unit_price": -5}]},
+            ["lines", 0, "unit_price"],
+            "greater than or equal",
+        ),
         ({"member_id": "m", "channel": "live", "lines": [{**GOOD_LINE, "sku": "nope"}]}, ["lines", 0, "sku"], "unknown sku nope"),
         ({"member_id": "m", "channel": "tv", "lines": [GOOD_LINE]}, ["channel"], "live"),
         ({"channel": "live", "lines": [GOOD_LINE]}, ["member_id"], "required"),

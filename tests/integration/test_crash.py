@@ -25,7 +25,7 @@ def test_kill_9_inventory_while_orders_stream_in(kafka_bootstrap: str, prefix: s
     suite = Suite(kafka_bootstrap, prefix, data_dir, FLEXCHAIN_SNAPSHOT_EVERY="50")
     try:
         inv = suite.start("inventory")
-        order = suite.start("order")
+        suite.start("order")
         for sku in SKUS:
             post(f"{inv.url}/skus", {"sku": sku, "name": sku})
             post(f"{inv.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 200})

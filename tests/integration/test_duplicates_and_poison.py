@@ -42,7 +42,9 @@ def test_the_same_command_twice_changes_nothing_also_after_restart(kafka_bootstr
         marker = ReceiveStock("dup", "w1", 1, "marker")
         run(publish(kafka_bootstrap, topic, [(marker, envelope_for(marker))]))
         eventually(lambda: get(f"{inv.url}/skus/dup")["on_hand"] == 11, what="marker applied")
-        received = [e for e in events(kafka_bootstrap, suite.topic("inventory.events")) if e.envelope.event_type == "StockReceived"]
+        received = [
+            e for e in events(kafka_bootstrap, suite.topic("inventory.events")) if e.envelope.event_type == "StockReceived"
+        ]
         assert [e.message.qty for e in received] == [10, 1]
         assert _metric(inv.url, "flexchain_inventory_duplicates_skipped_total") == 1  # counted by the new process
     finally:
@@ -55,10 +57,16 @@ def test_poison_records_go_to_the_dlq_and_processing_continues(kafka_bootstrap: 
         inv = suite.start("inventory")
         unknown_schema = struct.pack(">bI", 0, 999_999) + b"\x02\x04"
         wrong_service = OrderPlaced("o1", "m", "live", [OrderLine("x", 1, 1)], None, None, 1, 0)
-        run(publish_raw(kafka_bootstrap, suite.topic("inventory.commands"), [
-            (b"junk", b"\xde\xad\xbe\xef not avro at all"),
-            (b"unknown", unknown_schema),
-        ]))
+        run(
+            publish_raw(
+                kafka_bootstrap,
+                suite.topic("inventory.commands"),
+                [
+                    (b"junk", b"\xde\xad\xbe\xef not avro at all"),
+                    (b"unknown", unknown_schema),
+                ],
+            )
+        )
         run(publish(kafka_bootstrap, suite.topic("inventory.commands"), [(wrong_service, envelope_for(wrong_service))]))
         # the router's input can be poisoned too
         run(publish_raw(kafka_bootstrap, suite.topic("order.events"), [(b"o-junk", b"\x00\x00")]))
@@ -66,8 +74,10 @@ def test_poison_records_go_to_the_dlq_and_processing_continues(kafka_bootstrap: 
         run(publish(kafka_bootstrap, suite.topic("inventory.commands"), [(good, envelope_for(good))]))
 
         eventually(lambda: get(f"{inv.url}/skus/after-poison")["sku"] == "after-poison", what="processing continued")
-        dlq = eventually(lambda: (r := run(read_all(kafka_bootstrap, suite.topic("inventory.dlq"), decode=False))) and len(r) == 4 and r,
-                         what="4 dead letters")
+        dlq = eventually(
+            lambda: (r := run(read_all(kafka_bootstrap, suite.topic("inventory.dlq"), decode=False))) and len(r) == 4 and r,
+            what="4 dead letters",
+        )
         by_key = {rec.key: dict(rec.headers) for rec in dlq}
         assert by_key[b"junk"]["flexchain.dlq.reason"].startswith(b"not in the wire format")
         assert by_key[b"unknown"]["flexchain.dlq.reason"] == b"unknown schema id 999999"
@@ -75,7 +85,7 @@ def test_poison_records_go_to_the_dlq_and_processing_continues(kafka_bootstrap: 
         assert by_key[b"o-junk"]["flexchain.source.topic"] == suite.topic("order.events").encode()
         for headers in by_key.values():
             assert {"flexchain.source.topic", "flexchain.source.partition", "flexchain.source.offset"} <= set(headers)
-        original = [rec.value for rec in dlq if rec.key == b"junk"][0]
+        original = next(rec.value for rec in dlq if rec.key == b"junk")
         assert original == b"\xde\xad\xbe\xef not avro at all", "the DLQ keeps the record as it was"
         eventually(lambda: _metric(inv.url, "flexchain_inventory_dlq_records_total") == 4, what="DLQ metric")
     finally:

@@ -21,17 +21,33 @@ def _scenario(inv: str, order: str) -> None:
     post(f"{inv}/skus/mask/receipts", {"warehouse": "sh", "qty": 60})
     post(f"{inv}/skus/mask/receipts", {"warehouse": "gz", "qty": 40})
     post(f"{inv}/skus/serum/receipts", {"warehouse": "sh", "qty": 10})
-    eventually(lambda: post(f"{order}/orders", {"order_id": "probe", "member_id": "m", "channel": "live",
-                                                "lines": [{"sku": "serum", "qty": 1, "unit_price": 1}]}).status_code == 200,
-               what="order service knows the catalogue")
+    eventually(
+        lambda: (
+            post(
+                f"{order}/orders",
+                {
+                    "order_id": "probe",
+                    "member_id": "m",
+                    "channel": "live",
+                    "lines": [{"sku": "serum", "qty": 1, "unit_price": 1}],
+                },
+            ).status_code
+            == 200
+        ),
+        what="order service knows the catalogue",
+    )
     orders = {
         "o1": [("mask", 55)],  # crosses the threshold: one alert
         "o2": [("mask", 5), ("serum", 3)],  # second line below threshold: no second alert
         "o3": [("serum", 50)],  # rejected
     }
     for oid, lines in orders.items():
-        body = {"order_id": oid, "member_id": "m1", "channel": "live",
-                "lines": [{"sku": s, "qty": q, "unit_price": 990} for s, q in lines]}
+        body = {
+            "order_id": oid,
+            "member_id": "m1",
+            "channel": "live",
+            "lines": [{"sku": s, "qty": q, "unit_price": 990} for s, q in lines],
+        }
         assert post(f"{order}/orders", body).status_code == 200
     for oid in orders:
         eventually(lambda oid=oid: get(f"{order}/orders/{oid}")["status"] != "placed", what=f"{oid} settled")
@@ -49,9 +65,7 @@ def _state(inv: str, order: str) -> dict[str, object]:
     }
 
 
-def test_rebuild_from_scratch_gives_the_same_state_and_no_second_alert(
-    kafka_bootstrap: str, prefix: str, data_dir: Path
-) -> None:
+def test_rebuild_from_scratch_gives_the_same_state_and_no_second_alert(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
     suite = Suite(kafka_bootstrap, prefix, data_dir, FLEXCHAIN_SNAPSHOT_EVERY="3")
     try:
         inv = suite.start("inventory")
@@ -83,11 +97,17 @@ def test_rebuild_from_scratch_gives_the_same_state_and_no_second_alert(
 
         # the rebuilt state keeps deciding correctly: exactly the available stock fits, one more does not
         avail = get(f"{inv.url}/skus/mask")["available"]
-        body = {"order_id": "o4", "member_id": "m2", "channel": "live",
-                "lines": [{"sku": "mask", "qty": avail, "unit_price": 990}]}
+        body = {
+            "order_id": "o4",
+            "member_id": "m2",
+            "channel": "live",
+            "lines": [{"sku": "mask", "qty": avail, "unit_price": 990}],
+        }
         post(f"{order.url}/orders", body)
-        assert eventually(lambda: get(f"{order.url}/orders/o4")["status"] != "placed") and \
-            get(f"{order.url}/orders/o4")["status"] == "confirmed"
+        assert (
+            eventually(lambda: get(f"{order.url}/orders/o4")["status"] != "placed")
+            and get(f"{order.url}/orders/o4")["status"] == "confirmed"
+        )
         body["order_id"] = "o5"
         body["lines"][0]["qty"] = 1
         post(f"{order.url}/orders", body)

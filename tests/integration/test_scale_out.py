@@ -35,8 +35,9 @@ def _settle(url: str, orders: dict[str, list[OrderLine]], order_events: list) ->
     for oid in confirmed:
         for line in orders[oid]:
             want[line.sku] += line.qty
-    eventually(lambda: all(get(f"{url}/skus/{s}")["reserved"] == want[s] for s in SKUS), timeout=30,
-               what="reserved == confirmed demand")
+    eventually(
+        lambda: all(get(f"{url}/skus/{s}")["reserved"] == want[s] for s in SKUS), timeout=30, what="reserved == confirmed demand"
+    )
 
 
 def test_two_instances_share_partitions_and_survive_one_leaving(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
@@ -45,7 +46,7 @@ def test_two_instances_share_partitions_and_survive_one_leaving(kafka_bootstrap:
     try:
         inv0 = suite.start("inventory", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "i0"))
         inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
-        order = suite.start("order")
+        suite.start("order")
         for sku in SKUS:
             post(f"{inv0.url}/skus", {"sku": sku, "name": sku})
             post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 60})
@@ -64,8 +65,11 @@ def test_two_instances_share_partitions_and_survive_one_leaving(kafka_bootstrap:
         before = digests(inv1.url)
 
         inv1.stop()
-        eventually(lambda: len(digests(inv0.url)) == 6 and get(f"{inv0.url}/ready")["ready"], timeout=60,
-                   what="instance 0 owns all partitions")
+        eventually(
+            lambda: len(digests(inv0.url)) == 6 and get(f"{inv0.url}/ready")["ready"],
+            timeout=60,
+            what="instance 0 owns all partitions",
+        )
         after = digests(inv0.url)
         for p, d in before.items():
             assert after[p]["digest"] == d["digest"], f"partition {p} rebuilt by instance 0 differs"
@@ -74,8 +78,9 @@ def test_two_instances_share_partitions_and_survive_one_leaving(kafka_bootstrap:
         _stream(suite, more)
         order_events = eventually(lambda: _decided(suite, 250), timeout=60, what="second wave decided")
         orders.update(more)
-        outcome = Counter(e.message.order_id for e in order_events
-                          if e.envelope.event_type in ("OrderConfirmed", "OrderRejected"))
+        outcome = Counter(
+            e.message.order_id for e in order_events if e.envelope.event_type in ("OrderConfirmed", "OrderRejected")
+        )
         assert set(outcome) == set(orders) and set(outcome.values()) == {1}
         _settle(inv0.url, orders, order_events)
         assert all(get(f"{inv0.url}/skus/{s}")["available"] >= 0 for s in SKUS)

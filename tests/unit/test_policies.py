@@ -7,8 +7,8 @@ inventory's answers and clock ticks into order commands (R-ORD-2).
 from __future__ import annotations
 
 import pytest
-from flexchain.messages import Message
 
+from flexchain.messages import Message
 from services.clock.messages import ClockTicked
 from services.inventory import policy as inventory_policy
 from services.inventory.messages import (

@@ -14,10 +14,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from flexchain.messages import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flexchain.messages import Message
 from services.clock.messages import ClockTicked
 from services.inventory import domain as inventory_domain
 from services.inventory import policy as inventory_policy

@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from flexchain.messages import Message
 
+from flexchain.messages import Message
 from services.inventory.domain import DEFAULT_LOW_STOCK_FLOOR, Inventory, decide, evolve, new_state
 from services.inventory.messages import (
     Allocation,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from flexchain.messages import Message
 
+from flexchain.messages import Message
 from services.order.domain import DAY_MS, MINUTE_MS, OrderBook, OrderConfig, decide, evolve, new_state
 from services.order.messages import (
     CHANNELS,

@@ -1,0 +1,38 @@
+# flexchain — the two commands of README.md:
+#   make demo   set up everything, start a local Kafka + both services, run the demo (Ctrl-C stops)
+#   make test   set up everything, then lint, type-check and run every test on a real local Kafka
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test unit lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c 'from pathlib import Path; from flexchain import broker; print("kafka jars:", broker.ensure_jars(Path(".cache/kafka")))'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/flexchain demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/python -m pytest -q tests/unit tests/contract
+
+bench: setup
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf .cache/demo .cache/test-broker .cache/bench-broker .pytest_cache
