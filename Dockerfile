@@ -9,6 +9,6 @@ COPY services ./services
 COPY schemas ./schemas
 RUN pip install --no-cache-dir '.[postgres]'
 USER flexchain
-ENV FLEXCHAIN_HTTP_HOST=0.0.0.0 FLEXCHAIN_DATA_DIR=/home/flexchain/data
+ENV FLEXCHAIN_HTTP_HOST=0.0.0.0 FLEXCHAIN_DATA_DIR=/home/flexchain/data FLEXCHAIN_SCHEMAS_DIR=/app/schemas
 ENTRYPOINT ["flexchain"]
 CMD ["serve", "order"]

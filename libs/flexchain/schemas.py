@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 import zlib
@@ -25,7 +26,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from flexchain.messages import Envelope, Message
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR = Path(os.environ.get("FLEXCHAIN_SCHEMAS_DIR") or Path(__file__).resolve().parents[2] / "schemas")
 ENVELOPE_NAME = "flexchain.common.Envelope"
 
 

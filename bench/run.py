@@ -1,0 +1,866 @@
+#!/usr/bin/env python
+"""flexchain benchmark: the inventory service against a raw aiokafka passthrough, on a real Kafka.
+
+One run, one machine, one broker, the same record sizes:
+
+1. **B** — raw aiokafka passthrough (consumer group → producer → commit per batch), with the same
+   client settings as :mod:`flexchain.kafka`; **B_txn** — the same, one transaction per batch.
+2. **S** — the inventory service (a child process) working through a backlog of ReserveStock
+   commands, exactly-once; sustained rate from its consumer group's committed offsets.
+3. **Rebuild** — the service folding M events of its own log at start, against one raw consumer
+   reading the same log.
+4. **Latency** — command → event through the inventory processor at half of S; the whole order
+   saga (5 hops over 2 services) at a modest rate.
+
+Starts its own broker (fresh dir under .cache/bench-broker, free ports) unless
+KAFKA_BOOTSTRAP_SERVERS is set. Prints a table and one ``BENCH_JSON {...}`` line.
+Usage: ``.venv/bin/python bench/run.py [--records N] [--events M] [--latency-seconds S] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiokafka  # noqa: E402
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+
+from flexchain import broker as kbroker  # noqa: E402
+from flexchain import kafka  # noqa: E402
+from flexchain.catalog import all_messages  # noqa: E402
+from flexchain.messages import Envelope, Enveloped, Message, derived_id  # noqa: E402
+from flexchain.procs import ServiceProcess  # noqa: E402
+from flexchain.serde import Codec  # noqa: E402
+from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
+from services.inventory.messages import (  # noqa: E402
+    Allocation,
+    ReceiveStock,
+    RegisterSku,
+    ReservationCommitted,
+    ReserveStock,
+    SkuRegistered,
+    StockReceived,
+    StockReserved,
+)
+from services.order.messages import OrderLine, PlaceOrder  # noqa: E402
+
+CODEC = Codec(all_messages())
+CACHE = PROJECT_ROOT / ".cache"
+BIG_QTY = 10**12  # stock per sku: reservations never run out, no low-stock alerts
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> Envelope:
+    """As tests/support.envelope_for: what a client puts around a command."""
+    cid = command_id or str(uuid.uuid4())
+    return Envelope(cid, type(cmd).__name__, cmd.key, 0, at, cmd.key or cid, None, "bench")
+
+
+def command_record(cmd: Message, command_id: str | None = None) -> tuple[str, Record]:
+    env = envelope_for(cmd, command_id, int(time.time() * 1000))
+    name = type(cmd).__name__
+    return env.event_id, (cmd.key.encode(), CODEC.encode(Enveloped(env, cmd)), [("type", name.encode())])
+
+
+def sku_names(n: int) -> list[str]:
+    return [f"sku-{i:05d}" for i in range(n)]
+
+
+def setup_commands(skus: list[str]) -> list[Record]:
+    out = []
+    for sku in skus:
+        out.append(command_record(RegisterSku(sku, f"bench {sku}"))[1])
+        out.append(command_record(ReceiveStock(sku, "w1", BIG_QTY, "bench"))[1])
+    return out
+
+
+def reserve_commands(n: int, skus: list[str], tag: str, rng: random.Random) -> list[tuple[str, Record]]:
+    """n ReserveStock commands (unique order ids of one width, random skus, qty 1): all the same size."""
+    return [command_record(ReserveStock(rng.choice(skus), f"o-{tag}-{i:09d}", 1)) for i in range(n)]
+
+
+def log_events(m: int, skus: list[str], rng: random.Random) -> Iterator[Record]:
+    """M events of inventory's own log: per sku registered + big receipt, then per order a
+    reservation and its commit (so the state stays small). Envelopes as the processor writes them."""
+    versions = dict.fromkeys(skus, 0)
+    t0 = int(time.time() * 1000)
+
+    def ev(msg: Message, cause: str, corr: str, i: int) -> Record:
+        agg = msg.key
+        versions[agg] += 1
+        name = type(msg).__name__
+        env = Envelope(derived_id(cause, 0), name, agg, versions[agg], t0 + i, corr, cause, "inventory")
+        return agg.encode(), CODEC.encode(Enveloped(env, msg)), [("type", name.encode())]
+
+    i = 0
+    for sku in skus:
+        for msg in (SkuRegistered(sku, f"bench {sku}", False, 50), StockReceived(sku, "w1", BIG_QTY, "bench")):
+            if i >= m:
+                return
+            yield ev(msg, str(uuid.uuid4()), sku, i)
+            i += 1
+    order = 0
+    while i < m:
+        sku = rng.choice(skus)
+        oid = f"o-rb-{order:09d}"
+        alloc = [Allocation("w1", 1)]
+        yield ev(StockReserved(sku, oid, 1, alloc), str(uuid.uuid4()), oid, i)
+        i += 1
+        if i < m:
+            yield ev(ReservationCommitted(sku, oid, alloc), str(uuid.uuid4()), oid, i)
+            i += 1
+        order += 1
+
+
+# --- Kafka helpers -----------------------------------------------------------------------------
+
+
+def settings(bootstrap: str, prefix: str = "") -> Settings:
+    return Settings(kafka_bootstrap_servers=bootstrap, flexchain_topic_prefix=prefix)
+
+
+def service_topics(s: Settings) -> list[str]:
+    base = [*kafka.topic_names("inventory").values(), *kafka.topic_names("order").values(), "clock.ticks"]
+    return [s.name(t) for t in base]
+
+
+async def produce_all(s: Settings, topic: str, records: Iterable[Record]) -> tuple[int, float]:
+    """Keyed records with the default partitioner and flexchain's producer settings; (count, seconds)."""
+    producer = kafka.producer(s)
+    await producer.start()
+    n = 0
+    try:
+        t0 = time.perf_counter()
+        futs = []
+        for key, value, headers in records:
+            futs.append(await producer.send(topic, value, key=key, headers=headers))
+            n += 1
+            if len(futs) >= 20_000:
+                await asyncio.gather(*futs)
+                futs.clear()
+        await asyncio.gather(*futs)
+        return n, time.perf_counter() - t0
+    finally:
+        await producer.stop()
+
+
+async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+    if not parts:
+        raise RuntimeError(f"topic {topic} has no partitions")
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
+async def group_committed(admin: Any, group: str, topic: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(max(0, om.offset) for tp, om in offsets.items() if tp.topic == topic)
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+def latency_summary(values_s: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values_s]
+    return {"n": len(ms), "p50_ms": pct(ms, 0.50), "p99_ms": pct(ms, 0.99), "max_ms": max(ms) if ms else float("nan")}
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_pair() -> int:
+    for _ in range(50):
+        p = free_port()
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+class RssSampler:
+    """Peak resident set size of some processes, sampled every `interval` seconds in a thread."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.1) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.peak = dict.fromkeys(pids, 0)
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, p in self.procs.items():
+                with contextlib.suppress(psutil.Error):
+                    self.peak[name] = max(self.peak[name], p.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def mib(self, name: str) -> float:
+        return round(self.peak[name] / 2**20, 1)
+
+
+@dataclass
+class Services:
+    """Service child processes of one bench phase, isolated by topic prefix, data dir and port."""
+
+    bootstrap: str
+    prefix: str
+    root: Path
+    procs: list[ServiceProcess] = field(default_factory=list)
+
+    def start(self, service: str) -> ServiceProcess:
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "FLEXCHAIN_TOPIC_PREFIX": self.prefix,
+            "FLEXCHAIN_DATA_DIR": str(self.root / "data"),
+            "FLEXCHAIN_LOG_LEVEL": "INFO",
+        }
+        proc = ServiceProcess(service, env, self.root / "logs", free_port()).start()
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            p.stop()
+        self.procs.clear()
+
+
+async def wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.1) -> float:
+    """Poll /ready until 200; the monotonic time it was first seen ready."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as http:
+        while time.monotonic() < deadline:
+            if not proc.running:
+                raise RuntimeError(f"{proc.service} exited: {proc.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(proc.url + "/ready")).status_code == 200:
+                    return time.monotonic()
+            await asyncio.sleep(interval)
+    raise TimeoutError(f"{proc.service} not ready after {timeout:.0f}s: {proc.tail()}")
+
+
+async def scrape(proc: ServiceProcess) -> dict[str, float]:
+    """The service's /metrics as {'name{labels}': value}."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(proc.url + "/metrics")).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[name] = float(value)
+    return out
+
+
+def metric_sum(metrics: dict[str, float], pattern: str) -> float:
+    rx = re.compile(pattern)
+    return sum(v for k, v in metrics.items() if rx.fullmatch(k))
+
+
+# --- 1. the raw passthrough baseline -----------------------------------------------------------
+
+
+async def passthrough(s: Settings, src: str, dst: str, group: str, n: int, batch_max: int, txn: bool) -> dict[str, Any]:
+    """Consume `n` records with a consumer group, produce each to `dst`, commit per batch.
+
+    Plain: send every record, then commit the consumer's offsets (acks are collected at the end; the
+    clock stops when the last one is acknowledged). Transactional: one transaction per batch with
+    the input offsets in it — the service's loop without decode, decide and encode."""
+    consumer = kafka.consumer(s, group_id=group, max_poll_interval_ms=600_000)
+    producer = kafka.producer(s, transactional_id=f"{group}-txn") if txn else kafka.producer(s)
+    await producer.start()
+    await consumer.start()
+    consumer.subscribe([src])
+    done = batches = 0
+    first: float | None = None
+    futs: list[asyncio.Future[Any]] = []
+    deadline = time.monotonic() + 120 + n / 200
+    try:
+        while done < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"passthrough {group}: {done}/{n} records")
+            batch = await consumer.getmany(timeout_ms=200, max_records=batch_max)
+            if not batch:
+                continue
+            if first is None:
+                first = time.perf_counter()
+            if txn:
+                offsets = {}
+                async with producer.transaction():
+                    for tp, recs in batch.items():
+                        for r in recs:
+                            await producer.send(dst, r.value, key=r.key, headers=list(r.headers))
+                        offsets[tp] = recs[-1].offset + 1
+                    await producer.send_offsets_to_transaction(offsets, group)
+            else:
+                for recs in batch.values():
+                    for r in recs:
+                        futs.append(await producer.send(dst, r.value, key=r.key, headers=list(r.headers)))
+                await consumer.commit()
+            done += sum(len(r) for r in batch.values())
+            batches += 1
+        if futs:
+            await asyncio.gather(*futs)
+        assert first is not None
+        elapsed = time.perf_counter() - first
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {"records": done, "seconds": elapsed, "rate": done / elapsed, "batches": batches}
+
+
+# --- 2. the service working through a backlog --------------------------------------------------
+
+
+async def observe_backlog(
+    s: Settings, proc: ServiceProcess, group: str, topic: str, total: int, interval: float
+) -> dict[str, Any]:
+    """Poll the group's committed offsets until `total`; rate between interior observations."""
+    admin = kafka.admin(s)
+    await admin.start()
+    obs: list[tuple[float, int]] = []
+    deadline = time.monotonic() + 120 + total / 100
+    try:
+        while True:
+            if not proc.running:
+                raise RuntimeError(f"service exited during the throughput run: {proc.tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"service processed {obs[-1][1] if obs else 0}/{total} commands: {proc.tail()}")
+            with contextlib.suppress(Exception):  # the group may not exist yet
+                c = await group_committed(admin, group, topic)
+                obs.append((time.perf_counter(), c))
+                if c >= total:
+                    break
+            await asyncio.sleep(interval)
+    finally:
+        await admin.close()
+    started = [o for o in obs if o[1] > 0]
+    first = started[0]
+    partial = [o for o in started if o[1] < total and o[0] > first[0]]
+    # both ends are real observations of partial progress (no rounding up to the poll interval);
+    # with too few of them (a tiny run), fall back to the completion, or to the last zero
+    last = partial[-1] if len(partial) >= 2 else started[-1]
+    if last is first:
+        zeros = [o for o in obs if o[1] == 0]
+        first = zeros[-1] if zeros else first
+    elapsed = last[0] - first[0]
+    processed = last[1] - first[1]
+    return {
+        "rate": processed / elapsed if elapsed > 0 else float("nan"),
+        "records": processed,
+        "seconds": elapsed,
+        "observations": len(obs),
+        "total_seconds": obs[-1][0] - started[0][0],
+    }
+
+
+# --- 3. rebuild against a raw consumer ---------------------------------------------------------
+
+
+async def raw_consume(s: Settings, topic: str) -> dict[str, Any]:
+    """One consumer as the rebuild's (read_committed, no group, same fetch settings): assign every
+    partition, seek to the beginning, getmany until the end offsets. Counts records, decodes nothing."""
+    consumer = kafka.consumer(s, group_id=None, max_poll_records=5000)
+    await consumer.start()
+    try:
+        tps = await partitions(consumer, topic)
+        consumer.assign(tps)
+        t0 = time.perf_counter()
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        n = 0
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, recs in batch.items():
+                n += len(recs)
+                if recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            if not batch:
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        elapsed = time.perf_counter() - t0
+    finally:
+        await consumer.stop()
+    return {"records": n, "seconds": elapsed, "rate": n / elapsed}
+
+
+# --- 4. latency --------------------------------------------------------------------------------
+
+
+async def paced(
+    s: Settings,
+    records: list[tuple[str, Record]],
+    topic: str,
+    rate: float,
+    seconds: float,
+    watch: list[str],
+    match: Any,
+    grace: float = 15.0,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Send `records` at `rate`/s for `seconds`, stamping each just before produce, while one
+    read_committed consumer on `watch` (positioned at the end first) hands every record to
+    `match(topic, item, now, sent, pending)`, which records what it recognises and discards
+    finished ids from `pending`. Returns (summary, send stamps by id)."""
+    consumer = kafka.consumer(s, group_id=None)
+    await consumer.start()
+    tps = [tp for t in watch for tp in await partitions(consumer, t)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    producer = kafka.producer(s)
+    await producer.start()
+    sent: dict[str, float] = {}
+    pending: set[str] = set()
+    stopping = asyncio.Event()
+
+    async def consume() -> None:
+        while not stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.perf_counter()
+            for recs in batch.values():
+                for rec in recs:
+                    match(rec.topic, CODEC.decode(rec.value), now, sent, pending)
+
+    reader = asyncio.create_task(consume())
+    i = 0
+    try:
+        t0 = time.perf_counter()
+        while i < len(records):
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+            due = min(len(records), int(rate * elapsed) + 1)
+            while i < due:
+                rid, (key, value, headers) = records[i]
+                pending.add(rid)
+                sent[rid] = time.perf_counter()
+                await producer.send(topic, value, key=key, headers=headers)
+                i += 1
+            await asyncio.sleep(0.002)
+        send_seconds = time.perf_counter() - t0
+        await producer.flush()
+        deadline = time.monotonic() + grace
+        while pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stopping.set()
+        await reader
+        await producer.stop()
+        await consumer.stop()
+    return {"sent": i, "achieved_rate": i / send_seconds, "missing": len(pending)}, sent
+
+
+async def hop_latency(s: Settings, skus: list[str], rate: float, seconds: float, rng: random.Random) -> dict[str, Any]:
+    """ReserveStock produced → its StockReserved (causation_id = command id) consumed read_committed."""
+    records = reserve_commands(int(rate * seconds) + 10, skus, "lat" + uuid.uuid4().hex[:6], rng)
+    lat: list[float] = []
+
+    def match(topic: str, item: Enveloped, now: float, sent: dict[str, float], pending: set[str]) -> None:
+        cause = item.envelope.causation_id
+        if cause in pending and item.envelope.event_type == "StockReserved":
+            pending.discard(cause)
+            lat.append(now - sent[cause])
+
+    res, _ = await paced(s, records, s.name("inventory.commands"), rate, seconds, [s.name("inventory.events")], match)
+    return {**res, "target_rate": rate, **latency_summary(lat)}
+
+
+SAGA_STAGES = (  # (topic, record type, who wrote it): the five hops of an order's confirmation
+    ("order.events", "OrderPlaced", "order processor"),
+    ("inventory.commands", "ReserveStock", "inventory router"),
+    ("inventory.events", "StockReserved", "inventory processor"),
+    ("order.commands", "RecordLineReservation", "order router"),
+    ("order.events", "OrderConfirmed", "order processor"),
+)
+
+
+async def saga_latency(s: Settings, skus: list[str], rate: float, seconds: float, rng: random.Random) -> dict[str, Any]:
+    """PlaceOrder (one line) produced → OrderConfirmed consumed; each hop's record seen on its topic."""
+    tag = uuid.uuid4().hex[:6]
+    records = []
+    for i in range(int(rate * seconds) + 10):
+        oid = f"so-{tag}-{i:07d}"
+        records.append((oid, command_record(PlaceOrder(oid, "m-bench", "live", [OrderLine(rng.choice(skus), 1, 1000)]))[1]))
+    stage_of = {(s.name(t), etype): k for k, (t, etype, _) in enumerate(SAGA_STAGES)}
+    seen: dict[str, list[float | None]] = {}
+    outcomes = {"OrderConfirmed": 0, "OrderRejected": 0}
+
+    def match(topic: str, item: Enveloped, now: float, sent: dict[str, float], pending: set[str]) -> None:
+        oid = getattr(item.message, "order_id", None)
+        if oid not in sent:
+            return
+        etype = item.envelope.event_type
+        k = stage_of.get((topic, etype))
+        if k is not None:
+            stamps = seen.setdefault(oid, [None] * len(SAGA_STAGES))
+            if stamps[k] is None:
+                stamps[k] = now
+        if etype in outcomes:
+            outcomes[etype] += 1
+            pending.discard(oid)
+
+    watch = list(dict.fromkeys(s.name(t) for t, _, _ in SAGA_STAGES))
+    res, sent = await paced(s, records, s.name("order.commands"), rate, seconds, watch, match)
+    hops: list[list[float]] = [[] for _ in SAGA_STAGES]
+    end_to_end: list[float] = []
+    for oid, stamps in seen.items():
+        start = sent[oid]
+        if stamps[-1] is not None:
+            end_to_end.append(stamps[-1] - start)
+        prev: float | None = start
+        for k, t in enumerate(stamps):
+            if t is not None and prev is not None:
+                hops[k].append(t - prev)
+            prev = t
+    return {
+        **res,
+        "target_rate": rate,
+        "outcomes": outcomes,
+        **latency_summary(end_to_end),
+        "hops": [{"hop": SAGA_STAGES[k][2], "writes": SAGA_STAGES[k][1], **latency_summary(v)} for k, v in enumerate(hops)],
+    }
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+async def wait_stocked(proc: ServiceProcess, skus: list[str], timeout: float = 60.0) -> None:
+    """Until the service's read model has every sku registered with stock."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                got = (await http.get(proc.url + "/skus")).json()
+                if len(got) == len(skus) and all(g["on_hand"] > 0 for g in got):
+                    return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"skus not stocked after {timeout}s: {proc.tail()}")
+
+
+async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:6]
+    base = f"bench{run}-"
+    rng = random.Random(args.seed)
+    skus = sku_names(args.skus)
+    batch_max = settings(bootstrap).flexchain_batch_max
+    out: dict[str, Any] = {"run": run, "bootstrap": bootstrap, "records": args.records, "events": args.events, "skus": args.skus}
+    out["env"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "aiokafka": aiokafka.__version__,
+        "kafka": kbroker.KAFKA_VERSION if not args.external else "external",
+        "batch_max": batch_max,
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+    # the records: N ReserveStock commands, all of one size; the baseline passes the very same bytes
+    records = reserve_commands(args.records, skus, run, rng)
+    sizes = {len(v) for _, (_, v, _) in records}
+    if len(sizes) != 1:
+        raise RuntimeError(f"commands of different sizes: {sorted(sizes)}")
+    size = sizes.pop()
+    out["sizes"] = {"reserve_stock_value_bytes": size, "reserve_stock_key_bytes": len(records[0][1][0] or b"")}
+
+    # 1. B and B_txn
+    say(f"[1/4] raw passthrough baseline: {args.records} records of {size} B ...")
+    sb = settings(bootstrap, base + "b-")
+    src, dst, dst_txn = sb.name("passthrough.in"), sb.name("passthrough.out"), sb.name("passthrough-txn.out")
+    await kafka.ensure_topics(sb, [src, dst, dst_txn], partitions=6)
+    n, secs = await produce_all(sb, src, (r for _, r in records))
+    out["produce"] = {"records": n, "seconds": secs, "rate": n / secs}
+    out["B"] = await passthrough(sb, src, dst, sb.name("passthrough"), n, batch_max, txn=False)
+    say(f"      B     {out['B']['rate']:,.0f} records/s")
+    out["B_txn"] = await passthrough(sb, src, dst_txn, sb.name("passthrough-txn"), n, batch_max, txn=True)
+    say(f"      B_txn {out['B_txn']['rate']:,.0f} records/s")
+
+    # 2. the service through a backlog, then 4a. the processor hop at half its rate
+    say(f"[2/4] inventory service: backlog of {len(skus) * 2} setup + {args.records} ReserveStock commands ...")
+    ss = settings(bootstrap, base + "svc-")
+    await kafka.ensure_topics(ss, service_topics(ss))
+    setup = setup_commands(skus)
+    total, _ = await produce_all(ss, ss.name("inventory.commands"), [*setup, *(r for _, r in records)])
+    del records
+    svc = Services(bootstrap, ss.flexchain_topic_prefix, work / "svc")
+    try:
+        inv = svc.start("inventory")
+        assert inv.proc is not None
+        with RssSampler({"inventory": inv.proc.pid}) as rss:
+            out["S"] = await observe_backlog(ss, inv, ss.name("inventory"), ss.name("inventory.commands"), total, args.poll)
+        out["S"]["peak_rss_mib"] = rss.mib("inventory")
+        await wait_ready(inv, 60)
+        m = await scrape(inv)
+        out["S"]["check"] = {
+            "stock_reserved": metric_sum(m, r'flexchain_inventory_events_out_total\{.*type="StockReserved".*\}'),
+            "dlq": metric_sum(m, r"flexchain_inventory_dlq_records_total.*"),
+            "duplicates": metric_sum(m, r"flexchain_inventory_duplicates_skipped_total"),
+        }
+        say(f"      S     {out['S']['rate']:,.0f} commands/s (peak RSS {out['S']['peak_rss_mib']} MiB)")
+        rate = 0.5 * out["S"]["rate"]
+        say(f"[4/4] latency: ReserveStock → StockReserved at {rate:,.0f}/s for {args.latency_seconds} s ...")
+        out["hop"] = await hop_latency(ss, skus, rate, args.latency_seconds, rng)
+    finally:
+        svc.stop_all()
+
+    # 4b. the saga over both services
+    say(f"      saga: PlaceOrder → OrderConfirmed at {args.saga_rate}/s for {args.latency_seconds} s ...")
+    sg = settings(bootstrap, base + "saga-")
+    await kafka.ensure_topics(sg, service_topics(sg))
+    saga = Services(bootstrap, sg.flexchain_topic_prefix, work / "saga")
+    try:
+        inv, order = saga.start("inventory"), saga.start("order")
+        await wait_ready(inv, 90)
+        await wait_ready(order, 90)
+        await produce_all(sg, sg.name("inventory.commands"), setup_commands(skus))
+        await wait_stocked(inv, skus)
+        assert inv.proc is not None and order.proc is not None
+        with RssSampler({"inventory": inv.proc.pid, "order": order.proc.pid}) as rss:
+            out["saga"] = await saga_latency(sg, skus, args.saga_rate, args.latency_seconds, rng)
+        out["saga"]["peak_rss_mib"] = {"inventory": rss.mib("inventory"), "order": rss.mib("order")}
+    finally:
+        saga.stop_all()
+
+    # 3. rebuild over M events against a raw consumer of the same log
+    say(f"[3/4] rebuild: producing {args.events} events into inventory.events ...")
+    sr = settings(bootstrap, base + "rb-")
+    await kafka.ensure_topics(sr, service_topics(sr))
+    n, secs = await produce_all(sr, sr.name("inventory.events"), log_events(args.events, skus, rng))
+    out["produce_events"] = {"records": n, "seconds": secs, "rate": n / secs}
+    out["raw"] = await raw_consume(sr, sr.name("inventory.events"))
+    say(f"      raw consume {out['raw']['rate']:,.0f} records/s")
+    rb = Services(bootstrap, sr.flexchain_topic_prefix, work / "rebuild")
+    try:
+        t0 = time.monotonic()
+        inv = rb.start("inventory")
+        assert inv.proc is not None
+        with RssSampler({"inventory": inv.proc.pid}) as rss:
+            ready_at = await wait_ready(inv, max(600.0, args.events / 500))
+        m = await scrape(inv)
+        duration = m.get("flexchain_inventory_rebuild_duration_seconds", float("nan"))
+        folded = m.get("flexchain_inventory_rebuild_events_total", 0.0)
+        out["rebuild"] = {
+            "events": folded,
+            "seconds": duration,
+            "rate": folded / duration if duration > 0 else float("nan"),
+            "time_to_ready_s": ready_at - t0,
+            "peak_rss_mib": rss.mib("inventory"),
+            "complete": folded == n,
+        }
+        say(f"      rebuild {out['rebuild']['rate']:,.0f} events/s (peak RSS {out['rebuild']['peak_rss_mib']} MiB)")
+    finally:
+        rb.stop_all()
+
+    out["ratios"] = {
+        "S_over_B": out["S"]["rate"] / out["B"]["rate"],
+        "S_over_B_txn": out["S"]["rate"] / out["B_txn"]["rate"],
+        "B_txn_over_B": out["B_txn"]["rate"] / out["B"]["rate"],
+        "rebuild_over_raw": out["rebuild"]["rate"] / out["raw"]["rate"],
+    }
+    out["targets"] = {"S_over_B": 0.6, "rebuild_over_raw": 0.9}
+    out["met"] = {k: out["ratios"][k] >= v for k, v in out["targets"].items()}
+    out["env"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def table(r: dict[str, Any]) -> str:
+    def rate(x: float, unit: str) -> str:
+        return f"{x:,.0f} {unit}"
+
+    def lat(d: dict[str, Any]) -> str:
+        return f"p50 {d['p50_ms']:.1f} / p99 {d['p99_ms']:.1f} / max {d['max_ms']:.1f} ms (n={d['n']})"
+
+    def met(key: str) -> str:
+        return "yes" if r["met"][key] else "NO"
+
+    ra, tg = r["ratios"], r["targets"]
+    sz, hop, saga = r["sizes"], r["hop"], r["saga"]
+    rows: list[tuple[str, str, str, str, str]] = [
+        ("figure", "value", "ratio", "target", "met"),
+        ("record: ReserveStock value/key", f"{sz['reserve_stock_value_bytes']} B/{sz['reserve_stock_key_bytes']} B", "", "", ""),
+        ("setup produce (idempotent, linger 5 ms)", rate(r["produce"]["rate"], "rec/s"), "", "", "info"),
+        ("B     raw passthrough, commit per batch", rate(r["B"]["rate"], "rec/s"), "1.00", "", ""),
+        ("B_txn raw passthrough, txn per batch", rate(r["B_txn"]["rate"], "rec/s"), f"{ra['B_txn_over_B']:.2f} ×B", "", "info"),
+        (
+            "S     inventory service, exactly-once",
+            rate(r["S"]["rate"], "cmd/s"),
+            f"{ra['S_over_B']:.2f} ×B",
+            f"≥ {tg['S_over_B']:.2f}",
+            met("S_over_B"),
+        ),
+        ("      S against B_txn", "", f"{ra['S_over_B_txn']:.2f} ×B_txn", "", "info"),
+        ("      measured over", f"{r['S']['records']:,} cmds / {r['S']['seconds']:.1f} s", "", "", ""),
+        ("      peak RSS inventory (throughput run)", f"{r['S']['peak_rss_mib']} MiB", "", "", ""),
+        ("R     raw consume, 1 consumer", rate(r["raw"]["rate"], "rec/s"), "1.00", "", ""),
+        (
+            "RB    rebuild fold (service gauge)",
+            rate(r["rebuild"]["rate"], "ev/s"),
+            f"{ra['rebuild_over_raw']:.2f} ×R",
+            f"≥ {tg['rebuild_over_raw']:.2f}",
+            met("rebuild_over_raw"),
+        ),
+        ("      rebuild events / duration", f"{r['rebuild']['events']:,.0f} / {r['rebuild']['seconds']:.1f} s", "", "", ""),
+        ("      start → /ready", f"{r['rebuild']['time_to_ready_s']:.1f} s", "", "", ""),
+        ("      peak RSS inventory (rebuild)", f"{r['rebuild']['peak_rss_mib']} MiB", "", "", ""),
+        (f"hop   ReserveStock → StockReserved @ {hop['achieved_rate']:,.0f}/s", lat(hop), "", "", f"lost {hop['missing']}"),
+        (f"saga  PlaceOrder → OrderConfirmed @ {saga['achieved_rate']:,.0f}/s", lat(saga), "", "", f"lost {saga['missing']}"),
+    ]
+    for h in r["saga"]["hops"]:
+        rows.append((f"      hop: {h['hop']} → {h['writes']}", f"p50 {h['p50_ms']:.1f} / p99 {h['p99_ms']:.1f} ms", "", "", ""))
+    rss = r["saga"]["peak_rss_mib"]
+    rows.append(("      peak RSS inventory / order (saga)", f"{rss['inventory']} / {rss['order']} MiB", "", "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def clean(obj: Any) -> Any:
+    """JSON-safe: NaN → null, floats rounded."""
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else round(obj, 4)
+    return obj
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    s = settings(bootstrap)
+    admin = kafka.admin(s)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000, help="records for B, B_txn and the service run")
+    ap.add_argument("--events", type=int, default=1_000_000, help="events in the log for the rebuild run")
+    ap.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each paced latency run")
+    ap.add_argument("--saga-rate", type=float, default=100.0, help="orders/s of the saga latency run")
+    ap.add_argument("--skus", type=int, default=200, help="skus registered and stocked")
+    ap.add_argument("--poll", type=float, default=0.1, help="seconds between committed-offset observations")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", action="store_true", help="keep the bench dir, broker data and (external) topics")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (5000 / 20000 / 3 s)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.records, args.events, args.latency_seconds, args.saga_rate, args.skus = 5000, 20_000, 3.0, 20.0, 50
+        args.poll = 0.05
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    started = time.monotonic()
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    args.external = bool(external)
+    work = CACHE / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    cfg: kbroker.BrokerConfig | None = None
+    results: dict[str, Any] | None = None
+    try:
+        if external:
+            bootstrap = external
+            say(f"broker: external {bootstrap}")
+        else:
+            root = CACHE / "bench-broker"
+            shutil.rmtree(root, ignore_errors=True)
+            port = free_pair()
+            cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
+            say(f"broker: starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft) on {cfg.bootstrap} in {root} ...")
+            kbroker.up(cfg, CACHE / "kafka")
+            bootstrap = cfg.bootstrap
+        results = asyncio.run(bench(args, bootstrap, work))
+        if external and not args.keep:
+            asyncio.run(delete_topics(bootstrap, f"bench{results['run']}-"))
+    finally:
+        if cfg is not None:
+            kbroker.stop(cfg)
+            if not args.keep:
+                shutil.rmtree(cfg.data_dir, ignore_errors=True)
+        if not args.keep:
+            for d in work.glob("*/data"):
+                shutil.rmtree(d, ignore_errors=True)
+    results["wall_seconds"] = time.monotonic() - started
+    say("")
+    say(f"flexchain bench — {results['env']['cpus']} CPUs, Python {results['env']['python']}, aiokafka "
+        f"{results['env']['aiokafka']}, Kafka {results['env']['kafka']}; N={args.records:,}, M={args.events:,}, "
+        f"{args.skus} skus, batch ≤ {results['env']['batch_max']}; load avg {results['env']['loadavg_start'][0]} → "
+        f"{results['env']['loadavg_end'][0]}; wall {results['wall_seconds']:.0f} s; logs {work}")
+    say("")
+    say(table(results))
+    say("")
+    say("BENCH_JSON " + json.dumps(clean(results), sort_keys=True, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
