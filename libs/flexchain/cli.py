@@ -21,7 +21,6 @@ broker_app = typer.Typer(help="The local single-node Kafka (KRaft, official jars
 app.add_typer(broker_app, name="broker")
 
 CACHE = PROJECT_ROOT / ".cache"
-SERVICES = ("order", "inventory")
 
 
 def broker_config(data_dir: Path, port: int) -> kbroker.BrokerConfig:
@@ -56,15 +55,15 @@ def broker_status(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> No
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="order | inventory")]) -> None:
+def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty")]) -> None:
     """Run one instance of a service (settings from the environment, see README)."""
-    if service == "order":
-        from services.order.app import main
-    elif service == "inventory":
-        from services.inventory.app import main
-    else:
-        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
-    main()
+    import importlib
+
+    from flexchain.catalog import available_services
+
+    if service not in available_services():
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(available_services())}")
+    importlib.import_module(f"services.{service}.app").main()
 
 
 @app.command()
@@ -74,7 +73,9 @@ def topics() -> None:
     from flexchain.settings import Settings
 
     s = Settings()
-    names = ["clock.ticks"] + [t for svc in SERVICES for t in kafka.topic_names(svc).values()]
+    from flexchain.catalog import available_services
+
+    names = ["clock.ticks"] + [t for svc in available_services() for t in kafka.topic_names(svc).values()]
     names = [s.name(n) for n in names]
     cluster = asyncio.run(kafka.ensure_topics(s, names))
     typer.echo(f"topics ready on cluster {cluster}: {', '.join(names)}")

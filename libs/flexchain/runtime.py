@@ -420,6 +420,13 @@ class Processor(_TransactionalLoop):
             value = self.codec.encode(Enveloped(env, ev))
             out.add(self._events_topic, tp.partition, agg.encode(), value, [("type", name.encode())], name)
         ps.remember(cenv.event_id, self.settings.flexchain_dedup_window)
+        self.log.debug(
+            "command decided",
+            correlation_id=cenv.correlation_id,
+            command=cenv.event_type,
+            command_id=cenv.event_id,
+            events=[type(e).__name__ for e in events],
+        )
 
     def _after_commit(self, metadata: list[tuple[str, Any]]) -> None:
         for _kind, md in metadata:

@@ -1,0 +1,1 @@
+"""The commission service (see its issue); empty until built."""

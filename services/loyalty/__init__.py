@@ -1,0 +1,1 @@
+"""The loyalty service (see its issue); empty until built."""

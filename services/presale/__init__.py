@@ -1,0 +1,1 @@
+"""The presale service (see its issue); empty until built."""
