@@ -926,10 +926,12 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(d, ignore_errors=True)
     results["wall_seconds"] = time.monotonic() - started
     say("")
-    say(f"flexchain bench — {results['env']['cpus']} CPUs, Python {results['env']['python']}, aiokafka "
+    say(
+        f"flexchain bench — {results['env']['cpus']} CPUs, Python {results['env']['python']}, aiokafka "
         f"{results['env']['aiokafka']}, Kafka {results['env']['kafka']}; N={args.records:,}, M={args.events:,}, "
         f"{args.skus} skus, batch ≤ {results['env']['batch_max']}; load avg {results['env']['loadavg_start'][0]} → "
-        f"{results['env']['loadavg_end'][0]}; wall {results['wall_seconds']:.0f} s; logs {work}")
+        f"{results['env']['loadavg_end'][0]}; wall {results['wall_seconds']:.0f} s; logs {work}"
+    )
     say("")
     say(table(results))
     say("")

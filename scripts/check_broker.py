@@ -94,9 +94,7 @@ async def scenario() -> None:
     await admin.start()
     try:
         with timed("create topics"):
-            await admin.create_topics(
-                [NewTopic(IN_TOPIC, PARTITIONS, 1), NewTopic(OUT_TOPIC, PARTITIONS, 1)], timeout_ms=15000
-            )
+            await admin.create_topics([NewTopic(IN_TOPIC, PARTITIONS, 1), NewTopic(OUT_TOPIC, PARTITIONS, 1)], timeout_ms=15000)
             # Wait until the broker's metadata lists both topics.  (Leadership is applied to the replica
             # manager a few ms *after* the metadata cache, so the very first produce may still log one
             # retried NotLeaderForPartitionError -- harmless.)
@@ -146,9 +144,7 @@ async def scenario() -> None:
                         offsets: dict[TopicPartition, int] = {}
                         for tp, msgs in batch.items():
                             for m in msgs:
-                                await txn_producer.send(
-                                    OUT_TOPIC, key=m.key, value=b"out-" + (m.value or b"")
-                                )
+                                await txn_producer.send(OUT_TOPIC, key=m.key, value=b"out-" + (m.value or b""))
                             offsets[tp] = msgs[-1].offset + 1
                             processed += len(msgs)
                         await txn_producer.send_offsets_to_transaction(offsets, GROUP)
@@ -186,9 +182,7 @@ async def scenario() -> None:
             finally:
                 await p2.stop()
             rc = await read_all(OUT_TOPIC, "read_committed", N + N_AFTER_ABORT)
-            check(
-                not any(v.startswith(b"ABORTED-") for v in rc), "aborted records invisible to read_committed"
-            )
+            check(not any(v.startswith(b"ABORTED-") for v in rc), "aborted records invisible to read_committed")
             check(
                 len(rc) == N + N_AFTER_ABORT and sum(v.startswith(b"AFTER-") for v in rc) == N_AFTER_ABORT,
                 f"read_committed sees {N} + {N_AFTER_ABORT} committed records after the abort ({len(rc)})",
@@ -208,9 +202,7 @@ def main() -> int:
     import aiokafka
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--set", metavar="KEY=VALUE", action="append", default=[], help="server.properties override"
-    )
+    ap.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="server.properties override")
     args = ap.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
 

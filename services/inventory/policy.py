@@ -16,6 +16,8 @@ RESELLABLE_REASONS = ("no_reason", "late")  # returned goods graded A; defect an
 
 
 def react(event: Message) -> list[Message]:
+    if isinstance(event, (OrderPlaced, OrderShipped)) and event.campaign_id:
+        return []  # presale goods are made after the campaign: nothing to reserve or commit yet
     if isinstance(event, OrderPlaced):
         return [ReserveStock(line.sku, event.order_id, line.qty) for line in event.lines]
     if isinstance(event, OrderRejected):

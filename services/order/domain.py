@@ -8,13 +8,16 @@ Every refused transition is an `OrderCommandRejected` event with the reason; it 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flexchain.messages import Message
 from services.order.messages import (
     CHANNELS,
+    PRESALE_REFUND_REASON,
     REFUND_REASONS,
     CancelOrder,
     CheckOrderTimers,
@@ -24,17 +27,22 @@ from services.order.messages import (
     OrderCompleted,
     OrderConfirmed,
     OrderDelivered,
+    OrderDiscountApplied,
     OrderLine,
     OrderLineRejected,
     OrderLineReserved,
     OrderPaid,
     OrderPlaced,
+    OrderPresaleAnswered,
     OrderRefunded,
     OrderRejected,
     OrderShipped,
     PayOrder,
     PlaceOrder,
     RecordLineReservation,
+    RecordMemberDiscount,
+    RecordPresaleAnswer,
+    RecordPresaleRefund,
     RefundedLine,
     RefundOrder,
     ShipOrder,
@@ -50,6 +58,7 @@ class OrderConfig:
 
     payment_hold_ms: int = 30 * MINUTE_MS
     return_window_ms: int = 7 * DAY_MS
+    member_discounts: bool = False  # wait for the loyalty service's tier discount (R-LOY-1)
 
 
 @dataclass
@@ -72,6 +81,13 @@ class Order:
     refunded_qty: dict[str, int] = field(default_factory=dict)
     refunded_amount: int = 0
     refund_ids: set[str] = field(default_factory=set)
+    awaiting: list[str] = field(default_factory=list)
+    presale_accepted: bool | None = None
+    presale_price: int | None = None
+    presale_reason: str = ""
+    tier: str | None = None
+    discount_rate: Decimal | None = None
+    history: list[Message] = field(default_factory=list)
 
     def line(self, sku: str) -> OrderLine | None:
         return next((line for line in self.lines if line.sku == sku), None)
@@ -140,28 +156,98 @@ def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
     if problem:
         return _refuse(cmd, problem)
     total = sum(line.qty * line.unit_price for line in cmd.lines)
-    return [
-        OrderPlaced(cmd.order_id, cmd.member_id, cmd.channel, list(cmd.lines), cmd.distributor_id, cmd.campaign_id, total, now)
-    ]
+    awaiting = ["presale" if cmd.campaign_id else "stock"]  # a presale order is priced by its campaign, not reserved
+    if book.config.member_discounts:
+        awaiting.append("loyalty")
+    placed = OrderPlaced(
+        cmd.order_id, cmd.member_id, cmd.channel, list(cmd.lines), cmd.distributor_id, cmd.campaign_id, total, now, awaiting
+    )
+    return [placed]
 
 
 def _record(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
-    if order.status != "placed" or cmd.sku in order.answers or order.line(cmd.sku) is None:
+    if order.status != "placed" or "stock" not in order.awaiting or cmd.sku in order.answers or order.line(cmd.sku) is None:
         return []  # a late or repeated answer: the saga already moved on (stock is released by sku)
     first: Message = (
         OrderLineReserved(order.order_id, cmd.sku) if cmd.reserved else OrderLineRejected(order.order_id, cmd.sku, cmd.reason)
     )
-    answers = {**order.answers, cmd.sku: bool(cmd.reserved)}
-    if len(answers) < len(order.lines):
-        return [first]
-    if all(answers.values()):
-        return [first, OrderConfirmed(order.order_id, now + book.config.payment_hold_ms)]
-    reasons = {**order.reject_reasons}
-    if not cmd.reserved:
-        reasons[cmd.sku] = cmd.reason
-    reason = "; ".join(f"{sku}: {why}" for sku, why in sorted(reasons.items()))
-    reserved = [sku for sku, ok in answers.items() if ok]
-    return [first, OrderRejected(order.order_id, f"stock not available ({reason})", reserved)]
+    return [first, *_settle(book, order, first, now)]
+
+
+def _presale_answer(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status != "placed" or "presale" not in order.awaiting or order.presale_accepted is not None:
+        return []
+    first = OrderPresaleAnswered(order.order_id, cmd.accepted, cmd.unit_price, cmd.phase, cmd.reason)
+    return [first, *_settle(book, order, first, now)]
+
+
+def _discount(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    if order.status != "placed" or "loyalty" not in order.awaiting or order.discount_rate is not None:
+        return []
+    first = OrderDiscountApplied(order.order_id, cmd.tier, Decimal(cmd.discount_rate))
+    return [first, *_settle(book, order, first, now)]
+
+
+def price(unit_price: int, rate: Decimal | None) -> int:
+    """A unit price after a tier discount, rounded half up to the cent."""
+    if rate is None:
+        return unit_price
+    return int((Decimal(unit_price) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _settle(book: OrderBook, order: Order, new: Message, now: int) -> list[Message]:
+    """Once every awaited answer is in (counting `new`): confirm with the final prices, or reject."""
+    shadow = copy.copy(order)
+    shadow.answers, shadow.reject_reasons = dict(order.answers), dict(order.reject_reasons)
+    _apply(shadow, new)
+    waiting = (
+        ("stock" in shadow.awaiting and len(shadow.answers) < len(shadow.lines))
+        or ("presale" in shadow.awaiting and shadow.presale_accepted is None)
+        or ("loyalty" in shadow.awaiting and shadow.discount_rate is None)
+    )
+    if waiting:
+        return []
+    reasons = [f"{sku}: {why}" for sku, why in sorted(shadow.reject_reasons.items())]
+    if shadow.presale_accepted is False:
+        reasons.append(f"presale: {shadow.presale_reason}")
+    if reasons:
+        reserved = [sku for sku, ok in shadow.answers.items() if ok]
+        what = "presale refused" if shadow.presale_accepted is False else "stock not available"
+        return [OrderRejected(order.order_id, f"{what} ({'; '.join(reasons)})", reserved)]
+    base = shadow.presale_price
+    lines = [
+        OrderLine(line.sku, line.qty, price(line.unit_price if base is None else base, shadow.discount_rate))
+        for line in order.lines
+    ]
+    total = sum(line.qty * line.unit_price for line in lines)
+    return [OrderConfirmed(order.order_id, now + book.config.payment_hold_ms, total, lines)]
+
+
+def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    """A failed campaign refunded the order from escrow (R-PRE-7): refund what is left, or cancel."""
+    if cmd.refund_id in order.refund_ids:
+        return []
+    if order.status in ("placed", "confirmed"):
+        return [_cancelled(order, f"campaign failed: {cmd.reason}", 0)]
+    if order.status not in ("paid", "shipped", "delivered", "completed"):
+        return []
+    lines = [
+        RefundedLine(line.sku, left, PRESALE_REFUND_REASON, left * line.unit_price, order.shipped)
+        for line in order.lines
+        if (left := line.qty - order.refunded_qty.get(line.sku, 0)) > 0
+    ]
+    return [_refunded(order, cmd.refund_id, lines, True)]
+
+
+def _cancelled(order: Order, reason: str, refund: int) -> OrderCancelled:
+    release = [] if order.campaign_id else order.skus
+    return OrderCancelled(order.order_id, reason, release, refund, order.member_id, order.distributor_id, order.campaign_id)
+
+
+def _refunded(order: Order, refund_id: str, lines: list[RefundedLine], full: bool) -> OrderRefunded:
+    amount = sum(r.amount for r in lines)
+    o = order
+    return OrderRefunded(o.order_id, refund_id, lines, amount, full, o.member_id, o.distributor_id, o.campaign_id)
 
 
 def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -171,14 +257,15 @@ def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         return _refuse(cmd, "the payment hold expired; the order is being cancelled")
     if cmd.amount != order.total:
         return _refuse(cmd, f"amount {cmd.amount} does not match the order total {order.total} (cents)")
-    return [OrderPaid(order.order_id, cmd.amount, cmd.payment_ref, now)]
+    o = order
+    return [OrderPaid(o.order_id, cmd.amount, cmd.payment_ref, now, o.member_id, o.distributor_id, o.campaign_id, list(o.lines))]
 
 
 def _ship(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "paid":
         return _refuse(cmd, f"order is {order.status}: only a paid order can be shipped")
     skus = [line.sku for line in order.lines if order.refunded_qty.get(line.sku, 0) < line.qty]
-    return [OrderShipped(order.order_id, cmd.tracking, skus)]
+    return [OrderShipped(order.order_id, cmd.tracking, skus, order.campaign_id)]
 
 
 def _deliver(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -192,7 +279,7 @@ def _cancel(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         return _refuse(cmd, f"order is {order.status}: it can no longer be cancelled, ask for a refund")
     if order.status not in ("placed", "confirmed", "paid"):
         return _refuse(cmd, f"order is {order.status}: nothing to cancel")
-    return [OrderCancelled(order.order_id, cmd.reason, order.skus, order.paid - order.refunded_amount)]
+    return [_cancelled(order, cmd.reason, order.paid - order.refunded_amount)]
 
 
 def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -222,12 +309,11 @@ def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         if window_closed and rl.reason != "defect":
             return _refuse(cmd, f"line {rl.sku}: the 7-day no-reason window closed; only a defect is refunded now")
         refunded.append(RefundedLine(rl.sku, rl.qty, rl.reason, rl.qty * line.unit_price, order.shipped))
-    amount = sum(r.amount for r in refunded)
     after = {**order.refunded_qty}
     for r in refunded:
         after[r.sku] = after.get(r.sku, 0) + r.qty
     full = all(after.get(line.sku, 0) == line.qty for line in order.lines)
-    return [OrderRefunded(order.order_id, cmd.refund_id, refunded, amount, full)]
+    return [_refunded(order, cmd.refund_id, refunded, full)]
 
 
 def _timers(book: OrderBook, time: int) -> list[Message]:
@@ -235,10 +321,11 @@ def _timers(book: OrderBook, time: int) -> list[Message]:
     for order_id, deadline in sorted(book.pay_deadlines.items()):
         if deadline <= time:
             order = book.orders[order_id]
-            out.append(OrderCancelled(order_id, "not paid within the payment hold time", order.skus, 0))
+            out.append(_cancelled(order, "not paid within the payment hold time", 0))
     for order_id, ends in sorted(book.return_windows.items()):
         if ends <= time:
-            out.append(OrderCompleted(order_id, time))
+            order = book.orders[order_id]
+            out.append(OrderCompleted(order_id, time, order.member_id, order.distributor_id, order.campaign_id))
     return out
 
 
@@ -249,6 +336,9 @@ _HANDLERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
     ConfirmDelivery: _deliver,
     CancelOrder: _cancel,
     RefundOrder: _refund,
+    RecordPresaleAnswer: _presale_answer,
+    RecordMemberDiscount: _discount,
+    RecordPresaleRefund: _presale_refund,
 }
 
 
@@ -258,41 +348,69 @@ _HANDLERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
 def evolve(book: OrderBook, e: Message) -> OrderBook:
     if isinstance(e, OrderPlaced):
         book.orders[e.order_id] = Order(
-            e.order_id, e.member_id, e.channel, list(e.lines), e.distributor_id, e.campaign_id, e.total, e.placed_at
+            e.order_id,
+            e.member_id,
+            e.channel,
+            list(e.lines),
+            e.distributor_id,
+            e.campaign_id,
+            e.total,
+            e.placed_at,
+            awaiting=list(e.awaiting) or ["stock"],
+            history=[e],
         )
         return book
     order = book.orders.get(e.key)
-    if order is None:
-        return book  # OrderCommandRejected for an unknown order
+    if order is None or isinstance(e, OrderCommandRejected):
+        return book  # a refusal changes nothing (R-ORD-2)
+    order.history.append(e)
+    _apply(order, e)
+    if isinstance(e, OrderConfirmed):
+        book.pay_deadlines[order.order_id] = e.pay_by
+    elif isinstance(e, (OrderPaid, OrderCancelled)):
+        book.pay_deadlines.pop(order.order_id, None)
+    elif isinstance(e, OrderDelivered):
+        book.return_windows[order.order_id] = e.return_window_ends
+    elif isinstance(e, OrderCompleted) or (isinstance(e, OrderRefunded) and e.fully_refunded):
+        book.return_windows.pop(order.order_id, None)
+    return book
+
+
+def _apply(order: Order, e: Message) -> None:
+    """Fold one event into one order (`evolve` keeps the partition's timer indexes)."""
     if isinstance(e, OrderLineReserved):
         order.answers[e.sku] = True
     elif isinstance(e, OrderLineRejected):
         order.answers[e.sku] = False
         order.reject_reasons[e.sku] = e.reason
+    elif isinstance(e, OrderPresaleAnswered):
+        order.presale_accepted = e.accepted
+        order.presale_price = e.unit_price if e.accepted else None
+        order.presale_reason = e.reason
+    elif isinstance(e, OrderDiscountApplied):
+        order.tier = e.tier
+        order.discount_rate = e.discount_rate
     elif isinstance(e, OrderConfirmed):
         order.status = "confirmed"
         order.pay_by = e.pay_by
-        book.pay_deadlines[order.order_id] = e.pay_by
+        order.total = e.total
+        order.lines = list(e.lines)
     elif isinstance(e, OrderRejected):
         order.status = "rejected"
     elif isinstance(e, OrderPaid):
         order.status = "paid"
         order.paid = e.amount
-        book.pay_deadlines.pop(order.order_id, None)
     elif isinstance(e, OrderShipped):
         order.status = "shipped"
         order.shipped = True
     elif isinstance(e, OrderDelivered):
         order.status = "delivered"
         order.return_window_ends = e.return_window_ends
-        book.return_windows[order.order_id] = e.return_window_ends
     elif isinstance(e, OrderCompleted):
         order.status = "completed"
-        book.return_windows.pop(order.order_id, None)
     elif isinstance(e, OrderCancelled):
         order.status = "cancelled"
         order.refunded_amount += e.refund_amount
-        book.pay_deadlines.pop(order.order_id, None)
     elif isinstance(e, OrderRefunded):
         order.refund_ids.add(e.refund_id)
         order.refunded_amount += e.amount
@@ -300,5 +418,3 @@ def evolve(book: OrderBook, e: Message) -> OrderBook:
             order.refunded_qty[r.sku] = order.refunded_qty.get(r.sku, 0) + r.qty
         if e.fully_refunded:
             order.status = "refunded"
-            book.return_windows.pop(order.order_id, None)
-    return book

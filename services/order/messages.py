@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import ClassVar
 
 from flexchain.messages import Message
 
 CHANNELS = ("live", "short_video", "article", "mini_program")  # R-ORD-1
-REFUND_REASONS = ("no_reason", "defect", "damaged", "late")  # R-ORD-2a
+REFUND_REASONS = ("no_reason", "defect", "damaged", "late")  # R-ORD-2a: what a member may give
+PRESALE_REFUND_REASON = "campaign_failed"  # a refund the presale service issues (R-PRE-7)
 
 
 class OrderMessage(Message):
@@ -121,6 +123,36 @@ class CheckOrderTimers(OrderMessage):
     time: int
 
 
+@dataclass(frozen=True, slots=True)
+class RecordPresaleAnswer(OrderMessage):
+    """The presale service's answer to a campaign order: the phase price, or a refusal (routed)."""
+
+    order_id: str
+    accepted: bool
+    unit_price: int
+    phase: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMemberDiscount(OrderMessage):
+    """The loyalty service's tier discount for the member, in force when the order was placed (routed)."""
+
+    order_id: str
+    tier: str
+    discount_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPresaleRefund(OrderMessage):
+    """The presale service refunded this order from escrow (a failed campaign, R-PRE-7) (routed)."""
+
+    order_id: str
+    refund_id: str
+    amount: int
+    reason: str
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -136,6 +168,7 @@ class OrderPlaced(OrderMessage):
     campaign_id: str | None
     total: int
     placed_at: int
+    awaiting: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +190,32 @@ class OrderLineRejected(OrderMessage):
 
 @dataclass(frozen=True, slots=True)
 class OrderConfirmed(OrderMessage):
-    """Every line is reserved; payment is due by `pay_by` (ms, business time)."""
+    """Every answer is in; payment of `total` (final unit prices in `lines`) is due by `pay_by` (ms)."""
 
     order_id: str
     pay_by: int
+    total: int
+    lines: list[OrderLine]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPresaleAnswered(OrderMessage):
+    """The campaign's answer: its phase price per unit (cents), or why the pledge was refused."""
+
+    order_id: str
+    accepted: bool
+    unit_price: int
+    phase: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDiscountApplied(OrderMessage):
+    """The member's tier discount in force when the order was placed (R-LOY-1)."""
+
+    order_id: str
+    tier: str
+    discount_rate: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +229,16 @@ class OrderRejected(OrderMessage):
 
 @dataclass(frozen=True, slots=True)
 class OrderPaid(OrderMessage):
-    """Payment received (cents)."""
+    """Payment received (cents) for `lines` at their final unit prices."""
 
     order_id: str
     amount: int
     payment_ref: str
     paid_at: int
+    member_id: str
+    distributor_id: str | None
+    campaign_id: str | None
+    lines: list[OrderLine]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +248,7 @@ class OrderShipped(OrderMessage):
     order_id: str
     tracking: str
     skus: list[str]
+    campaign_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +262,13 @@ class OrderDelivered(OrderMessage):
 
 @dataclass(frozen=True, slots=True)
 class OrderCompleted(OrderMessage):
-    """The return window closed."""
+    """The return window closed: points and commissions of the order are final."""
 
     order_id: str
     completed_at: int
+    member_id: str
+    distributor_id: str | None
+    campaign_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +279,9 @@ class OrderCancelled(OrderMessage):
     reason: str
     release_skus: list[str]
     refund_amount: int
+    member_id: str
+    distributor_id: str | None
+    campaign_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +293,9 @@ class OrderRefunded(OrderMessage):
     lines: list[RefundedLine]
     amount: int
     fully_refunded: bool
+    member_id: str
+    distributor_id: str | None
+    campaign_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +316,17 @@ COMMANDS: tuple[type[Message], ...] = (
     CancelOrder,
     RefundOrder,
     CheckOrderTimers,
+    RecordPresaleAnswer,
+    RecordMemberDiscount,
+    RecordPresaleRefund,
 )
 EVENTS: tuple[type[Message], ...] = (
     OrderPlaced,
     OrderLineReserved,
     OrderLineRejected,
     OrderConfirmed,
+    OrderPresaleAnswered,
+    OrderDiscountApplied,
     OrderRejected,
     OrderPaid,
     OrderShipped,

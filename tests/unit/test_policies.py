@@ -75,7 +75,7 @@ def test_r_inv_2_a_rejected_order_with_nothing_reserved_releases_nothing() -> No
 
 
 def test_r_inv_2_a_cancelled_order_releases_every_sku_with_the_reason() -> None:
-    event = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0)
+    event = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0, "m", None, None)
     assert inventory_policy.react(event) == [
         ReleaseReservation(MASK, OID, "order cancelled: not paid within the payment hold time"),
         ReleaseReservation(EYE, OID, "order cancelled: not paid within the payment hold time"),
@@ -84,18 +84,18 @@ def test_r_inv_2_a_cancelled_order_releases_every_sku_with_the_reason() -> None:
 
 
 def test_r_inv_2_a_shipped_order_commits_its_reservations() -> None:
-    event = OrderShipped(OID, "SF123", [MASK, EYE])
+    event = OrderShipped(OID, "SF123", [MASK, EYE], None)
     assert inventory_policy.react(event) == [CommitReservation(MASK, OID), CommitReservation(EYE, OID)]
 
 
 @pytest.mark.parametrize(("reason", "grade"), [("no_reason", "A"), ("late", "A"), ("defect", "B"), ("damaged", "B")])
 def test_r_inv_2_returned_goods_are_graded_by_the_refund_reason(reason: str, grade: str) -> None:
-    event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 2, reason, 3980, True)], 3980, False)
+    event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 2, reason, 3980, True)], 3980, False, "m", None, None)
     assert inventory_policy.react(event) == [ReturnStock(MASK, OID, 2, grade)]
 
 
 def test_r_inv_2_a_refund_before_shipping_releases_only_the_refunded_units() -> None:
-    event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, False)], 1990, False)
+    event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, False)], 1990, False, "m", None, None)
     assert inventory_policy.react(event) == [ReleaseReservation(MASK, OID, "order refunded", 1)]
 
 
@@ -106,6 +106,9 @@ def test_r_x_3_one_refund_event_cascades_to_every_line() -> None:
         [RefundedLine(MASK, 2, "defect", 3980, True), RefundedLine(EYE, 1, "no_reason", 500, True)],
         4480,
         True,
+        "m",
+        None,
+        None,
     )
     assert inventory_policy.react(event) == [ReturnStock(MASK, OID, 2, "B"), ReturnStock(EYE, OID, 1, "A")]
 
@@ -113,10 +116,10 @@ def test_r_x_3_one_refund_event_cascades_to_every_line() -> None:
 @pytest.mark.parametrize(
     "event",
     [
-        OrderConfirmed(OID, 1),
-        OrderPaid(OID, 100, "p", 1),
+        OrderConfirmed(OID, 1, 100, []),
+        OrderPaid(OID, 100, "p", 1, "m", None, None, []),
         OrderDelivered(OID, 1, 2),
-        OrderCompleted(OID, 3),
+        OrderCompleted(OID, 3, "m", None, None),
         OrderCommandRejected(OID, "PayOrder", "no"),
         StockReserved(MASK, OID, 1, [Allocation("wh", 1)]),
         ClockTicked("clock", 1),
@@ -153,7 +156,7 @@ def test_r_ord_2_a_clock_tick_checks_the_timers_of_every_partition() -> None:
         StockReceived(MASK, "wh", 1, ""),
         LowStockAlertRaised(MASK, 1, 50, 1),
         OrderPlaced(OID, "m", "live", [OrderLine(MASK, 1, 1)], None, None, 1, 0),
-        OrderShipped(OID, "t", [MASK]),
+        OrderShipped(OID, "t", [MASK], None),
     ],
 )
 def test_order_policy_ignores_everything_else(event: Message) -> None:

@@ -140,7 +140,7 @@ def status(book: OrderBook, order_id: str = OID) -> str:
 def test_r_ord_1_a_valid_order_is_placed_with_its_total_in_cents() -> None:
     book = new_state()
     cmd = PlaceOrder(OID, "member-1", "live", list(LINES), distributor_id="dist-7", campaign_id="camp-2")
-    expected = OrderPlaced(OID, "member-1", "live", LINES, "dist-7", "camp-2", TOTAL, T0)
+    expected = OrderPlaced(OID, "member-1", "live", LINES, "dist-7", "camp-2", TOTAL, T0, ["presale"])
     then_accepted(book, cmd, T0, [expected])
     order = book.orders[OID]
     assert (order.status, order.total, order.placed_at, order.lines) == ("placed", TOTAL, T0, LINES)
@@ -194,7 +194,7 @@ def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
 def test_r_ord_2_all_lines_reserved_confirms_with_pay_by_now_plus_30_minutes() -> None:
     book = given("placed")
     apply(book, answer(MASK), T0 + 500)
-    then_accepted(book, answer(EYE), T_ANSWER, [OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY)])
+    then_accepted(book, answer(EYE), T_ANSWER, [OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY, TOTAL, LINES)])
     assert status(book) == "confirmed"
     assert book.orders[OID].pay_by == T_ANSWER + 30 * 60_000
     assert book.pay_deadlines == {OID: PAY_BY}
@@ -204,7 +204,7 @@ def test_r_ord_2_the_payment_hold_is_configurable() -> None:
     book = given("placed", OrderConfig(payment_hold_ms=5 * MINUTE_MS))
     apply(book, answer(MASK), T_ANSWER)
     events = apply(book, answer(EYE), T_ANSWER)
-    assert events[-1] == OrderConfirmed(OID, T_ANSWER + 5 * MINUTE_MS)
+    assert events[-1] == OrderConfirmed(OID, T_ANSWER + 5 * MINUTE_MS, TOTAL, LINES)
 
 
 def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lines() -> None:
@@ -272,7 +272,9 @@ def test_r_ord_2_an_answer_for_an_unknown_order_is_refused() -> None:
 
 def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
     book = given("confirmed")
-    then_accepted(book, PayOrder(OID, TOTAL, "pay-1"), T_PAID, [OrderPaid(OID, TOTAL, "pay-1", T_PAID)])
+    then_accepted(
+        book, PayOrder(OID, TOTAL, "pay-1"), T_PAID, [OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES)]
+    )
     assert status(book) == "paid"
     assert book.orders[OID].paid == TOTAL
     assert book.pay_deadlines == {}, "a paid order is no longer on the hold timer"
@@ -290,7 +292,7 @@ def test_r_ord_2_a_payment_must_equal_the_total(amount: int) -> None:
 
 def test_r_ord_2_payment_one_ms_before_the_hold_ends_is_accepted() -> None:
     events = decide(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY - 1)
-    assert events == [OrderPaid(OID, TOTAL, "pay-1", PAY_BY - 1)]
+    assert events == [OrderPaid(OID, TOTAL, "pay-1", PAY_BY - 1, "member-1", None, None, LINES)]
 
 
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
@@ -307,7 +309,7 @@ def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
 
 def test_r_ord_2_a_paid_order_ships_every_line() -> None:
     book = given("paid")
-    then_accepted(book, ShipOrder(OID, "SF123"), T_SHIPPED, [OrderShipped(OID, "SF123", [MASK, EYE])])
+    then_accepted(book, ShipOrder(OID, "SF123"), T_SHIPPED, [OrderShipped(OID, "SF123", [MASK, EYE], None)])
     assert status(book) == "shipped"
     assert book.orders[OID].shipped
 
@@ -315,7 +317,7 @@ def test_r_ord_2_a_paid_order_ships_every_line() -> None:
 def test_r_ord_2a_a_line_refunded_in_full_before_shipping_is_not_shipped() -> None:
     book = given("paid")
     apply(book, RefundOrder(OID, "rf-1", [RefundLine(EYE, 1, "no_reason")]), T_PAID + 1)
-    then_accepted(book, ShipOrder(OID, "SF1"), T_SHIPPED, [OrderShipped(OID, "SF1", [MASK])])
+    then_accepted(book, ShipOrder(OID, "SF1"), T_SHIPPED, [OrderShipped(OID, "SF1", [MASK], None)])
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "paid"])
@@ -345,7 +347,7 @@ def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
 @pytest.mark.parametrize("st", ["placed", "confirmed"])
 def test_r_ord_2_an_unpaid_order_is_cancelled_and_its_stock_released(st: str) -> None:
     book = given(st)
-    expected = OrderCancelled(OID, "changed my mind", [MASK, EYE], 0)
+    expected = OrderCancelled(OID, "changed my mind", [MASK, EYE], 0, "member-1", None, None)
     then_accepted(book, CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS, [expected])
     assert status(book) == "cancelled"
     assert book.pay_deadlines == {}
@@ -354,7 +356,7 @@ def test_r_ord_2_an_unpaid_order_is_cancelled_and_its_stock_released(st: str) ->
 
 def test_r_ord_2_a_paid_order_is_cancelled_with_a_refund_of_what_was_paid() -> None:
     book = given("paid")
-    expected = OrderCancelled(OID, "out of town", [MASK, EYE], TOTAL)
+    expected = OrderCancelled(OID, "out of town", [MASK, EYE], TOTAL, "member-1", None, None)
     then_accepted(book, CancelOrder(OID, "out of town"), T_PAID + 1, [expected])
     assert status(book) == "cancelled"
 
@@ -363,7 +365,7 @@ def test_r_ord_2a_cancelling_after_a_partial_refund_refunds_only_the_rest() -> N
     book = given("paid")
     apply(book, RefundOrder(OID, "rf-1", [RefundLine(MASK, 1, "no_reason")]), T_PAID + 1)
     events = apply(book, CancelOrder(OID, "never mind"), T_PAID + 2)
-    assert events == [OrderCancelled(OID, "never mind", [MASK, EYE], TOTAL - 1990)]
+    assert events == [OrderCancelled(OID, "never mind", [MASK, EYE], TOTAL - 1990, "member-1", None, None)]
 
 
 @pytest.mark.parametrize("st", ["shipped", "delivered", "completed"])
@@ -390,7 +392,7 @@ def refund(refund_id: str, *lines: tuple[str, int, str]) -> RefundOrder:
 def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_the_goods_back() -> None:
     book = given("delivered")
     now = T_DELIVERED + DAY_MS
-    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, True)], 1990, False)
+    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, True)], 1990, False, "member-1", None, None)
     then_accepted(book, refund("rf-1", (MASK, 1, "no_reason")), now, [expected])
     order = book.orders[OID]
     assert (order.status, order.refunded_qty, order.refunded_amount) == ("delivered", {MASK: 1}, 1990)
@@ -399,7 +401,7 @@ def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_t
 
 def test_r_ord_2a_a_refund_before_shipping_returns_no_goods() -> None:
     book = given("paid")
-    expected = OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, "late", 500, False)], 500, False)
+    expected = OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, "late", 500, False)], 500, False, "member-1", None, None)
     then_accepted(book, refund("rf-1", (EYE, 1, "late")), T_PAID + 1, [expected])
     assert status(book) == "paid"
 
@@ -429,7 +431,7 @@ def test_r_ord_2a_refunds_that_add_up_to_the_whole_order_make_it_refunded() -> N
 @pytest.mark.parametrize("reason", REFUND_REASONS)
 def test_r_ord_2a_every_listed_reason_is_accepted_inside_the_window(reason: str) -> None:
     events = decide(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
-    assert events == [OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, reason, 500, True)], 500, False)]
+    assert events == [OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, reason, 500, True)], 500, False, "member-1", None, None)]
 
 
 @pytest.mark.parametrize("reason", ["", "changed_mind", "NO_REASON"])
@@ -505,7 +507,7 @@ def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund
 def test_r_ord_2_a_defect_is_refunded_at_any_time_even_after_completion(st: str) -> None:
     now = WINDOW_ENDS + 365 * DAY_MS
     book = given(st)
-    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "defect", 1990, True)], 1990, False)
+    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "defect", 1990, True)], 1990, False, "member-1", None, None)
     then_accepted(book, refund("rf-1", (MASK, 1, "defect")), now, [expected])
     assert status(book) == st
     apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now)
@@ -531,7 +533,7 @@ def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> Non
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_an_unpaid_confirmed_order_is_cancelled_from_the_deadline_on(late: int) -> None:
     book = given("confirmed")
-    expected = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0)
+    expected = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0, "member-1", None, None)
     then_accepted(book, CheckOrderTimers(PAY_BY + late), PAY_BY + late, [expected])
     assert status(book) == "cancelled"
     assert tick(book, PAY_BY + 2 * DAY_MS) == [], "cancelled once, never again"
@@ -555,7 +557,12 @@ def test_r_ord_2_the_window_timer_does_nothing_one_ms_before_the_window_ends() -
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> None:
     book = given("delivered")
-    then_accepted(book, CheckOrderTimers(WINDOW_ENDS + late), WINDOW_ENDS + late, [OrderCompleted(OID, WINDOW_ENDS + late)])
+    then_accepted(
+        book,
+        CheckOrderTimers(WINDOW_ENDS + late),
+        WINDOW_ENDS + late,
+        [OrderCompleted(OID, WINDOW_ENDS + late, "member-1", None, None)],
+    )
     assert status(book) == "completed"
     assert book.return_windows == {}
     assert tick(book, WINDOW_ENDS + 2 * DAY_MS) == [], "completed once, never again"
@@ -564,7 +571,7 @@ def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> 
 def test_r_ord_2_a_partly_refunded_order_still_completes() -> None:
     book = given("delivered")
     apply(book, refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1)
-    assert tick(book, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS)]
+    assert tick(book, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS, "member-1", None, None)]
 
 
 def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
@@ -587,4 +594,6 @@ def test_r_ord_2_a_tick_on_an_empty_partition_is_silent() -> None:
 
 def test_an_event_sent_as_a_command_is_refused() -> None:
     book = given("confirmed")
-    then_refused(book, OrderPaid(OID, TOTAL, "pay-1", T_PAID), T_PAID, "OrderPaid is not an order command")
+    then_refused(
+        book, OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES), T_PAID, "OrderPaid is not an order command"
+    )
