@@ -39,7 +39,8 @@ async def submit(
 ) -> JSONResponse:
     now = rt.now()
     if precheck is not None:
-        refused = [e for e in precheck(cmd, now) if is_refusal(e)]
+        async with rt.consistent():
+            refused = [e for e in precheck(cmd, now) if is_refusal(e)]
         if refused:
             reason = getattr(refused[0], "reason", "refused")
             raise HTTPException(status_code=409, detail={"command": type(cmd).__name__, "reason": reason})

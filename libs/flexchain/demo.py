@@ -119,7 +119,7 @@ def scenario(bootstrap: str, run: str) -> None:
 
     say("4. An order that cannot be served: serum line rejected, the mask line's hold released")
     c = place("C", [("mask", 4, 5900), ("serum", 40, 12900)])
-    say(f"   order {oid('C')}: {c['status']} — {c['history'][-1]['detail'].get('reason')}")
+    say(f"   order {oid('C')}: {c['status']} — {c['history'][-1].get('reason')}")
 
     say("5. A cancel before shipping")
     place("D", [("serum", 5, 12900)], "article")

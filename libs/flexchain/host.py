@@ -28,7 +28,7 @@ from flexchain import kafka
 from flexchain.logs import configure
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.metrics import ServiceMetrics
-from flexchain.runtime import Processor, Projection, Router, ServiceDef, supervise
+from flexchain.runtime import OwnView, Processor, Projection, Router, ServiceDef, Waiters, supervise
 from flexchain.serde import Codec, RegistryClient
 from flexchain.settings import Settings
 from flexchain.snapshots import SnapshotStore
@@ -52,6 +52,8 @@ class Runtime:
     metrics: ServiceMetrics
     view: Any
     projection: Projection
+    own: OwnView
+    waiters: Waiters
     producer: AIOKafkaProducer | None = None
     processor: Processor | None = None
     last_tick: int = 0
@@ -71,7 +73,7 @@ class Runtime:
         name = type(cmd).__name__
         env = Envelope(cid, name, cmd.key, 0, self.now(), correlation_id or cmd.key or cid, None, f"{self.svc.name}-api")
         value = self.codec.encode(Enveloped(env, cmd))
-        fut = self.projection.expect(cid) if wait > 0 else None
+        fut = self.waiters.expect(cid) if wait > 0 else None
         await self.producer.send_and_wait(
             self.settings.name(self.svc.topics["commands"]), value, key=cmd.key.encode(), headers=[("type", name.encode())]
         )
@@ -80,12 +82,18 @@ class Runtime:
         try:
             return cid, await asyncio.wait_for(fut, wait)
         except TimeoutError:
-            self.projection.forget(cid)
+            self.waiters.forget(cid)
             return cid, None
+
+    def consistent(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Hold while reading state: the processor changes state only inside a transaction it holds
+        this lock for, so a reader sees committed state, never half a batch."""
+        proc = self.processor
+        return proc.lock if proc is not None else contextlib.nullcontext()
 
     def is_ready(self) -> bool:
         proc_ready = self.processor is None or self.processor.ready.is_set()
-        return proc_ready and self.projection.caught_up.is_set()
+        return proc_ready and self.own.caught_up.is_set() and self.projection.caught_up.is_set()
 
 
 class _Clock:
@@ -115,7 +123,7 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
     async def partitions() -> dict[str, Any]:
         """Owned partitions with a digest of their state: equal digests = equal states."""
         proc = rt.processor
-        async with proc.lock if proc is not None else contextlib.nullcontext():
+        async with rt.consistent():
             digests = proc.digests() if proc is not None else {}
         return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
 
@@ -150,8 +158,19 @@ async def serve(
     metrics = ServiceMetrics(svc.name)
     store = SnapshotStore(settings.snapshot_url(svc.name))
     view_topics = [settings.name(t) for t in [*view.topics, CLOCK_TOPIC]]
-    projection = Projection(settings, codec, view_topics, lambda item: None, f"{svc.name}-view")
-    rt = Runtime(svc, settings, codec, metrics, view, projection)
+    types = getattr(view, "types", None)
+    waiters = Waiters()
+    projection = Projection(
+        settings,
+        codec,
+        view_topics,
+        lambda item: None,
+        f"{svc.name}-view",
+        waiters,
+        types={*types, "ClockTicked"} if types is not None else None,
+    )
+    own = OwnView(svc, settings, codec, waiters)
+    rt = Runtime(svc, settings, codec, metrics, view, projection, own, waiters)
     clock = _Clock(rt)
 
     def fold(item: Enveloped) -> None:
@@ -169,10 +188,12 @@ async def serve(
     rt.producer = kafka.producer(settings)
     await rt.producer.start()
     await projection.start()
+    await own.start()
 
     async def run_processor() -> None:
         proc = Processor(svc, settings, codec, metrics, store, cluster_id)
-        rt.processor = proc
+        proc.view, proc.waiters = own, waiters
+        rt.processor = own.processor = proc
         await proc.start()
         try:
             await proc.run(stopping)
@@ -194,6 +215,7 @@ async def serve(
     tasks = [
         asyncio.create_task(supervise("processor", run_processor, stopping), name="processor"),
         asyncio.create_task(projection.run(stopping), name="projection"),
+        asyncio.create_task(own.run(stopping), name="own-view"),
         asyncio.create_task(server.serve(), name="http"),
     ]
     if svc.routes:
@@ -206,6 +228,7 @@ async def serve(
     server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await projection.stop()
+    await own.stop()
     await rt.producer.stop()
     store.close()
     log.info("service stopped")

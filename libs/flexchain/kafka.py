@@ -45,6 +45,10 @@ def producer(s: Settings, transactional_id: str | None = None, **extra: Any) -> 
         max_batch_size=256 * 1024,
         compression_type=None,
         transaction_timeout_ms=s.flexchain_transaction_timeout_ms,
+        # Kafka 4 answers an older client's first transactional write to a partition with a retriable
+        # NOT_ENOUGH_REPLICAS while it verifies the transaction (KIP-890); aiokafka's default 100 ms
+        # back-off then stalls the whole transaction.
+        retry_backoff_ms=20,
     )
     if transactional_id:
         opts["transactional_id"] = transactional_id

@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
 from flexchain.messages import Envelope, Enveloped, Message, derived_id
@@ -157,6 +158,15 @@ class _TransactionalLoop:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._last_lag = 0.0
+        self._debug = settings.flexchain_log_level.upper() == "DEBUG"
+        self._in: dict[tuple[str, str], Any] = {}  # metric children by label, looked up once
+        self._out: dict[tuple[str, str], Any] = {}
+
+    def count_in(self, topic: str, kind: str) -> None:
+        child = self._in.get((topic, kind))
+        if child is None:
+            child = self._in[(topic, kind)] = self.metrics.messages_in.labels(topic, kind)
+        child.inc()
 
     def _listener(self) -> ConsumerRebalanceListener | None:
         return None
@@ -231,7 +241,10 @@ class _TransactionalLoop:
             if kind.startswith("dlq:"):
                 self.metrics.dlq.labels(_reason_label(kind[4:])).inc()
             else:
-                self.metrics.events_out.labels(md.topic, kind).inc()
+                child = self._out.get((md.topic, kind))
+                if child is None:
+                    child = self._out[(md.topic, kind)] = self.metrics.events_out.labels(md.topic, kind)
+                child.inc()
         self._after_commit(results)
 
 
@@ -255,6 +268,9 @@ class Processor(_TransactionalLoop):
         self._commands = frozenset(svc.commands)
         self._events_topic = self.names["events"]
         self._rebuilder: AIOKafkaConsumer | None = None
+        self.view: OwnView | None = None
+        self.waiters: Waiters | None = None
+        self._caused: dict[str, list[Enveloped]] = {}
 
     def _listener(self) -> ConsumerRebalanceListener:
         proc = self
@@ -290,6 +306,8 @@ class Processor(_TransactionalLoop):
             for tp in revoked:
                 if tp.partition in self.states:
                     self._snapshot(tp.partition)
+                    if self.view is not None:
+                        self.view.handover(tp.partition, self.states[tp.partition])
                     del self.states[tp.partition]
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -297,6 +315,8 @@ class Processor(_TransactionalLoop):
             partitions = sorted(tp.partition for tp in assigned if tp.partition not in self.states)
             if partitions:
                 await self.rebuild(partitions)
+            if self.view is not None:
+                self.view.sync(set(self.states))
             self.ready.set()
             self.metrics.ready.set(1)
 
@@ -391,7 +411,7 @@ class Processor(_TransactionalLoop):
         if type(cmd) not in self._commands:
             self.dead_letter(rec, f"not a command of {self.svc.name}: {type(cmd).__name__}", out)
             return
-        self.metrics.messages_in.labels(rec.topic, cenv.event_type).inc()
+        self.count_in(rec.topic, cenv.event_type)
         if cenv.event_id in ps.seen:
             self.metrics.duplicates.inc()
             return
@@ -417,18 +437,25 @@ class Processor(_TransactionalLoop):
                 self.svc.name,
             )
             self.svc.evolve(ps.state, ev)
-            value = self.codec.encode(Enveloped(env, ev))
-            out.add(self._events_topic, tp.partition, agg.encode(), value, [("type", name.encode())], name)
+            item = Enveloped(env, ev)
+            out.add(self._events_topic, tp.partition, agg.encode(), self.codec.encode(item), [("type", name.encode())], name)
+            if self.waiters and self.waiters.wanted(cenv.event_id):
+                self._caused.setdefault(cenv.event_id, []).append(item)
         ps.remember(cenv.event_id, self.settings.flexchain_dedup_window)
-        self.log.debug(
-            "command decided",
-            correlation_id=cenv.correlation_id,
-            command=cenv.event_type,
-            command_id=cenv.event_id,
-            events=[type(e).__name__ for e in events],
-        )
+        if self._debug:
+            self.log.debug(
+                "command decided",
+                correlation_id=cenv.correlation_id,
+                command=cenv.event_type,
+                command_id=cenv.event_id,
+                events=[type(e).__name__ for e in events],
+            )
 
     def _after_commit(self, metadata: list[tuple[str, Any]]) -> None:
+        if self._caused:
+            assert self.waiters is not None
+            self.waiters.resolve(self._caused)
+            self._caused = {}
         for _kind, md in metadata:
             if md.topic == self._events_topic:
                 ps = self.states.get(md.partition)
@@ -461,7 +488,7 @@ class Router(_TransactionalLoop):
             self.dead_letter(rec, exc.reason, out)
             return
         ev, eenv = item.message, item.envelope
-        self.metrics.messages_in.labels(rec.topic, eenv.event_type).inc()
+        self.count_in(rec.topic, eenv.event_type)
         try:
             commands = self._react[rec.topic](ev)
         except Exception as exc:
@@ -489,27 +516,172 @@ class Router(_TransactionalLoop):
                     out.add(self._commands_topic, p, None, value, headers, name)
 
 
-class Projection:
-    """Folds whole topics (every partition, no group) into an in-memory read model."""
+class Waiters:
+    """Futures of API requests waiting for the events their command caused (by causation id)."""
 
-    def __init__(self, settings: Settings, codec: Codec, topics: list[str], fold: Callable[[Enveloped], None], name: str) -> None:
+    def __init__(self) -> None:
+        self._futures: dict[str, asyncio.Future[list[Enveloped]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._futures)
+
+    def expect(self, causation_id: str) -> asyncio.Future[list[Enveloped]]:
+        fut: asyncio.Future[list[Enveloped]] = asyncio.get_running_loop().create_future()
+        self._futures[causation_id] = fut
+        return fut
+
+    def forget(self, causation_id: str) -> None:
+        self._futures.pop(causation_id, None)
+
+    def wanted(self, causation_id: str | None) -> bool:
+        return causation_id is not None and causation_id in self._futures
+
+    def resolve(self, caused: dict[str, list[Enveloped]]) -> None:
+        for cause, items in caused.items():
+            fut = self._futures.pop(cause, None)
+            if fut is not None and not fut.done():
+                fut.set_result(items)
+
+
+class OwnView:
+    """The service's whole state, for queries: the partitions the local processor owns are read from
+    its live state (no second decode of what it just produced); the others are folded here from
+    `<service>.events` with the same `evolve`. When the processor loses a partition it hands its state
+    over (with the offset it had reached), so the switch never re-reads the log."""
+
+    def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, waiters: Waiters) -> None:
+        self.svc = svc
+        self.settings = settings
+        self.codec = codec
+        self.waiters = waiters
+        self.topic = settings.name(svc.topics["events"])
+        self.processor: Processor | None = None
+        self.states: dict[int, Any] = {}
+        self._next: dict[int, int] = {}
+        self._handover: dict[int, PartitionState] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[int] = []
+        self._ends: dict[TopicPartition, int] = {}
+        self.caught_up = asyncio.Event()
+        self._partitioner = DefaultPartitioner()
+
+    async def start(self) -> None:
+        self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
+        await self._consumer.start()
+        parts = self._consumer.partitions_for_topic(self.topic)
+        if not parts:
+            await self._consumer._client.force_metadata_update()
+            parts = self._consumer.partitions_for_topic(self.topic) or set()
+        self._partitions = sorted(parts)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def partition_of(self, key: str) -> int:
+        p: int = self._partitioner(key.encode(), self._partitions, self._partitions)
+        return p
+
+    def state_for(self, key: str) -> Any:
+        """The state of the partition that holds aggregate `key` (an empty one while it is moving)."""
+        return self._state(self.partition_of(key))
+
+    def all(self) -> list[Any]:
+        return [self._state(p) for p in self._partitions]
+
+    def _state(self, p: int) -> Any:
+        proc = self.processor
+        if proc is not None and p in proc.states:
+            return proc.states[p].state
+        state = self.states.get(p)
+        return state if state is not None else self.svc.new_state()
+
+    # --- partition moves (called by the processor) ---------------------------------------------
+
+    def handover(self, partition: int, ps: PartitionState) -> None:
+        self._handover[partition] = ps
+
+    def sync(self, owned: set[int]) -> None:
+        """The processor now owns `owned`: fold every other partition here."""
+        assert self._consumer is not None
+        mine = [p for p in self._partitions if p not in owned]
+        for p in list(self.states):
+            if p not in mine:
+                del self.states[p]
+                del self._next[p]
+        for p in mine:
+            if p in self.states:
+                continue  # kept: continues where it was
+            ps = self._handover.pop(p, None)
+            self.states[p] = ps.state if ps is not None else self.svc.new_state()
+            self._next[p] = ps.next_offset if ps is not None else 0
+        self._handover.clear()
+        tps = [TopicPartition(self.topic, p) for p in mine]
+        self._consumer.assign(tps)  # a new assignment forgets positions: seek every partition
+        for tp in tps:
+            self._consumer.seek(tp, self._next[tp.partition])
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        assert self._consumer is not None
+        while not stopping.is_set():
+            if not self._consumer.assignment():
+                if self.processor is not None and self.processor.ready.is_set():
+                    self.caught_up.set()
+                await asyncio.sleep(0.1)
+                continue
+            batch = await self._consumer.getmany(timeout_ms=200)
+            caused: dict[str, list[Enveloped]] = {}
+            for tp, records in batch.items():
+                state = self.states.get(tp.partition)
+                if state is None:
+                    continue  # moved to the processor while this batch was fetched
+                for rec in records:
+                    if rec.offset < self._next[tp.partition]:
+                        continue
+                    self._next[tp.partition] = rec.offset + 1
+                    try:
+                        item = self.codec.decode(rec.value)
+                    except DecodeError:
+                        continue
+                    self.svc.evolve(state, item.message)
+                    if self.waiters.wanted(item.envelope.causation_id):
+                        caused.setdefault(item.envelope.causation_id or "", []).append(item)
+            if caused:
+                self.waiters.resolve(caused)
+            if not self.caught_up.is_set():
+                tps = list(self._consumer.assignment())
+                ends = await self._consumer.end_offsets(tps)
+                if all([await self._consumer.position(tp) >= ends[tp] for tp in tps]):
+                    self.caught_up.set()
+
+
+class Projection:
+    """Folds whole topics (every partition, no group) into an in-memory read model.
+
+    With `types`, only records whose `type` header names one of them are decoded (a read model that
+    needs, say, the sku catalogue from another service's busy topic does not decode the rest)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec,
+        topics: list[str],
+        fold: Callable[[Enveloped], None],
+        name: str,
+        waiters: Waiters | None = None,
+        types: set[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.codec = codec
         self.topics = topics
         self.fold = fold
         self.caught_up = asyncio.Event()
-        self._waiters: dict[str, asyncio.Future[list[Enveloped]]] = {}
+        self.waiters = waiters or Waiters()
+        self._types = {t.encode() for t in types} if types is not None else None
         self._consumer: AIOKafkaConsumer | None = None
         self.log = structlog.get_logger().bind(projection=name)
-
-    def expect(self, causation_id: str) -> asyncio.Future[list[Enveloped]]:
-        """A future resolved with the events caused by a command, once they are folded."""
-        fut: asyncio.Future[list[Enveloped]] = asyncio.get_running_loop().create_future()
-        self._waiters[causation_id] = fut
-        return fut
-
-    def forget(self, causation_id: str) -> None:
-        self._waiters.pop(causation_id, None)
 
     async def start(self) -> None:
         self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
@@ -521,6 +693,10 @@ class Projection:
                 await self._consumer._client.force_metadata_update()
                 parts = self._consumer.partitions_for_topic(t) or set()
             tps += [TopicPartition(t, p) for p in sorted(parts)]
+        self._ends = {}
+        if not tps:
+            self.caught_up.set()
+            return
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         self._ends = await self._consumer.end_offsets(tps)
@@ -529,25 +705,33 @@ class Projection:
         if self._consumer is not None:
             await self._consumer.stop()
 
+    def _wanted(self, rec: ConsumerRecord[bytes, bytes]) -> bool:
+        if self._types is None:
+            return True
+        return any(k == "type" and v in self._types for k, v in rec.headers)
+
     async def run(self, stopping: asyncio.Event) -> None:
         assert self._consumer is not None
+        if not self._ends:
+            await stopping.wait()
+            return
         while not stopping.is_set():
             batch = await self._consumer.getmany(timeout_ms=200)
             caused: dict[str, list[Enveloped]] = {}
             for records in batch.values():
                 for rec in records:
+                    if not self._wanted(rec):
+                        continue
                     try:
                         item = self.codec.decode(rec.value)
                     except DecodeError:
                         continue
                     self.fold(item)
                     cause = item.envelope.causation_id
-                    if cause is not None and cause in self._waiters:
-                        caused.setdefault(cause, []).append(item)
-            for cause, items in caused.items():
-                fut = self._waiters.pop(cause, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(items)
+                    if self.waiters.wanted(cause):
+                        caused.setdefault(cause or "", []).append(item)
+            if caused:
+                self.waiters.resolve(caused)
             if not self.caught_up.is_set():
                 positions = [await self._consumer.position(tp) for tp in self._ends]
                 if all(pos >= self._ends[tp] for pos, tp in zip(positions, self._ends, strict=True)):

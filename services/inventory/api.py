@@ -73,17 +73,26 @@ def sku_view(item: domain.Sku) -> dict[str, Any]:
 
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain inventory")
-    state: domain.Inventory = rt.view.state
+
+    def partition(sku: str) -> domain.Inventory:
+        state: domain.Inventory = rt.own.state_for(sku)
+        return state
+
+    def every_sku() -> list[domain.Sku]:
+        return [item for state in rt.own.all() for item in state.skus.values()]
+
     rt.metrics.gauge("low_stock_skus", "Skus whose available stock is below their threshold", []).set_function(
-        lambda: sum(1 for s in state.skus.values() if s.alert_active)
+        lambda: sum(1 for s in every_sku() if s.alert_active)
     )
 
     def precheck(cmd: Message, now: int) -> list[Message]:
-        return domain.decide(state, cmd, now)
+        return domain.decide(partition(cmd.key), cmd, now)
 
-    def known(sku: str) -> None:
-        if sku not in state.skus:
+    def known(sku: str) -> domain.Sku:
+        item = partition(sku).skus.get(sku)
+        if item is None:
             raise HTTPException(status_code=404, detail=f"unknown sku {sku}")
+        return item
 
     async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
         return await submit(rt, cmd, precheck, _refusal, key, wait)
@@ -114,11 +123,12 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.get("/skus")
     async def list_skus() -> list[dict[str, Any]]:
-        return [sku_view(s) for _, s in sorted(state.skus.items())]
+        async with rt.consistent():
+            return [sku_view(s) for s in sorted(every_sku(), key=lambda s: s.sku)]
 
     @app.get("/skus/{sku}")
     async def get_sku(sku: str) -> dict[str, Any]:
-        known(sku)
-        return sku_view(state.skus[sku])
+        async with rt.consistent():
+            return sku_view(known(sku))
 
     return app

@@ -26,15 +26,12 @@ HTTP_PORT = 8082
 
 
 class InventoryView:
-    """All skus of all partitions, folded with the domain's own `evolve`."""
+    """Inventory needs nothing from other services for its queries: its own state is `rt.own`."""
 
-    topics = ["inventory.events"]
-
-    def __init__(self) -> None:
-        self.state = domain.new_state()
+    topics: list[str] = []
 
     def fold(self, item: Enveloped) -> None:
-        domain.evolve(self.state, item.message)
+        pass
 
 
 def main(settings: Settings | None = None) -> None:

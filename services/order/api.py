@@ -13,7 +13,7 @@ from pydantic import Field
 
 from flexchain.api import StrictModel, field_error, submit
 from flexchain.host import Runtime, base_app
-from flexchain.messages import Message
+from flexchain.messages import Message, to_record
 from services.order import domain
 from services.order.app import OrderView
 from services.order.messages import (
@@ -78,7 +78,7 @@ def _refusal(e: Message) -> bool:
     return isinstance(e, OrderCommandRejected)
 
 
-def order_view(view: OrderView, order: domain.Order) -> dict[str, Any]:
+def order_view(order: domain.Order) -> dict[str, Any]:
     return {
         "order_id": order.order_id,
         "status": order.status,
@@ -94,7 +94,9 @@ def order_view(view: OrderView, order: domain.Order) -> dict[str, Any]:
         "pay_by": order.pay_by,
         "return_window_ends": order.return_window_ends,
         "reservations": {sku: ("reserved" if ok else "rejected") for sku, ok in order.answers.items()},
-        "history": [asdict(h) for h in view.history.get(order.order_id, [])],
+        "tier": order.tier,
+        "discount_rate": str(order.discount_rate) if order.discount_rate is not None else None,
+        "history": [{"event_type": type(e).__name__, **to_record(e)} for e in order.history],
     }
 
 
@@ -102,15 +104,21 @@ def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain order")
     view: OrderView = rt.view
 
+    def book(order_id: str) -> domain.OrderBook:
+        state: domain.OrderBook = rt.own.state_for(order_id)
+        return state
+
     def precheck(cmd: Message, now: int) -> list[Message]:
-        return domain.decide(view.book, cmd, now)
+        return domain.decide(book(cmd.key), cmd, now)
 
     async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
         return await submit(rt, cmd, precheck, _refusal, key, wait)
 
-    def known(order_id: str) -> None:
-        if order_id not in view.book.orders:
+    def known(order_id: str) -> domain.Order:
+        order = book(order_id).orders.get(order_id)
+        if order is None:
             raise HTTPException(status_code=404, detail=f"unknown order {order_id}")
+        return order
 
     @app.post("/orders")
     async def place(body: OrderIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
@@ -154,7 +162,7 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.get("/orders/{order_id}")
     async def get_order(order_id: str) -> dict[str, Any]:
-        known(order_id)
-        return order_view(view, view.book.orders[order_id])
+        async with rt.consistent():
+            return order_view(known(order_id))
 
     return app

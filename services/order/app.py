@@ -54,39 +54,20 @@ def service(config: domain.OrderConfig | None = None) -> ServiceDef[domain.Order
 HTTP_PORT = 8081
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    business_time: int
-    event_type: str
-    event_id: str
-    detail: dict[str, object]
-
-
 @dataclass
 class OrderView:
-    """Every order of every partition with its history, and the sku catalogue (from inventory)."""
+    """What the order API needs from other services: the sku catalogue (inventory's SkuRegistered).
 
-    topics: list[str] = field(default_factory=lambda: ["order.events", "inventory.events"])
+    The orders themselves are the service's own state (`rt.own`), history included."""
+
+    topics: list[str] = field(default_factory=lambda: ["inventory.events"])
+    types: set[str] = field(default_factory=lambda: {"SkuRegistered"})
     messages: tuple[type, ...] = INVENTORY_EVENTS
-    book: domain.OrderBook = field(default_factory=domain.new_state)
-    history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
     skus: set[str] = field(default_factory=set)
 
     def fold(self, item: Enveloped) -> None:
-        msg, env = item.message, item.envelope
-        if isinstance(msg, SkuRegistered):
-            self.skus.add(msg.sku)
-            return
-        if env.producer != "order":
-            return
-        domain.evolve(self.book, msg)
-        if env.aggregate_id in self.book.orders:
-            from flexchain.messages import to_record
-
-            detail = {k: v for k, v in to_record(msg).items() if k != "order_id"}
-            self.history.setdefault(env.aggregate_id, []).append(
-                HistoryEntry(env.business_time, env.event_type, env.event_id, detail)
-            )
+        if isinstance(item.message, SkuRegistered):
+            self.skus.add(item.message.sku)
 
 
 def main(settings: Settings | None = None) -> None:
