@@ -708,7 +708,8 @@ class Projection:
     def _wanted(self, rec: ConsumerRecord[bytes, bytes]) -> bool:
         if self._types is None:
             return True
-        return any(k == "type" and v in self._types for k, v in rec.headers)
+        kinds = [v for k, v in rec.headers if k == "type"]
+        return not kinds or kinds[0] in self._types  # no header (another producer): decode to see
 
     async def run(self, stopping: asyncio.Event) -> None:
         assert self._consumer is not None
