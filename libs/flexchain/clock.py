@@ -41,8 +41,9 @@ class ClockPublisher:
         assert self.producer is not None
         tick_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"flexchain-clock/{CLOCK_ID}/{at}"))
         env = Envelope(tick_id, "ClockTicked", CLOCK_ID, 0, at, tick_id, None, "clock")
+        value = self.codec.encode(Enveloped(env, ClockTicked(CLOCK_ID, at)))
         await self.producer.send_and_wait(
-            self.settings.name(TOPIC), self.codec.encode(Enveloped(env, ClockTicked(CLOCK_ID, at))), key=CLOCK_ID.encode()
+            self.settings.name(TOPIC), value, key=CLOCK_ID.encode(), headers=[("type", b"ClockTicked")]
         )
 
 
