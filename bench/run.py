@@ -30,7 +30,6 @@ import platform
 import random
 import re
 import shutil
-import socket
 import sys
 import threading
 import time
@@ -52,7 +51,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message, derived_id  # noqa: E402
-from flexchain.procs import ServiceProcess  # noqa: E402
+from flexchain.procs import ServiceProcess, free_port  # noqa: E402
+from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
 from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
@@ -240,25 +240,6 @@ def latency_summary(values_s: list[float]) -> dict[str, float]:
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_pair() -> int:
-    for _ in range(50):
-        p = free_port()
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", p))
-                b.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 class RssSampler:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,26 +19,9 @@ from pathlib import Path
 import pytest
 
 from flexchain import broker as kbroker
+from flexchain.procs import free_port as free_port
+from flexchain.procs import free_port_pair
 from flexchain.settings import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_pair() -> int:
-    for _ in range(50):
-        p = free_port()
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", p))
-                b.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +38,7 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     root = PROJECT_ROOT / ".cache" / "test-broker"
     shutil.rmtree(root, ignore_errors=True)
-    port = _free_pair()
+    port = free_port_pair()
     cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
     kbroker.up(cfg, PROJECT_ROOT / ".cache" / "kafka")
     try:
