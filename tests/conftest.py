@@ -36,7 +36,7 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.0").with_kraft() as kc:
             yield kc.get_bootstrap_server()
         return
-    root = PROJECT_ROOT / ".cache" / "test-broker"
+    root = PROJECT_ROOT / ".cache" / f"test-broker-{os.getpid()}"  # one per session: sessions may overlap
     shutil.rmtree(root, ignore_errors=True)
     port = free_port_pair()
     cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
@@ -45,6 +45,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield cfg.bootstrap
     finally:
         kbroker.stop(cfg)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

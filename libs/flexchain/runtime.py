@@ -441,7 +441,8 @@ class Processor(_TransactionalLoop):
             out.add(self._events_topic, tp.partition, agg.encode(), self.codec.encode(item), [("type", name.encode())], name)
             if self.waiters and self.waiters.wanted(cenv.event_id):
                 self._caused.setdefault(cenv.event_id, []).append(item)
-        ps.remember(cenv.event_id, self.settings.flexchain_dedup_window)
+        if events:  # as a rebuild does: it learns command ids from the causation ids of events
+            ps.remember(cenv.event_id, self.settings.flexchain_dedup_window)
         if self._debug:
             self.log.debug(
                 "command decided",

@@ -48,6 +48,7 @@ class OrderIn(StrictModel):
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=100)]
     distributor_id: Id | None = None
     campaign_id: Id | None = None
+    group_id: Id | None = None
 
 
 class PaymentIn(StrictModel):
@@ -130,7 +131,9 @@ def build_api(rt: Runtime) -> FastAPI:
         if problem:
             raise field_error(["lines"], problem)
         order_id = body.order_id or idempotency_key or f"o-{uuid.uuid4().hex[:12]}"
-        cmd = PlaceOrder(order_id, body.member_id, body.channel, lines, body.distributor_id, body.campaign_id)
+        if body.group_id is not None and body.campaign_id is None:
+            raise field_error(["group_id"], "a group belongs to a presale campaign: give campaign_id too")
+        cmd = PlaceOrder(order_id, body.member_id, body.channel, lines, body.distributor_id, body.campaign_id, body.group_id)
         return await go(cmd, idempotency_key, wait)
 
     @app.post("/orders/{order_id}/payment")

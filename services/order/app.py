@@ -17,6 +17,7 @@ from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.inventory.messages import SkuRegistered
 from services.order import domain, policy
 from services.order.messages import COMMANDS, EVENTS
+from services.presale.messages import EVENTS as PRESALE_EVENTS
 
 
 class OrderSettings(BaseSettings):
@@ -45,9 +46,10 @@ def service(config: domain.OrderConfig | None = None) -> ServiceDef[domain.Order
         evolve=domain.evolve,
         routes=(
             Route("inventory.events", INVENTORY_EVENTS, policy.react),
+            Route("presale.events", PRESALE_EVENTS, policy.react),
             Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react),
         ),
-        state_format="order-2",
+        state_format="order-3",
     )
 
 

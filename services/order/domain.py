@@ -160,7 +160,16 @@ def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
     if book.config.member_discounts:
         awaiting.append("loyalty")
     placed = OrderPlaced(
-        cmd.order_id, cmd.member_id, cmd.channel, list(cmd.lines), cmd.distributor_id, cmd.campaign_id, total, now, awaiting
+        cmd.order_id,
+        cmd.member_id,
+        cmd.channel,
+        list(cmd.lines),
+        cmd.distributor_id,
+        cmd.campaign_id,
+        total,
+        now,
+        awaiting,
+        cmd.group_id,
     )
     return [placed]
 
@@ -228,7 +237,7 @@ def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[M
     if cmd.refund_id in order.refund_ids:
         return []
     if order.status in ("placed", "confirmed"):
-        return [_cancelled(order, f"campaign failed: {cmd.reason}", 0)]
+        return [_cancelled(order, f"presale refund: {cmd.reason}", 0)]
     if order.status not in ("paid", "shipped", "delivered", "completed"):
         return []
     lines = [

@@ -60,6 +60,7 @@ class PlaceOrder(OrderMessage):
     lines: list[OrderLine]
     distributor_id: str | None = None
     campaign_id: str | None = None
+    group_id: str | None = None  # a three-person group of a presale campaign (R-PRE-3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ class OrderPlaced(OrderMessage):
     total: int
     placed_at: int
     awaiting: list[str] = field(default_factory=list)
+    group_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

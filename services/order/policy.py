@@ -1,11 +1,23 @@
-"""Order's saga policy: inventory's answers and clock ticks become order commands (pure)."""
+"""Order's saga policy: the other services' answers and clock ticks become order commands (pure).
+
+inventory: StockReserved / ReservationRejected → RecordLineReservation (per line, R-INV-1);
+presale: PledgeAccepted / PledgeRejected → RecordPresaleAnswer (the campaign's phase price, R-PRE-3,
+R-PRE-4); PresaleRefundIssued → RecordPresaleRefund (a failed campaign, R-PRE-7);
+clock: ClockTicked → CheckOrderTimers on every partition (R-X-1).
+"""
 
 from __future__ import annotations
 
 from flexchain.messages import Message
 from services.clock.messages import ClockTicked
 from services.inventory.messages import ReservationRejected, StockReserved
-from services.order.messages import CheckOrderTimers, RecordLineReservation
+from services.order.messages import (
+    CheckOrderTimers,
+    RecordLineReservation,
+    RecordPresaleAnswer,
+    RecordPresaleRefund,
+)
+from services.presale.messages import PledgeAccepted, PledgeRejected, PresaleRefundIssued
 
 
 def react(event: Message) -> list[Message]:
@@ -13,6 +25,12 @@ def react(event: Message) -> list[Message]:
         return [RecordLineReservation(event.order_id, event.sku, True, "")]
     if isinstance(event, ReservationRejected):
         return [RecordLineReservation(event.order_id, event.sku, False, event.reason)]
+    if isinstance(event, PledgeAccepted):
+        return [RecordPresaleAnswer(event.order_id, True, event.unit_price, event.phase, "")]
+    if isinstance(event, PledgeRejected):
+        return [RecordPresaleAnswer(event.order_id, False, 0, "", event.reason)]
+    if isinstance(event, PresaleRefundIssued):
+        return [RecordPresaleRefund(event.order_id, event.refund_id, event.amount, event.reason)]
     if isinstance(event, ClockTicked):
         return [CheckOrderTimers(event.time)]  # empty key: sent to every partition
     return []

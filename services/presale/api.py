@@ -1,0 +1,328 @@
+"""Presale HTTP API: the merchant's campaign commands (validated, then published to
+`presale.commands`) and queries on the service's own state (`rt.own`): a campaign's phase, pledges,
+buckets, releases, refunds and risk signals, and its money ledger line by line."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from flexchain.api import StrictModel, field_error, submit
+from flexchain.host import Runtime, base_app
+from flexchain.messages import Message
+from services.presale import domain
+from services.presale.app import CampaignCollector, ledger_lines
+from services.presale.messages import (
+    AnswerPriceRise,
+    AskSupplier,
+    CloseCampaign,
+    CollectDeposit,
+    CreateCampaign,
+    LaunchCampaign,
+    PlanMilestone,
+    RecordMilestone,
+    RecordPriceRise,
+    RecordSupplierAnswer,
+    ScheduleCampaign,
+)
+from services.presale.rules import BUCKETS, ENDED, phase_at, unit_price
+from services.presale.state import Campaign, PresaleBook
+
+Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Cents = Annotated[int, Field(gt=0, description="an amount in cents (fen): a positive whole number")]
+Count = Annotated[int, Field(gt=0, description="a positive whole number")]
+Millis = Annotated[int, Field(ge=0, description="business time, ms since the epoch (UTC)")]
+Text = Annotated[str, Field(min_length=1, max_length=1000)]
+Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+class CampaignIn(StrictModel):
+    campaign_id: Id
+    product: Annotated[str, Field(min_length=1, max_length=200)]
+    unit_cost: Cents
+    fan_base: Count
+    moq: Count
+    max_capacity: Count
+    split: Literal["standard", "simple"] = "standard"
+    milestone_shares: dict[Id, Annotated[str, Field(pattern=r"^0?\.\d+$|^1(\.0+)?$")]] | None = None
+
+
+class ScheduleIn(StrictModel):
+    starts_at: Millis
+    ends_at: Millis
+    delivery_at: Millis | None = None
+
+
+class DepositIn(StrictModel):
+    deposit_id: Id | None = None
+    member_id: Id
+    amount: Cents
+
+
+class LaunchIn(StrictModel):
+    force: bool = False
+
+
+class CloseIn(StrictModel):
+    reason: Text
+
+
+class PlanIn(StrictModel):
+    due_at: Millis
+
+
+class MilestoneIn(StrictModel):
+    evidence: Text
+    amount: Cents | None = None
+
+
+class PriceRiseIn(StrictModel):
+    rise_id: Id | None = None
+    new_unit_cost: Cents
+    evidence: Text
+
+
+class AnswerIn(StrictModel):
+    order_id: Id
+    accept: bool
+
+
+class QuestionIn(StrictModel):
+    question_id: Id | None = None
+    topic: Text
+
+
+def _refunds(c: Campaign) -> list[dict[str, Any]]:
+    return [
+        {"at": at, "kind": kind, "reference": ref, "amount": amount}
+        for at, kind, ref, amount, _ in c.ledger
+        if kind.startswith(("refund", "deposit refund"))
+    ]
+
+
+def campaign_view(c: Campaign, now: int, cfg: Any) -> dict[str, Any]:
+    phase = c.phase
+    price = None
+    if c.starts_at is not None and c.ends_at is not None and c.status == "open":
+        phase = phase_at(c.starts_at, c.ends_at, now, cfg)
+        price = None if phase == ENDED else unit_price(c.unit_cost, phase, False, cfg)
+    open_pledges = [p for p in c.pledges.values() if p.status == "open"]
+    return {
+        "campaign_id": c.campaign_id,
+        "product": c.product,
+        "status": c.status,
+        "phase": phase,
+        "unit_price_now": price,
+        "group_price": unit_price(c.unit_cost, "group", True, cfg),
+        "unit_cost": c.unit_cost,
+        "fan_base": c.fan_base,
+        "moq": c.moq,
+        "max_capacity": c.max_capacity,
+        "split": c.split,
+        "schedule": {"starts_at": c.starts_at, "ends_at": c.ends_at, "delivery_at": c.delivery_at},
+        "intake_closed": c.intake_closed,
+        "deposits": {"count": len(c.deposits), "held": c.buckets["deposits"], "launch_signal": c.launch_signal},
+        "pledged_units": c.tally.pledged_units,
+        "pledges": {"open": len(open_pledges), "accepted_units": c.tally.accepted_units, "paid_orders": c.tally.paid_orders},
+        "groups": {
+            gid: {"orders": g.order_ids, "completed": g.completed, "dissolved": g.dissolved}
+            for gid, g in sorted(c.groups.items())
+        },
+        "buckets": {b: c.buckets[b] for b in BUCKETS},
+        "money": {
+            "received": c.received,
+            "held": c.held,
+            "released": c.released,
+            "refunded": c.refunded,
+            "uncovered_refunds": c.uncovered,
+            "balanced": c.balanced(),
+        },
+        "first_batch_units": c.first_batch_units,
+        "final_batch_units": c.final_batch_units,
+        "milestones": {
+            m: {
+                "share": str(share),
+                "due_at": c.tally.milestone_due.get(m),
+                "reached_at": c.tally.milestones_done.get(m),
+                "buyer_notice": m in c.notices,
+                "supplier_penalty": m in c.penalties,
+            }
+            for m, share in c.milestone_shares.items()
+        },
+        "releases": [
+            {"at": at, "milestone": ref, "amount": amount} for at, kind, ref, amount, _ in c.ledger if kind == "release"
+        ],
+        "refunds": _refunds(c),
+        "price_rises": {
+            rid: {
+                "old_unit_cost": r.old_unit_cost,
+                "new_unit_cost": r.new_unit_cost,
+                "shared": r.shared,
+                "answer_by": r.answer_by,
+                "open_offers": r.offers,
+                "accepted": r.accepted,
+                "declined": r.declined,
+                "expired": r.expired,
+            }
+            for rid, r in sorted(c.rises.items())
+        },
+        "risk_signals": {
+            "active": dict(sorted(c.signals.items())),
+            "history": [
+                {"at": at, "what": what, "signal_id": sid, "level": level, "detail": detail}
+                for at, what, sid, level, detail in c.signal_log
+            ],
+        },
+    }
+
+
+def build_api(rt: Runtime) -> FastAPI:
+    app = base_app(rt, "flexchain presale")
+
+    def book(cid: str) -> PresaleBook:
+        state: PresaleBook = rt.own.state_for(cid)
+        return state
+
+    def campaigns() -> list[Campaign]:
+        return [c for state in rt.own.all() for c in state.campaigns.values()]
+
+    rt.metrics.registry.register(CampaignCollector(campaigns))
+
+    def precheck(cmd: Message, now: int) -> list[Message]:
+        return domain.decide(book(cmd.key), cmd, now)
+
+    async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
+        return await submit(rt, cmd, precheck, domain.is_refusal, key, wait)
+
+    def known(cid: str) -> Campaign:
+        c = book(cid).campaigns.get(cid)
+        if c is None:
+            raise HTTPException(status_code=404, detail=f"unknown campaign {cid}")
+        return c
+
+    @app.post("/campaigns")
+    async def create(body: CampaignIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        shares = None
+        if body.milestone_shares is not None:
+            shares = {m: Decimal(s) for m, s in body.milestone_shares.items()}
+            if not shares or sum(shares.values()) != 1:
+                raise field_error(["milestone_shares"], "the shares must add up to 1")
+        cmd = CreateCampaign(
+            body.campaign_id, body.product, body.unit_cost, body.fan_base, body.moq, body.max_capacity, body.split, shares
+        )
+        return await go(cmd, idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/schedule")
+    async def schedule(cid: str, body: ScheduleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        if body.ends_at <= body.starts_at:
+            raise field_error(["ends_at"], "must come after starts_at")
+        return await go(ScheduleCampaign(cid, body.starts_at, body.ends_at, body.delivery_at), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/deposits")
+    async def deposit(cid: str, body: DepositIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        deposit_id = body.deposit_id or idempotency_key or f"d-{uuid.uuid4().hex[:12]}"
+        return await go(CollectDeposit(cid, deposit_id, body.member_id, body.amount), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/launch")
+    async def launch(cid: str, body: LaunchIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        return await go(LaunchCampaign(cid, body.force), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/close")
+    async def close(cid: str, body: CloseIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        return await go(CloseCampaign(cid, body.reason), idempotency_key, wait)
+
+    @app.put("/campaigns/{cid}/milestones/{milestone}/plan")
+    async def plan(cid: str, milestone: str, body: PlanIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        return await go(PlanMilestone(cid, milestone, body.due_at), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/milestones/{milestone}")
+    async def milestone(
+        cid: str, milestone: str, body: MilestoneIn, idempotency_key: IdemKey = None, wait: Wait = 5.0
+    ) -> JSONResponse:
+        known(cid)
+        return await go(RecordMilestone(cid, milestone, body.evidence, body.amount), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/price-rises")
+    async def price_rise(cid: str, body: PriceRiseIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        rise_id = body.rise_id or idempotency_key or f"rise-{uuid.uuid4().hex[:8]}"
+        return await go(RecordPriceRise(cid, rise_id, body.new_unit_cost, body.evidence), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/price-rises/{rise_id}/answers")
+    async def answer(cid: str, rise_id: str, body: AnswerIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        return await go(AnswerPriceRise(cid, rise_id, body.order_id, body.accept), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/supplier/questions")
+    async def ask(cid: str, body: QuestionIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        qid = body.question_id or idempotency_key or f"q-{uuid.uuid4().hex[:8]}"
+        return await go(AskSupplier(cid, qid, body.topic), idempotency_key, wait)
+
+    @app.post("/campaigns/{cid}/supplier/questions/{qid}/answer")
+    async def supplier_answer(cid: str, qid: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(cid)
+        return await go(RecordSupplierAnswer(cid, qid), idempotency_key, wait)
+
+    @app.get("/campaigns")
+    async def list_campaigns() -> list[dict[str, Any]]:
+        now, cfg = rt.now(), domain.new_state().config
+        async with rt.consistent():
+            return [
+                {"campaign_id": c.campaign_id, "status": c.status, "phase": campaign_view(c, now, cfg)["phase"]}
+                for c in sorted(campaigns(), key=lambda c: c.campaign_id)
+            ]
+
+    @app.get("/campaigns/{cid}")
+    async def get_campaign(cid: str) -> dict[str, Any]:
+        async with rt.consistent():
+            return campaign_view(known(cid), rt.now(), book(cid).config)
+
+    @app.get("/campaigns/{cid}/pledges")
+    async def pledges(cid: str) -> dict[str, Any]:
+        async with rt.consistent():
+            c = known(cid)
+            return {
+                oid: {
+                    "member_id": p.member_id,
+                    "units": p.units,
+                    "unit_price": p.unit_price,
+                    "phase": p.phase,
+                    "group_id": p.group_id,
+                    "status": p.status,
+                    "paid": p.paid,
+                    "refunded": p.refunded,
+                    "price_rise_owed": p.extra_owed,
+                }
+                for oid, p in sorted(c.pledges.items())
+            }
+
+    @app.get("/campaigns/{cid}/ledger")
+    async def ledger(cid: str, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
+        async with rt.consistent():  # copy under the lock, format outside it: the processor waits on it
+            c = known(cid)
+            ledger = list(c.ledger)
+            totals = {"received": c.received, "held": c.held, "released": c.released, "refunded": c.refunded}
+            balanced, uncovered = c.balanced(), c.uncovered
+        lines = ledger_lines(ledger)
+        return {
+            "campaign_id": cid,
+            "lines": lines[-limit:],
+            "total_lines": len(lines),
+            "totals": totals,
+            "uncovered_refunds": uncovered,
+            "balanced": balanced and all(line["balanced"] for line in lines),
+        }
+
+    return app

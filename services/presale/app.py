@@ -1,0 +1,122 @@
+"""Wiring of the presale service: its ServiceDef, the ledger view of a campaign, its Prometheus
+collector (business gauges per campaign) and `main`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from flexchain.host import serve
+from flexchain.messages import Enveloped
+from flexchain.runtime import Route, ServiceDef
+from flexchain.settings import Settings
+from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from services.order.messages import EVENTS as ORDER_EVENTS
+from services.presale import domain, policy
+from services.presale.messages import COMMANDS, EVENTS
+from services.presale.rules import BUCKETS
+from services.presale.state import Campaign, LedgerLine
+
+SERVICE = ServiceDef(
+    name="presale",
+    commands=COMMANDS,
+    events=EVENTS,
+    new_state=domain.new_state,
+    decide=domain.decide,
+    evolve=domain.evolve,
+    routes=(
+        Route("order.events", ORDER_EVENTS, policy.react),
+        Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react),
+    ),
+    state_format="presale-1",
+)
+HTTP_PORT = 8083
+
+
+class PresaleView:
+    """Presale needs nothing from other services for its queries: campaigns, their ledgers and signal
+    histories are the service's own state (`rt.own`, read under `rt.consistent()`)."""
+
+    topics: list[str] = []
+
+    def fold(self, item: Enveloped) -> None:
+        pass
+
+
+def ledger_lines(ledger: list[LedgerLine]) -> list[dict[str, Any]]:
+    """A campaign's money line by line, with running totals and the R-PRE-10 check on every line."""
+    received = released = refunded = 0
+    balances = dict.fromkeys(BUCKETS, 0)
+    out = []
+    for line, (at, kind, ref, amount, change) in enumerate(ledger, start=1):
+        if kind in ("payment", "deposit"):
+            received += amount
+        elif kind == "release":
+            released += amount
+        else:
+            refunded += amount
+        for b, delta in zip(BUCKETS, change, strict=True):
+            balances[b] += delta
+        held = sum(balances.values())
+        out.append(
+            {
+                "line": line,
+                "at": at,
+                "kind": kind,
+                "reference": ref,
+                "amount": amount,
+                "buckets": {b: d for b, d in zip(BUCKETS, change, strict=True) if d},
+                "received": received,
+                "held": held,
+                "released": released,
+                "refunded": refunded,
+                "balances": dict(balances),
+                "balanced": received == held + released + refunded,
+            }
+        )
+    return out
+
+
+class CampaignCollector(Collector):
+    """Business gauges read from the read model at scrape time (no cost on the hot path)."""
+
+    def __init__(self, campaigns: Callable[[], Iterable[Campaign]], service: str = "presale") -> None:
+        self.campaigns = campaigns
+        self.prefix = f"flexchain_{service}_"
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        risk = GaugeMetricFamily(
+            self.prefix + "campaign_risk_signals",
+            "Active risk signals per campaign and level (R-PRE-9)",
+            labels=["campaign", "level"],
+        )
+        escrow = GaugeMetricFamily(
+            self.prefix + "campaign_escrow_cents", "Money held per campaign and bucket (R-PRE-5)", labels=["campaign", "bucket"]
+        )
+        pledged = GaugeMetricFamily(self.prefix + "campaign_pledged_units", "Units pledged per campaign", labels=["campaign"])
+        for c in sorted(self.campaigns(), key=lambda c: c.campaign_id):
+            cid = c.campaign_id
+            levels = {"red": 0, "yellow": 0, "green": 0}
+            for level in c.signals.values():
+                levels[level] = levels.get(level, 0) + 1
+            for level, n in levels.items():
+                risk.add_metric([cid, level], n)
+            for bucket in BUCKETS:
+                escrow.add_metric([cid, bucket], c.buckets[bucket])
+            pledged.add_metric([cid], c.tally.pledged_units)
+        yield risk
+        yield escrow
+        yield pledged
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+def main(settings: Settings | None = None) -> None:
+    from services.presale.api import build_api
+
+    asyncio.run(serve(SERVICE, PresaleView(), build_api, settings, HTTP_PORT))
