@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test unit lint bench clean
+.PHONY: setup demo test unit lint bench clean deploy-tools deploy-generate asyncapi
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
@@ -25,8 +25,19 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint deploy-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# tools of the deployment tier (tests/deploy): kubernetes-validate, the compose binary, the AsyncAPI
+# parser (npm), Apicurio Registry and avro-tools (Maven Central), kcat (Debian) — into .cache/
+deploy-tools: setup
+	bash scripts/setup-deploy-tools.sh
+
+deploy-generate: deploy-tools
+	$(BIN)/python scripts/gen-deploy.py
+
+asyncapi: setup
+	$(BIN)/flexchain asyncapi --out .cache/flexchain.asyncapi.json
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/contract

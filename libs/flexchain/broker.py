@@ -105,6 +105,9 @@ class BrokerConfig:
     log_dir: Path | None = None
     jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS
     node_id: int = 1
+    #: Extra ``StorageTool format`` arguments, e.g. ``--add-scram 'SCRAM-SHA-512=[name=u,password=p]'``
+    #: (see :func:`flexchain.security.scram_format_args`).
+    format_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -380,7 +383,7 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> bool:
         if not re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id):
             raise BrokerError(f"StorageTool random-uuid returned an unexpected id: {cluster_id!r}")
         _atomic_write(cfg.cluster_id_file, cluster_id + "\n")
-    _run_tool(cfg, libs, "format", "-t", cluster_id, "-c", str(cfg.properties_file), "--standalone")
+    _run_tool(cfg, libs, "format", "-t", cluster_id, "-c", str(cfg.properties_file), "--standalone", *cfg.format_args)
     if not is_formatted(cfg):
         raise BrokerError(f"StorageTool format reported success but {cfg.kraft_dir}/meta.properties is missing")
     return True

@@ -105,6 +105,24 @@ def schemas_write() -> None:
         typer.echo(path.relative_to(PROJECT_ROOT))
 
 
+@app.command("asyncapi")
+def asyncapi_doc(
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+    partitions: Annotated[int, typer.Option(help="partitions per topic as deployed (clock.ticks: 1)")] = 6,
+    replicas: Annotated[int, typer.Option(help="replicas per topic as deployed")] = 3,
+) -> None:
+    """The AsyncAPI 3.0 document of every topic and message (from schemas/ and the catalogue)."""
+    from flexchain.asyncapi import render
+
+    text = render(partitions, replicas)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
 @app.command()
 def demo(
     wait: Annotated[bool, typer.Option(help="keep running until Ctrl-C after the scenario")] = True,

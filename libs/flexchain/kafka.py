@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from flexchain.settings import Settings
@@ -93,7 +93,8 @@ async def ensure_topics(s: Settings, names: Iterable[str], partitions: int | Non
             for entry in resp.topic_errors:
                 name, code = entry[0], entry[1]
                 if code not in (0, TOPIC_ALREADY_EXISTS):
-                    raise RuntimeError(f"cannot create topic {name}: error {code} {entry[2:]}")
+                    why = errors.for_code(code).__name__  # e.g. TopicAuthorizationFailedError: an ACL is missing
+                    raise RuntimeError(f"cannot create topic {name}: error {code} {why} {entry[2:]}")
         cluster = await client.describe_cluster()
         return str(cluster.get("cluster_id") or "unknown")
     finally:

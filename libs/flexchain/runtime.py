@@ -517,6 +517,19 @@ class Router(_TransactionalLoop):
                     out.add(self._commands_topic, p, None, value, headers, name)
 
 
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> set[int]:
+    """The partitions of a topic, waiting for the metadata of a topic that was just created."""
+    deadline = time.monotonic() + timeout
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no metadata for topic {topic} after {timeout:.0f}s")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+
+
 class Waiters:
     """Futures of API requests waiting for the events their command caused (by causation id)."""
 
@@ -569,11 +582,7 @@ class OwnView:
     async def start(self) -> None:
         self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
         await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(self.topic)
-        if not parts:
-            await self._consumer._client.force_metadata_update()
-            parts = self._consumer.partitions_for_topic(self.topic) or set()
-        self._partitions = sorted(parts)
+        self._partitions = sorted(await partitions_of(self._consumer, self.topic))
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -689,11 +698,7 @@ class Projection:
         await self._consumer.start()
         tps = []
         for t in self.topics:
-            parts = self._consumer.partitions_for_topic(t)
-            if not parts:
-                await self._consumer._client.force_metadata_update()
-                parts = self._consumer.partitions_for_topic(t) or set()
-            tps += [TopicPartition(t, p) for p in sorted(parts)]
+            tps += [TopicPartition(t, p) for p in sorted(await partitions_of(self._consumer, t))]
         self._ends = {}
         if not tps:
             self.caught_up.set()
