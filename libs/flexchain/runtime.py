@@ -421,24 +421,36 @@ class Processor(_TransactionalLoop):
             self.log.exception("decide failed", correlation_id=cenv.correlation_id, command=cenv.event_type)
             self.dead_letter(rec, f"decide failed: {exc!r}", out)
             return
-        for i, ev in enumerate(events):
-            agg = ev.key
-            version = ps.versions.get(agg, 0) + 1
-            ps.versions[agg] = version
-            name = type(ev).__name__
-            env = Envelope(
-                derived_id(cenv.event_id, i),
-                name,
-                agg,
-                version,
-                cenv.business_time,
-                cenv.correlation_id,
-                cenv.event_id,
-                self.svc.name,
-            )
-            self.svc.evolve(ps.state, ev)
-            item = Enveloped(env, ev)
-            out.add(self._events_topic, tp.partition, agg.encode(), self.codec.encode(item), [("type", name.encode())], name)
+        # A broadcast command (empty key) has one id on every partition: its events need ids that
+        # differ per partition, or what is routed from them would be dropped as duplicates.
+        cause = cenv.event_id if cmd.key else f"{cenv.event_id}@{tp.partition}"
+        items: list[tuple[Enveloped, bytes]] = []
+        versions: dict[str, int] = {}
+        try:
+            for i, ev in enumerate(events):
+                agg = ev.key
+                versions[agg] = versions.get(agg, ps.versions.get(agg, 0)) + 1
+                env = Envelope(
+                    derived_id(cause, i),
+                    type(ev).__name__,
+                    agg,
+                    versions[agg],
+                    cenv.business_time,
+                    cenv.correlation_id,
+                    cenv.event_id,
+                    self.svc.name,
+                )
+                item = Enveloped(env, ev)
+                items.append((item, self.codec.encode(item)))
+        except Exception as exc:  # an event that does not fit its schema: nothing applied, command parked
+            self.log.exception("encoding an event failed", correlation_id=cenv.correlation_id, command=cenv.event_type)
+            self.dead_letter(rec, f"encode failed: {exc!r}", out)
+            return
+        ps.versions.update(versions)
+        for item, value in items:
+            self.svc.evolve(ps.state, item.message)
+            name = item.envelope.event_type
+            out.add(self._events_topic, tp.partition, item.envelope.aggregate_id.encode(), value, [("type", name.encode())], name)
             if self.waiters and self.waiters.wanted(cenv.event_id):
                 self._caused.setdefault(cenv.event_id, []).append(item)
         if events:  # as a rebuild does: it learns command ids from the causation ids of events
@@ -474,6 +486,7 @@ class Router(_TransactionalLoop):
     def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, metrics: ServiceMetrics) -> None:
         super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", [r.topic for r in svc.routes])
         self._react = {settings.name(r.topic): r.react for r in svc.routes}
+        self._types = {settings.name(r.topic): {m.__name__.encode() for m in r.messages} for r in svc.routes}
         self._commands_topic = self.names["commands"]
         self._partitions: list[int] = []
 
@@ -483,6 +496,9 @@ class Router(_TransactionalLoop):
         self._partitions = sorted(await self.producer.partitions_for(self._commands_topic))
 
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
+        kinds = [v for k, v in rec.headers if k == "type"]
+        if kinds and kinds[0] not in self._types[rec.topic]:
+            return  # a type the policy does not route: not even decoded
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:

@@ -1,0 +1,157 @@
+"""The beneficiary side (pure): a distributor's account — payable commission (each line due T+7),
+clawbacks of it (negative lines), bonuses — and its payout batches on business time (R-COM-3, R-COM-4).
+
+A batch runs at every cutoff (multiples of `batch_interval_ms`, default each day 00:00 UTC). It takes
+every line due by the cutoff (a clawback is due with the commission it takes back); when their sum
+is positive it is paid as one `PayoutBatchSettled` listing the lines, else nothing is paid and the
+lines wait — a negative balance is carried into the next batch, never dropped. A line is in exactly
+one batch: the event removes it from the account in the same transaction that records the payout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flexchain.messages import Message
+from services.commission.messages import (
+    AwardReferralBonus,
+    ChargeClawback,
+    ClawbackCharged,
+    CommissionCredited,
+    CreditCommission,
+    DistributorRecord,
+    MonthlyTargetClosed,
+    PayoutBatchSettled,
+    PayoutLine,
+    ReferralBonusAwarded,
+    ReferralBonusParked,
+)
+from services.commission.plan import batch_id, cutoff_of
+from services.commission.sales import qualified
+from services.commission.state import CommissionState, Entry, refuse
+
+
+def credit(state: CommissionState, cmd: CreditCommission, now: int) -> list[Message]:
+    if not cmd.lines:
+        return []
+    total = sum(line.amount for line in cmd.lines)
+    return [CommissionCredited(cmd.distributor_id, cmd.seller_id, list(cmd.lines), total, cmd.available_at)]
+
+
+def charge(state: CommissionState, cmd: ChargeClawback, now: int) -> list[Message]:
+    if not cmd.lines:
+        return []
+    total = sum(line.amount for line in cmd.lines)
+    return [
+        ClawbackCharged(cmd.distributor_id, cmd.seller_id, cmd.order_id, cmd.refund_id, list(cmd.lines), total, cmd.available_at)
+    ]
+
+
+def award_referral(state: CommissionState, cmd: AwardReferralBonus, now: int) -> list[Message]:
+    rec = state.network.distributors.get(cmd.distributor_id)
+    if rec is None:  # registration not replicated here yet: keep it
+        return [ReferralBonusParked(cmd.distributor_id, cmd.member_id, cmd.order_id, cmd.paid_at)]
+    return _award(state, rec, cmd.member_id, cmd.order_id, cmd.paid_at, now, cmd)
+
+
+def _award(
+    state: CommissionState, rec: DistributorRecord, member: str, order_id: str, paid_at: int, now: int, cmd: Message
+) -> list[Message]:
+    if not qualified(rec, paid_at):
+        return refuse(cmd, f"no referral bonus: {rec.distributor_id}'s qualification had expired (R-COM-6)", rec.distributor_id)
+    amount = state.network.plan_at(paid_at).plan.referral_bonus
+    if amount <= 0:
+        return refuse(cmd, "the referral bonus is switched off (0)", rec.distributor_id)
+    return [ReferralBonusAwarded(rec.distributor_id, member, order_id, amount, now)]
+
+
+def unpark_bonuses(state: CommissionState, rec: DistributorRecord, now: int, cmd: Message) -> list[Message]:
+    out: list[Message] = []
+    for p in state.parked_bonuses.get(rec.distributor_id, []):
+        out += _award(state, rec, p.member_id, p.order_id, p.paid_at, now, cmd)
+    return out
+
+
+def _included(entry: Entry, cutoff: int) -> bool:
+    return entry.available_at <= cutoff
+
+
+def pay_batches(state: CommissionState, time: int) -> list[Message]:
+    """The batch of the latest cutoff, for every account not yet paid in it (R-COM-3)."""
+    cutoff = cutoff_of(time, state.network.plan.batch_interval_ms)
+    bid = batch_id(cutoff)
+    out: list[Message] = []
+    for who, acc in sorted(state.accounts.items()):
+        if not acc.entries or acc.last_cutoff >= cutoff:
+            continue
+        lines = [e.line for e in acc.entries if _included(e, cutoff)]
+        gross = sum(x.amount for x in lines if x.amount > 0)
+        deductions = sum(x.amount for x in lines if x.amount < 0)
+        if gross > 0 and gross + deductions > 0:
+            out.append(PayoutBatchSettled(who, bid, cutoff, lines, gross, deductions, gross + deductions, time))
+    return out
+
+
+DECIDERS: dict[type, Callable[[CommissionState, Any, int], list[Message]]] = {
+    CreditCommission: credit,
+    ChargeClawback: charge,
+    AwardReferralBonus: award_referral,
+}
+
+
+def _bonus(state: CommissionState, who: str, line: PayoutLine, at: int) -> None:
+    state.account(who).entries.append(Entry(line, at))
+    t = state.totals_of(who)
+    t.accrued += line.amount
+    t.bonuses += line.amount
+    t.payable += line.amount
+
+
+def _credited(state: CommissionState, e: CommissionCredited) -> None:
+    state.account(e.distributor_id).entries.extend(Entry(line, e.available_at) for line in e.lines)
+
+
+def _charged(state: CommissionState, e: ClawbackCharged) -> None:
+    state.account(e.distributor_id).entries.extend(Entry(line, e.available_at) for line in e.lines)
+
+
+def _referral(state: CommissionState, e: ReferralBonusAwarded) -> None:
+    _bonus(state, e.distributor_id, PayoutLine("referral_bonus", e.member_id, "", 0, e.amount), e.awarded_at)
+    parked = state.parked_bonuses.get(e.distributor_id)
+    if parked is not None:
+        rest = [p for p in parked if p.member_id != e.member_id]
+        if rest:
+            state.parked_bonuses[e.distributor_id] = rest
+        else:
+            del state.parked_bonuses[e.distributor_id]
+
+
+def _referral_parked(state: CommissionState, e: ReferralBonusParked) -> None:
+    state.parked_bonuses.setdefault(e.distributor_id, []).append(e)
+
+
+def _monthly(state: CommissionState, e: MonthlyTargetClosed) -> None:
+    if e.bonus > 0:
+        _bonus(state, e.distributor_id, PayoutLine("monthly_bonus", e.month, "", 0, e.bonus), e.closed_at)
+
+
+def _settled(state: CommissionState, e: PayoutBatchSettled) -> None:
+    acc = state.account(e.distributor_id)
+    acc.entries = [x for x in acc.entries if not _included(x, e.cutoff)]
+    acc.last_cutoff = e.cutoff
+    acc.batches.append(e.batch_id)
+    t = state.totals_of(e.distributor_id)
+    t.payable -= e.net
+    t.paid += e.net
+    state.batches.setdefault(e.batch_id, []).append(e)
+
+
+EVOLVERS: dict[type, Callable[[CommissionState, Any], None]] = {
+    CommissionCredited: _credited,
+    ClawbackCharged: _charged,
+    ReferralBonusAwarded: _referral,
+    ReferralBonusParked: _referral_parked,
+    MonthlyTargetClosed: _monthly,
+    PayoutBatchSettled: _settled,
+}

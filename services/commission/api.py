@@ -1,0 +1,449 @@
+"""Commission HTTP API: the network (distributors, plan, rates, rules) as commands, validated then
+published to `commission.commands`; queries on the service's own partitions: a distributor's
+balances and downline, the chain behind an order's commission, a payout batch (R-COM-6)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from flexchain.api import StrictModel, submit
+from flexchain.host import Runtime, base_app
+from flexchain.messages import Message, to_record
+from services.commission import domain
+from services.commission.messages import (
+    NETWORK,
+    ApplyStockSignal,
+    BonusTier,
+    CommissionCommandRejected,
+    LinkDistributor,
+    RateRule,
+    RegisterDistributor,
+    RemoveRateRule,
+    RenewQualification,
+    SetBonuses,
+    SetCommissionLevels,
+    SetDefaultSponsor,
+    SetDistributorGrade,
+    SetGradePremiums,
+    SetLevelRates,
+    SetRateRule,
+    SetSettlement,
+    SetSkuRate,
+)
+from services.commission.state import CommissionState, Network, OrderCommission, Totals, upline_chain
+
+Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Rate = Annotated[str, Field(pattern=r"^0(\.\d{1,4})?$", description='a rate as a decimal string, e.g. "0.15"')]
+SignedRate = Annotated[str, Field(pattern=r"^-?0(\.\d{1,4})?$", description='e.g. "-0.07"')]
+Cents = Annotated[int, Field(ge=0, description="cents (fen): a whole number")]
+Millis = Annotated[int, Field(ge=0, description="ms since the epoch, UTC (business time)")]
+Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+class DistributorIn(StrictModel):
+    distributor_id: Id
+    name: Annotated[str, Field(max_length=200)] = ""
+    upline_id: Id | None = None
+    grade: Id = "standard"
+    qualified_until: Millis | None = None
+
+
+class UplineIn(StrictModel):
+    upline_id: Id
+
+
+class GradeIn(StrictModel):
+    grade: Id
+
+
+class QualificationIn(StrictModel):
+    qualified_until: Millis
+
+
+class LevelsIn(StrictModel):
+    levels: Annotated[int, Field(ge=1)]
+    max_chain_depth: Annotated[int, Field(ge=1)]
+
+
+class LevelRatesIn(StrictModel):
+    rates: Annotated[list[Rate], Field(min_length=3, max_length=3)]
+
+
+class PremiumsIn(StrictModel):
+    premiums: Annotated[list[Rate], Field(min_length=1, max_length=3)]
+
+
+class SponsorIn(StrictModel):
+    distributor_id: Id | None
+
+
+class SettlementIn(StrictModel):
+    payout_delay_ms: Millis
+    batch_interval_ms: Annotated[int, Field(gt=0)]
+
+
+class TierIn(StrictModel):
+    threshold: Cents
+    bonus: Cents
+
+
+class BonusesIn(StrictModel):
+    tiers: Annotated[list[TierIn], Field(max_length=20)]
+    referral_bonus: Cents
+
+
+class SkuRateIn(StrictModel):
+    rate: Rate | None
+
+
+class RuleIn(StrictModel):
+    signal: Id
+    skus: Annotated[list[Id], Field(max_length=1000)] = []
+    delta: SignedRate
+    threshold: Annotated[int, Field(ge=1)]
+    floor: Rate
+    ceiling: Rate
+
+
+class SignalIn(StrictModel):
+    sku: Id
+    signal: Id
+    value: Annotated[int, Field(ge=0)]
+
+
+def _refusal(e: Message) -> bool:
+    return isinstance(e, CommissionCommandRejected)
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    return to_record(obj)
+
+
+def totals_view(t: Totals) -> dict[str, int]:
+    return {
+        "accrued": t.accrued,
+        "bonuses": t.bonuses,
+        "clawed_back": t.clawed,
+        "pending": t.pending,
+        "payable": t.payable,
+        "paid": t.paid,
+    }
+
+
+def order_view(order: OrderCommission) -> dict[str, Any]:
+    """The chain behind an order's commission: order → lines → levels → distributors → amounts."""
+    return {
+        "order_id": order.order_id,
+        "seller_id": order.seller_id,
+        "member_id": order.member_id,
+        "paid_at": order.paid_at,
+        "status": order.status,
+        "network_seq": order.network_seq,
+        "payable_at": order.payable_at,
+        "due_at": order.due_at,
+        "refunds": list(order.refunds),
+        "lines": [
+            {
+                "sku": line.sku,
+                "qty": line.qty,
+                "paid": line.paid,
+                "refunded": line.refunded,
+                "net_paid": line.paid - line.refunded,
+                "levels": [
+                    {
+                        "level": s.level,
+                        "distributor_id": s.distributor_id,
+                        "grade": s.grade,
+                        "rate": str(s.rate),
+                        "accrued": s.accrued,
+                        "clawed_back": s.clawed,
+                        "net": s.net,
+                        "in_account": s.in_account,
+                        "note": s.note,
+                    }
+                    for s in line.shares
+                ],
+            }
+            for line in order.lines
+        ],
+        "total": sum(s.net for line in order.lines for s in line.shares),
+    }
+
+
+def downline(net: Network, who: str, level: int = 1) -> list[dict[str, Any]]:
+    return [
+        {"distributor_id": c, "level": level, "grade": net.distributors[c].grade, "downline": downline(net, c, level + 1)}
+        for c in sorted(net.children.get(who, ()))
+        if c in net.distributors
+    ]
+
+
+def build_api(rt: Runtime) -> FastAPI:
+    app = base_app(rt, "flexchain commission")
+
+    def network_state() -> CommissionState:
+        state: CommissionState = rt.own.state_for(NETWORK)
+        return state
+
+    def partitions() -> list[CommissionState]:
+        states: list[CommissionState] = rt.own.all()
+        return states
+
+    def totals(who: str) -> Totals:
+        out = Totals()
+        for state in partitions():
+            t = state.totals.get(who)
+            if t is not None:
+                for f in ("accrued", "bonuses", "clawed", "pending", "payable", "paid"):
+                    setattr(out, f, getattr(out, f) + getattr(t, f))
+        return out
+
+    cache: dict[str, Any] = {"at": -1.0, "figures": {}}
+
+    def figures() -> dict[str, float]:
+        """The business gauges, computed in one pass at most once a second (scrapes are cheap)."""
+        now = time.monotonic()
+        if now - cache["at"] >= 1.0:
+            payable: dict[str, int] = {}
+            pending = paid = 0
+            for state in partitions():
+                for who, t in state.totals.items():
+                    payable[who] = payable.get(who, 0) + t.payable
+                    pending += t.pending
+                    paid += t.paid
+            cache["figures"] = {
+                "distributors": len(network_state().network.distributors),
+                "parked_orders": sum(len(s.parked) for s in partitions()),
+                "pending_cents": pending,
+                "payable_cents": sum(payable.values()),
+                "paid_cents": paid,
+                "negative_balances": sum(1 for v in payable.values() if v < 0),
+            }
+            cache["at"] = now
+        result: dict[str, float] = cache["figures"]
+        return result
+
+    for name, doc in (
+        ("distributors", "Registered distributors"),
+        ("parked_orders", "Paid orders waiting for their distributor to be known"),
+        ("pending_cents", "Commission accrued, in the return window"),
+        ("payable_cents", "Commission payable, not yet paid (negative balances included)"),
+        ("paid_cents", "Commission and bonuses paid in batches"),
+        ("negative_balances", "Distributors whose clawbacks exceed what they have payable"),
+    ):
+        rt.metrics.gauge(name, doc, []).set_function(lambda name=name: figures()[name])  # type: ignore[misc]
+
+    def precheck(cmd: Message, now: int) -> list[Message]:
+        return domain.decide(rt.own.state_for(cmd.key), cmd, now)
+
+    async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
+        return await submit(rt, cmd, precheck, _refusal, key, wait)
+
+    def known(who: str) -> None:
+        if who not in network_state().network.distributors:
+            raise HTTPException(status_code=404, detail=f"unknown distributor {who}")
+
+    # --- the tree (R-COM-1, R-COM-5a, R-COM-6) ----------------------------------------------------
+
+    @app.post("/distributors")
+    async def register(body: DistributorIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        cmd = RegisterDistributor(NETWORK, body.distributor_id, body.name, body.upline_id, body.grade, body.qualified_until)
+        return await go(cmd, idempotency_key, wait)
+
+    @app.put("/distributors/{distributor_id}/upline")
+    async def link(distributor_id: str, body: UplineIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(distributor_id)
+        return await go(LinkDistributor(NETWORK, distributor_id, body.upline_id), idempotency_key, wait)
+
+    @app.put("/distributors/{distributor_id}/grade")
+    async def grade(distributor_id: str, body: GradeIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(distributor_id)
+        return await go(SetDistributorGrade(NETWORK, distributor_id, body.grade), idempotency_key, wait)
+
+    @app.put("/distributors/{distributor_id}/qualification")
+    async def qualification(
+        distributor_id: str, body: QualificationIn, idempotency_key: IdemKey = None, wait: Wait = 5.0
+    ) -> JSONResponse:
+        known(distributor_id)
+        return await go(RenewQualification(NETWORK, distributor_id, body.qualified_until), idempotency_key, wait)
+
+    @app.get("/distributors")
+    async def list_distributors() -> list[dict[str, Any]]:
+        async with rt.consistent():
+            net = network_state().network
+            return [{**_record(r), "depth": len(upline_chain(net.distributors, d))} for d, r in sorted(net.distributors.items())]
+
+    @app.get("/distributors/{distributor_id}")
+    async def get_distributor(distributor_id: str) -> dict[str, Any]:
+        async with rt.consistent():
+            known(distributor_id)
+            net = network_state().network
+            home = rt.own.state_for(distributor_id)
+            acc = home.accounts.get(distributor_id)
+            auth = network_state().authority
+            return {
+                **_record(net.distributors[distributor_id]),
+                "chain": upline_chain(net.distributors, distributor_id),
+                "downline_size": _count(downline(net, distributor_id)),
+                "balances": totals_view(totals(distributor_id)),
+                "account": {
+                    "unpaid_lines": [_record(e.line) for e in acc.entries] if acc else [],
+                    "balance": sum(e.line.amount for e in acc.entries) if acc else 0,
+                    "batches": list(acc.batches) if acc else [],
+                },
+                "open_months": dict(home.sales.get(distributor_id, {})),
+                "growth_value": home.growth.get(distributor_id, 0) // 100,
+                "qualification_warned_for": auth.warned.get(distributor_id),
+                "qualification_expired": auth.expired.get(distributor_id),
+            }
+
+    @app.get("/distributors/{distributor_id}/downline")
+    async def get_downline(distributor_id: str) -> dict[str, Any]:
+        async with rt.consistent():
+            known(distributor_id)
+            tree = downline(network_state().network, distributor_id)
+            return {"distributor_id": distributor_id, "size": _count(tree), "downline": tree}
+
+    @app.get("/distributors/{distributor_id}/payouts")
+    async def payouts(distributor_id: str) -> list[dict[str, Any]]:
+        async with rt.consistent():
+            known(distributor_id)
+            home = rt.own.state_for(distributor_id)
+            acc = home.accounts.get(distributor_id)
+            batches = acc.batches if acc else []
+            return [_record(p) for b in batches for p in home.batches.get(b, []) if p.distributor_id == distributor_id]
+
+    # --- the plan, rates and rules (R-COM-1..5) ---------------------------------------------------
+
+    @app.get("/plan")
+    async def get_plan() -> dict[str, Any]:
+        async with rt.consistent():
+            net = network_state().network
+            return {"current": _record(net.current), "history": [_record(v) for v in net.plans]}
+
+    @app.put("/plan/levels")
+    async def levels(body: LevelsIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(SetCommissionLevels(NETWORK, body.levels, body.max_chain_depth), idempotency_key, wait)
+
+    @app.put("/plan/level-rates")
+    async def level_rates(body: LevelRatesIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(SetLevelRates(NETWORK, [Decimal(r) for r in body.rates]), idempotency_key, wait)
+
+    @app.put("/plan/grades/{grade}")
+    async def premiums(grade: str, body: PremiumsIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(SetGradePremiums(NETWORK, grade, [Decimal(p) for p in body.premiums]), idempotency_key, wait)
+
+    @app.put("/plan/default-sponsor")
+    async def sponsor(body: SponsorIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(SetDefaultSponsor(NETWORK, body.distributor_id), idempotency_key, wait)
+
+    @app.put("/plan/settlement")
+    async def settlement(body: SettlementIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(SetSettlement(NETWORK, body.payout_delay_ms, body.batch_interval_ms), idempotency_key, wait)
+
+    @app.put("/plan/bonuses")
+    async def bonuses(body: BonusesIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        tiers = [BonusTier(t.threshold, t.bonus) for t in body.tiers]
+        return await go(SetBonuses(NETWORK, tiers, body.referral_bonus), idempotency_key, wait)
+
+    @app.get("/rates/skus")
+    async def sku_rates() -> dict[str, Any]:
+        async with rt.consistent():
+            state = network_state()
+            net = state.network
+            return {
+                sku: {
+                    "rate": _str(net.current_sku_rate(sku)),
+                    "manual_rate": _str(state.authority.manual.get(sku)),
+                    "active_rules": list(state.authority.active.get(sku, [])),
+                    "history": [_record(v) for v in versions],
+                }
+                for sku, versions in sorted(net.sku_rates.items())
+            }
+
+    @app.put("/rates/skus/{sku}")
+    async def set_sku_rate(sku: str, body: SkuRateIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        rate = Decimal(body.rate) if body.rate is not None else None
+        return await go(SetSkuRate(NETWORK, sku, rate), idempotency_key, wait)
+
+    @app.get("/rate-rules")
+    async def rules() -> dict[str, Any]:
+        async with rt.consistent():
+            auth = network_state().authority
+            return {
+                "rules": [_record(r) for _, r in sorted(auth.rules.items())],
+                "active": {sku: list(ids) for sku, ids in sorted(auth.active.items())},
+            }
+
+    @app.put("/rate-rules/{rule_id}")
+    async def set_rule(rule_id: str, body: RuleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        rule = RateRule(
+            rule_id, body.signal, list(body.skus), Decimal(body.delta), body.threshold, Decimal(body.floor), Decimal(body.ceiling)
+        )
+        return await go(SetRateRule(NETWORK, rule), idempotency_key, wait)
+
+    @app.delete("/rate-rules/{rule_id}")
+    async def remove_rule(rule_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(RemoveRateRule(NETWORK, rule_id), idempotency_key, wait)
+
+    @app.post("/stock-signals")
+    async def signal(body: SignalIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        """A stock signal by hand (e.g. `overstock` before inventory detects it) for the rate rules."""
+        return await go(ApplyStockSignal(NETWORK, body.sku, body.signal, body.value, "http"), idempotency_key, wait)
+
+    # --- the chain of an order, payout batches (R-COM-3, R-COM-6) ---------------------------------
+
+    @app.get("/orders/{order_id}/commission")
+    async def order_commission(order_id: str) -> dict[str, Any]:
+        async with rt.consistent():
+            for state in partitions():
+                order = state.orders.get(order_id)
+                if order is not None:
+                    return order_view(order)
+                parked = state.parked.get(order_id)
+                if parked is not None:
+                    return {**_record(parked), "status": "parked"}
+        raise HTTPException(status_code=404, detail=f"no commission recorded for order {order_id}")
+
+    @app.get("/payout-batches")
+    async def list_batches() -> list[dict[str, Any]]:
+        async with rt.consistent():
+            found: dict[str, dict[str, int]] = {}
+            for state in partitions():
+                for bid, payouts in state.batches.items():
+                    agg = found.setdefault(bid, {"distributors": 0, "net": 0})
+                    agg["distributors"] += len(payouts)
+                    agg["net"] += sum(p.net for p in payouts)
+            return [{"batch_id": b, **v} for b, v in sorted(found.items())]
+
+    @app.get("/payout-batches/{batch_id}")
+    async def get_batch(batch_id: str) -> dict[str, Any]:
+        async with rt.consistent():
+            payouts = [p for state in partitions() for p in state.batches.get(batch_id, [])]
+        if not payouts:
+            raise HTTPException(status_code=404, detail=f"unknown payout batch {batch_id}")
+        payouts.sort(key=lambda p: p.distributor_id)
+        return {
+            "batch_id": batch_id,
+            "cutoff": payouts[0].cutoff,
+            "net": sum(p.net for p in payouts),
+            "lines": sum(len(p.lines) for p in payouts),
+            "payouts": [_record(p) for p in payouts],
+        }
+
+    return app
+
+
+def _count(tree: list[dict[str, Any]]) -> int:
+    return sum(1 + _count(node["downline"]) for node in tree)
+
+
+def _str(d: Decimal | None) -> str | None:
+    return str(d) if d is not None else None

@@ -1,0 +1,154 @@
+"""Given/when/then on the referral network: R-COM-1 (levels, no cycle, no over-deep chain), R-COM-2
+(rates), R-COM-5a (default sponsor) and R-COM-6 (qualification warning and expiry).
+
+*Given* commands accepted by the real decider and folded with ``evolve``, *when* one more command is
+decided at business time ``now``, *then* exactly these events follow. A refused command is one
+``CommissionCommandRejected`` with the reason, and folding it leaves the state unchanged.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from flexchain.messages import Message
+from services.commission.messages import (
+    NETWORK,
+    CheckNetworkTimers,
+    CommissionPlanChanged,
+    DistributorLinked,
+    DistributorRecord,
+    DistributorRegistered,
+    LinkDistributor,
+    QualificationExpired,
+    QualificationExpiryWarned,
+    RegisterDistributor,
+    RenewQualification,
+    SetCommissionLevels,
+    SetDefaultSponsor,
+    SetDistributorGrade,
+    SetLevelRates,
+)
+from services.commission.plan import DAY_MS
+from services.commission.state import CommissionState
+from tests.unit.commission.support import T0, given, refused, reg, when
+
+
+def chain_abc(levels: int = 2, depth: int = 3) -> CommissionState:
+    """a ← b ← c (c recruited by b, b by a)."""
+    plan: list[Message] = [SetCommissionLevels(NETWORK, levels, depth)] if (levels, depth) != (2, 3) else []
+    return given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
+
+
+# --- R-COM-1: the tree -----------------------------------------------------------------------------
+
+
+def test_a_distributor_joins_under_their_recruiter() -> None:
+    state = given(reg("a"))
+    events = when(state, reg("b", "a", name="Bea", grade="gold"), T0 + 5)
+    assert events == [DistributorRegistered(NETWORK, 2, DistributorRecord("b", "Bea", "a", "gold", None, T0 + 5), False)]
+    assert state.network.children == {"a": {"b"}}
+
+
+@pytest.mark.parametrize(
+    ("cmd", "reason"),
+    [
+        (reg("a"), "already registered"),
+        (reg("x", "nobody"), "unknown upline nobody"),
+        (reg("x", "x"), "cannot be their own upline"),
+        (reg("x", grade="platinum"), "unknown grade platinum"),
+        (reg("x", qualified_until=T0), "already have expired"),
+    ],
+)
+def test_a_registration_is_refused_with_a_reason(cmd: RegisterDistributor, reason: str) -> None:
+    assert reason in refused(given(reg("a")), cmd)
+
+
+def test_a_chain_deeper_than_the_maximum_is_refused() -> None:
+    state = chain_abc()  # depth 3 = the maximum
+    reason = refused(state, reg("d", "c"))
+    assert reason == "chain too deep: d → c → b → a would be 4 levels, the maximum is 3 (R-COM-1)"
+    shallow = given(SetCommissionLevels(NETWORK, 2, 2), reg("a"), reg("b", "a"))
+    assert "would be 3 levels, the maximum is 2" in refused(shallow, reg("c", "b"))
+
+
+def test_a_link_that_would_make_a_cycle_is_refused_with_the_path() -> None:
+    state = chain_abc()
+    assert refused(state, LinkDistributor(NETWORK, "a", "c")) == "linking a under c would make a cycle: a → c → b → a"
+    assert "cycle" in refused(state, LinkDistributor(NETWORK, "a", "b"))
+    assert "(a cycle)" in refused(state, LinkDistributor(NETWORK, "a", "a"))
+
+
+def test_a_link_is_checked_with_the_whole_downline_it_moves() -> None:
+    state = given(reg("a"), reg("b", "a"), reg("x"), reg("y", "x"))
+    # moving x (with y below) under b would make y the 4th level
+    reason = refused(state, LinkDistributor(NETWORK, "x", "b"))
+    assert reason.startswith("chain too deep: under b → a, x and their downline would reach 4 levels")
+    assert when(state, LinkDistributor(NETWORK, "x", "a")) == [
+        DistributorLinked(NETWORK, 5, DistributorRecord("x", "", "a", "standard", None, T0), None)
+    ]
+    assert state.network.children == {"a": {"b", "x"}, "x": {"y"}}
+    assert "already linked" in refused(state, LinkDistributor(NETWORK, "x", "a"))
+
+
+def test_commission_never_flows_more_than_three_levels() -> None:
+    state = chain_abc()
+    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 4, 3))
+    assert "legal risk" in refused(state, SetCommissionLevels(NETWORK, 3, 4))
+    assert "chains of 3 levels" in refused(state, SetCommissionLevels(NETWORK, 2, 2))
+    [changed] = when(state, SetCommissionLevels(NETWORK, 3, 3), T0 + 1)
+    assert isinstance(changed, CommissionPlanChanged) and changed.plan.levels == 3 and changed.effective_from == T0 + 1
+
+
+# --- R-COM-2: rates ----------------------------------------------------------------------------------
+
+
+def test_level_rates_keep_level_one_within_15_to_20_percent_and_deeper_levels_smaller() -> None:
+    state = given()
+    d = Decimal
+    assert "within 0.15–0.20" in refused(state, SetLevelRates(NETWORK, [d("0.25"), d("0.05"), d("0.02")]))
+    assert "smaller than level 2's" in refused(state, SetLevelRates(NETWORK, [d("0.18"), d("0.05"), d("0.05")]))
+    [changed] = when(state, SetLevelRates(NETWORK, [d("0.18"), d("0.06"), d("0.03")]))
+    assert isinstance(changed, CommissionPlanChanged) and changed.plan.level_rates == [d("0.18"), d("0.06"), d("0.03")]
+
+
+def test_a_grade_must_exist_and_change() -> None:
+    state = given(reg("a"))
+    assert "unknown grade" in refused(state, SetDistributorGrade(NETWORK, "a", "platinum"))
+    assert "already standard" in refused(state, SetDistributorGrade(NETWORK, "a", "standard"))
+    when(state, SetDistributorGrade(NETWORK, "a", "gold"))
+    assert state.network.distributors["a"].grade == "gold"
+
+
+# --- R-COM-5a: default sponsor ---------------------------------------------------------------------
+
+
+def test_a_distributor_joining_without_an_upline_gets_the_default_sponsor() -> None:
+    state = given(reg("house"), SetDefaultSponsor(NETWORK, "house"))
+    [e] = when(state, reg("solo"))
+    assert isinstance(e, DistributorRegistered) and e.distributor.upline_id == "house" and e.sponsored
+    [e] = when(state, reg("recruit", "solo"))
+    assert isinstance(e, DistributorRegistered) and e.distributor.upline_id == "solo" and not e.sponsored
+    assert "unknown distributor" in refused(state, SetDefaultSponsor(NETWORK, "ghost"))
+    when(state, SetDefaultSponsor(NETWORK, None))
+    [e] = when(state, reg("alone"))
+    assert isinstance(e, DistributorRegistered) and e.distributor.upline_id is None
+
+
+# --- R-COM-6: qualification ---------------------------------------------------------------------------
+
+
+def test_a_qualification_warning_comes_once_30_days_before_then_the_expiry_once() -> None:
+    until = T0 + 100 * DAY_MS
+    state = given(reg("a", qualified_until=until), reg("b"))
+    assert when(state, CheckNetworkTimers(NETWORK, until - 31 * DAY_MS)) == []
+    assert when(state, CheckNetworkTimers(NETWORK, until - 30 * DAY_MS)) == [QualificationExpiryWarned(NETWORK, "a", until, 30)]
+    assert when(state, CheckNetworkTimers(NETWORK, until - 29 * DAY_MS)) == []
+    assert when(state, CheckNetworkTimers(NETWORK, until)) == [QualificationExpired(NETWORK, "a", until)]
+    assert when(state, CheckNetworkTimers(NETWORK, until + DAY_MS)) == []
+    # renewed: a new expiry, a new warning
+    later = until + 200 * DAY_MS
+    when(state, RenewQualification(NETWORK, "a", later), until + DAY_MS)
+    assert when(state, CheckNetworkTimers(NETWORK, later - 10 * DAY_MS)) == [QualificationExpiryWarned(NETWORK, "a", later, 10)]
+    assert "must end in the future" in refused(state, RenewQualification(NETWORK, "a", T0), T0 + DAY_MS)
