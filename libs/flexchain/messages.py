@@ -22,12 +22,14 @@ from typing import Any, ClassVar, TypeVar, Union
 ID_NAMESPACE = uuid.UUID("8b5f4a52-6a43-4b0a-9a1e-5c1f3c3f0f11")
 
 
-def derived_id(cause: str, index: int) -> str:
-    """A deterministic id for the ``index``-th message caused by ``cause``.
+def derived_id(cause: str, index: int, scope: str = "") -> str:
+    """A deterministic id for the ``index``-th message that ``scope`` derived from ``cause``.
 
     Re-processing the same cause (after a crash, in a replay) yields the same ids, so a
-    derived event can be recognised as already emitted (R-X-2)."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{cause}/{index}"))
+    derived event can be recognised as already emitted (R-X-2). The scope (the service, or its
+    router) keeps apart what two services derive from one event: inventory's ReserveStock and
+    loyalty's QuoteMemberDiscount both follow from one OrderPlaced, and must not share an id."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{scope}/{cause}/{index}"))
 
 
 @dataclass(frozen=True, slots=True)

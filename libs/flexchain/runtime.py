@@ -431,7 +431,7 @@ class Processor(_TransactionalLoop):
                 agg = ev.key
                 versions[agg] = versions.get(agg, ps.versions.get(agg, 0)) + 1
                 env = Envelope(
-                    derived_id(cause, i),
+                    derived_id(cause, i, self.svc.name),
                     type(ev).__name__,
                     agg,
                     versions[agg],
@@ -515,7 +515,7 @@ class Router(_TransactionalLoop):
         for i, cmd in enumerate(commands):
             name = type(cmd).__name__
             env = Envelope(
-                derived_id(eenv.event_id, i),
+                derived_id(eenv.event_id, i, f"{self.svc.name}-router"),
                 name,
                 cmd.key,
                 0,

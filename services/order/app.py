@@ -15,6 +15,7 @@ from flexchain.settings import Settings
 from services.clock.messages import MESSAGES as CLOCK_MESSAGES
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.inventory.messages import SkuRegistered
+from services.loyalty.messages import MemberDiscountQuoted
 from services.order import domain, policy
 from services.order.messages import COMMANDS, EVENTS
 from services.presale.messages import EVENTS as PRESALE_EVENTS
@@ -47,6 +48,7 @@ def service(config: domain.OrderConfig | None = None) -> ServiceDef[domain.Order
         routes=(
             Route("inventory.events", INVENTORY_EVENTS, policy.react),
             Route("presale.events", PRESALE_EVENTS, policy.react),
+            Route("loyalty.events", (MemberDiscountQuoted,), policy.react),
             Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react),
         ),
         state_format="order-3",

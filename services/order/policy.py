@@ -3,6 +3,7 @@
 inventory: StockReserved / ReservationRejected → RecordLineReservation (per line, R-INV-1);
 presale: PledgeAccepted / PledgeRejected → RecordPresaleAnswer (the campaign's phase price, R-PRE-3,
 R-PRE-4); PresaleRefundIssued → RecordPresaleRefund (a failed campaign, R-PRE-7);
+loyalty: MemberDiscountQuoted → RecordMemberDiscount (the tier in force at order time, R-LOY-1);
 clock: ClockTicked → CheckOrderTimers on every partition (R-X-1).
 """
 
@@ -11,9 +12,11 @@ from __future__ import annotations
 from flexchain.messages import Message
 from services.clock.messages import ClockTicked
 from services.inventory.messages import ReservationRejected, StockReserved
+from services.loyalty.messages import MemberDiscountQuoted
 from services.order.messages import (
     CheckOrderTimers,
     RecordLineReservation,
+    RecordMemberDiscount,
     RecordPresaleAnswer,
     RecordPresaleRefund,
 )
@@ -31,6 +34,8 @@ def react(event: Message) -> list[Message]:
         return [RecordPresaleAnswer(event.order_id, False, 0, "", event.reason)]
     if isinstance(event, PresaleRefundIssued):
         return [RecordPresaleRefund(event.order_id, event.refund_id, event.amount, event.reason)]
+    if isinstance(event, MemberDiscountQuoted):
+        return [RecordMemberDiscount(event.order_id, event.tier, event.discount_rate)]
     if isinstance(event, ClockTicked):
         return [CheckOrderTimers(event.time)]  # empty key: sent to every partition
     return []

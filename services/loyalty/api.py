@@ -1,0 +1,229 @@
+"""Loyalty HTTP API: member commands (validated, then published to `loyalty.commands`) and queries on
+the read model (a member's tier, points, ledger, stage and segment; members by stage or segment)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from itertools import islice
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from flexchain.api import StrictModel, field_error, submit
+from flexchain.host import Runtime, base_app
+from flexchain.messages import Message, to_record
+from services.loyalty import domain
+from services.loyalty.app import LoyaltyView
+from services.loyalty.messages import (
+    SEGMENTS,
+    STAGES,
+    TIERS,
+    ConfigureUsageCycle,
+    JoinMember,
+    LoyaltyCommandRejected,
+    PointsEarned,
+    PointsExpired,
+    PointsRedeemed,
+    PointsReleased,
+    PointsReversed,
+    RecordBehaviour,
+    RedeemPoints,
+)
+from services.loyalty.rules import day_of, day_start, iso, rfm_scores, segment
+from services.loyalty.state import NO_DAY, Member, batch_day, batch_points
+
+Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+class JoinIn(StrictModel):
+    member_id: Id
+    referrer_id: Id | None = None
+
+
+class BehaviourIn(StrictModel):
+    action: Literal["checkin", "share", "review"]
+    reference: Annotated[str, Field(max_length=200)] = ""
+
+
+class RedeemIn(StrictModel):
+    points: Annotated[int, Field(gt=0, description="a positive whole number of points")]
+    reward: Annotated[str, Field(min_length=1, max_length=200)]
+    redemption_id: Id | None = None
+
+
+class CycleIn(StrictModel):
+    cycle_days: Annotated[int, Field(ge=0, le=domain.MAX_CYCLE_DAYS, description="days one unit lasts; 0: not a consumable")]
+
+
+def _refusal(e: Message) -> bool:
+    return isinstance(e, LoyaltyCommandRejected)
+
+
+def _day(day: int, view: LoyaltyView) -> dict[str, Any]:
+    return {"date": iso(day), "at": day_start(day, view.config)}
+
+
+def _totals(view: LoyaltyView, member_id: str) -> dict[str, int]:
+    """The ledger summed: earned = available + pending + redeemed + expired + reversed (R-LOY-2)."""
+    t = dict.fromkeys(("earned", "released", "redeemed", "expired", "reversed", "shortfall"), 0)
+    for entry in view.ledger.get(member_id, []):
+        mv = entry.movement
+        if isinstance(mv, PointsEarned):
+            t["earned"] += mv.points
+        elif isinstance(mv, PointsReleased):
+            t["released"] += mv.points
+        elif isinstance(mv, PointsRedeemed):
+            t["redeemed"] += mv.points
+        elif isinstance(mv, PointsExpired):
+            t["expired"] += mv.points
+        elif isinstance(mv, PointsReversed):
+            t["reversed"] += mv.points
+            t["shortfall"] += mv.shortfall
+    return t
+
+
+def member_view(view: LoyaltyView, m: Member, now: int) -> dict[str, Any]:
+    cfg = view.config
+    today = day_of(now, cfg)
+    tier = cfg.tiers[m.tier]
+    nxt = cfg.tiers[m.tier + 1] if m.tier + 1 < len(cfg.tiers) else None
+    batches = [(batch_day(b), batch_points(b)) for b in m.batches]
+    scores = rfm_scores(m.rfm) if m.rfm >= 0 else None
+    return {
+        "member_id": m.member_id,
+        "joined": _day(m.joined, view),
+        "referral_pending_from": m.referrer,
+        "tier": {
+            "name": tier.name,
+            "discount_rate": str(tier.discount_rate),
+            "growth": m.growth,
+            "next": None if nxt is None else {"name": nxt.name, "threshold": nxt.threshold, "missing": nxt.threshold - m.growth},
+        },
+        "stage": STAGES[m.stage],
+        "rfm": {
+            "segment": segment(m.rfm),
+            "recency": scores and scores[0],
+            "frequency": scores and scores[1],
+            "monetary": scores and scores[2],
+        },
+        "purchases": {
+            "orders": m.orders,
+            "purchase_days": m.purchase_days,
+            "net_spend": m.spend,
+            "first": None if m.first_day == NO_DAY else _day(m.first_day, view),
+            "last": None if m.last_day == NO_DAY else _day(m.last_day, view),
+        },
+        "points": {
+            "available": m.available(today),
+            "pending": m.pending,
+            "held": sum(p for _, p in batches),  # available + expired batches the next tick books off
+            "expiring": [{**_day(d, view), "points": p} for d, p in batches if d > today],
+        },
+        "totals": _totals(view, m.member_id),
+        "reminders": [
+            {"sku": sku, "run_out": _day(run_out, view), "order_id": order}
+            for sku, (run_out, order) in sorted(m.reminders.items())
+        ],
+    }
+
+
+def build_api(rt: Runtime) -> FastAPI:
+    app = base_app(rt, "flexchain loyalty")
+    view: LoyaltyView = rt.view
+    st = view.state
+    members = rt.metrics.gauge("members", "Members per life-cycle stage (R-LOY-3)", ["stage"])
+    for s in STAGES:
+        members.labels(s).set_function(lambda s=s: len(view.by_stage[s]))
+    tiers = rt.metrics.gauge("members_by_tier", "Members per tier (R-LOY-1)", ["tier"])
+    for i, name in enumerate(TIERS):
+        tiers.labels(name).set_function(lambda i=i: Counter(st.tier)[i])
+    points = rt.metrics.gauge("points", "Points held by members: pending or in batches (R-LOY-2)", ["state"])
+    points.labels("pending").set_function(lambda: sum(st.pending))
+    points.labels("held").set_function(lambda: sum(batch_points(b) for row in range(len(st.ids)) for b in st.batches_at(row)))
+
+    def precheck(cmd: Message, now: int) -> list[Message]:
+        return domain.decide(st, cmd, now)
+
+    async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
+        return await submit(rt, cmd, precheck, _refusal, key, wait)
+
+    def known(member_id: str) -> Member:
+        m = st.member(member_id)
+        if m is None:
+            raise HTTPException(status_code=404, detail=f"unknown member {member_id}")
+        return m
+
+    @app.post("/members")
+    async def join(body: JoinIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        if body.referrer_id is not None and body.referrer_id not in st.rows:
+            raise field_error(["referrer_id"], f"unknown member {body.referrer_id}")
+        return await go(JoinMember(body.member_id, body.referrer_id), idempotency_key, wait)
+
+    @app.post("/members/{member_id}/behaviours")
+    async def behave(member_id: str, body: BehaviourIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(member_id)
+        return await go(RecordBehaviour(member_id, body.action, body.reference), idempotency_key, wait)
+
+    @app.post("/members/{member_id}/redemptions")
+    async def redeem(member_id: str, body: RedeemIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(member_id)
+        rid = body.redemption_id or idempotency_key or f"rd-{uuid.uuid4().hex[:12]}"
+        return await go(RedeemPoints(member_id, rid, body.points, body.reward), idempotency_key, wait)
+
+    @app.put("/usage-cycles/{sku}")
+    async def cycle(sku: str, body: CycleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(ConfigureUsageCycle(sku, body.cycle_days), idempotency_key, wait)
+
+    @app.get("/usage-cycles")
+    async def cycles() -> dict[str, Any]:
+        return {"configured": dict(sorted(view.cycles.items())), "applied": dict(sorted(st.cycles.items()))}
+
+    @app.get("/clock")
+    async def clock() -> dict[str, Any]:
+        """The business time this instance stamps on commands, and its business day."""
+        now = rt.now()
+        return {"business_time": now, "day": iso(day_of(now, view.config))}
+
+    @app.get("/members/{member_id}")
+    async def get_member(member_id: str) -> dict[str, Any]:
+        return member_view(view, known(member_id), rt.now())
+
+    @app.get("/members/{member_id}/ledger")
+    async def ledger(member_id: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+        known(member_id)
+        entries = view.ledger.get(member_id, [])
+        page = [
+            {
+                "type": type(e.movement).__name__,
+                "business_time": e.business_time,
+                "event_id": e.event_id,
+                "causation_id": e.causation_id,
+                **{k: v for k, v in to_record(e.movement).items() if k != "member_id"},
+            }
+            for e in entries[offset : offset + limit]
+        ]
+        return {"member_id": member_id, "total": len(entries), "offset": offset, "entries": page}
+
+    @app.get("/members")
+    async def list_members(
+        stage: Literal[STAGES] | None = None,  # type: ignore[valid-type]
+        segment_: Annotated[Literal[SEGMENTS] | None, Query(alias="segment")] = None,  # type: ignore[valid-type]
+        offset: Offset = 0,
+        limit: Limit = 50,
+    ) -> dict[str, Any]:
+        if stage is None and segment_ is None:
+            raise HTTPException(status_code=422, detail="give a stage or a segment")
+        pool: dict[str, None] = view.by_stage[stage] if stage is not None else view.by_segment.get(segment_, {})
+        if stage is not None and segment_ is not None:
+            pool = {m: None for m in pool if view.segments.get(m) == segment_}
+        page = list(islice(pool, offset, offset + limit))
+        return {"stage": stage, "segment": segment_, "total": len(pool), "offset": offset, "members": page}
+
+    return app

@@ -1,0 +1,53 @@
+"""Loyalty's saga policy (pure): order events, clock ticks and two of its own events become loyalty
+commands, re-keyed by member id (or sent to every partition when the key is empty).
+
+- OrderPlaced → QuoteMemberDiscount (the order service waits for the tier discount, R-LOY-1)
+- OrderPaid → RecordPurchase; OrderCompleted → CompletePurchase (R-LOY-2)
+- OrderRefunded, OrderCancelled after payment → ReversePurchase (R-X-3)
+- ClockTicked → CheckMemberTimers on every partition (R-X-1)
+- ReferralCompleted (the referred member's partition) → RewardReferrer (the referrer's, R-LOY-5)
+- UsageCycleConfigured (the sku's partition) → ApplyUsageCycle on every partition (R-LOY-4)
+"""
+
+from __future__ import annotations
+
+from flexchain.messages import Message
+from services.clock.messages import ClockTicked
+from services.loyalty.domain import CANCELLED
+from services.loyalty.messages import (
+    ApplyUsageCycle,
+    CheckMemberTimers,
+    CompletePurchase,
+    PurchasedLine,
+    QuoteMemberDiscount,
+    RecordPurchase,
+    ReferralCompleted,
+    ReversePurchase,
+    RewardReferrer,
+    UsageCycleConfigured,
+)
+from services.order.messages import OrderCancelled, OrderCompleted, OrderPaid, OrderPlaced, OrderRefunded
+
+
+def react(event: Message) -> list[Message]:
+    if isinstance(event, ClockTicked):
+        return [CheckMemberTimers(event.time)]  # empty key: every partition
+    if isinstance(event, ReferralCompleted):
+        return [RewardReferrer(event.referrer_id, event.member_id, event.order_id)]
+    if isinstance(event, UsageCycleConfigured):
+        return [ApplyUsageCycle(event.sku, event.cycle_days)]
+    member = getattr(event, "member_id", "")
+    if not member:  # an empty key would broadcast a member's command to every partition
+        return []
+    if isinstance(event, OrderPlaced):
+        return [QuoteMemberDiscount(member, event.order_id)]
+    if isinstance(event, OrderPaid):
+        lines = [PurchasedLine(line.sku, line.qty) for line in event.lines]
+        return [RecordPurchase(member, event.order_id, event.amount, event.paid_at, lines)]
+    if isinstance(event, OrderCompleted):
+        return [CompletePurchase(member, event.order_id, event.completed_at)]
+    if isinstance(event, OrderRefunded):
+        return [ReversePurchase(member, event.order_id, event.refund_id, event.amount, event.fully_refunded)]
+    if isinstance(event, OrderCancelled) and event.refund_amount > 0:
+        return [ReversePurchase(member, event.order_id, CANCELLED, event.refund_amount, True)]
+    return []

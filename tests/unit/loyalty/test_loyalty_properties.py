@@ -1,0 +1,243 @@
+"""Property-based tests of the loyalty decider: invariants that must hold for any history.
+
+(a) The ledger balances per member: available + pending + redeemed + expired + reversed = earned,
+    and the state holds exactly what the ledger says; no balance is ever negative (R-LOY-2).
+(b) Replay: folding the events of a history into an empty state gives the same state, so the same
+    ledger and the same decisions afterwards (rebuild, R-X-2); the partition's own bookkeeping
+    (agenda, histograms, pending orders) always agrees with its members.
+(c) Derived events once per cause: one churn warning per entry into declining (R-LOY-3), one
+    reminder per estimated run-out (R-LOY-4), one referral per referred member (R-LOY-5).
+(d) Business time (R-X-1): what happens to a member does not depend on when the clock ticks
+    arrive, only on the member's own purchases and the last tick.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flexchain.messages import Message
+from flexchain.runtime import canonical
+from services.loyalty import policy
+from services.loyalty.domain import decide, evolve, new_state
+from services.loyalty.messages import (
+    ACTIONS,
+    ApplyUsageCycle,
+    CheckMemberTimers,
+    ChurnWarningRaised,
+    CompletePurchase,
+    JoinMember,
+    PointsExpired,
+    PurchasedLine,
+    PurchaseRecorded,
+    RecordBehaviour,
+    RecordPurchase,
+    RedeemPoints,
+    ReferralCompleted,
+    ReplenishmentReminderRaised,
+    ReversePurchase,
+    StageChanged,
+)
+from services.loyalty.state import Loyalty, batch_points
+from tests.unit.loyalty.support import T0, check_bookkeeping, totals
+
+PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
+HOUR = 3_600_000
+MEMBERS = ("ann", "bob", "cat")
+
+member_st = st.sampled_from(MEMBERS)
+slot_st = st.integers(0, 3)  # a member's order "slot": orders are often completed or refunded later
+lines_st = st.lists(
+    st.builds(PurchasedLine, st.sampled_from(("water", "mug")), st.integers(1, 3)), max_size=2, unique_by=lambda x: x.sku
+)
+
+
+def order_id(member: str, slot: int) -> str:
+    return f"{member}-{slot}"
+
+
+purchase_st = st.builds(
+    lambda m, o, a, ls: lambda t: RecordPurchase(m, order_id(m, o), a, t, ls),
+    member_st,
+    slot_st,
+    st.integers(0, 400_000),
+    lines_st,
+)
+complete_st = st.builds(lambda m, o: lambda t: CompletePurchase(m, order_id(m, o), t), member_st, slot_st)
+# a command builder takes the business time of the step; purchases and completions weigh double
+command_st = st.one_of(
+    st.builds(lambda m, r: lambda t: JoinMember(m, r), member_st, st.none() | member_st),
+    purchase_st,
+    purchase_st,
+    complete_st,
+    complete_st,
+    st.builds(
+        lambda m, o, r, a, f: lambda t: ReversePurchase(m, order_id(m, o), r, a, f),
+        member_st,
+        slot_st,
+        st.sampled_from(("r1", "r2", "cancelled")),
+        st.integers(0, 300_000),
+        st.booleans(),
+    ),
+    st.builds(lambda m, a: lambda t: RecordBehaviour(m, a), member_st, st.sampled_from(ACTIONS)),
+    st.builds(lambda m, p: lambda t: RedeemPoints(m, f"rd-{t}", p, "coupon"), member_st, st.integers(1, 3_000)),
+    st.builds(lambda d: lambda t: ApplyUsageCycle("water", d), st.integers(0, 20)),
+    st.just(lambda t: CheckMemberTimers(t)),
+)
+# hours since the previous step: often the same day, sometimes months
+step_st = st.tuples(st.one_of(st.integers(0, 30), st.integers(0, 24 * 120)), command_st)
+JOINS: list[tuple[int, object]] = [
+    (0, lambda t: JoinMember("ann")),
+    (0, lambda t: JoinMember("bob", "ann")),
+    (0, lambda t: ApplyUsageCycle("water", 10)),
+]
+history_st = st.lists(step_st, min_size=8, max_size=60).map(lambda steps: JOINS + steps)
+
+
+def play(history: list[tuple[int, object]], state: Loyalty | None = None) -> tuple[Loyalty, list[Message]]:
+    """Decide and fold each command (routing the referral to the referrer, as the router would)."""
+    s = state or new_state()
+    log: list[Message] = []
+    t = T0
+    for hours, build in history:
+        t += hours * HOUR
+        queue: list[Message] = [build(t)]  # type: ignore[operator]
+        while queue:
+            cmd = queue.pop(0)
+            events = decide(s, cmd, t)
+            for e in events:
+                evolve(s, e)
+                assert s.pending[s.rows[e.key]] >= 0 if e.key in s.rows else True
+                if isinstance(e, ReferralCompleted):
+                    queue += policy.react(e)
+            log += events
+    return s, log
+
+
+def fold(events: list[Message]) -> Loyalty:
+    s = new_state()
+    for e in events:
+        evolve(s, e)
+    return s
+
+
+@PROPERTY_SETTINGS
+@given(history_st)
+def test_the_ledger_balances_and_the_state_holds_what_it_says(history: list[tuple[int, object]]) -> None:
+    s, log = play(history)
+    for member, t in totals(log).items():
+        assert t["available"] + t["pending"] + t["redeemed"] + t["expired"] + t["reversed"] == t["earned"], (member, t)
+        assert min(t["available"], t["pending"], t["redeemed"], t["expired"], t["reversed"], t["shortfall"]) >= 0
+        m = s.member(member)
+        assert m is not None
+        assert sum(batch_points(b) for b in m.batches) == t["available"]
+        assert m.pending == t["pending"]
+    check_bookkeeping(s)
+
+
+@PROPERTY_SETTINGS
+@given(history_st, history_st)
+def test_replay_gives_the_same_state_ledger_and_decisions(
+    first: list[tuple[int, object]], then: list[tuple[int, object]]
+) -> None:
+    live, log = play(first)
+    rebuilt = fold(log)
+    assert rebuilt == live
+    assert canonical(rebuilt) == canonical(live)
+    # the rebuilt state decides exactly as the live one from here on
+    after = [(h, b) for h, b in then]
+    shift = sum(h for h, _ in first)
+    _, live_more = play([(shift, lambda t: CheckMemberTimers(t)), *after], copy.deepcopy(live))
+    _, rebuilt_more = play([(shift, lambda t: CheckMemberTimers(t)), *after], rebuilt)
+    assert live_more == rebuilt_more
+
+
+@PROPERTY_SETTINGS
+@given(history_st)
+def test_derived_events_once_per_cause(history: list[tuple[int, object]]) -> None:
+    _, log = play(history)
+    reminders = Counter((e.member_id, e.sku, e.run_out_at) for e in log if isinstance(e, ReplenishmentReminderRaised))
+    assert all(n == 1 for n in reminders.values()), reminders
+    referrals = Counter(e.member_id for e in log if isinstance(e, ReferralCompleted))
+    assert all(n == 1 for n in referrals.values())
+    for member in MEMBERS:  # between two churn warnings the member bought again (a new entry)
+        seen_purchase = True
+        for e in log:
+            if e.key != member:
+                continue
+            if isinstance(e, PurchaseRecorded):
+                seen_purchase = True
+            elif isinstance(e, ChurnWarningRaised):
+                assert seen_purchase, f"second warning for {member} without a purchase in between"
+                seen_purchase = False
+    for e in log:
+        if isinstance(e, StageChanged):
+            assert e.previous != e.stage
+
+
+def _member_story(log: list[Message]) -> Counter[tuple[object, ...]]:
+    """What happened to members on business time, whatever the ticks: stages, warnings, reminders
+    and expired batches, each with the day it took effect."""
+    out: Counter[tuple[object, ...]] = Counter()
+    for e in log:
+        if isinstance(e, (StageChanged, ChurnWarningRaised, ReplenishmentReminderRaised)):
+            out[(type(e).__name__, *canonical(e).values())] += 1
+        elif isinstance(e, PointsExpired):
+            for b in e.batches:
+                out[("expired", e.member_id, b.expires_at, b.points)] += 1
+    return out
+
+
+member_history_st = st.lists(
+    st.tuples(
+        st.integers(1, 24 * 90),
+        st.one_of(
+            st.builds(
+                lambda o, a, ls: lambda t: RecordPurchase("ann", order_id("ann", o), a, t, ls),
+                slot_st,
+                st.integers(0, 300_000),
+                lines_st,
+            ),
+            st.builds(lambda o: lambda t: CompletePurchase("ann", order_id("ann", o), t), slot_st),
+            st.builds(lambda a: lambda t: RecordBehaviour("ann", a), st.sampled_from(ACTIONS)),
+            st.builds(lambda p: lambda t: RedeemPoints("ann", f"rd-{t}", p, "coupon"), st.integers(1, 2_000)),
+        ),
+    ),
+    max_size=25,
+)
+
+
+@PROPERTY_SETTINGS
+@given(member_history_st, st.sets(st.integers(0, 24 * 90 * 25), max_size=30))
+def test_r_x_1_a_members_story_does_not_depend_on_when_the_ticks_arrive(
+    history: list[tuple[int, object]], tick_hours: set[int]
+) -> None:
+    setup: list[tuple[int, object]] = [(0, lambda t: JoinMember("ann")), (0, lambda t: ApplyUsageCycle("water", 9))]
+    end = sum(h for h, _ in history) + 24 * 800  # far enough for every batch to expire
+    # the same history with daily ticks, with some random ticks, and with one tick at the end
+    daily = _with_ticks(history, set(range(0, end, 24)))
+    some = _with_ticks(history, {h for h in tick_hours if h < end})
+    _, log_daily = play(setup + daily + [(0, lambda t: CheckMemberTimers(t))])
+    _, log_some = play(setup + some + [(end - sum(h for h, _ in some), lambda t: CheckMemberTimers(t))])
+    _, log_none = play(setup + history + [(end - sum(h for h, _ in history), lambda t: CheckMemberTimers(t))])
+    assert _member_story(log_daily) == _member_story(log_some) == _member_story(log_none)
+
+
+def _with_ticks(history: list[tuple[int, object]], tick_hours: set[int]) -> list[tuple[int, object]]:
+    """Interleave clock ticks at the given hours (a tick and a command at the same hour: tick first)."""
+    steps: list[tuple[int, int, object]] = []
+    t = 0
+    for hours, build in history:
+        t += hours
+        steps.append((t, 1, build))
+    steps += [(h, 0, lambda t: CheckMemberTimers(t)) for h in tick_hours]
+    steps.sort(key=lambda s: (s[0], s[1]))
+    out: list[tuple[int, object]] = []
+    prev = 0
+    for at_hour, _, build in steps:
+        out.append((at_hour - prev, build))
+        prev = at_hour
+    return out

@@ -1,0 +1,171 @@
+"""Given/when/then on streak gifts and referrals (R-LOY-5), RFM segments (R-LOY-6), and the saga
+policy that turns order events, clock ticks and two of loyalty's own events into commands."""
+
+from __future__ import annotations
+
+from services.clock.messages import ClockTicked
+from services.loyalty import policy
+from services.loyalty.domain import CANCELLED
+from services.loyalty.messages import (
+    ApplyUsageCycle,
+    CheckMemberTimers,
+    CompletePurchase,
+    JoinMember,
+    MembersEvaluated,
+    PointsEarned,
+    PurchasedLine,
+    QuoteMemberDiscount,
+    RecordPurchase,
+    ReferralCompleted,
+    ReversePurchase,
+    RewardReferrer,
+    RfmSegmentChanged,
+    StreakGiftEarned,
+    UsageCycleConfigured,
+)
+from services.loyalty.rules import quintile_scores, rfm_code, segment
+from services.order.messages import (
+    OrderCancelled,
+    OrderCompleted,
+    OrderLine,
+    OrderPaid,
+    OrderPlaced,
+    OrderRefunded,
+    RefundedLine,
+)
+from tests.unit.loyalty.support import at, bought_and_completed, buy, check_bookkeeping, joined, of, run, tick
+
+# --- streak gift (R-LOY-5) ---------------------------------------------------------------------------
+
+
+def test_r_loy_5_completed_purchases_in_three_consecutive_months_earn_a_gift() -> None:
+    st = joined("ann")
+    assert of(bought_and_completed(st, "ann", "o1", 5_000, 10, 20), StreakGiftEarned) == []  # January
+    assert of(bought_and_completed(st, "ann", "o2", 5_000, 40, 50), StreakGiftEarned) == []  # February
+    gift = of(bought_and_completed(st, "ann", "o3", 5_000, 70, 80), StreakGiftEarned)  # March
+    assert gift == [StreakGiftEarned("ann", ["2026-01", "2026-02", "2026-03"], "streak-gift", "o3")]
+    assert of(bought_and_completed(st, "ann", "o4", 5_000, 100, 110), StreakGiftEarned) == []  # April starts anew
+    assert of(bought_and_completed(st, "ann", "o5", 5_000, 130, 140), StreakGiftEarned) == []
+    assert of(bought_and_completed(st, "ann", "o6", 5_000, 160, 170), StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
+        "2026-04",
+        "2026-05",
+        "2026-06",
+    ]
+
+
+def test_r_loy_5_a_gap_month_breaks_the_streak_and_completion_order_does_not_matter() -> None:
+    st = joined("ann")
+    for n, d in enumerate((10, 70, 100)):  # January, March, April
+        assert of(bought_and_completed(st, "ann", f"o{n}", 5_000, d, d + 10), StreakGiftEarned) == []
+    buy(st, "ann", "f1", 5_000, 40)  # February, completed last
+    assert of(run(st, CompletePurchase("ann", "f1", at(120)), at(120)), StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
+        "2026-01",
+        "2026-02",
+        "2026-03",
+    ]
+
+
+def test_a_refunded_order_never_completes_so_its_month_does_not_count() -> None:
+    st = joined("ann")
+    bought_and_completed(st, "ann", "o1", 5_000, 10, 20)
+    buy(st, "ann", "o2", 5_000, 40)
+    run(st, ReversePurchase("ann", "o2", CANCELLED, 5_000, True), at(41))
+    assert of(bought_and_completed(st, "ann", "o3", 5_000, 70, 80), StreakGiftEarned) == []
+
+
+# --- referral (R-LOY-5) -------------------------------------------------------------------------------
+
+
+def test_r_loy_5_the_referred_members_first_completed_purchase_rewards_both_sides() -> None:
+    st = joined("ann")
+    run(st, JoinMember("bob", "ann"), at(1))
+    assert of(buy(st, "bob", "o1", 5_000, 2), ReferralCompleted) == []  # paid is not enough
+    events = run(st, CompletePurchase("bob", "o1", at(12)), at(12))
+    assert of(events, ReferralCompleted) == [ReferralCompleted("bob", "ann", "o1", 200)]
+    assert [e.points for e in of(events, PointsEarned) if e.reason == "referral"] == [200]  # type: ignore[attr-defined]
+    assert policy.react(events[-1]) == [RewardReferrer("ann", "bob", "o1")]  # the referrer's side, in its partition
+    assert of(bought_and_completed(st, "bob", "o2", 5_000, 20, 30), ReferralCompleted) == []  # once
+    check_bookkeeping(st)
+
+
+# --- RFM (R-LOY-6) --------------------------------------------------------------------------------------
+
+
+def test_r_loy_6_quintile_scores_by_mid_rank_ties_share_a_score() -> None:
+    assert quintile_scores({v: 1 for v in range(10)}) == {0: 1, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4, 8: 5, 9: 5}
+    assert quintile_scores({1: 60, 2: 20, 3: 20}) == {1: 2, 2: 4, 3: 5}
+    assert quintile_scores({7: 1}) == {7: 3}  # alone: the middle
+
+
+def test_r_loy_6_segments_from_recency_against_frequency_and_money() -> None:
+    assert segment(-1) == "prospect"
+    assert segment(rfm_code(5, 5, 5)) == "champions"
+    assert segment(rfm_code(4, 3, 4)) == "champions"  # frequency-and-money (3 + 4) / 2 rounds up to 4
+    assert segment(rfm_code(3, 5, 5)) == segment(rfm_code(5, 3, 3)) == "loyal"
+    assert segment(rfm_code(5, 1, 2)) == "promising"  # recent, not yet frequent nor big
+    assert segment(rfm_code(2, 5, 5)) == "at_risk"  # valuable, slipping away
+    assert segment(rfm_code(1, 1, 1)) == "hibernating"
+
+
+def test_r_loy_6_scores_are_recomputed_once_a_day_over_the_partitions_base() -> None:
+    st = joined("ann", "bob", "cat", "dan", "eve", "fay")
+    for n, (member, cents, last) in enumerate(
+        [("ann", 900_000, 60), ("bob", 400_000, 50), ("cat", 150_000, 40), ("dan", 60_000, 30), ("eve", 10_000, 20)]
+    ):
+        buy(st, member, f"o{n}", cents, last)
+    buy(st, "ann", "o9", 10_000, 61)
+    events = tick(st, 62)
+    changed = {e.member_id: (e.recency, e.frequency, e.monetary, e.segment) for e in of(events, RfmSegmentChanged)}  # type: ignore[attr-defined]
+    # recency and money rank the five apart; frequency: ann's 2 orders score 5, the four 1s tie on 3
+    assert changed == {
+        "ann": (5, 5, 5, "champions"),
+        "bob": (4, 3, 4, "champions"),
+        "cat": (3, 3, 3, "loyal"),
+        "dan": (2, 3, 2, "at_risk"),
+        "eve": (1, 3, 1, "hibernating"),
+    }  # fay has bought nothing: still a prospect
+    marker = of(events, MembersEvaluated)[0]
+    assert (marker.rfm_recomputed, marker.rfm_members, marker.frequency_cuts) == (True, 5, [1, 1, 2, 2])  # type: ignore[attr-defined]
+    assert of(tick(st, 63), RfmSegmentChanged) == []  # nothing changed: no pass
+    buy(st, "fay", "o10", 2_000_000, 63)  # the base changes: a new big spender
+    events = tick(st, 64)
+    changed = {e.member_id: (e.recency, e.monetary) for e in of(events, RfmSegmentChanged)}  # type: ignore[attr-defined]
+    assert changed["fay"] == (5, 5) and "ann" in changed  # fay out-ranks ann on money and recency
+    check_bookkeeping(st)
+
+
+def test_r_loy_6_a_member_alone_in_its_partition_is_in_the_middle() -> None:
+    st = joined("ann")
+    buy(st, "ann", "o1", 5_050, 1)  # 50.50 CNY: the money bucket is 50 CNY, the spend above it
+    assert of(tick(st, 2), RfmSegmentChanged) == [RfmSegmentChanged("ann", 3, 3, 3, "loyal", "prospect")]
+    check_bookkeeping(st)
+
+
+# --- the policy -----------------------------------------------------------------------------------------
+
+
+LINES = [OrderLine("water", 2, 1_000), OrderLine("mug", 1, 3_000)]
+
+
+def test_order_events_become_loyalty_commands_keyed_by_member() -> None:
+    placed = OrderPlaced("o1", "ann", "live", LINES, None, None, 5_000, at(0))
+    assert policy.react(placed) == [QuoteMemberDiscount("ann", "o1")]
+    paid = OrderPaid("o1", 4_500, "p1", at(1), "ann", "d1", None, LINES)
+    assert policy.react(paid) == [RecordPurchase("ann", "o1", 4_500, at(1), [PurchasedLine("water", 2), PurchasedLine("mug", 1)])]
+    assert policy.react(OrderCompleted("o1", at(9), "ann", None, None)) == [CompletePurchase("ann", "o1", at(9))]
+    refunded = OrderRefunded("o1", "r1", [RefundedLine("mug", 1, "defect", 3_000, True)], 3_000, False, "ann", None, None)
+    assert policy.react(refunded) == [ReversePurchase("ann", "o1", "r1", 3_000, False)]
+    cancelled = OrderCancelled("o1", "changed mind", ["water"], 4_500, "ann", None, None)
+    assert policy.react(cancelled) == [ReversePurchase("ann", "o1", CANCELLED, 4_500, True)]
+    assert policy.react(OrderCancelled("o1", "unpaid", ["water"], 0, "ann", None, None)) == []  # nothing was paid
+
+
+def test_ticks_and_own_events_cross_partitions() -> None:
+    assert policy.react(ClockTicked("main", at(3))) == [CheckMemberTimers(at(3))]
+    assert CheckMemberTimers(0).key == "" and ApplyUsageCycle("water", 1).key == ""  # every partition
+    assert policy.react(UsageCycleConfigured("water", 10)) == [ApplyUsageCycle("water", 10)]
+    assert policy.react(ReferralCompleted("bob", "ann", "o1", 200)) == [RewardReferrer("ann", "bob", "o1")]
+
+
+def test_an_order_without_a_member_is_not_broadcast() -> None:
+    assert policy.react(OrderPlaced("o1", "", "live", LINES, None, None, 5_000, at(0))) == []
