@@ -20,10 +20,15 @@ from typing import Any
 import httpx
 
 from flexchain import broker as kbroker
+from flexchain.catalog import SERVICES
 from flexchain.procs import ServiceProcess
 
 ORDER = "http://127.0.0.1:8081"
 INVENTORY = "http://127.0.0.1:8082"
+PRESALE = "http://127.0.0.1:8083"
+COMMISSION = "http://127.0.0.1:8084"
+LOYALTY = "http://127.0.0.1:8085"
+DAY = 24 * 3_600_000
 T0 = 1_795_000_000_000  # business time of the demo (ms), a fixed point so reruns read the same
 
 
@@ -95,22 +100,36 @@ def scenario(bootstrap: str, run: str) -> None:
     for sku in ("mask", "serum"):
         say("   " + _stock_line(f"{sku}-{run}"))
 
-    def place(name: str, lines: list[tuple[str, int, int]], channel: str = "live") -> dict[str, Any]:
+    say("   distributors: lin-" + run + " recruited by ming-" + run + " (commission flows 2 levels up)")
+    _post(f"{COMMISSION}/distributors", {"distributor_id": f"ming-{run}"})
+    _post(f"{COMMISSION}/distributors", {"distributor_id": f"lin-{run}", "upline_id": f"ming-{run}"})
+
+    def place(
+        name: str, lines: list[tuple[str, int, int]], channel: str = "live", distributor: str | None = None
+    ) -> dict[str, Any]:
         body = {
             "order_id": oid(name),
-            "member_id": "m-lin",
+            "member_id": f"m-{run}",
             "channel": channel,
+            "distributor_id": distributor,
             "lines": [{"sku": f"{s}-{run}", "qty": q, "unit_price": p} for s, q, p in lines],
         }
         _post(f"{ORDER}/orders", body)
         return _order_settled(oid(name))
 
     say("2. A single-sku order: placed → confirmed → paid → shipped → delivered")
-    a = place("A", [("mask", 2, 5900)], "short_video")
+    a = place("A", [("mask", 2, 5900)], "short_video", distributor=f"lin-{run}")
     _post(f"{ORDER}/orders/{oid('A')}/payment", {"amount": a["total"], "payment_ref": "pay-A"})
     _post(f"{ORDER}/orders/{oid('A')}/shipment", {"tracking": "SF100"})
     _post(f"{ORDER}/orders/{oid('A')}/delivery")
-    say(f"   order {oid('A')}: {_status(oid('A'))}")
+    say(f"   order {oid('A')}: {_status(oid('A'))} (sold by distributor lin-{run})")
+    member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
+    say(
+        f"   loyalty: member m-{run} joined with the order — tier {member['tier']['name']}, "
+        f"{member['points']['pending']} points pending until the return window closes"
+    )
+    lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    say(f"   commission: lin-{run} pending {lin['pending']} cents (15 % of 11800), plus the new-member referral bonus")
 
     say("3. A multi-sku order: one reservation per line, keyed by sku (the saga)")
     b = place("B", [("mask", 3, 5900), ("serum", 2, 12900)], "mini_program")
@@ -123,7 +142,11 @@ def scenario(bootstrap: str, run: str) -> None:
 
     say("5. A cancel before shipping")
     place("D", [("serum", 5, 12900)], "article")
+    held = _sku(f"serum-{run}")["available"]
     cancel = _post(f"{ORDER}/orders/{oid('D')}/cancellation", {"reason": "member changed their mind"})
+    deadline = time.monotonic() + 15
+    while _sku(f"serum-{run}")["available"] < held + 5 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the release travels order.events → inventory's router → inventory
     say(f"   order {oid('D')}: {cancel['status']} → cancelled; stock back")
     say("   " + _stock_line(f"serum-{run}"))
 
@@ -142,6 +165,49 @@ def scenario(bootstrap: str, run: str) -> None:
     time.sleep(0.5)
     say("   " + _stock_line(f"mask-{run}"))
 
+    say("8. A presale campaign: the order is priced by the campaign's phase, its payment escrowed in buckets")
+    camp = f"notebook-{run}"
+    _post(
+        f"{PRESALE}/campaigns",
+        {"campaign_id": camp, "product": "glow notebook", "unit_cost": 2000, "fan_base": 1000, "moq": 1, "max_capacity": 100},
+    )
+    _post(f"{PRESALE}/campaigns/{camp}/schedule", {"starts_at": T0, "ends_at": T0 + 10 * DAY})
+    _post(f"{PRESALE}/campaigns/{camp}/launch", {"force": True})
+    _post(
+        f"{ORDER}/orders",
+        {
+            "order_id": oid("P"),
+            "member_id": f"m-{run}",
+            "channel": "live",
+            "campaign_id": camp,
+            "lines": [{"sku": "notebook", "qty": 2, "unit_price": 0}],
+        },
+    )
+    p = _order_settled(oid("P"))
+    _post(f"{ORDER}/orders/{oid('P')}/payment", {"amount": p["total"], "payment_ref": "pay-P"})
+    buckets: dict[str, Any] = {}
+    deadline = time.monotonic() + 15
+    while not buckets and time.monotonic() < deadline:
+        c = httpx.get(f"{PRESALE}/campaigns/{camp}", timeout=5).json()
+        buckets = c["buckets"] if c["money"]["received"] else {}
+        time.sleep(0.1)
+    say(
+        f"   order {oid('P')}: {p['lines'][0]['qty']} × {p['lines'][0]['unit_price']} cents (early bird, cost × 1.2), paid; "
+        f"escrow {buckets}"
+    )
+
+    say("9. Business time +8 days: order A's return window closes → points available, commission payable")
+    _tick(bootstrap, T0 + 8 * DAY + 60_000)
+    deadline = time.monotonic() + 15
+    while _status(oid("A")) != "completed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
+    lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    ming = httpx.get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
+    say(f"   order {oid('A')}: {_status(oid('A'))}; m-{run}: {member['points']['available']} points available")
+    say(f"   commission payable: lin-{run} {lin['payable']} cents, ming-{run} {ming['payable']} cents (level 2: 5 %)")
+
 
 def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -152,26 +218,33 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     bootstrap = external or cfg.bootstrap
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "FLEXCHAIN_DATA_DIR": str(root / "data"), "FLEXCHAIN_CLOCK": "log"}
-    suite = [ServiceProcess("inventory", env, root, 8082), ServiceProcess("order", env, root, 8081)]
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "FLEXCHAIN_DATA_DIR": str(root / "data"),
+        "FLEXCHAIN_CLOCK": "log",
+        "FLEXCHAIN_ORDER_MEMBER_DISCOUNTS": "true",
+    }
+    suite = [ServiceProcess(name, env, root, port) for name, port in SERVICES.items()]
     try:
         if not external:
             say(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...")
             kbroker.up(cfg, root.parent / "kafka")
-        say("Starting the services: order (:8081) and inventory (:8082) ...")
+        say("Starting the services: " + ", ".join(f"{n} (:{p})" for n, p in SERVICES.items()) + " ...")
         for proc in suite:
             proc.start()
         for proc in suite:
             proc.wait_ready()
-        say("Both services rebuilt their state and are ready.\n")
+        say("Every service rebuilt its state and is ready.\n")
         scenario(bootstrap, run_id)
         say(
             "\nWhere to look:\n"
             f"  {ORDER}/orders/C-{run_id}          an order with its history\n"
             f"  {INVENTORY}/skus/mask-{run_id}     stock per warehouse\n"
-            f"  {ORDER}/metrics  {INVENTORY}/metrics   Prometheus metrics\n"
-            f"  {ORDER}/docs     {INVENTORY}/docs      the HTTP APIs\n"
-            f"  logs: {root}/order-0.log, {root}/inventory-0.log"
+            f"  {PRESALE}/campaigns/notebook-{run_id}/ledger   a campaign's money, line by line\n"
+            f"  {COMMISSION}/orders/A-{run_id}/commission   the chain behind a commission\n"
+            f"  {LOYALTY}/members/m-{run_id}/ledger   a member's points ledger\n"
+            f"  http://127.0.0.1:808[1-5]/metrics, /docs   Prometheus metrics and the HTTP APIs of each service\n"
+            f"  logs: {root}/<service>-0.log"
         )
         if wait:
             say("\nRunning. Press Ctrl-C to stop everything.")
