@@ -45,9 +45,9 @@ from bench.run import (  # noqa: E402
     Record,
     RssSampler,
     Services,
+    bench_broker,
     clean,
     delete_topics,
-    free_pair,
     metric_sum,
     passthrough,
     produce_all,
@@ -281,28 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     args.external = bool(external)
     work = CACHE / "bench" / f"commission-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
-    cfg: kbroker.BrokerConfig | None = None
     CLIENT_LOG.install(work / "bench-client.log")
     try:
-        if external:
-            bootstrap = external
-            say(f"broker: external {bootstrap}")
-        else:
-            root = CACHE / "bench-broker-commission"
-            shutil.rmtree(root, ignore_errors=True)
-            port = free_pair()
-            cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
-            say(f"broker: starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft) on {cfg.bootstrap} in {root} ...")
-            kbroker.up(cfg, CACHE / "kafka")
-            bootstrap = cfg.bootstrap
-        results = asyncio.run(bench(args, bootstrap, work))
-        if external and not args.keep:
-            asyncio.run(delete_topics(bootstrap, f"benchc{results['run']}-"))
+        with bench_broker("bench-broker-commission", args.keep, needed=True) as bootstrap:
+            results = asyncio.run(bench(args, bootstrap, work))
+            if external and not args.keep:
+                asyncio.run(delete_topics(external, f"benchc{results['run']}-"))
     finally:
-        if cfg is not None:
-            kbroker.stop(cfg)
-            if not args.keep:
-                shutil.rmtree(cfg.data_dir, ignore_errors=True)
         if not args.keep:
             for d in work.glob("*/data"):
                 shutil.rmtree(d, ignore_errors=True)

@@ -58,9 +58,9 @@ from bench.run import (  # noqa: E402
     CLIENT_LOG,
     RssSampler,
     Services,
+    bench_broker,
     clean,
     delete_topics,
-    free_pair,
     free_port,
     group_committed,
     metric_sum,
@@ -810,30 +810,12 @@ def main(argv: list[str] | None = None) -> int:
     work = CACHE / "bench" / f"loyalty-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     CLIENT_LOG.install(work / "bench-client.log")
-    cfg: kbroker.BrokerConfig | None = None
     try:
-        bootstrap: str | None = None
-        if args.tick_only:
-            pass
-        elif external:
-            bootstrap = external
-            say(f"broker: external {bootstrap}")
-        else:
-            root = CACHE / "bench-broker-loyalty"
-            shutil.rmtree(root, ignore_errors=True)
-            port = free_pair()
-            cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
-            say(f"broker: starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft) on {cfg.bootstrap} in {root} ...")
-            kbroker.up(cfg, CACHE / "kafka")
-            bootstrap = cfg.bootstrap
-        results = asyncio.run(bench(args, bootstrap, work))
-        if external and not args.keep:
-            asyncio.run(delete_topics(external, f"loybench{results['run']}-"))
+        with bench_broker("bench-broker-loyalty", args.keep, needed=not args.tick_only) as bootstrap:
+            results = asyncio.run(bench(args, bootstrap, work))
+            if external and not args.keep:
+                asyncio.run(delete_topics(external, f"loybench{results['run']}-"))
     finally:
-        if cfg is not None:
-            kbroker.stop(cfg)
-            if not args.keep:
-                shutil.rmtree(cfg.data_dir, ignore_errors=True)
         if not args.keep:
             for d in work.glob("*/data"):
                 shutil.rmtree(d, ignore_errors=True)

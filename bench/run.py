@@ -616,6 +616,32 @@ async def wait_stocked(proc: ServiceProcess, skus: list[str], timeout: float = 6
     raise TimeoutError(f"skus not stocked after {timeout}s: {proc.tail()}")
 
 
+@contextlib.contextmanager
+def bench_broker(name: str, keep: bool, needed: bool = True) -> Iterator[str | None]:
+    """The broker a benchmark runs on: `KAFKA_BOOTSTRAP_SERVERS`, or a fresh local KRaft broker in
+    `.cache/<name>` on free ports, stopped (and its data removed unless `keep`) afterwards."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not needed:
+        yield None
+        return
+    if external:
+        say(f"broker: external {external}")
+        yield external
+        return
+    root = CACHE / name
+    shutil.rmtree(root, ignore_errors=True)
+    port = free_pair()
+    cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
+    say(f"broker: starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft) on {cfg.bootstrap} in {root} ...")
+    kbroker.up(cfg, CACHE / "kafka")
+    try:
+        yield cfg.bootstrap
+    finally:
+        kbroker.stop(cfg)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
     base = f"bench{run}-"
@@ -879,29 +905,14 @@ def main(argv: list[str] | None = None) -> int:
     args.external = bool(external)
     work = CACHE / "bench" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
-    cfg: kbroker.BrokerConfig | None = None
-    results: dict[str, Any] | None = None
     CLIENT_LOG.install(work / "bench-client.log")
+    results: dict[str, Any] | None = None
     try:
-        if external:
-            bootstrap = external
-            say(f"broker: external {bootstrap}")
-        else:
-            root = CACHE / "bench-broker"
-            shutil.rmtree(root, ignore_errors=True)
-            port = free_pair()
-            cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
-            say(f"broker: starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft) on {cfg.bootstrap} in {root} ...")
-            kbroker.up(cfg, CACHE / "kafka")
-            bootstrap = cfg.bootstrap
-        results = asyncio.run(bench(args, bootstrap, work))
-        if external and not args.keep:
-            asyncio.run(delete_topics(bootstrap, f"bench{results['run']}-"))
+        with bench_broker("bench-broker", args.keep, needed=True) as bootstrap:
+            results = asyncio.run(bench(args, bootstrap, work))
+            if external and not args.keep:
+                asyncio.run(delete_topics(external, f"bench{results['run']}-"))
     finally:
-        if cfg is not None:
-            kbroker.stop(cfg)
-            if not args.keep:
-                shutil.rmtree(cfg.data_dir, ignore_errors=True)
         if not args.keep:
             for d in work.glob("*/data"):
                 shutil.rmtree(d, ignore_errors=True)
