@@ -51,6 +51,7 @@ from bench.run import (  # noqa: E402
     metric_sum,
     passthrough,
     produce_all,
+    progress_rate,
     say,
     scrape,
     service_retries,
@@ -121,21 +122,7 @@ async def observe_metric(proc: ServiceProcess, pattern: str, total: int, interva
             if value >= total:
                 break
         await asyncio.sleep(interval)
-    started = [o for o in obs if o[1] > 0]
-    first = started[0]
-    partial = [o for o in started if o[1] < total and o[0] > first[0]]
-    last = partial[-1] if len(partial) >= 2 else started[-1]
-    if last is first:
-        zeros = [o for o in obs if o[1] == 0]
-        first = zeros[-1] if zeros else first
-    elapsed, done = last[0] - first[0], last[1] - first[1]
-    return {
-        "rate": done / elapsed if elapsed > 0 else float("nan"),
-        "records": done,
-        "seconds": elapsed,
-        "observations": len(obs),
-        "total_seconds": obs[-1][0] - started[0][0],
-    }
+    return progress_rate(obs, total)
 
 
 async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from bench.run import (  # noqa: E402
     delete_topics,
     group_committed,
     metric_sum,
+    observe_backlog,
     passthrough,
     produce_all,
     say,
@@ -159,45 +160,6 @@ async def wait_viewed(proc: ServiceProcess, campaigns: list[str], n: int, timeou
     raise TimeoutError(f"read model shows fewer than {n} {key}: {proc.tail()}")
 
 
-async def observe(
-    s: Settings, proc: ServiceProcess, group: str, topic: str, base: int, n: int, interval: float
-) -> dict[str, Any]:
-    """Poll the group's committed offsets from `base` to `base + n`; the rate between interior observations."""
-    admin = kafka.admin(s)
-    await admin.start()
-    obs: list[tuple[float, int]] = []
-    deadline = time.monotonic() + 120 + n / 100
-    try:
-        while True:
-            if not proc.running:
-                raise RuntimeError(f"service exited during the throughput run: {proc.tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"processed {obs[-1][1] if obs else 0}/{n} payments: {proc.tail()}")
-            with contextlib.suppress(Exception):
-                c = await group_committed(admin, group, topic) - base
-                obs.append((time.perf_counter(), c))
-                if c >= n:
-                    break
-            await asyncio.sleep(interval)
-    finally:
-        await admin.close()
-    started = [o for o in obs if o[1] > 0]
-    first = started[0]
-    partial = [o for o in started if o[1] < n and o[0] > first[0]]
-    last = partial[-1] if len(partial) >= 2 else started[-1]
-    if last is first:
-        zeros = [o for o in obs if o[1] == 0]
-        first = zeros[-1] if zeros else first
-    elapsed, processed = last[0] - first[0], last[1] - first[1]
-    return {
-        "rate": processed / elapsed if elapsed > 0 else float("nan"),
-        "records": processed,
-        "seconds": elapsed,
-        "observations": len(obs),
-        "total_seconds": obs[-1][0] - started[0][0],
-    }
-
-
 async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
     base = f"pbench{run}-"
@@ -265,7 +227,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         say(f"[3 S] presale service: {len(payments)} OrderPaid → RecordPayment → PaymentEscrowed ...")
         assert pre.proc is not None
         with RssSampler({"presale": pre.proc.pid}) as rss:
-            watch = asyncio.create_task(observe(ss, pre, group, commands, base_offset, args.payments, args.poll))
+            watch = asyncio.create_task(observe_backlog(ss, pre, group, commands, args.payments, args.poll, base=base_offset))
             await produce_all(ss, ss.name("order.events"), payments)
             del payments
             out["S"] = await watch

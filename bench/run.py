@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,12 +385,12 @@ async def passthrough(s: Settings, src: str, dst: str, group: str, n: int, batch
 
 
 async def observe_backlog(
-    s: Settings, proc: ServiceProcess, group: str, topic: str, total: int, interval: float
+    s: Settings, proc: ServiceProcess, group: str, topic: str, total: int, interval: float, base: int = 0
 ) -> dict[str, Any]:
-    """Poll the group's committed offsets until `total`; rate between interior observations."""
+    """Poll the group's committed offsets (minus `base`) until `total`; rate between interior observations."""
     admin = kafka.admin(s)
     await admin.start()
-    obs: list[tuple[float, int]] = []
+    obs: list[tuple[float, float]] = []
     deadline = time.monotonic() + 120 + total / 100
     try:
         while True:
@@ -399,18 +399,24 @@ async def observe_backlog(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"service processed {obs[-1][1] if obs else 0}/{total} commands: {proc.tail()}")
             with contextlib.suppress(Exception):  # the group may not exist yet
-                c = await group_committed(admin, group, topic)
+                c = await group_committed(admin, group, topic) - base
                 obs.append((time.perf_counter(), c))
                 if c >= total:
                     break
             await asyncio.sleep(interval)
     finally:
         await admin.close()
+    return progress_rate(obs, total)
+
+
+def progress_rate(obs: Sequence[tuple[float, float]], total: float) -> dict[str, Any]:
+    """The sustained rate from (time, records done) observations, start-up and tail left out.
+
+    Both ends are real observations of partial progress (no rounding up to the poll interval); with
+    too few of them (a tiny run), it falls back to the completion, or to the last zero."""
     started = [o for o in obs if o[1] > 0]
     first = started[0]
     partial = [o for o in started if o[1] < total and o[0] > first[0]]
-    # both ends are real observations of partial progress (no rounding up to the poll interval);
-    # with too few of them (a tiny run), fall back to the completion, or to the last zero
     last = partial[-1] if len(partial) >= 2 else started[-1]
     if last is first:
         zeros = [o for o in obs if o[1] == 0]

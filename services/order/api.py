@@ -131,8 +131,6 @@ def build_api(rt: Runtime) -> FastAPI:
         if problem:
             raise field_error(["lines"], problem)
         order_id = body.order_id or idempotency_key or f"o-{uuid.uuid4().hex[:12]}"
-        if body.group_id is not None and body.campaign_id is None:
-            raise field_error(["group_id"], "a group belongs to a presale campaign: give campaign_id too")
         cmd = PlaceOrder(order_id, body.member_id, body.channel, lines, body.distributor_id, body.campaign_id, body.group_id)
         return await go(cmd, idempotency_key, wait)
 

@@ -150,6 +150,8 @@ def decide(book: OrderBook, cmd: Message, now: int) -> list[Message]:
 def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
     if cmd.order_id in book.orders:
         return _refuse(cmd, f"order {cmd.order_id} already exists")
+    if cmd.group_id is not None and cmd.campaign_id is None:
+        return _refuse(cmd, "a group belongs to a presale campaign: give campaign_id too")  # R-PRE-3
     if cmd.channel not in CHANNELS:
         return _refuse(cmd, f"channel must be one of {', '.join(CHANNELS)}")
     problem = validate_lines(cmd.lines)

@@ -92,3 +92,10 @@ def test_a_failed_campaign_refund_refunds_a_paid_order_once_and_cancels_an_unpai
     events = run(book, RecordPresaleRefund("r2", "presale-camp-1-r2", 0, "below MOQ"))
     assert isinstance(events[0], OrderCancelled) and events[0].refund_amount == 0 and events[0].release_skus == []
     assert book.orders["r1"].status == "refunded" and book.orders["r2"].status == "cancelled"
+
+
+def test_a_group_order_without_a_campaign_is_refused() -> None:
+    book = new_state()
+    events = run(book, PlaceOrder("g1", "m1", "live", [OrderLine("tee", 1, 0)], None, None, "grp-1"))
+    assert len(events) == 1 and "presale campaign" in events[0].reason
+    assert book.orders == {}
