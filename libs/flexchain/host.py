@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -145,6 +145,7 @@ async def serve(
     build_api: Callable[[Runtime], FastAPI],
     settings: Settings | None = None,
     default_port: int = 8080,
+    background: Callable[[Runtime, asyncio.Event], Awaitable[None]] | None = None,
 ) -> None:
     settings = settings or Settings()
     log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
@@ -220,6 +221,8 @@ async def serve(
     ]
     if svc.routes:
         tasks.append(asyncio.create_task(supervise("router", run_router, stopping), name="router"))
+    if background is not None:  # a service's own periodic job (e.g. order's gift-rule reviews)
+        tasks.append(asyncio.create_task(supervise("background", lambda: background(rt, stopping), stopping), name="background"))
     log.info("service started", port=port, topics=topics, cluster_id=cluster_id)
     stop_wait = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)

@@ -16,15 +16,23 @@ from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.order import domain
 from services.order.app import OrderView
+from services.order.giftstats import GiftCollector
 from services.order.messages import (
+    GIFT_CHANNELS,
+    AnnounceSurpriseWindow,
     CancelOrder,
     ConfirmDelivery,
+    DefineGiftRule,
+    GiftRuleCommandRejected,
+    GrantInteractionGift,
     OrderCommandRejected,
     OrderLine,
     PayOrder,
     PlaceOrder,
     RefundLine,
     RefundOrder,
+    RetireGiftRule,
+    ReviewGiftRule,
     ShipOrder,
 )
 
@@ -75,8 +83,36 @@ class RefundIn(StrictModel):
     lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=100)]
 
 
+class GiftRuleIn(StrictModel):
+    """A gift rule (R-ORD-3..5); costs are unit costs in cents."""
+
+    rule_id: Id
+    tier: Literal["base", "interaction", "surprise"]
+    main_sku: Id
+    main_unit_cost: Cents
+    gift_sku: Id
+    gift_unit_cost: Cents
+    gift_qty: Qty = 1
+    fallback_sku: Id | None = None
+    fallback_unit_cost: Cents = 0
+    consumable: bool = False
+    converts_to: Id | None = Field(None, description="the full-size product whose purchase counts as conversion")
+    channels: Annotated[list[Literal["live", "short_video", "article", "mini_program"]], Field(min_length=1)] = Field(
+        default_factory=lambda: list(GIFT_CHANNELS)
+    )
+
+
+class MemberIn(StrictModel):
+    member_id: Id
+
+
+class WindowIn(StrictModel):
+    starts_at: Annotated[int, Field(ge=0, description="business time, ms since the epoch (UTC)")]
+    ends_at: Annotated[int, Field(ge=0, description="business time, ms since the epoch (UTC); exclusive")]
+
+
 def _refusal(e: Message) -> bool:
-    return isinstance(e, OrderCommandRejected)
+    return isinstance(e, (OrderCommandRejected, GiftRuleCommandRejected))
 
 
 def order_view(order: domain.Order) -> dict[str, Any]:
@@ -97,6 +133,10 @@ def order_view(order: domain.Order) -> dict[str, Any]:
         "reservations": {sku: ("reserved" if ok else "rejected") for sku, ok in order.answers.items()},
         "tier": order.tier,
         "discount_rate": str(order.discount_rate) if order.discount_rate is not None else None,
+        "gifts": {
+            rule_id: {"sku": g.sku, "qty": g.qty, "unit_cost": g.unit_cost, "status": g.status, "taken_back": g.taken_back}
+            for rule_id, g in sorted(order.gifts.items())
+        },
         "history": [{"event_type": type(e).__name__, **to_record(e)} for e in order.history],
     }
 
@@ -104,6 +144,7 @@ def order_view(order: domain.Order) -> dict[str, Any]:
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain order")
     view: OrderView = rt.view
+    rt.metrics.registry.register(GiftCollector(lambda: view.gifts))
 
     def book(order_id: str) -> domain.OrderBook:
         state: domain.OrderBook = rt.own.state_for(order_id)
@@ -160,6 +201,60 @@ def build_api(rt: Runtime) -> FastAPI:
         refund_id = body.refund_id or idempotency_key or f"r-{uuid.uuid4().hex[:12]}"
         lines = [RefundLine(line.sku, line.qty, line.reason) for line in body.lines]
         return await go(RefundOrder(order_id, refund_id, lines), idempotency_key, wait)
+
+    # --- gift rules (R-ORD-3..6) -------------------------------------------------------------------
+
+    def rule_view(rule_id: str) -> dict[str, Any]:
+        rule = book(rule_id).gift_rules.get(rule_id)
+        if rule is None:
+            raise HTTPException(status_code=404, detail=f"unknown gift rule {rule_id}")
+        figures = view.gifts.performance(rule_id) if rule_id in view.gifts.known() else None
+        return {
+            **asdict(rule),
+            "review_suggested": rule_id in book(rule_id).reviews_open,
+            "performance": asdict(figures) if figures else None,
+        }
+
+    @app.post("/gift-rules")
+    async def define_rule(body: GiftRuleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        for name in ("main_sku", "gift_sku", "fallback_sku", "converts_to"):
+            sku = getattr(body, name)
+            if sku is not None and sku not in view.skus:
+                raise field_error([name], f"unknown sku {sku}")
+        cmd = DefineGiftRule(**body.model_dump())
+        return await go(cmd, idempotency_key, wait)
+
+    @app.post("/gift-rules/{rule_id}/members")
+    async def grant(rule_id: str, body: MemberIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(GrantInteractionGift(rule_id, body.member_id), idempotency_key, wait)
+
+    @app.post("/gift-rules/{rule_id}/surprise-window")
+    async def window(rule_id: str, body: WindowIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(AnnounceSurpriseWindow(rule_id, body.starts_at, body.ends_at), idempotency_key, wait)
+
+    @app.post("/gift-rules/{rule_id}/retirement")
+    async def retire(rule_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        return await go(RetireGiftRule(rule_id), idempotency_key, wait)
+
+    @app.post("/gift-rules/{rule_id}/review")
+    async def review(rule_id: str, wait: Wait = 5.0) -> JSONResponse:
+        """Send the rule's current figures to its aggregate now (the service also does it by itself)."""
+        async with rt.consistent():
+            rule_view(rule_id)
+            perf = view.gifts.performance(rule_id) if rule_id in view.gifts.known() else None
+        if perf is None:
+            raise HTTPException(status_code=409, detail={"command": "ReviewGiftRule", "reason": "no figures for the rule yet"})
+        return await go(ReviewGiftRule(rule_id, perf), None, wait)
+
+    @app.get("/gift-rules")
+    async def list_rules() -> list[dict[str, Any]]:
+        async with rt.consistent():
+            return [rule_view(rule_id) for rule_id in view.gifts.known() if book(rule_id).gift_rules.get(rule_id)]
+
+    @app.get("/gift-rules/{rule_id}")
+    async def get_rule(rule_id: str) -> dict[str, Any]:
+        async with rt.consistent():
+            return rule_view(rule_id)
 
     @app.get("/orders/{order_id}")
     async def get_order(order_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flexchain.messages import Message
+from services.order import gifts as gifting
 from services.order.messages import (
     CHANNELS,
     PRESALE_REFUND_REASON,
@@ -22,6 +23,8 @@ from services.order.messages import (
     CancelOrder,
     CheckOrderTimers,
     ConfirmDelivery,
+    GiftAttached,
+    GiftRule,
     OrderCancelled,
     OrderCommandRejected,
     OrderCompleted,
@@ -59,6 +62,8 @@ class OrderConfig:
     payment_hold_ms: int = 30 * MINUTE_MS
     return_window_ms: int = 7 * DAY_MS
     member_discounts: bool = False  # wait for the loyalty service's tier discount (R-LOY-1)
+    gift_cost_cap: Decimal = gifting.GIFT_COST_CAP  # R-ORD-4
+    gift_review_min_gifts: int = 10  # R-ORD-6: gifts given before a rule's ROI is judged
 
 
 @dataclass
@@ -87,6 +92,7 @@ class Order:
     presale_reason: str = ""
     tier: str | None = None
     discount_rate: Decimal | None = None
+    gifts: dict[str, gifting.GiftState] = field(default_factory=dict)  # by rule id
     history: list[Message] = field(default_factory=list)
 
     def line(self, sku: str) -> OrderLine | None:
@@ -105,6 +111,9 @@ class OrderBook:
     orders: dict[str, Order] = field(default_factory=dict)
     pay_deadlines: dict[str, int] = field(default_factory=dict)
     return_windows: dict[str, int] = field(default_factory=dict)
+    gift_rules: dict[str, GiftRule] = field(default_factory=dict)  # the rules whose aggregate lives here
+    rule_replicas: dict[str, GiftRule] = field(default_factory=dict)  # every rule, as this partition knows it
+    reviews_open: set[str] = field(default_factory=set)  # rules with a review suggested, not yet healthy
 
 
 def new_state(config: OrderConfig | None = None) -> OrderBook:
@@ -138,6 +147,8 @@ def decide(book: OrderBook, cmd: Message, now: int) -> list[Message]:
         return _timers(book, cmd.time)
     if isinstance(cmd, PlaceOrder):
         return _place(book, cmd, now)
+    if isinstance(cmd, gifting.RULE_COMMANDS):
+        return gifting.decide_rule(book, cmd)
     order = book.orders.get(cmd.key)
     if order is None:
         return _refuse(cmd, f"unknown order {cmd.key}")
@@ -161,6 +172,7 @@ def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
     awaiting = ["presale" if cmd.campaign_id else "stock"]  # a presale order is priced by its campaign, not reserved
     if book.config.member_discounts:
         awaiting.append("loyalty")
+    attached, skipped = gifting.placement_gifts(book, cmd, now)  # R-ORD-3, R-ORD-4
     placed = OrderPlaced(
         cmd.order_id,
         cmd.member_id,
@@ -172,11 +184,16 @@ def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
         now,
         awaiting,
         cmd.group_id,
+        attached,
     )
-    return [placed]
+    return [placed, *skipped]
 
 
 def _record(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
+    gift = gifting.pending_gift(order, cmd.sku)
+    if gift is not None:  # R-ORD-5: a gift's answer never fails the order
+        answer = gifting.on_stock_answer(book, order, gift, cmd.reserved, cmd.reason)
+        return [answer, *(_settle(book, order, answer, now) if order.status == "placed" else [])]
     if order.status != "placed" or "stock" not in order.awaiting or cmd.sku in order.answers or order.line(cmd.sku) is None:
         return []  # a late or repeated answer: the saga already moved on (stock is released by sku)
     first: Message = (
@@ -209,10 +226,11 @@ def price(unit_price: int, rate: Decimal | None) -> int:
 def _settle(book: OrderBook, order: Order, new: Message, now: int) -> list[Message]:
     """Once every awaited answer is in (counting `new`): confirm with the final prices, or reject."""
     shadow = copy.copy(order)
-    shadow.answers, shadow.reject_reasons = dict(order.answers), dict(order.reject_reasons)
+    shadow.answers, shadow.reject_reasons, shadow.gifts = dict(order.answers), dict(order.reject_reasons), dict(order.gifts)
     _apply(shadow, new)
     waiting = (
-        ("stock" in shadow.awaiting and len(shadow.answers) < len(shadow.lines))
+        gifting.waiting_for_gifts(shadow)
+        or ("stock" in shadow.awaiting and len(shadow.answers) < len(shadow.lines))
         or ("presale" in shadow.awaiting and shadow.presale_accepted is None)
         or ("loyalty" in shadow.awaiting and shadow.discount_rate is None)
     )
@@ -222,7 +240,7 @@ def _settle(book: OrderBook, order: Order, new: Message, now: int) -> list[Messa
     if shadow.presale_accepted is False:
         reasons.append(f"presale: {shadow.presale_reason}")
     if reasons:
-        reserved = [sku for sku, ok in shadow.answers.items() if ok]
+        reserved = [sku for sku, ok in shadow.answers.items() if ok] + gifting.held_skus(shadow)
         what = "presale refused" if shadow.presale_accepted is False else "stock not available"
         return [OrderRejected(order.order_id, f"{what} ({'; '.join(reasons)})", reserved)]
     base = shadow.presale_price
@@ -231,7 +249,8 @@ def _settle(book: OrderBook, order: Order, new: Message, now: int) -> list[Messa
         for line in order.lines
     ]
     total = sum(line.qty * line.unit_price for line in lines)
-    return [OrderConfirmed(order.order_id, now + book.config.payment_hold_ms, total, lines)]
+    skipped = gifting.over_cap_at(book, shadow, lines)  # R-ORD-4 on the final prices
+    return [*skipped, OrderConfirmed(order.order_id, now + book.config.payment_hold_ms, total, lines)]
 
 
 def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -251,14 +270,15 @@ def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[M
 
 
 def _cancelled(order: Order, reason: str, refund: int) -> OrderCancelled:
-    release = [] if order.campaign_id else order.skus
+    release = [] if order.campaign_id else [*order.skus, *gifting.held_skus(order)]
     return OrderCancelled(order.order_id, reason, release, refund, order.member_id, order.distributor_id, order.campaign_id)
 
 
 def _refunded(order: Order, refund_id: str, lines: list[RefundedLine], full: bool) -> OrderRefunded:
     amount = sum(r.amount for r in lines)
+    back = gifting.taken_back(order, {r.sku: (r.qty, r.reason) for r in lines})  # R-ORD-2a
     o = order
-    return OrderRefunded(o.order_id, refund_id, lines, amount, full, o.member_id, o.distributor_id, o.campaign_id)
+    return OrderRefunded(o.order_id, refund_id, lines, amount, full, o.member_id, o.distributor_id, o.campaign_id, back)
 
 
 def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -275,8 +295,9 @@ def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
 def _ship(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "paid":
         return _refuse(cmd, f"order is {order.status}: only a paid order can be shipped")
-    skus = [line.sku for line in order.lines if order.refunded_qty.get(line.sku, 0) < line.qty]
-    return [OrderShipped(order.order_id, cmd.tracking, skus, order.campaign_id)]
+    in_parcel = gifting.shipped(order)
+    skus = [line.sku for line in order.lines if order.refunded_qty.get(line.sku, 0) < line.qty] + [g.sku for g in in_parcel]
+    return [OrderShipped(order.order_id, cmd.tracking, skus, order.campaign_id, in_parcel)]
 
 
 def _deliver(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -357,6 +378,9 @@ _HANDLERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
 
 
 def evolve(book: OrderBook, e: Message) -> OrderBook:
+    if isinstance(e, gifting.RULE_EVENTS):
+        gifting.evolve_rule(book, e)
+        return book
     if isinstance(e, OrderPlaced):
         book.orders[e.order_id] = Order(
             e.order_id,
@@ -370,6 +394,8 @@ def evolve(book: OrderBook, e: Message) -> OrderBook:
             awaiting=list(e.awaiting) or ["stock"],
             history=[e],
         )
+        for g in e.gifts:
+            gifting.apply_gift(book.orders[e.order_id], GiftAttached(e.order_id, g))
         return book
     order = book.orders.get(e.key)
     if order is None or isinstance(e, OrderCommandRejected):
@@ -389,7 +415,9 @@ def evolve(book: OrderBook, e: Message) -> OrderBook:
 
 def _apply(order: Order, e: Message) -> None:
     """Fold one event into one order (`evolve` keeps the partition's timer indexes)."""
-    if isinstance(e, OrderLineReserved):
+    if isinstance(e, gifting.GIFT_EVENTS):
+        gifting.apply_gift(order, e)
+    elif isinstance(e, OrderLineReserved):
         order.answers[e.sku] = True
     elif isinstance(e, OrderLineRejected):
         order.answers[e.sku] = False
@@ -425,6 +453,7 @@ def _apply(order: Order, e: Message) -> None:
     elif isinstance(e, OrderRefunded):
         order.refund_ids.add(e.refund_id)
         order.refunded_amount += e.amount
+        gifting.apply_refund(order, e.gifts)
         for r in e.lines:
             order.refunded_qty[r.sku] = order.refunded_qty.get(r.sku, 0) + r.qty
         if e.fully_refunded:

@@ -10,12 +10,24 @@ from flexchain.messages import Message
 
 CHANNELS = ("live", "short_video", "article", "mini_program")  # R-ORD-1
 REFUND_REASONS = ("no_reason", "defect", "damaged", "late")  # R-ORD-2a: what a member may give
+GIFT_TIERS = ("base", "interaction", "surprise")  # R-ORD-3
+GIFT_CHANNELS = ("live", "short_video")  # the channels a gift rule applies to by default (R-ORD-3)
 PRESALE_REFUND_REASON = "campaign_failed"  # a refund the presale service issues (R-PRE-7)
 
 
 class OrderMessage(Message):
     KEY: ClassVar[str] = "order_id"
     SERVICE: ClassVar[str] = "order"
+
+
+class GiftRuleMessage(OrderMessage):
+    """Decided by the rule's own aggregate (keyed by rule id), on the partition the rule hashes to."""
+
+    KEY: ClassVar[str] = "rule_id"
+
+
+class PartitionMessage(OrderMessage):
+    KEY: ClassVar[str] = ""  # broadcast to every partition / kept by each partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,76 @@ class RefundedLine:
     reason: str
     amount: int
     goods_returned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRule:
+    """A gift rule (R-ORD-3): `gift_qty` of `gift_sku` with every qualifying order of `main_sku`.
+
+    Costs are unit costs in cents; `version` grows with every change; `converts_to` is the full-size
+    product whose later purchase counts as the gift's conversion (R-ORD-6); a `consumable` gift is
+    written off, not returned, when its main line is refunded after shipping (R-ORD-2a)."""
+
+    rule_id: str
+    version: int
+    tier: str
+    main_sku: str
+    main_unit_cost: int
+    gift_sku: str
+    gift_unit_cost: int
+    gift_qty: int
+    fallback_sku: str | None
+    fallback_unit_cost: int
+    consumable: bool
+    converts_to: str
+    channels: list[str]
+    members: list[str]
+    window_start: int | None
+    window_end: int | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GiftLine:
+    """A gift attached to an order: free to the member, `unit_cost` cents to the merchant."""
+
+    rule_id: str
+    sku: str
+    qty: int
+    unit_cost: int
+    main_sku: str
+    tier: str
+    consumable: bool
+    fallback_sku: str | None = None
+    fallback_unit_cost: int = 0
+    main_unit_cost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RefundedGift:
+    """A gift taken back with its main line (R-ORD-2a): returned goods, a released hold, or written off."""
+
+    rule_id: str
+    sku: str
+    qty: int
+    goods_returned: bool
+    written_off: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftPerformance:
+    """A gift rule's figures (R-ORD-6); rates and ROI as decimal strings, cost in cents."""
+
+    gifts_given: int
+    gifts_taken_back: int
+    recipients: int
+    acceptance: str
+    conversion: str
+    rebuy: str
+    ltv_uplift: int
+    gift_cost: int
+    roi: str
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -154,6 +236,65 @@ class RecordPresaleRefund(OrderMessage):
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class DefineGiftRule(GiftRuleMessage):
+    """Create or replace a gift rule (R-ORD-3, R-ORD-4, R-ORD-5). Costs in cents."""
+
+    rule_id: str
+    tier: str
+    main_sku: str
+    main_unit_cost: int
+    gift_sku: str
+    gift_unit_cost: int
+    gift_qty: int = 1
+    fallback_sku: str | None = None
+    fallback_unit_cost: int = 0
+    consumable: bool = False
+    converts_to: str | None = None
+    channels: list[str] = field(default_factory=lambda: list(GIFT_CHANNELS))
+
+
+@dataclass(frozen=True, slots=True)
+class GrantInteractionGift(GiftRuleMessage):
+    """An interaction-tier rule's gift goes to this member's qualifying orders (a question picked
+    during the stream, R-ORD-3)."""
+
+    rule_id: str
+    member_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceSurpriseWindow(GiftRuleMessage):
+    """A surprise-tier rule's window, announced afterwards: orders placed in [starts_at, ends_at)
+    that have not shipped get the gift (R-ORD-3)."""
+
+    rule_id: str
+    starts_at: int
+    ends_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetireGiftRule(GiftRuleMessage):
+    """The rule attaches no more gifts; gifts already attached stay."""
+
+    rule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewGiftRule(GiftRuleMessage):
+    """The rule's current figures (computed by the read model over every partition, R-ORD-6)."""
+
+    rule_id: str
+    performance: GiftPerformance
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicateGiftRule(PartitionMessage):
+    """Copy a rule change to every partition (routed from `GiftRuleChanged`)."""
+
+    rule: GiftRule
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -171,6 +312,7 @@ class OrderPlaced(OrderMessage):
     placed_at: int
     awaiting: list[str] = field(default_factory=list)
     group_id: str | None = None
+    gifts: list[GiftLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +393,7 @@ class OrderShipped(OrderMessage):
     tracking: str
     skus: list[str]
     campaign_id: str | None = None
+    gifts: list[GiftLine] = field(default_factory=list)  # the gifts in the parcel (R-ORD-6 counts them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +441,103 @@ class OrderRefunded(OrderMessage):
     member_id: str
     distributor_id: str | None
     campaign_id: str | None
+    gifts: list[RefundedGift] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class GiftAttached(OrderMessage):
+    """A gift joined an order after it was placed (a surprise window announced afterwards)."""
+
+    order_id: str
+    gift: GiftLine
+
+
+@dataclass(frozen=True, slots=True)
+class GiftReserved(OrderMessage):
+    """Stock for a gift is held."""
+
+    order_id: str
+    rule_id: str
+    sku: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftSubstituted(OrderMessage):
+    """The gift was out of stock: the rule's fallback gift is asked for instead (R-ORD-5)."""
+
+    order_id: str
+    rule_id: str
+    from_sku: str
+    to_sku: str
+    qty: int
+    unit_cost: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftOmitted(OrderMessage):
+    """No gift of this rule comes with the order (out of stock, no fallback, or too late); any
+    hold on `sku` goes back. The order goes on (R-ORD-5)."""
+
+    order_id: str
+    rule_id: str
+    sku: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRuleSkipped(OrderMessage):
+    """A qualifying rule was not applied to the order, with the reason — the gift's cost is over
+    the cap of the main line's gross margin (R-ORD-4), or its sku is already in the order."""
+
+    order_id: str
+    rule_id: str
+    gift_sku: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRuleChanged(GiftRuleMessage):
+    """A gift rule as it is after a change (`change` names it: defined, member_granted,
+    window_announced, retired)."""
+
+    rule_id: str
+    change: str
+    rule: GiftRule
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRuleReplicated(PartitionMessage):
+    """This partition's copy of a gift rule took `rule.version` (kept per partition)."""
+
+    rule: GiftRule
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRuleReviewSuggested(GiftRuleMessage):
+    """The rule's gift ROI fell below the review line (1.2, R-ORD-6): once until it is healthy again."""
+
+    rule_id: str
+    roi: str
+    threshold: str
+    performance: GiftPerformance
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRuleHealthy(GiftRuleMessage):
+    """The rule's ROI is back at or above the healthy line (1.5): a later fall is suggested again."""
+
+    rule_id: str
+    roi: str
+
+
+@dataclass(frozen=True, slots=True)
+class GiftRuleCommandRejected(GiftRuleMessage):
+    """A gift-rule command was refused with a reason; nothing changed."""
+
+    rule_id: str
+    command: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +561,12 @@ COMMANDS: tuple[type[Message], ...] = (
     RecordPresaleAnswer,
     RecordMemberDiscount,
     RecordPresaleRefund,
+    DefineGiftRule,
+    GrantInteractionGift,
+    AnnounceSurpriseWindow,
+    RetireGiftRule,
+    ReviewGiftRule,
+    ReplicateGiftRule,
 )
 EVENTS: tuple[type[Message], ...] = (
     OrderPlaced,
@@ -336,6 +582,16 @@ EVENTS: tuple[type[Message], ...] = (
     OrderCompleted,
     OrderCancelled,
     OrderRefunded,
+    GiftAttached,
+    GiftReserved,
+    GiftSubstituted,
+    GiftOmitted,
+    GiftRuleSkipped,
+    GiftRuleChanged,
+    GiftRuleReplicated,
+    GiftRuleReviewSuggested,
+    GiftRuleHealthy,
+    GiftRuleCommandRejected,
     OrderCommandRejected,
 )
 MESSAGES: list[type[Message]] = [*COMMANDS, *EVENTS]

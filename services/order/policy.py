@@ -4,7 +4,9 @@ inventory: StockReserved / ReservationRejected → RecordLineReservation (per li
 presale: PledgeAccepted / PledgeRejected → RecordPresaleAnswer (the campaign's phase price, R-PRE-3,
 R-PRE-4); PresaleRefundIssued → RecordPresaleRefund (a failed campaign, R-PRE-7);
 loyalty: MemberDiscountQuoted → RecordMemberDiscount (the tier in force at order time, R-LOY-1);
-clock: ClockTicked → CheckOrderTimers on every partition (R-X-1).
+clock: ClockTicked → CheckOrderTimers on every partition (R-X-1);
+order's own GiftRuleChanged → ReplicateGiftRule on every partition (the orders of every partition
+see every gift rule, R-ORD-3).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from services.inventory.messages import ReservationRejected, StockReserved
 from services.loyalty.messages import MemberDiscountQuoted
 from services.order.messages import (
     CheckOrderTimers,
+    GiftRuleChanged,
     RecordLineReservation,
     RecordMemberDiscount,
     RecordPresaleAnswer,
     RecordPresaleRefund,
+    ReplicateGiftRule,
 )
 from services.presale.messages import PledgeAccepted, PledgeRejected, PresaleRefundIssued
 
@@ -36,6 +40,8 @@ def react(event: Message) -> list[Message]:
         return [RecordPresaleRefund(event.order_id, event.refund_id, event.amount, event.reason)]
     if isinstance(event, MemberDiscountQuoted):
         return [RecordMemberDiscount(event.order_id, event.tier, event.discount_rate)]
+    if isinstance(event, GiftRuleChanged):
+        return [ReplicateGiftRule(event.rule)]  # empty key: sent to every partition
     if isinstance(event, ClockTicked):
         return [CheckOrderTimers(event.time)]  # empty key: sent to every partition
     return []

@@ -1,0 +1,398 @@
+"""Gifts (pure): rules, attaching them to orders, out-of-stock fallbacks and taking them back.
+
+* R-ORD-3 — a rule pairs a main sku with a gift. Tiers: *base* (every qualifying order),
+  *interaction* (orders of members granted the gift), *surprise* (orders placed inside a window
+  announced afterwards: the announcement attaches the gift to the orders of the window that have not
+  shipped). A rule applies to orders through its channels (live and short video by default) that
+  hold its main sku; presale campaign orders get no gifts.
+* R-ORD-4 — attached only if `gift_qty × gift unit cost ≤ cap × main line's gross margin`, where the
+  margin is `qty × (unit price − main unit cost)` and the cap 15 %. Checked at placement on the list
+  price and again at confirmation on the final (discounted) price; a skipped rule is recorded
+  (`GiftRuleSkipped`) and any hold on the gift goes back.
+* R-ORD-5 — a gift the warehouse cannot hold is replaced by the rule's fallback gift (if it also fits
+  the cap and is not already in the order), else omitted; the order never fails because of a gift.
+  An order waits for its gifts' stock answers before it is confirmed, so it ships with them.
+* R-ORD-2a — a refund of a main line takes back the gifts that came with it, in proportion
+  (`gift qty × main units refunded so far ÷ main units`, rounded down, so a whole refund takes all):
+  returned goods after shipping, written off if consumable, a released hold before shipping.
+
+A rule is decided by its own aggregate (keyed by rule id, `GiftRuleChanged`) and copied to every
+partition (`ReplicateGiftRule` → `GiftRuleReplicated`, highest version wins), where the orders are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from flexchain.messages import Message
+from services.order.messages import (
+    CHANNELS,
+    GIFT_TIERS,
+    AnnounceSurpriseWindow,
+    DefineGiftRule,
+    GiftAttached,
+    GiftLine,
+    GiftOmitted,
+    GiftReserved,
+    GiftRule,
+    GiftRuleChanged,
+    GiftRuleCommandRejected,
+    GiftRuleHealthy,
+    GiftRuleReplicated,
+    GiftRuleReviewSuggested,
+    GiftRuleSkipped,
+    GiftSubstituted,
+    GrantInteractionGift,
+    OrderLine,
+    RefundedGift,
+    ReplicateGiftRule,
+    RetireGiftRule,
+    ReviewGiftRule,
+)
+
+if TYPE_CHECKING:
+    from services.order.domain import Order, OrderBook
+
+GIFT_COST_CAP = Decimal("0.15")  # R-ORD-4: of the main line's gross margin
+ROI_REVIEW_BELOW = Decimal("1.2")  # R-ORD-6: below → GiftRuleReviewSuggested
+ROI_HEALTHY = Decimal("1.5")  # R-ORD-6: at or above → healthy (re-arms the suggestion)
+OPEN = ("placed", "confirmed", "paid")  # a gift can still join or be held for these orders
+
+
+@dataclass(frozen=True)
+class GiftState:
+    """One rule's gift on one order. `status`: pending (stock asked), reserved, omitted, skipped."""
+
+    line: GiftLine
+    sku: str
+    qty: int
+    unit_cost: int
+    status: str = "pending"
+    tried_fallback: bool = False
+    taken_back: int = 0
+
+    @property
+    def held(self) -> bool:
+        return self.status in ("pending", "reserved")
+
+
+# --- the cost cap (R-ORD-4) ----------------------------------------------------------------------
+
+
+def within_cap(cap: Decimal, gift_qty: int, gift_unit_cost: int, main: OrderLine, main_unit_cost: int) -> bool:
+    margin = main.qty * (main.unit_price - main_unit_cost)
+    return gift_qty * gift_unit_cost <= cap * margin
+
+
+def _cap_reason(cap: Decimal, sku: str, qty: int, unit_cost: int, main: OrderLine, main_unit_cost: int, when: str) -> str:
+    margin = main.qty * (main.unit_price - main_unit_cost)
+    limit = (cap * margin).quantize(Decimal("0.01"))
+    cost = qty * unit_cost
+    return f"gift {sku} costs {cost} cents, over {cap:%} of the {main.sku} line's gross margin {margin} ({limit}) {when}".strip()
+
+
+# --- rules: decided by the rule's aggregate ------------------------------------------------------
+
+
+def _refuse(cmd: Any, reason: str) -> list[Message]:
+    return [GiftRuleCommandRejected(cmd.rule_id, type(cmd).__name__, reason)]
+
+
+def validate_definition(cmd: DefineGiftRule) -> str | None:
+    if cmd.tier not in GIFT_TIERS:
+        return f"tier must be one of {', '.join(GIFT_TIERS)}"
+    if min(cmd.main_unit_cost, cmd.gift_unit_cost, cmd.fallback_unit_cost) < 0:
+        return "unit costs are cents >= 0"
+    if cmd.gift_qty <= 0:
+        return "gift_qty must be a positive whole number"
+    if cmd.gift_sku == cmd.main_sku:
+        return "the gift must be another sku than the main product"
+    if cmd.fallback_sku is not None and cmd.fallback_sku in (cmd.main_sku, cmd.gift_sku):
+        return "the fallback gift must differ from the main product and the gift"
+    if not cmd.channels or any(c not in CHANNELS for c in cmd.channels):
+        return f"channels must be a non-empty list of {', '.join(CHANNELS)}"
+    return None
+
+
+def decide_rule(book: OrderBook, cmd: Message) -> list[Message]:
+    if isinstance(cmd, ReplicateGiftRule):
+        return _replicate(book, cmd.rule)
+    rule = book.gift_rules.get(cmd.key)
+    if isinstance(cmd, DefineGiftRule):
+        problem = validate_definition(cmd)
+        if problem:
+            return _refuse(cmd, problem)
+        c = cmd
+        new = GiftRule(
+            c.rule_id,
+            (rule.version if rule else 0) + 1,
+            c.tier,
+            c.main_sku,
+            c.main_unit_cost,
+            c.gift_sku,
+            c.gift_unit_cost,
+            c.gift_qty,
+            c.fallback_sku,
+            c.fallback_unit_cost,
+            c.consumable,
+            c.converts_to or c.main_sku,
+            sorted(set(c.channels)),
+            list(rule.members) if rule and rule.tier == c.tier else [],
+            rule.window_start if rule and rule.tier == c.tier else None,
+            rule.window_end if rule and rule.tier == c.tier else None,
+            True,
+        )
+        return [GiftRuleChanged(c.rule_id, "defined" if rule is None else "redefined", new)]
+    if rule is None:
+        return _refuse(cmd, f"unknown gift rule {cmd.key}")
+    if isinstance(cmd, GrantInteractionGift):
+        if rule.tier != "interaction":
+            return _refuse(cmd, f"rule {rule.rule_id} is a {rule.tier} rule: only interaction rules are granted to members")
+        if cmd.member_id in rule.members:
+            return _refuse(cmd, f"member {cmd.member_id} was already granted rule {rule.rule_id}")
+        changed = dataclasses.replace(rule, version=rule.version + 1, members=sorted([*rule.members, cmd.member_id]))
+        return [GiftRuleChanged(rule.rule_id, "member_granted", changed)]
+    if isinstance(cmd, AnnounceSurpriseWindow):
+        if rule.tier != "surprise":
+            return _refuse(cmd, f"rule {rule.rule_id} is a {rule.tier} rule: only surprise rules have a window")
+        if cmd.ends_at <= cmd.starts_at:
+            return _refuse(cmd, "the window must end after it starts")
+        changed = dataclasses.replace(rule, version=rule.version + 1, window_start=cmd.starts_at, window_end=cmd.ends_at)
+        return [GiftRuleChanged(rule.rule_id, "window_announced", changed)]
+    if isinstance(cmd, RetireGiftRule):
+        if not rule.active:
+            return _refuse(cmd, f"rule {rule.rule_id} is already retired")
+        return [GiftRuleChanged(rule.rule_id, "retired", dataclasses.replace(rule, version=rule.version + 1, active=False))]
+    if isinstance(cmd, ReviewGiftRule):
+        return _review(book, cmd)
+    return _refuse(cmd, f"{type(cmd).__name__} is not a gift-rule command")
+
+
+def _review(book: OrderBook, cmd: ReviewGiftRule) -> list[Message]:
+    """R-ORD-6: ROI below 1.2 suggests a review, once until the rule is healthy (≥ 1.5) again."""
+    perf = cmd.performance
+    if perf.gifts_given < book.config.gift_review_min_gifts or not perf.roi:
+        return []
+    roi = Decimal(perf.roi)
+    open_ = cmd.rule_id in book.reviews_open
+    if roi < ROI_REVIEW_BELOW and not open_:
+        return [GiftRuleReviewSuggested(cmd.rule_id, perf.roi, str(ROI_REVIEW_BELOW), perf)]
+    if roi >= ROI_HEALTHY and open_:
+        return [GiftRuleHealthy(cmd.rule_id, perf.roi)]
+    return []
+
+
+# --- rules on every partition: placement and surprise windows -------------------------------------
+
+
+def _qualifies(rule: GiftRule, order: Any, member_id: str, placed_at: int) -> bool:
+    if not rule.active or order.campaign_id or order.channel not in rule.channels:
+        return False
+    if all(line.sku != rule.main_sku for line in order.lines):
+        return False
+    if rule.tier == "interaction":
+        return member_id in rule.members
+    if rule.tier == "surprise":
+        return rule.window_start is not None and rule.window_end is not None and rule.window_start <= placed_at < rule.window_end
+    return True
+
+
+def _gift_line(rule: GiftRule) -> GiftLine:
+    return GiftLine(
+        rule.rule_id,
+        rule.gift_sku,
+        rule.gift_qty,
+        rule.gift_unit_cost,
+        rule.main_sku,
+        rule.tier,
+        rule.consumable,
+        rule.fallback_sku,
+        rule.fallback_unit_cost,
+        rule.main_unit_cost,
+    )
+
+
+def _attach(cap: Decimal, rule: GiftRule, order_id: str, lines: list[OrderLine], taken: set[str]) -> GiftLine | Message:
+    """The gift line of `rule` for an order, or the recorded reason it is skipped."""
+    main = next(line for line in lines if line.sku == rule.main_sku)
+    if rule.gift_sku in taken:
+        return GiftRuleSkipped(order_id, rule.rule_id, rule.gift_sku, f"gift {rule.gift_sku} is already in the order")
+    if not within_cap(cap, rule.gift_qty, rule.gift_unit_cost, main, rule.main_unit_cost):
+        r = rule
+        reason = _cap_reason(cap, r.gift_sku, r.gift_qty, r.gift_unit_cost, main, r.main_unit_cost, "at the list price")
+        return GiftRuleSkipped(order_id, rule.rule_id, rule.gift_sku, reason)
+    return _gift_line(rule)
+
+
+def placement_gifts(book: OrderBook, cmd: Any, now: int) -> tuple[list[GiftLine], list[Message]]:
+    """The gifts a new order gets and the rules skipped for it (R-ORD-3, R-ORD-4)."""
+    gifts: list[GiftLine] = []
+    skipped: list[Message] = []
+    if cmd.campaign_id:
+        return gifts, skipped
+    taken = {line.sku for line in cmd.lines}
+    for rule_id in sorted(book.rule_replicas):
+        rule = book.rule_replicas[rule_id]
+        if not _qualifies(rule, cmd, cmd.member_id, now):
+            continue
+        got = _attach(book.config.gift_cost_cap, rule, cmd.order_id, cmd.lines, taken)
+        if isinstance(got, GiftLine):
+            gifts.append(got)
+            taken.add(got.sku)
+        else:
+            skipped.append(got)
+    return gifts, skipped
+
+
+def _replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
+    old = book.rule_replicas.get(rule.rule_id)
+    if old is not None and old.version >= rule.version:
+        return []  # this partition has it already (a re-delivered copy)
+    out: list[Message] = [GiftRuleReplicated(rule)]
+    window_news = rule.tier == "surprise" and rule.window_start is not None
+    if window_news and (old is None or (old.window_start, old.window_end) != (rule.window_start, rule.window_end)):
+        for order_id in sorted(book.orders):
+            order = book.orders[order_id]
+            if order.status not in OPEN or rule.rule_id in order.gifts or _main_refunded(order, rule.main_sku):
+                continue
+            if not _qualifies(rule, order, order.member_id, order.placed_at):
+                continue
+            got = _attach(book.config.gift_cost_cap, rule, order_id, order.lines, skus_in_use(order))
+            out.append(GiftAttached(order_id, got) if isinstance(got, GiftLine) else got)
+    return out
+
+
+# --- gifts on an order: stock answers, confirmation, refunds --------------------------------------
+
+
+def skus_in_use(order: Order) -> set[str]:
+    return {line.sku for line in order.lines} | {g.sku for g in order.gifts.values() if g.held}
+
+
+def _main_refunded(order: Order, main_sku: str) -> bool:
+    main = order.line(main_sku)
+    return main is None or order.refunded_qty.get(main_sku, 0) >= main.qty
+
+
+def pending_gift(order: Order, sku: str) -> GiftState | None:
+    return next((g for g in order.gifts.values() if g.status == "pending" and g.sku == sku), None)
+
+
+def on_stock_answer(book: OrderBook, order: Order, gift: GiftState, reserved: bool, why: str) -> Message:
+    """The warehouse answered for a gift (R-ORD-5): held, a fallback asked for, or omitted."""
+    rid, oid = gift.line.rule_id, order.order_id
+    late = order.status not in OPEN or _main_refunded(order, gift.line.main_sku)
+    if reserved:
+        if late:
+            return GiftOmitted(oid, rid, gift.sku, f"the order is {order.status} or its main line refunded: the gift is not sent")
+        return GiftReserved(oid, rid, gift.sku)
+    reason = f"gift {gift.sku} out of stock ({why})"
+    fallback = gift.line.fallback_sku
+    if late or fallback is None or gift.tried_fallback:
+        return GiftOmitted(oid, rid, gift.sku, reason + ("" if fallback and not late else "; no fallback gift"))
+    if fallback in skus_in_use(order):
+        return GiftOmitted(oid, rid, gift.sku, f"{reason}; fallback {fallback} is already in the order")
+    main = order.line(gift.line.main_sku)
+    assert main is not None
+    cap, cost, main_cost = book.config.gift_cost_cap, gift.line.fallback_unit_cost, gift.line.main_unit_cost
+    if not within_cap(cap, gift.qty, cost, main, main_cost):
+        over = _cap_reason(cap, fallback, gift.qty, cost, main, main_cost, "")
+        return GiftOmitted(oid, rid, gift.sku, f"{reason}; fallback {over}")
+    return GiftSubstituted(oid, rid, gift.sku, fallback, gift.qty, cost, reason)
+
+
+def waiting_for_gifts(order: Order) -> bool:
+    return any(g.status == "pending" for g in order.gifts.values())
+
+
+def over_cap_at(book: OrderBook, order: Order, lines: list[OrderLine]) -> list[Message]:
+    """At confirmation: held gifts whose cost is over the cap at the final prices are skipped (R-ORD-4)."""
+    out: list[Message] = []
+    by_sku = {line.sku: line for line in lines}
+    cap = book.config.gift_cost_cap
+    for rid in sorted(order.gifts):
+        g = order.gifts[rid]
+        main = by_sku.get(g.line.main_sku)
+        if g.status != "reserved" or main is None:
+            continue
+        if not within_cap(cap, g.qty, g.unit_cost, main, g.line.main_unit_cost):
+            reason = _cap_reason(cap, g.sku, g.qty, g.unit_cost, main, g.line.main_unit_cost, "at the final price")
+            out.append(GiftRuleSkipped(order.order_id, rid, g.sku, reason))
+    return out
+
+
+def held_skus(order: Order) -> list[str]:
+    """Gift skus with a hold (or a hold on the way) to give back when the order ends unshipped."""
+    return [g.sku for _, g in sorted(order.gifts.items()) if g.held]
+
+
+def shipped(order: Order) -> list[GiftLine]:
+    """The gifts that go into the parcel: held, less any taken back before shipping."""
+    return [
+        dataclasses.replace(g.line, sku=g.sku, unit_cost=g.unit_cost, qty=g.qty - g.taken_back)
+        for _, g in sorted(order.gifts.items())
+        if g.status == "reserved" and g.taken_back < g.qty
+    ]
+
+
+def taken_back(order: Order, refunded: dict[str, tuple[int, str]]) -> list[RefundedGift]:
+    """R-ORD-2a: gifts that go back with the refunded main units (`sku → (qty now refunded, reason)`)."""
+    out: list[RefundedGift] = []
+    for rid in sorted(order.gifts):
+        g = order.gifts[rid]
+        main = order.line(g.line.main_sku)
+        if g.status != "reserved" or main is None or g.line.main_sku not in refunded:
+            continue
+        qty, reason = refunded[g.line.main_sku]
+        after = order.refunded_qty.get(main.sku, 0) + qty
+        back = g.qty * after // main.qty - g.taken_back
+        if back > 0:
+            shipped = order.shipped
+            out.append(RefundedGift(rid, g.sku, back, shipped and not g.line.consumable, shipped and g.line.consumable, reason))
+    return out
+
+
+# --- evolve ---------------------------------------------------------------------------------------
+
+
+def evolve_rule(book: OrderBook, e: Message) -> None:
+    if isinstance(e, GiftRuleChanged):
+        book.gift_rules[e.rule_id] = e.rule
+    elif isinstance(e, GiftRuleReplicated):
+        old = book.rule_replicas.get(e.rule.rule_id)
+        if old is None or old.version < e.rule.version:
+            book.rule_replicas[e.rule.rule_id] = e.rule
+    elif isinstance(e, GiftRuleReviewSuggested):
+        book.reviews_open.add(e.rule_id)
+    elif isinstance(e, GiftRuleHealthy):
+        book.reviews_open.discard(e.rule_id)
+
+
+RULE_EVENTS = (GiftRuleChanged, GiftRuleReplicated, GiftRuleReviewSuggested, GiftRuleHealthy, GiftRuleCommandRejected)
+RULE_COMMANDS = (DefineGiftRule, GrantInteractionGift, AnnounceSurpriseWindow, RetireGiftRule, ReviewGiftRule, ReplicateGiftRule)
+
+
+def apply_gift(order: Order, e: Message) -> None:
+    """Fold one order-keyed gift event (states are replaced, never mutated: `_settle` shadows them)."""
+    gifts = order.gifts
+    if isinstance(e, GiftAttached):
+        gifts[e.gift.rule_id] = GiftState(e.gift, e.gift.sku, e.gift.qty, e.gift.unit_cost)
+    elif isinstance(e, GiftReserved):
+        gifts[e.rule_id] = dataclasses.replace(gifts[e.rule_id], status="reserved")
+    elif isinstance(e, GiftSubstituted):
+        gifts[e.rule_id] = dataclasses.replace(gifts[e.rule_id], sku=e.to_sku, unit_cost=e.unit_cost, tried_fallback=True)
+    elif isinstance(e, (GiftOmitted, GiftRuleSkipped)) and e.rule_id in gifts:
+        status = "omitted" if isinstance(e, GiftOmitted) else "skipped"
+        gifts[e.rule_id] = dataclasses.replace(gifts[e.rule_id], status=status)
+
+
+def apply_refund(order: Order, back: list[RefundedGift]) -> None:
+    for r in back:
+        g = order.gifts[r.rule_id]
+        order.gifts[r.rule_id] = dataclasses.replace(g, taken_back=g.taken_back + r.qty)
+
+
+GIFT_EVENTS = (GiftAttached, GiftReserved, GiftSubstituted, GiftOmitted, GiftRuleSkipped)

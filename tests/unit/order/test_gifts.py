@@ -1,0 +1,348 @@
+"""Gifts on the order decider: R-ORD-3 (tiers), R-ORD-4 (cost cap), R-ORD-5 (fallback, never fail the
+order), R-ORD-2a (a main line's refund takes its gifts back) and the R-ORD-6 review suggestion.
+
+One `OrderBook` plays one partition: a rule is defined (its aggregate) and replicated to it, as the
+order router does for every partition.
+"""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flexchain.messages import Message
+from services.order.domain import OrderBook, OrderConfig, decide, evolve, new_state
+from services.order.messages import (
+    AnnounceSurpriseWindow,
+    CancelOrder,
+    ConfirmDelivery,
+    DefineGiftRule,
+    GiftLine,
+    GiftOmitted,
+    GiftPerformance,
+    GiftRuleChanged,
+    GiftRuleCommandRejected,
+    GiftRuleHealthy,
+    GiftRuleReplicated,
+    GiftRuleReviewSuggested,
+    GiftRuleSkipped,
+    GiftSubstituted,
+    GrantInteractionGift,
+    OrderCancelled,
+    OrderCommandRejected,
+    OrderConfirmed,
+    OrderLine,
+    OrderPlaced,
+    OrderRefunded,
+    OrderRejected,
+    OrderShipped,
+    PayOrder,
+    PlaceOrder,
+    RecordLineReservation,
+    RecordMemberDiscount,
+    RefundedGift,
+    RefundLine,
+    RefundOrder,
+    ReplicateGiftRule,
+    ReviewGiftRule,
+    ShipOrder,
+)
+
+T0 = 1_767_225_600_000
+MASK, EYE, CLOTH, PEN = "mask-01", "eye-trial", "cloth-01", "pen-01"
+# a face mask sold at 100.00 CNY that costs 40.00: margin 60.00 per unit, cap 15 % = 9.00 per unit
+MASK_PRICE, MASK_COST = 10_000, 4_000
+
+
+def rule(rule_id: str = "r-eye", tier: str = "base", gift_cost: int = 800, **kw: object) -> DefineGiftRule:
+    args: dict[str, object] = dict(
+        rule_id=rule_id, tier=tier, main_sku=MASK, main_unit_cost=MASK_COST, gift_sku=EYE, gift_unit_cost=gift_cost
+    )
+    args.update(kw)
+    return DefineGiftRule(**args)  # type: ignore[arg-type]
+
+
+def apply(book: OrderBook, cmd: Message, now: int = T0) -> list[Message]:
+    events = decide(book, cmd, now)
+    assert not any(isinstance(e, (OrderCommandRejected, GiftRuleCommandRejected)) for e in events), events
+    for e in events:
+        evolve(book, e)
+    return events
+
+
+def with_rule(book: OrderBook, cmd: Message) -> list[Message]:
+    """Decide the rule change on its aggregate, then replicate it like the router does."""
+    changed = apply(book, cmd)
+    assert isinstance(changed[0], GiftRuleChanged)
+    return apply(book, ReplicateGiftRule(changed[0].rule))
+
+
+def place(book: OrderBook, oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0) -> list[Message]:  # noqa: E501
+    return apply(book, PlaceOrder(oid, member, channel, [OrderLine(MASK, qty, MASK_PRICE)]), at)
+
+
+def answer(book: OrderBook, sku: str, ok: bool = True, oid: str = "o1") -> list[Message]:
+    return apply(book, RecordLineReservation(oid, sku, ok, "" if ok else "only 0 available"))
+
+
+def confirmed_with_gift(book: OrderBook, oid: str = "o1", qty: int = 1) -> None:
+    place(book, oid, qty)
+    answer(book, MASK, oid=oid)
+    out = answer(book, EYE, oid=oid)
+    assert isinstance(out[-1], OrderConfirmed)
+
+
+# --- R-ORD-3: who gets a gift ---------------------------------------------------------------------
+
+
+def test_base_gift_is_attached_to_a_live_order_of_the_main_sku() -> None:
+    book = new_state()
+    with_rule(book, rule())
+    placed = place(book)[0]
+    assert isinstance(placed, OrderPlaced)
+    assert placed.gifts == [GiftLine("r-eye", EYE, 1, 800, MASK, "base", False, None, 0, MASK_COST)]
+
+
+def test_no_gift_outside_the_rule_channels_without_the_main_sku_or_for_a_campaign_order() -> None:
+    book = new_state()
+    with_rule(book, rule())
+    assert place(book, "o-article", channel="article")[0].gifts == []  # type: ignore[attr-defined]
+    other = apply(book, PlaceOrder("o-pen", "m1", "live", [OrderLine(PEN, 1, 500)]))
+    assert other[0].gifts == []  # type: ignore[attr-defined]
+    campaign = apply(book, PlaceOrder("o-pre", "m1", "live", [OrderLine(MASK, 1, MASK_PRICE)], campaign_id="c1"))
+    assert campaign[0].gifts == [] and len(campaign) == 1  # type: ignore[attr-defined]
+
+
+def test_an_interaction_gift_goes_only_to_granted_members() -> None:
+    book = new_state()
+    with_rule(book, rule("r-q", tier="interaction"))
+    assert place(book, "o1", member="m1")[0].gifts == []  # type: ignore[attr-defined]
+    with_rule(book, GrantInteractionGift("r-q", "m2"))
+    assert [g.rule_id for g in place(book, "o2", member="m2")[0].gifts] == ["r-q"]  # type: ignore[attr-defined]
+    assert place(book, "o3", member="m1")[0].gifts == []  # type: ignore[attr-defined]
+
+
+def test_a_surprise_window_announced_afterwards_attaches_the_gift_to_open_orders_placed_in_it() -> None:
+    book = new_state()
+    with_rule(book, rule("r-s", tier="surprise"))
+    place(book, "o-in", at=T0 + 10)
+    place(book, "o-shipped", at=T0 + 20)
+    place(book, "o-late", at=T0 + 1_000)
+    for oid in ("o-in", "o-shipped", "o-late"):
+        answer(book, MASK, oid=oid)
+    apply(book, PayOrder("o-shipped", MASK_PRICE, "p"))
+    apply(book, ShipOrder("o-shipped", "t"))
+    out = with_rule(book, AnnounceSurpriseWindow("r-s", T0, T0 + 500))
+    assert isinstance(out[0], GiftRuleReplicated)
+    assert [(type(e).__name__, e.key) for e in out[1:]] == [("GiftAttached", "o-in")]
+    assert apply(book, ReplicateGiftRule(out[0].rule)) == []  # a re-delivered copy changes nothing
+    # the confirmed order ships with the surprise gift once the warehouse holds it
+    answer(book, EYE, oid="o-in")
+    apply(book, PayOrder("o-in", MASK_PRICE, "p"))
+    shipped = apply(book, ShipOrder("o-in", "t"))
+    assert isinstance(shipped[0], OrderShipped) and shipped[0].skus == [MASK, EYE]
+
+
+# --- R-ORD-4: the cost cap ------------------------------------------------------------------------
+
+
+def test_a_gift_over_15_percent_of_the_margin_is_skipped_and_the_skip_recorded() -> None:
+    book = new_state()
+    with_rule(book, rule(gift_cost=901))  # cap: 15 % × 60.00 = 9.00
+    out = place(book)
+    assert out[0].gifts == []  # type: ignore[attr-defined]
+    assert isinstance(out[1], GiftRuleSkipped) and "over 15%" in out[1].reason
+    assert out[1] in book.orders["o1"].history
+
+
+def test_a_gift_exactly_at_the_cap_is_attached() -> None:
+    book = new_state()
+    with_rule(book, rule(gift_cost=900))
+    assert len(place(book)[0].gifts) == 1  # type: ignore[attr-defined]
+
+
+def test_the_cap_is_checked_again_on_the_discounted_price_at_confirmation() -> None:
+    book = new_state(OrderConfig(member_discounts=True))
+    with_rule(book, rule(gift_cost=900))  # fits at 100.00; at 0.9 the margin is 50.00, cap 7.50
+    place(book)
+    answer(book, MASK)
+    answer(book, EYE)
+    out = apply(book, RecordMemberDiscount("o1", "silver", Decimal("0.9")))
+    assert isinstance(out[-2], GiftRuleSkipped) and "at the final price" in out[-2].reason
+    assert isinstance(out[-1], OrderConfirmed)
+    apply(book, PayOrder("o1", 9_000, "p"))
+    shipped = apply(book, ShipOrder("o1", "t"))[0]
+    assert shipped.skus == [MASK]  # type: ignore[attr-defined]  # the skipped gift's hold is not shipped
+
+
+# --- R-ORD-5: out of stock → fallback → omitted; the order never fails ----------------------------
+
+
+def test_an_out_of_stock_gift_is_replaced_by_the_fallback() -> None:
+    book = new_state()
+    with_rule(book, rule(fallback_sku=CLOTH, fallback_unit_cost=300))
+    place(book)
+    answer(book, MASK)
+    sub = answer(book, EYE, ok=False)
+    assert sub == [GiftSubstituted("o1", "r-eye", EYE, CLOTH, 1, 300, "gift eye-trial out of stock (only 0 available)")]
+    assert isinstance(answer(book, CLOTH)[-1], OrderConfirmed)
+    assert book.orders["o1"].gifts["r-eye"].sku == CLOTH
+
+
+def test_no_gift_in_stock_at_all_still_confirms_the_order() -> None:
+    book = new_state()
+    with_rule(book, rule(fallback_sku=CLOTH, fallback_unit_cost=300))
+    place(book)
+    answer(book, EYE, ok=False)
+    out = answer(book, CLOTH, ok=False)
+    assert isinstance(out[0], GiftOmitted)
+    assert book.orders["o1"].status == "placed"  # still waiting for the main line only
+    assert isinstance(answer(book, MASK)[-1], OrderConfirmed)
+
+
+def test_an_order_rejected_for_its_main_line_gives_the_gift_hold_back() -> None:
+    book = new_state()
+    with_rule(book, rule())
+    place(book)
+    answer(book, EYE)
+    out = answer(book, MASK, ok=False)
+    assert isinstance(out[-1], OrderRejected) and out[-1].release_skus == [EYE]
+
+
+def test_a_cancel_releases_the_gift_and_a_late_gift_answer_gives_its_hold_back() -> None:
+    book = new_state()
+    with_rule(book, rule())
+    place(book)
+    answer(book, MASK)
+    answer(book, EYE)
+    out = apply(book, CancelOrder("o1", "changed my mind"))
+    assert isinstance(out[0], OrderCancelled) and out[0].release_skus == [MASK, EYE]
+    # a surprise gift answered after the order shipped is omitted (inventory releases its hold)
+    book2 = new_state()
+    with_rule(book2, rule("r-s", tier="surprise"))
+    place(book2)
+    answer(book2, MASK)
+    with_rule(book2, AnnounceSurpriseWindow("r-s", T0, T0 + 1))
+    apply(book2, PayOrder("o1", MASK_PRICE, "p"))
+    assert apply(book2, ShipOrder("o1", "t"))[0].skus == [MASK]  # type: ignore[attr-defined]
+    late = answer(book2, EYE)
+    assert isinstance(late[0], GiftOmitted) and late[0].sku == EYE
+
+
+# --- R-ORD-2a: a main line's refund takes its gifts back ------------------------------------------
+
+
+def _paid(book: OrderBook, qty: int, shipped: bool) -> None:
+    confirmed_with_gift(book, qty=qty)
+    apply(book, PayOrder("o1", qty * MASK_PRICE, "p"))
+    if shipped:
+        apply(book, ShipOrder("o1", "t"))
+        apply(book, ConfirmDelivery("o1"))
+
+
+def test_refunds_take_gifts_back_in_proportion_and_all_of_them_with_the_last_unit() -> None:
+    book = new_state()
+    with_rule(book, rule(gift_qty=2))
+    _paid(book, qty=4, shipped=True)
+    first = apply(book, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")]))[0]
+    assert isinstance(first, OrderRefunded) and first.gifts == []  # 2 × 1/4 rounds down to 0
+    second = apply(book, RefundOrder("o1", "r2", [RefundLine(MASK, 1, "late")]))[0]
+    assert second.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "late")]  # type: ignore[attr-defined]
+    last = apply(book, RefundOrder("o1", "r3", [RefundLine(MASK, 2, "defect")]))[0]
+    assert last.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "defect")]  # type: ignore[attr-defined]
+    assert book.orders["o1"].gifts["r-eye"].taken_back == 2
+
+
+def test_a_consumable_gift_is_written_off_and_an_unshipped_gift_released() -> None:
+    book = new_state()
+    with_rule(book, rule(consumable=True))
+    _paid(book, qty=1, shipped=True)
+    out = apply(book, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "defect")]))[0]
+    assert out.gifts == [RefundedGift("r-eye", EYE, 1, False, True, "defect")]  # type: ignore[attr-defined]
+    book2 = new_state()
+    with_rule(book2, rule(consumable=True))
+    _paid(book2, qty=1, shipped=False)
+    out2 = apply(book2, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")]))[0]
+    assert out2.gifts == [RefundedGift("r-eye", EYE, 1, False, False, "no_reason")]  # type: ignore[attr-defined]
+
+
+# --- rules and R-ORD-6 ----------------------------------------------------------------------------
+
+
+def test_bad_rules_are_refused_with_the_reason_and_change_nothing() -> None:
+    book = new_state()
+    before = copy.deepcopy(book)
+    for cmd, why in [
+        (rule(tier="vip"), "tier must be one of"),
+        (rule(gift_sku=MASK), "another sku"),
+        (rule(fallback_sku=EYE), "fallback gift must differ"),
+        (rule(gift_qty=0), "gift_qty"),
+        (rule(channels=["tv"]), "channels"),
+        (GrantInteractionGift("nope", "m1"), "unknown gift rule"),
+    ]:
+        out = decide(book, cmd, T0)
+        assert len(out) == 1 and isinstance(out[0], GiftRuleCommandRejected) and why in out[0].reason, (cmd, out)
+        evolve(book, out[0])
+    assert book == before
+    apply(book, rule())
+    out = decide(book, GrantInteractionGift("r-eye", "m1"), T0)
+    assert isinstance(out[0], GiftRuleCommandRejected) and "base rule" in out[0].reason
+
+
+def _perf(roi: str, given: int = 20) -> GiftPerformance:
+    return GiftPerformance(given, 0, given, "1", "0", "0", 0, 1000, roi)
+
+
+def test_a_review_is_suggested_once_below_1_2_and_again_only_after_healthy() -> None:
+    book = new_state()
+    apply(book, rule())
+    assert apply(book, ReviewGiftRule("r-eye", _perf("1.19", given=9))) == []  # too few gifts to judge
+    first = apply(book, ReviewGiftRule("r-eye", _perf("1.19")))
+    assert [type(e) for e in first] == [GiftRuleReviewSuggested]
+    assert apply(book, ReviewGiftRule("r-eye", _perf("0.5"))) == []  # same episode
+    assert apply(book, ReviewGiftRule("r-eye", _perf("1.4"))) == []  # not healthy yet
+    assert [type(e) for e in apply(book, ReviewGiftRule("r-eye", _perf("1.5")))] == [GiftRuleHealthy]
+    assert [type(e) for e in apply(book, ReviewGiftRule("r-eye", _perf("1.0")))] == [GiftRuleReviewSuggested]
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    price=st.integers(0, 20_000),
+    main_cost=st.integers(0, 20_000),
+    qty=st.integers(1, 5),
+    gift_cost=st.integers(0, 3_000),
+    fallback_cost=st.integers(0, 3_000),
+    gift_qty=st.integers(1, 3),
+    rate=st.sampled_from(["1.0", "0.9", "0.8", "0.7"]),
+    stock=st.lists(st.booleans(), min_size=3, max_size=3),
+)
+def test_gift_cost_never_exceeds_the_cap_and_a_gift_never_fails_an_order(
+    price: int, main_cost: int, qty: int, gift_cost: int, fallback_cost: int, gift_qty: int, rate: str, stock: list[bool]
+) -> None:
+    """R-ORD-4 + R-ORD-5: whatever the prices, costs, discount and gift stock, a confirmed order
+    holds only gifts within 15 % of its final margin, and it is confirmed whenever its main line is."""
+    book = new_state(OrderConfig(member_discounts=True))
+    main_ok, gift_ok, fallback_ok = stock
+    costs = dict(gift_cost=gift_cost, fallback_unit_cost=fallback_cost, main_unit_cost=main_cost)
+    cmd = rule(gift_qty=gift_qty, fallback_sku=CLOTH, **costs)
+    with_rule(book, cmd)
+    apply(book, PlaceOrder("o1", "m1", "live", [OrderLine(MASK, qty, price)]))
+    apply(book, RecordMemberDiscount("o1", "t", Decimal(rate)))
+    order = book.orders["o1"]
+    answer(book, MASK, main_ok)
+    for sku, ok in ((EYE, gift_ok), (CLOTH, fallback_ok)):
+        if any(g.status == "pending" and g.sku == sku for g in order.gifts.values()):
+            answer(book, sku, ok)
+    assert order.status == ("confirmed" if main_ok else "rejected")
+    for g in order.gifts.values():
+        assert g.status in ("reserved", "omitted", "skipped")
+    if order.status == "confirmed":
+        final = order.lines[0]
+        kept = [g for g in order.gifts.values() if g.status == "reserved"]
+        assert all(g.qty * g.unit_cost * 100 <= 15 * final.qty * (final.unit_price - main_cost) for g in kept)
