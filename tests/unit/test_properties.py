@@ -5,6 +5,8 @@
 (b) the order ⇄ inventory stock saga, routed synchronously in memory through the two pure policies:
     statuses follow R-ORD-2, each order is answered once, and stock is accounted for exactly (R-INV-2).
 (c) the live order book equals the fold of the order log (and likewise for inventory).
+Gift rules take part in (b) and (c): gift stock is held, shipped and returned like any line, a gift
+never fails an order (R-ORD-5) and never costs more than the cap (R-ORD-4).
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ from services.order.messages import (
     REFUND_REASONS,
     CancelOrder,
     ConfirmDelivery,
+    DefineGiftRule,
     OrderCommandRejected,
     OrderConfirmed,
     OrderLine,
     OrderRefunded,
     OrderRejected,
+    OrderShipped,
     PayOrder,
     PlaceOrder,
     RefundLine,
@@ -154,6 +158,14 @@ def test_inventory_live_state_is_the_fold_of_its_log_and_stock_never_goes_negati
 
 # --- (b) the stock saga, routed in memory ----------------------------------------------------------
 
+GIFT_SKUS = ("g1", "g2")
+ALL = list(CHANNELS)
+GIFT_RULES = (  # R-ORD-3..5: a fallback that runs out too, a costly consumable often over the cap, a gift
+    # sku that is often a main line of the same order (skipped)
+    DefineGiftRule("r-g1", "base", "s1", 1000, "g1", 50, 1, "g2", 40, False, None, ALL),
+    DefineGiftRule("r-cap", "base", "s2", 2000, "g2", 300, 2, None, 0, True, None, ALL),
+    DefineGiftRule("r-dup", "base", "s3", 0, "s1", 10, 1, None, 0, False, None, ALL),
+)
 SAGA_SKUS = (*SKUS, "s4")  # s4 is never registered: its lines are rejected by inventory
 SAGA_ORDERS = tuple(f"ord-{i}" for i in range(8))
 TERMINAL = frozenset({"rejected", "cancelled", "refunded"})
@@ -286,6 +298,9 @@ def expected_stock(saga: Saga) -> tuple[Counter[str], Counter[str], Counter[str]
     it shipped or not, and holds nothing either way).
     On hand: received - what shipped (the line less the units refunded before shipping) + returns
     of resellable goods (grade A). Clearance: returns for a defect or damage (grade B).
+    Gifts (R-ORD-2a, R-ORD-5): a held gift counts in reserved (less what was taken back before
+    shipping); the parcel's gifts (`OrderShipped.gifts`) leave on hand; gifts taken back after
+    shipping come back graded by their main line's reason, unless consumable (written off).
     """
     reserved: Counter[str] = Counter()
     on_hand: Counter[str] = Counter(saga.received)
@@ -293,13 +308,18 @@ def expected_stock(saga: Saga) -> tuple[Counter[str], Counter[str], Counter[str]
     unshipped_refunds: Counter[tuple[str, str]] = Counter()
     for e in saga.order_log:
         if isinstance(e, OrderRefunded):
-            for r in e.lines:
-                if not r.goods_returned:
-                    unshipped_refunds[(e.order_id, r.sku)] += r.qty
-                elif r.reason in RESELLABLE:
-                    on_hand[r.sku] += r.qty
+            back = [(r.sku, r.qty, r.reason, r.goods_returned) for r in e.lines]
+            back += [(g.sku, g.qty, g.reason, g.goods_returned) for g in e.gifts if not g.written_off]
+            for sku, qty, reason, returned in back:
+                if not returned:
+                    unshipped_refunds[(e.order_id, sku)] += qty
+                elif reason in RESELLABLE:
+                    on_hand[sku] += qty
                 else:
-                    clearance[r.sku] += r.qty
+                    clearance[sku] += qty
+        elif isinstance(e, OrderShipped):
+            for g in e.gifts:
+                on_hand[g.sku] -= g.qty
     for order in saga.orders.orders.values():
         for line in order.lines:
             if order.status == "confirmed":
@@ -308,6 +328,10 @@ def expected_stock(saga: Saga) -> tuple[Counter[str], Counter[str], Counter[str]
                 reserved[line.sku] += line.qty - order.refunded_qty.get(line.sku, 0)
             if order.shipped:
                 on_hand[line.sku] -= line.qty - unshipped_refunds[(order.order_id, line.sku)]
+        if order.status in ("confirmed", "paid"):
+            for g in order.gifts.values():
+                if g.status == "reserved":
+                    reserved[g.sku] += g.qty - g.taken_back
     return reserved, on_hand, clearance
 
 
@@ -322,8 +346,14 @@ def check_saga(saga: Saga, before: dict[str, str]) -> None:
     rejected = [e for e in saga.inventory_log if isinstance(e, InventoryCommandRejected)]
     assert rejected == [], "every command the policies send is one inventory can carry out"
     check_stock_never_negative(saga.inventory)
+    for order in saga.orders.orders.values():  # R-ORD-4: within 15 % of the main line's margin at its price
+        for g in order.gifts.values():
+            main = order.line(g.line.main_sku)
+            if g.status == "reserved" and order.status != "rejected" and main is not None:
+                assert g.qty * g.unit_cost * 100 <= 15 * main.qty * (main.unit_price - g.line.main_unit_cost), (order, g)
+            assert g.status != "pending", "every gift is answered within the step"
     reserved, on_hand, clearance = expected_stock(saga)
-    for sku in SKUS:
+    for sku in (*SKUS, *GIFT_SKUS):
         item = saga.inventory.skus[sku]
         assert item.reserved == reserved[sku], (sku, item.reserved, reserved[sku])
         assert item.on_hand == on_hand[sku], (sku, item.on_hand, on_hand[sku])
@@ -343,7 +373,13 @@ def test_the_stock_saga_keeps_orders_and_stock_consistent(actions: list[Action])
     saga = Saga()
     for sku in SKUS:
         saga.send(RegisterSku(sku, sku))
-    for sku, warehouse, qty in (("s1", "north", 60), ("s1", "south", 40), ("s2", "south", 80), ("s3", "north", 20)):
+    for sku in GIFT_SKUS:
+        saga.send(RegisterSku(sku, sku, True))
+    for rule in GIFT_RULES:
+        saga.send(rule)
+    stock = (("s1", "north", 60), ("s1", "south", 40), ("s2", "south", 80), ("s3", "north", 20))
+    stock += (("g1", "north", 1), ("g2", "south", 1))  # scarce: fallbacks and omissions happen
+    for sku, warehouse, qty in stock:
         saga.send(ReceiveStock(sku, warehouse, qty))
         saga.received[sku] += qty
     for action in actions:
@@ -366,6 +402,8 @@ def test_folding_the_order_log_from_scratch_equals_the_live_order_book(actions: 
     for sku in SKUS:
         saga.send(RegisterSku(sku, sku))
         saga.send(ReceiveStock(sku, "north", 40))
+    for rule in GIFT_RULES:
+        saga.send(rule)
     for action in actions:
         cmd = command_for(saga, action)
         if cmd is None:
