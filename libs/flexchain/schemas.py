@@ -3,7 +3,8 @@
 Every message is written as a record ``{"envelope": Envelope, <payload fields>}``. Python types map
 to Avro as: ``str`` → string, ``int`` → long, ``bool`` → boolean, ``Decimal`` → string (exact
 decimal text), ``X | None`` → ``["null", X]`` with default null, ``list[X]`` → array, ``dict[str, X]``
-→ map, a nested dataclass → a named record.
+→ map, a nested dataclass → a named record. A field with a default in Python has it in Avro too
+(fields added to a message later must have one, so readers of the new schema read old records).
 
 ``schema_for`` derives the schema a class implies; the contract tests compare it with the file on
 disk, so the ``.avsc`` stays the one published definition and the Python model cannot drift from it.
@@ -68,8 +69,28 @@ def _fields(cls: type, namespace: str, seen: set[str]) -> list[dict[str, Any]]:
         field: dict[str, Any] = {"name": f.name, "type": _avro_type(hints[f.name], namespace, seen)}
         if isinstance(field["type"], list) and field["type"][0] == "null":
             field["default"] = None
+        elif (default := _default_of(f)) is not _NO_DEFAULT:
+            field["default"] = default  # a field added later with a default keeps old data readable
         out.append(field)
     return out
+
+
+_NO_DEFAULT = object()
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    """The Avro default of a dataclass field with a plain default (or a list/dict factory)."""
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return _NO_DEFAULT
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (str, int, bool, list, dict)) and json.dumps(value):
+        return value
+    return _NO_DEFAULT
 
 
 def envelope_schema() -> dict[str, Any]:
