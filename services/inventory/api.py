@@ -1,9 +1,10 @@
 """Inventory HTTP API: stock commands (validated, then published to `inventory.commands`) and
-queries on the read model (stock of a sku per warehouse)."""
+queries on the read model (stock of a sku per warehouse, its plans and suggestions)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -11,9 +12,10 @@ from pydantic import Field
 
 from flexchain.api import StrictModel, submit
 from flexchain.host import Runtime, base_app
-from flexchain.messages import Message
-from services.inventory import domain
+from flexchain.messages import Message, to_record
+from services.inventory import domain, planning
 from services.inventory.messages import (
+    ConfigureStockPolicy,
     EndLiveStream,
     InventoryCommandRejected,
     ReceiveStock,
@@ -25,6 +27,9 @@ from services.inventory.messages import (
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+Amount = Annotated[str, Field(pattern=r"^\d{1,6}(\.\d{1,4})?$", description='a decimal >= 0 as a string, e.g. "1.5"')]
+Rate = Annotated[str, Field(pattern=r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$", description='between 0 and 1, e.g. "0.01"')]
+Days = Annotated[int, Field(ge=1, le=planning.MAX_WINDOW_DAYS)]
 
 
 class SkuIn(StrictModel):
@@ -49,11 +54,74 @@ class LiveStreamIn(StrictModel):
     expected_sales: Annotated[int, Field(ge=0)]
 
 
+class StockPolicyIn(StrictModel):
+    """R-INV-4, R-INV-6, R-INV-7: the sku's planning figures (the whole policy: omitted = default)."""
+
+    lead_time_days: Annotated[int, Field(ge=0, le=planning.MAX_LEAD_TIME_DAYS)]
+    cover_factor: Amount = "1"
+    gift_tier: Literal[1, 2, 3] | None = None
+    forecast_daily_units: Amount | None = None
+    monthly_visitors: Annotated[int, Field(ge=0)] = 0
+    conversion_rate: Rate = "0"
+    velocity_window_days: Days | None = None
+    slow_mover_window_days: Days | None = None
+    sell_through_floor: Rate | None = None
+
+    def command(self, sku: str) -> ConfigureStockPolicy:
+        def dec(v: str | None) -> Decimal | None:
+            return None if v is None else Decimal(v)
+
+        return ConfigureStockPolicy(
+            sku,
+            self.lead_time_days,
+            Decimal(self.cover_factor),
+            self.gift_tier,
+            dec(self.forecast_daily_units),
+            self.monthly_visitors,
+            Decimal(self.conversion_rate),
+            self.velocity_window_days,
+            self.slow_mover_window_days,
+            dec(self.sell_through_floor),
+        )
+
+
 def _refusal(e: Message) -> bool:
     return isinstance(e, InventoryCommandRejected)
 
 
-def sku_view(item: domain.Sku) -> dict[str, Any]:
+def _record(m: Message | None) -> dict[str, Any] | None:
+    return None if m is None else to_record(m)  # decimals as exact strings
+
+
+def _policy(p: planning.StockPolicy | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {
+        "lead_time_days": p.lead_time_days,
+        "cover_factor": str(p.cover_factor),
+        "gift_tier": p.gift_tier,
+        "forecast_daily_units": None if p.forecast_daily_units is None else str(p.forecast_daily_units),
+        "monthly_visitors": p.monthly_visitors,
+        "conversion_rate": str(p.conversion_rate),
+        "velocity_window_days": p.velocity_window_days,
+        "slow_mover_window_days": p.slow_mover_window_days,
+        "sell_through_floor": str(p.sell_through_floor),
+    }
+
+
+def _suggestions(item: domain.Sku) -> dict[str, Any]:
+    return {
+        "crossing": item.crossings,
+        "replenishment": _record(item.last_replenishment),
+        "transfers": [_record(t) for t in item.last_transfers],
+    }
+
+
+def sku_view(item: domain.Sku, now: int = 0) -> dict[str, Any]:
+    """The sku as of business time `now` (the velocity counts the complete days before it)."""
+    today = planning.day_of(now)
+    policy = item.policy or planning.DEFAULT_POLICY
+    shipped = planning.shipped_in(item.shipped_by_day, today, policy.slow_mover_window_days)
     return {
         "sku": item.sku,
         "name": item.name,
@@ -61,10 +129,35 @@ def sku_view(item: domain.Sku) -> dict[str, Any]:
         "on_hand": item.on_hand,
         "reserved": item.reserved,
         "available": item.available,
+        "clearance": sum(w.clearance for w in item.warehouses.values()),
         "threshold": item.threshold(),
         "low_stock_alert": item.alert_active,
+        "safety_stock": {
+            "units": item.safety_stock,
+            "basis": item.safety_basis or ("policy" if item.policy is not None else "manual"),
+            "standing_stock": item.standing_stock,
+            "effective": item.effective_safety_stock(),
+        },
+        "velocity": {"units_per_day": str(item.velocity(today)), "window_days": policy.velocity_window_days, "as_of_day": today},
+        "sell_through": {
+            "rate": str(planning.as_decimal(planning.sell_through(shipped, item.on_hand))),
+            "shipped": shipped,
+            "window_days": policy.slow_mover_window_days,
+            "floor": str(policy.sell_through_floor),
+            "slow_moving": item.slow_moving,
+            "episodes": item.slow_episodes,
+        },
+        "policy": _policy(item.policy),
+        "live_streams": dict(sorted(item.streams.items())),
+        "suggestions": _suggestions(item),
+        "gifts_written_off": item.written_off,
         "warehouses": {
             name: {"on_hand": w.on_hand, "reserved": w.reserved, "available": w.available, "clearance": w.clearance}
+            for name, w in sorted(item.warehouses.items())
+        },
+        # R-INV-2: on hand = received − shipped + returned_a, clearance = returned_b, per warehouse
+        "counters": {
+            name: {"received": w.received, "shipped": w.shipped, "returned_a": w.returned_a, "returned_b": w.returned_b}
             for name, w in sorted(item.warehouses.items())
         },
         "reservations": {order: dict(held) for order, held in item.reservations.items()},
@@ -83,6 +176,9 @@ def build_api(rt: Runtime) -> FastAPI:
 
     rt.metrics.gauge("low_stock_skus", "Skus whose available stock is below their threshold", []).set_function(
         lambda: sum(1 for s in every_sku() if s.alert_active)
+    )
+    rt.metrics.gauge("slow_moving_skus", "Skus inside a slow-mover episode (R-INV-6)", []).set_function(
+        lambda: sum(1 for s in every_sku() if s.slow_moving)
     )
 
     def precheck(cmd: Message, now: int) -> list[Message]:
@@ -111,6 +207,11 @@ def build_api(rt: Runtime) -> FastAPI:
         known(sku)
         return await go(SetSafetyStock(sku, body.units), idempotency_key, wait)
 
+    @app.put("/skus/{sku}/stock-policy")
+    async def stock_policy(sku: str, body: StockPolicyIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        known(sku)
+        return await go(body.command(sku), idempotency_key, wait)
+
     @app.post("/skus/{sku}/live-streams")
     async def stream(sku: str, body: LiveStreamIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(sku)
@@ -124,11 +225,31 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/skus")
     async def list_skus() -> list[dict[str, Any]]:
         async with rt.consistent():
-            return [sku_view(s) for s in sorted(every_sku(), key=lambda s: s.sku)]
+            return [sku_view(s, rt.now()) for s in sorted(every_sku(), key=lambda s: s.sku)]
 
     @app.get("/skus/{sku}")
     async def get_sku(sku: str) -> dict[str, Any]:
         async with rt.consistent():
-            return sku_view(known(sku))
+            return sku_view(known(sku), rt.now())
+
+    @app.get("/clock")
+    async def clock() -> dict[str, Any]:
+        """The business time this instance stamps on commands (`FLEXCHAIN_CLOCK=log`: the last tick)."""
+        now = rt.now()
+        return {"business_time": now, "day": planning.day_of(now)}
+
+    @app.get("/suggestions")
+    async def suggestions() -> list[dict[str, Any]]:
+        """R-INV-5: the skus below their threshold now, with what their alert suggested."""
+        async with rt.consistent():
+            low = sorted((s for s in every_sku() if s.alert_active), key=lambda s: s.sku)
+            return [{"sku": s.sku, "available": s.available, "threshold": s.threshold(), **_suggestions(s)} for s in low]
+
+    @app.get("/slow-movers")
+    async def slow_movers() -> list[dict[str, Any]]:
+        """R-INV-6: the skus inside a slow-mover episode."""
+        async with rt.consistent():
+            slow = sorted((s for s in every_sku() if s.slow_moving), key=lambda s: s.sku)
+            return [{"sku": s.sku, "on_hand": s.on_hand, "episode": s.slow_episodes} for s in slow]
 
     return app

@@ -1,4 +1,8 @@
-"""Wiring of the inventory service: its ServiceDef, its read model and `main`."""
+"""Wiring of the inventory service: its ServiceDef, its read model and `main`.
+
+Consumes `inventory.commands` (processor), and through its router `order.events` (the stock saga and
+gifts), `presale.events` (R-INV-7) and `clock.ticks` (R-X-1: the daily review of R-INV-4 and R-INV-6).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
+from services.clock.messages import MESSAGES as CLOCK_MESSAGES
 from services.inventory import domain, policy
 from services.inventory.messages import COMMANDS, EVENTS
-from services.order.messages import EVENTS as ORDER_EVENTS
 
 SERVICE = ServiceDef(
     name="inventory",
@@ -19,8 +23,12 @@ SERVICE = ServiceDef(
     new_state=domain.new_state,
     decide=domain.decide,
     evolve=domain.evolve,
-    routes=(Route("order.events", ORDER_EVENTS, policy.react),),
-    state_format="inventory-1",
+    routes=(
+        Route("order.events", policy.ORDER_EVENTS, policy.react),
+        Route("presale.events", policy.PRESALE_EVENTS, policy.react_presale),
+        Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react_clock),
+    ),
+    state_format="inventory-2",  # counters, sales per day, stock policy, presale links (issue 6)
 )
 HTTP_PORT = 8082
 

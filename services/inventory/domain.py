@@ -1,29 +1,38 @@
-"""Inventory's pure core: stock per sku per warehouse, reservations, low-stock alerts.
+"""Inventory's pure core: stock per sku per warehouse, reservations, low-stock alerts and plans.
 
 `decide(state, command, now)` returns the events a command causes and changes nothing;
-`evolve(state, event)` folds one event into the state (in place, for speed, and returns it).
-The state of a partition is an :class:`Inventory` — every sku whose key hashes to it.
-No I/O, no clock: `now` is the command's business time.
+`evolve(state, event)` (in `state.py`) folds one event into the state, in place, and returns it.
+No I/O, no clock: `now` is the command's business time (R-X-1).
+
+* R-INV-1/2 stock, reservations, grading of returns — this module;
+* R-INV-3 the alert once per crossing, with R-INV-5's replenishment and transfer suggestions in the
+  same decision, and R-INV-6a — `signals.py`;
+* R-INV-4 dynamic safety stock and R-INV-6 slow movers — the daily review (`CheckStockTimers`) and
+  `ConfigureStockPolicy`; R-INV-7 standing stock after a presale — `RecordPresaleClose`: `plans.py`;
+  the arithmetic of all four is in `planning.py`; the state and `evolve` in `state.py`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from flexchain.messages import Message
+from services.inventory import plans
 from services.inventory.messages import (
     Allocation,
+    CheckStockTimers,
     CommitReservation,
+    ConfigureStockPolicy,
     EndLiveStream,
+    GiftWrittenOff,
     InventoryCommandRejected,
+    LinkPresaleCampaign,
     LiveStreamEnded,
     LiveStreamScheduled,
-    LowStockAlertCleared,
-    LowStockAlertRaised,
     ReceiveStock,
+    RecordGiftWriteOff,
+    RecordPresaleClose,
     RegisterSku,
     ReleaseReservation,
     ReservationCommitted,
@@ -35,74 +44,73 @@ from services.inventory.messages import (
     ScheduleLiveStream,
     SetSafetyStock,
     SkuRegistered,
-    StockBackInStock,
     StockReceived,
     StockReserved,
     StockReturned,
 )
+from services.inventory.plans import PRESALE_SUCCEEDED
+from services.inventory.signals import reject, with_signals
+from services.inventory.state import (
+    DEFAULT_LOW_STOCK_FLOOR,
+    LIVE_STREAM_SHARE_PERCENT,
+    Inventory,
+    Sku,
+    WarehouseStock,
+    evolve,
+    new_state,
+)
 
-DEFAULT_LOW_STOCK_FLOOR = 50  # R-INV-3a
-LIVE_STREAM_SHARE_PERCENT = 20  # R-INV-3c
+__all__ = [
+    "DEFAULT_LOW_STOCK_FLOOR",
+    "GRADES",
+    "LIVE_STREAM_SHARE_PERCENT",
+    "PRESALE_SUCCEEDED",
+    "Inventory",
+    "Sku",
+    "WarehouseStock",
+    "decide",
+    "evolve",
+    "new_state",
+]
+
 GRADES = ("A", "B")  # R-INV-2
-
-
-@dataclass
-class WarehouseStock:
-    on_hand: int = 0
-    reserved: int = 0
-    clearance: int = 0
-
-    @property
-    def available(self) -> int:
-        return self.on_hand - self.reserved
-
-
-@dataclass
-class Sku:
-    sku: str
-    name: str
-    is_gift: bool = False
-    low_stock_floor: int = DEFAULT_LOW_STOCK_FLOOR
-    safety_stock: int = 0
-    streams: dict[str, int] = field(default_factory=dict)
-    warehouses: dict[str, WarehouseStock] = field(default_factory=dict)
-    reservations: dict[str, dict[str, int]] = field(default_factory=dict)
-    alert_active: bool = False
-    crossings: int = 0
-    ever_available: bool = False
-
-    @property
-    def available(self) -> int:
-        return sum(w.available for w in self.warehouses.values())
-
-    @property
-    def on_hand(self) -> int:
-        return sum(w.on_hand for w in self.warehouses.values())
-
-    @property
-    def reserved(self) -> int:
-        return sum(w.reserved for w in self.warehouses.values())
-
-    def threshold(self) -> int:
-        """R-INV-3: the largest of the floor, the safety stock and 20 % of a scheduled stream."""
-        stream = max(self.streams.values(), default=0)
-        return max(self.low_stock_floor, self.safety_stock, math.ceil(stream * LIVE_STREAM_SHARE_PERCENT / 100))
-
-
-@dataclass
-class Inventory:
-    skus: dict[str, Sku] = field(default_factory=dict)
-
-
-def new_state() -> Inventory:
-    return Inventory()
 
 
 # --- decide ------------------------------------------------------------------------------------
 
 
-def _reject(cmd: Message, reason: str) -> list[Message]:
-    return [InventoryCommandRejected(sku=cmd.key, command=type(cmd).__name__, reason=reason)]
+def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
+    whole = _PARTITION_HANDLERS.get(type(cmd))
+    if whole is not None:
+        return whole(state, cmd, now)
+    item = state.skus.get(cmd.key)
+    if item is None:
+        if isinstance(cmd, ReserveStock):
+            return [ReservationRejected(cmd.sku, cmd.order_id, cmd.qty, 0, f"unknown sku {cmd.sku}")]
+        if isinstance(cmd, ReleaseReservation | RecordGiftWriteOff):
+            return []  # nothing of it is held here: nothing to give back or to record
+        return reject(cmd, f"unknown sku {cmd.key}")
+    handler = _HANDLERS.get(type(cmd))
+    if handler is None:
+        return reject(cmd, f"{type(cmd).__name__} is not an inventory command")
+    events = handler(item, cmd, now)
+    if not events or isinstance(events[0], InventoryCommandRejected | ReservationRejected):
+        return events
+    return with_signals(item, events, now)
+
+
+def _register(state: Inventory, cmd: Any, now: int) -> list[Message]:
+    if not cmd.sku:
+        return reject(cmd, "sku is required")
+    if cmd.sku in state.skus:
+        return reject(cmd, f"sku {cmd.sku} is already registered")
+    floor = DEFAULT_LOW_STOCK_FLOOR if cmd.low_stock_floor is None else cmd.low_stock_floor
+    if floor < 0:
+        return reject(cmd, "low_stock_floor must be >= 0")
+    return [SkuRegistered(cmd.sku, cmd.name, cmd.is_gift, floor, now)]
+
+
+# --- stock commands (R-INV-1, R-INV-2) ----------------------------------------------------------------
 
 
 def _allocate(item: Sku, qty: int, preferred: str | None) -> list[Allocation]:
@@ -123,80 +131,15 @@ def _allocate(item: Sku, qty: int, preferred: str | None) -> list[Allocation]:
     return out
 
 
-def _with_signals(item: Sku, events: list[Message]) -> list[Message]:
-    """Append the derived events a change implies: alert raised or cleared, back in stock."""
-    before = item.available
-    after = before + _available_delta(events)
-    changes_threshold = any(isinstance(e, _THRESHOLD_EVENTS) for e in events)
-    threshold = _shadow(item, events).threshold() if changes_threshold else item.threshold()
-    out = list(events)
-    if not item.alert_active and after < threshold:  # R-INV-3: once per crossing
-        out.append(LowStockAlertRaised(item.sku, after, threshold, item.crossings + 1))
-    elif item.alert_active and after > threshold:  # recovered above: re-armed
-        out.append(LowStockAlertCleared(item.sku, after, threshold, item.crossings))
-    if before == 0 and after > 0 and item.ever_available:
-        out.append(StockBackInStock(item.sku, after))  # R-INV-6a
-    return out
-
-
-_THRESHOLD_EVENTS = (SafetyStockSet, LiveStreamScheduled, LiveStreamEnded)
-
-
-def _shadow(item: Sku, events: list[Message]) -> Sku:
-    """A copy of the threshold-relevant part of the sku with `events` applied."""
-    copy = Sku(item.sku, item.name, item.is_gift, item.low_stock_floor, item.safety_stock, dict(item.streams))
-    for e in events:
-        _apply_threshold(copy, e)
-    return copy
-
-
-def _available_delta(events: list[Message]) -> int:
-    delta = 0
-    for e in events:
-        if isinstance(e, StockReceived):
-            delta += e.qty
-        elif isinstance(e, StockReserved):
-            delta -= e.qty
-        elif isinstance(e, ReservationReleased):
-            delta += sum(a.qty for a in e.allocations)
-        elif isinstance(e, StockReturned) and e.grade == "A":
-            delta += e.qty
-    return delta
-
-
-def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
-    if isinstance(cmd, RegisterSku):
-        if cmd.sku in state.skus:
-            return _reject(cmd, f"sku {cmd.sku} is already registered")
-        floor = DEFAULT_LOW_STOCK_FLOOR if cmd.low_stock_floor is None else cmd.low_stock_floor
-        if floor < 0:
-            return _reject(cmd, "low_stock_floor must be >= 0")
-        return [SkuRegistered(cmd.sku, cmd.name, cmd.is_gift, floor)]
-    item = state.skus.get(cmd.key)
-    if item is None:
-        if isinstance(cmd, ReserveStock):
-            return [ReservationRejected(cmd.sku, cmd.order_id, cmd.qty, 0, f"unknown sku {cmd.sku}")]
-        if isinstance(cmd, ReleaseReservation):
-            return []
-        return _reject(cmd, f"unknown sku {cmd.key}")
-    handler = _HANDLERS.get(type(cmd))
-    if handler is None:
-        return _reject(cmd, f"{type(cmd).__name__} is not an inventory command")
-    events = handler(item, cmd)
-    if not events or isinstance(events[0], (InventoryCommandRejected, ReservationRejected)):
-        return events
-    return _with_signals(item, events)
-
-
-def _receive(item: Sku, cmd: Any) -> list[Message]:
+def _receive(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.qty <= 0:
-        return _reject(cmd, "qty must be a positive whole number")
+        return reject(cmd, "qty must be a positive whole number")
     if not cmd.warehouse:
-        return _reject(cmd, "warehouse is required")
+        return reject(cmd, "warehouse is required")
     return [StockReceived(item.sku, cmd.warehouse, cmd.qty, cmd.reference)]
 
 
-def _reserve(item: Sku, cmd: Any) -> list[Message]:
+def _reserve(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.order_id in item.reservations:
         return [ReservationRejected(item.sku, cmd.order_id, cmd.qty, item.available, "order already holds a reservation")]
     if cmd.qty <= 0:
@@ -206,13 +149,16 @@ def _reserve(item: Sku, cmd: Any) -> list[Message]:
         return [
             ReservationRejected(item.sku, cmd.order_id, cmd.qty, available, f"only {available} available, {cmd.qty} requested")
         ]
-    return [StockReserved(item.sku, cmd.order_id, cmd.qty, _allocate(item, cmd.qty, cmd.preferred_warehouse))]
+    allocations = _allocate(item, cmd.qty, cmd.preferred_warehouse)
+    return [StockReserved(item.sku, cmd.order_id, cmd.qty, allocations, cmd.gift_rule_id)]
 
 
-def _release(item: Sku, cmd: Any) -> list[Message]:
+def _release(item: Sku, cmd: Any, now: int) -> list[Message]:
     held = item.reservations.get(cmd.order_id)
     if not held:
         return []  # nothing held: releasing is a no-op (a rejected line, or already released)
+    if cmd.gift_rule_id is not None and item.gift_holds.get(cmd.order_id) != cmd.gift_rule_id:
+        return []  # the order's hold of this sku is not that gift's (a main line, another rule's gift)
     want = sum(held.values()) if cmd.qty is None else min(cmd.qty, sum(held.values()))
     if want <= 0:
         return []
@@ -225,108 +171,70 @@ def _release(item: Sku, cmd: Any) -> list[Message]:
     return [ReservationReleased(item.sku, cmd.order_id, allocations, cmd.reason)]
 
 
-def _commit(item: Sku, cmd: Any) -> list[Message]:
+def _commit(item: Sku, cmd: Any, now: int) -> list[Message]:
     held = item.reservations.get(cmd.order_id)
     if not held:
-        return _reject(cmd, f"order {cmd.order_id} holds no reservation of {item.sku}")
-    return [ReservationCommitted(item.sku, cmd.order_id, [Allocation(w, q) for w, q in sorted(held.items())])]
+        return reject(cmd, f"order {cmd.order_id} holds no reservation of {item.sku}")
+    return [ReservationCommitted(item.sku, cmd.order_id, [Allocation(w, q) for w, q in sorted(held.items())], now)]
 
 
-def _return(item: Sku, cmd: Any) -> list[Message]:
+def _return(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.qty <= 0:
-        return _reject(cmd, "qty must be positive")
+        return reject(cmd, "qty must be positive")
     if cmd.grade not in GRADES:
-        return _reject(cmd, f"grade must be one of {', '.join(GRADES)}")
+        return reject(cmd, f"grade must be one of {', '.join(GRADES)}")
     warehouse = cmd.warehouse or next(iter(item.warehouses), None)
     if warehouse is None:
-        return _reject(cmd, "no warehouse to return to")
+        return reject(cmd, "no warehouse to return to")
     return [StockReturned(item.sku, cmd.order_id, warehouse, cmd.qty, cmd.grade)]
 
 
-def _safety(item: Sku, cmd: Any) -> list[Message]:
+def _write_off(item: Sku, cmd: Any, now: int) -> list[Message]:
+    if cmd.qty <= 0:
+        return reject(cmd, "qty must be positive")
+    return [GiftWrittenOff(item.sku, cmd.order_id, cmd.rule_id, cmd.qty, cmd.reason)]
+
+
+# --- thresholds by hand (R-INV-3); the stock policy (R-INV-4) is in plans.py --------------------------
+
+
+def _safety(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.units < 0:
-        return _reject(cmd, "units must be >= 0")
+        return reject(cmd, "units must be >= 0")
+    if item.policy is not None:
+        return reject(cmd, f"the safety stock of {item.sku} follows its stock policy (R-INV-4): change the policy instead")
     return [SafetyStockSet(item.sku, cmd.units)]
 
 
-def _schedule(item: Sku, cmd: Any) -> list[Message]:
+def _schedule(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.expected_sales < 0:
-        return _reject(cmd, "expected_sales must be >= 0")
+        return reject(cmd, "expected_sales must be >= 0")
     return [LiveStreamScheduled(item.sku, cmd.stream_id, cmd.expected_sales)]
 
 
-def _end_stream(item: Sku, cmd: Any) -> list[Message]:
+def _end_stream(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.stream_id not in item.streams:
-        return _reject(cmd, f"no live stream {cmd.stream_id} is scheduled for {item.sku}")
+        return reject(cmd, f"no live stream {cmd.stream_id} is scheduled for {item.sku}")
     return [LiveStreamEnded(item.sku, cmd.stream_id)]
 
 
-_HANDLERS: dict[type, Callable[[Sku, Any], list[Message]]] = {
-    ReceiveStock: _receive,
+_HANDLERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
     ReserveStock: _reserve,
     ReleaseReservation: _release,
     CommitReservation: _commit,
+    ReceiveStock: _receive,
     ReturnStock: _return,
     SetSafetyStock: _safety,
     ScheduleLiveStream: _schedule,
     EndLiveStream: _end_stream,
+    ConfigureStockPolicy: plans.configure,
+    RecordGiftWriteOff: _write_off,
 }
 
 
-# --- evolve ------------------------------------------------------------------------------------
-
-
-def _apply_threshold(item: Sku, e: Message) -> None:
-    if isinstance(e, SafetyStockSet):
-        item.safety_stock = e.units
-    elif isinstance(e, LiveStreamScheduled):
-        item.streams[e.stream_id] = e.expected_sales
-    elif isinstance(e, LiveStreamEnded):
-        item.streams.pop(e.stream_id, None)
-
-
-def evolve(state: Inventory, e: Message) -> Inventory:
-    if isinstance(e, SkuRegistered):
-        state.skus[e.sku] = Sku(e.sku, e.name, e.is_gift, e.low_stock_floor)
-        return state
-    item = state.skus.get(e.key)
-    if item is None:
-        return state  # InventoryCommandRejected / ReservationRejected for unknown skus
-    if isinstance(e, StockReceived):
-        item.warehouses.setdefault(e.warehouse, WarehouseStock()).on_hand += e.qty
-    elif isinstance(e, StockReserved):
-        held = item.reservations.setdefault(e.order_id, {})
-        for a in e.allocations:
-            item.warehouses[a.warehouse].reserved += a.qty
-            held[a.warehouse] = held.get(a.warehouse, 0) + a.qty
-    elif isinstance(e, ReservationReleased):
-        held = item.reservations.get(e.order_id, {})
-        for a in e.allocations:
-            item.warehouses[a.warehouse].reserved -= a.qty
-            held[a.warehouse] -= a.qty
-            if held[a.warehouse] == 0:
-                del held[a.warehouse]
-        if not held:
-            item.reservations.pop(e.order_id, None)
-    elif isinstance(e, ReservationCommitted):
-        for a in e.allocations:
-            wh = item.warehouses[a.warehouse]
-            wh.reserved -= a.qty
-            wh.on_hand -= a.qty
-        item.reservations.pop(e.order_id, None)
-    elif isinstance(e, StockReturned):
-        wh = item.warehouses.setdefault(e.warehouse, WarehouseStock())
-        if e.grade == "A":
-            wh.on_hand += e.qty
-        else:
-            wh.clearance += e.qty
-    elif isinstance(e, LowStockAlertRaised):
-        item.alert_active = True
-        item.crossings = e.crossing
-    elif isinstance(e, LowStockAlertCleared):
-        item.alert_active = False
-    else:
-        _apply_threshold(item, e)
-    if item.available > 0:
-        item.ever_available = True
-    return state
+_PARTITION_HANDLERS: dict[type, Callable[[Inventory, Any, int], list[Message]]] = {
+    RegisterSku: _register,
+    CheckStockTimers: plans.review,
+    LinkPresaleCampaign: plans.link,
+    RecordPresaleClose: plans.presale_closed,
+}

@@ -1,8 +1,14 @@
-"""Inventory's commands (on `inventory.commands`) and events (on `inventory.events`), keyed by sku."""
+"""Inventory's commands (on `inventory.commands`) and events (on `inventory.events`), keyed by sku.
+
+Two exceptions have no key: `CheckStockTimers` and `RecordPresaleClose` go to every partition (the
+router broadcasts them), and `DailyStockReviewed` is the mark a partition leaves in its own log once
+it has reviewed a business day (R-INV-4, R-INV-6).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar
 
 from flexchain.messages import Message
@@ -11,6 +17,10 @@ from flexchain.messages import Message
 class InventoryMessage(Message):
     KEY: ClassVar[str] = "sku"
     SERVICE: ClassVar[str] = "inventory"
+
+
+class PartitionMessage(InventoryMessage):
+    KEY: ClassVar[str] = ""  # sent to every partition / kept by each partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +62,21 @@ class ReserveStock(InventoryMessage):
     order_id: str
     qty: int
     preferred_warehouse: str | None = None
+    gift_rule_id: str | None = None  # the hold is the gift of this order gift rule (R-ORD-3)
 
 
 @dataclass(frozen=True, slots=True)
 class ReleaseReservation(InventoryMessage):
-    """Give back an order's reservation (all of it, or `qty` units) on cancel, reject or refund."""
+    """Give back an order's reservation (all of it, or `qty` units) on cancel, reject or refund.
+
+    With `gift_rule_id`, only a hold made for that gift rule is released: a rule skipped because its
+    gift sku is a main line of the order must not release the main line's hold."""
 
     sku: str
     order_id: str
     reason: str
     qty: int | None = None
+    gift_rule_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +123,67 @@ class EndLiveStream(InventoryMessage):
     stream_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigureStockPolicy(InventoryMessage):
+    """The sku's planning figures (R-INV-4, R-INV-6, R-INV-7); replaces the previous policy whole.
+
+    `lead_time_days` supplier lead time; `cover_factor` on top of it; `gift_tier` 1 (core: 30 days
+    of cover), 2 (seasonal: `forecast_daily_units` instead of the measured velocity) or 3 (generic:
+    7 days), for gift skus only; `monthly_visitors` × `conversion_rate` feed the standing stock after
+    a presale. The windows and the sell-through floor default to 28 days, 30 days and 0.20."""
+
+    sku: str
+    lead_time_days: int
+    cover_factor: Decimal = Decimal("1")
+    gift_tier: int | None = None
+    forecast_daily_units: Decimal | None = None
+    monthly_visitors: int = 0
+    conversion_rate: Decimal = Decimal("0")
+    velocity_window_days: int | None = None
+    slow_mover_window_days: int | None = None
+    sell_through_floor: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStockTimers(PartitionMessage):
+    """Business time reached `time` on this partition: the first tick of a business day reviews
+    every sku of the partition (velocity → safety stock, slow movers). Routed from `clock.ticks`
+    to every partition (its key is empty)."""
+
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPresaleCampaign(InventoryMessage):
+    """A presale campaign sells this sku (routed from presale's `CampaignCreated`, its `product`)."""
+
+    sku: str
+    campaign_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPresaleClose(PartitionMessage):
+    """A presale campaign closed (routed from `CampaignClosed` to every partition: the one that holds
+    the campaign's sku plans its regular stock, R-INV-7)."""
+
+    campaign_id: str
+    outcome: str
+    pledged_units: int
+    closed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordGiftWriteOff(InventoryMessage):
+    """A consumable gift that shipped was written off with its refunded main line (R-ORD-2a): no
+    unit comes back; recorded so the sku's log says where its units went."""
+
+    sku: str
+    order_id: str
+    rule_id: str
+    qty: int
+    reason: str
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -119,6 +195,7 @@ class SkuRegistered(InventoryMessage):
     name: str
     is_gift: bool
     low_stock_floor: int
+    registered_at: int | None = None  # business time (ms); None in events written before it was kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +210,13 @@ class StockReceived(InventoryMessage):
 
 @dataclass(frozen=True, slots=True)
 class StockReserved(InventoryMessage):
-    """Units held for an order line, per warehouse."""
+    """Units held for an order line (or for a gift of `gift_rule_id`), per warehouse."""
 
     sku: str
     order_id: str
     qty: int
     allocations: list[Allocation]
+    gift_rule_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +242,13 @@ class ReservationReleased(InventoryMessage):
 
 @dataclass(frozen=True, slots=True)
 class ReservationCommitted(InventoryMessage):
-    """Reserved units shipped: on hand and reserved both went down."""
+    """Reserved units shipped: on hand and reserved both went down; `committed_at` (business time,
+    ms) dates the shipment for the sales velocity (R-INV-4, R-INV-6)."""
 
     sku: str
     order_id: str
     allocations: list[Allocation]
+    committed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +264,14 @@ class StockReturned(InventoryMessage):
 
 @dataclass(frozen=True, slots=True)
 class SafetyStockSet(InventoryMessage):
-    """The sku's safety stock changed."""
+    """The sku's safety stock changed: set by hand (`basis` None) or computed from its policy
+    (R-INV-4): `basis` velocity, gift_tier_1, gift_tier_2_forecast or gift_tier_3, with the daily
+    demand it used."""
 
     sku: str
     units: int
+    daily_demand: Decimal | None = None
+    basis: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +320,119 @@ class StockBackInStock(InventoryMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class StockPolicyConfigured(InventoryMessage):
+    """The sku's planning figures, every default filled in (R-INV-4, R-INV-6, R-INV-7)."""
+
+    sku: str
+    lead_time_days: int
+    cover_factor: Decimal
+    gift_tier: int | None
+    forecast_daily_units: Decimal | None
+    monthly_visitors: int
+    conversion_rate: Decimal
+    velocity_window_days: int
+    slow_mover_window_days: int
+    sell_through_floor: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ReplenishmentSuggested(InventoryMessage):
+    """With a low-stock alert (R-INV-5): order `qty` = threshold − available + ⌈daily demand ×
+    lead time⌉ from the supplier. `crossing` names the alert it belongs to."""
+
+    sku: str
+    crossing: int
+    available: int
+    threshold: int
+    daily_demand: Decimal
+    lead_time_days: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockTransferSuggested(InventoryMessage):
+    """With a low-stock alert (R-INV-5): move `qty` units from a warehouse holding more than its
+    share of the threshold to one holding less."""
+
+    sku: str
+    crossing: int
+    from_warehouse: str
+    to_warehouse: str
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlowMovingStockDetected(InventoryMessage):
+    """Sell-through over the window fell below the floor (R-INV-6): once per episode. Sell-through =
+    shipped in the window / (shipped in the window + on hand); `day` is the business day (days since
+    the epoch, UTC) it was found on."""
+
+    sku: str
+    episode: int
+    sell_through: Decimal
+    shipped: int
+    on_hand: int
+    window_days: int
+    floor: Decimal
+    day: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlowMovingStockCleared(InventoryMessage):
+    """The sku sells again (sell-through at or above the floor) or has nothing on hand: the next
+    fall below the floor is a new episode."""
+
+    sku: str
+    episode: int
+    sell_through: Decimal
+    shipped: int
+    on_hand: int
+    day: int
+
+
+@dataclass(frozen=True, slots=True)
+class DailyStockReviewed(PartitionMessage):
+    """This partition reviewed business day `day` (days since the epoch, UTC) for its `skus` skus:
+    later ticks of the same day change nothing."""
+
+    day: int
+    skus: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresaleCampaignLinked(InventoryMessage):
+    """A presale campaign sells this sku; its close will plan the sku's regular stock (R-INV-7)."""
+
+    sku: str
+    campaign_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegularStockPlanned(InventoryMessage):
+    """A presale campaign closed successfully (R-INV-7): the regular catalogue keeps `standing_units`
+    = ⌈presold × 0.3 + monthly visitors × conversion rate × 2⌉; they become the floor under the
+    sku's safety stock."""
+
+    sku: str
+    campaign_id: str
+    presold_units: int
+    monthly_visitors: int
+    conversion_rate: Decimal
+    standing_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class GiftWrittenOff(InventoryMessage):
+    """A consumable gift that shipped was written off with its refunded main line: nothing came back."""
+
+    sku: str
+    order_id: str
+    rule_id: str
+    qty: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class InventoryCommandRejected(InventoryMessage):
     """A command was refused; nothing changed."""
 
@@ -254,6 +451,11 @@ COMMANDS: tuple[type[Message], ...] = (
     SetSafetyStock,
     ScheduleLiveStream,
     EndLiveStream,
+    ConfigureStockPolicy,
+    CheckStockTimers,
+    LinkPresaleCampaign,
+    RecordPresaleClose,
+    RecordGiftWriteOff,
 )
 EVENTS: tuple[type[Message], ...] = (
     SkuRegistered,
@@ -269,6 +471,15 @@ EVENTS: tuple[type[Message], ...] = (
     LowStockAlertRaised,
     LowStockAlertCleared,
     StockBackInStock,
+    StockPolicyConfigured,
+    ReplenishmentSuggested,
+    StockTransferSuggested,
+    SlowMovingStockDetected,
+    SlowMovingStockCleared,
+    DailyStockReviewed,
+    PresaleCampaignLinked,
+    RegularStockPlanned,
+    GiftWrittenOff,
     InventoryCommandRejected,
 )
 MESSAGES: list[type[Message]] = [*COMMANDS, *EVENTS]

@@ -1,4 +1,4 @@
-"""Given/when/then on the inventory decider: R-INV-1, R-INV-2, R-INV-3 and R-INV-6a.
+"""Given/when/then on the inventory decider: R-INV-1, R-INV-2, R-INV-3 (R-INV-3c live streams) and R-INV-6a.
 
 *Given* a history of events folded with ``evolve``, *when* a command is decided at business time ``T0``,
 *then* exactly these events follow (derived alerts included), and folding them gives the stated stock.
@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 
 import pytest
 
@@ -24,6 +25,7 @@ from services.inventory.messages import (
     ReceiveStock,
     RegisterSku,
     ReleaseReservation,
+    ReplenishmentSuggested,
     ReservationCommitted,
     ReservationRejected,
     ReservationReleased,
@@ -108,12 +110,12 @@ def of_type(events: list[Message], cls: type[Message]) -> list[Message]:
 
 def test_register_a_sku_with_the_default_floor_of_50() -> None:
     state = new_state()
-    assert run(state, RegisterSku(SKU, "Mask")) == [SkuRegistered(SKU, "Mask", False, 50)]
+    assert run(state, RegisterSku(SKU, "Mask")) == [SkuRegistered(SKU, "Mask", False, 50, T0)]
     assert state.skus[SKU].threshold() == 50
 
 
 def test_register_a_sku_with_its_own_floor() -> None:
-    assert run(new_state(), RegisterSku(SKU, "Mask", True, 5)) == [SkuRegistered(SKU, "Mask", True, 5)]
+    assert run(new_state(), RegisterSku(SKU, "Mask", True, 5)) == [SkuRegistered(SKU, "Mask", True, 5, T0)]
 
 
 def test_register_twice_is_rejected() -> None:
@@ -287,7 +289,7 @@ def test_r_inv_2_shipping_commits_the_reservation_out_of_on_hand() -> None:
     state = stocked(north=70, south=60)
     run(state, ReserveStock(SKU, "o-1", 100))
     events = run(state, CommitReservation(SKU, "o-1"))
-    assert events == [ReservationCommitted(SKU, "o-1", [Allocation(NORTH, 70), Allocation(SOUTH, 30)])]
+    assert events == [ReservationCommitted(SKU, "o-1", [Allocation(NORTH, 70), Allocation(SOUTH, 30)], T0)]
     assert stock(state) == (30, 0, 30), "available does not move: the units were already held"
     assert state.skus[SKU].reservations == {}
 
@@ -391,6 +393,7 @@ def test_r_inv_3_falling_below_the_threshold_raises_one_alert() -> None:
     assert events == [
         StockReserved(SKU, "o-1", 11, [Allocation(NORTH, 11)]),
         LowStockAlertRaised(SKU, 49, 50, 1),
+        ReplenishmentSuggested(SKU, 1, 49, 50, Decimal("0"), 0, 1),  # R-INV-5: with every alert
     ]
     assert state.skus[SKU].alert_active
 
@@ -438,7 +441,11 @@ def test_r_inv_3_a_release_or_a_grade_a_return_can_clear_the_alert() -> None:
 def test_r_inv_3_raising_the_safety_stock_above_available_raises_the_alert_itself() -> None:
     state = stocked(north=80)
     events = run(state, SetSafetyStock(SKU, 100))
-    assert events == [SafetyStockSet(SKU, 100), LowStockAlertRaised(SKU, 80, 100, 1)]
+    assert events == [
+        SafetyStockSet(SKU, 100),
+        LowStockAlertRaised(SKU, 80, 100, 1),
+        ReplenishmentSuggested(SKU, 1, 80, 100, Decimal("0"), 0, 20),
+    ]
     events = run(state, SetSafetyStock(SKU, 70))
     assert events == [SafetyStockSet(SKU, 70), LowStockAlertCleared(SKU, 80, 70, 1)]
 
@@ -446,7 +453,11 @@ def test_r_inv_3_raising_the_safety_stock_above_available_raises_the_alert_itsel
 def test_r_inv_3_a_scheduled_live_stream_raises_the_threshold_and_its_end_lowers_it() -> None:
     state = stocked(north=150)
     events = run(state, ScheduleLiveStream(SKU, "stream-1", 1000))  # threshold 200
-    assert events == [LiveStreamScheduled(SKU, "stream-1", 1000), LowStockAlertRaised(SKU, 150, 200, 1)]
+    assert events == [
+        LiveStreamScheduled(SKU, "stream-1", 1000),
+        LowStockAlertRaised(SKU, 150, 200, 1),
+        ReplenishmentSuggested(SKU, 1, 150, 200, Decimal("0"), 0, 50),
+    ]
     events = run(state, EndLiveStream(SKU, "stream-1"))
     assert events == [LiveStreamEnded(SKU, "stream-1"), LowStockAlertCleared(SKU, 150, 50, 1)]
 
@@ -527,3 +538,19 @@ def test_r_inv_6a_each_run_out_gives_its_own_back_in_stock() -> None:
 
 def test_an_event_sent_as_a_command_is_rejected() -> None:
     then_rejected(stocked(north=100), StockReceived(SKU, NORTH, 5, "po"), "StockReceived is not an inventory command")
+
+
+# --- R-INV-2: the books of a warehouse ---------------------------------------------------------------
+
+
+def test_r_inv_2_on_hand_is_received_minus_shipped_plus_grade_a_returns_per_warehouse() -> None:
+    state = stocked(north=70, south=60)
+    run(state, ReserveStock(SKU, "o-1", 100))  # north 70, south 30
+    run(state, CommitReservation(SKU, "o-1"))
+    run(state, ReturnStock(SKU, "o-1", 4, "A", SOUTH))
+    run(state, ReturnStock(SKU, "o-1", 3, "B", SOUTH))
+    books = {
+        name: (w.on_hand, w.received, w.shipped, w.returned_a, w.returned_b, w.clearance)
+        for name, w in state.skus[SKU].warehouses.items()
+    }
+    assert books == {NORTH: (0, 70, 70, 0, 0, 0), SOUTH: (34, 60, 30, 4, 3, 3)}
