@@ -70,7 +70,8 @@ def _stock_line(sku: str) -> str:
     s = _sku(sku)
     per = ", ".join(f"{w} {v['available']}/{v['on_hand']}" for w, v in s["warehouses"].items())
     alert = "  LOW-STOCK ALERT" if s["low_stock_alert"] else ""
-    return f"{sku}: available {s['available']} of {s['on_hand']} on hand ({per}; threshold {s['threshold']}){alert}"
+    clearance = f", {_clearance(sku)} in clearance" if _clearance(sku) else ""
+    return f"{sku}: available {s['available']} of {s['on_hand']} on hand{clearance} ({per}; threshold {s['threshold']}){alert}"
 
 
 def _tick(bootstrap: str, at: int) -> None:
@@ -94,12 +95,29 @@ def scenario(bootstrap: str, run: str) -> None:
     say("1. Catalogue and stock in two warehouses")
     for sku, name, floor in (("mask", "Hydrating face mask", 50), ("serum", "Night serum", 10)):
         _post(f"{INVENTORY}/skus", {"sku": f"{sku}-{run}", "name": name, "low_stock_floor": floor})
+    for sku, name in (("eyetrial", "Eye-mask trial (gift)"), ("cloth", "Cleansing cloth (fallback gift)")):
+        _post(f"{INVENTORY}/skus", {"sku": f"{sku}-{run}", "name": name, "is_gift": True, "low_stock_floor": 0})
+        _post(f"{INVENTORY}/skus/{sku}-{run}/receipts", {"warehouse": "shanghai", "qty": 1, "reference": "PO-G"})
     _post(f"{INVENTORY}/skus/mask-{run}/receipts", {"warehouse": "shanghai", "qty": 120, "reference": "PO-1"})
     _post(f"{INVENTORY}/skus/mask-{run}/receipts", {"warehouse": "guangzhou", "qty": 80, "reference": "PO-2"})
     _post(f"{INVENTORY}/skus/serum-{run}/receipts", {"warehouse": "shanghai", "qty": 30, "reference": "PO-3"})
     for sku in ("mask", "serum"):
         say("   " + _stock_line(f"{sku}-{run}"))
 
+    say("   gift rule: an eye-mask trial with every live / short-video face mask (fallback: a cloth; 1 of each in stock)")
+    _post(
+        f"{ORDER}/gift-rules",
+        {
+            "rule_id": f"eye-{run}",
+            "tier": "base",
+            "main_sku": f"mask-{run}",
+            "main_unit_cost": 2500,
+            "gift_sku": f"eyetrial-{run}",
+            "gift_unit_cost": 600,
+            "fallback_sku": f"cloth-{run}",
+            "fallback_unit_cost": 200,
+        },
+    )
     say("   distributors: lin-" + run + " recruited by ming-" + run + " (commission flows 2 levels up)")
     _post(f"{COMMISSION}/distributors", {"distributor_id": f"ming-{run}"})
     _post(f"{COMMISSION}/distributors", {"distributor_id": f"lin-{run}", "upline_id": f"ming-{run}"})
@@ -122,7 +140,7 @@ def scenario(bootstrap: str, run: str) -> None:
     _post(f"{ORDER}/orders/{oid('A')}/payment", {"amount": a["total"], "payment_ref": "pay-A"})
     _post(f"{ORDER}/orders/{oid('A')}/shipment", {"tracking": "SF100"})
     _post(f"{ORDER}/orders/{oid('A')}/delivery")
-    say(f"   order {oid('A')}: {_status(oid('A'))} (sold by distributor lin-{run})")
+    say(f"   order {oid('A')}: {_status(oid('A'))} (sold by distributor lin-{run}); gift: {_gift(oid('A'))}")
     member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
     say(
         f"   loyalty: member m-{run} joined with the order — tier {member['tier']['name']}, "
@@ -134,11 +152,12 @@ def scenario(bootstrap: str, run: str) -> None:
     say("3. A multi-sku order: one reservation per line, keyed by sku (the saga)")
     b = place("B", [("mask", 3, 5900), ("serum", 2, 12900)], "mini_program")
     _post(f"{ORDER}/orders/{oid('B')}/payment", {"amount": b["total"], "payment_ref": "pay-B"})
-    say(f"   order {oid('B')}: {b['status']}, then paid; reservations {b['reservations']}")
+    say(f"   order {oid('B')}: {b['status']}, then paid; reservations {b['reservations']} (mini program: no gift)")
 
     say("4. An order that cannot be served: serum line rejected, the mask line's hold released")
     c = place("C", [("mask", 4, 5900), ("serum", 40, 12900)])
     say(f"   order {oid('C')}: {c['status']} — {c['history'][-1].get('reason')}")
+    say(f"   (its gift, the fallback cloth since the trial went with A, was held and given back: {_gift(oid('C'))})")
 
     say("5. A cancel before shipping")
     place("D", [("serum", 5, 12900)], "article")
@@ -152,7 +171,7 @@ def scenario(bootstrap: str, run: str) -> None:
 
     say("6. A live-stream rush: 150 masks on one order → below the threshold, one alert")
     place("E", [("mask", 150, 4900)])
-    say("   " + _stock_line(f"mask-{run}"))
+    say("   " + _stock_line(f"mask-{run}") + f"; gift: {_gift(oid('E'))} — no gift in stock, the order goes on")
     refused = _post(f"{ORDER}/orders/{oid('A')}/cancellation", {"reason": "too late"})
     say(f"   (a refused transition: cancel the delivered order A → HTTP {refused['http_status']}: {refused['detail']['reason']})")
 
@@ -207,6 +226,32 @@ def scenario(bootstrap: str, run: str) -> None:
     ming = httpx.get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
     say(f"   order {oid('A')}: {_status(oid('A'))}; m-{run}: {member['points']['available']} points available")
     say(f"   commission payable: lin-{run} {lin['payable']} cents, ming-{run} {ming['payable']} cents (level 2: 5 %)")
+
+    say("10. A refund cascades (R-X-3): both masks of order A come back defective, after the window")
+    refund = _post(f"{ORDER}/orders/{oid('A')}/refunds", {"lines": [{"sku": f"mask-{run}", "qty": 2, "reason": "defect"}]})
+    refunded = refund["events"][0]
+    back = ", ".join(f"{g['qty']} × {g['sku']}" for g in refunded["gifts"]) or "none"
+    say(f"   order {oid('A')}: {refunded['amount']} cents refunded; gift taken back: {back}")
+    deadline = time.monotonic() + 15
+    while _clearance(f"mask-{run}") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # order.events → inventory's router → inventory
+    time.sleep(1.0)
+    say("   inventory: " + _stock_line(f"mask-{run}") + " — defective units to clearance (grade B)")
+    say("   inventory: " + _stock_line(f"eyetrial-{run}") + " — the gift came back with them")
+    member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
+    lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    points, tier = member["points"]["available"], member["tier"]["name"]
+    say(f"   loyalty: m-{run} {points} points available, tier {tier} (the order's points taken back)")
+    say(f"   commission: lin-{run} balances {lin} (clawed back after payout: carried into the next batch)")
+
+
+def _clearance(sku: str) -> int:
+    return sum(int(w.get("clearance", 0)) for w in _sku(sku)["warehouses"].values())
+
+
+def _gift(order_id: str) -> str:
+    gifts = httpx.get(f"{ORDER}/orders/{order_id}", timeout=5).json().get("gifts", {})
+    return ", ".join(f"{g['sku']} ({g['status']})" for g in gifts.values()) or "none"
 
 
 def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
