@@ -171,16 +171,22 @@ def scenario(bootstrap: str, run: str) -> None:
 
     say("6. A live-stream rush: 150 masks on one order → below the threshold, one alert")
     place("E", [("mask", 150, 4900)])
-    say("   " + _stock_line(f"mask-{run}") + f"; gift: {_gift(oid('E'))} — no gift in stock, the order goes on")
+    say("   " + _stock_line(f"mask-{run}"))
+    hint = _sku(f"mask-{run}")["suggestions"]
+    transfers = ", ".join(f"{t['qty']} {t['from_warehouse']} → {t['to_warehouse']}" for t in hint["transfers"]) or "none"
+    say(f"   with the alert: reorder {hint['replenishment']['qty']} units; transfers: {transfers} (R-INV-5)")
+    say(f"   gift of E: {_gift(oid('E'))} (the fallback, free again after C); a last mask order F:")
+    place("F", [("mask", 2, 5900)])
+    say(f"   order {oid('F')}: {_status(oid('F'))}, gift {_gift(oid('F'))} — no gift left in stock, the order goes on")
     refused = _post(f"{ORDER}/orders/{oid('A')}/cancellation", {"reason": "too late"})
     say(f"   (a refused transition: cancel the delivered order A → HTTP {refused['http_status']}: {refused['detail']['reason']})")
 
-    say("7. Business time +31 min (clock.ticks): unpaid order E is cancelled, its stock released")
+    say("7. Business time +31 min (clock.ticks): unpaid orders E and F are cancelled, their stock released")
     _tick(bootstrap, T0 + 31 * 60_000)
     deadline = time.monotonic() + 15
     while _status(oid("E")) != "cancelled" and time.monotonic() < deadline:
         time.sleep(0.1)
-    say(f"   order {oid('E')}: {_status(oid('E'))}")
+    say(f"   order {oid('E')}: {_status(oid('E'))}, order {oid('F')}: {_status(oid('F'))}")
     time.sleep(0.5)
     say("   " + _stock_line(f"mask-{run}"))
 
@@ -240,9 +246,13 @@ def scenario(bootstrap: str, run: str) -> None:
     say("   inventory: " + _stock_line(f"eyetrial-{run}") + " — the gift came back with them")
     member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
     lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    ming = httpx.get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
     points, tier = member["points"]["available"], member["tier"]["name"]
     say(f"   loyalty: m-{run} {points} points available, tier {tier} (the order's points taken back)")
-    say(f"   commission: lin-{run} balances {lin} (clawed back after payout: carried into the next batch)")
+    say(
+        f"   commission clawed back at every level: lin-{run} {lin['clawed_back']} cents (payable now {lin['payable']}), "
+        f"ming-{run} {ming['clawed_back']} cents (payable now {ming['payable']})"
+    )
 
 
 def _clearance(sku: str) -> int:

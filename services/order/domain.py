@@ -436,6 +436,7 @@ def _apply(order: Order, e: Message) -> None:
         order.lines = list(e.lines)
     elif isinstance(e, OrderRejected):
         order.status = "rejected"
+        gifting.release(order)
     elif isinstance(e, OrderPaid):
         order.status = "paid"
         order.paid = e.amount
@@ -449,6 +450,7 @@ def _apply(order: Order, e: Message) -> None:
         order.status = "completed"
     elif isinstance(e, OrderCancelled):
         order.status = "cancelled"
+        gifting.release(order)
         order.refunded_amount += e.refund_amount
     elif isinstance(e, OrderRefunded):
         order.refund_ids.add(e.refund_id)

@@ -64,7 +64,8 @@ OPEN = ("placed", "confirmed", "paid")  # a gift can still join or be held for t
 
 @dataclass(frozen=True)
 class GiftState:
-    """One rule's gift on one order. `status`: pending (stock asked), reserved, omitted, skipped."""
+    """One rule's gift on one order. `status`: pending (stock asked), reserved, omitted, skipped, or
+    released (its order was rejected or cancelled)."""
 
     line: GiftLine
     sku: str
@@ -387,6 +388,13 @@ def apply_gift(order: Order, e: Message) -> None:
     elif isinstance(e, (GiftOmitted, GiftRuleSkipped)) and e.rule_id in gifts:
         status = "omitted" if isinstance(e, GiftOmitted) else "skipped"
         gifts[e.rule_id] = dataclasses.replace(gifts[e.rule_id], status=status)
+
+
+def release(order: Order) -> None:
+    """The order ended unshipped (rejected, cancelled): its held gifts went back with its lines."""
+    for rid, g in order.gifts.items():
+        if g.status == "reserved":
+            order.gifts[rid] = dataclasses.replace(g, status="released")
 
 
 def apply_refund(order: Order, back: list[RefundedGift]) -> None:
