@@ -354,6 +354,39 @@ def dashboard() -> dict[str, Any]:
         6,
     )
     p.add(
+        "Slow-moving skus",
+        [("flexchain_inventory_slow_moving_skus", "skus")],
+        "short",
+        "stat",
+        6,
+        "R-INV-6: skus whose sell-through over the window is below the floor (an episode until it recovers).",
+    )
+    p.add(
+        "Stock suggestions (24 h)",
+        [
+            ('sum(increase(flexchain_inventory_events_out_total{type="ReplenishmentSuggested"}[24h]))', "replenishment"),
+            ('sum(increase(flexchain_inventory_events_out_total{type="StockTransferSuggested"}[24h]))', "transfers"),
+        ],
+        "short",
+        w=6,
+        desc="R-INV-5: suggestions raised with the low-stock alerts.",
+    )
+    p.add(
+        "Gift ROI per rule",
+        [("flexchain_order_gift_roi", "{{rule}}")],
+        "short",
+        w=6,
+        desc="R-ORD-6: LTV uplift × recipients ÷ gift cost. Healthy ≥ 1.5; below 1.2 a review is suggested.",
+    )
+    p.add(
+        "Gift rules to review",
+        [("sum(flexchain_order_gift_review_suggested)", "rules")],
+        "short",
+        "stat",
+        6,
+        "R-ORD-6: rules with GiftRuleReviewSuggested and not healthy again since.",
+    )
+    p.add(
         "Presale escrow per bucket (CNY)",
         [
             ("sum by (bucket) (flexchain_presale_campaign_escrow_cents) / 100", "{{bucket}}"),
