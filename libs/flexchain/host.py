@@ -134,6 +134,18 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
     return app
 
 
+def _default_clock(app: FastAPI, rt: Runtime) -> None:
+    """`GET /clock` on every service (unless it has its own): the business time this instance stamps
+    on the commands it publishes — with `FLEXCHAIN_CLOCK=log`, the last `clock.ticks` time it read."""
+    if any(getattr(route, "path", None) == "/clock" for route in app.routes):
+        return
+
+    @app.get("/clock")
+    async def clock() -> dict[str, Any]:
+        now = rt.now()
+        return {"business_time": now, "day": now // 86_400_000, "source": rt.settings.flexchain_clock}
+
+
 def bootstrap_codec(settings: Settings, messages: list[type[Message]]) -> Codec:
     registry = RegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None
     return Codec(messages, registry)
@@ -210,7 +222,9 @@ async def serve(
             await router.stop()
 
     port = settings.flexchain_http_port or default_port
-    config = uvicorn.Config(build_api(rt), host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off")
+    app = build_api(rt)
+    _default_clock(app, rt)
+    config = uvicorn.Config(app, host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
     tasks = [

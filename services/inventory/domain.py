@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 GRADES = ("A", "B")  # R-INV-2
+RETURNS_WAREHOUSE = "returns"  # where returned goods go when no warehouse of the sku is known
 
 
 # --- decide ------------------------------------------------------------------------------------
@@ -89,6 +90,8 @@ def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
             return [ReservationRejected(cmd.sku, cmd.order_id, cmd.qty, 0, f"unknown sku {cmd.sku}")]
         if isinstance(cmd, ReleaseReservation | RecordGiftWriteOff):
             return []  # nothing of it is held here: nothing to give back or to record
+        if isinstance(cmd, ReturnStock) and cmd.campaign_id and cmd.qty > 0 and cmd.grade in GRADES:
+            return _presale_goods_back(cmd, now)
         return reject(cmd, f"unknown sku {cmd.key}")
     handler = _HANDLERS.get(type(cmd))
     if handler is None:
@@ -179,14 +182,33 @@ def _commit(item: Sku, cmd: Any, now: int) -> list[Message]:
 
 
 def _return(item: Sku, cmd: Any, now: int) -> list[Message]:
+    """R-INV-2: back to the warehouses the order's units shipped from (most first), the rest to the
+    named warehouse, else the sku's first, else the returns warehouse."""
     if cmd.qty <= 0:
         return reject(cmd, "qty must be positive")
     if cmd.grade not in GRADES:
         return reject(cmd, f"grade must be one of {', '.join(GRADES)}")
-    warehouse = cmd.warehouse or next(iter(item.warehouses), None)
-    if warehouse is None:
-        return reject(cmd, "no warehouse to return to")
-    return [StockReturned(item.sku, cmd.order_id, warehouse, cmd.qty, cmd.grade)]
+    out: list[Message] = []
+    left = cmd.qty
+    if cmd.warehouse is None:
+        shipped = item.shipped_from.get(cmd.order_id, {})
+        for name, qty in sorted(shipped.items(), key=lambda kv: (-kv[1], kv[0])):
+            take = min(left, qty)
+            if take > 0:
+                out.append(StockReturned(item.sku, cmd.order_id, name, take, cmd.grade))
+                left -= take
+    if left:
+        warehouse = cmd.warehouse or next(iter(item.warehouses), None) or RETURNS_WAREHOUSE
+        out.append(StockReturned(item.sku, cmd.order_id, warehouse, left, cmd.grade))
+    return out
+
+
+def _presale_goods_back(cmd: ReturnStock, now: int) -> list[Message]:
+    """Goods of a presale order came back for a sku inventory does not stock yet (they shipped from
+    production): the sku joins the catalogue (no low-stock floor) and the goods the returns warehouse."""
+    name = f"{cmd.sku} (returned from presale {cmd.campaign_id})"
+    warehouse = cmd.warehouse or RETURNS_WAREHOUSE
+    return [SkuRegistered(cmd.sku, name, False, 0, now), StockReturned(cmd.sku, cmd.order_id, warehouse, cmd.qty, cmd.grade)]
 
 
 def _write_off(item: Sku, cmd: Any, now: int) -> list[Message]:

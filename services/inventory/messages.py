@@ -89,13 +89,17 @@ class CommitReservation(InventoryMessage):
 
 @dataclass(frozen=True, slots=True)
 class ReturnStock(InventoryMessage):
-    """Returned goods: grade A back to stock, grade B to clearance (R-INV-2)."""
+    """Returned goods: grade A back to stock, grade B to clearance (R-INV-2). Without `warehouse`
+    they go back where the order's units shipped from. `campaign_id`: the goods of a presale order,
+    which inventory may not stock yet (they shipped from production) — the sku is then registered
+    and the goods go to the returns warehouse, so nothing that came back is lost."""
 
     sku: str
     order_id: str
     qty: int
     grade: str
     warehouse: str | None = None
+    campaign_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,7 @@ def _refunded(event: OrderRefunded) -> list[Message]:
     out: list[Message] = []
     for line in event.lines:
         if line.goods_returned:
-            out.append(ReturnStock(line.sku, event.order_id, line.qty, _grade(line.reason)))
+            out.append(ReturnStock(line.sku, event.order_id, line.qty, _grade(line.reason), campaign_id=event.campaign_id))
         else:
             out.append(ReleaseReservation(line.sku, event.order_id, "order refunded", line.qty))
     out.extend(_gift_back(event.order_id, g) for g in event.gifts)

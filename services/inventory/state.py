@@ -79,6 +79,7 @@ class Sku:
     safety_basis: str | None = None
     shipped_by_day: dict[int, int] = field(default_factory=dict)  # business day → units shipped
     gift_holds: dict[str, str] = field(default_factory=dict)  # order id → gift rule id of its hold
+    shipped_from: dict[str, dict[str, int]] = field(default_factory=dict)  # order → warehouse → units not returned
     slow_moving: bool = False  # R-INV-6: inside an episode
     slow_episodes: int = 0
     written_off: int = 0
@@ -176,6 +177,7 @@ def evolve(state: Inventory, e: Message) -> Inventory:
     elif isinstance(e, ReservationCommitted):
         _committed(item, e)
     elif isinstance(e, StockReturned):
+        _came_back(item, e)
         wh = item.warehouses.setdefault(e.warehouse, WarehouseStock())
         if e.grade == "A":
             wh.on_hand += e.qty
@@ -229,13 +231,24 @@ def _released(item: Sku, e: ReservationReleased) -> None:
             item.gift_holds.pop(e.order_id, None)
 
 
+def _came_back(item: Sku, e: StockReturned) -> None:
+    shipped = item.shipped_from.get(e.order_id)
+    if shipped is None or e.warehouse not in shipped:
+        return
+    shipped[e.warehouse] = max(0, shipped[e.warehouse] - e.qty)
+    if not any(shipped.values()):
+        del item.shipped_from[e.order_id]
+
+
 def _committed(item: Sku, e: ReservationCommitted) -> None:
     qty = 0
+    shipped = item.shipped_from.setdefault(e.order_id, {})
     for a in e.allocations:
         wh = item.warehouses[a.warehouse]
         wh.reserved -= a.qty
         wh.on_hand -= a.qty
         wh.shipped += a.qty
+        shipped[a.warehouse] = shipped.get(a.warehouse, 0) + a.qty
         qty += a.qty
     item.reservations.pop(e.order_id, None)
     if item.gift_holds:

@@ -209,8 +209,11 @@ def build_api(rt: Runtime) -> FastAPI:
         if rule is None:
             raise HTTPException(status_code=404, detail=f"unknown gift rule {rule_id}")
         figures = view.gifts.performance(rule_id) if rule_id in view.gifts.known() else None
+        copies = [b.rule_replicas.get(rule_id) for b in rt.own.all()]
         return {
             **asdict(rule),
+            # the rule applies to new orders once every partition holds this version of it
+            "replicated": all(c is not None and c.version >= rule.version for c in copies),
             "review_suggested": rule_id in book(rule_id).reviews_open,
             "performance": asdict(figures) if figures else None,
         }

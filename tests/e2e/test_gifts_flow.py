@@ -82,7 +82,10 @@ def test_gifts_reserve_fall_back_never_fail_and_come_back_with_refunds(kafka_boo
             "gift_unit_cost": 901,
         }  # over the cap: 15 % of 60.00 = 9.00
         assert post(f"{order}/gift-rules", pen_rule).status_code == 200
-        eventually(lambda: len(get(f"{order}/gift-rules")) == 2, what="rules replicated to every partition")
+        eventually(
+            lambda: [r["replicated"] for r in get(f"{order}/gift-rules")] == [True, True],
+            what="rules replicated to every partition",
+        )
 
         # eye: 1 in stock, cloth (the fallback): 1 → o1 gets eye, o2 cloth, o3 nothing; all confirmed
         for oid in ("o1", "o2", "o3"):

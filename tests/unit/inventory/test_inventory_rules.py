@@ -341,8 +341,34 @@ def test_r_inv_2_an_invalid_return_is_rejected(cmd: ReturnStock, fragment: str) 
     then_rejected(stocked(north=100), cmd, fragment)
 
 
-def test_r_inv_2_a_return_with_no_warehouse_anywhere_is_rejected() -> None:
-    then_rejected(given(), ReturnStock(SKU, "o-1", 1, "A"), "no warehouse")
+def test_r_inv_2_a_return_with_no_warehouse_anywhere_goes_to_the_returns_warehouse() -> None:
+    state = given()  # nothing came back is lost: the goods are counted where they are
+    assert run(state, ReturnStock(SKU, "o-1", 1, "A"))[0] == StockReturned(SKU, "o-1", "returns", 1, "A")
+    assert stock(state, "returns") == (1, 0, 1)
+
+
+def test_r_inv_2_returns_go_back_to_the_warehouses_the_order_shipped_from() -> None:
+    state = stocked(north=10, south=100)
+    run(state, ReserveStock(SKU, "o-1", 30))  # the fullest warehouse first: 30 from south
+    run(state, ReserveStock(SKU, "o-2", 75))  # 70 from south, 5 from north
+    run(state, CommitReservation(SKU, "o-1"))
+    run(state, CommitReservation(SKU, "o-2"))
+    assert run(state, ReturnStock(SKU, "o-1", 2, "A")) == [StockReturned(SKU, "o-1", SOUTH, 2, "A")]
+    back = run(state, ReturnStock(SKU, "o-2", 73, "B"))  # the most-shipped warehouse first, then the rest
+    assert back == [StockReturned(SKU, "o-2", SOUTH, 70, "B"), StockReturned(SKU, "o-2", NORTH, 3, "B")]
+    # more than shipped (a return the saga would not send): the rest goes to the first warehouse
+    over = run(state, ReturnStock(SKU, "o-2", 3, "A"))
+    assert over == [StockReturned(SKU, "o-2", NORTH, 2, "A"), StockReturned(SKU, "o-2", NORTH, 1, "A")]
+    for name, wh in state.skus[SKU].warehouses.items():  # R-INV-2 per warehouse
+        assert wh.on_hand == wh.received - wh.shipped + wh.returned_a, name
+
+
+def test_r_inv_2_goods_of_a_presale_order_come_back_even_for_a_sku_not_stocked() -> None:
+    state = new_state()
+    out = run(state, ReturnStock("tee", "o-9", 2, "B", campaign_id="camp-1"))
+    assert [type(e).__name__ for e in out] == ["SkuRegistered", "StockReturned"]
+    assert state.skus["tee"].warehouses["returns"].clearance == 2 and state.skus["tee"].low_stock_floor == 0
+    then_rejected(new_state(), ReturnStock("tee", "o-9", 2, "B"), "unknown sku")  # not a presale order: refused
 
 
 # --- R-INV-3: threshold, one alert per crossing ------------------------------------------------------
