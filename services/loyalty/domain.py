@@ -60,6 +60,8 @@ from services.loyalty.rules import (
     iso,
     month_name,
     month_of,
+    order_points,
+    refunded_share,
     stage_on,
 )
 from services.loyalty.state import Loyalty, Member, batch_day, batch_points
@@ -155,7 +157,7 @@ def _purchase(st: Loyalty, cmd: RecordPurchase, now: int) -> list[Message]:
         out.append(MemberJoined(cmd.member_id, None, cmd.paid_at, "order"))
         m = Member.joining(cmd.member_id, day)
     out += advance(cfg, m, day)  # what was due before this purchase happens first
-    points = cmd.amount // 100 * cfg.points_per_cny  # R-LOY-2: whole CNY, cents dropped
+    points = order_points(cfg, cmd.amount)  # R-LOY-2: whole CNY, cents dropped
     run_outs: list[RunOut] = []
     for line in sorted(cmd.lines, key=lambda x: x.sku):
         cycle = st.cycles.get(line.sku, 0)
@@ -204,6 +206,8 @@ def _reverse(st: Loyalty, cmd: ReversePurchase, now: int) -> list[Message]:
         return m
     if cmd.amount < 0:
         return _refuse(cmd, cmd.member_id, "a refunded amount cannot be negative")
+    if cmd.paid_total < 0 or cmd.refunded_before < 0:
+        return _refuse(cmd, cmd.member_id, "an order's paid and refunded amounts cannot be negative")
     source = f"OrderCancelled:{cmd.order_id}" if cmd.refund_id == CANCELLED else f"OrderRefunded:{cmd.order_id}/{cmd.refund_id}"
     out: list[Message] = [PurchaseReversed(cmd.member_id, cmd.order_id, cmd.refund_id, cmd.amount, cmd.fully_refunded)]
     order = st.open_orders.get(cmd.order_id)
@@ -212,14 +216,29 @@ def _reverse(st: Loyalty, cmd: ReversePurchase, now: int) -> list[Message]:
         after = order._replace(refunded=order.refunded + cmd.amount)
         target = order.points if cmd.fully_refunded else after.reversed_points()
         from_pending = points = target - order.reversed_points()
-    else:  # completed (its points are in the member's batches): 1 point per whole CNY refunded
-        from_pending, points = 0, cmd.amount // 100 * cfg.points_per_cny
+    else:  # completed (its points are in the member's batches)
+        from_pending, points = 0, _completed_share(cfg, cmd)
         taken = _take(m.batches, points, day_of(now, cfg), cfg)
     got = from_pending + sum(t.points for t in taken)
     if points > 0:
         out.append(PointsReversed(cmd.member_id, cmd.order_id, cmd.refund_id, got, from_pending, points - got, source, taken))
     m.spend = max(0, m.spend - cmd.amount)
     return out + _tier_change(st, m, now)
+
+
+def _completed_share(cfg: LoyaltyConfig, cmd: ReversePurchase) -> int:
+    """Points a refund of a completed order takes back, from the order's figures on the refund:
+    the same cumulative share as while pending — the order's points × refunded ÷ paid, rounded down
+    on the cumulative amount (all of them on a full refund) — less what earlier refunds took, so the
+    refunds of an order never take back more or less than it earned, however they fall around its
+    completion. A record without the figures (`paid_total` 0, written before they were added):
+    1 point per whole CNY refunded, each refund on its own."""
+    if cmd.paid_total <= 0:
+        return order_points(cfg, cmd.amount)
+    points = order_points(cfg, cmd.paid_total)  # what the order earned (`_purchase`)
+    so_far = refunded_share(points, cmd.refunded_before, cmd.paid_total)
+    target = points if cmd.fully_refunded else refunded_share(points, cmd.refunded_before + cmd.amount, cmd.paid_total)
+    return max(0, target - so_far)
 
 
 def _behaviour(st: Loyalty, cmd: RecordBehaviour, now: int) -> list[Message]:

@@ -90,13 +90,20 @@ class CompletePurchase(LoyaltyMessage):
 
 @dataclass(frozen=True, slots=True)
 class ReversePurchase(LoyaltyMessage):
-    """Money went back (routed from OrderRefunded, or OrderCancelled after payment, R-X-3)."""
+    """Money went back (routed from OrderRefunded, or OrderCancelled after payment, R-X-3).
+
+    `paid_total` and `refunded_before` are the order's paid cents and the cents refunded before this
+    refund (from OrderRefunded): with them a refund after completion takes back an exact share of
+    the order's points without loyalty keeping the order. 0: not known (a cancellation, which
+    always finds the order pending, or a record written before they were added)."""
 
     member_id: str
     order_id: str
     refund_id: str
     amount: int
     fully_refunded: bool
+    paid_total: int = 0
+    refunded_before: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,17 @@ def react(event: Message) -> list[Message]:
     if isinstance(event, OrderCompleted):
         return [CompletePurchase(member, event.order_id, event.completed_at)]
     if isinstance(event, OrderRefunded):
-        return [ReversePurchase(member, event.order_id, event.refund_id, event.amount, event.fully_refunded)]
+        return [
+            ReversePurchase(
+                member,
+                event.order_id,
+                event.refund_id,
+                event.amount,
+                event.fully_refunded,
+                event.paid_total,  # the order's figures: an exact take-back after completion (R-LOY-2)
+                event.refunded_before,
+            )
+        ]
     if isinstance(event, OrderCancelled) and event.refund_amount > 0:
         return [ReversePurchase(member, event.order_id, CANCELLED, event.refund_amount, True)]
     return []

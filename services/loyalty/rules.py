@@ -62,6 +62,21 @@ class LoyaltyConfig:
         return idx
 
 
+# --- points of an order (R-LOY-2) ---------------------------------------------------------------
+
+
+def order_points(cfg: LoyaltyConfig, paid: int) -> int:
+    """The points an order paid `paid` cents earns: per whole CNY, cents dropped."""
+    return paid // 100 * cfg.points_per_cny
+
+
+def refunded_share(points: int, refunded: int, paid: int) -> int:
+    """The points taken back from an order of `points` once `refunded` of its `paid` cents went
+    back: the refunded share, rounded down on the cumulative refunded amount, never more than
+    `points` (paid 0: all of them, which is none)."""
+    return points * min(refunded, paid) // paid if paid > 0 else points
+
+
 # --- calendar ----------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from services.loyalty.rules import PROSPECT, LoyaltyConfig, money_bucket
+from services.loyalty.rules import PROSPECT, LoyaltyConfig, money_bucket, refunded_share
 
 NO_DAY = -1
 _POINTS_BITS = 40
@@ -45,7 +45,7 @@ class OpenOrder(NamedTuple):
 
     def reversed_points(self) -> int:
         """Points taken back so far: the refunded share of the order's points, rounded down."""
-        return self.points * min(self.refunded, self.paid) // self.paid if self.paid else self.points
+        return refunded_share(self.points, self.refunded, self.paid)
 
 
 @dataclass(slots=True)

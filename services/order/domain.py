@@ -278,7 +278,19 @@ def _refunded(order: Order, refund_id: str, lines: list[RefundedLine], full: boo
     amount = sum(r.amount for r in lines)
     back = gifting.taken_back(order, {r.sku: (r.qty, r.reason) for r in lines})  # R-ORD-2a
     o = order
-    return OrderRefunded(o.order_id, refund_id, lines, amount, full, o.member_id, o.distributor_id, o.campaign_id, back)
+    return OrderRefunded(
+        o.order_id,
+        refund_id,
+        lines,
+        amount,
+        full,
+        o.member_id,
+        o.distributor_id,
+        o.campaign_id,
+        back,
+        paid_total=o.paid,
+        refunded_before=o.refunded_amount,  # this refund is added when the event is folded
+    )
 
 
 def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:

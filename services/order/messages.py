@@ -431,7 +431,11 @@ class OrderCancelled(OrderMessage):
 
 @dataclass(frozen=True, slots=True)
 class OrderRefunded(OrderMessage):
-    """Lines refunded; `amount` in cents; `fully_refunded` when nothing paid remains."""
+    """Lines refunded; `amount` in cents; `fully_refunded` when nothing paid remains.
+
+    `paid_total` and `refunded_before`: the order's paid cents, and the cents refunded before this
+    refund (cancellations included), so a subscriber can take back an exact share without keeping
+    the order (loyalty's points after completion, R-LOY-2); 0 in records written before them."""
 
     order_id: str
     refund_id: str
@@ -442,6 +446,8 @@ class OrderRefunded(OrderMessage):
     distributor_id: str | None
     campaign_id: str | None
     gifts: list[RefundedGift] = field(default_factory=list)
+    paid_total: int = 0  # cents paid for the order
+    refunded_before: int = 0  # cents refunded before this refund (cancellations included)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,7 +180,7 @@ def test_r_loy_2_a_refund_after_completion_takes_points_soonest_expiring_first()
     st = joined("ann")
     run(st, RecordBehaviour("ann", "checkin"), at(0))  # 5 points, expiring first
     bought_and_completed(st, "ann", "o1", 20_000, 1, 9)  # 200 points
-    events = run(st, ReversePurchase("ann", "o1", "r1", 10_050, False), at(20))  # a defect: 100 points
+    events = run(st, ReversePurchase("ann", "o1", "r1", 10_050, False, 20_000, 0), at(20))  # a defect: 200 × ½ → 100
     assert of(events, PointsReversed) == [
         PointsReversed(
             "ann", "o1", "r1", 100, 0, 0, "OrderRefunded:o1/r1", [BatchPoints(expiry_of(0), 5), BatchPoints(expiry_of(9), 95)]
@@ -193,12 +193,77 @@ def test_r_loy_2_points_already_spent_are_a_shortfall_never_a_negative_balance()
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 30_000, 1, 9)  # 300 points
     run(st, RedeemPoints("ann", "rd1", 250, "mug"), at(10))
-    events = run(st, ReversePurchase("ann", "o1", "r1", 30_000, True), at(11))
+    events = run(st, ReversePurchase("ann", "o1", "r1", 30_000, True, 30_000, 0), at(11))
     reversed_ = of(events, PointsReversed)[0]
     assert (reversed_.points, reversed_.shortfall) == (50, 250)  # type: ignore[attr-defined]
     assert st.member("ann").available(D0 + 11) == 0  # type: ignore[union-attr]
     t = totals(events)["ann"]
     assert t["shortfall"] == 250
+
+
+def test_r_loy_2_a_full_refund_across_completion_takes_back_every_point_the_order_earned() -> None:
+    # given an order of 500.35 CNY (500 points), 376.90 of it refunded while its points are pending
+    st = joined("ann")
+    buy(st, "ann", "o1", 50_035, 1)
+    events = run(st, ReversePurchase("ann", "o1", "r1", 37_690, False, 50_035, 0), at(2))
+    assert of(events, PointsReversed)[0].points == 376  # type: ignore[attr-defined]  # 500 × 37 690 / 50 035 = 376.6
+    assert of(run(st, CompletePurchase("ann", "o1", at(10)), at(10)), PointsReleased)[0].points == 124  # type: ignore[attr-defined]
+    # when the rest (123.45 CNY) is refunded for a defect after completion
+    events = run(st, ReversePurchase("ann", "o1", "r2", 12_345, True, 50_035, 37_690), at(20))
+    # then it takes back the 124 points left, not 123 (1 per whole CNY of its own amount): none is kept
+    assert of(events, PointsReversed) == [
+        PointsReversed("ann", "o1", "r2", 124, 0, 0, "OrderRefunded:o1/r2", [BatchPoints(expiry_of(10), 124)])
+    ]
+    m = st.member("ann")
+    assert m is not None and (m.available(D0 + 20), m.pending, m.batches) == (0, 0, [])
+    check_bookkeeping(st)
+
+
+def test_r_loy_2_defect_refunds_after_completion_add_up_to_every_point_the_order_earned() -> None:
+    # given an order of 599.70 CNY (599 points), completed
+    st = joined("ann")
+    bought_and_completed(st, "ann", "o1", 59_970, 1, 9)
+    # when its three lines of 199.90 CNY are refunded one by one for a defect
+    got = []
+    for i in range(3):
+        cmd = ReversePurchase("ann", "o1", f"r{i + 1}", 19_990, i == 2, 59_970, i * 19_990)
+        got += [e.points for e in of(run(st, cmd, at(20 + i)), PointsReversed)]  # type: ignore[attr-defined]
+    # then each takes the cumulative share less what the others took (⌊599 / 3⌋ = 199, ⌊599 × ⅔⌋ = 399):
+    # 599 in all, where 1 point per whole CNY of each refund would leave 2 with the member
+    assert got == [199, 200, 200]
+    assert st.member("ann").available(D0 + 22) == 0  # type: ignore[union-attr]
+    check_bookkeeping(st)
+
+
+def test_r_loy_2_what_was_spent_of_an_order_refunded_in_parts_is_a_shortfall() -> None:
+    st = joined("ann")
+    bought_and_completed(st, "ann", "o1", 59_970, 1, 9)  # 599 points
+    events = run(st, ReversePurchase("ann", "o1", "r1", 19_990, False, 59_970, 0), at(20))  # 199 back
+    events += run(st, RedeemPoints("ann", "rd1", 300, "mug"), at(21))  # 100 left
+    events += run(st, ReversePurchase("ann", "o1", "r2", 39_980, True, 59_970, 19_990), at(22))  # 400 owed
+    last = of(events, PointsReversed)[-1]
+    assert (last.points, last.shortfall) == (100, 300)  # type: ignore[attr-defined]
+    t = totals(events)["ann"]
+    assert t["reversed"] + t["shortfall"] == 599 and st.member("ann").available(D0 + 22) == 0  # type: ignore[union-attr]
+
+
+def test_r_loy_2_a_refund_without_the_orders_figures_takes_1_point_per_whole_cny() -> None:
+    """A record written before OrderRefunded carried `paid_total` and `refunded_before` (0): each
+    refund after completion takes back its own whole CNY, as before."""
+    st = joined("ann")
+    bought_and_completed(st, "ann", "o1", 59_970, 1, 9)
+    got = [
+        of(run(st, ReversePurchase("ann", "o1", f"r{i}", 19_990, i == 2), at(20 + i)), PointsReversed)[0].points  # type: ignore[attr-defined]
+        for i in range(3)
+    ]
+    assert got == [199, 199, 199]
+
+
+def test_a_refund_with_negative_order_figures_is_refused() -> None:
+    st = joined("ann")
+    bought_and_completed(st, "ann", "o1", 10_000, 1, 9)
+    then_rejected(st, ReversePurchase("ann", "o1", "r1", 5_000, False, 10_000, -1), at(20), "cannot be negative")
+    then_rejected(st, ReversePurchase("ann", "o1", "r1", 5_000, False, -10_000, 0), at(20), "cannot be negative")
 
 
 def test_a_refund_for_an_unknown_member_is_refused() -> None:

@@ -9,6 +9,9 @@
     reminder per estimated run-out (R-LOY-4), one referral per referred member (R-LOY-5).
 (d) Business time (R-X-1): what happens to a member does not depend on when the clock ticks
     arrive, only on the member's own purchases and the last tick.
+(e) Refunds take back what the order earned (R-LOY-2, R-X-3): an order refunded in parts, split
+    anyhow across its completion, through the router as the order service writes the events, loses
+    exactly its points — taken back, or a shortfall for what was spent meanwhile.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from services.loyalty.messages import (
     ChurnWarningRaised,
     CompletePurchase,
     JoinMember,
+    PointsEarned,
     PointsExpired,
+    PointsReversed,
     PurchasedLine,
     PurchaseRecorded,
     RecordBehaviour,
@@ -42,6 +47,7 @@ from services.loyalty.messages import (
     StageChanged,
 )
 from services.loyalty.state import Loyalty, batch_points
+from services.order.messages import OrderCancelled, OrderCompleted, OrderRefunded
 from tests.unit.loyalty.support import T0, check_bookkeeping, totals
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
@@ -75,12 +81,13 @@ command_st = st.one_of(
     complete_st,
     complete_st,
     st.builds(
-        lambda m, o, r, a, f: lambda t: ReversePurchase(m, order_id(m, o), r, a, f),
+        lambda m, o, r, a, f, fig: lambda t: ReversePurchase(m, order_id(m, o), r, a, f, *fig),
         member_st,
         slot_st,
         st.sampled_from(("r1", "r2", "cancelled")),
         st.integers(0, 300_000),
         st.booleans(),
+        st.just((0, 0)) | st.tuples(st.integers(0, 400_000), st.integers(0, 400_000)),  # the order's figures, if any
     ),
     st.builds(lambda m, a: lambda t: RecordBehaviour(m, a), member_st, st.sampled_from(ACTIONS)),
     st.builds(lambda m, p: lambda t: RedeemPoints(m, f"rd-{t}", p, "coupon"), member_st, st.integers(1, 3_000)),
@@ -241,3 +248,86 @@ def _with_ticks(history: list[tuple[int, object]], tick_hours: set[int]) -> list
         out.append((at_hour - prev, build))
         prev = at_hour
     return out
+
+
+# --- (e) refunds split across the completion ---------------------------------------------------
+
+
+@st.composite
+def refunded_order_st(draw: st.DrawFn, oid: str) -> list[object]:
+    """One paid order's story for "ann" as the order service writes it: the paid amount refunded
+    in 1–4 parts (the last one full), the completion after some of them (none: all refunded first,
+    the last part perhaps a cancellation), each refund with the order's figures."""
+    paid = draw(st.integers(0, 400_000))
+    k = draw(st.integers(1, 4))
+    cuts = sorted(draw(st.lists(st.integers(0, paid), min_size=k - 1, max_size=k - 1)))
+    parts = [b - a for a, b in zip([0, *cuts], [*cuts, paid], strict=True)]
+    completed_after = draw(st.integers(0, k))  # refunds before the return window closes
+    cancel_last = completed_after == k and draw(st.booleans())
+    steps: list[object] = [lambda t: RecordPurchase("ann", oid, paid, t, [])]
+    before = 0
+    for i, amount in enumerate(parts):
+        if i == completed_after:
+            steps.append(lambda t: OrderCompleted(oid, t, "ann", None, None))
+        if cancel_last and i == k - 1:
+            steps.append(lambda t, a=amount: OrderCancelled(oid, "changed mind", [], a, "ann", None, None))
+        else:
+            steps.append(
+                lambda t, a=amount, b=before, i=i: OrderRefunded(
+                    oid, f"r{i}", [], a, i == k - 1, "ann", None, None, paid_total=paid, refunded_before=b
+                )
+            )
+        before += amount
+    return steps
+
+
+@st.composite
+def refund_story_st(draw: st.DrawFn) -> list[tuple[int, object]]:
+    """Up to three such orders interleaved, with check-ins and redemptions in between."""
+    stories = [draw(refunded_order_st(f"o{n}")) for n in range(draw(st.integers(1, 3)))]
+    out: list[tuple[int, object]] = []
+    while any(stories):
+        extra = draw(st.sampled_from(("none", "none", "checkin", "redeem")))
+        if extra == "checkin":
+            out.append((24, lambda t: RecordBehaviour("ann", "checkin")))
+        elif extra == "redeem":
+            points = draw(st.integers(1, 2_000))
+            out.append((1, lambda t, p=points: RedeemPoints("ann", f"rd-{t}", p, "coupon")))
+        story = draw(st.sampled_from([s for s in stories if s]))
+        out.append((draw(st.integers(1, 24 * 20)), story.pop(0)))
+    return out
+
+
+@PROPERTY_SETTINGS
+@given(refund_story_st())
+def test_r_loy_2_a_fully_refunded_order_keeps_none_of_its_points(story: list[tuple[int, object]]) -> None:
+    s, log = new_state(), []
+    log += decide(s, JoinMember("ann"), T0)
+    for e in log:
+        evolve(s, e)
+    t = T0
+    for hours, build in story:
+        t += hours * HOUR
+        made = build(t)  # type: ignore[operator]
+        for cmd in policy.react(made) if type(made).__module__.startswith("services.order") else [made]:
+            events = decide(s, cmd, t)
+            for e in events:
+                evolve(s, e)
+            log += events
+    earned: Counter[str] = Counter()
+    gone: Counter[str] = Counter()  # taken back or short
+    for e in log:
+        if isinstance(e, PointsEarned) and e.reason == "order":
+            earned[e.source.split(":")[1]] += e.points
+        elif isinstance(e, PointsReversed):
+            gone[e.order_id] += e.points + e.shortfall
+    assert gone == earned, "a fully refunded order gives back exactly its points"
+    tot = totals(log).get("ann", Counter())
+    assert tot["available"] + tot["pending"] + tot["redeemed"] + tot["expired"] + tot["reversed"] == tot["earned"]
+    assert tot["pending"] == 0 and not s.open_orders
+    # what was not spent is gone with the orders: only check-in points are left, less what was redeemed
+    m = s.member("ann")
+    assert m is not None
+    checkins = sum(e.points for e in log if isinstance(e, PointsEarned) and e.reason == "checkin")
+    assert tot["available"] == checkins + tot["shortfall"] - tot["redeemed"] == sum(batch_points(b) for b in m.batches)
+    check_bookkeeping(s)

@@ -153,8 +153,11 @@ def test_order_events_become_loyalty_commands_keyed_by_member() -> None:
     paid = OrderPaid("o1", 4_500, "p1", at(1), "ann", "d1", None, LINES)
     assert policy.react(paid) == [RecordPurchase("ann", "o1", 4_500, at(1), [PurchasedLine("water", 2), PurchasedLine("mug", 1)])]
     assert policy.react(OrderCompleted("o1", at(9), "ann", None, None)) == [CompletePurchase("ann", "o1", at(9))]
-    refunded = OrderRefunded("o1", "r1", [RefundedLine("mug", 1, "defect", 3_000, True)], 3_000, False, "ann", None, None)
-    assert policy.react(refunded) == [ReversePurchase("ann", "o1", "r1", 3_000, False)]
+    line = RefundedLine("mug", 1, "defect", 3_000, True)
+    refunded = OrderRefunded("o1", "r1", [line], 3_000, False, "ann", None, None, paid_total=4_500, refunded_before=1_000)
+    assert policy.react(refunded) == [ReversePurchase("ann", "o1", "r1", 3_000, False, 4_500, 1_000)]  # the order's figures
+    old = OrderRefunded("o1", "r1", [line], 3_000, False, "ann", None, None)  # a record written before the figures
+    assert policy.react(old) == [ReversePurchase("ann", "o1", "r1", 3_000, False, 0, 0)]
     cancelled = OrderCancelled("o1", "changed mind", ["water"], 4_500, "ann", None, None)
     assert policy.react(cancelled) == [ReversePurchase("ann", "o1", CANCELLED, 4_500, True)]
     assert policy.react(OrderCancelled("o1", "unpaid", ["water"], 0, "ann", None, None)) == []  # nothing was paid

@@ -392,7 +392,8 @@ def refund(refund_id: str, *lines: tuple[str, int, str]) -> RefundOrder:
 def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_the_goods_back() -> None:
     book = given("delivered")
     now = T_DELIVERED + DAY_MS
-    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, True)], 1990, False, "member-1", None, None)
+    lines = [RefundedLine(MASK, 1, "no_reason", 1990, True)]
+    expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
     then_accepted(book, refund("rf-1", (MASK, 1, "no_reason")), now, [expected])
     order = book.orders[OID]
     assert (order.status, order.refunded_qty, order.refunded_amount) == ("delivered", {MASK: 1}, 1990)
@@ -401,7 +402,8 @@ def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_t
 
 def test_r_ord_2a_a_refund_before_shipping_returns_no_goods() -> None:
     book = given("paid")
-    expected = OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, "late", 500, False)], 500, False, "member-1", None, None)
+    lines = [RefundedLine(EYE, 1, "late", 500, False)]
+    expected = OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
     then_accepted(book, refund("rf-1", (EYE, 1, "late")), T_PAID + 1, [expected])
     assert status(book) == "paid"
 
@@ -425,13 +427,17 @@ def test_r_ord_2a_refunds_that_add_up_to_the_whole_order_make_it_refunded() -> N
     assert isinstance(first[0], OrderRefunded) and isinstance(second[0], OrderRefunded)
     assert not first[0].fully_refunded and second[0].fully_refunded
     assert first[0].amount + second[0].amount == TOTAL
+    # the order's figures ride on each refund (loyalty takes back an exact share from them, R-LOY-2)
+    assert (first[0].paid_total, first[0].refunded_before) == (TOTAL, 0)
+    assert (second[0].paid_total, second[0].refunded_before) == (TOTAL, first[0].amount)
     assert status(book) == "refunded"
 
 
 @pytest.mark.parametrize("reason", REFUND_REASONS)
 def test_r_ord_2a_every_listed_reason_is_accepted_inside_the_window(reason: str) -> None:
     events = decide(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
-    assert events == [OrderRefunded(OID, "rf-1", [RefundedLine(EYE, 1, reason, 500, True)], 500, False, "member-1", None, None)]
+    lines = [RefundedLine(EYE, 1, reason, 500, True)]
+    assert events == [OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)]
 
 
 @pytest.mark.parametrize("reason", ["", "changed_mind", "NO_REASON"])
@@ -507,11 +513,13 @@ def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund
 def test_r_ord_2_a_defect_is_refunded_at_any_time_even_after_completion(st: str) -> None:
     now = WINDOW_ENDS + 365 * DAY_MS
     book = given(st)
-    expected = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "defect", 1990, True)], 1990, False, "member-1", None, None)
+    lines = [RefundedLine(MASK, 1, "defect", 1990, True)]
+    expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
     then_accepted(book, refund("rf-1", (MASK, 1, "defect")), now, [expected])
     assert status(book) == st
-    apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now)
+    last = apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now)
     assert status(book) == "refunded"
+    assert isinstance(last[0], OrderRefunded) and (last[0].paid_total, last[0].refunded_before) == (TOTAL, 1990)
 
 
 def test_r_ord_2_a_refund_mixing_a_defect_and_a_late_no_reason_line_is_refused_whole() -> None:

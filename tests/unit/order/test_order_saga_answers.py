@@ -85,7 +85,16 @@ def test_a_failed_campaign_refund_refunds_a_paid_order_once_and_cancels_an_unpai
     events = run(book, refund)
     assert events == [
         OrderRefunded(
-            "r1", "presale-camp-1-r1", [RefundedLine("tee", 2, "campaign_failed", 6000, False)], 6000, True, "m1", "d9", "camp-1"
+            "r1",
+            "presale-camp-1-r1",
+            [RefundedLine("tee", 2, "campaign_failed", 6000, False)],
+            6000,
+            True,
+            "m1",
+            "d9",
+            "camp-1",
+            paid_total=6000,
+            refunded_before=0,
         )
     ]
     assert run(book, refund) == [], "the same refund twice changes nothing"
