@@ -213,6 +213,7 @@ class Stock:
     shipped: Counter[str] = field(default_factory=Counter)
     returned_a: Counter[str] = field(default_factory=Counter)
     returned_b: Counter[str] = field(default_factory=Counter)
+    shipped_from: dict[str, dict[str, int]] = field(default_factory=dict)  # order → warehouse → units out
 
     def available(self, wh: str | None = None) -> int:
         whs = [wh] if wh is not None else list(self.warehouses)
@@ -252,20 +253,37 @@ class Stock:
         return done
 
     def commit(self, order_id: str) -> None:
+        out = self.shipped_from.setdefault(order_id, {})
         for wh, q in self.reservations.pop(order_id, {}).items():
             self.warehouses[wh]["reserved"] -= q
             self.warehouses[wh]["on_hand"] -= q
             self.shipped[wh] += q
+            out[wh] = out.get(wh, 0) + q
 
-    def return_goods(self, qty: int, grade: str) -> None:
-        """Returns go to the sku's first warehouse (ReturnStock names none; inventory's rule)."""
-        wh = next(iter(self.warehouses))
-        if grade == "A":
-            self.warehouses[wh]["on_hand"] += qty
-            self.returned_a[wh] += qty
-        else:
-            self.warehouses[wh]["clearance"] += qty
-            self.returned_b[wh] += qty
+    def return_goods(self, order_id: str, qty: int, grade: str) -> list[tuple[str, int]]:
+        """R-INV-2: returns go back to the warehouses the order's units shipped from, the most-shipped
+        first (ties by name); what is left (nothing shipped from here: presale goods) to the sku's
+        first warehouse, else `returns`. The pieces, one StockReturned each."""
+        pieces: list[tuple[str, int]] = []
+        out = self.shipped_from.get(order_id, {})
+        left = qty
+        for wh, q in sorted(out.items(), key=lambda kv: (-kv[1], kv[0])):
+            take = min(left, q)
+            if take > 0:
+                pieces.append((wh, take))
+                out[wh] -= take
+                left -= take
+        if left:
+            pieces.append((next(iter(self.warehouses), "returns"), left))
+        for wh, q in pieces:
+            w = self.warehouses.setdefault(wh, {"on_hand": 0, "reserved": 0, "clearance": 0})
+            if grade == "A":
+                w["on_hand"] += q
+                self.returned_a[wh] += q
+            else:
+                w["clearance"] += q
+                self.returned_b[wh] += q
+        return pieces
 
     def view(self) -> dict[str, Any]:
         return {
@@ -477,7 +495,7 @@ def discount_of(tier: str) -> Decimal:
 class Loyalty:
     def __init__(self) -> None:
         self.members: dict[str, dict[str, Any]] = {}
-        self.open: dict[str, dict[str, Any]] = {}  # order → its pending points
+        self.orders: dict[str, dict[str, Any]] = {}  # every paid order: paid, refunded, its points, pending or not
         self.reversals: list[tuple[str, str, int]] = []  # (order, refund id, points)
 
     def tier(self, member: str) -> str:
@@ -504,7 +522,7 @@ class Loyalty:
         m["spend"] += amount
         m["pending"] += points
         m["earned"] += points
-        self.open[order_id] = {"member": member, "paid": amount, "refunded": 0, "points": points}
+        self.orders[order_id] = {"member": member, "paid": amount, "refunded": 0, "points": points, "pending": True}
 
     @staticmethod
     def _taken_so_far(o: dict[str, Any]) -> int:
@@ -513,22 +531,22 @@ class Loyalty:
         return points
 
     def reverse(self, member: str, order_id: str, refund_id: str, amount: int, full: bool) -> None:
-        """R-LOY-2: pending → the refunded share; completed → 1 point per whole CNY from what is
-        available, the rest a shortfall (never below zero). As the loyalty README has it: each refund
-        after completion rounds down on its own, so an order refunded in several parts across its
-        completion can keep a point or two (DOMAIN R-LOY-2 says refunds take back what they earned)."""
+        """R-LOY-2: refunds take back the points the order earned — the refunded share of them,
+        rounded down on the cumulative refunded amount (all of them once fully refunded), less what
+        earlier refunds took — whether the order is pending or completed (the loyalty README: the
+        order's paid and already refunded amounts come with each refund). Pending: from the pending
+        points; completed: from what is available, the rest a shortfall (never below zero)."""
         m = self.members[member]
-        o = self.open.get(order_id)
-        if o is not None:
-            before = self._taken_so_far(o)
-            o["refunded"] += amount
-            points = o["points"] if full else self._taken_so_far(o)
-            got = points = points - before
+        o = self.orders[order_id]
+        before = self._taken_so_far(o)
+        o["refunded"] += amount
+        points = max(0, (o["points"] if full else self._taken_so_far(o)) - before)
+        if o["pending"]:
+            got = points
             m["pending"] -= got
             if full or o["refunded"] >= o["paid"]:
-                del self.open[order_id]
+                o["pending"] = False  # no completion will come
         else:
-            points = amount // 100 * POINTS_PER_CNY
             got = min(points, m["available"])
             m["available"] -= got
             m["shortfall"] += points - got
@@ -544,9 +562,10 @@ class Loyalty:
         m["redeemed"] += points
 
     def completed(self, order_id: str) -> None:
-        o = self.open.pop(order_id, None)
-        if o is None:
+        o = self.orders.get(order_id)
+        if o is None or not o["pending"]:
             return
+        o["pending"] = False
         m = self.members[o["member"]]
         release = o["points"] - self._taken_so_far(o)
         if release > 0:
@@ -906,6 +925,8 @@ class Oracle:
             if o.campaign is None:
                 self._restock(o, sku, qty, reason)
                 self._take_back_gifts(o, sku, reason)
+            elif o.shipped:  # R-X-3: returned presale goods are taken in (nothing was held to release)
+                self._restock(o, sku, qty, reason)
         amount = sum(amounts.values())
         o.refunded_amount += amount
         o.refund_ids.append(a.refund_id)
@@ -922,10 +943,10 @@ class Oracle:
 
     def _restock(self, o: Order, sku: str, qty: int, reason: str) -> None:
         """R-INV-2, R-X-3: shipped goods come back (A resellable, B clearance); else the hold is released."""
-        if o.shipped:
+        if o.shipped:  # presale goods too: inventory takes them in even if it never stocked the sku
             grade = "A" if reason in RESELLABLE else "B"
-            self.stock[sku].return_goods(qty, grade)
-            self.returned[(o.order_id, sku, qty, grade)] += 1
+            for _, piece in self.stock.setdefault(sku, Stock()).return_goods(o.order_id, qty, grade):
+                self.returned[(o.order_id, sku, piece, grade)] += 1
         else:
             released = self.stock[sku].release(o.order_id, qty)
             if released:
