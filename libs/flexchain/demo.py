@@ -1,9 +1,13 @@
-"""The demo: a fresh local broker, both services as separate processes, and a short scenario.
+"""The demo: a fresh local broker, all five services as separate processes, and a scenario.
 
-Stock arrives in two warehouses; single- and multi-sku orders are placed, paid and shipped; one
-order is rejected for lack of stock (its other line's reservation is released by the saga); one
-is cancelled; a big live-stream order pushes a sku below its threshold (one low-stock alert); the
-simulated clock moves 31 minutes and the unpaid order is cancelled, its stock released.
+Stock arrives in two warehouses and a gift rule pairs the face mask with an eye-mask trial (a cloth
+as fallback); a two-level distributor chain sells. Single- and multi-sku orders are placed, paid and
+shipped; one order is rejected for lack of stock (its other line's hold released by the saga); one
+is cancelled; a live-stream rush pushes a sku below its threshold (one alert, with its
+replenishment and transfer suggestions) and the last order gets no gift, yet goes on; business time
+moves 31 minutes and the unpaid orders are cancelled; a presale order is priced by its campaign and
+escrowed in buckets; 8 days later the return window closes (points available, commission payable);
+then a defect refund cascades through every service (R-X-3).
 """
 
 from __future__ import annotations
