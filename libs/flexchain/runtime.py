@@ -177,6 +177,11 @@ class _TransactionalLoop:
         await self.producer.start()
         self.consumer = kafka.consumer(self.settings, group_id=self.group_id, max_poll_interval_ms=600_000)
         await self.consumer.start()
+        # A topic created a moment ago may not be in this client's metadata yet: the group would then
+        # be assigned none of its partitions, the processor would call itself ready owning nothing,
+        # and nothing would be processed until the next metadata refresh (5 minutes). Wait for it.
+        for topic in self.topics:
+            await partitions_of(self.consumer, topic)
         self.consumer.subscribe(self.topics, listener=self._listener())
 
     async def stop(self) -> None:
@@ -605,6 +610,10 @@ class OwnView:
             await self._consumer.stop()
 
     # --- queries -------------------------------------------------------------------------------
+
+    @property
+    def partitions(self) -> list[int]:
+        return list(self._partitions)
 
     def partition_of(self, key: str) -> int:
         p: int = self._partitioner(key.encode(), self._partitions, self._partitions)
