@@ -10,14 +10,40 @@ An `Idempotency-Key` header becomes the command id: sending it again changes not
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from flexchain.asof import AsOfTimeout, M, PastStates, Replayed
 from flexchain.host import Runtime
 from flexchain.messages import Message, to_record
+
+AsOf = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description="R-X-4: the answer as of this business time (ms UTC), folded from the event log "
+        "(the events up to the first one after it, per partition); omit for now",
+    ),
+]
+
+
+async def past_states(rt: Runtime, at: int) -> PastStates:
+    """The service's state as of business time `at` (R-X-4); 504 if the log cannot be read in time."""
+    try:
+        return await rt.as_of(at)
+    except AsOfTimeout as exc:
+        raise HTTPException(status_code=504, detail=str(exc)) from exc
+
+
+async def past_model(rt: Runtime, kind: str, at: int, new_model: Callable[[list[int]], M]) -> tuple[M, Replayed]:
+    """A read model of the service's events as of business time `at` (R-X-4); 504 as above."""
+    try:
+        return await rt.model_as_of(kind, at, new_model)
+    except AsOfTimeout as exc:
+        raise HTTPException(status_code=504, detail=str(exc)) from exc
 
 
 class StrictModel(BaseModel):

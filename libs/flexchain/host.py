@@ -25,6 +25,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from flexchain import kafka
+from flexchain.asof import AsOf, M, PastStates, Replayed
 from flexchain.logs import configure
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.metrics import ServiceMetrics
@@ -57,6 +58,7 @@ class Runtime:
     producer: AIOKafkaProducer | None = None
     processor: Processor | None = None
     last_tick: int = 0
+    history: AsOf | None = None  # R-X-4: as-of reads of the event topic, opened on first use
 
     def now(self) -> int:
         """Business time for a new command: wall clock, or the last `clock.ticks` time (R-X-1)."""
@@ -90,6 +92,23 @@ class Runtime:
         this lock for, so a reader sees committed state, never half a batch."""
         proc = self.processor
         return proc.lock if proc is not None else contextlib.nullcontext()
+
+    async def as_of(self, at: int) -> PastStates:
+        """Every partition's state as of business time `at` (R-X-4), folded afresh from the log
+        with the service's `evolve`; the live state is not touched."""
+        svc = self.svc
+        states, replayed = await self.past().model("state", at, lambda parts: PastStates(parts, svc.new_state, svc.evolve))
+        states.replayed = replayed
+        return states
+
+    async def model_as_of(self, kind: str, at: int, new_model: Callable[[list[int]], M]) -> tuple[M, Replayed]:
+        """Any read model of the service's events (`fold(partition, item)`) as of business time `at`."""
+        return await self.past().model(kind, at, new_model)
+
+    def past(self) -> AsOf:
+        if self.history is None:
+            self.history = AsOf(self.settings, self.codec, self.own.topic)
+        return self.history
 
     def is_ready(self) -> bool:
         proc_ready = self.processor is None or self.processor.ready.is_set()
@@ -246,6 +265,8 @@ async def serve(
     await asyncio.gather(*tasks, return_exceptions=True)
     await projection.stop()
     await own.stop()
+    if rt.history is not None:
+        await rt.history.close()
     await rt.producer.stop()
     store.close()
     log.info("service stopped")

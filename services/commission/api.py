@@ -12,7 +12,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import StrictModel, submit
+from flexchain.api import AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.commission import domain
@@ -196,9 +196,12 @@ def build_api(rt: Runtime) -> FastAPI:
         states: list[CommissionState] = rt.own.all()
         return states
 
-    def totals(who: str) -> Totals:
+    def totals(who: str, src: Any = None) -> Totals:
+        """A distributor's balances over every partition (lines accrue on the seller's partition);
+        `src`: the live view by default, or the partitions as of a past business time (R-X-4)."""
         out = Totals()
-        for state in partitions():
+        states: list[CommissionState] = (src or rt.own).all()
+        for state in states:
             t = state.totals.get(who)
             if t is not None:
                 for f in ("accrued", "bonuses", "clawed", "pending", "payable", "paid"):
@@ -280,29 +283,36 @@ def build_api(rt: Runtime) -> FastAPI:
             net = network_state().network
             return [{**_record(r), "depth": len(upline_chain(net.distributors, d))} for d, r in sorted(net.distributors.items())]
 
+    def distributor_view(src: Any, distributor_id: str) -> dict[str, Any]:
+        network: CommissionState = src.state_for(NETWORK)
+        net, auth = network.network, network.authority
+        if distributor_id not in net.distributors:
+            raise HTTPException(status_code=404, detail=f"unknown distributor {distributor_id}")
+        home: CommissionState = src.state_for(distributor_id)
+        acc = home.accounts.get(distributor_id)
+        return {
+            **_record(net.distributors[distributor_id]),
+            "chain": upline_chain(net.distributors, distributor_id),
+            "downline_size": _count(downline(net, distributor_id)),
+            "balances": totals_view(totals(distributor_id, src)),
+            "account": {
+                "unpaid_lines": [_record(e.line) for e in acc.entries] if acc else [],
+                "balance": sum(e.line.amount for e in acc.entries) if acc else 0,
+                "batches": list(acc.batches) if acc else [],
+            },
+            "open_months": dict(home.sales.get(distributor_id, {})),
+            "growth_value": home.growth.get(distributor_id, 0) // 100,
+            "qualification_warned_for": auth.warned.get(distributor_id),
+            "qualification_expired": auth.expired.get(distributor_id),
+        }
+
     @app.get("/distributors/{distributor_id}")
-    async def get_distributor(distributor_id: str) -> dict[str, Any]:
+    async def get_distributor(distributor_id: str, as_of: AsOf = None) -> dict[str, Any]:
+        if as_of is not None:  # R-X-4: balances and account as they stood at that business time
+            past = await past_states(rt, as_of)
+            return {**distributor_view(past, distributor_id), "as_of": past.replayed.summary()}
         async with rt.consistent():
-            known(distributor_id)
-            net = network_state().network
-            home = rt.own.state_for(distributor_id)
-            acc = home.accounts.get(distributor_id)
-            auth = network_state().authority
-            return {
-                **_record(net.distributors[distributor_id]),
-                "chain": upline_chain(net.distributors, distributor_id),
-                "downline_size": _count(downline(net, distributor_id)),
-                "balances": totals_view(totals(distributor_id)),
-                "account": {
-                    "unpaid_lines": [_record(e.line) for e in acc.entries] if acc else [],
-                    "balance": sum(e.line.amount for e in acc.entries) if acc else 0,
-                    "batches": list(acc.batches) if acc else [],
-                },
-                "open_months": dict(home.sales.get(distributor_id, {})),
-                "growth_value": home.growth.get(distributor_id, 0) // 100,
-                "qualification_warned_for": auth.warned.get(distributor_id),
-                "qualification_expired": auth.expired.get(distributor_id),
-            }
+            return distributor_view(rt.own, distributor_id)
 
     @app.get("/distributors/{distributor_id}/downline")
     async def get_downline(distributor_id: str) -> dict[str, Any]:

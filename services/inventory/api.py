@@ -10,7 +10,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import StrictModel, submit
+from flexchain.api import AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.inventory import domain, planning
@@ -223,12 +223,22 @@ def build_api(rt: Runtime) -> FastAPI:
         return await go(EndLiveStream(sku, stream_id), idempotency_key, wait)
 
     @app.get("/skus")
-    async def list_skus() -> list[dict[str, Any]]:
+    async def list_skus(as_of: AsOf = None) -> list[dict[str, Any]]:
+        if as_of is not None:  # R-X-4: the catalogue as it stood at that business time
+            past = await past_states(rt, as_of)
+            skus: list[domain.Sku] = [item for state in past.all() for item in state.skus.values()]
+            return [sku_view(s, as_of) for s in sorted(skus, key=lambda s: s.sku)]
         async with rt.consistent():
             return [sku_view(s, rt.now()) for s in sorted(every_sku(), key=lambda s: s.sku)]
 
     @app.get("/skus/{sku}")
-    async def get_sku(sku: str) -> dict[str, Any]:
+    async def get_sku(sku: str, as_of: AsOf = None) -> dict[str, Any]:
+        if as_of is not None:  # R-X-4
+            past = await past_states(rt, as_of)
+            item = past.state_for(sku).skus.get(sku)
+            if item is None:
+                raise HTTPException(status_code=404, detail=f"no sku {sku} as of business time {as_of}")
+            return {**sku_view(item, as_of), "as_of": past.replayed.summary()}
         async with rt.consistent():
             return sku_view(known(sku), rt.now())
 

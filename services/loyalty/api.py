@@ -12,9 +12,9 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import StrictModel, field_error, submit
+from flexchain.api import AsOf, StrictModel, field_error, past_model, submit
 from flexchain.host import Runtime, base_app
-from flexchain.messages import Message, to_record
+from flexchain.messages import Enveloped, Message, to_record
 from services.loyalty import domain
 from services.loyalty.app import LoyaltyView
 from services.loyalty.messages import (
@@ -32,7 +32,7 @@ from services.loyalty.messages import (
     RecordBehaviour,
     RedeemPoints,
 )
-from services.loyalty.rules import day_of, day_start, iso, rfm_scores, segment
+from services.loyalty.rules import LoyaltyConfig, day_of, day_start, iso, rfm_scores, segment
 from services.loyalty.state import NO_DAY, Member, batch_day, batch_points
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -134,6 +134,16 @@ def member_view(view: LoyaltyView, m: Member, now: int) -> dict[str, Any]:
     }
 
 
+class PastView:
+    """The members' read model as an as-of fold (R-X-4): the partition does not matter to it."""
+
+    def __init__(self, config: LoyaltyConfig) -> None:
+        self.view = LoyaltyView(config)
+
+    def fold(self, partition: int, item: Enveloped) -> None:
+        self.view.fold(item)
+
+
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain loyalty")
     view: LoyaltyView = rt.view
@@ -192,8 +202,16 @@ def build_api(rt: Runtime) -> FastAPI:
         return {"business_time": now, "day": iso(day_of(now, view.config))}
 
     @app.get("/members/{member_id}")
-    async def get_member(member_id: str) -> dict[str, Any]:
-        return member_view(view, known(member_id), rt.now())
+    async def get_member(member_id: str, as_of: AsOf = None) -> dict[str, Any]:
+        if as_of is None:
+            return member_view(view, known(member_id), rt.now())
+        # R-X-4: the same read model, folded up to that business time
+        folded, replayed = await past_model(rt, "members", as_of, lambda _parts: PastView(view.config))
+        past = folded.view
+        m = past.state.member(member_id)
+        if m is None:
+            raise HTTPException(status_code=404, detail=f"no member {member_id} as of business time {as_of}")
+        return {**member_view(past, m, as_of), "as_of": replayed.summary()}
 
     @app.get("/members/{member_id}/ledger")
     async def ledger(member_id: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:

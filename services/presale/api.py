@@ -12,7 +12,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import StrictModel, field_error, submit
+from flexchain.api import AsOf, StrictModel, field_error, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
 from services.presale import domain
@@ -104,6 +104,23 @@ def _refunds(c: Campaign) -> list[dict[str, Any]]:
         for at, kind, ref, amount, _ in c.ledger
         if kind.startswith(("refund", "deposit refund"))
     ]
+
+
+def pledges_view(c: Campaign) -> dict[str, Any]:
+    return {
+        oid: {
+            "member_id": p.member_id,
+            "units": p.units,
+            "unit_price": p.unit_price,
+            "phase": p.phase,
+            "group_id": p.group_id,
+            "status": p.status,
+            "paid": p.paid,
+            "refunded": p.refunded,
+            "price_rise_owed": p.extra_owed,
+        }
+        for oid, p in sorted(c.pledges.items())
+    }
 
 
 def campaign_view(c: Campaign, now: int, cfg: Any) -> dict[str, Any]:
@@ -284,29 +301,29 @@ def build_api(rt: Runtime) -> FastAPI:
                 for c in sorted(campaigns(), key=lambda c: c.campaign_id)
             ]
 
+    async def past_campaign(cid: str, at: int) -> tuple[Campaign, PresaleBook, dict[str, Any]]:
+        """R-X-4: the campaign as it stood at business time `at`, folded from the log."""
+        past = await past_states(rt, at)
+        state: PresaleBook = past.state_for(cid)
+        c = state.campaigns.get(cid)
+        if c is None:
+            raise HTTPException(status_code=404, detail=f"no campaign {cid} as of business time {at}")
+        return c, state, past.replayed.summary()
+
     @app.get("/campaigns/{cid}")
-    async def get_campaign(cid: str) -> dict[str, Any]:
+    async def get_campaign(cid: str, as_of: AsOf = None) -> dict[str, Any]:
+        if as_of is not None:
+            c, state, summary = await past_campaign(cid, as_of)
+            return {**campaign_view(c, as_of, state.config), "as_of": summary}
         async with rt.consistent():
             return campaign_view(known(cid), rt.now(), book(cid).config)
 
     @app.get("/campaigns/{cid}/pledges")
-    async def pledges(cid: str) -> dict[str, Any]:
+    async def pledges(cid: str, as_of: AsOf = None) -> dict[str, Any]:
+        if as_of is not None:
+            return pledges_view((await past_campaign(cid, as_of))[0])
         async with rt.consistent():
-            c = known(cid)
-            return {
-                oid: {
-                    "member_id": p.member_id,
-                    "units": p.units,
-                    "unit_price": p.unit_price,
-                    "phase": p.phase,
-                    "group_id": p.group_id,
-                    "status": p.status,
-                    "paid": p.paid,
-                    "refunded": p.refunded,
-                    "price_rise_owed": p.extra_owed,
-                }
-                for oid, p in sorted(c.pledges.items())
-            }
+            return pledges_view(known(cid))
 
     @app.get("/campaigns/{cid}/ledger")
     async def ledger(cid: str, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:

@@ -100,6 +100,7 @@ class Cascade:
         self.paid_members: set[str] = set()
         self.fresh: set[str] = set()  # first payments commission may not have recorded yet (R-COM-4)
         self.wave: list[tuple[Place, str]] = []
+        self.history: list[tuple[int, dict[str, Any]]] = []  # (business time, what every service showed then)
 
     def fail(self, what: str) -> AssertionError:
         return AssertionError(f"[seed {self.sc.seed}, kill -9 {self.sc.kill_service}] {what}")
@@ -158,8 +159,8 @@ class Cascade:
 
     def step(self, action: Action, outcome: str, phase: str) -> None:
         if isinstance(action, Tick):
-            if self.ticks:
-                self.settle(f"before the tick of phase {phase}")
+            if self.ticks:  # every event of the last tick's business time is in: R-X-4 will be asked for this
+                self.history.append((self.oracle.now, self.settle(f"before the tick of phase {phase}")))
             self.tick(action.at)
             self.apply(action, outcome)
             if self.ticks == 1:
@@ -389,7 +390,7 @@ class Cascade:
 
     # -- what the services show ----------------------------------------------------------------------
 
-    def _stock(self) -> dict[str, Any]:
+    def _stock(self, q: str = "") -> dict[str, Any]:
         """Per sku and warehouse: on hand, reserved, available, clearance and the R-INV-2 counters
         (received, shipped, returned A/B: in `warehouses` or beside them in `counters`); the holds."""
         return {
@@ -397,14 +398,17 @@ class Cascade:
                 "warehouses": {wh: {**w, **s.get("counters", {}).get(wh, {})} for wh, w in s["warehouses"].items()},
                 "reservations": {o: dict(sorted(h.items())) for o, h in sorted(s["reservations"].items())},
             }
-            for s in self.get("inventory", "/skus")
+            for s in self.get("inventory", "/skus" + q)
         }
 
-    def observe(self, final: bool = False) -> dict[str, Any]:
+    def observe(self, final: bool = False, as_of: int | None = None, order_ids: Any = None) -> dict[str, Any]:
+        """What the services show now — or, with `as_of`, what they say they showed at that business
+        time (R-X-4: folded from their logs), for the orders `order_ids` (default: all so far)."""
         o, cid = self.oracle, self.sc.setup.campaign.campaign_id
+        q = "" if as_of is None else f"?as_of={as_of}"
         orders = {}
-        for oid in sorted(o.orders):
-            v = self.get("order", f"/orders/{oid}")
+        for oid in sorted(o.orders if order_ids is None else order_ids):
+            v = self.get("order", f"/orders/{oid}{q}")
             orders[oid] = {
                 "status": v["status"],
                 "total": v["total"],
@@ -414,8 +418,8 @@ class Cascade:
                 "lines": [[x["sku"], x["qty"], x["unit_price"]] for x in v["lines"]],
                 "gifts": v["gifts"],
             }
-        c = self.get("presale", f"/campaigns/{cid}")
-        pledges = self.get("presale", f"/campaigns/{cid}/pledges")
+        c = self.get("presale", f"/campaigns/{cid}{q}")
+        pledges = self.get("presale", f"/campaigns/{cid}/pledges{q}")
         presale = {
             "status": c["status"],
             "pledged_units": c["pledged_units"],
@@ -429,12 +433,12 @@ class Cascade:
         }
         commission = {}
         for d in sorted(x.distributor_id for x in self.sc.setup.distributors):
-            v = self.get("commission", f"/distributors/{d}")
+            v = self.get("commission", f"/distributors/{d}{q}")
             lines = sorted([x["kind"], x["ref"], x["sku"], x["level"], x["amount"]] for x in v["account"]["unpaid_lines"])
             commission[d] = {"balances": v["balances"], "unpaid": lines, "batches": v["account"]["batches"]}
         loyalty = {}
         for m in self.sc.members:
-            r = self.http.get(self.url("loyalty") + f"/members/{m}")
+            r = self.http.get(self.url("loyalty") + f"/members/{m}{q}")
             if r.status_code == 404:
                 continue
             r.raise_for_status()
@@ -448,7 +452,8 @@ class Cascade:
                 "pending": v["points"]["pending"],
                 "totals": v["totals"],
             }
-        snap = {"orders": orders, "stock": self._stock(), "presale": {cid: presale}, "commission": commission, "loyalty": loyalty}
+        stock = self._stock(q)
+        snap = {"orders": orders, "stock": stock, "presale": {cid: presale}, "commission": commission, "loyalty": loyalty}
         if final:
             snap["commission_orders"] = self._commission_orders()
             snap["payout_batches"] = self._payout_batches()
@@ -557,10 +562,28 @@ class Cascade:
             quiet = quiet + 1 if lag() == 0 else 0
             time.sleep(1.5)
 
+    def check_as_of(self) -> None:
+        """R-X-4: asked at the end, every service tells each past tick's balances — stock per
+        warehouse, orders, escrow buckets and pledges, commission balances and lines, points and
+        tiers — exactly as it showed them at that business time."""
+        started = time.monotonic()
+        for at, seen in self.history:
+            past = self.observe(as_of=at, order_ids=seen["orders"])
+            if past != seen:
+                lines = diff(seen, past)
+                raise self.fail(
+                    f"as of business time {at} the services tell another story than they showed then "
+                    f"({len(lines)} differences, path: showed then ≠ told now):\n    " + "\n    ".join(lines[:60])
+                )
+        took = time.monotonic() - started
+        print(f"[cascade] as of {len(self.history)} past business times: every balance as shown then ({took:.1f}s)")
+
     def check_the_end(self) -> None:
         self.settle("the end", final=True)
         self.wait_quiet()
         self.settle("the end, once quiet", final=True)
+        self.history.append((self.oracle.now, self.observe()))
+        self.check_as_of()
         logs = {t: self.events(f"{t}.events") for t in SERVICES}
         cid = self.sc.setup.campaign.campaign_id
         ledger = self.get("presale", f"/campaigns/{cid}/ledger")
