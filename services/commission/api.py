@@ -4,6 +4,7 @@ balances and downline, the chain behind an order's commission, a payout batch (R
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from services.commission.messages import (
     ApplyStockSignal,
     BonusTier,
     CommissionCommandRejected,
+    CommissionPlan,
     LinkDistributor,
     RateRule,
     RegisterDistributor,
@@ -36,7 +38,9 @@ from services.commission.messages import (
     SetSettlement,
     SetSkuRate,
 )
+from services.commission.plan import validate_plan
 from services.commission.state import CommissionState, Network, OrderCommission, Totals, upline_chain
+from services.commission.whatif import Outcome, replay_plan
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Rate = Annotated[str, Field(pattern=r"^0(\.\d{1,4})?$", description='a rate as a decimal string, e.g. "0.15"')]
@@ -78,6 +82,16 @@ class LevelRatesIn(StrictModel):
 
 class PremiumsIn(StrictModel):
     premiums: Annotated[list[Rate], Field(min_length=1, max_length=3)]
+
+
+class PlanReplayIn(StrictModel):
+    """R-X-4 sandbox: another plan (omitted fields: the plan in force), replayed over the past."""
+
+    levels: Annotated[int, Field(ge=1)] | None = None
+    level_rates: Annotated[list[Rate], Field(min_length=3, max_length=3)] | None = None
+    grade_premiums: dict[Id, Annotated[list[Rate], Field(min_length=1, max_length=3)]] | None = None
+    paid_from: Millis = 0
+    as_of: Millis | None = None
 
 
 class SponsorIn(StrictModel):
@@ -338,6 +352,20 @@ def build_api(rt: Runtime) -> FastAPI:
             net = network_state().network
             return {"current": _record(net.current), "history": [_record(v) for v in net.plans]}
 
+    @app.post("/sandbox/plan-replay")
+    async def plan_replay(body: PlanReplayIn) -> dict[str, Any]:
+        """What another plan would have paid on the orders paid from `paid_from` (R-X-4): the
+        orders as they stand now (or `as_of` a past business time) split again with it, in memory.
+        Nothing is published and the live state is not touched."""
+        if body.as_of is not None:
+            past = await past_states(rt, body.as_of)
+            current, states = past.state_for(NETWORK).network.plan, past.all()
+            result = _plan_replay(body, current, states)
+        else:
+            async with rt.consistent():
+                result = _plan_replay(body, network_state().network.plan, partitions())
+        return result
+
     @app.put("/plan/levels")
     async def levels(body: LevelsIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         return await go(SetCommissionLevels(NETWORK, body.levels, body.max_chain_depth), idempotency_key, wait)
@@ -449,6 +477,39 @@ def build_api(rt: Runtime) -> FastAPI:
         }
 
     return app
+
+
+def _plan_replay(body: PlanReplayIn, current: CommissionPlan, states: list[CommissionState]) -> dict[str, Any]:
+    plan = dataclasses.replace(
+        current,
+        levels=current.levels if body.levels is None else body.levels,
+        level_rates=current.level_rates if body.level_rates is None else [Decimal(r) for r in body.level_rates],
+        grade_premiums=current.grade_premiums
+        if body.grade_premiums is None
+        else {g: [Decimal(r) for r in rates] for g, rates in body.grade_premiums.items()},
+    )
+    why = validate_plan(plan)
+    if why is not None:
+        raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": why, "type": "value_error"}])
+    result = replay_plan(states, plan, body.paid_from)
+
+    def outcome(o: Outcome) -> dict[str, int]:
+        return {"kept": o.kept, "would_keep": o.would_keep, "delta": o.delta}
+
+    return {
+        "as_of": body.as_of,
+        "paid_from": body.paid_from,
+        "plan": {
+            "levels": plan.levels,
+            "level_rates": [str(r) for r in plan.level_rates],
+            "grade_premiums": {g: [str(r) for r in rates] for g, rates in sorted(plan.grade_premiums.items())},
+        },
+        "orders_replayed": result.orders_replayed,
+        "total": outcome(result.total()),
+        "distributors": {who: outcome(o) for who, o in sorted(result.distributors.items())},
+        "orders": dict(sorted(result.orders.items())),
+        "note": "commission on orders only (bonuses are not split by the plan); nothing was published",
+    }
 
 
 def _count(tree: list[dict[str, Any]]) -> int:

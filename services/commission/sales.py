@@ -114,13 +114,15 @@ def recompute(state: CommissionState, net: Network, change: NetworkChange, effec
             continue
         if sku is not None and all(line.sku != sku for line in order.lines):
             continue
-        fixed = _recomputed(state, net, order, now)
+        fixed = resplit(state, net, order, now)
         if fixed is not None:
             out.append(fixed)
     return out
 
 
-def _recomputed(state: CommissionState, net: Network, order: OrderCommission, now: int) -> CommissionRecomputed | None:
+def resplit(state: CommissionState, net: Network, order: OrderCommission, now: int) -> CommissionRecomputed | None:
+    """The order split again with `net` (its plan and sku rates as in force when it was paid), or
+    None if nothing changes: the shares and, per share, what its net commission changes by."""
     levels = min(net.plan_at(order.paid_at).plan.levels, MAX_LEVELS)
     old_chain = [s.distributor_id for s in order.lines[0].shares] if order.lines else []
     records = net.distributors

@@ -62,6 +62,11 @@ def _answers(url: str) -> dict[str, Any]:
     }
 
 
+def _batch(url: str, batch_id: str) -> dict[str, Any]:
+    r = httpx.get(f"{url}/payout-batches/{batch_id}", timeout=10)
+    return r.json() if r.status_code == 200 else {"payouts": []}
+
+
 def until(fetch: Any, ok: Any, what: str) -> Any:
     """Poll `fetch()` until `ok(value)`; the value."""
     return eventually(lambda: v if ok(v := fetch()) else None, what=what)
@@ -107,7 +112,8 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         eventually(lambda: get(f"{url}/orders/o1/commission")["status"] == "payable")
         _tick(suite, T0 + 16 * DAY - 1)
         _tick(suite, T0 + 16 * DAY)
-        batch = eventually(lambda: get(f"{url}/payout-batches/2026-10-08T00:00Z"), what="the payout batch")
+        # each beneficiary's account settles on its own partition: the batch is whole once all three did
+        batch = until(lambda: _batch(url, "2026-10-08T00:00Z"), lambda b: len(b["payouts"]) == 3, "the whole payout batch")
         assert {p["distributor_id"]: p["net"] for p in batch["payouts"]} == {"a": 200, "b": 500, "c": 1500}
         assert [x["amount"] for p in batch["payouts"] if p["distributor_id"] == "c" for x in p["lines"]] == [1500]
         earlier = get(f"{url}/payout-batches/2026-10-07T00:00Z")  # m1 was a new member: c's referral bonus, due at once
@@ -144,6 +150,27 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         paid3 = OrderPaid("o3", 10_000, "p3", T0 + 22 * DAY + 1, "m1", "c", None, [OrderLine("serum", 1, 10_000)])
         _send(suite, "order.events", (paid3, T0 + 22 * DAY + 1))
         assert _levels(eventually(lambda: get(f"{url}/orders/o3/commission")))[0][0] == (1, "c", "0.10", 1000)
+
+        # --- the sandbox (R-X-4): what 3 levels at 18/4/1 % would have paid; nothing changes for real.
+        # o1 kept nothing (refunded whole); o2: c 1500 → 1800, b 500 → 400, a 0 → 100 (level 3 follows the
+        # tree); o3 keeps serum's own level-1 rate (0.10 when it was paid): b 500 → 400, a 0 → 100
+        before_o2 = get(f"{url}/orders/o2/commission")
+        what_if = post(f"{url}/sandbox/plan-replay", {"levels": 3, "level_rates": ["0.18", "0.04", "0.01"]})
+        assert what_if.status_code == 200, what_if.text
+        w = what_if.json()
+        assert {d: (o["kept"], o["would_keep"]) for d, o in w["distributors"].items()} == {
+            "a": (0, 200),
+            "b": (1000, 800),
+            "c": (2500, 2800),
+        }
+        assert w["orders"] == {"o2": 300} and w["orders_replayed"] == 3 and w["total"]["delta"] == 300
+        past = post(f"{url}/sandbox/plan-replay", {"levels": 3, "level_rates": ["0.18", "0.04", "0.01"], "as_of": T0 + 19 * DAY})
+        assert past.json()["orders_replayed"] == 1 and past.json()["total"] == {"kept": 0, "would_keep": 0, "delta": 0}
+        later = post(f"{url}/sandbox/plan-replay", {"level_rates": ["0.18", "0.04", "0.01"], "paid_from": T0 + 22 * DAY})
+        assert later.json()["orders"] == {"o3": -100} and later.json()["orders_replayed"] == 1  # o3 alone, 2 levels: b 500 → 400
+        bad = post(f"{url}/sandbox/plan-replay", {"level_rates": ["0.25", "0.04", "0.01"]})
+        assert bad.status_code == 422 and "level-1 rate must be within" in bad.text
+        assert get(f"{url}/orders/o2/commission") == before_o2
 
         # --- a qualification warned 30 days before it ends (R-COM-6)
         expiry = T0 + 60 * DAY
