@@ -611,10 +611,6 @@ class OwnView:
 
     # --- queries -------------------------------------------------------------------------------
 
-    @property
-    def partitions(self) -> list[int]:
-        return list(self._partitions)
-
     def partition_of(self, key: str) -> int:
         p: int = self._partitioner(key.encode(), self._partitions, self._partitions)
         return p
