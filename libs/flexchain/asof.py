@@ -162,7 +162,10 @@ class AsOf:
                 self._kept.move_to_end((kind, at))
                 return kept
             model = new_model(parts)
-            replayed = await replay_until(consumer, self.codec, self.topic, parts, at, model.fold, self.timeout)
+            try:
+                replayed = await replay_until(consumer, self.codec, self.topic, parts, at, model.fold, self.timeout)
+            finally:
+                consumer.unsubscribe()  # no fetching in the background between questions
             self._kept[(kind, at)] = (model, replayed)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
