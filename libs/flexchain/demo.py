@@ -7,7 +7,8 @@ is cancelled; a live-stream rush pushes a sku below its threshold (one alert, wi
 replenishment and transfer suggestions) and the last order gets no gift, yet goes on; business time
 moves 31 minutes and the unpaid orders are cancelled; a presale order is priced by its campaign and
 escrowed in buckets; 8 days later the return window closes (points available, commission payable);
-then a defect refund cascades through every service (R-X-3).
+then a defect refund cascades through every service (R-X-3); last, the stock and an order as they
+stood before the 31-minute tick, asked afterwards (R-X-4).
 """
 
 from __future__ import annotations
@@ -257,6 +258,14 @@ def scenario(bootstrap: str, run: str) -> None:
         f"   commission clawed back at every level: lin-{run} {lin['clawed_back']} cents (payable now {lin['payable']}), "
         f"ming-{run} {ming['clawed_back']} cents (payable now {ming['payable']})"
     )
+
+    say("11. Asked afterwards (R-X-4): the balances as they stood before the 31-minute tick, folded from the logs")
+    then = httpx.get(f"{INVENTORY}/skus/mask-{run}", params={"as_of": T0}, timeout=30).json()
+    order_e = httpx.get(f"{ORDER}/orders/{oid('E')}", params={"as_of": T0}, timeout=30).json()
+    now = _sku(f"mask-{run}")
+    was, now_is = f"{then['available']} of {then['on_hand']}", f"{now['available']} of {now['on_hand']}"
+    say(f"   mask-{run} as of then: available {was} (now {now_is})")
+    say(f"   order {oid('E')} as of then: {order_e['status']} (now {_status(oid('E'))})")
 
 
 def _clearance(sku: str) -> int:

@@ -125,3 +125,5 @@ def test_the_demo_runs_end_to_end(kafka_bootstrap: str, prefix: str) -> None:
     text = out.stdout
     for expected in ("delivered", "rejected — stock not available", "LOW-STOCK ALERT", "HTTP 409", "cancelled", "Stopped."):
         assert expected in text, text
+    run = env["FLEXCHAIN_DEMO_RUN"]
+    assert f"order E-{run} as of then: confirmed (now cancelled)" in text, text  # R-X-4: the past, asked afterwards
