@@ -23,6 +23,7 @@ from services.commission.messages import (
     DistributorRecord,
     MonthlyTargetClosed,
     PayoutBatchSettled,
+    PayoutCutoffPassed,
     PayoutLine,
     ReferralBonusAwarded,
     ReferralBonusParked,
@@ -78,10 +79,13 @@ def _included(entry: Entry, cutoff: int) -> bool:
 
 
 def pay_batches(state: CommissionState, time: int) -> list[Message]:
-    """The batch of the latest cutoff, for every account not yet paid in it (R-COM-3)."""
+    """The batch of the latest cutoff, for every account not yet paid in it (R-COM-3), and, the first
+    time this partition passes that cutoff, the mark that its part of the batch is settled."""
     cutoff = cutoff_of(time, state.network.plan.batch_interval_ms)
     bid = batch_id(cutoff)
     out: list[Message] = []
+    if cutoff > state.settled_cutoff:
+        out.append(PayoutCutoffPassed(bid, cutoff, time))
     for who, acc in sorted(state.accounts.items()):
         if not acc.entries or acc.last_cutoff >= cutoff:
             continue
@@ -136,6 +140,10 @@ def _monthly(state: CommissionState, e: MonthlyTargetClosed) -> None:
         _bonus(state, e.distributor_id, PayoutLine("monthly_bonus", e.month, "", 0, e.bonus), e.closed_at)
 
 
+def _cutoff_passed(state: CommissionState, e: PayoutCutoffPassed) -> None:
+    state.settled_cutoff = max(state.settled_cutoff, e.cutoff)
+
+
 def _settled(state: CommissionState, e: PayoutBatchSettled) -> None:
     acc = state.account(e.distributor_id)
     acc.entries = [x for x in acc.entries if not _included(x, e.cutoff)]
@@ -154,4 +162,5 @@ EVOLVERS: dict[type, Callable[[CommissionState, Any], None]] = {
     ReferralBonusParked: _referral_parked,
     MonthlyTargetClosed: _monthly,
     PayoutBatchSettled: _settled,
+    PayoutCutoffPassed: _cutoff_passed,
 }

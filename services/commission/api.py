@@ -450,27 +450,36 @@ def build_api(rt: Runtime) -> FastAPI:
                     return {**_record(parked), "status": "parked"}
         raise HTTPException(status_code=404, detail=f"no commission recorded for order {order_id}")
 
+    def settled(cutoff: int) -> dict[str, Any]:
+        """Each beneficiary's partition settles its part of a batch on its own: the batch is complete
+        once every partition has passed its cutoff (`PayoutCutoffPassed`), payouts of its own or not."""
+        states = partitions()
+        done = sum(1 for state in states if state.settled_cutoff >= cutoff)
+        return {"complete": done == len(states), "partitions_settled": done, "partitions": len(states)}
+
     @app.get("/payout-batches")
     async def list_batches() -> list[dict[str, Any]]:
         async with rt.consistent():
             found: dict[str, dict[str, int]] = {}
             for state in partitions():
                 for bid, payouts in state.batches.items():
-                    agg = found.setdefault(bid, {"distributors": 0, "net": 0})
+                    agg = found.setdefault(bid, {"distributors": 0, "net": 0, "cutoff": payouts[0].cutoff})
                     agg["distributors"] += len(payouts)
                     agg["net"] += sum(p.net for p in payouts)
-            return [{"batch_id": b, **v} for b, v in sorted(found.items())]
+            return [{"batch_id": b, **v, **settled(v["cutoff"])} for b, v in sorted(found.items())]
 
     @app.get("/payout-batches/{batch_id}")
     async def get_batch(batch_id: str) -> dict[str, Any]:
         async with rt.consistent():
             payouts = [p for state in partitions() for p in state.batches.get(batch_id, [])]
+            status = settled(payouts[0].cutoff) if payouts else {}
         if not payouts:
             raise HTTPException(status_code=404, detail=f"unknown payout batch {batch_id}")
         payouts.sort(key=lambda p: p.distributor_id)
         return {
             "batch_id": batch_id,
             "cutoff": payouts[0].cutoff,
+            **status,
             "net": sum(p.net for p in payouts),
             "lines": sum(len(p.lines) for p in payouts),
             "payouts": [_record(p) for p in payouts],

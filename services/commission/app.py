@@ -65,7 +65,7 @@ def service(plan: CommissionPlan | None = None) -> ServiceDef[CommissionState]:
             Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react_clock),
             Route("commission.events", policy.ROUTED_OWN_EVENTS, policy.react_own),
         ),
-        state_format=f"commission-1-{tag:08x}",
+        state_format=f"commission-2-{tag:08x}",
     )
 
 

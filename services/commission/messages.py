@@ -738,6 +738,16 @@ class NewMemberRecorded(MemberMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutCutoffPassed(PartitionMessage):
+    """This partition has settled its part of payout batch `batch_id` (cutoff `cutoff`), with or
+    without payouts of its own: once every partition has, the batch is complete (R-COM-3)."""
+
+    batch_id: str
+    cutoff: int
+    passed_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkReplicated(PartitionMessage):
     """This partition's copy of the network took change `seq` (kept per partition, not for subscribers)."""
 
@@ -805,6 +815,7 @@ EVENTS: tuple[type[Message], ...] = (
     ReferralBonusAwarded,
     ReferralBonusParked,
     PayoutBatchSettled,
+    PayoutCutoffPassed,
     NewMemberRecorded,
     NetworkReplicated,
     CommissionCommandRejected,

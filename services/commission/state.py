@@ -224,6 +224,7 @@ class CommissionState:
     customers: set[str] = field(default_factory=set)  # members who bought through this partition's sellers
     totals: dict[str, Totals] = field(default_factory=dict)
     batches: dict[str, list[PayoutBatchSettled]] = field(default_factory=dict)
+    settled_cutoff: int = -1  # the latest payout cutoff this partition has passed (its part of that batch settled)
 
     def totals_of(self, distributor_id: str) -> Totals:
         t = self.totals.get(distributor_id)

@@ -26,6 +26,7 @@ from services.commission.messages import (
     OrderCommissionParked,
     PaidLine,
     PayoutBatchSettled,
+    PayoutCutoffPassed,
     PayoutLine,
     RecordOrderCompleted,
     RecordOrderPaid,
@@ -37,7 +38,7 @@ from services.commission.messages import (
     SetGradePremiums,
     SetSkuRate,
 )
-from services.commission.plan import DAY_MS, commission
+from services.commission.plan import DAY_MS, batch_id, commission
 from services.commission.state import CommissionState
 from services.commission.tree import change_of
 from services.order.messages import OrderCancelled, OrderCompleted, OrderLine, OrderPaid, OrderRefunded, RefundedLine
@@ -260,6 +261,24 @@ def test_commission_is_pending_then_payable_then_paid_t_plus_7_in_a_batch() -> N
     tick(h, next_cutoff + DAY_MS)
     assert len(batches(h)) == 3, "a line is paid once"
     assert (h.totals("b").payable, h.totals("b").paid) == (0, 500)
+
+
+def test_every_partition_marks_each_batch_cutoff_once_so_a_reader_knows_when_a_batch_is_whole() -> None:
+    h = flow()
+
+    def marks() -> list[tuple[int, str]]:
+        return sorted((i, e.batch_id) for i, p in enumerate(h.parts) for e, _ in p.log if isinstance(e, PayoutCutoffPassed))
+
+    day = (T0 // DAY_MS + 3) * DAY_MS
+    first, second = batch_id(day), batch_id(day + DAY_MS)
+    tick(h, day + 5)  # passes that day's cutoff on every partition, with nothing to pay anywhere
+    assert marks() == [(0, first), (1, first), (2, first)]
+    assert batches(h) == [] and all(p.state.settled_cutoff == day for p in h.parts)
+    tick(h, day + DAY_MS - 1)  # later the same day, and the same tick again: nothing new
+    tick(h, day + 5)
+    assert len(marks()) == 3
+    tick(h, day + DAY_MS)
+    assert marks() == [(0, first), (0, second), (1, first), (1, second), (2, first), (2, second)]
 
 
 def test_a_refund_after_payout_is_a_negative_balance_netted_in_the_next_batch() -> None:
