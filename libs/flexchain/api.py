@@ -10,7 +10,7 @@ An `Idempotency-Key` header becomes the command id: sending it again changes not
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict
 from flexchain.asof import AsOfTimeout, M, PastStates, Replayed
 from flexchain.host import Runtime
 from flexchain.messages import Message, to_record
+
+T = TypeVar("T")
 
 AsOf = Annotated[
     int | None,
@@ -36,6 +38,15 @@ async def past_states(rt: Runtime, at: int) -> PastStates:
         return await rt.as_of(at)
     except AsOfTimeout as exc:
         raise HTTPException(status_code=504, detail=str(exc)) from exc
+
+
+async def past_entity(rt: Runtime, at: int, key: str, pick: Callable[[Any], T | None], what: str) -> tuple[T, PastStates]:
+    """`pick(state of key's partition)` as of business time `at` (R-X-4), 404 if it did not exist then."""
+    past = await past_states(rt, at)
+    found = pick(past.state_for(key))
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no {what} {key} as of business time {at}")
+    return found, past
 
 
 async def past_model(rt: Runtime, kind: str, at: int, new_model: Callable[[list[int]], M]) -> tuple[M, Replayed]:

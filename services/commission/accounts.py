@@ -10,7 +10,7 @@ one batch: the event removes it from the account in the same transaction that re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flexchain.messages import Message
@@ -138,6 +138,13 @@ def _referral_parked(state: CommissionState, e: ReferralBonusParked) -> None:
 def _monthly(state: CommissionState, e: MonthlyTargetClosed) -> None:
     if e.bonus > 0:
         _bonus(state, e.distributor_id, PayoutLine("monthly_bonus", e.month, "", 0, e.bonus), e.closed_at)
+
+
+def batch_progress(states: Iterable[CommissionState], cutoff: int) -> tuple[int, int]:
+    """(partitions that have settled their part of the batch of `cutoff`, partitions): each
+    beneficiary's partition settles on its own tick, so the batch is complete when both are equal."""
+    passed = [state.settled_cutoff >= cutoff for state in states]
+    return sum(passed), len(passed)
 
 
 def _cutoff_passed(state: CommissionState, e: PayoutCutoffPassed) -> None:

@@ -17,6 +17,7 @@ from flexchain.api import AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.commission import domain
+from services.commission.accounts import batch_progress
 from services.commission.messages import (
     NETWORK,
     ApplyStockSignal,
@@ -451,11 +452,8 @@ def build_api(rt: Runtime) -> FastAPI:
         raise HTTPException(status_code=404, detail=f"no commission recorded for order {order_id}")
 
     def settled(cutoff: int) -> dict[str, Any]:
-        """Each beneficiary's partition settles its part of a batch on its own: the batch is complete
-        once every partition has passed its cutoff (`PayoutCutoffPassed`), payouts of its own or not."""
-        states = partitions()
-        done = sum(1 for state in states if state.settled_cutoff >= cutoff)
-        return {"complete": done == len(states), "partitions_settled": done, "partitions": len(states)}
+        done, total = batch_progress(partitions(), cutoff)
+        return {"complete": done == total, "partitions_settled": done, "partitions": total}
 
     @app.get("/payout-batches")
     async def list_batches() -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, past_states, submit
+from flexchain.api import AsOf, StrictModel, past_entity, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.inventory import domain, planning
@@ -234,10 +234,7 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/skus/{sku}")
     async def get_sku(sku: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4
-            past = await past_states(rt, as_of)
-            item = past.state_for(sku).skus.get(sku)
-            if item is None:
-                raise HTTPException(status_code=404, detail=f"no sku {sku} as of business time {as_of}")
+            item, past = await past_entity(rt, as_of, sku, lambda s: s.skus.get(sku), "sku")
             return {**sku_view(item, as_of), "as_of": past.replayed.summary()}
         async with rt.consistent():
             return sku_view(known(sku), rt.now())

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, field_error, past_states, submit
+from flexchain.api import AsOf, StrictModel, field_error, past_entity, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.order import domain
@@ -262,10 +262,7 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/orders/{order_id}")
     async def get_order(order_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4: the order as it stood at that business time
-            past = await past_states(rt, as_of)
-            order = past.state_for(order_id).orders.get(order_id)
-            if order is None:
-                raise HTTPException(status_code=404, detail=f"no order {order_id} as of business time {as_of}")
+            order, past = await past_entity(rt, as_of, order_id, lambda s: s.orders.get(order_id), "order")
             return {**order_view(order), "as_of": past.replayed.summary()}
         async with rt.consistent():
             return order_view(known(order_id))

@@ -12,7 +12,8 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, field_error, past_states, submit
+from flexchain.api import AsOf, StrictModel, field_error, past_entity, submit
+from flexchain.asof import PastStates
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
 from services.presale import domain
@@ -301,20 +302,15 @@ def build_api(rt: Runtime) -> FastAPI:
                 for c in sorted(campaigns(), key=lambda c: c.campaign_id)
             ]
 
-    async def past_campaign(cid: str, at: int) -> tuple[Campaign, PresaleBook, dict[str, Any]]:
+    async def past_campaign(cid: str, at: int) -> tuple[Campaign, PastStates]:
         """R-X-4: the campaign as it stood at business time `at`, folded from the log."""
-        past = await past_states(rt, at)
-        state: PresaleBook = past.state_for(cid)
-        c = state.campaigns.get(cid)
-        if c is None:
-            raise HTTPException(status_code=404, detail=f"no campaign {cid} as of business time {at}")
-        return c, state, past.replayed.summary()
+        return await past_entity(rt, at, cid, lambda s: s.campaigns.get(cid), "campaign")
 
     @app.get("/campaigns/{cid}")
     async def get_campaign(cid: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:
-            c, state, summary = await past_campaign(cid, as_of)
-            return {**campaign_view(c, as_of, state.config), "as_of": summary}
+            c, past = await past_campaign(cid, as_of)
+            return {**campaign_view(c, as_of, past.state_for(cid).config), "as_of": past.replayed.summary()}
         async with rt.consistent():
             return campaign_view(known(cid), rt.now(), book(cid).config)
 

@@ -65,7 +65,6 @@ def test_another_plan_replayed_over_the_past_pays_what_living_under_it_pays(
     outcome = {who: other.distributors.get(who) for who in TREE}
     assert {who: o.would_keep if o else 0 for who, o in outcome.items()} == kept([p.state for p in b.h.parts])
     assert {who: o.kept if o else 0 for who, o in outcome.items()} == kept(states_a)
-    assert other.total().delta == sum(other.orders.values())
     assert other.orders_replayed == len(a.orders)
 
 
