@@ -4,7 +4,10 @@ A command is validated (pydantic, strict: no coercion of "3" or 2.5 into an int)
 the read model with the domain's own `decide` (a refused transition answers 409 with the reason
 and publishes nothing), then published. `?wait=` seconds (default 5) waits for the events it
 caused: 200 with the events, 409 if the processor refused it, 202 if they did not arrive in time.
-An `Idempotency-Key` header becomes the command id: sending it again changes nothing.
+An `Idempotency-Key` header becomes the command id: sending the same command again changes nothing
+(200, `status: duplicate`, once the first is applied); the same key with a different body is refused
+(422) and changes nothing either. A key is remembered for `FLEXCHAIN_DEDUP_HORIZON_HOURS` of business
+time after its command was applied (README "Exactly once, dedup, rebuild").
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from flexchain.asof import AsOfTimeout, M, PastStates, Replayed
+from flexchain.fold import UnreadableEvent
 from flexchain.host import Runtime
 from flexchain.messages import Message, to_record
+from flexchain.runtime import command_digest
 
 T = TypeVar("T")
 
@@ -33,11 +38,14 @@ AsOf = Annotated[
 
 
 async def past_states(rt: Runtime, at: int) -> PastStates:
-    """The service's state as of business time `at` (R-X-4); 504 if the log cannot be read in time."""
+    """The service's state as of business time `at` (R-X-4); 504 if the log cannot be read in time,
+    503 if an event of it cannot be read at all (naming where and why)."""
     try:
         return await rt.as_of(at)
     except AsOfTimeout as exc:
         raise HTTPException(status_code=504, detail=str(exc)) from exc
+    except UnreadableEvent as exc:
+        raise HTTPException(status_code=503, detail=f"the event log cannot be read: {exc}") from exc
 
 
 async def past_entity(rt: Runtime, at: int, key: str, pick: Callable[[Any], T | None], what: str) -> tuple[T, PastStates]:
@@ -55,6 +63,8 @@ async def past_model(rt: Runtime, kind: str, at: int, new_model: Callable[[list[
         return await rt.model_as_of(kind, at, new_model)
     except AsOfTimeout as exc:
         raise HTTPException(status_code=504, detail=str(exc)) from exc
+    except UnreadableEvent as exc:
+        raise HTTPException(status_code=503, detail=f"the event log cannot be read: {exc}") from exc
 
 
 class StrictModel(BaseModel):
@@ -75,6 +85,10 @@ async def submit(
     wait: float,
 ) -> JSONResponse:
     now = rt.now()
+    if idempotency_key:
+        answered = _already_applied(rt, cmd, idempotency_key)
+        if answered is not None:
+            return answered
     if precheck is not None:
         async with rt.consistent():
             refused = [e for e in precheck(cmd, now) if is_refusal(e)]
@@ -93,4 +107,22 @@ async def submit(
         body["reason"] = getattr(refused_events[0].message, "reason", "refused")
         return JSONResponse(body, status_code=409)
     body["status"] = "applied"
+    return JSONResponse(body, status_code=200)
+
+
+def _already_applied(rt: Runtime, cmd: Message, key: str) -> JSONResponse | None:
+    """The answer to a command whose Idempotency-Key was applied already, if it was."""
+    applied = rt.own.applied(cmd.key, key)
+    if applied is None:
+        return None
+    name = type(cmd).__name__
+    if applied.digest and applied.digest != command_digest(cmd):
+        raise HTTPException(
+            status_code=422,
+            detail={
+                "command": name,
+                "reason": f"Idempotency-Key {key!r} was already used for a different request; nothing was done",
+            },
+        )
+    body = {"command_id": key, "command": name, "status": "duplicate", "applied_at": applied.at}
     return JSONResponse(body, status_code=200)

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
+from flexchain.fold import UnreadableEvent, first_time
 from flexchain.messages import Enveloped
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
@@ -72,8 +73,9 @@ async def replay_until(
     timeout: float,
 ) -> Replayed:
     """Fold `partitions` of `topic` up to business time `at`: `fold(partition, item)` gets every
-    committed event of each prefix, in log order. Records that do not decode are skipped, as the
-    live view skips them (they are dead-lettered upstream)."""
+    committed event of each prefix, in log order, once (a repeated aggregate version is skipped, as
+    the live fold skips it). An event that cannot be read or folded raises `UnreadableEvent`: an
+    answer that silently missed part of the history would be wrong."""
     out = Replayed(at, dict.fromkeys(partitions, 0), dict.fromkeys(partitions, 0))
     tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
@@ -81,6 +83,7 @@ async def replay_until(
     ends = await consumer.end_offsets(tps)  # read_committed: the last stable offset
     out.ends = {tp.partition: ends[tp] for tp in tps}
     reading = {tp for tp in tps if ends[tp] > 0}
+    versions: dict[int, dict[str, int]] = {p: {} for p in partitions}
     deadline = time.monotonic() + timeout
     while reading:
         if time.monotonic() > deadline:
@@ -93,16 +96,20 @@ async def replay_until(
                     break
                 try:
                     item = codec.decode(rec.value)
-                except DecodeError:
-                    out.next_offset[p] = rec.offset + 1
-                    continue
+                except DecodeError as exc:
+                    raise UnreadableEvent(rec.topic, p, rec.offset, exc.reason) from exc
                 if item.envelope.business_time > at:
                     out.closed.add(p)
                     reading.discard(tp)
                     break
-                fold(p, item)
-                out.folded[p] += 1
                 out.next_offset[p] = rec.offset + 1
+                if not first_time(versions[p], item.envelope):
+                    continue
+                try:
+                    fold(p, item)
+                except Exception as exc:
+                    raise UnreadableEvent(rec.topic, p, rec.offset, f"fold failed: {exc!r}") from exc
+                out.folded[p] += 1
         for tp in list(reading):
             if await consumer.position(tp) >= ends[tp]:
                 reading.discard(tp)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flexchain.messages import Enveloped
+from flexchain.messages import Envelope, Enveloped
 
 
 @dataclass
@@ -49,6 +49,15 @@ class PartitionState:
         return self.newest - horizon_ms
 
 
+class UnreadableEvent(Exception):
+    """An event of a service's own log that cannot be read or folded: its partition stops, loudly,
+    rather than being folded past (ARCHITECTURE: "never skipped in silence")."""
+
+    def __init__(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        super().__init__(f"{topic}[{partition}]@{offset}: {reason}")
+        self.topic, self.partition, self.offset, self.reason = topic, partition, offset, reason
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """A command whose effects are in the log: its business time and a digest of its body."""
@@ -57,20 +66,29 @@ class Applied:
     digest: str = ""
 
 
+def first_time(versions: dict[str, int], env: Envelope) -> bool:
+    """True the first time an event's aggregate version is met (and remember it); False for a repeat.
+
+    Events carry a version per aggregate, contiguous from 1 in a partition's log; an event at or
+    below the version already met for its aggregate is a repeat. An event with version 0 carries no
+    version (it was not written by a processor) and is always new."""
+    version = env.aggregate_version
+    if version <= 0:
+        return True
+    if version <= versions.get(env.aggregate_id, 0):
+        return False
+    versions[env.aggregate_id] = version
+    return True
+
+
 def fold_event(
     evolve: Callable[[Any, Any], Any], ps: PartitionState, item: Enveloped, digest: str, horizon_ms: int
 ) -> bool:
-    """Fold one event of the partition's own log into `ps`; False if it repeats one already folded.
-
-    Events carry a version per aggregate, contiguous from 1 in the partition's log; an event at or
-    below the version already folded for its aggregate is a repeat and changes nothing. An event with
-    version 0 carries no version (not written by a processor) and is always folded."""
+    """Fold one event of the partition's own log into `ps`; False if it repeats one already folded
+    (see `first_time`), in which case nothing changes."""
     env = item.envelope
-    version = env.aggregate_version
-    if version > 0:
-        if version <= ps.versions.get(env.aggregate_id, 0):
-            return False
-        ps.versions[env.aggregate_id] = version
+    if not first_time(ps.versions, env):
+        return False
     evolve(ps.state, item.message)
     if env.causation_id:
         ps.remember(env.causation_id, Applied(env.business_time, digest), horizon_ms)

@@ -111,8 +111,18 @@ class Runtime:
         return self.history
 
     def is_ready(self) -> bool:
-        proc_ready = self.processor is None or self.processor.ready.is_set()
-        return proc_ready and self.own.caught_up.is_set() and self.projection.caught_up.is_set()
+        """Every owned partition rebuilt, none stopped, and the read models caught up."""
+        proc_ready = self.processor is None or self.processor.is_ready()
+        return proc_ready and not self.own.stopped and self.own.caught_up.is_set() and self.projection.caught_up.is_set()
+
+    def stopped(self) -> list[dict[str, Any]]:
+        """Partitions stopped on an own-log event that cannot be read: where, and why."""
+        found = dict(self.own.stopped)
+        if self.processor is not None:
+            found.update(self.processor.stopped)
+        return [
+            {"topic": e.topic, "partition": e.partition, "offset": e.offset, "reason": e.reason} for _, e in sorted(found.items())
+        ]
 
 
 class _Clock:
@@ -136,7 +146,8 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
     async def ready(response: Response) -> dict[str, Any]:
         ok = rt.is_ready()
         response.status_code = 200 if ok else 503
-        return {"ready": ok}
+        stopped = rt.stopped()
+        return {"ready": ok, "stopped_partitions": stopped} if stopped else {"ready": ok}
 
     @app.get("/internal/partitions")
     async def partitions() -> dict[str, Any]:
@@ -200,8 +211,9 @@ async def serve(
         f"{svc.name}-view",
         waiters,
         types={*types, "ClockTicked"} if types is not None else None,
+        metrics=metrics,
     )
-    own = OwnView(svc, settings, codec, waiters)
+    own = OwnView(svc, settings, codec, waiters, metrics)
     rt = Runtime(svc, settings, codec, metrics, view, projection, own, waiters)
     clock = _Clock(rt)
 
@@ -222,8 +234,10 @@ async def serve(
     await projection.start()
     await own.start()
 
+    poison: dict[tuple[str, int, int], str] = {}  # outlives a processor: a restart must not meet it again
+
     async def run_processor() -> None:
-        proc = Processor(svc, settings, codec, metrics, store, cluster_id)
+        proc = Processor(svc, settings, codec, metrics, store, cluster_id, poison)
         proc.view, proc.waiters = own, waiters
         rt.processor = own.processor = proc
         await proc.start()
@@ -247,13 +261,13 @@ async def serve(
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
     tasks = [
-        asyncio.create_task(supervise("processor", run_processor, stopping), name="processor"),
-        asyncio.create_task(projection.run(stopping), name="projection"),
-        asyncio.create_task(own.run(stopping), name="own-view"),
+        asyncio.create_task(supervise("processor", run_processor, stopping, metrics), name="processor"),
+        asyncio.create_task(supervise("projection", lambda: projection.run(stopping), stopping, metrics), name="projection"),
+        asyncio.create_task(supervise("own-view", lambda: own.run(stopping), stopping, metrics), name="own-view"),
         asyncio.create_task(server.serve(), name="http"),
     ]
     if svc.routes:
-        tasks.append(asyncio.create_task(supervise("router", run_router, stopping), name="router"))
+        tasks.append(asyncio.create_task(supervise("router", run_router, stopping, metrics), name="router"))
     if background is not None:  # a service's own periodic job (e.g. order's gift-rule reviews)
         tasks.append(asyncio.create_task(supervise("background", lambda: background(rt, stopping), stopping), name="background"))
     log.info("service started", port=port, topics=topics, cluster_id=cluster_id)

@@ -12,7 +12,11 @@
 | rebuild_events_total | counter | events folded while rebuilding |
 | dlq_records_total{reason} | counter | records sent to `<service>.dlq` |
 | duplicates_skipped_total | counter | commands whose id was already applied |
-| ready | gauge | 1 once every owned partition is rebuilt |
+| ready | gauge | 1 once every owned partition is rebuilt (0 while one is stopped) |
+| partition_stopped{loop,partition} | gauge | 1 while a partition is stopped on an own-log event it cannot read |
+| transactions_failed_total{stage,kind} | counter | transactions that failed or aborted (fenced, kafka, poison, injected, error) |
+| loop_restarts_total{loop} | counter | loops started again from what is committed after a failure |
+| records_skipped_total{loop,reason} | counter | foreign records a read model could not decode or fold (logged) |
 """
 
 from __future__ import annotations
@@ -50,6 +54,19 @@ class ServiceMetrics:
         self.dlq = Counter(p + "dlq_records", "Records sent to the dead-letter topic", ["reason"], registry=r)
         self.duplicates = Counter(p + "duplicates_skipped", "Commands already applied, skipped", registry=r)
         self.ready = Gauge(p + "ready", "1 when every owned partition is rebuilt", registry=r)
+        self.partition_stopped = Gauge(
+            p + "partition_stopped",
+            "1 while a partition is stopped on an unreadable own-log event",
+            ["loop", "partition"],
+            registry=r,
+        )
+        self.transactions_failed = Counter(
+            p + "transactions_failed", "Transactions that failed or aborted", ["stage", "kind"], registry=r
+        )
+        self.loop_restarts = Counter(p + "loop_restarts", "Loops started again after a failure", ["loop"], registry=r)
+        self.records_skipped = Counter(
+            p + "records_skipped", "Foreign records a read model could not decode or fold", ["loop", "reason"], registry=r
+        )
         self.service = service
 
     def gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:

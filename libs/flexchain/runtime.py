@@ -5,44 +5,64 @@ the routes of its saga policies). Three loops run it:
 
 * :class:`Processor` — consumer group ``<service>`` on ``<service>.commands``. Partition *p* of the
   command topic owns partition *p* of ``<service>.events`` (both keyed by aggregate id). For each
-  batch: decode, skip commands already applied (dedup by command id), ``decide``, ``evolve``, and
-  in ONE Kafka transaction produce the events (to partition *p*), any dead letters, and the input
-  offsets. On every assignment the owned partitions are rebuilt by folding ``<service>.events``
-  from the latest snapshot (or from offset 0).
+  batch and partition: decode, skip commands already applied (dedup by command id), ``decide``,
+  fold the events into the state, and in ONE Kafka transaction produce the events (to partition
+  *p*), any dead letters, and the input offset. On every assignment the owned partitions are
+  rebuilt by folding ``<service>.events`` from the latest snapshot (or from offset 0).
 * :class:`Router` — consumer group ``<service>-router`` on the topics of other services (and
   ``clock.ticks``). Its pure policy turns each event into commands for ``<service>.commands``,
   re-keyed by this service's aggregate id; a command with an empty key goes to every partition.
   Also transactional: a routed command is written once per event, with an id derived from it.
 * :class:`Projection` — no group; folds whole topics into a read model for the HTTP API.
 
+Zombie fencing. Each input partition has its own transactional id, ``<group>-<topic>-<p>``, and so
+its own producer. A loop that is assigned a partition first starts that partition's producer —
+Kafka's InitProducerId bumps the id's epoch, completes (aborts) any transaction the previous owner
+left open, and refuses every later request of the previous epoch — and only THEN reads the
+committed offset and rebuilds the state. So whatever the previous owner does after its partitions
+moved (a SIGSTOPped process resuming, a network partition healing), it cannot commit: its produce,
+offset commit and commit requests carry a fenced epoch. (aiokafka sends no consumer-group
+generation with its offsets — no KIP-447 — so the per-partition transactional id is the fence, as
+in Kafka Streams' exactly-once before 2.6.)
+
+A transaction that fails (fenced, timed out by the coordinator, aborted) leaves state in memory that
+never reached the log: those partitions' states are dropped (never snapshotted) and the loop starts
+again from the committed offsets and the log (:func:`supervise`).
+
 Decode failures and records that are not commands of the service go to ``<service>.dlq`` in the
-same transaction, with the reason, source topic, partition and offset in headers.
+same transaction, with the reason, source topic, partition and offset in headers. An own-log event
+that cannot be read stops its partition (see :class:`flexchain.fold.UnreadableEvent`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
-from flexchain.messages import Envelope, Enveloped, Message, derived_id
+from flexchain.fold import Applied, PartitionState, UnreadableEvent, first_time, fold_event
+from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
 from flexchain.snapshots import Snapshot, SnapshotStore
 
 S = TypeVar("S")
+
+DIGEST_HEADER = "flexchain.command.digest"
 
 
 @dataclass(frozen=True)
@@ -76,20 +96,12 @@ class ServiceDef(Generic[S]):
         return list(out)
 
 
-@dataclass
-class PartitionState:
-    """What a processor keeps per owned partition; pickled whole into a snapshot."""
+class LoopFailed(Exception):
+    """A loop must start again from what is committed (a transaction failed, a take-over failed)."""
 
-    state: Any
-    seen: dict[str, None] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-    next_offset: int = 0
-    since_snapshot: int = 0
 
-    def remember(self, command_id: str, window: int) -> None:
-        self.seen[command_id] = None
-        if len(self.seen) > window:
-            del self.seen[next(iter(self.seen))]
+class PartitionPoisoned(Exception):
+    """A command whose events could not be folded: the partition's state may be half-changed."""
 
 
 def canonical(obj: Any) -> Any:
@@ -107,6 +119,11 @@ def canonical(obj: Any) -> Any:
     return str(obj)
 
 
+def command_digest(cmd: Message) -> str:
+    """A digest of a command's body (not its envelope): an id reused for another body is told apart."""
+    return hashlib.blake2b(repr((type(cmd).__name__, to_record(cmd))).encode(), digest_size=8).hexdigest()
+
+
 def _dlq_headers(rec: ConsumerRecord[bytes, bytes], reason: str) -> list[tuple[str, bytes]]:
     return [
         ("flexchain.dlq.reason", reason.encode("utf-8")[:2000]),
@@ -116,8 +133,49 @@ def _dlq_headers(rec: ConsumerRecord[bytes, bytes], reason: str) -> list[tuple[s
     ]
 
 
+# The `reason` label of the DLQ counter: a fixed set, so no record can create new series.
+REASONS = (
+    "not in the wire format",
+    "unknown schema id",
+    "body does not match schema",
+    "not a command",
+    "decide failed",
+    "encode failed",
+    "evolve failed",
+    "policy failed",
+    "idempotency key reused",
+    "stale command",
+)
+
+
 def _reason_label(reason: str) -> str:
-    return reason.split(":")[0].split(" (")[0][:60]
+    for known in REASONS:
+        if reason.startswith(known):
+            return known
+    return "other"
+
+
+def _header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
+    for k, v in rec.headers:
+        if k == name:
+            return bytes(v)
+    return None
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, ProducerFenced):
+        return "fenced"
+    if isinstance(exc, PartitionPoisoned):
+        return "poison"
+    if isinstance(exc, InjectedFault):
+        return "injected"
+    if isinstance(exc, KafkaError):
+        return "kafka"
+    return "error"
+
+
+class InjectedFault(Exception):
+    """`FLEXCHAIN_FAULT_ABORT_EVERY`: a transaction aborted on purpose, to test recovery."""
 
 
 class _Outbox:
@@ -132,8 +190,20 @@ class _Outbox:
         self.records.append((topic, partition, key, value, headers, kind))
 
 
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: _TransactionalLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.loop.revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.loop.assigned(list(assigned))
+
+
 class _TransactionalLoop:
-    """Shared machinery of Processor and Router: a consumer group and a transactional producer."""
+    """Shared machinery of Processor and Router: a consumer group, and one transactional producer
+    per assigned input partition (the zombie fence, see the module docstring)."""
 
     stage = ""
 
@@ -143,24 +213,32 @@ class _TransactionalLoop:
         settings: Settings,
         codec: Codec,
         metrics: ServiceMetrics,
-        group_id: str,
+        group: str,
         topics: list[str],
     ) -> None:
         self.svc = svc
         self.settings = settings
         self.codec = codec
         self.metrics = metrics
-        self.group_id = settings.name(group_id)
+        self.base_group = group
+        self.group_id = settings.name(group)
         self.topics = [settings.name(t) for t in topics]
         self.names = {k: settings.name(v) for k, v in svc.topics.items()}
         self.log = structlog.get_logger().bind(service=svc.name, stage=self.stage)
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self._failure: BaseException | None = None
+        self._transactions = 0
         self._last_lag = 0.0
         self._debug = settings.flexchain_log_level.upper() == "DEBUG"
         self._in: dict[tuple[str, str], Any] = {}  # metric children by label, looked up once
         self._out: dict[tuple[str, str], Any] = {}
+
+    def transactional_id(self, tp: TopicPartition) -> str:
+        """One per consumer group and input partition: `<group>-<topic>-<partition>` (prefixed)."""
+        topic = tp.topic.removeprefix(self.settings.flexchain_topic_prefix)
+        return self.settings.name(f"{self.base_group}-{topic}-{tp.partition}")
 
     def count_in(self, topic: str, kind: str) -> None:
         child = self._in.get((topic, kind))
@@ -168,31 +246,93 @@ class _TransactionalLoop:
             child = self._in[(topic, kind)] = self.metrics.messages_in.labels(topic, kind)
         child.inc()
 
-    def _listener(self) -> ConsumerRebalanceListener | None:
-        return None
-
     async def start(self) -> None:
-        txn_id = f"{self.group_id}-{self.settings.flexchain_instance_id}"
-        self.producer = kafka.producer(self.settings, transactional_id=txn_id)
-        await self.producer.start()
-        self.consumer = kafka.consumer(self.settings, group_id=self.group_id, max_poll_interval_ms=600_000)
+        self.consumer = kafka.consumer(
+            self.settings,
+            group_id=self.group_id,
+            max_poll_interval_ms=600_000,
+            session_timeout_ms=self.settings.flexchain_session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.settings.flexchain_session_timeout_ms // 3),
+        )
         await self.consumer.start()
         # A topic created a moment ago may not be in this client's metadata yet: the group would then
         # be assigned none of its partitions, the processor would call itself ready owning nothing,
         # and nothing would be processed until the next metadata refresh (5 minutes). Wait for it.
         for topic in self.topics:
             await partitions_of(self.consumer, topic)
-        self.consumer.subscribe(self.topics, listener=self._listener())
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
 
     async def stop(self) -> None:
         if self.consumer is not None:
             await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+        await self._close_producers(list(self.producers))
+
+    # --- partitions moving -------------------------------------------------------------------------
+
+    async def revoked(self, tps: list[TopicPartition]) -> None:
+        async with self.lock:  # wait for the transaction in flight: the next owner must see it
+            try:
+                await self.lose(tps)
+            except Exception:
+                self.log.exception("giving partitions up failed", partitions=[tp.partition for tp in tps])
+            await self._close_producers(tps)
+
+    async def assigned(self, tps: list[TopicPartition]) -> None:
+        """Fence, then read: the producers of the new partitions are started (which fences and
+        completes whatever their previous owner left open) before the committed offsets are read
+        and the state is rebuilt. aiokafka swallows a listener's exception, so a failure here is
+        kept and raised by `run`: the loop then starts again."""
+        async with self.lock:
+            try:
+                new = [tp for tp in tps if tp not in self.producers]
+                await self._open_producers(new)
+                await self._seek_committed(new)
+                await self.gain(new)
+            except Exception as exc:
+                self.log.exception("taking over partitions failed", partitions=[tp.partition for tp in tps])
+                self._failure = exc
+
+    async def lose(self, tps: list[TopicPartition]) -> None:
+        """Hook: partitions are leaving (called under the lock, before their producers close)."""
+
+    async def gain(self, tps: list[TopicPartition]) -> None:
+        """Hook: partitions arrived, fenced and positioned at their committed offsets."""
+
+    async def _open_producers(self, tps: list[TopicPartition]) -> None:
+        async def open_one(tp: TopicPartition) -> None:
+            producer = kafka.producer(self.settings, transactional_id=self.transactional_id(tp))
+            try:
+                await asyncio.wait_for(producer.start(), timeout=self.settings.flexchain_transaction_timeout_ms / 1000 * 4)
+            except BaseException:
+                await _force_stop(producer)
+                raise
+            self.producers[tp] = producer
+
+        results = await asyncio.gather(*(open_one(tp) for tp in tps), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def _close_producers(self, tps: list[TopicPartition]) -> None:
+        producers = [p for tp in tps if (p := self.producers.pop(tp, None)) is not None]
+        await asyncio.gather(*(_force_stop(p) for p in producers), return_exceptions=True)
+
+    async def _seek_committed(self, tps: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        for tp in tps:
+            offset = await self.consumer.committed(tp)
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    # --- the loop ----------------------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
         assert self.consumer is not None
         while not stopping.is_set():
+            if self._failure is not None:
+                raise LoopFailed(f"{self.stage}: taking over partitions failed") from self._failure
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.flexchain_batch_max)
             if batch:
                 async with self.lock:
@@ -210,37 +350,58 @@ class _TransactionalLoop:
                 pos = await self.consumer.position(tp)
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - pos))
 
+    def owns(self, tp: TopicPartition) -> bool:
+        return tp in self.producers
+
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
         raise NotImplementedError
 
-    def _after_commit(self, metadata: list[tuple[str, Any]]) -> None:
-        """Hook: the records of the transaction are committed (with their metadata)."""
+    async def _after_commit(self, tp: TopicPartition, metadata: list[tuple[str, Any]]) -> None:
+        """Hook: the partition's transaction is committed (with the metadata of its records)."""
+
+    def _discard(self, tp: TopicPartition) -> None:
+        """Hook: the partition's transaction failed; forget whatever it changed in memory."""
 
     def dead_letter(self, rec: ConsumerRecord[bytes, bytes], reason: str, out: _Outbox) -> None:
         self.log.warning("dead letter", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset)
         out.add(self.names["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason), "dlq:" + reason)
 
     async def _transact(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        assert self.producer is not None
+        """One transaction per input partition, all of them at once (each has its own producer)."""
+        owned = {tp: records for tp, records in batch.items() if self.owns(tp)}  # else revoked meanwhile
+        results = await asyncio.gather(*(self._transact_one(tp, r) for tp, r in owned.items()), return_exceptions=True)
+        failed = [(tp, r) for tp, r in zip(owned, results, strict=True) if isinstance(r, BaseException)]
+        if not failed:
+            return
+        for tp, exc in failed:
+            self._discard(tp)
+            kind = _failure_kind(exc)
+            self.metrics.transactions_failed.labels(self.stage, kind).inc()
+            self.log.warning("transaction failed", partition=tp.partition, topic=tp.topic, kind=kind, error=repr(exc))
+        raise LoopFailed(f"{self.stage}: transaction failed on {[tp.partition for tp, _ in failed]}") from failed[0][1]
+
+    async def _transact_one(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        producer = self.producers[tp]
         out = _Outbox()
-        offsets: dict[TopicPartition, int] = {}
-        first_ts: list[int] = []
-        for tp, records in batch.items():
-            for rec in records:
-                self._handle(tp, rec, out)
-                first_ts.append(rec.timestamp)
-            offsets[tp] = records[-1].offset + 1
+        for rec in records:
+            self._handle(tp, rec, out)
+        self._transactions += 1
+        every = self.settings.flexchain_fault_abort_every
         sent: list[tuple[str, Any]] = []
-        async with self.producer.transaction():
+        async with producer.transaction():
             for topic, partition, key, value, headers, kind in out.records:
-                fut = await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
+                fut = await producer.send(topic, value, key=key, partition=partition, headers=headers)
                 sent.append((kind, fut))
-            await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+            await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+            if self.settings.flexchain_fault_commit_delay_ms:  # a test widens the window a freeze can hit
+                await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
+            if every and self._transactions % every == 0:
+                raise InjectedFault(f"FLEXCHAIN_FAULT_ABORT_EVERY={every}: transaction {self._transactions} aborted")
         done = time.time() * 1000
         hist = self.metrics.latency.labels(self.stage)
-        for ts in first_ts:
-            hist.observe(max(0.0, (done - ts) / 1000))
-        self.metrics.batch_size.labels(self.stage).observe(len(first_ts))
+        for rec in records:
+            hist.observe(max(0.0, (done - rec.timestamp) / 1000))
+        self.metrics.batch_size.labels(self.stage).observe(len(records))
         results = [(kind, fut.result()) for kind, fut in sent]
         for kind, md in results:
             if kind.startswith("dlq:"):
@@ -250,7 +411,17 @@ class _TransactionalLoop:
                 if child is None:
                     child = self._out[(md.topic, kind)] = self.metrics.events_out.labels(md.topic, kind)
                 child.inc()
-        self._after_commit(results)
+        await self._after_commit(tp, results)
+
+
+async def _force_stop(producer: AIOKafkaProducer) -> None:
+    """Stop a producer even if its broker is gone (aiokafka's stop waits for undelivered batches)."""
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None and not task.done():
+        task.cancel()
+    with contextlib.suppress(Exception):  # a producer being thrown away
+        await asyncio.wait_for(producer.stop(), timeout=10)
 
 
 class Processor(_TransactionalLoop):
@@ -264,30 +435,22 @@ class Processor(_TransactionalLoop):
         metrics: ServiceMetrics,
         store: SnapshotStore,
         cluster_id: str,
+        poison: dict[tuple[str, int, int], str] | None = None,
     ) -> None:
         super().__init__(svc, settings, codec, metrics, svc.name, [svc.topics["commands"]])
         self.store = store
         self.cluster_id = cluster_id
         self.states: dict[int, PartitionState] = {}
+        self.stopped: dict[int, UnreadableEvent] = {}  # partitions whose own log cannot be read
+        self.poison = poison if poison is not None else {}  # command records whose events failed to fold
         self.ready = asyncio.Event()
         self._commands = frozenset(svc.commands)
         self._events_topic = self.names["events"]
+        self._horizon = int(settings.flexchain_dedup_horizon_hours * 3_600_000)
         self._rebuilder: AIOKafkaConsumer | None = None
         self.view: OwnView | None = None
         self.waiters: Waiters | None = None
-        self._caused: dict[str, list[Enveloped]] = {}
-
-    def _listener(self) -> ConsumerRebalanceListener:
-        proc = self
-
-        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-            async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-                await proc.on_revoked(list(revoked))
-
-            async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-                await proc.on_assigned(list(assigned))
-
-        return Listener()
+        self._caused: dict[int, dict[str, list[Enveloped]]] = {}
 
     async def start(self) -> None:
         self._rebuilder = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
@@ -295,46 +458,51 @@ class Processor(_TransactionalLoop):
         await super().start()
 
     async def stop(self) -> None:
-        async with self.lock:
-            for p in list(self.states):
-                self._snapshot(p)
+        async with self.lock:  # hand every partition over, as a revocation does: queries go on
+            await self.lose([TopicPartition(self.topics[0], p) for p in list(self.states)])
         await super().stop()
         if self._rebuilder is not None:
             await self._rebuilder.stop()
 
+    def owns(self, tp: TopicPartition) -> bool:
+        return tp in self.producers and tp.partition in self.states
+
+    def is_ready(self) -> bool:
+        return self.ready.is_set() and not self.stopped
+
     # --- assignment and rebuild ----------------------------------------------------------------
 
-    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self.lock:  # wait for the transaction in flight: the next owner must see it
-            self.ready.clear()
-            self.metrics.ready.set(0)
-            for tp in revoked:
-                if tp.partition in self.states:
-                    self._snapshot(tp.partition)
-                    if self.view is not None:
-                        self.view.handover(tp.partition, self.states[tp.partition])
-                    del self.states[tp.partition]
-
-    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
-        async with self.lock:
-            partitions = sorted(tp.partition for tp in assigned if tp.partition not in self.states)
-            if partitions:
-                await self.rebuild(partitions)
+    async def lose(self, tps: list[TopicPartition]) -> None:
+        self.ready.clear()
+        self.metrics.ready.set(0)
+        for tp in tps:
+            self.stopped.pop(tp.partition, None)
+            self.metrics.partition_stopped.labels(self.stage, str(tp.partition)).set(0)
+            ps = self.states.pop(tp.partition, None)
+            if ps is None:
+                continue
+            await self._snapshot(tp.partition, ps)
             if self.view is not None:
-                self.view.sync(set(self.states))
-            self.ready.set()
-            self.metrics.ready.set(1)
+                self.view.handover(tp.partition, ps)
+
+    async def gain(self, tps: list[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in tps if tp.partition not in self.states)
+        if partitions:
+            await self.rebuild(partitions)
+        if self.view is not None:
+            self.view.sync(set(self.states) | set(self.stopped))
+        self.ready.set()
+        self.metrics.ready.set(0 if self.stopped else 1)
 
     async def rebuild(self, partitions: list[int]) -> None:
-        assert self._rebuilder is not None
+        assert self._rebuilder is not None and self.consumer is not None
         started = time.monotonic()
         states: dict[int, PartitionState] = {}
         tps = [TopicPartition(self._events_topic, p) for p in partitions]
         ends = await self._rebuilder.end_offsets(tps)
         for p in partitions:
-            snap = self.store.load(self.group_id, p, self.cluster_id, self.svc.state_format)
-            ps = snap.state if snap is not None else None
-            if not isinstance(ps, PartitionState) or ps.next_offset > ends[TopicPartition(self._events_topic, p)]:
+            ps = await self._load_snapshot(p)
+            if ps is None or ps.next_offset > ends[TopicPartition(self._events_topic, p)]:
                 ps = PartitionState(self.svc.new_state())
             ps.since_snapshot = 0
             states[p] = ps
@@ -352,9 +520,17 @@ class Processor(_TransactionalLoop):
             while remaining:
                 batch = await self._rebuilder.getmany(*remaining, timeout_ms=500)
                 for tp, records in batch.items():
+                    if tp not in remaining:
+                        continue
                     ps = states[tp.partition]
-                    for rec in records:
-                        self._fold(ps, rec)
+                    try:
+                        for rec in records:
+                            self._fold(ps, rec)
+                    except UnreadableEvent as exc:
+                        self._stop_partition(exc)
+                        del remaining[tp]
+                        del states[tp.partition]
+                        continue
                     folded += len(records)
                 for tp in list(remaining):
                     pos = await self._rebuilder.position(tp)
@@ -365,48 +541,82 @@ class Processor(_TransactionalLoop):
                         del remaining[tp]
             self._rebuilder.unsubscribe()
         self.metrics.rebuild_events.inc(folded)
-        for p in partitions:
+        for p, ps in states.items():
             self.metrics.rebuild_progress.labels(str(p)).set(1.0)
-            self.states[p] = states[p]
+            self.states[p] = ps
         elapsed = time.monotonic() - started
         self.metrics.rebuild_duration.set(elapsed)
         self.log.info("rebuild finished", partitions=partitions, events=folded, seconds=round(elapsed, 3))
 
     def _fold(self, ps: PartitionState, rec: ConsumerRecord[bytes, bytes]) -> None:
-        ps.next_offset = rec.offset + 1
         try:
             item = self.codec.decode(rec.value)
-        except DecodeError as exc:  # our own log holds only what we wrote; say so loudly
-            self.log.error("undecodable event in own log", reason=exc.reason, partition=rec.partition, offset=rec.offset)
-            return
-        self.svc.evolve(ps.state, item.message)
-        env = item.envelope
-        ps.versions[env.aggregate_id] = env.aggregate_version
-        if env.causation_id:
-            ps.remember(env.causation_id, self.settings.flexchain_dedup_window)
+        except DecodeError as exc:
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
+        digest = (_header(rec, DIGEST_HEADER) or b"").decode()
+        try:
+            fold_event(self.svc.evolve, ps, item, digest, self._horizon)
+        except Exception as exc:
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, f"evolve failed: {exc!r}") from exc
+        ps.next_offset = rec.offset + 1
+
+    def _stop_partition(self, exc: UnreadableEvent) -> None:
+        """An own-log event that cannot be read: this partition stops (its commands wait in the
+        topic), loudly; the others go on. A fix (an upcaster, a schema, a code fix) and a restart
+        resume it."""
+        assert self.consumer is not None
+        self.stopped[exc.partition] = exc
+        self.consumer.pause(TopicPartition(self.topics[0], exc.partition))
+        self.metrics.partition_stopped.labels(self.stage, str(exc.partition)).set(1)
+        self.log.error(
+            "partition stopped: an event of the service's own log cannot be read",
+            topic=exc.topic,
+            partition=exc.partition,
+            offset=exc.offset,
+            reason=exc.reason,
+        )
 
     def digests(self) -> dict[int, dict[str, Any]]:
         """Per owned partition: its event offset and a digest of its state (rebuild == live check)."""
         out: dict[int, dict[str, Any]] = {}
         for p, ps in sorted(self.states.items()):
-            body = canonical({"state": ps.state, "versions": ps.versions, "seen": sorted(ps.seen)})
+            body = canonical({"state": ps.state, "versions": ps.versions, "seen": ps.seen})
             digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
             out[p] = {"next_offset": ps.next_offset, "aggregates": len(ps.versions), "digest": digest}
         return out
 
-    def _snapshot(self, partition: int) -> None:
-        ps = self.states.get(partition)
-        if ps is None or ps.since_snapshot == 0:
+    async def _load_snapshot(self, partition: int) -> PartitionState | None:
+        try:
+            snap = await asyncio.to_thread(self.store.load, self.group_id, partition, self.cluster_id, self.svc.state_format)
+        except Exception as exc:  # the store is only a shortcut: without it, fold the whole log
+            self.log.warning("snapshot store unavailable; rebuilding from the log", partition=partition, error=repr(exc))
+            return None
+        ps = snap.state if snap is not None else None
+        return ps if isinstance(ps, PartitionState) else None
+
+    async def _snapshot(self, partition: int, ps: PartitionState) -> None:
+        """Save a partition's COMMITTED state (never called between a change and its commit)."""
+        if ps.since_snapshot == 0:
             return
         ps.since_snapshot = 0
-        self.store.save(self.group_id, partition, self.cluster_id, self.svc.state_format, Snapshot(ps.next_offset, ps))
+        snap = Snapshot(ps.next_offset, ps)
+        try:
+            await asyncio.to_thread(self.store.save, self.group_id, partition, self.cluster_id, self.svc.state_format, snap)
+        except Exception as exc:
+            self.log.warning("snapshot not saved", partition=partition, error=repr(exc))
 
     # --- processing ----------------------------------------------------------------------------
 
+    def _discard(self, tp: TopicPartition) -> None:
+        self.states.pop(tp.partition, None)
+        self._caused.pop(tp.partition, None)
+
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
-        ps = self.states.get(tp.partition)
-        if ps is None:  # not rebuilt: cannot happen while we hold the lock, but never guess
-            raise RuntimeError(f"partition {tp.partition} has no state")
+        ps = self.states[tp.partition]
+        poisoned = self.poison.get((rec.topic, rec.partition, rec.offset))
+        if poisoned is not None:
+            self.dead_letter(rec, poisoned, out)
+            return
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
@@ -416,14 +626,30 @@ class Processor(_TransactionalLoop):
         if type(cmd) not in self._commands:
             self.dead_letter(rec, f"not a command of {self.svc.name}: {type(cmd).__name__}", out)
             return
-        self.count_in(rec.topic, cenv.event_type)
-        if cenv.event_id in ps.seen:
-            self.metrics.duplicates.inc()
+        name = type(cmd).__name__
+        self.count_in(rec.topic, name)
+        # A routed command is derived from one event and written once (fenced); a command from
+        # outside (the API, another producer) may come again with its id, maybe with another body.
+        digest = "" if cenv.producer.endswith("-router") else command_digest(cmd)
+        applied = ps.seen.get(cenv.event_id)
+        if applied is not None:
+            if digest and applied.digest and digest != applied.digest:
+                self.dead_letter(rec, f"idempotency key reused: command id {cenv.event_id} was applied to another {name}", out)
+            else:
+                self.metrics.duplicates.inc()
+            return
+        if digest and cenv.business_time < ps.forgets_before(self._horizon):
+            self.dead_letter(
+                rec,
+                f"stale command: business time {cenv.business_time} is older than the dedup horizon "
+                f"({self.settings.flexchain_dedup_horizon_hours} h before {ps.newest}); it may have been applied already",
+                out,
+            )
             return
         try:
             events = self.svc.decide(ps.state, cmd, cenv.business_time)
         except Exception as exc:  # a bug must not stop the partition: park the command, loudly
-            self.log.exception("decide failed", correlation_id=cenv.correlation_id, command=cenv.event_type)
+            self.log.exception("decide failed", correlation_id=cenv.correlation_id, command=name)
             self.dead_letter(rec, f"decide failed: {exc!r}", out)
             return
         # A broadcast command (empty key) has one id on every partition: its events need ids that
@@ -448,41 +674,53 @@ class Processor(_TransactionalLoop):
                 item = Enveloped(env, ev)
                 items.append((item, self.codec.encode(item)))
         except Exception as exc:  # an event that does not fit its schema: nothing applied, command parked
-            self.log.exception("encoding an event failed", correlation_id=cenv.correlation_id, command=cenv.event_type)
+            self.log.exception("encoding an event failed", correlation_id=cenv.correlation_id, command=name)
             self.dead_letter(rec, f"encode failed: {exc!r}", out)
             return
-        ps.versions.update(versions)
+        try:
+            for item, _ in items:
+                fold_event(self.svc.evolve, ps, item, digest, self._horizon)
+        except Exception as exc:  # the state may be half-changed: drop it, rebuild, park the command
+            reason = f"evolve failed: {exc!r}"
+            self.log.exception("evolve failed", correlation_id=cenv.correlation_id, command=name, offset=rec.offset)
+            self.poison[(rec.topic, rec.partition, rec.offset)] = reason
+            raise PartitionPoisoned(reason) from exc
+        wanted = self.waiters is not None and self.waiters.wanted(cenv.event_id)
         for item, value in items:
-            self.svc.evolve(ps.state, item.message)
-            name = item.envelope.event_type
-            out.add(self._events_topic, tp.partition, item.envelope.aggregate_id.encode(), value, [("type", name.encode())], name)
-            if self.waiters and self.waiters.wanted(cenv.event_id):
-                self._caused.setdefault(cenv.event_id, []).append(item)
-        if events:  # as a rebuild does: it learns command ids from the causation ids of events
-            ps.remember(cenv.event_id, self.settings.flexchain_dedup_window)
+            kind = item.envelope.event_type
+            headers = [("type", kind.encode())]
+            if digest:
+                headers.append((DIGEST_HEADER, digest.encode()))
+            out.add(self._events_topic, tp.partition, item.envelope.aggregate_id.encode(), value, headers, kind)
+            if wanted:
+                self._caused.setdefault(tp.partition, {}).setdefault(cenv.event_id, []).append(item)
         if self._debug:
             self.log.debug(
                 "command decided",
                 correlation_id=cenv.correlation_id,
-                command=cenv.event_type,
+                command=name,
                 command_id=cenv.event_id,
                 events=[type(e).__name__ for e in events],
             )
 
-    def _after_commit(self, metadata: list[tuple[str, Any]]) -> None:
-        if self._caused:
+    async def _after_commit(self, tp: TopicPartition, metadata: list[tuple[str, Any]]) -> None:
+        caused = self._caused.pop(tp.partition, None)
+        if caused:
             assert self.waiters is not None
-            self.waiters.resolve(self._caused)
-            self._caused = {}
+            self.waiters.resolve(caused)
+        ps = self.states.get(tp.partition)
+        if ps is None:
+            return
         for _kind, md in metadata:
             if md.topic == self._events_topic:
-                ps = self.states.get(md.partition)
-                if ps is not None:
-                    ps.next_offset = max(ps.next_offset, md.offset + 1)
-                    ps.since_snapshot += 1
-        for p, ps in self.states.items():
-            if ps.since_snapshot >= self.settings.flexchain_snapshot_every:
-                self._snapshot(p)
+                ps.next_offset = max(ps.next_offset, md.offset + 1)
+                ps.since_snapshot += 1
+        if ps.since_snapshot >= self.settings.flexchain_snapshot_every:
+            await self._snapshot(tp.partition, ps)  # committed: the transaction just ended
+
+    def applied(self, partition: int, command_id: str) -> Applied | None:
+        ps = self.states.get(partition)
+        return ps.seen.get(command_id) if ps is not None else None
 
 
 class Router(_TransactionalLoop):
@@ -497,8 +735,8 @@ class Router(_TransactionalLoop):
 
     async def start(self) -> None:
         await super().start()
-        assert self.producer is not None
-        self._partitions = sorted(await self.producer.partitions_for(self._commands_topic))
+        assert self.consumer is not None
+        self._partitions = sorted(await partitions_of(self.consumer, self._commands_topic))
 
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
         kinds = [v for k, v in rec.headers if k == "type"]
@@ -510,26 +748,33 @@ class Router(_TransactionalLoop):
             self.dead_letter(rec, exc.reason, out)
             return
         ev, eenv = item.message, item.envelope
-        self.count_in(rec.topic, eenv.event_type)
+        self.count_in(rec.topic, type(ev).__name__)
         try:
             commands = self._react[rec.topic](ev)
         except Exception as exc:
             self.log.exception("policy failed", correlation_id=eenv.correlation_id, event=eenv.event_type)
             self.dead_letter(rec, f"policy failed: {exc!r}", out)
             return
-        for i, cmd in enumerate(commands):
+        routed: list[tuple[Message, bytes]] = []
+        try:
+            for i, cmd in enumerate(commands):
+                env = Envelope(
+                    derived_id(eenv.event_id, i, f"{self.svc.name}-router"),
+                    type(cmd).__name__,
+                    cmd.key,
+                    0,
+                    eenv.business_time,
+                    eenv.correlation_id,
+                    eenv.event_id,
+                    f"{self.svc.name}-router",
+                )
+                routed.append((cmd, self.codec.encode(Enveloped(env, cmd))))
+        except Exception as exc:  # a command that does not fit its schema: nothing routed, event parked
+            self.log.exception("encoding a routed command failed", correlation_id=eenv.correlation_id, event=eenv.event_type)
+            self.dead_letter(rec, f"encode failed: {exc!r}", out)
+            return
+        for cmd, value in routed:
             name = type(cmd).__name__
-            env = Envelope(
-                derived_id(eenv.event_id, i, f"{self.svc.name}-router"),
-                name,
-                cmd.key,
-                0,
-                eenv.business_time,
-                eenv.correlation_id,
-                eenv.event_id,
-                f"{self.svc.name}-router",
-            )
-            value = self.codec.encode(Enveloped(env, cmd))
             headers = [("type", name.encode())]
             if cmd.key:
                 out.add(self._commands_topic, None, cmd.key.encode(), value, headers, name)
@@ -581,24 +826,29 @@ class Waiters:
 class OwnView:
     """The service's whole state, for queries: the partitions the local processor owns are read from
     its live state (no second decode of what it just produced); the others are folded here from
-    `<service>.events` with the same `evolve`. When the processor loses a partition it hands its state
-    over (with the offset it had reached), so the switch never re-reads the log."""
+    `<service>.events` with the same idempotent fold. When the processor loses a partition it hands
+    its state over (with the offset it had reached), so the switch never re-reads the log. An event
+    it cannot read stops that partition here (not ready, a metric, an error), never skipped."""
 
-    def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, waiters: Waiters) -> None:
+    def __init__(
+        self, svc: ServiceDef[Any], settings: Settings, codec: Codec, waiters: Waiters, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.svc = svc
         self.settings = settings
         self.codec = codec
         self.waiters = waiters
+        self.metrics = metrics
         self.topic = settings.name(svc.topics["events"])
         self.processor: Processor | None = None
-        self.states: dict[int, Any] = {}
-        self._next: dict[int, int] = {}
+        self.states: dict[int, PartitionState] = {}
+        self.stopped: dict[int, UnreadableEvent] = {}
         self._handover: dict[int, PartitionState] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions: list[int] = []
-        self._ends: dict[TopicPartition, int] = {}
         self.caught_up = asyncio.Event()
         self._partitioner = DefaultPartitioner()
+        self._horizon = int(settings.flexchain_dedup_horizon_hours * 3_600_000)
+        self.log = structlog.get_logger().bind(service=svc.name, stage="own-view")
 
     async def start(self) -> None:
         self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
@@ -622,12 +872,20 @@ class OwnView:
     def all(self) -> list[Any]:
         return [self._state(p) for p in self._partitions]
 
-    def _state(self, p: int) -> Any:
+    def _partition_state(self, p: int) -> PartitionState | None:
         proc = self.processor
         if proc is not None and p in proc.states:
-            return proc.states[p].state
-        state = self.states.get(p)
-        return state if state is not None else self.svc.new_state()
+            return proc.states[p]
+        return self.states.get(p)
+
+    def _state(self, p: int) -> Any:
+        ps = self._partition_state(p)
+        return ps.state if ps is not None else self.svc.new_state()
+
+    def applied(self, key: str, command_id: str) -> Applied | None:
+        """Whether command `command_id` (for aggregate `key`) is applied, as far as this instance knows."""
+        ps = self._partition_state(self.partition_of(key))
+        return ps.seen.get(command_id) if ps is not None else None
 
     # --- partition moves (called by the processor) ---------------------------------------------
 
@@ -641,18 +899,52 @@ class OwnView:
         for p in list(self.states):
             if p not in mine:
                 del self.states[p]
-                del self._next[p]
+        for p in list(self.stopped):
+            if p not in mine:
+                self._unstop(p)
         for p in mine:
-            if p in self.states:
+            if p in self.states or p in self.stopped:
                 continue  # kept: continues where it was
             ps = self._handover.pop(p, None)
-            self.states[p] = ps.state if ps is not None else self.svc.new_state()
-            self._next[p] = ps.next_offset if ps is not None else 0
+            self.states[p] = ps if ps is not None else PartitionState(self.svc.new_state())
         self._handover.clear()
-        tps = [TopicPartition(self.topic, p) for p in mine]
+        tps = [TopicPartition(self.topic, p) for p in mine if p in self.states]
         self._consumer.assign(tps)  # a new assignment forgets positions: seek every partition
         for tp in tps:
-            self._consumer.seek(tp, self._next[tp.partition])
+            self._consumer.seek(tp, self.states[tp.partition].next_offset)
+
+    def _unstop(self, p: int) -> None:
+        self.stopped.pop(p, None)
+        if self.metrics is not None:
+            self.metrics.partition_stopped.labels("own-view", str(p)).set(0)
+
+    def _stop(self, exc: UnreadableEvent) -> None:
+        assert self._consumer is not None
+        self.stopped[exc.partition] = exc
+        self.states.pop(exc.partition, None)
+        self._consumer.pause(TopicPartition(self.topic, exc.partition))
+        if self.metrics is not None:
+            self.metrics.partition_stopped.labels("own-view", str(exc.partition)).set(1)
+        self.log.error(
+            "view partition stopped: an event of the service's own log cannot be read",
+            topic=exc.topic,
+            partition=exc.partition,
+            offset=exc.offset,
+            reason=exc.reason,
+        )
+
+    def _fold(self, ps: PartitionState, rec: ConsumerRecord[bytes, bytes]) -> Enveloped:
+        try:
+            item = self.codec.decode(rec.value)
+        except DecodeError as exc:
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
+        digest = (_header(rec, DIGEST_HEADER) or b"").decode()
+        try:
+            fold_event(self.svc.evolve, ps, item, digest, self._horizon)
+        except Exception as exc:
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, f"evolve failed: {exc!r}") from exc
+        ps.next_offset = rec.offset + 1
+        return item
 
     async def run(self, stopping: asyncio.Event) -> None:
         assert self._consumer is not None
@@ -665,24 +957,23 @@ class OwnView:
             batch = await self._consumer.getmany(timeout_ms=200)
             caused: dict[str, list[Enveloped]] = {}
             for tp, records in batch.items():
-                state = self.states.get(tp.partition)
-                if state is None:
-                    continue  # moved to the processor while this batch was fetched
+                ps = self.states.get(tp.partition)
+                if ps is None:
+                    continue  # moved to the processor (or stopped) while this batch was fetched
                 for rec in records:
-                    if rec.offset < self._next[tp.partition]:
+                    if rec.offset < ps.next_offset:
                         continue
-                    self._next[tp.partition] = rec.offset + 1
                     try:
-                        item = self.codec.decode(rec.value)
-                    except DecodeError:
-                        continue
-                    self.svc.evolve(state, item.message)
+                        item = self._fold(ps, rec)
+                    except UnreadableEvent as exc:
+                        self._stop(exc)
+                        break
                     if self.waiters.wanted(item.envelope.causation_id):
                         caused.setdefault(item.envelope.causation_id or "", []).append(item)
             if caused:
                 self.waiters.resolve(caused)
             if not self.caught_up.is_set():
-                tps = list(self._consumer.assignment())
+                tps = [tp for tp in self._consumer.assignment() if tp.partition in self.states]
                 ends = await self._consumer.end_offsets(tps)
                 if all([await self._consumer.position(tp) >= ends[tp] for tp in tps]):
                     self.caught_up.set()
@@ -692,7 +983,11 @@ class Projection:
     """Folds whole topics (every partition, no group) into an in-memory read model.
 
     With `types`, only records whose `type` header names one of them are decoded (a read model that
-    needs, say, the sku catalogue from another service's busy topic does not decode the rest)."""
+    needs, say, the sku catalogue from another service's busy topic does not decode the rest).
+    A repeated event (an aggregate version already folded) is skipped. A record of another service
+    that cannot be decoded or folded is skipped LOUDLY — an error naming topic, partition, offset and
+    why, and `records_skipped_total{loop,reason}` — never a crash: the router that reads the same
+    topic parks it in the DLQ with its reason."""
 
     def __init__(
         self,
@@ -703,15 +998,19 @@ class Projection:
         name: str,
         waiters: Waiters | None = None,
         types: set[str] | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
         self.topics = topics
         self.fold = fold
+        self.name = name
+        self.metrics = metrics
         self.caught_up = asyncio.Event()
         self.waiters = waiters or Waiters()
         self._types = {t.encode() for t in types} if types is not None else None
         self._consumer: AIOKafkaConsumer | None = None
+        self._versions: dict[TopicPartition, dict[str, int]] = {}
         self.log = structlog.get_logger().bind(projection=name)
 
     async def start(self) -> None:
@@ -738,6 +1037,12 @@ class Projection:
         kinds = [v for k, v in rec.headers if k == "type"]
         return not kinds or kinds[0] in self._types  # no header (another producer): decode to see
 
+    def _skip(self, rec: ConsumerRecord[bytes, bytes], reason: str, label: str) -> None:
+        if self.metrics is not None:
+            self.metrics.records_skipped.labels(self.name, label).inc()
+        where = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+        self.log.error("record skipped by a read model", reason=reason, **where)
+
     async def run(self, stopping: asyncio.Event) -> None:
         assert self._consumer is not None
         if not self._ends:
@@ -746,15 +1051,23 @@ class Projection:
         while not stopping.is_set():
             batch = await self._consumer.getmany(timeout_ms=200)
             caused: dict[str, list[Enveloped]] = {}
-            for records in batch.values():
+            for tp, records in batch.items():
+                versions = self._versions.setdefault(tp, {})
                 for rec in records:
                     if not self._wanted(rec):
                         continue
                     try:
                         item = self.codec.decode(rec.value)
-                    except DecodeError:
+                    except DecodeError as exc:
+                        self._skip(rec, exc.reason, "undecodable")
                         continue
-                    self.fold(item)
+                    if not first_time(versions, item.envelope):
+                        continue
+                    try:
+                        self.fold(item)
+                    except Exception as exc:
+                        self._skip(rec, f"fold failed: {exc!r}", "fold failed")
+                        continue
                     cause = item.envelope.causation_id
                     if self.waiters.wanted(cause):
                         caused.setdefault(cause or "", []).append(item)
@@ -766,8 +1079,11 @@ class Projection:
                     self.caught_up.set()
 
 
-async def supervise(name: str, make: Callable[[], Awaitable[Any]], stopping: asyncio.Event) -> None:
-    """Run a loop; on failure, log, back off and start it again from scratch (which rebuilds)."""
+async def supervise(
+    name: str, make: Callable[[], Awaitable[Any]], stopping: asyncio.Event, metrics: ServiceMetrics | None = None
+) -> None:
+    """Run a loop; on failure, log, back off and start it again from scratch (which fences and
+    rebuilds from what is committed)."""
     from tenacity import AsyncRetrying, wait_exponential
 
     log = structlog.get_logger().bind(loop=name)
@@ -780,5 +1096,7 @@ async def supervise(name: str, make: Callable[[], Awaitable[Any]], stopping: asy
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("loop failed; restarting")
+                log.exception("loop failed; starting it again from what is committed")
+                if metrics is not None:
+                    metrics.loop_restarts.labels(name).inc()
                 raise

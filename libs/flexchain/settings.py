@@ -27,13 +27,18 @@ class Settings(BaseSettings):
     flexchain_data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="SQLite files")
     flexchain_snapshot_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
     flexchain_snapshot_every: int = Field(50_000, ge=1, description="events folded between snapshots")
-    flexchain_dedup_window: int = Field(200_000, ge=1, description="command ids remembered per partition")
+    flexchain_dedup_horizon_hours: float = Field(
+        168.0, gt=0, description="business hours a command id is remembered after it was applied (dedup)"
+    )
     flexchain_batch_max: int = Field(1000, ge=1, description="records per transaction at most")
     flexchain_clock: str = Field("wall", description="wall: API stamps wall time; log: last clock.ticks time")
     flexchain_http_host: str = "127.0.0.1"
     flexchain_http_port: int | None = Field(None, description="HTTP port; default per service")
     flexchain_log_level: str = "INFO"
-    flexchain_transaction_timeout_ms: int = 15_000
+    flexchain_transaction_timeout_ms: int = Field(15_000, ge=1000, description="a transaction open longer is aborted")
+    flexchain_session_timeout_ms: int = Field(10_000, ge=1000, description="a silent group member is dropped after this")
+    flexchain_fault_abort_every: int = Field(0, ge=0, description="tests: abort every Nth transaction of each loop (0 = off)")
+    flexchain_fault_commit_delay_ms: int = Field(0, ge=0, description="tests: hold each transaction open this long")
 
     def name(self, base: str) -> str:
         """A topic, consumer-group or transactional-id name with the configured prefix."""

@@ -1,0 +1,93 @@
+"""A history checker over the logs themselves (issue 12, item 9): whatever fault was injected, the
+committed log of a service must look as if nothing had happened —
+
+* no event id written twice;
+* per partition and aggregate, versions 1, 2, 3, … with no gap and no repeat;
+* every command answered exactly once: the events caused by one command id are written together,
+  once (a repeat would show up as a second run of the same causation id).
+
+Reads committed records only (read_committed), like every subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from flexchain.messages import Enveloped
+from tests.support import CODEC
+
+
+@dataclass(frozen=True)
+class Logged:
+    partition: int
+    offset: int
+    item: Enveloped
+
+    @property
+    def type(self) -> str:
+        return self.item.envelope.event_type
+
+
+async def read_log(bootstrap: str, topic: str) -> list[Logged]:
+    """Every committed record of `topic`, decoded, in partition-then-offset order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        tps = [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            await asyncio.sleep(0.01)
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Logged] = []
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                for rec in batch.get(tp, []):
+                    out.append(Logged(tp.partition, rec.offset, CODEC.decode(rec.value)))
+        return out
+    finally:
+        await consumer.stop()
+
+
+def log_of(bootstrap: str, topic: str) -> list[Logged]:
+    result: list[Logged] = asyncio.run(read_log(bootstrap, topic))
+    return result
+
+
+def check_history(log: list[Logged]) -> list[str]:
+    """What is wrong with a service's event log (empty: nothing)."""
+    problems: list[str] = []
+    ids = Counter(x.item.envelope.event_id for x in log)
+    twice = [i for i, n in ids.items() if n > 1]
+    if twice:
+        problems.append(f"{len(twice)} event ids written more than once, e.g. {twice[:3]}")
+    versions: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for x in log:
+        env = x.item.envelope
+        versions[(x.partition, env.aggregate_id)].append(env.aggregate_version)
+    broken = {k: v for k, v in versions.items() if v != list(range(1, len(v) + 1))}
+    if broken:
+        (p, agg), v = next(iter(broken.items()))
+        problems.append(f"{len(broken)} aggregates with versions not 1..n, e.g. partition {p} {agg!r}: {v[:12]}…")
+    # one command's events are written in one transaction, next to each other: a second run is a repeat
+    runs: Counter[tuple[int, str]] = Counter()
+    last: dict[int, str | None] = {}
+    for x in log:
+        cause = x.item.envelope.causation_id
+        if cause is None:
+            continue
+        if last.get(x.partition) != cause:
+            runs[(x.partition, cause)] += 1
+        last[x.partition] = cause
+    repeated = [k for k, n in runs.items() if n > 1]
+    if repeated:
+        problems.append(f"{len(repeated)} commands answered more than once, e.g. {repeated[:3]}")
+    return problems
