@@ -119,6 +119,12 @@ def canonical(obj: Any) -> Any:
     return str(obj)
 
 
+def state_digest(ps: PartitionState) -> str:
+    """A digest of a partition's state, versions and dedup memory: equal digests = equal states."""
+    body = canonical({"state": ps.state, "versions": ps.versions, "seen": ps.seen})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def command_digest(cmd: Message) -> str:
     """A digest of a command's body (not its envelope): an id reused for another body is told apart."""
     return hashlib.blake2b(repr((type(cmd).__name__, to_record(cmd))).encode(), digest_size=8).hexdigest()
@@ -580,9 +586,7 @@ class Processor(_TransactionalLoop):
         """Per owned partition: its event offset and a digest of its state (rebuild == live check)."""
         out: dict[int, dict[str, Any]] = {}
         for p, ps in sorted(self.states.items()):
-            body = canonical({"state": ps.state, "versions": ps.versions, "seen": ps.seen})
-            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-            out[p] = {"next_offset": ps.next_offset, "aggregates": len(ps.versions), "digest": digest}
+            out[p] = {"next_offset": ps.next_offset, "aggregates": len(ps.versions), "digest": state_digest(ps)}
         return out
 
     async def _load_snapshot(self, partition: int) -> PartitionState | None:

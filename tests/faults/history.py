@@ -14,10 +14,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from flexchain.fold import PartitionState, fold_event
 from flexchain.messages import Enveloped
+from flexchain.runtime import DIGEST_HEADER, ServiceDef, state_digest
+from flexchain.settings import Settings
 from tests.support import CODEC
 
 
@@ -26,6 +30,7 @@ class Logged:
     partition: int
     offset: int
     item: Enveloped
+    digest: str = ""  # the command digest header the processor writes
 
     @property
     def type(self) -> str:
@@ -51,7 +56,8 @@ async def read_log(bootstrap: str, topic: str) -> list[Logged]:
             while await consumer.position(tp) < ends[tp]:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 for rec in batch.get(tp, []):
-                    out.append(Logged(tp.partition, rec.offset, CODEC.decode(rec.value)))
+                    digest = next((v.decode() for k, v in rec.headers if k == DIGEST_HEADER), "")
+                    out.append(Logged(tp.partition, rec.offset, CODEC.decode(rec.value), digest))
         return out
     finally:
         await consumer.stop()
@@ -91,3 +97,13 @@ def check_history(log: list[Logged]) -> list[str]:
     if repeated:
         problems.append(f"{len(repeated)} commands answered more than once, e.g. {repeated[:3]}")
     return problems
+
+
+def folded_digests(svc: ServiceDef[Any], log: list[Logged], partitions: int = 6) -> dict[str, str]:
+    """Per partition, the digest of the state a rebuild from the log gives — the kernel's own fold,
+    so it can be compared with what a running service shows (`GET /internal/partitions`)."""
+    horizon = int(Settings().flexchain_dedup_horizon_hours * 3_600_000)
+    states = {p: PartitionState(svc.new_state()) for p in range(partitions)}
+    for x in log:
+        fold_event(svc.evolve, states[x.partition], x.item, x.digest, horizon)
+    return {str(p): state_digest(ps) for p, ps in states.items()}

@@ -19,15 +19,20 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from flexchain.messages import Enveloped
+from flexchain.messages import Envelope, Enveloped
 from flexchain.procs import ServiceProcess
+from services.commission.plan import commission
 from services.inventory.messages import ReserveStock
+from services.order.messages import OrderLine, OrderPaid
 from tests.faults.history import check_history, log_of
 from tests.support import CODEC, Suite, envelope_for, eventually, get, post
 
@@ -73,8 +78,6 @@ def freeze(proc: ServiceProcess, seconds: float) -> None:
 
 
 def metric(url: str, name: str) -> float:
-    import httpx
-
     text = httpx.get(url + "/metrics", timeout=10).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
@@ -143,3 +146,100 @@ def test_frozen_inventory_instance_applies_nothing_twice(
         assert failed >= 1, "the freeze did not land inside a transaction: the test proved nothing"
     finally:
         suite.stop_all()
+
+
+RATES = (Decimal("0.15"), Decimal("0.05"), Decimal("0.02"))
+CHAINS = 30
+ORDERS = int(os.environ.get("FLEXCHAIN_FAULT_ORDERS", "3000"))
+T0 = 1_790_035_200_000
+
+
+def test_frozen_commission_instance_accrues_every_order_once(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
+    """The two-hop case: OrderPaid on `order.events` → the router → RecordOrderPaid → the processor's
+    split up three levels, with a referral bonus for each new member. Frozen past both timeouts."""
+    suite = Suite(
+        kafka_bootstrap,
+        prefix,
+        data_dir,
+        FLEXCHAIN_SESSION_TIMEOUT_MS="6000",
+        FLEXCHAIN_TRANSACTION_TIMEOUT_MS="5000",
+        FLEXCHAIN_FAULT_COMMIT_DELAY_MS="150",
+        FLEXCHAIN_SNAPSHOT_EVERY="500",
+    )
+    rng = random.Random(5)
+    try:
+        c0 = suite.start("commission", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "c0"))
+        c1 = suite.start("commission", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "c1"))
+        assert httpx.put(f"{c0.url}/plan/levels", json={"levels": 3, "max_chain_depth": 3}, timeout=15).status_code == 200
+        chains = [(f"sel{i}", f"mid{i}", f"top{i}") for i in range(CHAINS)]
+        for sel, mid, top in chains:
+            for who, up in ((top, None), (mid, top), (sel, mid)):
+                assert post(f"{c0.url}/distributors", {"distributor_id": who, "upline_id": up}).status_code == 200
+        for c in (c0, c1):  # the network is replicated to every partition: both instances know it
+            eventually(lambda c=c: get(f"{c.url}/distributors/sel{CHAINS - 1}")["chain"], what="network replicated")
+
+        expected: dict[str, int] = Counter()
+        paid: list[OrderPaid] = []
+        for n in range(ORDERS):
+            sel, mid, top = rng.choice(chains)
+            amount = rng.randint(100, 50_000)
+            member = f"m{n // 3}"  # a new member every third order: a referral bonus each
+            paid.append(OrderPaid(f"o{n:06d}", amount, "p", T0 + n, member, sel, None, [OrderLine("sku", 1, amount)]))
+            for rate, who in zip(RATES, (sel, mid, top), strict=True):
+                expected[who] += commission(rate, amount)
+        feeder = stream_events(kafka_bootstrap, suite.topic("order.events"), paid, seconds=12.0)
+        eventually(lambda: metric(c0.url, "flexchain_commission_events_out_total") > 50, what="c0 is working")
+        freeze(c0, 12.0)
+        feeder.join(timeout=120)
+        assert not feeder.is_alive()
+
+        def accrued() -> list:
+            log = log_of(kafka_bootstrap, suite.topic("commission.events"))
+            return log if sum(1 for x in log if x.type == "CommissionAccrued") >= ORDERS else []
+
+        log = eventually(accrued, timeout=180, interval=1.0, what=f"all {ORDERS} orders accrued")
+        problems = check_history(log)
+        assert not problems, problems
+        per_order = Counter(x.item.message.order_id for x in log if x.type == "CommissionAccrued")
+        assert len(per_order) == ORDERS and set(per_order.values()) == {1}, "each order accrued exactly once"
+        bonuses = Counter(x.item.message.member_id for x in log if x.type == "ReferralBonusAwarded")
+        assert bonuses and set(bonuses.values()) == {1}, "each new member's referral bonus paid once"
+        for c in (c0, c1):
+            for sel, mid, top in chains:
+                for who in (sel, mid, top):
+                    eventually(
+                        lambda c=c, who=who: (b := get(f"{c.url}/distributors/{who}")["balances"])["accrued"] - b["bonuses"]
+                        == expected[who],
+                        timeout=60,
+                        what=f"{c.url}: {who}'s commission exact to the cent",
+                    )
+        assert log_of(kafka_bootstrap, suite.topic("commission.dlq")) == []
+        assert c0.running and c1.running
+        failed = metric(c0.url, "flexchain_commission_transactions_failed_total")
+        assert failed >= 1, "the freeze did not land inside a transaction: the test proved nothing"
+    finally:
+        suite.stop_all()
+
+
+def stream_events(bootstrap: str, topic: str, events: list[OrderPaid], seconds: float) -> threading.Thread:
+    """Order events as the order service writes them (producer `order`, versions from 1 per order)."""
+
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+        await producer.start()
+        try:
+            t0 = time.monotonic()
+            for i, ev in enumerate(events):
+                env = Envelope(str(uuid.uuid4()), "OrderPaid", ev.key, 1, ev.paid_at, ev.key, None, "order")
+                value = CODEC.encode(Enveloped(env, ev))
+                await producer.send(topic, value, key=ev.key.encode(), headers=[("type", b"OrderPaid")])
+                delay = t0 + seconds * (i + 1) / len(events) - time.monotonic()
+                if delay > 0.01:
+                    await asyncio.sleep(delay)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    t = threading.Thread(target=lambda: asyncio.run(go()), daemon=True)
+    t.start()
+    return t
