@@ -44,8 +44,10 @@ class Suite:
     def topic(self, name: str) -> str:
         return self.prefix + name
 
-    def start(self, service: str, instance: str = "0", wait: bool = True, **env: str) -> ServiceProcess:
-        proc = ServiceProcess(service, {**self.env, **env}, self.data_dir.parent / "logs", self.free_port(), instance)
+    def start(
+        self, service: str, instance: str = "0", wait: bool = True, module: str | None = None, **env: str
+    ) -> ServiceProcess:
+        proc = ServiceProcess(service, {**self.env, **env}, self.data_dir.parent / "logs", self.free_port(), instance, module)
         proc.start()
         self.procs.append(proc)
         if wait:

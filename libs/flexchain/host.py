@@ -20,12 +20,14 @@ from typing import Any, Protocol
 import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from flexchain import kafka
 from flexchain.asof import AsOf, M, PastStates, Replayed
+from flexchain.fold import UnreadableEvent
 from flexchain.logs import configure
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.metrics import ServiceMetrics
@@ -137,6 +139,11 @@ class _Clock:
 
 def base_app(rt: Runtime, title: str) -> FastAPI:
     app = FastAPI(title=title, version="0.1.0")
+
+    @app.exception_handler(UnreadableEvent)
+    async def stopped_partition(request: Request, exc: UnreadableEvent) -> JSONResponse:
+        """A question about a partition stopped on an event it cannot read: 503, naming it."""
+        return JSONResponse({"detail": f"this part of the service is stopped: the event log cannot be read at {exc}"}, 503)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -17,8 +17,12 @@ import httpx
 class ServiceProcess:
     """One `flexchain serve <service>` process with its own environment, port and log file."""
 
-    def __init__(self, service: str, env: dict[str, str], log_dir: Path, port: int, instance: str = "0") -> None:
+    def __init__(
+        self, service: str, env: dict[str, str], log_dir: Path, port: int, instance: str = "0", module: str | None = None
+    ) -> None:
+        """`module`: run `python -m <module>` instead of `flexchain serve <service>` (a test's own service)."""
         self.service = service
+        self.argv = ["-m", module] if module else ["-m", "flexchain.cli", "serve", service]
         self.port = port
         self.instance = instance
         self.url = f"http://127.0.0.1:{port}"
@@ -35,7 +39,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flexchain.cli", "serve", self.service],
+            [sys.executable, *self.argv],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

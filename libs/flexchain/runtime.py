@@ -234,6 +234,7 @@ class _TransactionalLoop:
         self.lock = asyncio.Lock()
         self.consumer: AIOKafkaConsumer | None = None
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
+        self._next: dict[TopicPartition, int] = {}  # per owned partition: the next offset to process
         self._failure: BaseException | None = None
         self._transactions = 0
         self._last_lag = 0.0
@@ -320,17 +321,24 @@ class _TransactionalLoop:
             raise errors[0]
 
     async def _close_producers(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            self._next.pop(tp, None)
         producers = [p for tp in tps if (p := self.producers.pop(tp, None)) is not None]
         await asyncio.gather(*(_force_stop(p) for p in producers), return_exceptions=True)
 
     async def _seek_committed(self, tps: list[TopicPartition]) -> None:
+        """Position each partition at its committed offset, read after the fence. `getmany` runs
+        while a rebalance does, so a batch fetched from an older position may still arrive: `_next`
+        says where processing really stands, and `_transact` drops whatever comes before it."""
         assert self.consumer is not None
         for tp in tps:
             offset = await self.consumer.committed(tp)
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)
+                self._next[tp] = 0
             else:
                 self.consumer.seek(tp, offset)
+                self._next[tp] = offset
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -374,7 +382,14 @@ class _TransactionalLoop:
 
     async def _transact(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """One transaction per input partition, all of them at once (each has its own producer)."""
-        owned = {tp: records for tp, records in batch.items() if self.owns(tp)}  # else revoked meanwhile
+        owned: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+        for tp, records in batch.items():
+            if not self.owns(tp):
+                continue  # revoked while the batch was fetched: the next owner reads it
+            start = self._next.get(tp, 0)
+            fresh = [r for r in records if r.offset >= start] if records[0].offset < start else records
+            if fresh:
+                owned[tp] = fresh
         results = await asyncio.gather(*(self._transact_one(tp, r) for tp, r in owned.items()), return_exceptions=True)
         failed = [(tp, r) for tp, r in zip(owned, results, strict=True) if isinstance(r, BaseException)]
         if not failed:
@@ -408,6 +423,7 @@ class _TransactionalLoop:
         for rec in records:
             hist.observe(max(0.0, (done - rec.timestamp) / 1000))
         self.metrics.batch_size.labels(self.stage).observe(len(records))
+        self._next[tp] = records[-1].offset + 1
         results = [(kind, fut.result()) for kind, fut in sent]
         for kind, md in results:
             if kind.startswith("dlq:"):
@@ -756,7 +772,7 @@ class Router(_TransactionalLoop):
         try:
             commands = self._react[rec.topic](ev)
         except Exception as exc:
-            self.log.exception("policy failed", correlation_id=eenv.correlation_id, event=eenv.event_type)
+            self.log.exception("policy failed", correlation_id=eenv.correlation_id, event_type=eenv.event_type)
             self.dead_letter(rec, f"policy failed: {exc!r}", out)
             return
         routed: list[tuple[Message, bytes]] = []
@@ -774,7 +790,7 @@ class Router(_TransactionalLoop):
                 )
                 routed.append((cmd, self.codec.encode(Enveloped(env, cmd))))
         except Exception as exc:  # a command that does not fit its schema: nothing routed, event parked
-            self.log.exception("encoding a routed command failed", correlation_id=eenv.correlation_id, event=eenv.event_type)
+            self.log.exception("encoding a routed command failed", correlation_id=eenv.correlation_id, event_type=eenv.event_type)
             self.dead_letter(rec, f"encode failed: {exc!r}", out)
             return
         for cmd, value in routed:
@@ -884,6 +900,10 @@ class OwnView:
 
     def _state(self, p: int) -> Any:
         ps = self._partition_state(p)
+        if ps is None:
+            stopped = self.stopped.get(p) or (self.processor.stopped.get(p) if self.processor is not None else None)
+            if stopped is not None:  # an honest "cannot say", not the state of a log read half-way
+                raise stopped
         return ps.state if ps is not None else self.svc.new_state()
 
     def applied(self, key: str, command_id: str) -> Applied | None:

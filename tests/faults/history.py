@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from flexchain.fold import PartitionState, fold_event
 from flexchain.messages import Enveloped
 from flexchain.runtime import DIGEST_HEADER, ServiceDef, state_digest
+from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
 from tests.support import CODEC
 
@@ -37,8 +38,9 @@ class Logged:
         return self.item.envelope.event_type
 
 
-async def read_log(bootstrap: str, topic: str) -> list[Logged]:
-    """Every committed record of `topic`, decoded, in partition-then-offset order."""
+async def read_log(bootstrap: str, topic: str, codec: Codec = CODEC, strict: bool = True) -> list[Logged]:
+    """Every committed record of `topic`, decoded, in partition-then-offset order (`strict=False`:
+    records that do not decode are left out)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -57,7 +59,13 @@ async def read_log(bootstrap: str, topic: str) -> list[Logged]:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 for rec in batch.get(tp, []):
                     digest = next((v.decode() for k, v in rec.headers if k == DIGEST_HEADER), "")
-                    out.append(Logged(tp.partition, rec.offset, CODEC.decode(rec.value), digest))
+                    try:
+                        item = codec.decode(rec.value)
+                    except DecodeError:
+                        if strict:
+                            raise
+                        continue
+                    out.append(Logged(tp.partition, rec.offset, item, digest))
         return out
     finally:
         await consumer.stop()
