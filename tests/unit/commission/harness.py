@@ -4,12 +4,15 @@ Partitions with their own state and event log; commands keyed by aggregate go to
 their key (a broadcast to all); the router's policies turn foreign events, clock ticks and the
 service's own events into commands. Steps can run in any interleaving that Kafka allows (each
 partition's commands in order, each partition's events routed in order), chosen by a `pick`
-function — a test drives it with hypothesis or a seeded random.
+function — a test drives it with hypothesis or a seeded random. Each command sent gets an id (one
+for every partition a broadcast reaches), and each partition keeps the commands it decided with
+their events, so a test can envelope its log as the processor writes it (tests/unit/foldlog.py).
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -27,8 +30,9 @@ from services.commission.state import CommissionState, Totals
 @dataclass
 class Partition:
     state: CommissionState
-    queue: deque[tuple[Message, int]] = field(default_factory=deque)
+    queue: deque[tuple[Message, int, str]] = field(default_factory=deque)  # command, business time, id
     log: list[tuple[Message, int]] = field(default_factory=list)
+    handled: list[tuple[str, Message, int, list[Message]]] = field(default_factory=list)  # id, command, time, events
     routed: int = 0
 
 
@@ -37,16 +41,18 @@ class Harness:
         self.plan = plan
         self.parts = [Partition(domain.new_state(plan)) for _ in range(partitions)]
         self.decided: list[tuple[Message, list[Message]]] = []
+        self._ids = itertools.count(1)
 
     def partition_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self.parts)
 
     def send(self, cmd: Message, now: int) -> None:
+        cid = f"cmd-{next(self._ids)}"
         if cmd.key:
-            self.parts[self.partition_of(cmd.key)].queue.append((cmd, now))
+            self.parts[self.partition_of(cmd.key)].queue.append((cmd, now, cid))
         else:
             for p in self.parts:
-                p.queue.append((cmd, now))
+                p.queue.append((cmd, now, cid))
 
     def publish(self, event: Message, now: int) -> None:
         """A foreign event (order, inventory, clock) as the router would see it."""
@@ -72,9 +78,10 @@ class Harness:
     def step(self, kind: str, i: int) -> None:
         p = self.parts[i]
         if kind == "decide":
-            cmd, now = p.queue.popleft()
+            cmd, now, cid = p.queue.popleft()
             events = domain.decide(p.state, cmd, now)
             self.decided.append((cmd, events))
+            p.handled.append((cid, cmd, now, events))
             for e in events:
                 domain.evolve(p.state, e)
                 p.log.append((e, now))
