@@ -4,7 +4,12 @@ One function folds every event a service reads of its own log: the processor's r
 of partitions another instance owns, and the as-of reads (R-X-4). It skips an event whose aggregate
 version was already folded (a repeated event id carries the same version), so a duplicate that
 reaches the log anyway — a zombie's write before fencing, a record appended twice by hand —
-cannot change the state (ARCHITECTURE: "Folding is idempotent").
+cannot change the state (ARCHITECTURE: "Folding is idempotent"). The rule is the version, not the
+event id: a command redelivered after the dedup horizon forgot it is decided again, and writes the
+same derived event ids under new versions — folding those is what the live processor did too.
+
+An event of the own log without a version (0) was not written by a processor: it is not folded
+(a repeat of it could not be recognised) but refused, and its partition stops.
 
 It also rebuilds the dedup memory: the command ids whose effects the log holds (the events'
 causation ids), each with the business time it was applied at, forgotten once it falls behind the
@@ -81,12 +86,18 @@ def first_time(versions: dict[str, int], env: Envelope) -> bool:
     return True
 
 
+class NotFoldable(ValueError):
+    """An own-log event the kernel refuses to fold (the reason is the message)."""
+
+
 def fold_event(
     evolve: Callable[[Any, Any], Any], ps: PartitionState, item: Enveloped, digest: str, horizon_ms: int
 ) -> bool:
     """Fold one event of the partition's own log into `ps`; False if it repeats one already folded
     (see `first_time`), in which case nothing changes."""
     env = item.envelope
+    if env.aggregate_version <= 0:
+        raise NotFoldable(f"{env.event_type} {env.event_id} has no aggregate version: not written by a processor")
     if not first_time(ps.versions, env):
         return False
     evolve(ps.state, item.message)

@@ -53,7 +53,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
-from flexchain.fold import Applied, PartitionState, UnreadableEvent, first_time, fold_event
+from flexchain.fold import Applied, NotFoldable, PartitionState, UnreadableEvent, first_time, fold_event
 from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
@@ -166,6 +166,10 @@ def _header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
         if k == name:
             return bytes(v)
     return None
+
+
+def _fold_failure(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, NotFoldable) else f"evolve failed: {exc!r}"
 
 
 def _failure_kind(exc: BaseException) -> str:
@@ -579,7 +583,7 @@ class Processor(_TransactionalLoop):
         try:
             fold_event(self.svc.evolve, ps, item, digest, self._horizon)
         except Exception as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, f"evolve failed: {exc!r}") from exc
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, _fold_failure(exc)) from exc
         ps.next_offset = rec.offset + 1
 
     def _stop_partition(self, exc: UnreadableEvent) -> None:
@@ -966,7 +970,7 @@ class OwnView:
         try:
             fold_event(self.svc.evolve, ps, item, digest, self._horizon)
         except Exception as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, f"evolve failed: {exc!r}") from exc
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, _fold_failure(exc)) from exc
         ps.next_offset = rec.offset + 1
         return item
 
