@@ -24,6 +24,10 @@ from typing import Any
 
 from flexchain.messages import Envelope, Enveloped
 
+#: The header of every event a command from outside caused: a digest of that command's body, so the
+#: dedup memory rebuilt from the log can still tell an id reused for another body (`runtime`).
+DIGEST_HEADER = "flexchain.command.digest"
+
 
 @dataclass
 class PartitionState:
@@ -88,6 +92,11 @@ def first_time(versions: dict[str, int], env: Envelope) -> bool:
 
 class NotFoldable(ValueError):
     """An own-log event the kernel refuses to fold (the reason is the message)."""
+
+
+def failure_reason(exc: Exception) -> str:
+    """Why folding an event failed, for `UnreadableEvent`."""
+    return str(exc) if isinstance(exc, NotFoldable) else f"evolve failed: {exc!r}"
 
 
 def fold_event(

@@ -31,10 +31,11 @@ from flexchain.fold import UnreadableEvent
 from flexchain.logs import configure
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.metrics import ServiceMetrics
-from flexchain.runtime import OwnView, Processor, Projection, Router, ServiceDef, Waiters, supervise
+from flexchain.runtime import Processor, Router, ServiceDef, supervise
 from flexchain.serde import Codec, RegistryClient
 from flexchain.settings import Settings
 from flexchain.snapshots import SnapshotStore
+from flexchain.views import OwnView, Projection, Waiters
 
 CLOCK_TOPIC = "clock.ticks"
 

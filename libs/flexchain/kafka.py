@@ -7,11 +7,13 @@ auto-commits (offsets are committed inside the processing transaction).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, errors
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from flexchain.settings import Settings
@@ -99,3 +101,23 @@ async def ensure_topics(s: Settings, names: Iterable[str], partitions: int | Non
         return str(cluster.get("cluster_id") or "unknown")
     finally:
         await client.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> set[int]:
+    """The partitions of a topic, waiting for the metadata of a topic that was just created."""
+    deadline = time.monotonic() + timeout
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no metadata for topic {topic} after {timeout:.0f}s")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+
+
+def header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
+    for k, v in rec.headers:
+        if k == name:
+            return bytes(v)
+    return None

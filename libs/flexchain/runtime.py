@@ -44,26 +44,25 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
-from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
-from flexchain.fold import Applied, NotFoldable, PartitionState, UnreadableEvent, first_time, fold_event
+from flexchain.fold import DIGEST_HEADER, Applied, PartitionState, UnreadableEvent, failure_reason, fold_event
 from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
 from flexchain.snapshots import Snapshot, SnapshotStore
 
+if TYPE_CHECKING:
+    from flexchain.views import OwnView, Waiters
+
 S = TypeVar("S")
-
-DIGEST_HEADER = "flexchain.command.digest"
-
 
 @dataclass(frozen=True)
 class Route:
@@ -159,17 +158,6 @@ def _reason_label(reason: str) -> str:
         if reason.startswith(known):
             return known
     return "other"
-
-
-def _header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
-    for k, v in rec.headers:
-        if k == name:
-            return bytes(v)
-    return None
-
-
-def _fold_failure(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, NotFoldable) else f"evolve failed: {exc!r}"
 
 
 def _failure_kind(exc: BaseException) -> str:
@@ -270,7 +258,7 @@ class _TransactionalLoop:
         # be assigned none of its partitions, the processor would call itself ready owning nothing,
         # and nothing would be processed until the next metadata refresh (5 minutes). Wait for it.
         for topic in self.topics:
-            await partitions_of(self.consumer, topic)
+            await kafka.partitions_of(self.consumer, topic)
         self.consumer.subscribe(self.topics, listener=_Listener(self))
 
     async def stop(self) -> None:
@@ -579,11 +567,11 @@ class Processor(_TransactionalLoop):
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
             raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
-        digest = (_header(rec, DIGEST_HEADER) or b"").decode()
+        digest = (kafka.header(rec, DIGEST_HEADER) or b"").decode()
         try:
             fold_event(self.svc.evolve, ps, item, digest, self._horizon)
         except Exception as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, _fold_failure(exc)) from exc
+            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, failure_reason(exc)) from exc
         ps.next_offset = rec.offset + 1
 
     def _stop_partition(self, exc: UnreadableEvent) -> None:
@@ -760,7 +748,7 @@ class Router(_TransactionalLoop):
     async def start(self) -> None:
         await super().start()
         assert self.consumer is not None
-        self._partitions = sorted(await partitions_of(self.consumer, self._commands_topic))
+        self._partitions = sorted(await kafka.partitions_of(self.consumer, self._commands_topic))
 
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
         kinds = [v for k, v in rec.headers if k == "type"]
@@ -805,306 +793,6 @@ class Router(_TransactionalLoop):
             else:
                 for p in self._partitions:
                     out.add(self._commands_topic, p, None, value, headers, name)
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30.0) -> set[int]:
-    """The partitions of a topic, waiting for the metadata of a topic that was just created."""
-    deadline = time.monotonic() + timeout
-    while True:
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return set(parts)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no metadata for topic {topic} after {timeout:.0f}s")
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-
-
-class Waiters:
-    """Futures of API requests waiting for the events their command caused (by causation id)."""
-
-    def __init__(self) -> None:
-        self._futures: dict[str, asyncio.Future[list[Enveloped]]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._futures)
-
-    def expect(self, causation_id: str) -> asyncio.Future[list[Enveloped]]:
-        fut: asyncio.Future[list[Enveloped]] = asyncio.get_running_loop().create_future()
-        self._futures[causation_id] = fut
-        return fut
-
-    def forget(self, causation_id: str) -> None:
-        self._futures.pop(causation_id, None)
-
-    def wanted(self, causation_id: str | None) -> bool:
-        return causation_id is not None and causation_id in self._futures
-
-    def resolve(self, caused: dict[str, list[Enveloped]]) -> None:
-        for cause, items in caused.items():
-            fut = self._futures.pop(cause, None)
-            if fut is not None and not fut.done():
-                fut.set_result(items)
-
-
-class OwnView:
-    """The service's whole state, for queries: the partitions the local processor owns are read from
-    its live state (no second decode of what it just produced); the others are folded here from
-    `<service>.events` with the same idempotent fold. When the processor loses a partition it hands
-    its state over (with the offset it had reached), so the switch never re-reads the log. An event
-    it cannot read stops that partition here (not ready, a metric, an error), never skipped."""
-
-    def __init__(
-        self, svc: ServiceDef[Any], settings: Settings, codec: Codec, waiters: Waiters, metrics: ServiceMetrics | None = None
-    ) -> None:
-        self.svc = svc
-        self.settings = settings
-        self.codec = codec
-        self.waiters = waiters
-        self.metrics = metrics
-        self.topic = settings.name(svc.topics["events"])
-        self.processor: Processor | None = None
-        self.states: dict[int, PartitionState] = {}
-        self.stopped: dict[int, UnreadableEvent] = {}
-        self._handover: dict[int, PartitionState] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[int] = []
-        self.caught_up = asyncio.Event()
-        self._partitioner = DefaultPartitioner()
-        self._horizon = int(settings.flexchain_dedup_horizon_hours * 3_600_000)
-        self.log = structlog.get_logger().bind(service=svc.name, stage="own-view")
-
-    async def start(self) -> None:
-        self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
-        await self._consumer.start()
-        self._partitions = sorted(await partitions_of(self._consumer, self.topic))
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    # --- queries -------------------------------------------------------------------------------
-
-    def partition_of(self, key: str) -> int:
-        p: int = self._partitioner(key.encode(), self._partitions, self._partitions)
-        return p
-
-    def state_for(self, key: str) -> Any:
-        """The state of the partition that holds aggregate `key` (an empty one while it is moving)."""
-        return self._state(self.partition_of(key))
-
-    def all(self) -> list[Any]:
-        return [self._state(p) for p in self._partitions]
-
-    def _partition_state(self, p: int) -> PartitionState | None:
-        proc = self.processor
-        if proc is not None and p in proc.states:
-            return proc.states[p]
-        return self.states.get(p)
-
-    def _state(self, p: int) -> Any:
-        ps = self._partition_state(p)
-        if ps is None:
-            stopped = self.stopped.get(p) or (self.processor.stopped.get(p) if self.processor is not None else None)
-            if stopped is not None:  # an honest "cannot say", not the state of a log read half-way
-                raise stopped
-        return ps.state if ps is not None else self.svc.new_state()
-
-    def applied(self, key: str, command_id: str) -> Applied | None:
-        """Whether command `command_id` (for aggregate `key`) is applied, as far as this instance knows."""
-        ps = self._partition_state(self.partition_of(key))
-        return ps.seen.get(command_id) if ps is not None else None
-
-    # --- partition moves (called by the processor) ---------------------------------------------
-
-    def handover(self, partition: int, ps: PartitionState) -> None:
-        self._handover[partition] = ps
-
-    def sync(self, owned: set[int]) -> None:
-        """The processor now owns `owned`: fold every other partition here."""
-        assert self._consumer is not None
-        mine = [p for p in self._partitions if p not in owned]
-        for p in list(self.states):
-            if p not in mine:
-                del self.states[p]
-        for p in list(self.stopped):
-            if p not in mine:
-                self._unstop(p)
-        for p in mine:
-            if p in self.states or p in self.stopped:
-                continue  # kept: continues where it was
-            ps = self._handover.pop(p, None)
-            self.states[p] = ps if ps is not None else PartitionState(self.svc.new_state())
-        self._handover.clear()
-        tps = [TopicPartition(self.topic, p) for p in mine if p in self.states]
-        self._consumer.assign(tps)  # a new assignment forgets positions: seek every partition
-        for tp in tps:
-            self._consumer.seek(tp, self.states[tp.partition].next_offset)
-
-    def _unstop(self, p: int) -> None:
-        self.stopped.pop(p, None)
-        if self.metrics is not None:
-            self.metrics.partition_stopped.labels("own-view", str(p)).set(0)
-
-    def _stop(self, exc: UnreadableEvent) -> None:
-        assert self._consumer is not None
-        self.stopped[exc.partition] = exc
-        self.states.pop(exc.partition, None)
-        self._consumer.pause(TopicPartition(self.topic, exc.partition))
-        if self.metrics is not None:
-            self.metrics.partition_stopped.labels("own-view", str(exc.partition)).set(1)
-        self.log.error(
-            "view partition stopped: an event of the service's own log cannot be read",
-            topic=exc.topic,
-            partition=exc.partition,
-            offset=exc.offset,
-            reason=exc.reason,
-        )
-
-    def _fold(self, ps: PartitionState, rec: ConsumerRecord[bytes, bytes]) -> Enveloped:
-        try:
-            item = self.codec.decode(rec.value)
-        except DecodeError as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
-        digest = (_header(rec, DIGEST_HEADER) or b"").decode()
-        try:
-            fold_event(self.svc.evolve, ps, item, digest, self._horizon)
-        except Exception as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, _fold_failure(exc)) from exc
-        ps.next_offset = rec.offset + 1
-        return item
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        assert self._consumer is not None
-        while not stopping.is_set():
-            if not self._consumer.assignment():
-                if self.processor is not None and self.processor.ready.is_set():
-                    self.caught_up.set()
-                await asyncio.sleep(0.1)
-                continue
-            batch = await self._consumer.getmany(timeout_ms=200)
-            caused: dict[str, list[Enveloped]] = {}
-            for tp, records in batch.items():
-                ps = self.states.get(tp.partition)
-                if ps is None:
-                    continue  # moved to the processor (or stopped) while this batch was fetched
-                for rec in records:
-                    if rec.offset < ps.next_offset:
-                        continue
-                    try:
-                        item = self._fold(ps, rec)
-                    except UnreadableEvent as exc:
-                        self._stop(exc)
-                        break
-                    if self.waiters.wanted(item.envelope.causation_id):
-                        caused.setdefault(item.envelope.causation_id or "", []).append(item)
-            if caused:
-                self.waiters.resolve(caused)
-            if not self.caught_up.is_set():
-                tps = [tp for tp in self._consumer.assignment() if tp.partition in self.states]
-                ends = await self._consumer.end_offsets(tps)
-                if all([await self._consumer.position(tp) >= ends[tp] for tp in tps]):
-                    self.caught_up.set()
-
-
-class Projection:
-    """Folds whole topics (every partition, no group) into an in-memory read model.
-
-    With `types`, only records whose `type` header names one of them are decoded (a read model that
-    needs, say, the sku catalogue from another service's busy topic does not decode the rest).
-    A repeated event (an aggregate version already folded) is skipped. A record of another service
-    that cannot be decoded or folded is skipped LOUDLY — an error naming topic, partition, offset and
-    why, and `records_skipped_total{loop,reason}` — never a crash: the router that reads the same
-    topic parks it in the DLQ with its reason."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        codec: Codec,
-        topics: list[str],
-        fold: Callable[[Enveloped], None],
-        name: str,
-        waiters: Waiters | None = None,
-        types: set[str] | None = None,
-        metrics: ServiceMetrics | None = None,
-    ) -> None:
-        self.settings = settings
-        self.codec = codec
-        self.topics = topics
-        self.fold = fold
-        self.name = name
-        self.metrics = metrics
-        self.caught_up = asyncio.Event()
-        self.waiters = waiters or Waiters()
-        self._types = {t.encode() for t in types} if types is not None else None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._versions: dict[TopicPartition, dict[str, int]] = {}
-        self.log = structlog.get_logger().bind(projection=name)
-
-    async def start(self) -> None:
-        self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
-        await self._consumer.start()
-        tps = []
-        for t in self.topics:
-            tps += [TopicPartition(t, p) for p in sorted(await partitions_of(self._consumer, t))]
-        self._ends = {}
-        if not tps:
-            self.caught_up.set()
-            return
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        self._ends = await self._consumer.end_offsets(tps)
-
-    async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    def _wanted(self, rec: ConsumerRecord[bytes, bytes]) -> bool:
-        if self._types is None:
-            return True
-        kinds = [v for k, v in rec.headers if k == "type"]
-        return not kinds or kinds[0] in self._types  # no header (another producer): decode to see
-
-    def _skip(self, rec: ConsumerRecord[bytes, bytes], reason: str, label: str) -> None:
-        if self.metrics is not None:
-            self.metrics.records_skipped.labels(self.name, label).inc()
-        where = {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
-        self.log.error("record skipped by a read model", reason=reason, **where)
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        assert self._consumer is not None
-        if not self._ends:
-            await stopping.wait()
-            return
-        while not stopping.is_set():
-            batch = await self._consumer.getmany(timeout_ms=200)
-            caused: dict[str, list[Enveloped]] = {}
-            for tp, records in batch.items():
-                versions = self._versions.setdefault(tp, {})
-                for rec in records:
-                    if not self._wanted(rec):
-                        continue
-                    try:
-                        item = self.codec.decode(rec.value)
-                    except DecodeError as exc:
-                        self._skip(rec, exc.reason, "undecodable")
-                        continue
-                    if not first_time(versions, item.envelope):
-                        continue
-                    try:
-                        self.fold(item)
-                    except Exception as exc:
-                        self._skip(rec, f"fold failed: {exc!r}", "fold failed")
-                        continue
-                    cause = item.envelope.causation_id
-                    if self.waiters.wanted(cause):
-                        caused.setdefault(cause or "", []).append(item)
-            if caused:
-                self.waiters.resolve(caused)
-            if not self.caught_up.is_set():
-                positions = [await self._consumer.position(tp) for tp in self._ends]
-                if all(pos >= self._ends[tp] for pos, tp in zip(positions, self._ends, strict=True)):
-                    self.caught_up.set()
 
 
 async def supervise(

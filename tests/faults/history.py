@@ -18,9 +18,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from flexchain.fold import PartitionState, fold_event
+from flexchain.fold import DIGEST_HEADER, PartitionState, fold_event
 from flexchain.messages import Enveloped
-from flexchain.runtime import DIGEST_HEADER, ServiceDef, state_digest
+from flexchain.runtime import ServiceDef, state_digest
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
 from tests.support import CODEC
