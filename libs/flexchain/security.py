@@ -10,7 +10,8 @@ Every service authenticates as its own principal (``User:<service>``, SCRAM-SHA-
   model folds, and `clock.ticks`;
 * groups `<svc>` and `<svc>-router` (literal): READ — the processor's and the router's consumer groups
   (offsets committed inside transactions);
-* transactional ids with the prefix `<svc>-`: WRITE — `<svc>-<instance>` and `<svc>-router-<instance>`.
+* transactional ids with the prefix `<svc>-`: WRITE — one per input partition, `<svc>-<svc>.commands-<p>`
+  and `<svc>-router-<topic>-<p>`.
 
 READ and WRITE imply DESCRIBE in Kafka's authorizer, so DESCRIBE is not listed. No cluster-level
 grant is needed: since Kafka 3.0 WRITE on a topic lets a principal's idempotent producers get a
