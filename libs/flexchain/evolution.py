@@ -103,7 +103,7 @@ def unreadable(version: Version, schema: dict[str, Any], targets: dict[str, Targ
 
 
 def _targets(classes: list[type[Message]], schemas: dict[type[Message], dict[str, Any]]) -> dict[str, Target]:
-    return {cls.full_name(): Target(cls, schemas[cls]) for cls in classes}
+    return {cls.full_name(): Target(cls, parse_schema(schemas[cls], expand=True)) for cls in classes}
 
 
 def _orphans(

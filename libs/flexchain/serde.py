@@ -124,13 +124,16 @@ def declared_upcasters(classes: Iterable[type[Message]]) -> list[Upcaster]:
 
 
 class Target:
-    """A current class and its self-contained schema, as the reader of records written otherwise."""
+    """A current class and its expanded schema (envelope and every named type inlined, as
+    ``parse_schema(..., expand=True)`` gives it), as the reader of records written otherwise."""
 
     __slots__ = ("_parsed", "cls", "defaults", "required", "schema")
 
-    def __init__(self, cls: type[Message], schema: Record) -> None:
+    def __init__(self, cls: type[Message], schema: Any) -> None:
+        if not isinstance(schema, dict) or schema.get("type") != "record":
+            raise TypeError(f"{cls.__name__}: not a record schema")
         self.cls = cls
-        self.schema = schema  # self-contained (envelope inlined)
+        self.schema: Record = schema
         fields = [f for f in schema["fields"] if f["name"] != "envelope"]
         self.defaults = {f["name"]: f["default"] for f in fields if "default" in f}
         self.required = [f["name"] for f in fields if "default" not in f]
@@ -165,9 +168,6 @@ class _Resolved:
         return Enveloped(envelope, from_record(self.cls, record))
 
 
-_ENVELOPE_DEFAULTS: Record = {"causation_id": None}
-
-
 @dataclass(frozen=True, slots=True)
 class _Upcasted:
     """The writer's own schema, then an upcaster, then the current class."""
@@ -190,18 +190,43 @@ class _Upcasted:
             what = cls.full_name() if cls is not None else "no class"
             raise DecodeError(f"{self.label}: the upcaster of {self.upcaster.source} gave {what}, which this codec does not read")
         rec = dict(rec)
-        env = dict(rec.pop("envelope", None) or written_envelope or {})
-        for key, value in _ENVELOPE_DEFAULTS.items():
-            env.setdefault(key, value)
-        if env.get("event_type") == self.writer_short and cls.__name__ != self.writer_short:
-            env["event_type"] = cls.__name__  # renamed or split: the envelope names the type it is read as
+        if not rec.get("envelope"):
+            rec["envelope"] = written_envelope
+        env = rec["envelope"]
+        if isinstance(env, dict) and env.get("event_type") == self.writer_short and cls.__name__ != self.writer_short:
+            rec["envelope"] = {**env, "event_type": cls.__name__}  # renamed or split: the envelope names the type read
+        rec = _complete(rec, target.schema)  # what it lacks, at any depth: the current schema's defaults
         missing = [f for f in target.required if f not in rec]
         if missing:
             raise DecodeError(f"{self.label}: the upcaster of {self.upcaster.source} gave {cls.__name__} no value for {missing}")
-        for key, value in target.defaults.items():
-            if key not in rec:
-                rec[key] = copy.deepcopy(value)
-        return Enveloped(from_record(Envelope, env), from_record(cls, rec))
+        envelope = from_record(Envelope, rec.pop("envelope"))
+        return Enveloped(envelope, from_record(cls, rec))
+
+
+def _complete(value: Any, schema: Any) -> Any:
+    """`value` with what records of the (expanded) `schema` lack filled from its defaults, at every depth."""
+    if isinstance(schema, list):  # a union: the branch of the value's shape
+        for branch in schema:
+            kind = branch.get("type") if isinstance(branch, dict) else branch
+            if (kind in ("record", "map") and isinstance(value, dict)) or (kind == "array" and isinstance(value, list)):
+                return _complete(value, branch)
+        return value
+    if not isinstance(schema, dict):
+        return value
+    kind = schema["type"]
+    if kind == "record" and isinstance(value, dict):
+        out = dict(value)
+        for f in schema["fields"]:
+            if f["name"] in out:
+                out[f["name"]] = _complete(out[f["name"]], f["type"])
+            elif "default" in f:
+                out[f["name"]] = copy.deepcopy(f["default"])
+        return out
+    if kind == "array" and isinstance(value, list):
+        return [_complete(v, schema["items"]) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _complete(v, schema["values"]) for k, v in value.items()}
+    return _complete(value, kind) if isinstance(kind, (dict, list)) else value
 
 
 def plan_reading(writer: Record, targets: dict[str, Target], upcasters: Iterable[Upcaster], label: str) -> _Reading:

@@ -27,11 +27,16 @@ from flexchain.serde import Codec, DecodeError, RegistryClient, Upcaster, field_
 
 class Old:
     @dataclass(frozen=True, slots=True)
+    class Box:
+        weight: int
+
+    @dataclass(frozen=True, slots=True)
     class ItemShipped(Message):
         KEY: ClassVar[str] = "order_id"
         SERVICE: ClassVar[str] = "shop"
         order_id: str
         tracking: str
+        boxes: list[Old.Box]
 
     @dataclass(frozen=True, slots=True)
     class StockAdjusted(Message):
@@ -62,6 +67,12 @@ class Old:
 
 
 @dataclass(frozen=True, slots=True)
+class Box:
+    weight: int
+    fragile: bool = False  # added since: old boxes read as not fragile, in the renamed type too
+
+
+@dataclass(frozen=True, slots=True)
 class ParcelSent(Message):
     """ItemShipped, renamed."""
 
@@ -69,6 +80,7 @@ class ParcelSent(Message):
     SERVICE: ClassVar[str] = "shop"
     order_id: str
     tracking: str
+    boxes: list[Box]
     carrier: str | None = None
 
 
@@ -147,7 +159,7 @@ def old_records(root: Path) -> list[bytes]:
     """Release 1's codec writes a log: a shipment, two stock moves, a price, a note."""
     codec = Codec(OLD, root=root)
     items: list[Message] = [
-        Old.ItemShipped("o-1", "SF123"),
+        Old.ItemShipped("o-1", "SF123", [Old.Box(1200)]),
         Old.StockAdjusted("mask", 5),
         Old.StockAdjusted("mask", -2),
         Old.PriceSet("mask", "12.50"),
@@ -164,7 +176,7 @@ def test_a_release_with_upcasters_reads_every_old_record(root: Path) -> None:
     codec = Codec(NEW, root=root, upcasters=UPCASTERS)
     read = [codec.decode(r) for r in log]
     assert [i.message for i in read] == [
-        ParcelSent("o-1", "SF123", None),  # renamed; the field it did not have: its default
+        ParcelSent("o-1", "SF123", [Box(1200, False)], None),  # renamed; what it did not have, at any depth: defaults
         StockAdded("mask", 5),  # split by the sign of the old delta
         StockRemoved("mask", 2),
         PriceSet("mask", 1250),  # 12.50 yuan → 1250 cents
