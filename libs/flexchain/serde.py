@@ -127,7 +127,7 @@ class Target:
     """A current class and its expanded schema (envelope and every named type inlined, as
     ``parse_schema(..., expand=True)`` gives it), as the reader of records written otherwise."""
 
-    __slots__ = ("_parsed", "cls", "defaults", "required", "schema")
+    __slots__ = ("_parsed", "cls", "required", "schema")
 
     def __init__(self, cls: type[Message], schema: Any) -> None:
         if not isinstance(schema, dict) or schema.get("type") != "record":
@@ -135,7 +135,6 @@ class Target:
         self.cls = cls
         self.schema: Record = schema
         fields = [f for f in schema["fields"] if f["name"] != "envelope"]
-        self.defaults = {f["name"]: f["default"] for f in fields if "default" in f}
         self.required = [f["name"] for f in fields if "default" not in f]
         self._parsed: Any = None
 
