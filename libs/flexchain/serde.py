@@ -275,7 +275,8 @@ class RegistryClient:
 
     def schema_by_id(self, schema_id: int) -> Record | None:
         """``GET /schemas/ids/{id}``: the schema, or None when the registry does not know the id.
-        A transport error or a 5xx is retried; if it persists, ``httpx.HTTPError`` is raised."""
+        A transport error or a 5xx is retried; if it persists, ``httpx.HTTPError`` is raised. An
+        answer that is not an Avro record schema raises ``ValueError``."""
         for attempt in range(self._attempts):
             try:
                 resp = self._http.get(f"/schemas/ids/{schema_id}")
@@ -284,7 +285,7 @@ class RegistryClient:
                 resp.raise_for_status()
                 schema = json.loads(resp.json()["schema"])
                 if not isinstance(schema, dict):
-                    raise httpx.DecodingError(f"schema {schema_id} is not an Avro record schema")
+                    raise ValueError(f"the registry's schema {schema_id} is not an Avro record schema")
                 return schema
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else 0
@@ -409,8 +410,12 @@ class Codec:
         if self._registry is not None:
             try:
                 schema = self._registry.schema_by_id(schema_id)
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
+            except httpx.HTTPError as exc:
                 raise DecodeError(f"schema id {schema_id}: the schema registry did not answer ({exc!r})", transient=True) from exc
+            except (ValueError, KeyError) as exc:  # an answer, but no Avro record schema in it
+                reason = f"schema id {schema_id}: the schema registry's answer is not a usable schema ({exc!r})"
+                self._refuse(schema_id, reason)
+                raise DecodeError(reason) from exc
             if schema is not None:
                 return "the schema registry", schema
         return self._history_index().get(schema_id)
