@@ -24,6 +24,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/flexchain schemas check
 
 test: lint deploy-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -17,7 +17,7 @@ from typing import Any
 from flexchain.catalog import SERVICES
 from flexchain.kafka import topic_names
 from flexchain.messages import Message
-from flexchain.schemas import ENVELOPE_NAME, SCHEMAS_DIR, load_json, local_schema_id, schema_path
+from flexchain.schemas import SCHEMAS_DIR, load_json, local_schema_id, schema_path, self_contained
 
 ASYNCAPI_VERSION = "3.0.0"
 AVRO_FORMAT = "application/vnd.apache.avro;version=1.9.0"
@@ -51,9 +51,7 @@ def _messages(service: str) -> tuple[tuple[type[Message], ...], tuple[type[Messa
 def _inline_envelope(schema: dict[str, Any], root: Path) -> dict[str, Any]:
     """The .avsc with the shared envelope record inlined (names stay short, namespaces apart, as Avro
     writes them and as the AsyncAPI Avro schema format requires); the same schema a registry stores."""
-    envelope = load_json(root / "common" / "Envelope.avsc")
-    fields = [{**f, "type": envelope} if f["type"] == ENVELOPE_NAME else f for f in schema["fields"]]
-    return {**schema, "fields": fields}
+    return self_contained(schema, root)
 
 
 def _message(cls: type[Message], root: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from flexchain.messages import Message
+from flexchain.serde import Upcaster, declared_upcasters
 
 # name → default HTTP port
 SERVICES: dict[str, int] = {"order": 8081, "inventory": 8082, "presale": 8083, "commission": 8084, "loyalty": 8085}
@@ -36,3 +37,8 @@ def all_messages() -> list[type[Message]]:
         except ModuleNotFoundError:
             continue
     return list(dict.fromkeys(out))
+
+
+def all_upcasters() -> list[Upcaster]:
+    """Every service's upcasters (``UPCASTERS`` next to its messages): how old records are read."""
+    return declared_upcasters(all_messages())

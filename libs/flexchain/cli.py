@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from flexchain import broker as kbroker
+from flexchain.schemas import SCHEMAS_DIR
 from flexchain.settings import PROJECT_ROOT
 
 app = typer.Typer(
@@ -95,14 +96,64 @@ def clock(
     asyncio.run(run_clock(Settings(), speed, interval, start, count))
 
 
-@app.command("schemas")
-def schemas_write() -> None:
-    """(Re)write schemas/ from the message classes — a developer tool; contract tests check drift."""
-    from flexchain.catalog import all_messages
-    from flexchain.schemas import write_schemas
+schemas_app = typer.Typer(
+    help="schemas/ from the message classes, and the schema history that keeps every old record readable",
+    invoke_without_command=True,
+)
+app.add_typer(schemas_app, name="schemas")
+SchemasDir = Annotated[Path, typer.Option("--root", help="the schemas folder (default: FLEXCHAIN_SCHEMAS_DIR or schemas/)")]
 
-    for path in write_schemas(all_messages()):
-        typer.echo(path.relative_to(PROJECT_ROOT))
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
+@schemas_app.callback()
+def schemas_main(ctx: typer.Context, root: SchemasDir = SCHEMAS_DIR) -> None:
+    """Without a subcommand: `write`."""
+    if ctx.invoked_subcommand is None:
+        schemas_write(root)
+
+
+@schemas_app.command("write")
+def schemas_write(root: SchemasDir = SCHEMAS_DIR) -> None:
+    """(Re)write schemas/ from the message classes and record each changed schema as the next version
+    in schemas/history/ — refused (exit 1, nothing written) if a recorded version would become unreadable."""
+    from flexchain.catalog import all_messages, all_upcasters
+    from flexchain.evolution import plan_release, write_release
+
+    classes = all_messages()
+    release = plan_release(classes, all_upcasters(), root)
+    if release.refused:
+        typer.echo("refused: the new schemas could not read every recorded version (BACKWARD_TRANSITIVE)", err=True)
+        for reason in release.refused:
+            typer.echo(f"  {reason}", err=True)
+        typer.echo(
+            "make the change compatible (a default for a new field, keep union branches and enum symbols), "
+            "declare an Upcaster next to the messages, or publish a new message type. Nothing was written.",
+            err=True,
+        )
+        raise typer.Exit(1)
+    written = write_release(classes, release, root)
+    for path in written:
+        typer.echo(_shown(path))
+    typer.echo(f"{len(release.record)} new version(s) recorded, {release.unchanged} unchanged")
+
+
+@schemas_app.command("check")
+def schemas_check(root: SchemasDir = SCHEMAS_DIR) -> None:
+    """CI: every schema file is its class's and the last recorded version of its type, and reads every
+    earlier version (Avro resolution or an upcaster); exit 1 with the reasons otherwise."""
+    from flexchain.catalog import all_messages, all_upcasters
+    from flexchain.evolution import check
+    from flexchain.history import recorded
+
+    problems = check(all_messages(), all_upcasters(), root)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    versions = sum(len(v) for v in recorded(root).values())
+    typer.echo(f"{versions} recorded schema versions; {len(problems)} problem(s)")
+    raise typer.Exit(1 if problems else 0)
 
 
 @app.command("asyncapi")

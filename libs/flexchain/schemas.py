@@ -140,8 +140,25 @@ def expanded(schema: dict[str, Any], root: Path = SCHEMAS_DIR) -> Any:
 
 def local_schema_id(schema: dict[str, Any], root: Path = SCHEMAS_DIR) -> int:
     """A stable id for a schema without a registry: CRC-32 of its canonical form, 31 bits, > 0."""
-    canonical = to_parsing_canonical_form(expanded(schema, root))
+    return canonical_id(expanded(schema, root))
+
+
+def canonical_id(full: Any) -> int:
+    """The local schema id of a self-contained (expanded) schema: CRC-32 of its canonical form."""
+    canonical = to_parsing_canonical_form(full)
     return (zlib.crc32(canonical.encode("utf-8")) & 0x7FFFFFFF) or 1
+
+
+def inline_envelope(schema: dict[str, Any], envelope: dict[str, Any]) -> dict[str, Any]:
+    """The .avsc with the envelope record inlined in place of its name: self-contained, names kept short
+    and namespaces apart, as Avro writes them — the form a registry stores and the history keeps."""
+    fields = [{**f, "type": envelope} if f["type"] == ENVELOPE_NAME else f for f in schema["fields"]]
+    return {**schema, "fields": fields}
+
+
+def self_contained(schema: dict[str, Any], root: Path = SCHEMAS_DIR) -> dict[str, Any]:
+    """A schema of ``root`` with ``root``'s envelope inlined (see :func:`inline_envelope`)."""
+    return inline_envelope(schema, load_json(root / "common" / "Envelope.avsc"))
 
 
 def write_schemas(classes: list[type[Message]], root: Path = SCHEMAS_DIR) -> list[Path]:

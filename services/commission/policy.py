@@ -92,7 +92,7 @@ def react_order(event: Message) -> list[Message]:
         if event.distributor_id:  # the member check follows the accrual, when the member is new there
             lines = [PaidLine(line.sku, line.qty, line.qty * line.unit_price) for line in event.lines]
             return [RecordOrderPaid(event.distributor_id, event.order_id, event.member_id, event.paid_at, lines)]
-        if REFERRAL_SOURCE == "order":  # bought without a distributor: not a new member for anyone later
+        if REFERRAL_SOURCE == "order" and event.member_id:  # bought without a distributor: not a new member for anyone later
             return [RecordMemberPurchase(event.member_id, event.order_id, None, event.paid_at)]
         return []
     if isinstance(event, OrderRefunded) and event.distributor_id:

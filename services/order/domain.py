@@ -444,8 +444,9 @@ def _apply(order: Order, e: Message) -> None:
     elif isinstance(e, OrderConfirmed):
         order.status = "confirmed"
         order.pay_by = e.pay_by
-        order.total = e.total
-        order.lines = list(e.lines)
+        if e.lines:  # written by the first release without lines (read as []): the placed prices stand
+            order.total = e.total
+            order.lines = list(e.lines)
     elif isinstance(e, OrderRejected):
         order.status = "rejected"
         gifting.release(order)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import ClassVar
 
 from flexchain.messages import Message
+from flexchain.serde import Upcaster, filling, lacking
 
 CHANNELS = ("live", "short_video", "article", "mini_program")  # R-ORD-1
 REFUND_REASONS = ("no_reason", "defect", "damaged", "late")  # R-ORD-2a: what a member may give
@@ -601,3 +602,18 @@ EVENTS: tuple[type[Message], ...] = (
     OrderCommandRejected,
 )
 MESSAGES: list[type[Message]] = [*COMMANDS, *EVENTS]
+
+# --- reading the past (README "Schema evolution") ------------------------------------------------
+# The first release (schemas/history/order/*.v1.avsc) wrote these events before the saga carried the
+# member and the final prices: OrderPaid, OrderCancelled, OrderCompleted and OrderRefunded had no
+# `member_id`, OrderConfirmed and OrderPaid no `lines` (and OrderConfirmed no `total`); v2 added them
+# without defaults, so Avro resolution alone cannot read v1. Such a record reads with `member_id`
+# "" (not known: subscribers that key by member skip it) and `lines` [] — for OrderConfirmed: the
+# lines and total of the order as placed stand (v1 confirmed at the placed prices; see `domain`).
+UPCASTERS: list[Upcaster] = [
+    Upcaster("flexchain.order.OrderConfirmed", filling(total=0, lines=[]), applies=lacking("lines")),
+    Upcaster("flexchain.order.OrderPaid", filling(member_id="", lines=[]), applies=lacking("member_id", "lines")),
+    Upcaster("flexchain.order.OrderCancelled", filling(member_id=""), applies=lacking("member_id")),
+    Upcaster("flexchain.order.OrderCompleted", filling(member_id=""), applies=lacking("member_id")),
+    Upcaster("flexchain.order.OrderRefunded", filling(member_id=""), applies=lacking("member_id")),
+]

@@ -136,7 +136,18 @@ def test_the_installed_image_finds_every_service_and_schema(image_root: Path) ->
         "from flexchain.serde import Codec\n"
         f"assert {str(PROJECT_ROOT)!r} not in flexchain.__file__, flexchain.__file__\n"
         "print(','.join(available_services()))\n"
-        "Codec(all_messages())\n"  # loads every .avsc from FLEXCHAIN_SCHEMAS_DIR
+        "codec = Codec(all_messages())\n"  # loads every .avsc from FLEXCHAIN_SCHEMAS_DIR
+        # the schema history is in the image too: a record of the first release's OrderShipped decodes
+        "import io, json, os, struct\n"
+        "from fastavro import parse_schema, schemaless_writer\n"
+        "from flexchain.schemas import local_schema_id\n"
+        "old = json.load(open(os.environ['FLEXCHAIN_SCHEMAS_DIR'] + '/history/order/OrderShipped.v1.avsc'))\n"
+        "env = dict(event_id='e', event_type='OrderShipped', aggregate_id='o', aggregate_version=1, business_time=1,\n"
+        "           correlation_id='o', causation_id=None, producer='order')\n"
+        "buf = io.BytesIO(struct.pack('>bI', 0, local_schema_id(old)))\n"
+        "buf.seek(5)\n"
+        "schemaless_writer(buf, parse_schema(old), dict(envelope=env, order_id='o', tracking='t', skus=['mask']))\n"
+        "assert codec.decode(buf.getvalue()).message.skus == ['mask']\n"
         "print(len(all_messages()))\n"
     )
     proc = _run_in_image(image_root, code)

@@ -12,6 +12,7 @@ and the decoding by avro-tools `fragtojson`. Where a kcat with Avro support is i
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import struct
@@ -157,3 +158,52 @@ def test_kcat_decodes_a_flexchain_topic_through_the_registry(
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert "lacks Avro/Schema-Registry support" in proc.stderr
+
+
+def test_the_codec_reads_old_schema_versions_through_the_registry(registry: str) -> None:
+    """A record written by an earlier release carries the registry id of ITS schema: today's codec asks
+    the registry for that writer schema (GET /schemas/ids/{id}) and reads the record into today's class
+    — by Avro resolution, or by the type's upcaster where resolution cannot (OrderConfirmed v1)."""
+    from fastavro import parse_schema, schemaless_writer
+
+    from flexchain.history import versions_of
+    from flexchain.schemas import expanded, local_schema_id
+    from flexchain.serde import Codec, DecodeError, RegistryClient
+    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from services.order.messages import MESSAGES as ORDER_MESSAGES
+    from services.order.messages import OrderConfirmed, OrderShipped
+
+    client = RegistryClient(registry)
+    env = {"event_id": "e-1", "event_type": "OrderShipped", "aggregate_id": "o-1", "aggregate_version": 3,
+           "business_time": 1_767_225_600_000, "correlation_id": "o-1", "causation_id": "c-1", "producer": "order"}  # fmt: skip
+
+    def written(schema: dict[str, Any], schema_id: int, record: dict[str, Any]) -> bytes:
+        body = struct.pack(">bI", 0, schema_id)
+        buf = io.BytesIO()
+        schemaless_writer(buf, parse_schema(schema), record, strict=True)
+        return body + buf.getvalue()
+
+    # the first release registered its schemas (as its codec did: full name, envelope inlined) and wrote
+    shipped_v1 = versions_of("order", "OrderShipped")[0].schema()
+    confirmed_v1 = versions_of("order", "OrderConfirmed")[0].schema()
+    shipped_id = client.register("flexchain.order.OrderShipped", expanded(shipped_v1))
+    confirmed_id = client.register("flexchain.order.OrderConfirmed", expanded(confirmed_v1))
+    old_shipped = written(shipped_v1, shipped_id, {"envelope": env, "order_id": "o-1", "tracking": "SF1", "skus": ["mask"]})
+    old_confirmed = written(
+        confirmed_v1, confirmed_id, {"envelope": {**env, "event_type": "OrderConfirmed"}, "order_id": "o-1", "pay_by": 99}
+    )
+    # a record from before the registry was configured: a local id, found in the schema history
+    local = written(shipped_v1, local_schema_id(shipped_v1), {"envelope": env, "order_id": "o-2", "tracking": "SF2", "skus": []})
+
+    codec = Codec([*ORDER_MESSAGES, *CLOCK_MESSAGES], RegistryClient(registry))  # today's release registers its own
+    assert codec.schema_id(OrderShipped) not in (shipped_id, confirmed_id)
+    assert httpx.get(f"{registry}/schemas/ids/{shipped_id}", timeout=10).status_code == 200
+
+    shipped = codec.decode(old_shipped)
+    assert shipped.message == OrderShipped("o-1", "SF1", ["mask"], None, [])  # fields v1 lacked: their defaults
+    assert shipped.envelope.event_id == "e-1" and shipped.envelope.aggregate_version == 3
+    assert codec.decode(old_confirmed).message == OrderConfirmed("o-1", 99, 0, [])  # through the order upcaster
+    assert codec.decode(local).message == OrderShipped("o-2", "SF2", [], None, [])
+    unknown = max(shipped_id, confirmed_id, codec.schema_id(OrderShipped)) + 10_000
+    with pytest.raises(DecodeError, match=f"unknown schema id {unknown}: not a current schema, not in the schema registry"):
+        codec.decode(old_shipped[:1] + unknown.to_bytes(4, "big") + old_shipped[5:])
