@@ -97,6 +97,8 @@ async def replay_until(
                 try:
                     item = codec.decode(rec.value)
                 except DecodeError as exc:
+                    if exc.transient:
+                        raise AsOfTimeout(f"{topic}: {exc.reason}") from exc
                     raise UnreadableEvent(rec.topic, p, rec.offset, exc.reason) from exc
                 if item.envelope.business_time > at:
                     out.closed.add(p)

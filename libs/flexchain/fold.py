@@ -12,8 +12,15 @@ An event of the own log without a version (0) was not written by a processor: it
 (a repeat of it could not be recognised) but refused, and its partition stops.
 
 It also rebuilds the dedup memory: the command ids whose effects the log holds (the events'
-causation ids), each with the business time it was applied at, forgotten once it falls behind the
-partition's newest business time by more than the dedup horizon.
+causation ids), each with its ORIGIN time, forgotten once it falls behind the partition's newest
+origin time by more than the dedup horizon. A command's origin is wall-clock time, carried with the
+records rather than read from a clock, so a rebuild forgets exactly what the live processor forgot:
+for a command from outside, the time its record was created; for a command a router derived from an
+event, that event record's time (a router that re-reads an old log re-derives OLD commands, which
+the horizon then refuses — it never applies them twice). It travels in the header `flexchain.origin`
+of the routed command and of every event; a record without it (written before the header existed,
+or by another producer) has its own record timestamp as origin. Business time plays no part: a
+simulated quarter can race through months in minutes.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from flexchain.messages import Envelope, Enveloped
 #: The header of every event a command from outside caused: a digest of that command's body, so the
 #: dedup memory rebuilt from the log can still tell an id reused for another body (`runtime`).
 DIGEST_HEADER = "flexchain.command.digest"
+#: The origin time (ms, wall clock) of the command a record stems from; see the module docstring.
+ORIGIN_HEADER = "flexchain.origin"
 
 
 @dataclass
@@ -35,9 +44,9 @@ class PartitionState:
     needs to fold and process exactly once. Snapshotted whole (as data, see `flexchain.snapshots`)."""
 
     state: Any
-    seen: dict[str, Applied] = field(default_factory=dict)  # command id → when and what was applied
+    seen: dict[str, Applied] = field(default_factory=dict)  # command id → its origin and body digest
     versions: dict[str, int] = field(default_factory=dict)  # aggregate id → last version folded
-    newest: int = 0  # the newest business time folded or processed (the dedup horizon's end)
+    newest: int = 0  # the newest origin time folded (the dedup horizon's end)
     next_offset: int = 0  # the next offset of the event partition to fold
     since_snapshot: int = 0
 
@@ -54,7 +63,7 @@ class PartitionState:
             del self.seen[first]
 
     def forgets_before(self, horizon_ms: int) -> int:
-        """Business time before which a command can no longer be recognised as a repeat."""
+        """Origin time before which a command can no longer be recognised as a repeat."""
         return self.newest - horizon_ms
 
 
@@ -69,7 +78,7 @@ class UnreadableEvent(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A command whose effects are in the log: its business time and a digest of its body."""
+    """A command whose effects are in the log: its origin time (ms) and a digest of its body."""
 
     at: int
     digest: str = ""
@@ -100,10 +109,10 @@ def failure_reason(exc: Exception) -> str:
 
 
 def fold_event(
-    evolve: Callable[[Any, Any], Any], ps: PartitionState, item: Enveloped, digest: str, horizon_ms: int
+    evolve: Callable[[Any, Any], Any], ps: PartitionState, item: Enveloped, digest: str, origin: int, horizon_ms: int
 ) -> bool:
     """Fold one event of the partition's own log into `ps`; False if it repeats one already folded
-    (see `first_time`), in which case nothing changes."""
+    (see `first_time`), in which case nothing changes. `digest` and `origin`: the event's headers."""
     env = item.envelope
     if env.aggregate_version <= 0:
         raise NotFoldable(f"{env.event_type} {env.event_id} has no aggregate version: not written by a processor")
@@ -111,7 +120,17 @@ def fold_event(
         return False
     evolve(ps.state, item.message)
     if env.causation_id:
-        ps.remember(env.causation_id, Applied(env.business_time, digest), horizon_ms)
-    elif env.business_time > ps.newest:
-        ps.newest = env.business_time
+        ps.remember(env.causation_id, Applied(origin, digest), horizon_ms)
+    elif origin > ps.newest:
+        ps.newest = origin
     return True
+
+
+def origin_of(timestamp: int, header: bytes | None) -> int:
+    """A record's origin time: its `flexchain.origin` header, else its own timestamp."""
+    if header:
+        try:
+            return int(header)
+        except ValueError:
+            pass
+    return timestamp

@@ -52,7 +52,16 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from flexchain import kafka
-from flexchain.fold import DIGEST_HEADER, Applied, PartitionState, UnreadableEvent, failure_reason, fold_event
+from flexchain.fold import (
+    DIGEST_HEADER,
+    ORIGIN_HEADER,
+    Applied,
+    PartitionState,
+    UnreadableEvent,
+    failure_reason,
+    fold_event,
+    origin_of,
+)
 from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
@@ -142,6 +151,7 @@ def _dlq_headers(rec: ConsumerRecord[bytes, bytes], reason: str) -> list[tuple[s
 REASONS = (
     "not in the wire format",
     "unknown schema id",
+    "schema id",
     "body does not match schema",
     "not a command",
     "decide failed",
@@ -169,6 +179,8 @@ def _failure_kind(exc: BaseException) -> str:
         return "injected"
     if isinstance(exc, KafkaError):
         return "kafka"
+    if isinstance(exc, DecodeError):
+        return "registry"
     return "error"
 
 
@@ -566,10 +578,13 @@ class Processor(_TransactionalLoop):
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
+            if exc.transient:  # the registry did not answer: the take-over fails and is tried again
+                raise
             raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
         digest = (kafka.header(rec, DIGEST_HEADER) or b"").decode()
+        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
         try:
-            fold_event(self.svc.evolve, ps, item, digest, self._horizon)
+            fold_event(self.svc.evolve, ps, item, digest, origin, self._horizon)
         except Exception as exc:
             raise UnreadableEvent(rec.topic, rec.partition, rec.offset, failure_reason(exc)) from exc
         ps.next_offset = rec.offset + 1
@@ -632,6 +647,8 @@ class Processor(_TransactionalLoop):
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
+            if exc.transient:  # the registry did not answer: try again later, park nothing
+                raise
             self.dead_letter(rec, exc.reason, out)
             return
         cmd, cenv = item.message, item.envelope
@@ -643,6 +660,7 @@ class Processor(_TransactionalLoop):
         # A routed command is derived from one event and written once (fenced); a command from
         # outside (the API, another producer) may come again with its id, maybe with another body.
         digest = "" if cenv.producer.endswith("-router") else command_digest(cmd)
+        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
         applied = ps.seen.get(cenv.event_id)
         if applied is not None:
             if digest and applied.digest and digest != applied.digest:
@@ -650,11 +668,12 @@ class Processor(_TransactionalLoop):
             else:
                 self.metrics.duplicates.inc()
             return
-        if digest and cenv.business_time < ps.forgets_before(self._horizon):
+        if origin < ps.forgets_before(self._horizon):
             self.dead_letter(
                 rec,
-                f"stale command: business time {cenv.business_time} is older than the dedup horizon "
-                f"({self.settings.flexchain_dedup_horizon_hours} h before {ps.newest}); it may have been applied already",
+                f"stale command: it originates at {origin} ms, more than the dedup horizon "
+                f"({self.settings.flexchain_dedup_horizon_hours} h) before the newest command applied here ({ps.newest} ms); "
+                "it may have been applied already",
                 out,
             )
             return
@@ -691,16 +710,17 @@ class Processor(_TransactionalLoop):
             return
         try:
             for item, _ in items:
-                fold_event(self.svc.evolve, ps, item, digest, self._horizon)
+                fold_event(self.svc.evolve, ps, item, digest, origin, self._horizon)
         except Exception as exc:  # the state may be half-changed: drop it, rebuild, park the command
             reason = f"evolve failed: {exc!r}"
             self.log.exception("evolve failed", correlation_id=cenv.correlation_id, command=name, offset=rec.offset)
             self.poison[(rec.topic, rec.partition, rec.offset)] = reason
             raise PartitionPoisoned(reason) from exc
         wanted = self.waiters is not None and self.waiters.wanted(cenv.event_id)
+        stamp = str(origin).encode()
         for item, value in items:
             kind = item.envelope.event_type
-            headers = [("type", kind.encode())]
+            headers = [("type", kind.encode()), (ORIGIN_HEADER, stamp)]
             if digest:
                 headers.append((DIGEST_HEADER, digest.encode()))
             out.add(self._events_topic, tp.partition, item.envelope.aggregate_id.encode(), value, headers, kind)
@@ -757,6 +777,8 @@ class Router(_TransactionalLoop):
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
+            if exc.transient:  # the registry did not answer: try again later, park nothing
+                raise
             self.dead_letter(rec, exc.reason, out)
             return
         ev, eenv = item.message, item.envelope
@@ -785,9 +807,10 @@ class Router(_TransactionalLoop):
             self.log.exception("encoding a routed command failed", correlation_id=eenv.correlation_id, event_type=eenv.event_type)
             self.dead_letter(rec, f"encode failed: {exc!r}", out)
             return
+        stamp = str(rec.timestamp).encode()  # the origin of a routed command: its event's record time
         for cmd, value in routed:
             name = type(cmd).__name__
-            headers = [("type", name.encode())]
+            headers = [("type", name.encode()), (ORIGIN_HEADER, stamp)]
             if cmd.key:
                 out.add(self._commands_topic, None, cmd.key.encode(), value, headers, name)
             else:

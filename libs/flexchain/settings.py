@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     flexchain_snapshot_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
     flexchain_snapshot_every: int = Field(50_000, ge=1, description="events folded between snapshots")
     flexchain_dedup_horizon_hours: float = Field(
-        168.0, gt=0, description="business hours a command id is remembered after it was applied (dedup)"
+        168.0, gt=0, description="hours (wall clock) a command id is remembered after its origin (dedup)"
     )
     flexchain_batch_max: int = Field(1000, ge=1, description="records per transaction at most")
     flexchain_clock: str = Field("wall", description="wall: API stamps wall time; log: last clock.ticks time")

@@ -18,7 +18,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
-from flexchain.fold import DIGEST_HEADER, Applied, PartitionState, UnreadableEvent, failure_reason, first_time, fold_event
+from flexchain.fold import (
+    DIGEST_HEADER,
+    ORIGIN_HEADER,
+    Applied,
+    PartitionState,
+    UnreadableEvent,
+    failure_reason,
+    first_time,
+    fold_event,
+    origin_of,
+)
 from flexchain.messages import Enveloped
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
@@ -173,10 +183,13 @@ class OwnView:
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
+            if exc.transient:
+                raise
             raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
         digest = (kafka.header(rec, DIGEST_HEADER) or b"").decode()
+        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
         try:
-            fold_event(self.svc.evolve, ps, item, digest, self._horizon)
+            fold_event(self.svc.evolve, ps, item, digest, origin, self._horizon)
         except Exception as exc:
             raise UnreadableEvent(rec.topic, rec.partition, rec.offset, failure_reason(exc)) from exc
         ps.next_offset = rec.offset + 1
@@ -203,6 +216,10 @@ class OwnView:
                         item = self._fold(ps, rec)
                     except UnreadableEvent as exc:
                         self._stop(exc)
+                        break
+                    except DecodeError:  # transient (the registry): read this record again later
+                        self._consumer.seek(tp, rec.offset)
+                        await asyncio.sleep(1.0)
                         break
                     if self.waiters.wanted(item.envelope.causation_id):
                         caused.setdefault(item.envelope.causation_id or "", []).append(item)
@@ -295,6 +312,10 @@ class Projection:
                     try:
                         item = self.codec.decode(rec.value)
                     except DecodeError as exc:
+                        if exc.transient:  # the registry: read this record again later
+                            self._consumer.seek(tp, rec.offset)
+                            await asyncio.sleep(1.0)
+                            break
                         self._skip(rec, exc.reason, "undecodable")
                         continue
                     if not first_time(versions, item.envelope):

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from flexchain.fold import DIGEST_HEADER, PartitionState, fold_event
+from flexchain.fold import DIGEST_HEADER, ORIGIN_HEADER, PartitionState, fold_event, origin_of
 from flexchain.messages import Enveloped
 from flexchain.runtime import ServiceDef, state_digest
 from flexchain.serde import Codec, DecodeError
@@ -32,6 +32,7 @@ class Logged:
     offset: int
     item: Enveloped
     digest: str = ""  # the command digest header the processor writes
+    origin: int = 0  # the origin time the dedup memory keeps (header, else the record timestamp)
 
     @property
     def type(self) -> str:
@@ -65,7 +66,8 @@ async def read_log(bootstrap: str, topic: str, codec: Codec = CODEC, strict: boo
                         if strict:
                             raise
                         continue
-                    out.append(Logged(tp.partition, rec.offset, item, digest))
+                    origin = origin_of(rec.timestamp, next((v for k, v in rec.headers if k == ORIGIN_HEADER), None))
+                    out.append(Logged(tp.partition, rec.offset, item, digest, origin))
         return out
     finally:
         await consumer.stop()
@@ -113,5 +115,5 @@ def folded_digests(svc: ServiceDef[Any], log: list[Logged], partitions: int = 6)
     horizon = int(Settings().flexchain_dedup_horizon_hours * 3_600_000)
     states = {p: PartitionState(svc.new_state()) for p in range(partitions)}
     for x in log:
-        fold_event(svc.evolve, states[x.partition], x.item, x.digest, horizon)
+        fold_event(svc.evolve, states[x.partition], x.item, x.digest, x.origin, horizon)
     return {str(p): state_digest(ps) for p, ps in states.items()}

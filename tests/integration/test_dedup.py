@@ -3,27 +3,28 @@
 * an `Idempotency-Key` sent again with the same body changes nothing and answers 200 `duplicate` —
   from either instance, before and after a restart; sent with another body it answers 422 and
   changes nothing either;
-* the dedup memory is bounded by business time (`FLEXCHAIN_DEDUP_HORIZON_HOURS`): a command from
-  outside stamped older than the horizon — a replay, a late redelivery — can no longer be proven
-  new, so it is refused to the DLQ (`stale command`), never applied a second time.
+* the dedup memory is bounded by time (`FLEXCHAIN_DEDUP_HORIZON_HOURS` of wall clock after a command's
+  origin): a command whose record originates before the horizon — a replay, a late redelivery, a
+  router re-reading an old log — can no longer be proven new, so it is refused to the DLQ
+  (`stale command`), never applied a second time.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from flexchain.clock import ClockPublisher
-from flexchain.settings import Settings
+from flexchain.messages import Envelope, Enveloped, Message
 from services.inventory.messages import ReceiveStock, RegisterSku
-from tests.support import Suite, envelope_for, eventually, get, post, publish, read_all, run
+from tests.support import CODEC, Suite, envelope_for, eventually, get, post, read_all, run
 
 pytestmark = pytest.mark.broker
 
 HOUR = 3_600_000
-T0 = 1_790_035_200_000
 
 
 def test_an_idempotency_key_applies_once_and_refuses_another_body(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
@@ -59,25 +60,41 @@ def test_an_idempotency_key_applies_once_and_refuses_another_body(kafka_bootstra
         suite.stop_all()
 
 
+def publish_at(bootstrap: str, topic: str, items: list[tuple[Message, Envelope, int]]) -> None:
+    """Commands whose records carry the given creation time (ms): a replayed or late record."""
+
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            for msg, env, ts in items:
+                await producer.send_and_wait(topic, CODEC.encode(Enveloped(env, msg)), key=msg.key.encode(), timestamp_ms=ts)
+        finally:
+            await producer.stop()
+
+    run(go())
+
+
 def test_a_command_older_than_the_dedup_horizon_is_refused_not_applied_twice(
     kafka_bootstrap: str, prefix: str, data_dir: Path
 ) -> None:
     suite = Suite(kafka_bootstrap, prefix, data_dir, FLEXCHAIN_DEDUP_HORIZON_HOURS="1")
     topic = suite.topic("inventory.commands")
+    now = int(time.time() * 1000)
     try:
         inv = suite.start("inventory")
         reg, first = RegisterSku("hz", "horizon"), ReceiveStock("hz", "w1", 10, "PO-1")
-        env_first = envelope_for(first, "po-1-receipt", at=T0)
-        run(publish(kafka_bootstrap, topic, [(reg, envelope_for(reg, at=T0)), (first, env_first)]))
+        env_first = envelope_for(first, "po-1-receipt")
+        publish_at(kafka_bootstrap, topic, [(reg, envelope_for(reg), now - 2 * HOUR), (first, env_first, now - 2 * HOUR)])
         later = ReceiveStock("hz", "w1", 1, "PO-2")
-        run(publish(kafka_bootstrap, topic, [(later, envelope_for(later, at=T0 + 2 * HOUR))]))  # the partition moves on
+        publish_at(kafka_bootstrap, topic, [(later, envelope_for(later), now)])  # the partition moves on
         eventually(lambda: get(f"{inv.url}/skus/hz")["on_hand"] == 11, what="both receipts applied")
-        # the first receipt again, two hours later: its id is forgotten — and it is refused, not applied
-        run(publish(kafka_bootstrap, topic, [(first, env_first)]))
-        old_new = ReceiveStock("hz", "w1", 100, "PO-0")  # never seen, but stamped before the horizon
-        run(publish(kafka_bootstrap, topic, [(old_new, envelope_for(old_new, at=T0 + HOUR // 2))]))
+        # the first receipt's record again (a replay): its id is forgotten — and it is refused, not applied
+        publish_at(kafka_bootstrap, topic, [(first, env_first, now - 2 * HOUR)])
+        old_new = ReceiveStock("hz", "w1", 100, "PO-0")  # never seen, but from before the horizon
+        publish_at(kafka_bootstrap, topic, [(old_new, envelope_for(old_new), now - 90 * 60_000)])
         fresh = ReceiveStock("hz", "w1", 2, "PO-3")
-        run(publish(kafka_bootstrap, topic, [(fresh, envelope_for(fresh, at=T0 + 2 * HOUR + 1))]))
+        publish_at(kafka_bootstrap, topic, [(fresh, envelope_for(fresh), now + 1)])
         eventually(lambda: get(f"{inv.url}/skus/hz")["on_hand"] == 13, what="the fresh one applied")
         dlq = eventually(
             lambda: (r := run(read_all(kafka_bootstrap, suite.topic("inventory.dlq"), decode=False))) and len(r) >= 2 and r,
@@ -85,14 +102,12 @@ def test_a_command_older_than_the_dedup_horizon_is_refused_not_applied_twice(
         )
         reasons = sorted(dict(r.headers)["flexchain.dlq.reason"].decode().split(":")[0] for r in dlq)
         assert reasons == ["stale command", "stale command"]
-        assert get(f"{inv.url}/skus/hz")["on_hand"] == 13
-
-        # routed commands are not refused for their age: the clock's broadcast still moves the service
-        async def tick() -> None:
-            async with ClockPublisher(Settings(kafka_bootstrap_servers=kafka_bootstrap, flexchain_topic_prefix=prefix)) as c:
-                await c.tick(T0)  # older than the horizon, routed: applied (a daily review, nothing to refuse)
-
-        run(tick())
+        # within the horizon a repeat is a duplicate, as always; and after a restart the same holds
+        inv.stop()
+        inv = suite.start("inventory")
+        publish_at(kafka_bootstrap, topic, [(fresh, envelope_for(fresh, "po-3"), now + 2), (later, envelope_for(later), now + 3)])
+        eventually(lambda: get(f"{inv.url}/skus/hz")["on_hand"] == 16, what="two new receipts (new ids) applied")
+        assert len(run(read_all(kafka_bootstrap, suite.topic("inventory.dlq"), decode=False))) == 2
         assert httpx.get(f"{inv.url}/ready", timeout=5).status_code == 200
     finally:
         suite.stop_all()

@@ -23,9 +23,7 @@ its partition, with its key and headers. Both services start on that log, withou
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import struct
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -37,10 +35,12 @@ from aiokafka import AIOKafkaProducer
 from fastavro import parse_schema, schemaless_writer
 
 from flexchain import kafka
+from flexchain.fold import DIGEST_HEADER, ORIGIN_HEADER, PartitionState, fold_event, origin_of
 from flexchain.history import recorded
 from flexchain.messages import Enveloped, to_record
-from flexchain.runtime import ServiceDef, canonical
+from flexchain.runtime import ServiceDef, state_digest
 from flexchain.schemas import local_schema_id
+from flexchain.settings import Settings
 from services.inventory.app import SERVICE as INVENTORY
 from services.inventory.policy import ORDER_EVENTS
 from services.order.app import OrderSettings
@@ -160,20 +160,20 @@ async def _append(bootstrap: str, topic: str, records: list[tuple[int, bytes | N
 # --- the expected state: an in-memory fold ---------------------------------------------------------
 
 
-def _fold_digests(svc: ServiceDef[Any], items: dict[int, list[Enveloped]], partitions: list[str]) -> dict[str, str]:
-    """Per partition, the digest `GET /internal/partitions` gives for a fold of `items` (the same body
-    as `Processor.digests`: the state, the last version per aggregate, the command ids applied)."""
-    out = {}
-    for p in partitions:
-        state, versions, seen = svc.new_state(), {}, {}
-        for item in items.get(int(p), []):
-            svc.evolve(state, item.message)
-            versions[item.envelope.aggregate_id] = item.envelope.aggregate_version
-            if item.envelope.causation_id:
-                seen[item.envelope.causation_id] = None
-        body = canonical({"state": state, "versions": versions, "seen": sorted(seen)})
-        out[p] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return out
+def _fold_digests(
+    svc: ServiceDef[Any], records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]], partitions: list[str]
+) -> dict[str, str]:
+    """Per partition, the digest `GET /internal/partitions` gives for the kernel's fold of `records`
+    decoded by today's codec (state, versions, dedup memory: `flexchain.runtime.state_digest`)."""
+    horizon = int(Settings().flexchain_dedup_horizon_hours * 3_600_000)
+    states = {int(p): PartitionState(svc.new_state()) for p in partitions}
+    for partition, _key, value, headers in records:
+        digest = next((v.decode() for k, v in headers if k == DIGEST_HEADER), "")
+        stamp = next((v for k, v in headers if k == ORIGIN_HEADER), None)
+        assert stamp is not None, "every event the processor writes carries its origin"
+        origin = origin_of(0, stamp)
+        fold_event(svc.evolve, states[partition], CODEC.decode(value), digest, origin, horizon)
+    return {str(p): state_digest(ps) for p, ps in states.items()}
 
 
 def _counted(url: str, service: str, topic: str) -> Counter[str]:
@@ -242,7 +242,7 @@ def test_a_log_written_by_the_first_release_rebuilds_routes_and_answers(
             (order_service(OrderSettings().config()), order.url, "order.events"),
         ):
             live = {p: d["digest"] for p, d in get(f"{url}/internal/partitions")["partitions"].items()}
-            assert live == _fold_digests(svc, decoded[topic], sorted(live)), f"{svc.name} rebuilt another state"
+            assert live == _fold_digests(svc, copied[topic], sorted(live)), f"{svc.name} rebuilt another state"
 
         # the routers read the other service's old events: every routed type decoded, each command known
         routed_by_inventory = Counter(

@@ -153,19 +153,22 @@ def with_repeats(
 # --- the check -----------------------------------------------------------------------------------
 
 
-def naive_fold(evolve: Callable[[Any, Any], Any], ps: PartitionState, item: Enveloped, digest: str, horizon_ms: int) -> bool:
+def naive_fold(
+    evolve: Callable[[Any, Any], Any], ps: PartitionState, item: Enveloped, digest: str, origin: int, horizon_ms: int
+) -> bool:
     """A fold without the version rule (what the kernel did before): every event is evolved."""
     env = item.envelope
     ps.versions[env.aggregate_id] = max(env.aggregate_version, ps.versions.get(env.aggregate_id, 0))
     evolve(ps.state, item.message)
     if env.causation_id:
-        ps.remember(env.causation_id, Applied(env.business_time, digest), horizon_ms)
+        ps.remember(env.causation_id, Applied(origin, digest), horizon_ms)
     return True
 
 
 def folded(own: OwnLog, records: list[Record], fold: Fold = fold_event) -> tuple[PartitionState, list[bool]]:
     ps = PartitionState(own.svc.new_state())
-    answers = [fold(own.svc.evolve, ps, item, digest, own.horizon_ms) for item, digest in records]
+    # the origin of a command (the wall-clock time of its record) is played here by its business time
+    answers = [fold(own.svc.evolve, ps, item, digest, item.envelope.business_time, own.horizon_ms) for item, digest in records]
     return ps, answers
 
 
