@@ -117,7 +117,12 @@ class SnapshotStore:
             if self._ready:
                 return
             try:
-                metadata.create_all(self.engine)
+                try:
+                    metadata.create_all(self.engine)
+                except SQLAlchemyError:
+                    if not inspect(self.engine).has_table(snapshots.name):
+                        raise
+                    # another instance created it at the same moment (PostgreSQL: a duplicate key)
                 legacy = inspect(self.engine).has_table(LEGACY_TABLE)
             except SQLAlchemyError as exc:
                 raise SnapshotStoreUnavailable(f"snapshot store: {exc}") from exc
