@@ -95,14 +95,15 @@ _LOCK = threading.RLock()
 
 
 def _hints(cls: type) -> dict[str, Any]:
-    module = sys.modules.get(cls.__module__)
-    names = {k: _ArrayOf for k, v in vars(module).items() if v is array} if module is not None else {}
-    local: dict[str, Any] = {}
-    for base in reversed(cls.__mro__):
-        local.update(vars(base))
-    local.update(names)
+    """The class's evaluated type hints, where `array[int]` (from `from array import array`)
+    evaluates to `_ArrayOf[int]`; names resolve in each class's module, as `typing` does."""
+    names: dict[str, Any] = {}
+    for base in cls.__mro__:
+        module = sys.modules.get(base.__module__)
+        if module is not None:
+            names.update({k: _ArrayOf for k, v in vars(module).items() if v is array})
     try:
-        return typing.get_type_hints(cls, localns=local)
+        return typing.get_type_hints(cls, localns=names)
     except Exception as exc:  # a hint that does not evaluate
         raise TypeError(f"{cls.__qualname__}: type hints do not evaluate: {exc}") from exc
 
@@ -468,6 +469,8 @@ def partition_type(state_type: Any) -> Any:
 
 def encode_partition(ps: PartitionState, state_type: Any) -> bytes:
     """A partition's state and what the kernel keeps with it, as bytes (not `since_snapshot`)."""
+    if type(ps.state) is not state_type:
+        raise TypeError(f"the state is a {type(ps.state).__qualname__}, not a {getattr(state_type, '__qualname__', state_type)}")
     return dumps((ps.state, ps.seen, ps.versions, ps.newest, ps.next_offset), partition_type(state_type))
 
 

@@ -322,6 +322,16 @@ def test_an_older_snapshot_never_replaces_a_newer_one(store: SnapshotStore) -> N
     assert load(store)[0] is not None
 
 
+def test_a_state_that_does_not_encode_is_not_saved_and_the_stored_one_stays(store: SnapshotStore) -> None:
+    assert store.save(SVC, 0, CLUSTER, FORMAT, partition(next_offset=10), Inventory)
+    wrong = PartitionState(Loyalty(), next_offset=20)
+    with capture_logs() as logs:
+        assert not store.save(SVC, 0, CLUSTER, FORMAT, wrong, Inventory)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["snapshot not saved: the state does not encode"]
+    got, _ = load(store)
+    assert got is not None and got.next_offset == 10
+
+
 def test_racing_instances_leave_the_newest_snapshot(url: str) -> None:
     stores = [SnapshotStore(url, key=KEY) for _ in range(3)]
     offsets = list(range(1, 61))
