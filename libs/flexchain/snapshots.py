@@ -196,7 +196,8 @@ class SnapshotStore:
             return f"cannot verify: tagged {kind!r} and FLEXCHAIN_SNAPSHOT_KEY is not set here"
         want = integrity_tag(self.key, service, partition, cluster_id, state_format, row.next_offset, blob)
         if not hmac.compare_digest(want.encode(), str(row.tag).encode()):
-            return "integrity tag mismatch: the row was corrupted, altered, or copied from another service or partition"
+            why = "corrupted, altered, copied from another service or partition"
+            return f"integrity tag mismatch: the row was {why}" + (", or signed with another key" if self.key else "")
         return None
 
     # --- save --------------------------------------------------------------------------------
