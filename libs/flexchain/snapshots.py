@@ -170,8 +170,8 @@ class SnapshotStore:
                 ps = statecodec.decode_partition(bytes(row.state), state_type)
             except statecodec.ForeignFormatError as exc:
                 reason = f"written for another shape of {getattr(state_type, '__qualname__', state_type)} ({exc})"
-            except statecodec.StateDecodeError as exc:
-                reason = f"does not decode into {getattr(state_type, '__qualname__', state_type)}: {exc}"
+            except Exception as exc:  # StateDecodeError, or anything else bad data provokes: never raised
+                reason = f"does not decode into {getattr(state_type, '__qualname__', state_type)}: {exc!r:.300}"
             else:
                 if ps.next_offset == row.next_offset:
                     self.log.info("snapshot loaded", next_offset=ps.next_offset, **where)
