@@ -29,7 +29,6 @@ import dataclasses
 import gc
 import json
 import os
-import pickle
 import platform
 import random
 import shutil
@@ -73,7 +72,7 @@ from bench.run import (  # noqa: E402
     wait_ready,
 )
 from flexchain import broker as kbroker  # noqa: E402
-from flexchain import kafka  # noqa: E402
+from flexchain import kafka, statecodec  # noqa: E402
 from flexchain.clock import ClockPublisher  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
@@ -532,8 +531,8 @@ def tick_bench(members: int, seed: int, work: Path) -> dict[str, Any]:
     and times the first tick of the next business day: decide (the due members and the RFM pass)
     and evolve."""
     state, n_cmds, built = build_partition(members, random.Random(seed))
-    path = work / "tick-state.pickle"
-    path.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    path = work / "tick-state.snapshot"
+    path.write_bytes(statecodec.dumps(state, Loyalty))  # what a snapshot holds (flexchain.statecodec)
     del state
     gc.collect()
     result: dict[str, Any] = {}
@@ -554,21 +553,22 @@ def measure_state(path: Path, how: str) -> dict[str, Any]:
     """In a fresh process, load a partition state (as from a snapshot) and measure it: with `rss`,
     the process's resident growth (and after malloc_trim) and the day's tick; with `tracemalloc`,
     the bytes Python allocated for it."""
+    data = path.read_bytes()  # read before measuring: the blob is not the state
     if how == "tracemalloc":
         tracemalloc.start()
-        with path.open("rb") as f:
-            st: Loyalty = pickle.load(f)
+        st: Loyalty = statecodec.loads(data, Loyalty)
+        del data
         traced, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return {"state_mib": traced / 2**20, "bytes_per_member": traced / len(st.ids), "deep_size_mib": deep_size(st) / 2**20}
     proc = psutil.Process()
     gc.collect()
     rss0 = proc.memory_info().rss
-    with path.open("rb") as f:
-        st = pickle.load(f)
+    st = statecodec.loads(data, Loyalty)
+    del data
     gc.collect()
     rss = proc.memory_info().rss - rss0
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # give back what the unpickling freed
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # give back what decoding freed
     trimmed = proc.memory_info().rss - rss0
     tick_at = T0 + 365 * DAY_MS + 60_000
     t0 = time.perf_counter()
@@ -707,7 +707,7 @@ def table(r: dict[str, Any]) -> str:
                 "info",
             ),
             ("   sys.getsizeof over the state", f"{t['deep_size_mib']:.0f} MiB", "", "", "info"),
-            ("   its snapshot (pickle)", f"{t['snapshot_mib']:.0f} MiB", "", "", "info"),
+            ("   its snapshot (statecodec)", f"{t['snapshot_mib']:.0f} MiB", "", "", "info"),
             ("   built from", f"{t['history_commands']:,} commands in {t['build_seconds']:.0f} s", "", "", ""),
         ]
     if "year" in r:

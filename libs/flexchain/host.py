@@ -207,7 +207,7 @@ async def serve(
     cluster_id = await kafka.ensure_topics(settings, topics)
     codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
     metrics = ServiceMetrics(svc.name)
-    store = SnapshotStore(settings.snapshot_url(svc.name))
+    store = SnapshotStore(settings.snapshot_url(svc.name), key=settings.snapshot_key())
     view_topics = [settings.name(t) for t in [*view.topics, CLOCK_TOPIC]]
     types = getattr(view, "types", None)
     waiters = Waiters()

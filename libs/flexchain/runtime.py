@@ -66,7 +66,7 @@ from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_reco
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
-from flexchain.snapshots import Snapshot, SnapshotStore
+from flexchain.snapshots import SnapshotStore
 
 if TYPE_CHECKING:
     from flexchain.views import OwnView, Waiters
@@ -614,21 +614,22 @@ class Processor(_TransactionalLoop):
 
     async def _load_snapshot(self, partition: int) -> PartitionState | None:
         try:
-            snap = await asyncio.to_thread(self.store.load, self.group_id, partition, self.cluster_id, self.svc.state_format)
+            return await asyncio.to_thread(
+                self.store.load, self.group_id, partition, self.cluster_id, self.svc.state_format, type(self.svc.new_state())
+            )
         except Exception as exc:  # the store is only a shortcut: without it, fold the whole log
             self.log.warning("snapshot store unavailable; rebuilding from the log", partition=partition, error=repr(exc))
             return None
-        ps = snap.state if snap is not None else None
-        return ps if isinstance(ps, PartitionState) else None
 
     async def _snapshot(self, partition: int, ps: PartitionState) -> None:
         """Save a partition's COMMITTED state (never called between a change and its commit)."""
         if ps.since_snapshot == 0:
             return
         ps.since_snapshot = 0
-        snap = Snapshot(ps.next_offset, ps)
         try:
-            await asyncio.to_thread(self.store.save, self.group_id, partition, self.cluster_id, self.svc.state_format, snap)
+            await asyncio.to_thread(
+                self.store.save, self.group_id, partition, self.cluster_id, self.svc.state_format, ps, type(ps.state)
+            )
         except Exception as exc:
             self.log.warning("snapshot not saved", partition=partition, error=repr(exc))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     flexchain_instance_id: str = Field("0", description="stable per instance: names the transactional ids")
     flexchain_data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="SQLite files")
     flexchain_snapshot_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
+    flexchain_snapshot_key: SecretStr | None = Field(
+        None, description="HMAC key of snapshot rows (from a secret); unset = a plain checksum, no tamper protection"
+    )
     flexchain_snapshot_every: int = Field(50_000, ge=1, description="events folded between snapshots")
     flexchain_dedup_horizon_hours: float = Field(
         168.0, gt=0, description="hours (wall clock) a command id is remembered after its origin (dedup)"
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     def name(self, base: str) -> str:
         """A topic, consumer-group or transactional-id name with the configured prefix."""
         return self.flexchain_topic_prefix + base
+
+    def snapshot_key(self) -> str | None:
+        return self.flexchain_snapshot_key.get_secret_value() if self.flexchain_snapshot_key else None
 
     def snapshot_url(self, service: str) -> str:
         if self.flexchain_snapshot_url:

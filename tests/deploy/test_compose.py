@@ -24,7 +24,11 @@ from flexchain.catalog import SERVICES
 from flexchain.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
-SECRETS = {"POSTGRES_PASSWORD": "pg-secret-from-env", "GRAFANA_ADMIN_PASSWORD": "grafana-secret-from-env"}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-secret-from-env",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-secret-from-env",
+    "FLEXCHAIN_SNAPSHOT_KEY": "snapshot-key-from-env",
+}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +91,7 @@ def test_docker_compose_renders_the_whole_suite(compose_bin: Path) -> None:
         assert env["FLEXCHAIN_HTTP_PORT"] == str(port)
         assert env["FLEXCHAIN_SNAPSHOT_URL"].startswith("postgresql+psycopg://flexchain:pg-secret-from-env@postgres:5432/")
         assert env["SCHEMA_REGISTRY_URL"].endswith("/apis/ccompat/v7")
+        assert env["FLEXCHAIN_SNAPSHOT_KEY"] == "snapshot-key-from-env"
         assert {"kafka", "postgres", "schema-registry", "topics"} <= set(svc["depends_on"])
         assert str(port) in [str(p["target"]) for p in svc["ports"]]
         assert "/ready" in " ".join(svc["healthcheck"]["test"])
@@ -94,11 +99,13 @@ def test_docker_compose_renders_the_whole_suite(compose_bin: Path) -> None:
 
 
 def test_secrets_come_only_from_the_environment(compose_bin: Path) -> None:
-    proc = _config(compose_bin, {}, "--quiet")
-    assert proc.returncode != 0
-    assert "required variable POSTGRES_PASSWORD is missing a value" in proc.stderr, proc.stderr
+    for missing in SECRETS:  # each one alone stops compose
+        proc = _config(compose_bin, {k: v for k, v in SECRETS.items() if k != missing}, "--quiet")
+        assert proc.returncode != 0
+        assert f"required variable {missing} is missing a value" in proc.stderr, proc.stderr
     text = COMPOSE.read_text()
-    assert "pg-secret" not in text
+    assert "pg-secret" not in text and "snapshot-key-from-env" not in text
+    assert "FLEXCHAIN_SNAPSHOT_KEY: ${FLEXCHAIN_SNAPSHOT_KEY:?" in text
     for line in text.splitlines():
         if "PASSWORD" in line and ":" in line and not line.strip().startswith("#"):
             value = line.split(":", 1)[1]

@@ -113,6 +113,8 @@ def test_one_statefulset_per_service_with_probes_requests_config_and_scrape_anno
     partitions = int(cm["data"]["FLEXCHAIN_PARTITIONS"])
     assert cm["data"]["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and cm["data"]["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert "FLEXCHAIN_SNAPSHOT_URL" in secret["data"]
+    assert "FLEXCHAIN_SNAPSHOT_KEY" in secret["data"]  # the HMAC key of snapshot rows, from the Secret only
+    assert "FLEXCHAIN_SNAPSHOT_KEY" not in cm["data"]
     for name, port in SERVICES.items():
         spec = sets[name]["spec"]
         assert 1 <= spec["replicas"] <= partitions, "replicas beyond the partition count would idle"
@@ -171,3 +173,4 @@ def test_the_secret_env_file_is_not_committed() -> None:
     assert ignored.returncode == 0, "deploy/k8s/secrets.env must be ignored by git"
     example = (K8S / "secrets.env.example").read_text()
     assert "CHANGE-ME" in example
+    assert "FLEXCHAIN_SNAPSHOT_KEY=CHANGE-ME" in example.splitlines()

@@ -4,6 +4,7 @@ derived event (low-stock alert, back-in-stock) emitted a second time."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -81,6 +82,10 @@ def test_rebuild_from_scratch_gives_the_same_state_and_no_second_alert(kafka_boo
         suite.stop_all()
         inv, order = suite.start("inventory"), suite.start("order")
         assert _state(inv.url, order.url) == before
+        for proc in (inv, order):  # the snapshots were used, none refused (snapshots are data: statecodec)
+            lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
+            assert any(e["event"] == "snapshot loaded" for e in lines), proc.log_path
+            assert not [e for e in lines if e["event"].startswith("snapshot ignored")], proc.log_path
 
         # 2. delete every snapshot and database, restart: same state, from the log alone
         suite.stop_all()
