@@ -70,7 +70,7 @@ def check_round_trip(log: list[Message], new_state: Callable[[], Any], evolve: C
     split = int(len(items) * cut)
     ps = PartitionState(new_state())
     for offset, item in enumerate(items[:split]):
-        fold_event(evolve, ps, item, f"digest-{offset}", HORIZON)
+        fold_event(evolve, ps, item, f"digest-{offset}", item.envelope.business_time, HORIZON)
         ps.next_offset = offset + 1
     state_type = type(ps.state)
     blob = statecodec.encode_partition(ps, state_type)
@@ -81,7 +81,7 @@ def check_round_trip(log: list[Message], new_state: Callable[[], Any], evolve: C
     assert list(copy.seen) == list(ps.seen), "the dedup memory keeps its order (oldest first)"
     for offset, item in enumerate(items[split:], start=split):
         for p in (ps, copy):
-            fold_event(evolve, p, item, f"digest-{offset}", HORIZON)
+            fold_event(evolve, p, item, f"digest-{offset}", item.envelope.business_time, HORIZON)
             p.next_offset = offset + 1
     assert copy == ps, "folding on from the decoded snapshot gives what folding on from the live one gives"
     assert canonical(copy.state) == canonical(ps.state)
