@@ -45,9 +45,11 @@ class Suite:
         return self.prefix + name
 
     def start(
-        self, service: str, instance: str = "0", wait: bool = True, module: str | None = None, **env: str
+        self, service: str, instance: str = "0", wait: bool = True, module: str | None = None, port: int | None = None, **env: str
     ) -> ServiceProcess:
-        proc = ServiceProcess(service, {**self.env, **env}, self.data_dir.parent / "logs", self.free_port(), instance, module)
+        """Start a service process (`port`: a given one, e.g. the port of the instance it replaces)."""
+        port = port or self.free_port()
+        proc = ServiceProcess(service, {**self.env, **env}, self.data_dir.parent / "logs", port, instance, module)
         proc.start()
         self.procs.append(proc)
         if wait:

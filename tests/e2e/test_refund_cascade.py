@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -50,6 +51,7 @@ from tests.e2e.cascade_oracle import (
 )
 from tests.e2e.cascade_scenario import GIFT_RULES as BASE_GIFT_RULES
 from tests.e2e.cascade_scenario import SERVICES, Scenario, generate
+from tests.faults.history import check_history, log_of
 from tests.support import CODEC, Suite, read_all, run
 
 pytestmark = pytest.mark.broker
@@ -64,6 +66,12 @@ SETTLE_S = float(os.environ.get("CASCADE_SETTLE_S", "60"))
 
 @pytest.mark.parametrize("seed", [SEED + i for i in range(RUNS)], ids=lambda s: f"seed{s}")
 def test_one_refund_cascades_through_every_service(kafka_bootstrap: str, prefix: str, data_dir: Path, seed: int) -> None:
+    run_cascade(kafka_bootstrap, prefix, data_dir, seed)
+
+
+def run_cascade(kafka_bootstrap: str, prefix: str, data_dir: Path, seed: int, soak_kills: int = 0, every: float = 4.0) -> int:
+    """Play the seeded cascade and check it; with `soak_kills`, also kill -9 that many services (all
+    five in turn) every `every` seconds while it plays. Returns the kills made."""
     scenario = generate(seed, ORDERS, GIFT_RULES)
     if KILL:
         scenario.kill_service = KILL
@@ -73,13 +81,18 @@ def test_one_refund_cascades_through_every_service(kafka_bootstrap: str, prefix:
     started = time.monotonic()
     try:
         cascade.start()
+        if soak_kills:
+            cascade.soak(soak_kills, every)
         for phase in scenario.phases:
             t = time.monotonic()
             cascade.play(phase.name, phase.steps)
             print(f"[cascade] phase {phase.name}: {time.monotonic() - t:.1f}s")
+        cascade.end_soak()
         cascade.check_the_end()
-        print(f"[cascade] seed {seed}: passed in {time.monotonic() - started:.1f}s")
+        print(f"[cascade] seed {seed}: passed in {time.monotonic() - started:.1f}s ({cascade.kills} kills)")
+        return cascade.kills
     finally:
+        cascade.end_soak()
         cascade.close()
         suite.stop_all()
 
@@ -93,7 +106,11 @@ class Cascade:
         self.sc = scenario
         self.oracle = Oracle(scenario.setup)  # played along, step by step, for the checkpoints
         self.procs: dict[str, ServiceProcess] = {}
-        self.http = httpx.Client(timeout=15)
+        self.restarting = threading.RLock()  # held while a service is killed and back: HTTP waits
+        self.http = _Guarded(self.restarting, timeout=15)
+        self.kills = 0
+        self._soak: threading.Thread | None = None
+        self._soak_stop = threading.Event()
         self.ticks = 0
         self.ticks_before: dict[str, int] = dict.fromkeys(SERVICES, 0)  # ticks sent before the process started
         self.times: dict[tuple[str, str], int] = {}  # (order, event) → the business time it must carry
@@ -123,11 +140,41 @@ class Cascade:
         svc = self.sc.kill_service
         print(f"[cascade] kill -9 {svc} in the middle of the refunds (seed {self.sc.seed})")
         time.sleep(random.Random(self.sc.seed).uniform(0, 0.3))  # while the last refunds cascade
-        self.procs[svc].kill9()
-        self.procs[svc] = self.suite.start(svc, wait=False)  # the same instance id: fences the zombie
-        self.ticks_before[svc] = self.ticks
-        if svc == "order":
-            self.procs[svc].wait_ready()  # the refunds go through its API
+        self.restart(svc, wait=svc == "order")  # the refunds go through the order API
+
+    def restart(self, svc: str, wait: bool = True) -> None:
+        """kill -9 and start again on the same port (clients keep their URL), same instance id."""
+        with self.restarting:
+            port = self.procs[svc].port
+            self.procs[svc].kill9()
+            self.procs[svc] = self.suite.start(svc, wait=False, port=port)
+            self.ticks_before[svc] = self.ticks
+            self.kills += 1
+            if wait:
+                self.procs[svc].wait_ready()
+
+    def soak(self, kills: int, every: float) -> None:
+        """A kill -9 soak: `kills` services (all five in turn, order seeded) killed while the scenario
+        plays, one every `every` seconds, each started again at once."""
+        rng = random.Random(self.sc.seed)
+        victims = [SERVICES[i % len(SERVICES)] for i in range(kills)]
+        rng.shuffle(victims)
+
+        def killer() -> None:
+            for svc in victims:
+                if self._soak_stop.wait(rng.uniform(0.5, 1.5) * every):
+                    return
+                print(f"[cascade] soak: kill -9 {svc} ({self.kills + 1}/{kills})")
+                self.restart(svc)
+
+        self._soak = threading.Thread(target=killer, daemon=True)
+        self._soak.start()
+
+    def end_soak(self) -> None:
+        if self._soak is not None:
+            self._soak_stop.set()
+            self._soak.join(timeout=120)
+            self._soak = None
 
     # -- HTTP --------------------------------------------------------------------------------------
 
@@ -599,10 +646,26 @@ class Cascade:
             dead = self.events(f"{svc}.dlq")
             if dead:
                 problems.append(f"{svc}.dlq holds {len(dead)} records")
+            # the history checker: no event twice, versions 1..n per aggregate, each command answered once
+            problems += [
+                f"{svc}.events: {p}" for p in check_history(log_of(self.suite.bootstrap, self.suite.topic(f"{svc}.events")))
+            ]
         rejected = [e.message for e in logs["inventory"] if e.envelope.event_type == "InventoryCommandRejected"]
         problems += [f"inventory refused {r.command} for {r.sku}: {r.reason}" for r in rejected]
         if problems:
             raise self.fail("the logs break the cascade's invariants:\n    " + "\n    ".join(problems[:60]))
+
+
+class _Guarded(httpx.Client):
+    """An HTTP client whose requests wait while a service is being killed and started again."""
+
+    def __init__(self, lock: threading.RLock, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._lock = lock
+
+    def request(self, *args: Any, **kw: Any) -> httpx.Response:  # type: ignore[override]
+        with self._lock:
+            return super().request(*args, **kw)
 
 
 # --- checks on the logs (independent folds, no service code) ---------------------------------------------
@@ -684,8 +747,7 @@ def check_stock_log(log: list[Enveloped], oracle: Oracle) -> list[str]:
             out.append(f"inventory event {i} {kind}: {m.sku} {m.order_id} released more than it held")
     identity = {
         sku: {
-            wh: received[(sku, wh)] - shipped[(sku, wh)] + returned[(sku, wh)]
-            for wh in sorted(w for s, w in places if s == sku)
+            wh: received[(sku, wh)] - shipped[(sku, wh)] + returned[(sku, wh)] for wh in sorted(w for s, w in places if s == sku)
         }
         for sku in sorted({s for s, _ in places})
     }
