@@ -768,8 +768,14 @@ class Router(_TransactionalLoop):
 
     async def start(self) -> None:
         await super().start()
-        assert self.consumer is not None
-        self._partitions = sorted(await kafka.partitions_of(self.consumer, self._commands_topic))
+        # the partitions of the command topic (a broadcast goes to each): the consumer's metadata covers
+        # only what it reads, so ask a producer, which fetches any topic's metadata on demand
+        probe = kafka.producer(self.settings)
+        await probe.start()
+        try:
+            self._partitions = sorted(await probe.partitions_for(self._commands_topic))
+        finally:
+            await probe.stop()
 
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
         kinds = [v for k, v in rec.headers if k == "type"]
