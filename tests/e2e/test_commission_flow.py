@@ -230,7 +230,7 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         # --- rebuilt from the log: with snapshots (the same digests), then without any (the same answers;
         # the digest also covers the dedup memory, which a log rebuild cannot restore for commands
         # that changed nothing — a tick with nothing due, a member's second order). Read once nothing is
-        # in flight: the last tick and the renewed qualification are still reaching every partition
+        # in flight: the last tick and the renewed qualification may still be reaching other partitions
         eventually(lambda: settled(kafka_bootstrap, prefix, service()), what="the service settled")
         before = _digests(url)
         answers = _answers(url)
