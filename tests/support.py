@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from flexchain.catalog import all_messages
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.procs import ServiceProcess
+from flexchain.runtime import ServiceDef
 from flexchain.serde import Codec
 from flexchain.settings import Settings
 
@@ -133,6 +135,76 @@ async def end_offsets(bootstrap: str, topic: str) -> int:
 
 def events(bootstrap: str, topic: str) -> list[Enveloped]:
     result: list[Enveloped] = run(read_all(bootstrap, topic))
+    return result
+
+
+async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """The offsets consumer group `group` has committed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: om.offset for tp, om in found.items() if om.offset >= 0}
+
+
+async def unconsumed(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """Per `topic:partition`, the offset of the first committed record of `topics` that consumer group
+    `group` has not committed yet (-1: not read to its end in time); empty: it has consumed everything
+    there is. Records are read, not counted from offsets: a transaction's commit marker takes an offset
+    but is no record."""
+    committed = await committed_offsets(bootstrap, group)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        found: dict[str, int] = {}
+        if not tps:
+            await asyncio.sleep(0.01)  # aiokafka: stop() right after start() raises CancelledError
+            return found
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        reading: list[TopicPartition] = []
+        for tp in tps:
+            if ends[tp] > committed.get(tp, 0):
+                consumer.seek(tp, committed.get(tp, 0))
+                reading.append(tp)
+        deadline = time.monotonic() + 30
+        while reading and time.monotonic() < deadline:
+            batch = await consumer.getmany(*reading, timeout_ms=200)
+            for tp, records in batch.items():
+                if records and tp in reading:
+                    found[f"{tp.topic}:{tp.partition}"] = records[0].offset
+                    reading.remove(tp)
+            for tp in list(reading):
+                if await consumer.position(tp) >= ends[tp]:
+                    reading.remove(tp)
+        found.update({f"{tp.topic}:{tp.partition}": -1 for tp in reading})
+        return found
+    finally:
+        await consumer.stop()
+
+
+def settled(bootstrap: str, prefix: str, svc: ServiceDef[Any]) -> bool:
+    """Nothing of service `svc` is in flight: its router has routed every event of its input topics and
+    its processor has decided every command, at one moment — what an operator reads from the consumer
+    groups (a hop of a saga, a replication to other partitions, still under way: not settled). The
+    router is asked before and after the processor: if it had nothing to route both times and
+    committed nothing in between, no command reached the processor after it was found idle. Assumes
+    nothing else (an API call, a test) writes to the service's inputs meanwhile."""
+    router = (prefix + f"{svc.name}-router", [prefix + r.topic for r in svc.routes])
+    processor = (prefix + svc.name, [prefix + svc.topics["commands"]])
+
+    async def check() -> bool:
+        before = await committed_offsets(bootstrap, router[0])
+        for group, topics in (router, processor, router):
+            if await unconsumed(bootstrap, group, topics):
+                return False
+        return before == await committed_offsets(bootstrap, router[0])
+
+    result: bool = run(check())
     return result
 
 

@@ -23,17 +23,22 @@ DAY = 24 * 60 * MIN
 ORDER_ROUTES_LOYALTY = any(r.topic == "loyalty.events" for r in order_service().routes)
 
 
-def _tick(suite: Suite, at: int) -> None:
+def _tick(suite: Suite, at: int, *urls: str) -> None:
+    """Business time moves to `at`; returns once each service in `urls` stamps its commands with it
+    (FLEXCHAIN_CLOCK=log: the last tick its API read, which `/clock` tells)."""
+
     async def go() -> None:
         async with ClockPublisher(Settings(kafka_bootstrap_servers=suite.bootstrap, flexchain_topic_prefix=suite.prefix)) as c:
             await c.tick(at)
 
     run(go())
+    for url in urls:
+        eventually(lambda url=url: get(f"{url}/clock")["business_time"] >= at, what=f"{url} sees the tick {at}")
 
 
 def _start(suite: Suite, **order_env: str) -> tuple[str, str, str]:
     inv, order, loyalty = suite.start("inventory").url, suite.start("order", **order_env).url, suite.start("loyalty").url
-    _tick(suite, T0)
+    _tick(suite, T0, inv, order)
     post(f"{inv}/skus", {"sku": "cream", "name": "Cream", "low_stock_floor": 0})
     post(f"{inv}/skus/cream/receipts", {"warehouse": "w1", "qty": 100})
     return inv, order, loyalty
@@ -55,11 +60,11 @@ def test_points_follow_the_real_order_life_cycle(kafka_bootstrap: str, prefix: s
         ann = get(f"{loyalty}/members/ann")
         assert ann["tier"]["name"] == "silver" and ann["purchases"]["orders"] == 1  # joined with the order
         assert post(f"{order}/orders/o1/shipment", {"tracking": "SF1"}).status_code == 200
-        _tick(suite, T0 + DAY)
+        _tick(suite, T0 + DAY, order)
         assert post(f"{order}/orders/o1/delivery").status_code == 200
-        _tick(suite, T0 + 8 * DAY + MIN)  # the return window closes: OrderCompleted
+        _tick(suite, T0 + 8 * DAY + MIN, order)  # the return window closes: OrderCompleted
         eventually(lambda: get(f"{loyalty}/members/ann")["points"]["available"] == 1_202, what="points available")
-        _tick(suite, T0 + 20 * DAY)
+        _tick(suite, T0 + 20 * DAY, order)
         r = post(f"{order}/orders/o1/refunds", {"lines": [{"sku": "cream", "qty": 1, "reason": "defect"}]})
         assert r.status_code == 200
         eventually(lambda: get(f"{loyalty}/members/ann")["points"]["available"] == 1_202 - 300, what="taken back")

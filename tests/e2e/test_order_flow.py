@@ -14,7 +14,8 @@ import pytest
 
 from flexchain.clock import ClockPublisher
 from flexchain.settings import Settings
-from tests.support import Suite, events, eventually, get, post, run
+from services.order.app import service as order_service
+from tests.support import Suite, events, eventually, get, post, run, settled
 
 pytestmark = pytest.mark.broker
 
@@ -23,12 +24,17 @@ MIN = 60_000
 DAY = 24 * 60 * MIN
 
 
-def _tick(suite: Suite, at: int) -> None:
+def _tick(suite: Suite, at: int, *urls: str) -> None:
+    """Business time moves to `at`; returns once each service in `urls` stamps its commands with it
+    (FLEXCHAIN_CLOCK=log: the last tick its API read, which `/clock` tells)."""
+
     async def go() -> None:
         async with ClockPublisher(Settings(kafka_bootstrap_servers=suite.bootstrap, flexchain_topic_prefix=suite.prefix)) as c:
             await c.tick(at)
 
     run(go())
+    for url in urls:
+        eventually(lambda url=url: get(f"{url}/clock")["business_time"] >= at, what=f"{url} sees the tick {at}")
 
 
 def _status(order: str, oid: str) -> str:
@@ -39,7 +45,7 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
     suite = Suite(kafka_bootstrap, prefix, data_dir)
     try:
         inv, order = suite.start("inventory").url, suite.start("order").url
-        _tick(suite, T0)
+        _tick(suite, T0, inv, order)
         post(f"{inv}/skus", {"sku": "cream", "name": "Cream", "low_stock_floor": 0})
         post(f"{inv}/skus/cream/receipts", {"warehouse": "w1", "qty": 10})
         eventually(
@@ -64,11 +70,13 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         assert get(f"{inv}/skus/cream")["available"] == 0
 
         # pay one; the other stays unpaid past the 30-minute hold
-        _tick(suite, T0 + 10 * MIN)
+        _tick(suite, T0 + 10 * MIN, inv, order)
         assert post(f"{order}/orders/keep/payment", {"amount": 10000, "payment_ref": "p1"}).status_code == 200
-        _tick(suite, T0 + 29 * MIN)
+        _tick(suite, T0 + 29 * MIN, inv, order)
+        # still confirmed once the order service has handled that tick (not merely before it has)
+        eventually(lambda: settled(kafka_bootstrap, prefix, order_service()), what="the order service settled")
         assert _status(order, "idle") == "confirmed"
-        _tick(suite, T0 + 31 * MIN)
+        _tick(suite, T0 + 31 * MIN, inv, order)
         eventually(lambda: _status(order, "idle") == "cancelled", what="unpaid hold cancelled")
         eventually(lambda: get(f"{inv}/skus/cream")["available"] == 6, what="its stock released")
         back = [
@@ -79,9 +87,9 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         # ship, deliver; a no-reason return of 1 (grade A) inside the window, a damaged one (grade B)
         assert post(f"{order}/orders/keep/shipment", {"tracking": "SF1"}).status_code == 200
         eventually(lambda: get(f"{inv}/skus/cream")["on_hand"] == 6, what="shipping commits the reservation")
-        _tick(suite, T0 + DAY)
+        _tick(suite, T0 + DAY, inv, order)
         assert post(f"{order}/orders/keep/delivery").status_code == 200
-        _tick(suite, T0 + 3 * DAY)
+        _tick(suite, T0 + 3 * DAY, inv, order)
         r = post(f"{order}/orders/keep/refunds", {"lines": [{"sku": "cream", "qty": 1, "reason": "no_reason"}]})
         assert r.status_code == 200 and r.json()["events"][0]["amount"] == 2500
         r = post(f"{order}/orders/keep/refunds", {"lines": [{"sku": "cream", "qty": 1, "reason": "damaged"}]})
@@ -91,7 +99,7 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         )
 
         # the window closes on a tick: completed; afterwards only a defect is refunded
-        _tick(suite, T0 + 8 * DAY + MIN)
+        _tick(suite, T0 + 8 * DAY + MIN, inv, order)
         eventually(lambda: _status(order, "keep") == "completed", what="return window closed")
         late = post(f"{order}/orders/keep/refunds", {"lines": [{"sku": "cream", "qty": 1, "reason": "no_reason"}]})
         assert late.status_code == 409 and "window closed" in late.json()["detail"]["reason"]

@@ -31,7 +31,7 @@ def test_presale_orders_through_the_order_service(kafka_bootstrap: str, prefix: 
     suite = Suite(kafka_bootstrap, prefix, data_dir)
     try:
         pre, order = suite.start("presale").url, suite.start("order").url
-        tick(suite, START)
+        tick(suite, START, pre, order)  # the campaign and the orders are stamped on business time
         campaign(pre, "tee-drop", moq=5, capacity=10)  # intake closes at 8 units (R-PRE-4)
 
         _order(order, "p1", 2)  # early bird: cost 2000 × 1.2 = 2400 a unit (R-PRE-3)

@@ -41,12 +41,17 @@ COST = 2_000  # early 2400, regular 3600
 # --- helpers (also used by test_presale_api) ---------------------------------------------------------
 
 
-def tick(suite: Suite, at: int) -> None:
+def tick(suite: Suite, at: int, *urls: str) -> None:
+    """Business time moves to `at`; with `urls`, returns once each of those services stamps its
+    commands with it (FLEXCHAIN_CLOCK=log: the last tick its API read, which `/clock` tells)."""
+
     async def go() -> None:
         async with ClockPublisher(Settings(kafka_bootstrap_servers=suite.bootstrap, flexchain_topic_prefix=suite.prefix)) as c:
             await c.tick(at)
 
     run(go())
+    for url in urls:
+        eventually(lambda url=url: get(f"{url}/clock")["business_time"] >= at, what=f"{url} sees the tick {at}")
 
 
 def placed(oid: str, cid: str, units: int, at: int, member: str = "m") -> OrderPlaced:
