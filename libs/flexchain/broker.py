@@ -15,11 +15,26 @@ Stdlib only. Typical use::
 Layout of ``data_dir``: ``server.properties``, ``log4j2.xml``, ``cluster.id``, ``broker.pid`` and
 ``kraft-logs/`` (the Kafka ``log.dirs``: topic data + ``__cluster_metadata``).  ``log_dir`` (default
 ``data_dir/logs``) receives ``kafka.out`` (JVM stdout/stderr) and ``server.log`` (log4j2).
+
+A cluster of several nodes (production's topology: three combined broker+controller nodes, a
+three-voter dynamic KRaft quorum, replication factor 3 and ``min.insync.replicas`` 2 for every topic
+including ``__consumer_offsets`` and ``__transaction_state``)::
+
+    cluster = broker.ClusterConfig(data_dir=Path(".cache/broker-cluster"), nodes=3, port=9092)
+    broker.cluster_up(cluster, Path(".cache/kafka"))          # format (once), start, wait healthy
+    broker.kill(cluster.node(2))                              # kill -9 one node
+    broker.cluster_up(cluster, Path(".cache/kafka"))          # restart what is down, wait healthy
+    broker.cluster_stop(cluster)
+
+``data_dir`` then holds ``cluster.id``, ``controllers`` (the initial voters) and one ``node-<id>/``
+per node, each a single node's layout as above, with its own ports and pid file.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import os
@@ -30,29 +45,46 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from xml.sax.saxutils import quoteattr
 
 __all__ = [
+    "CLUSTER_JVM_OPTS",
     "DEFAULT_JVM_OPTS",
     "KAFKA_VERSION",
     "BrokerConfig",
     "BrokerError",
+    "ClusterConfig",
+    "ClusterState",
     "JavaNotFoundError",
+    "Listener",
+    "PartitionState",
     "PortInUseError",
+    "cluster_format",
+    "cluster_start",
+    "cluster_status",
+    "cluster_stop",
+    "cluster_up",
+    "describe",
     "ensure_jars",
     "format_storage",
     "is_formatted",
+    "kill",
     "server_properties",
     "start",
     "status",
     "stop",
     "up",
+    "wait_healthy",
     "wait_ready",
     "write_config",
 ]
+
+_T = TypeVar("_T")
 
 #: Kafka release fetched by ``deploy/kafka/pom.xml`` (passed to maven as ``-Dkafka.version``).
 KAFKA_VERSION = "4.4.0"
@@ -67,6 +99,9 @@ DEFAULT_JVM_OPTS: tuple[str, ...] = (
     "-XX:+ExplicitGCInvokesConcurrent",
     "-Djava.awt.headless=true",
 )
+
+#: One node of a local multi-node cluster: three JVMs share a developer machine or a 2-core CI runner.
+CLUSTER_JVM_OPTS: tuple[str, ...] = ("-Xmx384m", "-Xms128m", *DEFAULT_JVM_OPTS[2:])
 
 #: Flags for the short-lived StorageTool invocations (C1 only: starts noticeably faster).
 _TOOL_JVM_OPTS: tuple[str, ...] = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
@@ -91,9 +126,23 @@ class PortInUseError(BrokerError):
 # --------------------------------------------------------------------------------------------- config
 
 
+@dataclass(frozen=True)
+class Listener:
+    """An extra PLAINTEXT listener: bound on ``host:port``, advertised to clients as ``advertised``.
+
+    E.g. ``Listener("PROXIED", 19092, "127.0.0.1:29092")`` with a TCP proxy forwarding 29092 → 19092:
+    clients bootstrapped at 29092 get 29092 back in metadata, so every connection goes through the proxy.
+    """
+
+    name: str
+    port: int
+    advertised: str
+    host: str = "127.0.0.1"
+
+
 @dataclass
 class BrokerConfig:
-    """Where and how a local single-node KRaft broker runs."""
+    """Where and how a local KRaft broker runs (a single node, or one node of a :class:`ClusterConfig`)."""
 
     data_dir: Path
     port: int = 9092
@@ -108,6 +157,17 @@ class BrokerConfig:
     #: Extra ``StorageTool format`` arguments, e.g. ``--add-scram 'SCRAM-SHA-512=[name=u,password=p]'``
     #: (see :func:`flexchain.security.scram_format_args`).
     format_args: tuple[str, ...] = ()
+    #: ``controller.quorum.bootstrap.servers`` of a multi-node quorum; None: this node's own controller.
+    quorum_bootstrap: str | None = None
+    #: ``--initial-controllers`` of a multi-node dynamic quorum (``id@host:port:directory-id,...``);
+    #: None: formatted ``--standalone`` as a single-voter quorum.
+    initial_controllers: str | None = None
+    #: Replicas of every topic (``default.replication.factor`` and the internal topics).
+    replication_factor: int = 1
+    #: ``min.insync.replicas`` of every topic (and ``transaction.state.log.min.isr``).
+    min_insync_replicas: int = 1
+    #: More client listeners besides PLAINTEXT (which stays the inter-broker listener).
+    extra_listeners: tuple[Listener, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -154,27 +214,37 @@ class BrokerConfig:
 def server_properties(cfg: BrokerConfig) -> dict[str, str]:
     """The effective ``server.properties`` entries (defaults for a dev single node + ``cfg.overrides``)."""
     h, p, cp = cfg.host, cfg.port, cfg.controller_port
+    rf, isr = str(cfg.replication_factor), str(cfg.min_insync_replicas)
+    listeners = [f"PLAINTEXT://{h}:{p}", f"CONTROLLER://{h}:{cp}"]
+    advertised = list(listeners)
+    protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+    for extra in cfg.extra_listeners:
+        listeners.append(f"{extra.name}://{extra.host}:{extra.port}")
+        advertised.append(f"{extra.name}://{extra.advertised}")
+        protocols.append(f"{extra.name}:PLAINTEXT")
     props: dict[str, str] = {
-        # KRaft combined mode, single-node *dynamic* quorum (formatted with --standalone).
+        # KRaft combined mode: a single-node *dynamic* quorum (formatted with --standalone), or one
+        # voter of a multi-node dynamic quorum (formatted with --initial-controllers).
         "process.roles": "broker,controller",
         "node.id": str(cfg.node_id),
-        "controller.quorum.bootstrap.servers": f"{h}:{cp}",
-        "listeners": f"PLAINTEXT://{h}:{p},CONTROLLER://{h}:{cp}",
-        "advertised.listeners": f"PLAINTEXT://{h}:{p},CONTROLLER://{h}:{cp}",
+        "controller.quorum.bootstrap.servers": cfg.quorum_bootstrap or f"{h}:{cp}",
+        "listeners": ",".join(listeners),
+        "advertised.listeners": ",".join(advertised),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(protocols),
         "log.dirs": str(cfg.kraft_dir),
-        # Single replica everywhere; internal topics must not ask for RF 3.
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        # One replica everywhere on a single node (internal topics must not ask for RF 3); a cluster
+        # sets replication_factor / min_insync_replicas for every topic, internal ones included.
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
         "offsets.topic.num.partitions": "6",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
         "transaction.state.log.num.partitions": "6",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
         "num.partitions": "6",
         "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
@@ -369,7 +439,8 @@ def is_formatted(cfg: BrokerConfig) -> bool:
 def format_storage(cfg: BrokerConfig, libs: Path) -> bool:
     """Format ``log.dirs`` for a single-node dynamic KRaft quorum, unless already formatted.
 
-    Runs ``kafka.tools.StorageTool format -t <cluster-id> -c server.properties --standalone``.
+    Runs ``kafka.tools.StorageTool format -t <cluster-id> -c server.properties --standalone`` (or
+    ``--initial-controllers ...`` for a node of a cluster, see :func:`cluster_format`).
     The cluster id comes from ``data_dir/cluster.id`` (generated with ``StorageTool random-uuid``
     on first use).  Returns True if it formatted now, False if the data dir was already formatted.
     """
@@ -383,7 +454,8 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> bool:
         if not re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id):
             raise BrokerError(f"StorageTool random-uuid returned an unexpected id: {cluster_id!r}")
         _atomic_write(cfg.cluster_id_file, cluster_id + "\n")
-    _run_tool(cfg, libs, "format", "-t", cluster_id, "-c", str(cfg.properties_file), "--standalone", *cfg.format_args)
+    quorum = ("--initial-controllers", cfg.initial_controllers) if cfg.initial_controllers else ("--standalone",)
+    _run_tool(cfg, libs, "format", "-t", cluster_id, "-c", str(cfg.properties_file), *quorum, *cfg.format_args)
     if not is_formatted(cfg):
         raise BrokerError(f"StorageTool format reported success but {cfg.kraft_dir}/meta.properties is missing")
     return True
@@ -392,10 +464,28 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> bool:
 # -------------------------------------------------------------------------------------------- process
 
 
+#: wait status of the brokers this process started and reaped (pid -> status), for error messages
+_reaped: dict[int, int] = {}
+
+
+def _exit_reason(cfg: BrokerConfig) -> str:
+    """How the broker whose pid is in ``cfg``'s pid file ended, when this process reaped it."""
+    try:
+        pid = int(cfg.pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return "no pid file"
+    if (wstatus := _reaped.get(pid)) is None:
+        return f"pid {pid}"
+    if os.WIFSIGNALED(wstatus):
+        return f"pid {pid} killed by signal {os.WTERMSIG(wstatus)}"
+    return f"pid {pid} exited with status {os.WEXITSTATUS(wstatus)}"
+
+
 def _pid_alive(pid: int) -> bool:
     try:  # reap it if it is our (exited) child, so a zombie doesn't count as running
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, wstatus = os.waitpid(pid, os.WNOHANG)
         if done == pid:
+            _reaped[pid] = wstatus
             return False
     except ChildProcessError:
         pass
@@ -407,7 +497,10 @@ def _pid_alive(pid: int) -> bool:
         return True
     with contextlib.suppress(OSError):
         stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+        # A zombie main thread is not yet a dead process: after SIGKILL the JVM's other threads take
+        # a moment to exit, and until the last one has, its sockets are still bound (a restart on the
+        # same ports would fail). Dead = zombie with no other thread left.
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X") and len(os.listdir(f"/proc/{pid}/task")) <= 1:
             return False
     return True
 
@@ -463,6 +556,8 @@ def start(cfg: BrokerConfig, libs: Path) -> int:
         raise BrokerError(f"{cfg.kraft_dir} is not formatted; call format_storage(cfg, libs) first")
     _check_port_free(cfg.host, cfg.port, "broker (PLAINTEXT)")
     _check_port_free(cfg.host, cfg.controller_port, "controller (CONTROLLER)")
+    for extra in cfg.extra_listeners:
+        _check_port_free(extra.host, extra.port, f"listener {extra.name}")
     write_config(cfg)
     cmd = [
         java, *cfg.jvm_opts,
@@ -502,6 +597,23 @@ def stop(cfg: BrokerConfig, timeout: float = 30.0) -> bool:
             os.kill(pid, signal.SIGKILL)
         if not _wait_gone(pid, 10.0):
             raise BrokerError(f"broker pid {pid} survived SIGKILL")
+    cfg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def kill(cfg: BrokerConfig) -> bool:
+    """Crash the broker: SIGKILL, no controlled shutdown, nothing flushed by Kafka (``kill -9``).
+
+    The data dir, ports and configuration stay as they are, so :func:`start` brings the same node
+    back with its data (log recovery on start).  Returns True if a running broker was killed.
+    """
+    pid = status(cfg)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not _wait_gone(pid, 10.0):
+        raise BrokerError(f"broker pid {pid} survived SIGKILL")
     cfg.pid_file.unlink(missing_ok=True)
     return True
 
@@ -557,10 +669,18 @@ class _Reader:
         self.pos += 2
         return int(v)
 
+    def int8(self) -> int:
+        (v,) = struct.unpack_from(">b", self.data, self.pos)
+        self.pos += 1
+        return int(v)
+
     def int32(self) -> int:
         (v,) = struct.unpack_from(">i", self.data, self.pos)
         self.pos += 4
         return int(v)
+
+    def int32s(self) -> tuple[int, ...]:
+        return tuple(self.int32() for _ in range(max(0, self.int32())))
 
     def string(self) -> str | None:
         n = self.int16()
@@ -571,19 +691,23 @@ class _Reader:
         return s
 
 
+def _api_ranges(sock: socket.socket) -> dict[int, tuple[int, int]]:
+    r = _Reader(_request(sock, 18, 0, 1, b""))  # ApiVersions v0
+    err = r.int16()
+    if err != 0:
+        raise ConnectionError(f"ApiVersions error code {err}")
+    ranges = {}
+    for _ in range(r.int32()):
+        key, lo, hi = r.int16(), r.int16(), r.int16()
+        ranges[key] = (lo, hi)
+    return ranges
+
+
 def _probe(host: str, port: int, timeout: float) -> int:
     """ApiVersions v0 + a non-flexible Metadata request; return the number of live brokers."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
-        r = _Reader(_request(sock, 18, 0, 1, b""))  # ApiVersions v0
-        err = r.int16()
-        if err != 0:
-            raise ConnectionError(f"ApiVersions error code {err}")
-        ranges = {}
-        for _ in range(r.int32()):
-            key, lo, hi = r.int16(), r.int16(), r.int16()
-            ranges[key] = (lo, hi)
-        lo, hi = ranges.get(3, (0, -1))
+        lo, hi = _api_ranges(sock).get(3, (0, -1))
         version = min(hi, 8)
         if version < max(lo, 1):
             return 1  # only flexible Metadata versions left: ApiVersions answered, good enough
@@ -600,6 +724,87 @@ def _probe(host: str, port: int, timeout: float) -> int:
             r.int32(), r.string(), r.int32(), r.string()  # node_id, host, port, rack
             brokers += 1
         return brokers
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """One partition as the cluster's metadata describes it (node ids; leader -1: none)."""
+
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline: tuple[int, ...] = ()
+
+    @property
+    def fully_replicated(self) -> bool:
+        return self.leader >= 0 and set(self.isr) == set(self.replicas) and not self.offline
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What a Metadata request (all topics, internal ones included) answers."""
+
+    brokers: dict[int, str]  # live, unfenced brokers: node id -> advertised host:port
+    cluster_id: str | None
+    partitions: dict[tuple[str, int], PartitionState]
+    topic_errors: dict[str, int]  # topics whose metadata came back with an error code
+
+    def leader(self, topic: str, partition: int) -> int:
+        return self.partitions[(topic, partition)].leader
+
+    def under_replicated(self) -> dict[tuple[str, int], PartitionState]:
+        return {tp: ps for tp, ps in self.partitions.items() if not ps.fully_replicated}
+
+
+def _describe_one(host: str, port: int, timeout: float) -> ClusterState:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        lo, hi = _api_ranges(sock).get(3, (0, -1))
+        version = min(hi, 8)
+        if version < max(lo, 4):
+            raise BrokerError(f"broker offers Metadata v{lo}..v{hi}; this probe speaks the non-flexible v4..v8")
+        body = struct.pack(">i", -1) + b"\x00"  # topics: null = all topics; allow_auto_topic_creation
+        if version >= 8:
+            body += b"\x00\x00"  # include cluster/topic authorized operations
+        r = _Reader(_request(sock, 3, version, 2, body))
+        r.int32()  # throttle_time_ms
+        brokers = {}
+        for _ in range(r.int32()):
+            node, bhost, bport = r.int32(), r.string(), r.int32()
+            r.string()  # rack
+            brokers[node] = f"{bhost}:{bport}"
+        cluster_id = r.string()
+        r.int32()  # controller_id (in KRaft: some live broker, not the active controller)
+        partitions: dict[tuple[str, int], PartitionState] = {}
+        topic_errors: dict[str, int] = {}
+        for _ in range(r.int32()):
+            err, name = r.int16(), r.string() or ""
+            r.int8()  # is_internal
+            if err:
+                topic_errors[name] = err
+            for _ in range(r.int32()):
+                r.int16()  # partition error code (e.g. LEADER_NOT_AVAILABLE: leader -1 says it too)
+                index, leader = r.int32(), r.int32()
+                if version >= 7:
+                    r.int32()  # leader_epoch
+                replicas, isr = r.int32s(), r.int32s()
+                offline = r.int32s() if version >= 5 else ()
+                partitions[(name, index)] = PartitionState(leader, replicas, isr, offline)
+            if version >= 8:
+                r.int32()  # topic_authorized_operations
+        return ClusterState(brokers, cluster_id, partitions, topic_errors)
+
+
+def describe(bootstrap: str, timeout: float = 5.0) -> ClusterState:
+    """The cluster's metadata, asked of the first address in ``bootstrap`` (comma-separated) that answers."""
+    last: BaseException | None = None
+    for address in bootstrap.split(","):
+        host, port = _split_bootstrap(address)
+        try:
+            return _describe_one(host, port, timeout)
+        except (OSError, struct.error, UnicodeDecodeError) as e:
+            last = e
+    raise BrokerError(f"no broker of {bootstrap} answered a Metadata request (last: {last})")
 
 
 def wait_ready(bootstrap: str, timeout: float = 60.0, *, cfg: BrokerConfig | None = None) -> float:
@@ -620,7 +825,7 @@ def wait_ready(bootstrap: str, timeout: float = 60.0, *, cfg: BrokerConfig | Non
         except (OSError, struct.error, UnicodeDecodeError) as e:
             last = e
         if cfg is not None and status(cfg) is None:
-            raise BrokerError(f"broker process for {cfg.data_dir} is not running.\n{_log_tail(cfg)}")
+            raise BrokerError(f"broker process for {cfg.data_dir} is not running ({_exit_reason(cfg)}).\n{_log_tail(cfg)}")
         if time.monotonic() >= deadline:
             extra = f"\n{_log_tail(cfg)}" if cfg is not None else ""
             raise BrokerError(f"Kafka at {bootstrap} not ready after {timeout:.0f}s (last: {last}){extra}")
@@ -645,3 +850,217 @@ def up(cfg: BrokerConfig, cache_dir: Path, *, timeout: float = 90.0) -> int:
     pid = start(cfg, libs)
     wait_ready(cfg.bootstrap, timeout, cfg=cfg)
     return pid
+
+
+# -------------------------------------------------------------------------------------------- cluster
+
+
+@dataclass
+class ClusterConfig:
+    """A local cluster of ``nodes`` combined broker+controller nodes (node ids 1..n).
+
+    Why combined nodes with a quorum of ``nodes`` voters rather than brokers + one controller: losing
+    any one node is then survivable, as in production (a single controller would make the test
+    cluster die with a node production never loses alone), killing a node also moves the active
+    controller when it was that node — a superset of the faults — and it costs ``nodes`` JVMs, not
+    ``nodes + 1``.  Production also runs separate controller processes (Kafka calls combined mode
+    unfit for critical deployments); for broker faults that difference does not matter.
+
+    Node ``i`` listens on ``port + 2(i-1)`` (PLAINTEXT) and the port after it (CONTROLLER), unless
+    ``ports`` lists ``(broker, controller)`` per node.
+    """
+
+    data_dir: Path
+    nodes: int = 3
+    port: int = 9092
+    host: str = "127.0.0.1"
+    ports: tuple[tuple[int, int], ...] = ()
+    #: Extra ``server.properties`` entries for every node.
+    overrides: dict[str, str] = field(default_factory=dict)
+    jvm_opts: tuple[str, ...] = CLUSTER_JVM_OPTS
+    #: Default: min(3, nodes); every topic, internal ones included.
+    replication_factor: int | None = None
+    #: Default: replication_factor - 1 (2 with three replicas: one node may be down, acks=all still works).
+    min_insync_replicas: int | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        if self.ports and len(self.ports) != self.nodes:
+            raise ValueError(f"ports lists {len(self.ports)} nodes, the cluster has {self.nodes}")
+
+    @property
+    def node_ids(self) -> list[int]:
+        return list(range(1, self.nodes + 1))
+
+    @property
+    def rf(self) -> int:
+        return self.replication_factor if self.replication_factor is not None else min(3, self.nodes)
+
+    @property
+    def min_isr(self) -> int:
+        return self.min_insync_replicas if self.min_insync_replicas is not None else max(1, self.rf - 1)
+
+    def node_ports(self, node_id: int) -> tuple[int, int]:
+        if node_id not in self.node_ids:
+            raise KeyError(f"no node {node_id} in a cluster of {self.nodes}")
+        if self.ports:
+            return self.ports[node_id - 1]
+        port = self.port + 2 * (node_id - 1)
+        return port, port + 1
+
+    @property
+    def quorum_bootstrap(self) -> str:
+        return ",".join(f"{self.host}:{self.node_ports(n)[1]}" for n in self.node_ids)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"{self.host}:{self.node_ports(n)[0]}" for n in self.node_ids)
+
+    @property
+    def cluster_id_file(self) -> Path:
+        return self.data_dir / "cluster.id"
+
+    @property
+    def controllers_file(self) -> Path:
+        return self.data_dir / "controllers"
+
+    def node(self, node_id: int) -> BrokerConfig:
+        """The configuration of one node (its own data dir, ports, pid file and logs)."""
+        port, controller_port = self.node_ports(node_id)
+        return BrokerConfig(
+            data_dir=self.data_dir / f"node-{node_id}",
+            port=port,
+            controller_port=controller_port,
+            host=self.host,
+            overrides=dict(self.overrides),
+            jvm_opts=self.jvm_opts,
+            node_id=node_id,
+            quorum_bootstrap=self.quorum_bootstrap,
+            replication_factor=self.rf,
+            min_insync_replicas=self.min_isr,
+        )
+
+    def all_nodes(self) -> list[BrokerConfig]:
+        return [self.node(n) for n in self.node_ids]
+
+
+def _random_uuid() -> str:
+    """A Kafka ``Uuid`` as its tools print it (16 random bytes, URL-safe base64, no padding)."""
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not text.startswith("-"):  # Kafka's Uuid.randomUuid() avoids these too (command-line flags)
+            return text
+
+
+def _initial_controllers(cluster: ClusterConfig) -> str:
+    """``id@host:port:directory-id,...`` — generated once, then read back, so a wiped node is formatted alike."""
+    if cluster.controllers_file.is_file():
+        return cluster.controllers_file.read_text(encoding="utf-8").strip()
+    voters = ",".join(f"{n}@{cluster.host}:{cluster.node_ports(n)[1]}:{_random_uuid()}" for n in cluster.node_ids)
+    _atomic_write(cluster.controllers_file, voters + "\n")
+    return voters
+
+
+def _parallel(fn: Callable[[BrokerConfig], _T], items: Iterable[BrokerConfig]) -> list[_T]:
+    work = list(items)
+    if not work:
+        return []
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        return list(pool.map(fn, work))
+
+
+def cluster_format(cluster: ClusterConfig, libs: Path) -> list[int]:
+    """Format every node not yet formatted (in parallel) for one cluster id and one dynamic quorum
+    of all nodes as voters; return the node ids formatted now."""
+    cluster.data_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(cluster.data_dir / ".format.lock"):
+        if not cluster.cluster_id_file.is_file():
+            _atomic_write(cluster.cluster_id_file, _random_uuid() + "\n")
+        cluster_id = cluster.cluster_id_file.read_text(encoding="utf-8").strip()
+        voters = _initial_controllers(cluster)
+        todo = []
+        for cfg in cluster.all_nodes():
+            if not is_formatted(cfg):
+                cfg.data_dir.mkdir(parents=True, exist_ok=True)
+                _atomic_write(cfg.cluster_id_file, cluster_id + "\n")
+                todo.append(dataclasses.replace(cfg, initial_controllers=voters))
+        _parallel(lambda cfg: format_storage(cfg, libs), todo)
+        return [cfg.node_id for cfg in todo]
+
+
+def cluster_start(cluster: ClusterConfig, libs: Path, nodes: Iterable[int] | None = None) -> dict[int, int]:
+    """Start the given nodes (default: all) that are not running; return node id -> pid. No wait."""
+    return {n: start(cluster.node(n), libs) for n in (cluster.node_ids if nodes is None else nodes)}
+
+
+def cluster_status(cluster: ClusterConfig) -> dict[int, int | None]:
+    """Node id -> pid of its running JVM, or None."""
+    return {n: status(cluster.node(n)) for n in cluster.node_ids}
+
+
+def cluster_stop(cluster: ClusterConfig, timeout: float = 30.0) -> list[int]:
+    """Stop every node at once (SIGTERM, SIGKILL after ``timeout``); return the ids that were running.
+
+    All at once: stopped one after another, the last nodes would wait for a controller quorum that
+    is already gone before they finish their controlled shutdown.
+    """
+    stopped = _parallel(lambda cfg: stop(cfg, timeout), cluster.all_nodes())
+    return [n for n, was in zip(cluster.node_ids, stopped, strict=True) if was]
+
+
+def _health(address: str, brokers: int, timeout: float) -> str | None:
+    """None when the broker at ``address`` sees a healthy cluster, else why not."""
+    host, port = _split_bootstrap(address)
+    try:
+        st = _describe_one(host, port, timeout)
+    except (OSError, struct.error, UnicodeDecodeError, BrokerError) as e:
+        return f"{address}: {e}"
+    lagging = st.under_replicated()
+    if len(st.brokers) < brokers:
+        return f"{address} sees {len(st.brokers)} of {brokers} brokers ({sorted(st.brokers)})"
+    if st.topic_errors:
+        return f"{address} sees topics with errors: {st.topic_errors}"
+    if lagging:
+        shown = ", ".join(f"{t}-{p} isr={list(ps.isr)} of {list(ps.replicas)}" for (t, p), ps in list(lagging.items())[:5])
+        return f"{address} sees {len(lagging)} partitions without a leader or a full ISR: {shown}"
+    return None
+
+
+def wait_healthy(bootstrap: str, brokers: int, timeout: float = 120.0, *, nodes: Iterable[BrokerConfig] = ()) -> float:
+    """Wait until every broker in ``bootstrap`` (comma-separated) answers and sees ``brokers`` live
+    brokers and every partition (internal topics included) with a leader and its full replica set in
+    sync; return the seconds waited.
+
+    Every address is asked, not just one: a node killed a moment ago is still listed by the others
+    until its session times out, so only its own answer shows it is back.  With ``nodes``, fails fast
+    when one of their processes is not running (with its log tail).
+    """
+    watched = list(nodes)
+    addresses = [a.strip() for a in bootstrap.split(",") if a.strip()]
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    while True:
+        probe_timeout = min(5.0, max(0.5, deadline - time.monotonic()))
+        why = next((w for a in addresses if (w := _health(a, brokers, probe_timeout)) is not None), None)
+        if why is None:
+            return time.monotonic() - t0
+        for cfg in watched:
+            if status(cfg) is None:
+                raise BrokerError(f"node {cfg.node_id} ({cfg.data_dir}) is not running ({_exit_reason(cfg)}).\n{_log_tail(cfg)}")
+        if time.monotonic() >= deadline:
+            raise BrokerError(f"cluster at {bootstrap} not healthy after {timeout:.0f}s: {why}")
+        time.sleep(0.25)
+
+
+def cluster_up(cluster: ClusterConfig, cache_dir: Path, *, timeout: float = 120.0) -> dict[int, int]:
+    """ensure_jars + format (once) + start every node not running + wait until healthy; node id -> pid.
+
+    Also what brings a killed node back: the running nodes keep their pids.
+    """
+    libs = ensure_jars(cache_dir)
+    cluster_format(cluster, libs)
+    pids = cluster_start(cluster, libs)
+    wait_healthy(cluster.bootstrap, cluster.nodes, timeout, nodes=cluster.all_nodes())
+    return pids

@@ -18,7 +18,9 @@ from flexchain.settings import PROJECT_ROOT
 app = typer.Typer(
     help="flexchain: event-sourced supply chain on Apache Kafka", no_args_is_help=True, pretty_exceptions_enable=False
 )
-broker_app = typer.Typer(help="The local single-node Kafka (KRaft, official jars from Maven Central)")
+broker_app = typer.Typer(
+    help="The local Kafka (KRaft, official jars from Maven Central): one node, or a cluster with --brokers 3"
+)
 app.add_typer(broker_app, name="broker")
 
 CACHE = PROJECT_ROOT / ".cache"
@@ -28,31 +30,104 @@ def broker_config(data_dir: Path, port: int) -> kbroker.BrokerConfig:
     return kbroker.BrokerConfig(data_dir=data_dir, port=port, controller_port=port + 1)
 
 
-DataDir = Annotated[Path, typer.Option(envvar="FLEXCHAIN_BROKER_DIR", help="broker data dir")]
+def cluster_config(data_dir: Path | None, port: int, brokers: int) -> kbroker.ClusterConfig:
+    return kbroker.ClusterConfig(data_dir=data_dir or CACHE / "broker-cluster", nodes=brokers, port=port)
+
+
+ClusterDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="FLEXCHAIN_BROKER_DIR",
+        help="broker data dir (default .cache/broker; with --brokers N > 1: .cache/broker-cluster)",
+    ),
+]
 Port = Annotated[int, typer.Option(envvar="FLEXCHAIN_BROKER_PORT", help="broker port (controller: port+1)")]
+ClusterPort = Annotated[
+    int,
+    typer.Option(
+        "--port", envvar="FLEXCHAIN_BROKER_PORT", help="broker port (controller: port+1); node i of a cluster: port+2(i-1)"
+    ),
+]
+Brokers = Annotated[
+    int,
+    typer.Option(
+        "--brokers",
+        min=1,
+        envvar="FLEXCHAIN_BROKERS",
+        help="nodes: 1 = one combined node; N > 1 = N combined broker+controller nodes, an N-voter quorum, "
+        "replication factor min(3, N) and min.insync.replicas RF-1 for every topic",
+    ),
+]
 
 
 @broker_app.command("up")
-def broker_up(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> None:
-    """Fetch the jars (once), format the data dir (once) and start the broker; wait until it answers."""
-    cfg = broker_config(data_dir, port)
+def broker_up(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Brokers = 1) -> None:
+    """Fetch the jars (once), format the data dir (once) and start the broker; wait until it answers.
+
+    With --brokers N: start every node that is not running (also a killed one) and wait until the
+    cluster is healthy (every broker registered, every partition with its full ISR).
+    """
     t0 = time.monotonic()
-    pid = kbroker.up(cfg, CACHE / "kafka")
-    typer.echo(f"kafka {kbroker.KAFKA_VERSION} up on {cfg.bootstrap} (pid {pid}, {time.monotonic() - t0:.1f}s)")
+    if brokers == 1:
+        cfg = broker_config(data_dir or CACHE / "broker", port)
+        pid = kbroker.up(cfg, CACHE / "kafka")
+        typer.echo(f"kafka {kbroker.KAFKA_VERSION} up on {cfg.bootstrap} (pid {pid}, {time.monotonic() - t0:.1f}s)")
+        return
+    cluster = cluster_config(data_dir, port, brokers)
+    pids = kbroker.cluster_up(cluster, CACHE / "kafka")
+    nodes = ", ".join(f"node {n} pid {pid}" for n, pid in pids.items())
+    typer.echo(
+        f"kafka {kbroker.KAFKA_VERSION} cluster up on {cluster.bootstrap} ({nodes}; replication factor "
+        f"{cluster.rf}, min.insync.replicas {cluster.min_isr}; {time.monotonic() - t0:.1f}s)"
+    )
 
 
 @broker_app.command("down")
-def broker_down(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> None:
-    """Stop the broker (SIGTERM, then SIGKILL after 30 s)."""
-    stopped = kbroker.stop(broker_config(data_dir, port))
-    typer.echo("kafka stopped" if stopped else "kafka was not running")
+def broker_down(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Brokers = 1) -> None:
+    """Stop the broker (SIGTERM, then SIGKILL after 30 s); with --brokers N every node at once."""
+    if brokers == 1:
+        stopped = kbroker.stop(broker_config(data_dir or CACHE / "broker", port))
+        typer.echo("kafka stopped" if stopped else "kafka was not running")
+        return
+    ids = kbroker.cluster_stop(cluster_config(data_dir, port, brokers))
+    typer.echo(f"kafka nodes stopped: {ids}" if ids else "no kafka node was running")
 
 
 @broker_app.command("status")
-def broker_status(data_dir: DataDir = CACHE / "broker", port: Port = 9092) -> None:
-    pid = kbroker.status(broker_config(data_dir, port))
-    typer.echo(f"running (pid {pid})" if pid else "not running")
-    raise typer.Exit(0 if pid else 1)
+def broker_status(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Brokers = 1) -> None:
+    """Exit 0 when running; with --brokers N: each node's pid, and 0 only when every node runs."""
+    if brokers == 1:
+        pid = kbroker.status(broker_config(data_dir or CACHE / "broker", port))
+        typer.echo(f"running (pid {pid})" if pid else "not running")
+        raise typer.Exit(0 if pid else 1)
+    cluster = cluster_config(data_dir, port, brokers)
+    pids = kbroker.cluster_status(cluster)
+    for n, pid in pids.items():
+        typer.echo(
+            f"node {n} on {cluster.host}:{cluster.node_ports(n)[0]}: " + (f"running (pid {pid})" if pid else "not running")
+        )
+    if any(pids.values()):
+        try:
+            lagging = kbroker.describe(cluster.bootstrap).under_replicated()
+            typer.echo(f"partitions without a leader or a full ISR: {len(lagging)}")
+        except kbroker.BrokerError as e:
+            typer.echo(f"metadata: {e}")
+    raise typer.Exit(0 if all(pids.values()) else 1)
+
+
+@broker_app.command("kill")
+def broker_kill(
+    node: Annotated[int, typer.Option(help="node id (1..N) to kill")] = 1,
+    data_dir: ClusterDir = None,
+    port: ClusterPort = 9092,
+    brokers: Brokers = 1,
+) -> None:
+    """kill -9 a node (a fault drill); `broker up` with the same options starts it again with its data."""
+    cfg = (
+        broker_config(data_dir or CACHE / "broker", port) if brokers == 1 else cluster_config(data_dir, port, brokers).node(node)
+    )
+    typer.echo(f"node {node} killed" if kbroker.kill(cfg) else f"node {node} was not running")
 
 
 @app.command()

@@ -98,13 +98,18 @@ def free_port() -> int:
 
 def free_port_pair() -> int:
     """Two consecutive free ports (a broker and its controller)."""
+    return free_port_block(2)
+
+
+def free_port_block(n: int) -> int:
+    """The first of ``n`` consecutive free ports (e.g. a cluster's nodes, each a broker and a controller port)."""
     for _ in range(50):
         p = free_port()
         try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", p))
-                b.bind(("127.0.0.1", p + 1))
+            with contextlib.ExitStack() as stack:
+                for i in range(n):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", p + i))
             return p
         except OSError:
             continue
-    raise RuntimeError("no two consecutive free ports")
+    raise RuntimeError(f"no {n} consecutive free ports")
