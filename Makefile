@@ -47,4 +47,4 @@ bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf .cache/demo .cache/test-broker-* .cache/bench-broker .pytest_cache
+	rm -rf .cache/demo .cache/test-broker-* .cache/test-faults-* .cache/bench-broker .pytest_cache

@@ -11,7 +11,8 @@
 #                                                                       -> .cache/deploy-tools/asyncapi
 #   Maven Central Apicurio Registry (io.apicurio:apicurio-registry-app:<v>:tar.gz:all, the Quarkus
 #                 distribution) and avro-tools (org.apache.avro:avro-tools) -> .cache/deploy-tools
-#   Debian        kcat (needs root for apt-get; skipped with a message otherwise)
+#   Debian        kcat, and postgresql (the fault tier's snapshot store, tests/faults/postgres.py)
+#                 (need root for apt-get; skipped with a message otherwise)
 #
 # Environment: PYTHON (default .venv/bin/python), DEPLOY_TOOLS_SKIP_APT=1 to skip apt-get.
 set -euo pipefail
@@ -67,16 +68,22 @@ if [ ! -f "$avro_jar" ]; then
   fetch "org.apache.avro:avro-tools:$AVRO_TOOLS_VERSION"
 fi
 
-# --- Debian: kcat ---------------------------------------------------------------------------------
-if ! command -v kcat >/dev/null; then
+# --- Debian: kcat, postgresql ---------------------------------------------------------------------
+# postgresql: the server binaries under /usr/lib/postgresql/<v>/bin (initdb is not on PATH there); the
+# fault tier runs its own throwaway cluster from them, so whatever main cluster the package creates
+# is left alone.
+apt_missing=()
+command -v kcat >/dev/null || apt_missing+=(kcat)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "${DEPLOY_TOOLS_SKIP_APT:-0}" = 1 ]; then
-    step "kcat missing and DEPLOY_TOOLS_SKIP_APT=1: the kcat check will be skipped"
+    step "${apt_missing[*]} missing and DEPLOY_TOOLS_SKIP_APT=1: their checks will be skipped"
   elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    step "apt-get install kcat"
+    step "apt-get install ${apt_missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
   else
-    step "kcat missing and apt-get not usable (not root?): the kcat check will be skipped"
+    step "${apt_missing[*]} missing and apt-get not usable (not root?): their checks will be skipped"
   fi
 fi
 
