@@ -464,31 +464,35 @@ def format_storage(cfg: BrokerConfig, libs: Path) -> bool:
 # -------------------------------------------------------------------------------------------- process
 
 
-#: wait status of the brokers this process started and reaped (pid -> status), for error messages
-_reaped: dict[int, int] = {}
+#: the brokers this process started, by pid: holding the Popen keeps subprocess' own clean-up from
+#: reaping them behind our back, so how one ended (``returncode``) can be told in an error
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _exit_reason(cfg: BrokerConfig) -> str:
-    """How the broker whose pid is in ``cfg``'s pid file ended, when this process reaped it."""
+    """How the broker whose pid is in ``cfg``'s pid file ended, when this process started it."""
     try:
         pid = int(cfg.pid_file.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return "no pid file"
-    if (wstatus := _reaped.get(pid)) is None:
+    proc = _children.get(pid)
+    if proc is None or proc.poll() is None:
         return f"pid {pid}"
-    if os.WIFSIGNALED(wstatus):
-        return f"pid {pid} killed by signal {os.WTERMSIG(wstatus)}"
-    return f"pid {pid} exited with status {os.WEXITSTATUS(wstatus)}"
+    rc = proc.returncode
+    return f"pid {pid} killed by signal {-rc}" if rc < 0 else f"pid {pid} exited with status {rc}"
 
 
 def _pid_alive(pid: int) -> bool:
-    try:  # reap it if it is our (exited) child, so a zombie doesn't count as running
-        done, wstatus = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            _reaped[pid] = wstatus
-            return False
-    except ChildProcessError:
-        pass
+    if (proc := _children.get(pid)) is not None:
+        if proc.poll() is not None:
+            return False  # our child, exited (and now reaped)
+    else:
+        try:  # reap it if it is a child of ours we do not hold, so a zombie doesn't count as running
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return False
+        except ChildProcessError:
+            pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -577,6 +581,7 @@ def start(cfg: BrokerConfig, libs: Path) -> int:
             start_new_session=True,
             close_fds=True,
         )
+    _children[proc.pid] = proc
     _atomic_write(cfg.pid_file, f"{proc.pid}\n")
     return proc.pid
 

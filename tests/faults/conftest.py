@@ -12,8 +12,8 @@
 * ``postgres`` — a database of its own on a throwaway PostgreSQL server (Debian's package), with
   the server's controls (stop/start, pause/resume, kill); the server is up again after each test.
 
-The brokers live under ``.cache/test-faults-<pid>/`` (removed at the end; ``.ci/run`` kills any
-left running), the PostgreSQL server under ``/tmp/flexchain-pg-*`` (the ``postgres`` user must
+The brokers live under ``.cache/test-faults-<pid>/`` (removed at the end unless a test failed;
+``.ci/run`` kills any left running), the PostgreSQL server under ``/tmp/flexchain-pg-*`` (the ``postgres`` user must
 reach it). What each fixture cost (and the fault timings tests record) is printed at the end of the session.
 """
 
@@ -40,17 +40,21 @@ KAFKA_CACHE = PROJECT_ROOT / ".cache" / "kafka"
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if TIMINGS:
-        parts = [f"{name} {', '.join(f'{s:.1f}' for s in secs)} s" for name, secs in TIMINGS.items()]
+        parts = [f"{name} {', '.join(f'{s:.1f}' for s in secs)} s" if secs else name for name, secs in TIMINGS.items()]
         terminalreporter.write_line("fault tier timings: " + "; ".join(parts))
 
 
 @pytest.fixture(scope="session")
-def faults_root() -> Iterator[Path]:
+def faults_root(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the tier's brokers live; kept (brokers stopped) when a test failed, for their logs."""
     root = PROJECT_ROOT / ".cache" / f"test-faults-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     yield root
-    shutil.rmtree(root, ignore_errors=True)
+    if request.session.testsfailed:
+        TIMINGS.setdefault(f"kept for its logs: {root}", [])
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -28,13 +28,16 @@ def _settings(cluster: KafkaCluster) -> Settings:
     return Settings(kafka_bootstrap_servers=cluster.bootstrap, flexchain_replication_factor=3)
 
 
-async def _topic_config(bootstrap: str, topic: str, name: str) -> str:
+async def _topic_config(bootstrap: str, topic: str, name: str) -> str | None:
+    """A topic's effective config value; None while the broker asked does not know the topic yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
         [resource] = response.resources
-        return next(str(entry[1]) for entry in resource[4] if entry[0] == name)
+        if resource[0] != 0:  # e.g. UNKNOWN_TOPIC_OR_PARTITION from a broker a moment behind
+            return None
+        return next((str(entry[1]) for entry in resource[4] if entry[0] == name), None)
     finally:
         await admin.close()
 
@@ -55,7 +58,8 @@ async def test_topology_replication_and_who_leads_what(kafka_cluster: KafkaClust
     assert sorted(c.state().brokers) == [1, 2, 3]
     topic, group, tid = f"topo-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}", f"tx-{uuid.uuid4().hex[:8]}"
     await kafka.ensure_topics(s, [topic], partitions=3)
-    assert await _topic_config(c.bootstrap, topic, "min.insync.replicas") == "2"  # the cluster default
+    min_isr = await aeventually(lambda: _topic_config(c.bootstrap, topic, "min.insync.replicas"), 30, 0.5, "topic config")
+    assert min_isr == "2"  # the cluster default
 
     # a transaction and a group commit create both internal topics, replicated like every other
     await _commit_one(s, tid, topic, b"v")
