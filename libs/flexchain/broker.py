@@ -477,22 +477,28 @@ def _exit_reason(cfg: BrokerConfig) -> str:
         return "no pid file"
     proc = _children.get(pid)
     if proc is None or proc.poll() is None:
-        return f"pid {pid}"
+        try:  # what /proc says of it, since status() found it not (or no longer) running
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            tasks = len(os.listdir(f"/proc/{pid}/task"))
+            cmdline = len(Path(f"/proc/{pid}/cmdline").read_bytes())
+        except OSError as e:
+            return f"pid {pid}: {e}"
+        return f"pid {pid}: state {state}, {tasks} threads, command line {cmdline} bytes"
     rc = proc.returncode
     return f"pid {pid} killed by signal {-rc}" if rc < 0 else f"pid {pid} exited with status {rc}"
 
 
 def _pid_alive(pid: int) -> bool:
     if (proc := _children.get(pid)) is not None:
-        if proc.poll() is not None:
-            return False  # our child, exited (and now reaped)
-    else:
-        try:  # reap it if it is a child of ours we do not hold, so a zombie doesn't count as running
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return False
-        except ChildProcessError:
-            pass
+        # started here: waitpid is the authority — it reports the exit only once every thread of the
+        # JVM is gone (and with them its sockets); no /proc guesswork
+        return proc.poll() is None
+    try:  # reap it if it is a child of ours we do not hold, so a zombie doesn't count as running
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -510,6 +516,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _is_our_broker(cfg: BrokerConfig, pid: int) -> bool:
+    if (proc := _children.get(pid)) is not None:  # started here: its command line is known
+        return str(cfg.properties_file) in [str(a) for a in proc.args]  # type: ignore[union-attr]
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
