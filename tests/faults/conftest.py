@@ -32,7 +32,7 @@ from flexchain import broker as kbroker
 from flexchain.procs import free_port_block
 from flexchain.settings import PROJECT_ROOT
 from tests.faults.postgres import PostgresDatabase, PostgresServer, PostgresUnavailable
-from tests.faults.support import TIMINGS, KafkaCluster, LocalBroker
+from tests.faults.support import BROKER_OVERRIDES, TIMINGS, KafkaCluster, LocalBroker
 from tests.faults.support import timed as _timed
 
 KAFKA_CACHE = PROJECT_ROOT / ".cache" / "kafka"
@@ -64,7 +64,9 @@ def kafka_libs() -> Path:
 
 @pytest.fixture(scope="session")
 def _cluster(faults_root: Path, kafka_libs: Path) -> Iterator[KafkaCluster]:
-    config = kbroker.ClusterConfig(data_dir=faults_root / "cluster", nodes=3, port=free_port_block(6))
+    config = kbroker.ClusterConfig(
+        data_dir=faults_root / "cluster", nodes=3, port=free_port_block(6), overrides=dict(BROKER_OVERRIDES)
+    )
     cluster = KafkaCluster(config, KAFKA_CACHE)
     try:
         _timed("3-node cluster up (format + start + healthy)", cluster.up())

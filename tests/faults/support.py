@@ -36,6 +36,10 @@ def timed(name: str, seconds: float) -> float:
     return seconds
 
 
+#: As the session broker (tests/conftest.py): the transaction coordinator looks for timed-out
+#: transactions every second (default 10 s), so a test that outwaits the transaction timeout sees the abort.
+BROKER_OVERRIDES = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000"}
+
 #: FindCoordinator key types (KIP-98): a consumer group, a transactional id.
 GROUP, TRANSACTION = 0, 1
 
@@ -216,6 +220,7 @@ class LocalBroker:
             controller_port=port + 1,
             jvm_opts=kbroker.CLUSTER_JVM_OPTS,
             extra_listeners=extra,
+            overrides=dict(BROKER_OVERRIDES),
         )
 
     @property
