@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 
+
 @dataclass(frozen=True)
 class Route:
     """Events on `topic` (of the given types) turned into this service's commands by `react`."""
@@ -182,6 +183,23 @@ def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, DecodeError):
         return "registry"
     return "error"
+
+
+class _AbortOrphans(Exception):
+    """Raised inside a transaction to abort it (see `Processor._clear_orphans`)."""
+
+
+#: On every event: the offset of the command it answers, in its command partition.
+SOURCE_OFFSET_HEADER = "flexchain.source.offset"
+
+
+class StoreUnavailable(Exception):
+    """The snapshot store is not answering (the processor folds from the log instead)."""
+
+
+STORE_TIMEOUT_S = 10.0  # a snapshot call longer than this is abandoned (its thread finishes on its own)
+MARKER_WAIT_S = 2.0  # how long a snapshot waits for its events' commit marker to be in the log
+STORE_BACKOFF_S = 30.0  # after a failed call, the store is not asked for this long
 
 
 class InjectedFault(Exception):
@@ -474,6 +492,8 @@ class Processor(_TransactionalLoop):
         self._events_topic = self.names["events"]
         self._horizon = int(settings.flexchain_dedup_horizon_hours * 3_600_000)
         self._rebuilder: AIOKafkaConsumer | None = None
+        self._uncommitted: AIOKafkaConsumer | None = None
+        self._store_down_until = 0.0
         self.view: OwnView | None = None
         self.waiters: Waiters | None = None
         self._caused: dict[int, dict[str, list[Enveloped]]] = {}
@@ -481,6 +501,8 @@ class Processor(_TransactionalLoop):
     async def start(self) -> None:
         self._rebuilder = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
         await self._rebuilder.start()
+        self._uncommitted = kafka.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
+        await self._uncommitted.start()
         await super().start()
 
     async def stop(self) -> None:
@@ -489,6 +511,8 @@ class Processor(_TransactionalLoop):
         await super().stop()
         if self._rebuilder is not None:
             await self._rebuilder.stop()
+        if self._uncommitted is not None:
+            await self._uncommitted.stop()
 
     def owns(self, tp: TopicPartition) -> bool:
         return tp in self.producers and tp.partition in self.states
@@ -512,6 +536,8 @@ class Processor(_TransactionalLoop):
                 self.view.handover(tp.partition, ps)
 
     async def gain(self, tps: list[TopicPartition]) -> None:
+        for tp in tps:
+            await self._clear_orphans(tp)
         partitions = sorted(tp.partition for tp in tps if tp.partition not in self.states)
         if partitions:
             await self.rebuild(partitions)
@@ -519,6 +545,62 @@ class Processor(_TransactionalLoop):
             self.view.sync(set(self.states) | set(self.stopped))
         self.ready.set()
         self.metrics.ready.set(0 if self.stopped else 1)
+
+    async def _clear_orphans(self, tp: TopicPartition) -> None:
+        """After the fence, no transaction of ours is open on our event partition, so its last stable
+        offset must equal its end. If it does not, a transaction was completed without its marker on
+        this partition — Kafka's coordinator skips markers for a partition without a leader at that
+        moment (seen on a single broker killed with SIGKILL) — and its records are orphans: the next
+        marker our producer id writes here would commit them along with our own, although the
+        transaction's input offsets may never have been committed (every command answered twice).
+        So they are aborted now, by a transaction that writes one record here and aborts, and the
+        input is read again from the first command whose events they were: the events of commands
+        already in the log are skipped as duplicates, the others are made again, once."""
+        assert self._rebuilder is not None and self._uncommitted is not None and self.consumer is not None
+        events = TopicPartition(self._events_topic, tp.partition)
+        stable = (await self._rebuilder.end_offsets([events]))[events]
+        end = (await self._uncommitted.end_offsets([events]))[events]
+        if stable >= end:
+            return
+        sources = await self._orphan_sources(events, stable, end)
+        self.log.error(
+            "orphaned transaction records on the event partition (a transaction marker was lost): aborting them",
+            partition=tp.partition,
+            first_offset=stable,
+            end_offset=end,
+            commands_from=min(sources) if sources else None,
+        )
+        producer = self.producers[tp]
+        with contextlib.suppress(_AbortOrphans):
+            async with producer.transaction():
+                await producer.send(events.topic, b"", partition=events.partition, headers=[("flexchain.orphans", b"aborted")])
+                raise _AbortOrphans
+        deadline = time.monotonic() + 30
+        while (await self._rebuilder.end_offsets([events]))[events] < (await self._uncommitted.end_offsets([events]))[events]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{events}: orphaned transaction records could not be aborted")
+            await asyncio.sleep(0.2)
+        if sources and min(sources) < self._next.get(tp, 0):
+            self.consumer.seek(tp, min(sources))
+            self._next[tp] = min(sources)
+
+    async def _orphan_sources(self, events: TopicPartition, start: int, end: int) -> list[int]:
+        """The input offsets of the commands whose events lie in [start, end) of the event partition."""
+        assert self._uncommitted is not None
+        self._uncommitted.assign([events])
+        self._uncommitted.seek(events, start)
+        sources: list[int] = []
+        try:
+            while await self._uncommitted.position(events) < end:
+                for rec in (await self._uncommitted.getmany(events, timeout_ms=500)).get(events, []):
+                    if rec.offset >= end:
+                        break
+                    source = kafka.header(rec, SOURCE_OFFSET_HEADER)
+                    if source is not None:
+                        sources.append(int(source))
+        finally:
+            self._uncommitted.unsubscribe()
+        return sources
 
     async def rebuild(self, partitions: list[int]) -> None:
         assert self._rebuilder is not None and self.consumer is not None
@@ -614,9 +696,10 @@ class Processor(_TransactionalLoop):
 
     async def _load_snapshot(self, partition: int) -> PartitionState | None:
         try:
-            return await asyncio.to_thread(
+            ps: PartitionState | None = await self._store_call(
                 self.store.load, self.group_id, partition, self.cluster_id, self.svc.state_format, type(self.svc.new_state())
             )
+            return ps
         except Exception as exc:  # the store is only a shortcut: without it, fold the whole log
             self.log.warning("snapshot store unavailable; rebuilding from the log", partition=partition, error=repr(exc))
             return None
@@ -625,13 +708,43 @@ class Processor(_TransactionalLoop):
         """Save a partition's COMMITTED state (never called between a change and its commit)."""
         if ps.since_snapshot == 0:
             return
+        if not await self._stable_through(partition, ps.next_offset):
+            # The state holds events whose commit marker is not in the log (yet, or ever: see
+            # `_clear_orphans`). A snapshot of it could outlive their abort; try again later.
+            self.log.warning("snapshot deferred: the log is not stable up to the state", partition=partition)
+            return
         ps.since_snapshot = 0
         try:
-            await asyncio.to_thread(
+            await self._store_call(
                 self.store.save, self.group_id, partition, self.cluster_id, self.svc.state_format, ps, type(ps.state)
             )
         except Exception as exc:
             self.log.warning("snapshot not saved", partition=partition, error=repr(exc))
+
+    async def _stable_through(self, partition: int, offset: int) -> bool:
+        """Whether the event partition's last stable offset has reached `offset` (waited for a
+        moment: the coordinator writes markers just after the commit returns)."""
+        assert self._rebuilder is not None
+        events = TopicPartition(self._events_topic, partition)
+        try:
+            async with asyncio.timeout(MARKER_WAIT_S):
+                while (await self._rebuilder.end_offsets([events]))[events] < offset:
+                    await asyncio.sleep(0.05)
+        except (TimeoutError, KafkaError):
+            return False
+        return True
+
+    async def _store_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A call to the snapshot store, in a thread and bounded in time: a store that hangs (a frozen
+        database answers no query, and no client timeout covers that) must not hold a rebuild or a
+        rebalance. After a failure the store is left alone for a while: its calls fail at once."""
+        if time.monotonic() < self._store_down_until:
+            raise StoreUnavailable("the snapshot store failed a moment ago")
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout=STORE_TIMEOUT_S)
+        except Exception:
+            self._store_down_until = time.monotonic() + STORE_BACKOFF_S
+            raise
 
     # --- processing ----------------------------------------------------------------------------
 
@@ -718,10 +831,10 @@ class Processor(_TransactionalLoop):
             self.poison[(rec.topic, rec.partition, rec.offset)] = reason
             raise PartitionPoisoned(reason) from exc
         wanted = self.waiters is not None and self.waiters.wanted(cenv.event_id)
-        stamp = str(origin).encode()
+        stamp, source = str(origin).encode(), str(rec.offset).encode()
         for item, value in items:
             kind = item.envelope.event_type
-            headers = [("type", kind.encode()), (ORIGIN_HEADER, stamp)]
+            headers = [("type", kind.encode()), (ORIGIN_HEADER, stamp), (SOURCE_OFFSET_HEADER, source)]
             if digest:
                 headers.append((DIGEST_HEADER, digest.encode()))
             out.add(self._events_topic, tp.partition, item.envelope.aggregate_id.encode(), value, headers, kind)

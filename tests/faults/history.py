@@ -94,18 +94,19 @@ def check_history(log: list[Logged]) -> list[str]:
         (p, agg), v = next(iter(broken.items()))
         problems.append(f"{len(broken)} aggregates with versions not 1..n, e.g. partition {p} {agg!r}: {v[:12]}…")
     # one command's events are written in one transaction, next to each other: a second run is a repeat
-    runs: Counter[tuple[int, str]] = Counter()
+    runs: dict[tuple[int, str], list[int]] = defaultdict(list)  # (partition, command) → offsets where a run starts
     last: dict[int, str | None] = {}
     for x in log:
         cause = x.item.envelope.causation_id
         if cause is None:
             continue
         if last.get(x.partition) != cause:
-            runs[(x.partition, cause)] += 1
+            runs[(x.partition, cause)].append(x.offset)
         last[x.partition] = cause
-    repeated = [k for k, n in runs.items() if n > 1]
+    repeated = {k: v for k, v in runs.items() if len(v) > 1}
     if repeated:
-        problems.append(f"{len(repeated)} commands answered more than once, e.g. {repeated[:3]}")
+        shown = [f"partition {p} command {c} at offsets {v}" for (p, c), v in list(repeated.items())[:3]]
+        problems.append(f"{len(repeated)} commands answered more than once, e.g. {shown}")
     return problems
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -263,4 +264,5 @@ class LocalBroker:
         finally:
             if self.proxy is not None:
                 self.proxy.close()
-            shutil.rmtree(self.cfg.data_dir, ignore_errors=True)
+            if not os.environ.get("FLEXCHAIN_KEEP_BROKERS"):
+                shutil.rmtree(self.cfg.data_dir, ignore_errors=True)

@@ -82,9 +82,7 @@ def test_instances_come_and_go_during_handovers_and_nothing_is_applied_twice(
         reserved = Counter(x.item.message.order_id for x in log if x.type == "StockReserved")
         assert len(reserved) == n and set(reserved.values()) == {1}, "each command answered exactly once"
         want = Counter(c.sku for c in commands)
-        eventually(
-            lambda: all(get(f"{survivor.url}/skus/{s}")["reserved"] == want[s] for s in SKUS), timeout=60, what="reserved"
-        )
+        eventually(lambda: all(get(f"{survivor.url}/skus/{s}")["reserved"] == want[s] for s in SKUS), timeout=60, what="reserved")
         expected = folded_digests(INVENTORY, log)
         eventually(
             lambda: {p: d["digest"] for proc in live.values() for p, d in digests(proc.url).items()} == expected,
