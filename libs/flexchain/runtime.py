@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -458,6 +459,34 @@ class _TransactionalLoop:
         await self._after_commit(tp, results)
 
 
+def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """`fn(*args)` in a daemon thread of its own, as a future of the running loop. Not the default
+    executor: a call abandoned on its timeout (a frozen database: no client timeout covers a pooled
+    connection's ping) would be joined when the process exits, so a clean stop would wait for the
+    database to answer again. A daemon thread is left behind instead."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if fut.done():
+            return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="snapshot-store", daemon=True).start()
+    return fut
+
+
 async def _force_stop(producer: AIOKafkaProducer) -> None:
     """Stop a producer even if its broker is gone (aiokafka's stop waits for undelivered batches)."""
     sender = getattr(producer, "_sender", None)
@@ -741,7 +770,7 @@ class Processor(_TransactionalLoop):
         if time.monotonic() < self._store_down_until:
             raise StoreUnavailable("the snapshot store failed a moment ago")
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout=STORE_TIMEOUT_S)
+            return await asyncio.wait_for(_in_daemon_thread(fn, *args), timeout=STORE_TIMEOUT_S)
         except Exception:
             self._store_down_until = time.monotonic() + STORE_BACKOFF_S
             raise
