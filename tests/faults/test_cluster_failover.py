@@ -18,13 +18,16 @@ with ``FLEXCHAIN_REPLICATION_FACTOR=3``) while ~6000 ``ReserveStock`` commands s
   coordinators): the quorum elects another controller, and the cluster runs on two nodes until every
   command is answered; only then is the node started again.
 
-Leadership leaves a dead node only when its broker session times out (~9 s), so a transaction caught
-on it stays open that long. With the production transaction timeout (15 s) it usually outlives the
-failover and commits; the ``-past-txn-timeout`` variants (5 s) make the coordinator abort it, so the
-instances also go through their failure path (producer fenced, state dropped, rejoin, rebuild from
-the log). Usually, not always — a transaction held up before its coordinator accepted it (the
-coordinator was on the dead node, or its previous commit's markers still wait for a dead leader) never
-times out — so whether the path was hit is printed, not asserted.
+Whichever node dies, every partition stalls: the dead node stays in the ISR of every partition it
+replicates (all of them, at RF 3) until the controller fences it when its broker session times out
+(``broker.session.timeout.ms``, 9 s), so every ``acks=all`` write — events, offsets, the coordinators'
+own logs — waits that long, and leadership moves only then. A transaction caught in it stays open
+as long. With the production transaction timeout (15 s) it usually outlives the failover and
+commits; the ``-past-txn-timeout`` variants (5 s) make the coordinator abort it, so the instances
+also go through their failure path (producer fenced, state dropped, rejoin, rebuild from the log).
+Usually, not always — a transaction held up before its coordinator accepted it (the coordinator was
+on the dead node, its own log write waits too, or its previous commit's markers still wait for a
+dead leader) never times out — so whether the path was hit is printed, not asserted.
 
 What must hold, as when nothing fails: every command answered exactly once, a clean log (history
 checker), both instances' HTTP state equal to the fold of the log (``check_reservations``), nothing
