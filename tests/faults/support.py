@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -266,3 +267,13 @@ class LocalBroker:
                 self.proxy.close()
             if not os.environ.get("FLEXCHAIN_KEEP_BROKERS"):
                 shutil.rmtree(self.cfg.data_dir, ignore_errors=True)
+
+
+#: `FLEXCHAIN_FAULTS_FULL=1` runs every variant of every fault test; without it (CI, `make test`)
+#: one or two variants of each fault run, the others are skipped with the reason.
+FULL = os.environ.get("FLEXCHAIN_FAULTS_FULL") == "1"
+
+
+def longer(*values: object, id: str) -> Any:
+    """A variant run only with FLEXCHAIN_FAULTS_FULL=1 (keeps `make test` within its time)."""
+    return pytest.param(*values, id=id, marks=pytest.mark.skipif(not FULL, reason="a longer variant: FLEXCHAIN_FAULTS_FULL=1"))

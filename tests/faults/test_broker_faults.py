@@ -13,7 +13,7 @@ import pytest
 
 from services.inventory.messages import ReserveStock
 from tests.faults.checks import check_reservations
-from tests.faults.support import LocalBroker
+from tests.faults.support import LocalBroker, longer
 from tests.faults.test_frozen_instance import metric, stream
 from tests.support import Suite, eventually, post
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.faults]
 SKUS = [f"bk-{i:02d}" for i in range(16)]
 
 
-@pytest.mark.parametrize("down", [pytest.param(2.0, id="restarted-at-once"), pytest.param(12.0, id="down-past-txn-timeout")])
+@pytest.mark.parametrize("down", [pytest.param(2.0, id="restarted-at-once"), longer(12.0, id="down-past-txn-timeout")])
 def test_broker_killed_mid_stream_loses_and_doubles_nothing(
     killable_broker: LocalBroker, prefix: str, data_dir: Path, down: float
 ) -> None:

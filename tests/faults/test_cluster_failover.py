@@ -54,7 +54,7 @@ from aiokafka.partitioner import murmur2
 from services.inventory.messages import ReserveStock
 from tests.faults.checks import check_reservations
 from tests.faults.history import log_of
-from tests.faults.support import KafkaCluster, aeventually, timed
+from tests.faults.support import KafkaCluster, aeventually, longer, timed
 from tests.faults.test_frozen_instance import metric, stream
 from tests.support import Suite, eventually, post
 
@@ -151,11 +151,11 @@ def _answered(bootstrap: str, topic: str) -> int:
         # brokers' session timeout) and commits
         pytest.param("partition-leader", 15000, id="partition-leader"),
         pytest.param("txn-coordinator", 15000, id="txn-coordinator"),
-        pytest.param("controller-down", 15000, id="controller-down"),
+        longer("controller-down", 15000, id="controller-down"),
         # a transaction timeout shorter than the failover: the coordinator aborts the stuck
         # transactions (their producers fenced), the instances drop those partitions' states and rebuild
-        pytest.param("partition-leader", 5000, id="partition-leader-past-txn-timeout"),
-        pytest.param("txn-coordinator", 5000, id="txn-coordinator-past-txn-timeout"),
+        longer("partition-leader", 5000, id="partition-leader-past-txn-timeout"),
+        longer("txn-coordinator", 5000, id="txn-coordinator-past-txn-timeout"),
     ],
 )
 def test_node_killed_mid_stream_services_ride_the_failover_out(

@@ -36,6 +36,7 @@ from services.commission.plan import commission
 from services.inventory.messages import ReserveStock
 from services.order.messages import OrderLine, OrderPaid
 from tests.faults.history import check_history, log_of
+from tests.faults.support import longer
 from tests.support import CODEC, Suite, envelope_for, eventually, get, post
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
@@ -118,7 +119,7 @@ def metric(url: str, name: str) -> float:
         # test broker looks for timed-out transactions every second (tests/conftest.py)
         pytest.param(8.0, 20000, 3000, id="past-transaction-timeout"),
         # both: moved and aborted
-        pytest.param(12.0, 6000, 5000, id="past-both"),
+        longer(12.0, 6000, 5000, id="past-both"),
     ],
 )
 def test_frozen_inventory_instance_applies_nothing_twice(
@@ -185,7 +186,7 @@ T0 = 1_790_035_200_000
     ("pause", "txn_ms"),
     [
         # the partitions (of the router and of the processor) move; the open transactions are fenced
-        pytest.param(9.0, 15000, id="past-session-timeout"),
+        longer(9.0, 15000, id="past-session-timeout"),
         # moved, and the coordinator has aborted the open transactions before the instance resumes
         pytest.param(12.0, 5000, id="past-both"),
     ],

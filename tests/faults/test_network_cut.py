@@ -31,7 +31,7 @@ import pytest
 from services.inventory.messages import ReserveStock
 from tests.faults.checks import check_reservations
 from tests.faults.proxy import Mode
-from tests.faults.support import LocalBroker, timed
+from tests.faults.support import LocalBroker, longer, timed
 from tests.faults.test_frozen_instance import metric, stream
 from tests.support import Suite, eventually, get, post
 
@@ -61,7 +61,7 @@ def ready(url: str) -> bool:
     return bool(partitions(url)["ready"])
 
 
-@pytest.mark.parametrize("mode", ["blackhole", "reset"])
+@pytest.mark.parametrize("mode", ["blackhole", longer("reset", id="reset")])
 def test_instance_cut_off_from_the_broker_recovers_and_applies_nothing_twice(
     proxied_broker: LocalBroker, prefix: str, data_dir: Path, mode: Mode
 ) -> None:

@@ -50,7 +50,7 @@ from services.inventory.messages import ReserveStock
 from tests.faults.checks import check_reservations
 from tests.faults.history import log_of
 from tests.faults.postgres import PostgresDatabase
-from tests.faults.support import timed
+from tests.faults.support import longer, timed
 from tests.faults.test_frozen_instance import metric, stream
 from tests.support import CODEC, Suite, envelope_for, eventually, get, post
 
@@ -164,7 +164,7 @@ class QueryProbe:
         return self.slowest
 
 
-@pytest.mark.parametrize("outage", ["paused", "stopped"])
+@pytest.mark.parametrize("outage", ["paused", longer("stopped", id="stopped")])
 def test_instance_takes_over_while_the_snapshot_store_is_down(
     kafka_bootstrap: str, postgres: PostgresDatabase, prefix: str, data_dir: Path, outage: str
 ) -> None:
