@@ -134,3 +134,33 @@ def origin_of(timestamp: int, header: bytes | None) -> int:
         except ValueError:
             pass
     return timestamp
+
+
+def fold_record(
+    decode: Callable[[bytes], Enveloped],
+    evolve: Callable[[Any, Any], Any],
+    ps: PartitionState,
+    rec: Any,
+    horizon_ms: int,
+) -> Enveloped:
+    """Decode one record of the service's own event log (an aiokafka `ConsumerRecord`) and fold it
+    into `ps`, which then points past it. Whatever keeps it from being read or folded raises
+    `UnreadableEvent` naming topic, partition and offset — except a decode error marked transient
+    (the registry did not answer), raised as it is, to be tried again."""
+    try:
+        item = decode(rec.value)
+    except Exception as exc:
+        if getattr(exc, "transient", False):
+            raise
+        raise UnreadableEvent(rec.topic, rec.partition, rec.offset, getattr(exc, "reason", failure_reason(exc))) from exc
+    headers: dict[str, bytes] = {}
+    for name, value in rec.headers or ():
+        headers.setdefault(name, bytes(value))
+    digest = headers.get(DIGEST_HEADER, b"").decode()
+    origin = origin_of(rec.timestamp, headers.get(ORIGIN_HEADER))
+    try:
+        fold_event(evolve, ps, item, digest, origin, horizon_ms)
+    except Exception as exc:
+        raise UnreadableEvent(rec.topic, rec.partition, rec.offset, failure_reason(exc)) from exc
+    ps.next_offset = rec.offset + 1
+    return item

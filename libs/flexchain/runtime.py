@@ -59,8 +59,8 @@ from flexchain.fold import (
     Applied,
     PartitionState,
     UnreadableEvent,
-    failure_reason,
     fold_event,
+    fold_record,
     origin_of,
 )
 from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
@@ -686,19 +686,7 @@ class Processor(_TransactionalLoop):
         self.log.info("rebuild finished", partitions=partitions, events=folded, seconds=round(elapsed, 3))
 
     def _fold(self, ps: PartitionState, rec: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            item = self.codec.decode(rec.value)
-        except DecodeError as exc:
-            if exc.transient:  # the registry did not answer: the take-over fails and is tried again
-                raise
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
-        digest = (kafka.header(rec, DIGEST_HEADER) or b"").decode()
-        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
-        try:
-            fold_event(self.svc.evolve, ps, item, digest, origin, self._horizon)
-        except Exception as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, failure_reason(exc)) from exc
-        ps.next_offset = rec.offset + 1
+        fold_record(self.codec.decode, self.svc.evolve, ps, rec, self._horizon)
 
     def _stop_partition(self, exc: UnreadableEvent) -> None:
         """An own-log event that cannot be read: this partition stops (its commands wait in the

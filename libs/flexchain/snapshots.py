@@ -202,9 +202,7 @@ class SnapshotStore:
 
     # --- save --------------------------------------------------------------------------------
 
-    def save(
-        self, service: str, partition: int, cluster_id: str, state_format: str, ps: PartitionState, state_type: Any
-    ) -> bool:
+    def save(self, service: str, partition: int, cluster_id: str, state_format: str, ps: PartitionState, state_type: Any) -> bool:
         """Store `ps` unless the stored snapshot of this cluster and format is as new or newer.
 
         True if written. A state that cannot be encoded is logged as an ERROR and not written (a

@@ -19,15 +19,11 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
 from flexchain.fold import (
-    DIGEST_HEADER,
-    ORIGIN_HEADER,
     Applied,
     PartitionState,
     UnreadableEvent,
-    failure_reason,
     first_time,
-    fold_event,
-    origin_of,
+    fold_record,
 )
 from flexchain.messages import Enveloped
 from flexchain.metrics import ServiceMetrics
@@ -180,20 +176,7 @@ class OwnView:
         )
 
     def _fold(self, ps: PartitionState, rec: ConsumerRecord[bytes, bytes]) -> Enveloped:
-        try:
-            item = self.codec.decode(rec.value)
-        except DecodeError as exc:
-            if exc.transient:
-                raise
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, exc.reason) from exc
-        digest = (kafka.header(rec, DIGEST_HEADER) or b"").decode()
-        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
-        try:
-            fold_event(self.svc.evolve, ps, item, digest, origin, self._horizon)
-        except Exception as exc:
-            raise UnreadableEvent(rec.topic, rec.partition, rec.offset, failure_reason(exc)) from exc
-        ps.next_offset = rec.offset + 1
-        return item
+        return fold_record(self.codec.decode, self.svc.evolve, ps, rec, self._horizon)
 
     async def run(self, stopping: asyncio.Event) -> None:
         assert self._consumer is not None
