@@ -37,6 +37,7 @@ that cannot be read stops its partition (see :class:`flexchain.fold.UnreadableEv
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -201,6 +202,13 @@ class StoreUnavailable(Exception):
 STORE_TIMEOUT_S = 10.0  # a snapshot call longer than this is abandoned (its thread finishes on its own)
 MARKER_WAIT_S = 2.0  # how long a snapshot waits for its events' commit marker to be in the log
 STORE_BACKOFF_S = 30.0  # after a failed call, the store is not asked for this long
+
+
+#: Transactions begun per loop stage and input partition in this process, kept across loop restarts:
+#: `FLEXCHAIN_FAULT_ABORT_EVERY` aborts every Nth of each partition. (Counted per loop, reset by each
+#: restart, the Nth transaction of a batch spanning N partitions fell on the same partition after
+#: every restart: that partition never advanced.)
+_TRANSACTIONS: collections.Counter[tuple[str, TopicPartition]] = collections.Counter()
 
 
 class InjectedFault(Exception):
@@ -430,6 +438,7 @@ class _TransactionalLoop:
         for rec in records:
             self._handle(tp, rec, out)
         self._transactions += 1
+        _TRANSACTIONS[(self.stage, tp)] += 1  # per partition, across restarts: see InjectedFault
         every = self.settings.flexchain_fault_abort_every
         sent: list[tuple[str, Any]] = []
         async with producer.transaction():
@@ -439,8 +448,8 @@ class _TransactionalLoop:
             await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
             if self.settings.flexchain_fault_commit_delay_ms:  # a test widens the window a freeze can hit
                 await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
-            if every and self._transactions % every == 0:
-                raise InjectedFault(f"FLEXCHAIN_FAULT_ABORT_EVERY={every}: transaction {self._transactions} aborted")
+            if every and (n := _TRANSACTIONS[(self.stage, tp)]) % every == 0:
+                raise InjectedFault(f"FLEXCHAIN_FAULT_ABORT_EVERY={every}: transaction {n} of {tp} aborted")
         done = time.time() * 1000
         hist = self.metrics.latency.labels(self.stage)
         for rec in records:
