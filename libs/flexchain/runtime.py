@@ -200,6 +200,7 @@ class StoreUnavailable(Exception):
 
 
 STORE_TIMEOUT_S = 10.0  # a snapshot call longer than this is abandoned (its thread finishes on its own)
+ORPHAN_WAIT_S = 30.0  # how long a take-over waits for orphaned records to be aborted
 MARKER_WAIT_S = 2.0  # how long a snapshot waits for its events' commit marker to be in the log
 STORE_BACKOFF_S = 30.0  # after a failed call, the store is not asked for this long
 
@@ -267,7 +268,6 @@ class _TransactionalLoop:
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._next: dict[TopicPartition, int] = {}  # per owned partition: the next offset to process
         self._failure: BaseException | None = None
-        self._transactions = 0
         self._last_lag = 0.0
         self._debug = settings.flexchain_log_level.upper() == "DEBUG"
         self._in: dict[tuple[str, str], Any] = {}  # metric children by label, looked up once
@@ -437,8 +437,6 @@ class _TransactionalLoop:
         out = _Outbox()
         for rec in records:
             self._handle(tp, rec, out)
-        self._transactions += 1
-        _TRANSACTIONS[(self.stage, tp)] += 1  # per partition, across restarts: see InjectedFault
         every = self.settings.flexchain_fault_abort_every
         sent: list[tuple[str, Any]] = []
         async with producer.transaction():
@@ -448,8 +446,10 @@ class _TransactionalLoop:
             await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
             if self.settings.flexchain_fault_commit_delay_ms:  # a test widens the window a freeze can hit
                 await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
-            if every and (n := _TRANSACTIONS[(self.stage, tp)]) % every == 0:
-                raise InjectedFault(f"FLEXCHAIN_FAULT_ABORT_EVERY={every}: transaction {n} of {tp} aborted")
+            if every:  # per partition, across restarts: see _TRANSACTIONS
+                _TRANSACTIONS[(self.stage, tp)] += 1
+                if (n := _TRANSACTIONS[(self.stage, tp)]) % every == 0:
+                    raise InjectedFault(f"FLEXCHAIN_FAULT_ABORT_EVERY={every}: transaction {n} of {tp} aborted")
         done = time.time() * 1000
         hist = self.metrics.latency.labels(self.stage)
         for rec in records:
@@ -613,11 +613,9 @@ class Processor(_TransactionalLoop):
             async with producer.transaction():
                 await producer.send(events.topic, b"", partition=events.partition, headers=[("flexchain.orphans", b"aborted")])
                 raise _AbortOrphans
-        deadline = time.monotonic() + 30
-        while (await self._rebuilder.end_offsets([events]))[events] < (await self._uncommitted.end_offsets([events]))[events]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{events}: orphaned transaction records could not be aborted")
-            await asyncio.sleep(0.2)
+        end = (await self._uncommitted.end_offsets([events]))[events]  # past the abort marker
+        if not await self._stable_through(tp.partition, end, wait_s=ORPHAN_WAIT_S):
+            raise RuntimeError(f"{events}: orphaned transaction records could not be aborted")
         if sources and min(sources) < self._next.get(tp, 0):
             self.consumer.seek(tp, min(sources))
             self._next[tp] = min(sources)
@@ -747,13 +745,13 @@ class Processor(_TransactionalLoop):
         except Exception as exc:
             self.log.warning("snapshot not saved", partition=partition, error=repr(exc))
 
-    async def _stable_through(self, partition: int, offset: int) -> bool:
-        """Whether the event partition's last stable offset has reached `offset` (waited for a
-        moment: the coordinator writes markers just after the commit returns)."""
+    async def _stable_through(self, partition: int, offset: int, wait_s: float = MARKER_WAIT_S) -> bool:
+        """Whether the event partition's last stable offset reaches `offset` within `wait_s` (the
+        coordinator writes markers just after the commit returns)."""
         assert self._rebuilder is not None
         events = TopicPartition(self._events_topic, partition)
         try:
-            async with asyncio.timeout(MARKER_WAIT_S):
+            async with asyncio.timeout(wait_s):
                 while (await self._rebuilder.end_offsets([events]))[events] < offset:
                     await asyncio.sleep(0.05)
         except (TimeoutError, KafkaError):

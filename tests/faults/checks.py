@@ -1,16 +1,48 @@
-"""What every fault test of the inventory stream asserts at the end: each ReserveStock answered
-exactly once, a clean log (history checker), the stock reserved equal to the commands per sku on
-every instance, the live states equal to the fold of the log, and nothing dead-lettered."""
+"""The fault tests of the inventory stream share their set-up (`two_instances`: two instances with
+stock plenty) and their end (`check_reservations`: each ReserveStock answered exactly once, a clean
+log (history checker), the stock reserved equal to the commands per sku on every instance, the live
+states equal to the fold of the log, and nothing dead-lettered)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 from flexchain.procs import ServiceProcess
 from services.inventory.app import SERVICE as INVENTORY
 from services.inventory.messages import ReserveStock
 from tests.faults.history import check_history, folded_digests, log_of
-from tests.support import digests, eventually, get
+from tests.support import Suite, digests, eventually, get, post
+
+
+def two_instances(suite: Suite, data_dir: Path, skus: list[str], **env0: str) -> tuple[ServiceProcess, ServiceProcess]:
+    """Inventory instances "0" and "1" (each with a data dir of its own; `env0`: more settings for
+    instance 0), and every sku registered with a million units in stock."""
+    inv0 = suite.start("inventory", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "i0"), **env0)
+    inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
+    for sku in skus:
+        assert post(f"{inv0.url}/skus", {"sku": sku, "name": sku}).status_code == 200
+        assert post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 1_000_000}).status_code == 200
+    return inv0, inv1
+
+
+def partitions(url: str) -> dict[str, Any]:
+    """`/internal/partitions`; a query stalled behind the processor's lock (held by a transaction
+    waiting for the broker, or by a snapshot store call) fails as an AssertionError, which
+    `eventually` takes as "not yet"."""
+    try:
+        found: dict[str, Any] = get(f"{url}/internal/partitions")
+    except httpx.TimeoutException as exc:
+        raise AssertionError(f"{url}/internal/partitions did not answer: {exc!r}") from exc
+    return found
+
+
+def owned(url: str) -> set[int]:
+    """The partitions an instance processes."""
+    return {int(p) for p in partitions(url)["partitions"]}
 
 
 def check_reservations(bootstrap: str, topic_prefix: str, commands: list[ReserveStock], procs: list[ServiceProcess]) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from services.inventory.messages import ReserveStock
-from tests.faults.checks import check_reservations
+from tests.faults.checks import check_reservations, two_instances
 from tests.faults.support import LocalBroker, longer
 from tests.faults.test_frozen_instance import metric, stream
-from tests.support import Suite, eventually, post
+from tests.support import Suite, eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -30,11 +30,7 @@ def test_broker_killed_mid_stream_loses_and_doubles_nothing(
     suite = Suite(bootstrap, prefix, data_dir, FLEXCHAIN_TRANSACTION_TIMEOUT_MS="5000", FLEXCHAIN_SESSION_TIMEOUT_MS="10000")
     rng = random.Random(int(down))
     try:
-        inv0 = suite.start("inventory", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "i0"))
-        inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
-        for sku in SKUS:
-            assert post(f"{inv0.url}/skus", {"sku": sku, "name": sku}).status_code == 200
-            assert post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 1_000_000}).status_code == 200
+        inv0, inv1 = two_instances(suite, data_dir, SKUS)
         commands = [ReserveStock(rng.choice(SKUS), f"bk-{i:07d}", 1) for i in range(6000)]
         feeder = stream(bootstrap, suite.topic("inventory.commands"), commands, seconds=10.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inventory is working")

@@ -52,11 +52,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from services.inventory.messages import ReserveStock
-from tests.faults.checks import check_reservations
+from tests.faults.checks import check_reservations, two_instances
 from tests.faults.history import log_of
 from tests.faults.support import KafkaCluster, aeventually, longer, timed
 from tests.faults.test_frozen_instance import metric, stream
-from tests.support import Suite, eventually, post
+from tests.support import Suite, eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -169,11 +169,7 @@ def test_node_killed_mid_stream_services_ride_the_failover_out(
     rng = random.Random(label)
     restart: threading.Timer | None = None
     try:
-        inv0 = suite.start("inventory", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "i0"))
-        inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
-        for sku in SKUS:
-            assert post(f"{inv0.url}/skus", {"sku": sku, "name": sku}).status_code == 200
-            assert post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 1_000_000}).status_code == 200
+        inv0, inv1 = two_instances(suite, data_dir, SKUS)
         state = c.state()
         for topic in (commands_topic, events_topic):
             for p in range(PARTITIONS):

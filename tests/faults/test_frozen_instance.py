@@ -35,6 +35,7 @@ from flexchain.procs import ServiceProcess
 from services.commission.plan import commission
 from services.inventory.messages import ReserveStock
 from services.order.messages import OrderLine, OrderPaid
+from tests.faults.checks import check_reservations, owned, two_instances
 from tests.faults.history import check_history, log_of
 from tests.faults.support import longer
 from tests.support import CODEC, Suite, envelope_for, eventually, get, post
@@ -136,12 +137,8 @@ def test_frozen_inventory_instance_applies_nothing_twice(
     )
     rng = random.Random(pause)
     try:
-        inv0 = suite.start("inventory", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "i0"))
-        inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
-        for sku in SKUS:
-            assert post(f"{inv0.url}/skus", {"sku": sku, "name": sku}).status_code == 200
-            assert post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 1_000_000}).status_code == 200
-        eventually(lambda: len(get(f"{inv0.url}/internal/partitions")["partitions"]) in range(1, 6), what="inv0 owns some")
+        inv0, inv1 = two_instances(suite, data_dir, SKUS)
+        eventually(lambda: len(owned(inv0.url)) in range(1, 6), what="inv0 owns some")
         commands = [ReserveStock(rng.choice(SKUS), f"fz-{i:07d}", 1) for i in range(N)]
         feeder = stream(kafka_bootstrap, suite.topic("inventory.commands"), commands, seconds=12.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inv0 is working")
@@ -149,25 +146,7 @@ def test_frozen_inventory_instance_applies_nothing_twice(
         feeder.join(timeout=120)
         assert not feeder.is_alive()
 
-        def answered() -> list:
-            log = log_of(kafka_bootstrap, suite.topic("inventory.events"))
-            n = sum(1 for x in log if x.type in ("StockReserved", "ReservationRejected"))
-            return log if n >= N else []
-
-        log = eventually(answered, timeout=180, interval=1.0, what=f"all {N} commands answered")
-        problems = check_history(log)
-        assert not problems, problems
-        reserved = Counter(x.item.message.order_id for x in log if x.type == "StockReserved")
-        assert len(reserved) == N and set(reserved.values()) == {1}, "each command answered exactly once"
-        assert not [x for x in log if x.type == "ReservationRejected"], "stock was plenty: nothing to reject"
-        want = Counter(c.sku for c in commands)
-        for url in (inv0.url, inv1.url):
-            eventually(
-                lambda url=url: all(get(f"{url}/skus/{s}")["reserved"] == want[s] for s in SKUS),
-                timeout=60,
-                what=f"{url}: reserved == commands per sku (not oversold)",
-            )
-        assert log_of(kafka_bootstrap, suite.topic("inventory.dlq")) == []
+        check_reservations(kafka_bootstrap, prefix, commands, [inv0, inv1])
         assert inv0.running and inv1.running
         # the fault really hit a transaction: the frozen instance found its transaction fenced or aborted
         failed = metric(inv0.url, "flexchain_inventory_transactions_failed_total")

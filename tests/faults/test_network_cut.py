@@ -23,17 +23,15 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from services.inventory.messages import ReserveStock
-from tests.faults.checks import check_reservations
+from tests.faults.checks import check_reservations, owned, partitions, two_instances
 from tests.faults.proxy import Mode
 from tests.faults.support import LocalBroker, longer, timed
 from tests.faults.test_frozen_instance import metric, stream
-from tests.support import Suite, eventually, get, post
+from tests.support import Suite, eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -41,20 +39,6 @@ SKUS = [f"nc-{i:02d}" for i in range(32)]  # keys of every partition: all of the
 PARTITIONS = 6
 SESSION_MS = 6000  # the broker's minimum (group.min.session.timeout.ms)
 CUT_S = 12.0  # twice the session timeout: instance 0 is evicted and its partitions move
-
-
-def partitions(url: str) -> dict[str, Any]:
-    """`/internal/partitions`; a query stalled behind the processor's lock (held by a transaction
-    waiting for the broker) counts as "not yet", not as a failure of the test."""
-    try:
-        found: dict[str, Any] = get(f"{url}/internal/partitions")
-    except httpx.TimeoutException as exc:
-        raise AssertionError(f"{url}/internal/partitions did not answer: {exc!r}") from exc
-    return found
-
-
-def owned(url: str) -> set[int]:
-    return {int(p) for p in partitions(url)["partitions"]}
 
 
 def ready(url: str) -> bool:
@@ -78,16 +62,8 @@ def test_instance_cut_off_from_the_broker_recovers_and_applies_nothing_twice(
     )
     rng = random.Random(mode)
     try:
-        inv0 = suite.start(
-            "inventory",
-            instance="0",
-            FLEXCHAIN_DATA_DIR=str(data_dir / "i0"),
-            KAFKA_BOOTSTRAP_SERVERS=proxied_broker.proxied_bootstrap,  # every connection through the proxy
-        )
-        inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
-        for sku in SKUS:
-            assert post(f"{inv0.url}/skus", {"sku": sku, "name": sku}).status_code == 200
-            assert post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 1_000_000}).status_code == 200
+        # instance 0: every connection through the proxy
+        inv0, inv1 = two_instances(suite, data_dir, SKUS, KAFKA_BOOTSTRAP_SERVERS=proxied_broker.proxied_bootstrap)
         eventually(lambda: len(owned(inv0.url)) in range(1, PARTITIONS), what="inv0 owns some partitions, inv1 the others")
         assert proxy.open_connections > 0, "instance 0 talks to the broker through the proxy"
 

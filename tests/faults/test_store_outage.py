@@ -35,7 +35,6 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -47,12 +46,12 @@ from flexchain.messages import Enveloped
 from flexchain.runtime import STORE_BACKOFF_S, STORE_TIMEOUT_S
 from flexchain.snapshots import snapshots
 from services.inventory.messages import ReserveStock
-from tests.faults.checks import check_reservations
+from tests.faults.checks import check_reservations, owned, partitions, two_instances
 from tests.faults.history import log_of
 from tests.faults.postgres import PostgresDatabase
 from tests.faults.support import longer, timed
 from tests.faults.test_frozen_instance import metric, stream
-from tests.support import CODEC, Suite, envelope_for, eventually, get, post
+from tests.support import CODEC, Suite, envelope_for, eventually, post
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -69,20 +68,6 @@ SNAPSHOT_EVERY = 150  # events per partition between snapshots: several per part
 TAKEOVER_BOUND_S = 3 * STORE_TIMEOUT_S + 30
 #: a clean stop saves snapshots: one store call times out, the others fail at once
 STOP_BOUND_S = STORE_TIMEOUT_S + 15
-
-
-def partitions(url: str) -> dict[str, Any]:
-    """`/internal/partitions`; a query stalled behind a store call (it waits for the processor's lock,
-    held while a snapshot is saved) counts as "not yet", not as a failure of the test."""
-    try:
-        found: dict[str, Any] = get(f"{url}/internal/partitions")
-    except httpx.TimeoutException as exc:
-        raise AssertionError(f"{url}/internal/partitions did not answer: {exc!r}") from exc
-    return found
-
-
-def owned(url: str) -> set[int]:
-    return {int(p) for p in partitions(url)["partitions"]}
 
 
 def answered(bootstrap: str, topic: str) -> int:
@@ -183,11 +168,7 @@ def test_instance_takes_over_while_the_snapshot_store_is_down(
     rng = random.Random(outage)
     trickle: Trickle | None = None
     try:
-        inv0 = suite.start("inventory", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "i0"))
-        inv1 = suite.start("inventory", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "i1"))
-        for sku in SKUS:
-            assert post(f"{inv0.url}/skus", {"sku": sku, "name": sku}).status_code == 200
-            assert post(f"{inv0.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 1_000_000}).status_code == 200
+        inv0, inv1 = two_instances(suite, data_dir, SKUS)
         eventually(lambda: len(owned(inv0.url)) in range(1, PARTITIONS), what="inv0 owns some partitions, inv1 the others")
 
         first = [ReserveStock(rng.choice(SKUS), f"so-a-{i:07d}", 1) for i in range(4000)]
