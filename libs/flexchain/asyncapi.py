@@ -194,11 +194,17 @@ def document(partitions: int = 6, replicas: int = 3, root: Path = SCHEMAS_DIR) -
         }
 
     clock_ids = add(tuple(CLOCK_MESSAGES))
+    for mid in clock_ids:  # ticks come from schedulers of every kind: a record without the header is read too
+        messages[mid]["headers"]["required"] = []
     channels["clock-ticks"] = _channel(
         CLOCK_TOPIC,
-        "Business time (R-X-1): `ClockTicked` records, key `main`, one partition. Services turn a tick into "
-        "timer checks (payment holds, return windows, campaign phases); with FLEXCHAIN_CLOCK=log their APIs "
-        f"stamp commands with the last tick. {WIRE}",
+        "Business time (R-X-1): `ClockTicked` records, key `main`, one partition. Any producer allowed to "
+        "write this topic (on a secured cluster: the `clock` principal) may publish a tick: `time` in ms since "
+        "the epoch (UTC), `clock_id` `main`, an envelope whose `event_id` is unique per tick; `envelope.producer` "
+        "is not read and the `type` header is optional. Every tick moves both the services' timers (payment "
+        "holds, return windows, campaign phases, daily reviews) and the time their APIs stamp on commands with "
+        "FLEXCHAIN_CLOCK=log (`GET /clock`): business time is the largest `time` read, so a tick older than one "
+        f"already read changes nothing. {WIRE}",
         clock_ids,
         1,
         replicas,

@@ -129,7 +129,8 @@ class Runtime:
 
 
 class _Clock:
-    """Folds `clock.ticks` into the runtime's last tick (used when FLEXCHAIN_CLOCK=log)."""
+    """Folds `clock.ticks` into the runtime's last tick (used when FLEXCHAIN_CLOCK=log): the largest
+    `time` of any `ClockTicked` read, whoever produced it — the same ticks that move the timers."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -172,6 +173,22 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
     return app
 
 
+def document_commands(app: FastAPI) -> None:
+    """Every command route (a handler answering a `JSONResponse` through `submit`) documents the one
+    answer shape of commands in the OpenAPI document: 200/202 `CommandAnswer`, 409/422 `Refusal`."""
+    from fastapi.routing import APIRoute
+    from fastapi.utils import create_model_field
+
+    from flexchain.api import COMMAND_RESPONSES
+
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.endpoint.__annotations__.get("return") in ("JSONResponse", JSONResponse):
+            route.responses = {**COMMAND_RESPONSES, **route.responses}
+            for status, response in COMMAND_RESPONSES.items():  # what FastAPI derives from `responses=`
+                name = f"Response_{status}_{route.unique_id}"
+                route.response_fields[status] = create_model_field(name=name, type_=response["model"], mode="serialization")
+
+
 def _default_clock(app: FastAPI, rt: Runtime) -> None:
     """`GET /clock` on every service (unless it has its own): the business time this instance stamps
     on the commands it publishes — with `FLEXCHAIN_CLOCK=log`, the last `clock.ticks` time it read."""
@@ -200,6 +217,7 @@ async def serve(
     settings = settings or Settings()
     log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
     from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from services.clock.messages import ClockTicked
 
     foreign_topics = [t for t in view.topics if not t.startswith(svc.name + ".")]
     base_topics = [*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]
@@ -226,7 +244,8 @@ async def serve(
     clock = _Clock(rt)
 
     def fold(item: Enveloped) -> None:
-        if item.envelope.producer == "clock":
+        # one rule for timers and `/clock`: any ClockTicked on clock.ticks, whoever produced it
+        if isinstance(item.message, ClockTicked):
             clock.fold(item)
         else:
             view.fold(item)
@@ -265,6 +284,7 @@ async def serve(
     port = settings.flexchain_http_port or default_port
     app = build_api(rt)
     _default_clock(app, rt)
+    document_commands(app)
     config = uvicorn.Config(app, host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours

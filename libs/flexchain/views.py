@@ -244,6 +244,7 @@ class Projection:
         self.metrics = metrics
         self.caught_up = asyncio.Event()
         self.waiters = waiters or Waiters()
+        self._moved = asyncio.Condition()  # notified after each batch is folded (see `catch_up`)
         self._types = {t.encode() for t in types} if types is not None else None
         self._consumer: AIOKafkaConsumer | None = None
         self._versions: dict[TopicPartition, dict[str, int]] = {}
@@ -266,6 +267,29 @@ class Projection:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+
+    async def catch_up(self, timeout: float) -> bool:
+        """Read-your-writes for the read model: return once it has folded every record committed to
+        its topics before this call (their last stable offsets now), or False after `timeout` s.
+        What another service has answered (its POST returned 200) is then in the model."""
+        if self._consumer is None or not self._ends:
+            return True
+        consumer = self._consumer
+        targets = await consumer.end_offsets(list(self._ends))  # read_committed: the LSO
+
+        async def reached() -> bool:
+            return all([await consumer.position(tp) >= end for tp, end in targets.items()])
+
+        async def wait() -> None:
+            async with self._moved:
+                while not await reached():
+                    await self._moved.wait()
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _wanted(self, rec: ConsumerRecord[bytes, bytes]) -> bool:
         if self._types is None:
@@ -313,6 +337,8 @@ class Projection:
                         caused.setdefault(cause or "", []).append(item)
             if caused:
                 self.waiters.resolve(caused)
+            async with self._moved:
+                self._moved.notify_all()
             if not self.caught_up.is_set():
                 positions = [await self._consumer.position(tp) for tp in self._ends]
                 if all(pos >= self._ends[tp] for pos, tp in zip(positions, self._ends, strict=True)):
