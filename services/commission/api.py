@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, past_states, submit
+from flexchain.api import MAX_CENTS, MAX_COUNT, MAX_DURATION_MS, MAX_TIME_MS, AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.commission import domain
@@ -39,20 +39,27 @@ from services.commission.messages import (
     SetSettlement,
     SetSkuRate,
 )
-from services.commission.plan import validate_plan
+from services.commission.plan import MAX_RECRUITMENT_DEPTH, validate_plan
 from services.commission.state import CommissionState, Network, OrderCommission, Totals, upline_chain
 from services.commission.whatif import Outcome, replay_plan
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Rate = Annotated[str, Field(pattern=r"^0(\.\d{1,4})?$", description='a rate as a decimal string, e.g. "0.15"')]
 SignedRate = Annotated[str, Field(pattern=r"^-?0(\.\d{1,4})?$", description='e.g. "-0.07"')]
-Cents = Annotated[int, Field(ge=0, description="cents (fen): a whole number")]
-Millis = Annotated[int, Field(ge=0, description="ms since the epoch, UTC (business time)")]
+Cents = Annotated[int, Field(ge=0, le=MAX_CENTS, description="cents (fen): a whole number")]
+Millis = Annotated[int, Field(ge=0, le=MAX_TIME_MS, description="ms since the epoch, UTC (business time)")]
 Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 class DistributorIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "distributor_id": "lin",
+        "name": "Lin Xiaomei",
+        "upline_id": "ming",
+        "grade": "standard",
+    }
+
     distributor_id: Id
     name: Annotated[str, Field(max_length=200)] = ""
     upline_id: Id | None = None
@@ -61,34 +68,54 @@ class DistributorIn(StrictModel):
 
 
 class UplineIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"upline_id": "ming"}
+
     upline_id: Id
 
 
 class GradeIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"grade": "gold"}
+
     grade: Id
 
 
 class QualificationIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"qualified_until": 1798761600000}
+
     qualified_until: Millis
 
 
 class LevelsIn(StrictModel):
-    levels: Annotated[int, Field(ge=1)]
-    max_chain_depth: Annotated[int, Field(ge=1)]
+    """How many levels commission flows up (1–3, R-COM-1), and optionally a cap on how deep the tree
+    may grow by recruitment — a separate setting: 0 removes the cap; omitted leaves it as it is."""
+
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"levels": 3}
+
+    levels: Annotated[int, Field(ge=1, le=MAX_COUNT, description="levels commission reaches, the seller being level 1: 1 to 3")]
+    max_chain_depth: Annotated[
+        int | None,
+        Field(ge=0, le=MAX_RECRUITMENT_DEPTH, description="cap on recruitment depth (0: none); omitted: unchanged"),
+    ] = None
 
 
 class LevelRatesIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"rates": ["0.15", "0.05", "0.02"]}
+
     rates: Annotated[list[Rate], Field(min_length=3, max_length=3)]
 
 
 class PremiumsIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"premiums": ["0.02", "0.01"]}
+
     premiums: Annotated[list[Rate], Field(min_length=1, max_length=3)]
 
 
 class PlanReplayIn(StrictModel):
     """R-X-4 sandbox: another plan (omitted fields: the plan in force), replayed over the past."""
 
-    levels: Annotated[int, Field(ge=1)] | None = None
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"levels": 3, "level_rates": ["0.18", "0.05", "0.02"], "paid_from": 1767225600000}
+
+    levels: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
     level_rates: Annotated[list[Rate], Field(min_length=3, max_length=3)] | None = None
     grade_premiums: dict[Id, Annotated[list[Rate], Field(min_length=1, max_length=3)]] | None = None
     paid_from: Millis = 0
@@ -96,41 +123,65 @@ class PlanReplayIn(StrictModel):
 
 
 class SponsorIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"distributor_id": "house"}
+
     distributor_id: Id | None
 
 
 class SettlementIn(StrictModel):
-    payout_delay_ms: Millis
-    batch_interval_ms: Annotated[int, Field(gt=0)]
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"payout_delay_ms": 604800000, "batch_interval_ms": 86400000}
+
+    payout_delay_ms: Annotated[int, Field(ge=0, le=MAX_DURATION_MS, description="T+N: ms from payable to due")]
+    batch_interval_ms: Annotated[int, Field(gt=0, le=MAX_DURATION_MS, description="ms between payout batch cutoffs")]
 
 
 class TierIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"threshold": 1000000, "bonus": 20000}
+
     threshold: Cents
     bonus: Cents
 
 
 class BonusesIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "tiers": [{"threshold": 1000000, "bonus": 20000}, {"threshold": 3000000, "bonus": 80000}],
+        "referral_bonus": 5000,
+    }
+
     tiers: Annotated[list[TierIn], Field(max_length=20)]
     referral_bonus: Cents
 
 
 class SkuRateIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"rate": "0.18"}
+
     rate: Rate | None
 
 
 class RuleIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "signal": "overstock",
+        "skus": ["mask-01"],
+        "delta": "0.03",
+        "threshold": 500,
+        "floor": "0.15",
+        "ceiling": "0.25",
+    }
+
     signal: Id
     skus: Annotated[list[Id], Field(max_length=1000)] = []
     delta: SignedRate
-    threshold: Annotated[int, Field(ge=1)]
+    threshold: Annotated[int, Field(ge=1, le=MAX_COUNT)]
     floor: Rate
     ceiling: Rate
 
 
 class SignalIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"sku": "mask-01", "signal": "overstock", "value": 800}
+
     sku: Id
     signal: Id
-    value: Annotated[int, Field(ge=0)]
+    value: Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 def _refusal(e: Message) -> bool:
@@ -142,9 +193,12 @@ def _record(obj: Any) -> dict[str, Any]:
 
 
 def totals_view(t: Totals) -> dict[str, int]:
+    """Commission and bonuses apart; `earned` = commission + bonuses, and
+    earned − clawed_back = pending + payable + paid (cents)."""
     return {
-        "accrued": t.accrued,
+        "commission": t.accrued - t.bonuses,
         "bonuses": t.bonuses,
+        "earned": t.accrued,
         "clawed_back": t.clawed,
         "pending": t.pending,
         "payable": t.payable,

@@ -17,7 +17,7 @@ from flexchain.settings import Settings
 from services.clock.messages import MESSAGES as CLOCK_MESSAGES
 from services.commission import domain, policy
 from services.commission.messages import COMMANDS, EVENTS, CommissionPlan
-from services.commission.plan import DAY_MS, DEFAULT_PLAN, HOUR_MS
+from services.commission.plan import DAY_MS, DEFAULT_PLAN, HOUR_MS, MAX_RECRUITMENT_DEPTH
 from services.commission.state import CommissionState
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.order.messages import EVENTS as ORDER_EVENTS
@@ -31,7 +31,13 @@ class CommissionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLEXCHAIN_COMMISSION_", extra="ignore")
 
     levels: int = Field(DEFAULT_PLAN.levels, ge=1, le=3, description="levels commission flows up (R-COM-1)")
-    max_chain_depth: int = Field(DEFAULT_PLAN.max_chain_depth, ge=1, le=3, description="deepest chain the tree holds")
+    max_chain_depth: int = Field(
+        DEFAULT_PLAN.max_chain_depth,
+        ge=0,
+        le=MAX_RECRUITMENT_DEPTH,
+        description="a cap on recruitment depth: the deepest chain the tree may hold (0: no cap, the default); "
+        "not how far commission flows up, which is `levels` (R-COM-1)",
+    )
     payout_delay_days: int = Field(7, ge=0, description="T+N: days from payable to due for payout")
     batch_interval_hours: int = Field(24, ge=1, description="hours between payout batch cutoffs")
     referral_bonus: int = Field(DEFAULT_PLAN.referral_bonus, ge=0, description="cents per new member (R-COM-4)")

@@ -75,7 +75,8 @@ class CommissionPlan:
 
     `level_rates[k-1]` is the rate of level k (level 1 = the distributor who sold); a sku's own rate,
     when it has one, replaces the level-1 rate. `grade_premiums[grade][k-1]` is added to level k's rate
-    for a beneficiary of that grade."""
+    for a beneficiary of that grade. `levels` is how far commission flows up; `max_chain_depth` caps how
+    deep the tree may grow by recruitment — a separate setting, 0 (no cap) by default (R-COM-1)."""
 
     levels: int
     max_chain_depth: int
@@ -260,11 +261,12 @@ class RenewQualification(NetworkMessage):
 
 @dataclass(frozen=True, slots=True)
 class SetCommissionLevels(NetworkMessage):
-    """Commission flows up `levels` levels (1..3); the tree holds chains of at most `max_chain_depth`."""
+    """Commission flows up `levels` levels (1..3, R-COM-1). `max_chain_depth`, when given, also caps how
+    deep the tree may grow by recruitment (0: no cap); None leaves the cap as it is."""
 
     network_id: str
     levels: int
-    max_chain_depth: int
+    max_chain_depth: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 
-MAX_LEVELS = 3  # R-COM-1: never more than 3 levels (deeper chains are a legal risk)
+MAX_LEVELS = 3  # R-COM-1: commission never flows more than 3 levels up (a legal risk)
+MAX_RECRUITMENT_DEPTH = 1_000_000  # the largest cap on recruitment depth a plan may set (0: none)
 BASE_RATE_MIN = Decimal("0.15")  # R-COM-2: the level-1 rate is 15–20 % of the line's paid amount
 BASE_RATE_MAX = Decimal("0.20")
 MAX_PREMIUM = Decimal("0.05")  # what a grade may add to a level's rate
@@ -28,7 +29,7 @@ ZERO = Decimal(0)
 
 DEFAULT_PLAN = CommissionPlan(
     levels=2,  # R-COM-1: 2 levels recommended
-    max_chain_depth=3,
+    max_chain_depth=0,  # R-COM-1: recruitment depth is not capped unless the merchant asks
     level_rates=[Decimal("0.15"), Decimal("0.05"), Decimal("0.02")],
     grade_premiums={
         STANDARD: [ZERO, ZERO, ZERO],
@@ -79,8 +80,8 @@ def validate_plan(plan: CommissionPlan) -> str | None:
     """Why a plan is not acceptable, or None."""
     if not 1 <= plan.levels <= MAX_LEVELS:
         return f"levels must be 1 to {MAX_LEVELS}: commission never flows more than 3 levels up (R-COM-1)"
-    if not 1 <= plan.max_chain_depth <= MAX_LEVELS:
-        return f"max_chain_depth must be 1 to {MAX_LEVELS}: deeper chains are a legal risk (R-COM-1)"
+    if not 0 <= plan.max_chain_depth <= MAX_RECRUITMENT_DEPTH:
+        return f"max_chain_depth (a cap on recruitment depth) must be 0 (no cap) to {MAX_RECRUITMENT_DEPTH}"
     rates = plan.level_rates
     if len(rates) != MAX_LEVELS:
         return f"give {MAX_LEVELS} level rates (levels 1, 2, 3)"

@@ -34,8 +34,6 @@ from services.commission.messages import (
 )
 from services.commission.plan import DEFAULT_PLAN
 
-MAX_WALK = 64  # a walk up the tree never goes further (the tree is never deeper than 3 anyway)
-
 
 def refuse(cmd: Message, reason: str, aggregate: str | None = None) -> list[Message]:
     return [CommissionCommandRejected(aggregate if aggregate is not None else cmd.key, type(cmd).__name__, reason)]
@@ -106,12 +104,15 @@ class Network:
             self.sku_rates.setdefault(change.sku_rate.sku, []).append(change.sku_rate)
 
 
-def upline_chain(records: Mapping[str, DistributorRecord], distributor_id: str, limit: int = MAX_WALK) -> list[str]:
-    """`distributor_id` and its uplines, nearest first, at most `limit` of them."""
+def upline_chain(records: Mapping[str, DistributorRecord], distributor_id: str, limit: int | None = None) -> list[str]:
+    """`distributor_id` and its uplines, nearest first (at most `limit` of them). The tree is acyclic
+    (a cycle is refused); the walk stops at a repeat anyway, so a corrupt replica cannot hang it."""
     chain: list[str] = []
+    seen: set[str] = set()
     current: str | None = distributor_id
-    while current is not None and len(chain) < limit:
+    while current is not None and current not in seen and (limit is None or len(chain) < limit):
         chain.append(current)
+        seen.add(current)
         rec = records.get(current)
         current = rec.upline_id if rec is not None else None
     return chain
@@ -123,11 +124,14 @@ def depth(records: Mapping[str, DistributorRecord], distributor_id: str) -> int:
 
 
 def height(network: Network, distributor_id: str) -> int:
-    """Levels of the subtree under `distributor_id`, itself included (a leaf has height 1)."""
-    kids = network.children.get(distributor_id)
-    if not kids:
-        return 1
-    return 1 + max(height(network, k) for k in kids)
+    """Levels of the subtree under `distributor_id`, itself included (a leaf has height 1). Level by
+    level, not recursive: the tree may be any depth (R-COM-1)."""
+    levels, frontier, seen = 0, {distributor_id}, {distributor_id}
+    while frontier:
+        levels += 1
+        frontier = {k for d in frontier for k in network.children.get(d, ()) if k not in seen}
+        seen |= frontier
+    return levels
 
 
 @dataclass(slots=True)

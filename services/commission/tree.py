@@ -1,8 +1,10 @@
 """The referral network (pure): the distributor tree, the plan, qualification timers, replication.
 
 Every change is decided by the one network aggregate (`NETWORK`), so a link is checked against the
-whole, current tree: a cycle or a chain deeper than `max_chain_depth` is refused with the path that
-would have caused it (R-COM-1). Each accepted change carries a sequence number and the full record
+whole, current tree: a cycle — or, when the merchant caps recruitment depth, a chain deeper than
+`max_chain_depth` — is refused with the path that would have caused it (R-COM-1). The tree itself
+may grow to any depth; how far commission flows up is `levels`, applied when an order is paid.
+Each accepted change carries a sequence number and the full record
 after it; the router copies it to every partition (`ReplicateNetwork`), which folds it into its own
 replica (`NetworkReplicated`) — the replica is only ever a prefix of the authoritative history.
 """
@@ -85,12 +87,13 @@ def register(state: CommissionState, cmd: RegisterDistributor, now: int) -> list
             return refuse(cmd, f"{d} cannot be their own upline")
         if upline not in net.distributors:
             return refuse(cmd, f"unknown upline {upline}")
-        above = upline_chain(net.distributors, upline)
-        if len(above) + 1 > plan.max_chain_depth:
+        cap = plan.max_chain_depth
+        above = upline_chain(net.distributors, upline, cap or None)
+        if cap and len(above) + 1 > cap:
             return refuse(
                 cmd,
                 f"chain too deep: {_path([d, *above])} would be {len(above) + 1} levels, "
-                f"the maximum is {plan.max_chain_depth} (R-COM-1)",
+                f"the recruitment depth cap is {cap} (max_chain_depth, R-COM-1)",
             )
     record = DistributorRecord(d, cmd.name, upline, cmd.grade, cmd.qualified_until, now)
     # orders of this distributor may have waited in this very partition (the network's own)
@@ -112,12 +115,13 @@ def link(state: CommissionState, cmd: LinkDistributor, now: int) -> list[Message
     above = upline_chain(net.distributors, u)
     if d in above:  # u is in d's downline: d → … → u → d would be a cycle
         return refuse(cmd, f"linking {d} under {u} would make a cycle: {_path([d, *above[: above.index(d) + 1]])}")
-    deepest = len(above) + height(net, d)
-    if deepest > plan.max_chain_depth:
+    cap = plan.max_chain_depth
+    deepest = len(above) + height(net, d) if cap else 0
+    if cap and deepest > cap:
         return refuse(
             cmd,
             f"chain too deep: under {_path(above)}, {d} and their downline would reach {deepest} levels, "
-            f"the maximum is {plan.max_chain_depth} (R-COM-1)",
+            f"the recruitment depth cap is {cap} (max_chain_depth, R-COM-1)",
         )
     return [DistributorLinked(cmd.network_id, net.seq + 1, dataclasses.replace(rec, upline_id=u), rec.upline_id)]
 
@@ -177,12 +181,18 @@ def _plan_change(state: CommissionState, cmd: Any, now: int, change: str, **fiel
 
 
 def set_levels(state: CommissionState, cmd: SetCommissionLevels, now: int) -> list[Message]:
+    """Levels commission flows up; with `max_chain_depth`, the cap on recruitment depth (0: none),
+    which cannot go below a chain the tree already holds."""
     net = state.network
-    deepest = max((depth(net.distributors, d) for d in net.distributors), default=0)
-    if cmd.max_chain_depth < deepest:
-        return refuse(cmd, f"the tree already holds chains of {deepest} levels; relink them before lowering the maximum")
-    change = f"levels {cmd.levels}, max chain depth {cmd.max_chain_depth}"
-    return _plan_change(state, cmd, now, change, levels=cmd.levels, max_chain_depth=cmd.max_chain_depth)
+    cap = net.plan.max_chain_depth if cmd.max_chain_depth is None else cmd.max_chain_depth
+    if cap and cap != net.plan.max_chain_depth:
+        deepest = max((depth(net.distributors, d) for d in net.distributors), default=0)
+        if cap < deepest:
+            return refuse(
+                cmd, f"the tree already holds chains of {deepest} levels; relink them before capping recruitment depth at {cap}"
+            )
+    change = f"levels {cmd.levels}" + (f", recruitment depth cap {cap or 'none'}" if cap != net.plan.max_chain_depth else "")
+    return _plan_change(state, cmd, now, change, levels=cmd.levels, max_chain_depth=cap)
 
 
 def set_level_rates(state: CommissionState, cmd: SetLevelRates, now: int) -> list[Message]:

@@ -454,7 +454,7 @@ class Commissions:
     def view(self) -> dict[str, Any]:
         return {
             who: {
-                "balances": dict(self.totals[who]),
+                "balances": _balances(self.totals[who]),
                 "unpaid": _sorted_lines([line for line, _ in self.accounts[who].entries]),
                 "batches": list(self.accounts[who].batches),
             }
@@ -1043,3 +1043,13 @@ class Oracle:
             "points_reversed": sorted(self.loyalty.reversals),
             "escrow_refunds": sorted(self.presale.refund_ids),
         }
+
+
+def _balances(t: dict[str, int]) -> dict[str, int]:
+    """The service's `balances` shape: commission and bonuses apart, `earned` their sum."""
+    return {
+        "commission": t["accrued"] - t["bonuses"],
+        "bonuses": t["bonuses"],
+        "earned": t["accrued"],
+        **{k: t[k] for k in ("clawed_back", "pending", "payable", "paid")},
+    }

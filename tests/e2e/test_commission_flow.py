@@ -112,19 +112,24 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         url = suite.start("commission", module=module).url
         _tick(suite, T0, url)
 
-        # --- the tree: 3 levels; a fourth and a cycle are refused with the reason (R-COM-1)
-        assert put(f"{url}/plan/levels", {"levels": 3, "max_chain_depth": 3}).status_code == 200
-        for who, up in (("a", None), ("b", "a"), ("c", "b")):
+        # --- the tree (R-COM-1): commission flows 3 levels up, recruitment goes deeper; a cycle is
+        # refused with the reason; a cap on recruitment depth is a separate, optional setting
+        assert put(f"{url}/plan/levels", {"levels": 3}).status_code == 200
+        for who, up in (("a", None), ("b", "a"), ("c", "b"), ("d", "c"), ("e", "d")):
             assert post(f"{url}/distributors", {"distributor_id": who, "upline_id": up}).status_code == 200
-        deep = post(f"{url}/distributors", {"distributor_id": "d", "upline_id": "c"})
-        assert deep.status_code == 409 and "chain too deep: d → c → b → a" in deep.json()["detail"]["reason"]
-        cycle = put(f"{url}/distributors/a/upline", {"upline_id": "c"})
-        assert cycle.status_code == 409 and "cycle: a → c → b → a" in cycle.json()["detail"]["reason"]
+        cycle = put(f"{url}/distributors/a/upline", {"upline_id": "e"})
+        assert cycle.status_code == 409 and "cycle: a → e → d → c → b → a" in cycle.json()["detail"]["reason"]
+        too_low = put(f"{url}/plan/levels", {"levels": 3, "max_chain_depth": 4})
+        assert too_low.status_code == 409 and "chains of 5 levels" in too_low.json()["detail"]["reason"]
+        assert put(f"{url}/plan/levels", {"levels": 3, "max_chain_depth": 5}).status_code == 200
+        deep = post(f"{url}/distributors", {"distributor_id": "f", "upline_id": "e"})
+        assert deep.status_code == 409 and "chain too deep: f → e → d → c → b → a" in deep.json()["detail"]["reason"]
+        assert get(f"{url}/plan")["current"]["plan"]["max_chain_depth"] == 5
         assert post(f"{url}/distributors", {"distributor_id": "bad id!"}).status_code == 422
         assert put(f"{url}/plan/level-rates", {"rates": [0.15, 0.05, 0.02]}).status_code == 422  # rates are strings
-        assert put(f"{url}/plan/levels", {"levels": 4, "max_chain_depth": 3}).status_code == 409
+        assert put(f"{url}/plan/levels", {"levels": 4}).status_code == 409
         down = get(f"{url}/distributors/a/downline")
-        assert down["size"] == 2 and down["downline"][0]["downline"][0]["distributor_id"] == "c"
+        assert down["size"] == 4 and down["downline"][0]["downline"][0]["distributor_id"] == "c"
 
         # --- an order paid through c: split per line and level; a partial refund claws back in proportion.
         # c's partition learns of c one hop after the registration: until then the order is parked
@@ -164,7 +169,10 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         late = OrderRefunded("o1", "r2", [RefundedLine("mask", 1, "defect", 10_000, True)], 10_000, True, "m1", "c", None)
         _send(suite, "order.events", (late, T0 + 17 * DAY))
         b = until(lambda: get(f"{url}/distributors/b")["balances"], lambda x: x["payable"] < 0, "a negative balance")
-        assert b == {"accrued": 667, "bonuses": 0, "clawed_back": 667, "pending": 0, "payable": -500, "paid": 500}
+        assert b == {
+            **{"commission": 667, "bonuses": 0, "earned": 667},
+            **{"clawed_back": 667, "pending": 0, "payable": -500, "paid": 500},
+        }
         # the balances are kept where the order was sold; the clawback line reaches b's own account one
         # hop later (ChargeClawback routed to b's partition): wait for it rather than read it at once
         lines = until(lambda: get(f"{url}/distributors/b")["account"]["unpaid_lines"], bool, "the clawback line on b's account")
@@ -172,7 +180,7 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
 
         # --- back to 2 levels: a is still above b, and earns nothing from c's next order (R-COM-1)
         _tick(suite, T0 + 20 * DAY, url)
-        assert put(f"{url}/plan/levels", {"levels": 2, "max_chain_depth": 3}).status_code == 200
+        assert put(f"{url}/plan/levels", {"levels": 2}).status_code == 200
         plan = get(f"{url}/plan")["current"]
         assert plan["effective_from"] == T0 + 20 * DAY and plan["plan"]["levels"] == 2
         paid2 = OrderPaid("o2", 10_000, "p2", T0 + 20 * DAY + 1, "m1", "c", None, [OrderLine("mask", 1, 10_000)])

@@ -679,8 +679,9 @@ def check_identities(seen: dict[str, Any]) -> list[str]:
 
     for who, v in seen["commission"].items():
         b = v["balances"]
-        if b["accrued"] - b["clawed_back"] != b["pending"] + b["payable"] + b["paid"]:
-            out.append(f"commission {who}: accrued − clawed back ≠ pending + payable + paid: {b}")
+        earned = b["commission"] + b["bonuses"]
+        if b["earned"] - b["clawed_back"] != b["pending"] + b["payable"] + b["paid"] or b["earned"] != earned:
+            out.append(f"commission {who}: earned − clawed back ≠ pending + payable + paid, or ≠ commission + bonuses: {b}")
     for m, v in seen["loyalty"].items():
         t = v["totals"]
         if v["available"] + v["pending"] + t["redeemed"] + t["expired"] + t["reversed"] != t["earned"]:

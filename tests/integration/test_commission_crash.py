@@ -134,7 +134,7 @@ def test_kill_9_during_payout_batches_pays_every_line_once(kafka_bootstrap: str,
         # the restarted service's balances agree with the batches
         for who in ("seller0", "mid0", "top0"):
             b = get(f"{svc.url}/distributors/{who}")["balances"]
-            assert b["accrued"] - b["clawed_back"] == b["pending"] + b["payable"] + b["paid"]
+            assert b["earned"] - b["clawed_back"] == b["pending"] + b["payable"] + b["paid"]
             assert b["paid"] == sum(p.net for p in batches if p.distributor_id == who)
     finally:
         suite.stop_all()

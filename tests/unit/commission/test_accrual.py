@@ -51,7 +51,7 @@ R15, R5, R2 = D("0.15"), D("0.05"), D("0.02")
 
 def network(levels: int = 2) -> CommissionState:
     """a ← b ← c ← (c sells); levels as configured."""
-    plan: list[Message] = [SetCommissionLevels(NETWORK, levels, 3)] if levels != 2 else []
+    plan: list[Message] = [SetCommissionLevels(NETWORK, levels)] if levels != 2 else []
     return given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
 
 
@@ -97,9 +97,20 @@ def test_three_levels_when_configured_and_never_past_the_configured_depth() -> N
     e = accrual(when(state, paid()))
     assert shares(e) == [(1, "c", R15, 1500), (2, "b", R5, 500), (3, "a", R2, 200)]
     # back to 2 levels: a is still c's third level in the tree but earns nothing any more
-    when(state, SetCommissionLevels(NETWORK, 2, 3), T0 + 2)
+    when(state, SetCommissionLevels(NETWORK, 2), T0 + 2)
     e = accrual(when(state, paid("o2", at=T0 + 3)))
     assert shares(e) == [(1, "c", R15, 1500), (2, "b", R5, 500)]
+
+
+def test_a_deep_sellers_commission_reaches_exactly_the_configured_levels_nearest_them() -> None:
+    """R-COM-1: the tree grows past the commission levels; a sale five levels deep pays the seller and
+    the two uplines nearest them (3 levels configured), never the two above."""
+    state = network(levels=3)
+    when(state, reg("d", "c"))
+    when(state, reg("e", "d"))
+    e = accrual(when(state, paid(seller="e")))
+    assert shares(e) == [(1, "e", R15, 1500), (2, "d", R5, 500), (3, "c", R2, 200)]
+    assert e.total == 2200
 
 
 def test_the_level_one_rate_follows_the_product_and_each_level_the_beneficiarys_grade() -> None:

@@ -1,4 +1,5 @@
-"""Given/when/then on the referral network: R-COM-1 (levels, no cycle, no over-deep chain), R-COM-2
+"""Given/when/then on the referral network: R-COM-1 (levels, no cycle, recruitment at any depth unless
+capped), R-COM-2
 (rates), R-COM-5a (default sponsor) and R-COM-6 (qualification warning and expiry).
 
 *Given* commands accepted by the real decider and folded with ``evolve``, *when* one more command is
@@ -35,9 +36,9 @@ from services.commission.state import CommissionState
 from tests.unit.commission.support import T0, given, refused, reg, when
 
 
-def chain_abc(levels: int = 2, depth: int = 3) -> CommissionState:
-    """a ← b ← c (c recruited by b, b by a)."""
-    plan: list[Message] = [SetCommissionLevels(NETWORK, levels, depth)] if (levels, depth) != (2, 3) else []
+def chain_abc(levels: int = 2, depth: int | None = None) -> CommissionState:
+    """a ← b ← c (c recruited by b, b by a); `depth`: a cap on recruitment depth."""
+    plan: list[Message] = [SetCommissionLevels(NETWORK, levels, depth)] if (levels, depth) != (2, None) else []
     return given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
 
 
@@ -65,12 +66,31 @@ def test_a_registration_is_refused_with_a_reason(cmd: RegisterDistributor, reaso
     assert reason in refused(given(reg("a")), cmd)
 
 
-def test_a_chain_deeper_than_the_maximum_is_refused() -> None:
-    state = chain_abc()  # depth 3 = the maximum
+def test_recruitment_goes_deeper_than_the_commission_levels() -> None:
+    """R-COM-1 limits how far commission flows up, not how deep the network grows: with 3 levels a
+    third-level distributor recruits, and so on down; a cycle is still refused at any depth."""
+    state = chain_abc(levels=3)
+    for i, (who, upline) in enumerate([("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")]):
+        [e] = when(state, reg(who, upline))
+        assert isinstance(e, DistributorRegistered) and e.seq == 5 + i and e.distributor.upline_id == upline
+    cycle = refused(state, LinkDistributor(NETWORK, "a", "g"))
+    assert cycle == "linking a under g would make a cycle: a → g → f → e → d → c → b → a"
+    assert "cycle" in refused(state, LinkDistributor(NETWORK, "c", "e"))
+
+
+def test_a_merchant_may_cap_recruitment_depth() -> None:
+    state = chain_abc(depth=3)  # depth 3 = the cap
     reason = refused(state, reg("d", "c"))
-    assert reason == "chain too deep: d → c → b → a would be 4 levels, the maximum is 3 (R-COM-1)"
+    assert reason == "chain too deep: d → c → b → a would be 4 levels, the recruitment depth cap is 3 (max_chain_depth, R-COM-1)"
     shallow = given(SetCommissionLevels(NETWORK, 2, 2), reg("a"), reg("b", "a"))
-    assert "would be 3 levels, the maximum is 2" in refused(shallow, reg("c", "b"))
+    assert "would be 3 levels, the recruitment depth cap is 2" in refused(shallow, reg("c", "b"))
+    # the cap cannot go below a chain the tree holds; 0 lifts it; leaving it out keeps it
+    assert "chains of 3 levels" in refused(state, SetCommissionLevels(NETWORK, 2, 2))
+    [kept] = when(state, SetCommissionLevels(NETWORK, 3))
+    assert isinstance(kept, CommissionPlanChanged) and kept.plan.max_chain_depth == 3 and kept.plan.levels == 3
+    [lifted] = when(state, SetCommissionLevels(NETWORK, 3, 0))
+    assert isinstance(lifted, CommissionPlanChanged) and lifted.plan.max_chain_depth == 0
+    assert isinstance(when(state, reg("d", "c"))[0], DistributorRegistered)
 
 
 def test_a_link_that_would_make_a_cycle_is_refused_with_the_path() -> None:
@@ -81,12 +101,12 @@ def test_a_link_that_would_make_a_cycle_is_refused_with_the_path() -> None:
 
 
 def test_a_link_is_checked_with_the_whole_downline_it_moves() -> None:
-    state = given(reg("a"), reg("b", "a"), reg("x"), reg("y", "x"))
+    state = given(SetCommissionLevels(NETWORK, 2, 3), reg("a"), reg("b", "a"), reg("x"), reg("y", "x"))
     # moving x (with y below) under b would make y the 4th level
     reason = refused(state, LinkDistributor(NETWORK, "x", "b"))
     assert reason.startswith("chain too deep: under b → a, x and their downline would reach 4 levels")
     assert when(state, LinkDistributor(NETWORK, "x", "a")) == [
-        DistributorLinked(NETWORK, 5, DistributorRecord("x", "", "a", "standard", None, T0), None)
+        DistributorLinked(NETWORK, 6, DistributorRecord("x", "", "a", "standard", None, T0), None)
     ]
     assert state.network.children == {"a": {"b", "x"}, "x": {"y"}}
     assert "already linked" in refused(state, LinkDistributor(NETWORK, "x", "a"))
@@ -94,10 +114,9 @@ def test_a_link_is_checked_with_the_whole_downline_it_moves() -> None:
 
 def test_commission_never_flows_more_than_three_levels() -> None:
     state = chain_abc()
-    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 4, 3))
-    assert "legal risk" in refused(state, SetCommissionLevels(NETWORK, 3, 4))
-    assert "chains of 3 levels" in refused(state, SetCommissionLevels(NETWORK, 2, 2))
-    [changed] = when(state, SetCommissionLevels(NETWORK, 3, 3), T0 + 1)
+    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 4))
+    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 0))
+    [changed] = when(state, SetCommissionLevels(NETWORK, 3), T0 + 1)
     assert isinstance(changed, CommissionPlanChanged) and changed.plan.levels == 3 and changed.effective_from == T0 + 1
 
 
