@@ -13,7 +13,7 @@ time after its command was applied (README "Exactly once, dedup, rebuild").
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from fastapi import HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -67,8 +67,71 @@ async def past_model(rt: Runtime, kind: str, at: int, new_model: Callable[[list[
         raise HTTPException(status_code=503, detail=f"the event log cannot be read: {exc}") from exc
 
 
+# Bounds for every number a request may carry, so that any sum or product the services make of them
+# still fits the Avro `long` of their events: a number past them is a 422 naming the field, never a 500.
+MAX_TIME_MS = 253_402_300_799_999  # business time up to 9999-12-31T23:59:59.999Z
+MAX_DURATION_MS = 100 * 366 * 86_400_000  # a delay or interval: a century at most
+MAX_CENTS = 10**10  # one amount or price: 100 million yuan
+MAX_UNITS = 10**6  # units or points in one line or command
+MAX_COUNT = 10**9  # any other count (visitors, fans, thresholds, signal values)
+
+
+def _examples(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    example = getattr(cls, "EXAMPLE", None)
+    if example is not None:
+        schema["examples"] = [example]
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    """A request body: strict types, no unknown field, and an `EXAMPLE` (a valid body, shown in the
+    OpenAPI document at `/docs`; tests check that every model has one and that it validates)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_examples)
+    EXAMPLE: ClassVar[dict[str, Any] | None] = None
+
+
+class CommandAnswer(BaseModel):
+    """What every command route answers: 200 `applied` with the events it caused, 202 `accepted`
+    (the events did not arrive within `?wait=`), 409 `refused` with the reason, or 200 `duplicate`
+    (its Idempotency-Key was applied already)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "command_id": "3f6c1a52-8d2e-4c4b-9a57-0f1f4d1f9b10",
+                    "command": "ReceiveStock",
+                    "status": "applied",
+                    "events": [{"type": "StockReceived", "sku": "mask-01", "warehouse": "hz-1", "qty": 100}],
+                }
+            ]
+        }
+    )
+
+    command_id: str
+    command: str
+    status: Literal["applied", "accepted", "refused", "duplicate"]
+    events: list[dict[str, Any]] | None = None
+    reason: str | None = None
+    applied_at: int | None = None
+
+
+class Refusal(BaseModel):
+    """A refusal: `detail` says why — a reason (409), or one message per field (422)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": {"command": "PayOrder", "reason": "order o-1 is cancelled"}}]}
+    )
+
+    detail: Any
+
+
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": CommandAnswer, "description": "applied (with its events), or a duplicate of an applied command"},
+    202: {"model": CommandAnswer, "description": "published; its events did not arrive within `?wait=` seconds"},
+    409: {"model": Refusal, "description": "refused by the business rules, with the reason; nothing changed"},
+    422: {"model": Refusal, "description": "the body or a parameter is not valid, or an Idempotency-Key was reused"},
+}
 
 
 def field_error(loc: list[str | int], msg: str) -> HTTPException:

@@ -4,13 +4,13 @@ queries on the read model (stock of a sku per warehouse, its plans and suggestio
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, past_entity, past_states, submit
+from flexchain.api import MAX_COUNT, MAX_UNITS, AsOf, StrictModel, past_entity, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.inventory import domain, planning
@@ -33,35 +33,57 @@ Days = Annotated[int, Field(ge=1, le=planning.MAX_WINDOW_DAYS)]
 
 
 class SkuIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "sku": "mask-01",
+        "name": "Hydrating mask",
+        "is_gift": False,
+        "low_stock_floor": 20,
+    }
+
     sku: Name
     name: Annotated[str, Field(min_length=1, max_length=200)]
     is_gift: bool = False
-    low_stock_floor: Annotated[int, Field(ge=0)] | None = None
+    low_stock_floor: Annotated[int, Field(ge=0, le=MAX_UNITS)] | None = None
 
 
 class ReceiptIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"warehouse": "hz-1", "qty": 100, "reference": "PO-2026-118"}
+
     warehouse: Name
-    qty: Annotated[int, Field(gt=0)]
+    qty: Annotated[int, Field(gt=0, le=MAX_UNITS)]
     reference: Annotated[str, Field(max_length=200)] = ""
 
 
 class SafetyStockIn(StrictModel):
-    units: Annotated[int, Field(ge=0)]
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"units": 30}
+
+    units: Annotated[int, Field(ge=0, le=MAX_UNITS)]
 
 
 class LiveStreamIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"stream_id": "live-1203", "expected_sales": 300}
+
     stream_id: Name
-    expected_sales: Annotated[int, Field(ge=0)]
+    expected_sales: Annotated[int, Field(ge=0, le=MAX_UNITS)]
 
 
 class StockPolicyIn(StrictModel):
     """R-INV-4, R-INV-6, R-INV-7: the sku's planning figures (the whole policy: omitted = default)."""
 
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "lead_time_days": 5,
+        "cover_factor": "1.5",
+        "gift_tier": 2,
+        "forecast_daily_units": "12",
+        "monthly_visitors": 40000,
+        "conversion_rate": "0.02",
+    }
+
     lead_time_days: Annotated[int, Field(ge=0, le=planning.MAX_LEAD_TIME_DAYS)]
     cover_factor: Amount = "1"
     gift_tier: Literal[1, 2, 3] | None = None
     forecast_daily_units: Amount | None = None
-    monthly_visitors: Annotated[int, Field(ge=0)] = 0
+    monthly_visitors: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
     conversion_rate: Rate = "0"
     velocity_window_days: Days | None = None
     slow_mover_window_days: Days | None = None

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from itertools import islice
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, field_error, past_model, submit
+from flexchain.api import MAX_UNITS, AsOf, StrictModel, field_error, past_model, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Enveloped, Message, to_record
 from services.loyalty import domain
@@ -43,22 +43,30 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 class JoinIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"member_id": "m-1001", "referrer_id": "m-0042"}
+
     member_id: Id
     referrer_id: Id | None = None
 
 
 class BehaviourIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"action": "checkin", "reference": "2026-12-03"}
+
     action: Literal["checkin", "share", "review"]
     reference: Annotated[str, Field(max_length=200)] = ""
 
 
 class RedeemIn(StrictModel):
-    points: Annotated[int, Field(gt=0, description="a positive whole number of points")]
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"points": 500, "reward": "5 CNY coupon", "redemption_id": "rd-77"}
+
+    points: Annotated[int, Field(gt=0, le=MAX_UNITS, description="a positive whole number of points")]
     reward: Annotated[str, Field(min_length=1, max_length=200)]
     redemption_id: Id | None = None
 
 
 class CycleIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"cycle_days": 30}
+
     cycle_days: Annotated[int, Field(ge=0, le=domain.MAX_CYCLE_DAYS, description="days one unit lasts; 0: not a consumable")]
 
 

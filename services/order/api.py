@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, field_error, past_entity, submit
+from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, field_error, past_entity, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.order import domain
@@ -37,19 +37,38 @@ from services.order.messages import (
 )
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Cents = Annotated[int, Field(ge=0, description="an amount in cents (fen): a whole number")]
-Qty = Annotated[int, Field(gt=0, description="a positive whole number of units")]
+Cents = Annotated[int, Field(ge=0, le=MAX_CENTS, description="an amount in cents (fen): a whole number")]
+Qty = Annotated[int, Field(gt=0, le=MAX_UNITS, description="a positive whole number of units")]
 Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+CATALOGUE_WAIT_S = 5.0  # how long an unknown sku waits for the catalogue to catch up before a 422
 
 
 class LineIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"sku": "mask-01", "qty": 2, "unit_price": 5900}
+
     sku: Id
     qty: Qty
-    unit_price: Cents
+    unit_price: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=MAX_CENTS,
+            description="cents (fen) per unit; required, except on a presale campaign's order "
+            "(`campaign_id`), which is priced by the campaign's phase price — omit it there (ignored if given)",
+        ),
+    ] = None
 
 
 class OrderIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "order_id": "o-1203-1",
+        "member_id": "m-1001",
+        "channel": "live",
+        "lines": [{"sku": "mask-01", "qty": 2, "unit_price": 5900}],
+        "distributor_id": "lin",
+    }
+
     order_id: Id | None = None
     member_id: Id
     channel: Literal["live", "short_video", "article", "mini_program"]
@@ -60,31 +79,53 @@ class OrderIn(StrictModel):
 
 
 class PaymentIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"amount": 11800, "payment_ref": "wx-4200001234"}
+
     amount: Cents
     payment_ref: Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class ShipmentIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"tracking": "SF1234567890"}
+
     tracking: Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class CancelIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"reason": "changed my mind"}
+
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class RefundLineIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"sku": "mask-01", "qty": 1, "reason": "defect"}
+
     sku: Id
     qty: Qty
     reason: Literal["no_reason", "defect", "damaged", "late"]
 
 
 class RefundIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"refund_id": "r-1", "lines": [{"sku": "mask-01", "qty": 1, "reason": "defect"}]}
+
     refund_id: Id | None = None
     lines: Annotated[list[RefundLineIn], Field(min_length=1, max_length=100)]
 
 
 class GiftRuleIn(StrictModel):
     """A gift rule (R-ORD-3..5); costs are unit costs in cents."""
+
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "rule_id": "mask-trial",
+        "tier": "base",
+        "main_sku": "mask-01",
+        "main_unit_cost": 2000,
+        "gift_sku": "serum-mini",
+        "gift_unit_cost": 300,
+        "gift_qty": 1,
+        "converts_to": "serum-01",
+        "channels": ["live", "short_video"],
+    }
 
     rule_id: Id
     tier: Literal["base", "interaction", "surprise"]
@@ -103,12 +144,16 @@ class GiftRuleIn(StrictModel):
 
 
 class MemberIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"member_id": "m-1001"}
+
     member_id: Id
 
 
 class WindowIn(StrictModel):
-    starts_at: Annotated[int, Field(ge=0, description="business time, ms since the epoch (UTC)")]
-    ends_at: Annotated[int, Field(ge=0, description="business time, ms since the epoch (UTC); exclusive")]
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"starts_at": 1796288400000, "ends_at": 1796292000000}
+
+    starts_at: Annotated[int, Field(ge=0, le=MAX_TIME_MS, description="business time, ms since the epoch (UTC)")]
+    ends_at: Annotated[int, Field(ge=0, le=MAX_TIME_MS, description="business time, ms since the epoch (UTC); exclusive")]
 
 
 def _refusal(e: Message) -> bool:
@@ -162,12 +207,25 @@ def build_api(rt: Runtime) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"unknown order {order_id}")
         return order
 
+    async def catalogue_has(skus: list[str]) -> set[str]:
+        """The skus of `skus` the catalogue knows — read-your-writes: a sku inventory has answered for
+        (POST /skus returned 200) before this call is known, even if the catalogue was behind."""
+        if any(sku not in view.skus for sku in skus):
+            await rt.projection.catch_up(CATALOGUE_WAIT_S)
+        return {sku for sku in skus if sku in view.skus}
+
     @app.post("/orders")
     async def place(body: OrderIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        for i, line in enumerate(body.lines):
-            if body.campaign_id is None and line.sku not in view.skus:  # a campaign prices its own product
-                raise field_error(["lines", i, "sku"], f"unknown sku {line.sku}")
-        lines = [OrderLine(line.sku, line.qty, line.unit_price) for line in body.lines]
+        if body.campaign_id is None:  # a campaign prices its own product
+            for i, line in enumerate(body.lines):
+                if line.unit_price is None:
+                    raise field_error(["lines", i, "unit_price"], "unit_price is required (only a campaign's order may omit it)")
+            known_skus = await catalogue_has([line.sku for line in body.lines])
+            for i, line in enumerate(body.lines):
+                if line.sku not in known_skus:
+                    raise field_error(["lines", i, "sku"], f"unknown sku {line.sku}")
+        # a campaign's line is priced when presale answers (the phase price, R-PRE-3); until then 0
+        lines = [OrderLine(line.sku, line.qty, line.unit_price or 0) for line in body.lines]
         problem = domain.validate_lines(lines)
         if problem:
             raise field_error(["lines"], problem)
@@ -220,9 +278,10 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.post("/gift-rules")
     async def define_rule(body: GiftRuleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        for name in ("main_sku", "gift_sku", "fallback_sku", "converts_to"):
-            sku = getattr(body, name)
-            if sku is not None and sku not in view.skus:
+        named = {name: getattr(body, name) for name in ("main_sku", "gift_sku", "fallback_sku", "converts_to")}
+        known_skus = await catalogue_has([sku for sku in named.values() if sku is not None])
+        for name, sku in named.items():
+            if sku is not None and sku not in known_skus:
                 raise field_error([name], f"unknown sku {sku}")
         cmd = DefineGiftRule(**body.model_dump())
         return await go(cmd, idempotency_key, wait)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from flexchain.api import AsOf, StrictModel, field_error, past_entity, submit
+from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, field_error, past_entity, submit
 from flexchain.asof import PastStates
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
@@ -35,15 +35,25 @@ from services.presale.rules import BUCKETS, ENDED, phase_at, unit_price
 from services.presale.state import Campaign, PresaleBook
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Cents = Annotated[int, Field(gt=0, description="an amount in cents (fen): a positive whole number")]
-Count = Annotated[int, Field(gt=0, description="a positive whole number")]
-Millis = Annotated[int, Field(ge=0, description="business time, ms since the epoch (UTC)")]
+Cents = Annotated[int, Field(gt=0, le=MAX_CENTS, description="an amount in cents (fen): a positive whole number")]
+Count = Annotated[int, Field(gt=0, le=MAX_UNITS, description="a positive whole number")]
+Millis = Annotated[int, Field(ge=0, le=MAX_TIME_MS, description="business time, ms since the epoch (UTC)")]
 Text = Annotated[str, Field(min_length=1, max_length=1000)]
 Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 class CampaignIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "campaign_id": "notebook-26",
+        "product": "Linen notebook",
+        "unit_cost": 3500,
+        "fan_base": 20000,
+        "moq": 300,
+        "max_capacity": 1000,
+        "split": "standard",
+    }
+
     campaign_id: Id
     product: Annotated[str, Field(min_length=1, max_length=200)]
     unit_cost: Cents
@@ -55,46 +65,72 @@ class CampaignIn(StrictModel):
 
 
 class ScheduleIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "starts_at": 1796169600000,
+        "ends_at": 1796774400000,
+        "delivery_at": 1799452800000,
+    }
+
     starts_at: Millis
     ends_at: Millis
     delivery_at: Millis | None = None
 
 
 class DepositIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"deposit_id": "d-1", "member_id": "m-1001", "amount": 2000}
+
     deposit_id: Id | None = None
     member_id: Id
     amount: Cents
 
 
 class LaunchIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"force": False}
+
     force: bool = False
 
 
 class CloseIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"reason": "the factory cannot deliver"}
+
     reason: Text
 
 
 class PlanIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"due_at": 1797379200000}
+
     due_at: Millis
 
 
 class MilestoneIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"evidence": "https://example.com/photos/samples-approved"}
+
     evidence: Text
     amount: Cents | None = None
 
 
 class PriceRiseIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {
+        "rise_id": "rise-1",
+        "new_unit_cost": 3900,
+        "evidence": "paper price notice of 2026-11-20",
+    }
+
     rise_id: Id | None = None
     new_unit_cost: Cents
     evidence: Text
 
 
 class AnswerIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"order_id": "o-1203-1", "accept": True}
+
     order_id: Id
     accept: bool
 
 
 class QuestionIn(StrictModel):
+    EXAMPLE: ClassVar[dict[str, Any] | None] = {"question_id": "q-1", "topic": "When will the notebooks ship?"}
+
     question_id: Id | None = None
     topic: Text
 
