@@ -254,10 +254,13 @@ def demo(
     wait: Annotated[bool, typer.Option(help="keep running until Ctrl-C after the scenario")] = True,
     port: Port = 9092,
 ) -> None:
-    """Start a fresh local broker and both services, run the demo scenario, stop on Ctrl-C."""
+    """Start a fresh local broker and the five services, run the demo scenario; Ctrl-C, SIGTERM or
+    SIGHUP stops everything it started."""
     from flexchain.demo import run_demo
 
-    raise typer.Exit(run_demo(CACHE / "demo", port, wait, run_id=os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]))
+    root = Path(os.environ.get("FLEXCHAIN_DEMO_DIR") or CACHE / "demo")  # broker data, service data and logs
+    run_id = os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]
+    raise typer.Exit(run_demo(root, port, wait, run_id=run_id, jars=CACHE / "kafka"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +276,9 @@ def _gift(order_id: str) -> str:
     return ", ".join(f"{g['sku']} ({g['status']})" for g in gifts.values()) or "none"
 
 
-def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
+def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None = None) -> int:
+    """The demo: `root` holds the broker's data, the services' data and logs; `jars`, the Kafka jars
+    (default: beside `root`)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     cfg = kbroker.BrokerConfig(data_dir=root / "broker", port=port, controller_port=port + 1)
     if not external:
@@ -293,10 +294,14 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
         "FLEXCHAIN_ORDER_MEMBER_DISCOUNTS": "true",
     }
     suite = [ServiceProcess(name, env, root, port) for name, port in SERVICES.items()]
+    # the broker and the services run in sessions of their own (a Ctrl-C in the terminal reaches only
+    # the demo): whatever stops the demo, it stops them — SIGTERM and SIGHUP as Ctrl-C does
+    before = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    before[signal.SIGINT] = signal.getsignal(signal.SIGINT)
     try:
         if not external:
             say(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...")
-            kbroker.up(cfg, root.parent / "kafka")
+            kbroker.up(cfg, jars or root.parent / "kafka")
         say("Starting the services: " + ", ".join(f"{n} (:{p})" for n, p in SERVICES.items()) + " ...")
         for proc in suite:
             proc.start()
@@ -315,23 +320,36 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str) -> int:
             f"  logs: {root}/<service>-0.log"
         )
         if wait:
-            say("\nRunning. Press Ctrl-C to stop everything.")
-            with _until_interrupted():
-                signal.pause()
+            say("\nRunning. Press Ctrl-C (or send SIGTERM or SIGHUP) to stop everything.")
+            with contextlib.suppress(KeyboardInterrupt, Stopped):
+                while True:
+                    signal.pause()
         return 0
+    except (KeyboardInterrupt, Stopped) as exc:
+        say(f"\n{exc or 'SIGINT'} before the demo finished")
+        return 1
     except Exception as exc:
         say(f"demo failed: {exc!r}")
         return 1
     finally:
+        for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         say("Stopping the services and the broker ...")
         for proc in suite:
             proc.stop()
         if not external:
             kbroker.stop(cfg)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
         say("Stopped.")
 
 
-@contextlib.contextmanager
-def _until_interrupted() -> Iterator[None]:
-    with contextlib.suppress(KeyboardInterrupt):
-        yield
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP: stop what the demo started, as Ctrl-C does."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)

@@ -1,0 +1,79 @@
+"""`make demo` stops what it started, however it is stopped: Ctrl-C, SIGTERM (a supervisor, `kill`,
+`timeout`) or SIGHUP (the terminal closed). The demo runs its own broker here, as `make demo` does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flexchain.procs import free_port_pair
+
+pytestmark = pytest.mark.broker
+
+
+def _started_from(root: Path) -> list[int]:
+    """Processes whose environment or command line names `root`: the demo's broker and services."""
+    mine = str(root).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            seen = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone, or not ours to read
+        if mine in seen:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_the_demo_stops_its_broker_and_services_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    root = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}  # its own broker
+    env |= {"FLEXCHAIN_DEMO_DIR": str(root), "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flexchain.cli", "demo", "--port", str(free_port_pair())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    running = threading.Event()
+
+    def read() -> None:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("Running."):
+                running.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        while not running.wait(1.0):
+            assert demo.poll() is None, "".join(lines)
+        started = _started_from(root)
+        assert len(started) >= 6, f"the broker and five services: {started}"  # (a JVM may fork helpers)
+
+        demo.send_signal(sig)
+        assert demo.wait(timeout=120) == 0, "".join(lines)
+        reader.join(timeout=10)
+        assert "Stopped." in "".join(lines)
+        deadline = time.monotonic() + 30  # the broker's JVM may take a moment to be reaped
+        while (left := _started_from(root)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == [], f"still running after {sig.name}: {left}"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for pid in _started_from(root):
+            os.kill(pid, signal.SIGKILL)
