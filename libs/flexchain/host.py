@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import structlog
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -139,8 +139,35 @@ class _Clock:
         self.rt.last_tick = max(self.rt.last_tick, getattr(item.message, "time", 0))
 
 
+_QUERY_NAMES: dict[str, set[str]] = {}  # route id → the query parameters it declares
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query(request: Request) -> None:
+    """A query parameter the route does not declare is refused (422), as an unknown body field is:
+    `?wiat=30` must not silently mean "wait 5 s"."""
+    from fastapi.routing import APIRoute
+
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    allowed = _QUERY_NAMES.get(route.unique_id)
+    if allowed is None:
+        allowed = _QUERY_NAMES[route.unique_id] = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        detail = [{"loc": ["query", k], "msg": "unknown query parameter", "type": "value_error"} for k in unknown]
+        raise HTTPException(status_code=422, detail=detail)
+
+
 def base_app(rt: Runtime, title: str) -> FastAPI:
-    app = FastAPI(title=title, version="0.1.0")
+    app = FastAPI(title=title, version="0.1.0", dependencies=[Depends(known_query)])
 
     @app.exception_handler(UnreadableEvent)
     async def stopped_partition(request: Request, exc: UnreadableEvent) -> JSONResponse:

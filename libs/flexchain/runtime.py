@@ -285,9 +285,14 @@ class _TransactionalLoop:
         child.inc()
 
     async def start(self) -> None:
+        # Static membership (KIP-345): the group knows this instance by name, so after a crash its
+        # restart takes its partitions back at once, instead of waiting for the session timeout to
+        # drop the dead member before the group can rebalance.
+        static = self.settings.flexchain_static_membership
         self.consumer = kafka.consumer(
             self.settings,
             group_id=self.group_id,
+            group_instance_id=f"{self.group_id}-{self.settings.flexchain_instance_id}" if static else None,
             max_poll_interval_ms=600_000,
             session_timeout_ms=self.settings.flexchain_session_timeout_ms,
             heartbeat_interval_ms=max(100, self.settings.flexchain_session_timeout_ms // 3),
@@ -302,6 +307,12 @@ class _TransactionalLoop:
 
     async def stop(self) -> None:
         if self.consumer is not None:
+            # A clean stop leaves the group at once, static member or not, so its partitions move to
+            # the other instances now (scaling down, a rolling update) — not a session timeout later.
+            # aiokafka sends no LeaveGroup for a static member: for this last step it is not one.
+            coordinator = getattr(self.consumer, "_coordinator", None)
+            if coordinator is not None:
+                coordinator._group_instance_id = None
             await self.consumer.stop()
         await self._close_producers(list(self.producers))
 

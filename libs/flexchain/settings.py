@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     flexchain_log_level: str = "INFO"
     flexchain_transaction_timeout_ms: int = Field(15_000, ge=1000, description="a transaction open longer is aborted")
     flexchain_session_timeout_ms: int = Field(10_000, ge=1000, description="a silent group member is dropped after this")
+    flexchain_static_membership: bool = Field(
+        True,
+        description="join the consumer groups as FLEXCHAIN_INSTANCE_ID (KIP-345): a crashed instance restarted "
+        "takes its partitions back at once; every running instance of a service needs its own id",
+    )
     flexchain_fault_abort_every: int = Field(0, ge=0, description="tests: abort every Nth transaction of each loop (0 = off)")
     flexchain_fault_commit_delay_ms: int = Field(0, ge=0, description="tests: hold each transaction open this long")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from flexchain.procs import free_port_pair
+from tests.faults.support import longer
 
 pytestmark = pytest.mark.broker
 
@@ -34,7 +35,7 @@ def _started_from(root: Path) -> list[int]:
     return pids
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM"), longer(signal.SIGHUP, id="SIGHUP")])
 def test_the_demo_stops_its_broker_and_services_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
     root = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}  # its own broker
