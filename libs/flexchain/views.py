@@ -245,6 +245,7 @@ class Projection:
         self.caught_up = asyncio.Event()
         self.waiters = waiters or Waiters()
         self._moved = asyncio.Condition()  # notified after each batch is folded (see `catch_up`)
+        self._written: AIOKafkaConsumer | None = None  # opened by the first `catch_up`
         self._types = {t.encode() for t in types} if types is not None else None
         self._consumer: AIOKafkaConsumer | None = None
         self._versions: dict[TopicPartition, dict[str, int]] = {}
@@ -267,15 +268,24 @@ class Projection:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._written is not None:
+            await self._written.stop()
 
     async def catch_up(self, timeout: float) -> bool:
-        """Read-your-writes for the read model: return once it has folded every record committed to
-        its topics before this call (their last stable offsets now), or False after `timeout` s.
-        What another service has answered (its POST returned 200) is then in the model."""
+        """Read-your-writes for the read model: return once it has folded every record written to
+        its topics before this call and since decided (committed, or aborted), or False after
+        `timeout` s. What another service has answered (its POST returned 200) is then in the model.
+
+        The target is each partition's high watermark, not its last stable offset: a service answers
+        once its transaction is committed, and the commit markers reach the partitions a moment
+        later — until then the LSO is still before the records it has answered for."""
         if self._consumer is None or not self._ends:
             return True
         consumer = self._consumer
-        targets = await consumer.end_offsets(list(self._ends))  # read_committed: the LSO
+        if self._written is None:  # a reader of what is written, decided or not: its end is the HWM
+            self._written = kafka.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
+            await self._written.start()
+        targets = await self._written.end_offsets(list(self._ends))
 
         async def reached() -> bool:
             return all([await consumer.position(tp) >= end for tp, end in targets.items()])
