@@ -210,8 +210,9 @@ def build_api(rt: Runtime) -> FastAPI:
     async def catalogue_has(skus: list[str]) -> set[str]:
         """The skus of `skus` the catalogue knows — read-your-writes: a sku inventory has answered for
         (POST /skus returned 200) before this call is known, even if the catalogue was behind."""
-        if any(sku not in view.skus for sku in skus):
-            await rt.projection.catch_up(CATALOGUE_WAIT_S)
+        if any(sku not in view.skus for sku in skus) and not await rt.projection.catch_up(CATALOGUE_WAIT_S):
+            # behind, not wrong: "unknown sku" (422) would blame the client for our lag
+            raise HTTPException(status_code=503, detail="the sku catalogue is behind inventory's events; try again")
         return {sku for sku in skus if sku in view.skus}
 
     @app.post("/orders")
