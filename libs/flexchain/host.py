@@ -1,6 +1,6 @@
 """Runs one service instance: processor, router, read-model projection and HTTP API in one process.
 
-`bootstrap` wires everything from settings (nothing connects at import time); `serve` starts the
+`build_runtime` wires everything from settings (nothing connects until started); `serve` starts the
 loops and the HTTP server, and stops them cleanly on SIGTERM/SIGINT (snapshots are saved).
 HTTP: `/health` (process up), `/ready` (every owned partition rebuilt and the read model caught up),
 `/metrics` (Prometheus), plus the service's own routes.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import signal
 import time
 import uuid
@@ -26,6 +27,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from flexchain import kafka
+from flexchain.answers import METRICS_EXAMPLE, Clock, Health, Partitions, Ready, reads
 from flexchain.asof import AsOf, M, PastStates, Replayed
 from flexchain.fold import UnreadableEvent
 from flexchain.logs import configure
@@ -38,6 +40,7 @@ from flexchain.snapshots import SnapshotStore
 from flexchain.views import OwnView, Projection, Waiters
 
 CLOCK_TOPIC = "clock.ticks"
+EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
 
 class ReadModel(Protocol):
@@ -174,18 +177,20 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         """A question about a partition stopped on an event it cannot read: 503, naming it."""
         return JSONResponse({"detail": f"this part of the service is stopped: the event log cannot be read at {exc}"}, 503)
 
-    @app.get("/health")
+    @app.get("/health", **reads(Health))
     async def health() -> dict[str, str]:
+        """The process is up (it may not be ready yet)."""
         return {"status": "up"}
 
-    @app.get("/ready")
+    @app.get("/ready", **reads(Ready, also={503: {"model": Ready, "description": "not ready yet, or stopped"}}))
     async def ready(response: Response) -> dict[str, Any]:
+        """200 once every owned partition is rebuilt and the read model has caught up, else 503."""
         ok = rt.is_ready()
         response.status_code = 200 if ok else 503
         stopped = rt.stopped()
         return {"ready": ok, "stopped_partitions": stopped} if stopped else {"ready": ok}
 
-    @app.get("/internal/partitions")
+    @app.get("/internal/partitions", **reads(Partitions))
     async def partitions() -> dict[str, Any]:
         """Owned partitions with a digest of their state: equal digests = equal states."""
         proc = rt.processor
@@ -193,8 +198,13 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
             digests = proc.digests() if proc is not None else {}
         return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": METRICS_EXAMPLE}}, "description": "README, Metrics"}},
+    )
     async def metrics() -> Response:
+        """Prometheus metrics, in the text exposition format (README "Metrics" says what each means)."""
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
@@ -222,10 +232,18 @@ def _default_clock(app: FastAPI, rt: Runtime) -> None:
     if any(getattr(route, "path", None) == "/clock" for route in app.routes):
         return
 
-    @app.get("/clock")
+    @app.get("/clock", **reads(Clock))
     async def clock() -> dict[str, Any]:
-        now = rt.now()
-        return {"business_time": now, "day": now // 86_400_000, "source": rt.settings.flexchain_clock}
+        """The business time this instance stamps on the commands it publishes."""
+        return clock_view(rt)
+
+
+def clock_view(rt: Runtime, day_of: Callable[[int], int] | None = None) -> dict[str, Any]:
+    """`GET /clock`'s answer; `day_of` gives the service's business day if it is not the UTC one."""
+    now = rt.now()
+    day = now // 86_400_000 if day_of is None else day_of(now)
+    date = datetime.date.fromordinal(EPOCH_ORDINAL + day).isoformat()
+    return {"business_time": now, "day": day, "date": date, "source": rt.settings.flexchain_clock}
 
 
 def bootstrap_codec(settings: Settings, messages: list[type[Message]]) -> Codec:
@@ -243,41 +261,11 @@ async def serve(
 ) -> None:
     settings = settings or Settings()
     log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
-    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
-    from services.clock.messages import ClockTicked
-
-    foreign_topics = [t for t in view.topics if not t.startswith(svc.name + ".")]
-    base_topics = [*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]
-    topics = [settings.name(t) for t in dict.fromkeys(base_topics)]
+    topics = [settings.name(t) for t in service_topics(svc, view)]
     cluster_id = await kafka.ensure_topics(settings, topics)
-    codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
-    metrics = ServiceMetrics(svc.name)
+    rt = build_runtime(svc, view, settings)
+    codec, metrics, projection, own, waiters = rt.codec, rt.metrics, rt.projection, rt.own, rt.waiters
     store = SnapshotStore(settings.snapshot_url(svc.name), key=settings.snapshot_key())
-    view_topics = [settings.name(t) for t in [*view.topics, CLOCK_TOPIC]]
-    types = getattr(view, "types", None)
-    waiters = Waiters()
-    projection = Projection(
-        settings,
-        codec,
-        view_topics,
-        lambda item: None,
-        f"{svc.name}-view",
-        waiters,
-        types={*types, "ClockTicked"} if types is not None else None,
-        metrics=metrics,
-    )
-    own = OwnView(svc, settings, codec, waiters, metrics)
-    rt = Runtime(svc, settings, codec, metrics, view, projection, own, waiters)
-    clock = _Clock(rt)
-
-    def fold(item: Enveloped) -> None:
-        # one rule for timers and `/clock`: any ClockTicked on clock.ticks, whoever produced it
-        if isinstance(item.message, ClockTicked):
-            clock.fold(item)
-        else:
-            view.fold(item)
-
-    projection.fold = fold
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -309,9 +297,7 @@ async def serve(
             await router.stop()
 
     port = settings.flexchain_http_port or default_port
-    app = build_api(rt)
-    _default_clock(app, rt)
-    document_commands(app)
+    app = build_app(rt, build_api)
     config = uvicorn.Config(app, host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
@@ -343,6 +329,56 @@ async def serve(
         exc = failed[0].exception()
         structlog.get_logger().error("service failed", error=repr(exc))
         raise SystemExit(1)
+
+
+def service_topics(svc: ServiceDef[Any], view: ReadModel) -> list[str]:
+    """Every topic (unprefixed) an instance of `svc` with read model `view` reads or writes."""
+    foreign_topics = [t for t in view.topics if not t.startswith(svc.name + ".")]
+    return list(dict.fromkeys([*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]))
+
+
+def build_runtime(svc: ServiceDef[Any], view: ReadModel, settings: Settings) -> Runtime:
+    """Everything an instance is made of, wired and not started: nothing connects until `serve`
+    starts it (so the HTTP API and its OpenAPI document can be built without a broker)."""
+    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from services.clock.messages import ClockTicked
+
+    codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
+    metrics = ServiceMetrics(svc.name)
+    view_topics = [settings.name(t) for t in [*view.topics, CLOCK_TOPIC]]
+    types = getattr(view, "types", None)
+    waiters = Waiters()
+    projection = Projection(
+        settings,
+        codec,
+        view_topics,
+        lambda item: None,
+        f"{svc.name}-view",
+        waiters,
+        types={*types, "ClockTicked"} if types is not None else None,
+        metrics=metrics,
+    )
+    own = OwnView(svc, settings, codec, waiters, metrics)
+    rt = Runtime(svc, settings, codec, metrics, view, projection, own, waiters)
+    clock = _Clock(rt)
+
+    def fold(item: Enveloped) -> None:
+        # one rule for timers and `/clock`: any ClockTicked on clock.ticks, whoever produced it
+        if isinstance(item.message, ClockTicked):
+            clock.fold(item)
+        else:
+            view.fold(item)
+
+    projection.fold = fold
+    return rt
+
+
+def build_app(rt: Runtime, build_api: Callable[[Runtime], FastAPI]) -> FastAPI:
+    """The service's HTTP API on `rt`, with the routes every service has and their documentation."""
+    app = build_api(rt)
+    _default_clock(app, rt)
+    document_commands(app)
+    return app
 
 
 def _view_messages(view: ReadModel) -> list[type[Message]]:

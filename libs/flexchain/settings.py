@@ -1,8 +1,9 @@
-"""Settings from the environment (pydantic-settings); one object, built once by `bootstrap`."""
+"""Settings from the environment (pydantic-settings); one object per process, built by `host.serve`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +35,7 @@ class Settings(BaseSettings):
         168.0, gt=0, description="hours (wall clock) a command id is remembered after its origin (dedup)"
     )
     flexchain_batch_max: int = Field(1000, ge=1, description="records per transaction at most")
-    flexchain_clock: str = Field("wall", description="wall: API stamps wall time; log: last clock.ticks time")
+    flexchain_clock: Literal["wall", "log"] = Field("wall", description="wall: API stamps wall time; log: last clock.ticks time")
     flexchain_http_host: str = "127.0.0.1"
     flexchain_http_port: int | None = Field(None, description="HTTP port; default per service")
     flexchain_log_level: str = "INFO"

@@ -261,12 +261,6 @@ def build_api(rt: Runtime) -> FastAPI:
         async with rt.consistent():
             return sku_view(known(sku), rt.now())
 
-    @app.get("/clock")
-    async def clock() -> dict[str, Any]:
-        """The business time this instance stamps on commands (`FLEXCHAIN_CLOCK=log`: the last tick)."""
-        now = rt.now()
-        return {"business_time": now, "day": planning.day_of(now)}
-
     @app.get("/suggestions")
     async def suggestions() -> list[dict[str, Any]]:
         """R-INV-5: the skus below their threshold now, with what their alert suggested."""

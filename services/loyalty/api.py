@@ -12,8 +12,9 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from flexchain.answers import Clock, reads
 from flexchain.api import MAX_UNITS, AsOf, StrictModel, field_error, past_model, submit
-from flexchain.host import Runtime, base_app
+from flexchain.host import Runtime, base_app, clock_view
 from flexchain.messages import Enveloped, Message, to_record
 from services.loyalty import domain
 from services.loyalty.app import LoyaltyView
@@ -203,11 +204,11 @@ def build_api(rt: Runtime) -> FastAPI:
     async def cycles() -> dict[str, Any]:
         return {"configured": dict(sorted(view.cycles.items())), "applied": dict(sorted(st.cycles.items()))}
 
-    @app.get("/clock")
+    @app.get("/clock", **reads(Clock))
     async def clock() -> dict[str, Any]:
-        """The business time this instance stamps on commands, and its business day."""
-        now = rt.now()
-        return {"business_time": now, "day": iso(day_of(now, view.config))}
+        """The business time this instance stamps on commands, and its business date (the merchant's
+        time zone, `FLEXCHAIN_LOYALTY_*`)."""
+        return clock_view(rt, lambda now: day_of(now, view.config))
 
     @app.get("/members/{member_id}")
     async def get_member(member_id: str, as_of: AsOf = None) -> dict[str, Any]:
