@@ -32,6 +32,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+AS_OF_ERRORS: dict[int | str, dict[str, Any]] = {  # a read with `?as_of=` folds the log (R-X-4)
+    503: {"description": "`?as_of=`: an event of the log cannot be read (the detail names where and why)"},
+    504: {"description": "`?as_of=`: the log could not be folded up to the business time asked in time"},
+}
+
+
 def reads(model: Any, *, not_found: bool = False, also: dict[int | str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The decorator arguments of a read route answering `model` (an `Answer`, or a list or dict of
     them): the answer is documented and checked, and a field the code leaves out is not sent as null.

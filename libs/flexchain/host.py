@@ -27,7 +27,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from flexchain import kafka
-from flexchain.answers import METRICS_EXAMPLE, Clock, Health, Partitions, Ready, reads
+from flexchain.answers import AS_OF_ERRORS, METRICS_EXAMPLE, Clock, Health, Partitions, Ready, reads
 from flexchain.asof import AsOf, M, PastStates, Replayed
 from flexchain.fold import UnreadableEvent
 from flexchain.logs import configure
@@ -195,7 +195,7 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         """Owned partitions with a digest of their state: equal digests = equal states."""
         proc = rt.processor
         async with rt.consistent():
-            digests = proc.digests() if proc is not None else {}
+            digests = {str(p): d for p, d in proc.digests().items()} if proc is not None else {}
         return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
 
     @app.get(
@@ -208,6 +208,15 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def document_as_of(app: FastAPI) -> None:
+    """Every read route with `?as_of=` documents the answers of a fold of the log: 503, 504."""
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        if isinstance(route, APIRoute) and any(p.alias == "as_of" for p in route.dependant.query_params):
+            route.responses = {**AS_OF_ERRORS, **route.responses}
 
 
 def document_commands(app: FastAPI) -> None:
@@ -378,6 +387,7 @@ def build_app(rt: Runtime, build_api: Callable[[Runtime], FastAPI]) -> FastAPI:
     app = build_api(rt)
     _default_clock(app, rt)
     document_commands(app)
+    document_as_of(app)
     return app
 
 

@@ -13,10 +13,11 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_COUNT, MAX_DURATION_MS, MAX_TIME_MS, AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
-from services.commission import domain
+from services.commission import answers, domain
 from services.commission.accounts import batch_progress
 from services.commission.messages import (
     NETWORK,
@@ -346,7 +347,7 @@ def build_api(rt: Runtime) -> FastAPI:
         known(distributor_id)
         return await go(RenewQualification(NETWORK, distributor_id, body.qualified_until), idempotency_key, wait)
 
-    @app.get("/distributors")
+    @app.get("/distributors", **reads(list[answers.DistributorListed]))
     async def list_distributors() -> list[dict[str, Any]]:
         async with rt.consistent():
             net = network_state().network
@@ -375,7 +376,7 @@ def build_api(rt: Runtime) -> FastAPI:
             "qualification_expired": auth.expired.get(distributor_id),
         }
 
-    @app.get("/distributors/{distributor_id}")
+    @app.get("/distributors/{distributor_id}", **reads(answers.Distributor, not_found=True))
     async def get_distributor(distributor_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4: balances and account as they stood at that business time
             past = await past_states(rt, as_of)
@@ -383,14 +384,14 @@ def build_api(rt: Runtime) -> FastAPI:
         async with rt.consistent():
             return distributor_view(rt.own, distributor_id)
 
-    @app.get("/distributors/{distributor_id}/downline")
+    @app.get("/distributors/{distributor_id}/downline", **reads(answers.Downline, not_found=True))
     async def get_downline(distributor_id: str) -> dict[str, Any]:
         async with rt.consistent():
             known(distributor_id)
             tree = downline(network_state().network, distributor_id)
             return {"distributor_id": distributor_id, "size": _count(tree), "downline": tree}
 
-    @app.get("/distributors/{distributor_id}/payouts")
+    @app.get("/distributors/{distributor_id}/payouts", **reads(list[answers.Payout], not_found=True))
     async def payouts(distributor_id: str) -> list[dict[str, Any]]:
         async with rt.consistent():
             known(distributor_id)
@@ -401,7 +402,7 @@ def build_api(rt: Runtime) -> FastAPI:
 
     # --- the plan, rates and rules (R-COM-1..5) ---------------------------------------------------
 
-    @app.get("/plan")
+    @app.get("/plan", **reads(answers.Plan))
     async def get_plan() -> dict[str, Any]:
         async with rt.consistent():
             net = network_state().network
@@ -446,7 +447,7 @@ def build_api(rt: Runtime) -> FastAPI:
         tiers = [BonusTier(t.threshold, t.bonus) for t in body.tiers]
         return await go(SetBonuses(NETWORK, tiers, body.referral_bonus), idempotency_key, wait)
 
-    @app.get("/rates/skus")
+    @app.get("/rates/skus", **reads(dict[str, answers.SkuRate]))
     async def sku_rates() -> dict[str, Any]:
         async with rt.consistent():
             state = network_state()
@@ -466,7 +467,7 @@ def build_api(rt: Runtime) -> FastAPI:
         rate = Decimal(body.rate) if body.rate is not None else None
         return await go(SetSkuRate(NETWORK, sku, rate), idempotency_key, wait)
 
-    @app.get("/rate-rules")
+    @app.get("/rate-rules", **reads(answers.RateRules))
     async def rules() -> dict[str, Any]:
         async with rt.consistent():
             auth = network_state().authority
@@ -493,7 +494,7 @@ def build_api(rt: Runtime) -> FastAPI:
 
     # --- the chain of an order, payout batches (R-COM-3, R-COM-6) ---------------------------------
 
-    @app.get("/orders/{order_id}/commission")
+    @app.get("/orders/{order_id}/commission", **reads(answers.OrderCommissionAnswer, not_found=True))
     async def order_commission(order_id: str) -> dict[str, Any]:
         async with rt.consistent():
             for state in partitions():
@@ -509,7 +510,7 @@ def build_api(rt: Runtime) -> FastAPI:
         done, total = batch_progress(partitions(), cutoff)
         return {"complete": done == total, "partitions_settled": done, "partitions": total}
 
-    @app.get("/payout-batches")
+    @app.get("/payout-batches", **reads(list[answers.PayoutBatchListed]))
     async def list_batches() -> list[dict[str, Any]]:
         async with rt.consistent():
             found: dict[str, dict[str, int]] = {}
@@ -520,7 +521,7 @@ def build_api(rt: Runtime) -> FastAPI:
                     agg["net"] += sum(p.net for p in payouts)
             return [{"batch_id": b, **v, **settled(v["cutoff"])} for b, v in sorted(found.items())]
 
-    @app.get("/payout-batches/{batch_id}")
+    @app.get("/payout-batches/{batch_id}", **reads(answers.PayoutBatch, not_found=True))
     async def get_batch(batch_id: str) -> dict[str, Any]:
         async with rt.consistent():
             payouts = [p for state in partitions() for p in state.batches.get(batch_id, [])]

@@ -10,10 +10,12 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from flexchain.answers import reads
 from flexchain.api import MAX_COUNT, MAX_UNITS, AsOf, StrictModel, past_entity, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.inventory import domain, planning
+from services.inventory.answers import LowStockSuggestion, SkuView, SlowMover
 from services.inventory.messages import (
     ConfigureStockPolicy,
     EndLiveStream,
@@ -244,7 +246,7 @@ def build_api(rt: Runtime) -> FastAPI:
         known(sku)
         return await go(EndLiveStream(sku, stream_id), idempotency_key, wait)
 
-    @app.get("/skus")
+    @app.get("/skus", **reads(list[SkuView]))
     async def list_skus(as_of: AsOf = None) -> list[dict[str, Any]]:
         if as_of is not None:  # R-X-4: the catalogue as it stood at that business time
             past = await past_states(rt, as_of)
@@ -253,7 +255,7 @@ def build_api(rt: Runtime) -> FastAPI:
         async with rt.consistent():
             return [sku_view(s, rt.now()) for s in sorted(every_sku(), key=lambda s: s.sku)]
 
-    @app.get("/skus/{sku}")
+    @app.get("/skus/{sku}", **reads(SkuView, not_found=True))
     async def get_sku(sku: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4
             item, past = await past_entity(rt, as_of, sku, lambda s: s.skus.get(sku), "sku")
@@ -261,14 +263,14 @@ def build_api(rt: Runtime) -> FastAPI:
         async with rt.consistent():
             return sku_view(known(sku), rt.now())
 
-    @app.get("/suggestions")
+    @app.get("/suggestions", **reads(list[LowStockSuggestion]))
     async def suggestions() -> list[dict[str, Any]]:
         """R-INV-5: the skus below their threshold now, with what their alert suggested."""
         async with rt.consistent():
             low = sorted((s for s in every_sku() if s.alert_active), key=lambda s: s.sku)
             return [{"sku": s.sku, "available": s.available, "threshold": s.threshold(), **_suggestions(s)} for s in low]
 
-    @app.get("/slow-movers")
+    @app.get("/slow-movers", **reads(list[SlowMover]))
     async def slow_movers() -> list[dict[str, Any]]:
         """R-INV-6: the skus inside a slow-mover episode."""
         async with rt.consistent():

@@ -17,6 +17,7 @@ from flexchain.api import MAX_UNITS, AsOf, StrictModel, field_error, past_model,
 from flexchain.host import Runtime, base_app, clock_view
 from flexchain.messages import Enveloped, Message, to_record
 from services.loyalty import domain
+from services.loyalty.answers import Ledger, MemberAnswer, MemberPage, UsageCycles
 from services.loyalty.app import LoyaltyView
 from services.loyalty.messages import (
     SEGMENTS,
@@ -200,7 +201,7 @@ def build_api(rt: Runtime) -> FastAPI:
     async def cycle(sku: str, body: CycleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         return await go(ConfigureUsageCycle(sku, body.cycle_days), idempotency_key, wait)
 
-    @app.get("/usage-cycles")
+    @app.get("/usage-cycles", **reads(UsageCycles))
     async def cycles() -> dict[str, Any]:
         return {"configured": dict(sorted(view.cycles.items())), "applied": dict(sorted(st.cycles.items()))}
 
@@ -210,7 +211,7 @@ def build_api(rt: Runtime) -> FastAPI:
         time zone, `FLEXCHAIN_LOYALTY_*`)."""
         return clock_view(rt, lambda now: day_of(now, view.config))
 
-    @app.get("/members/{member_id}")
+    @app.get("/members/{member_id}", **reads(MemberAnswer, not_found=True))
     async def get_member(member_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is None:
             return member_view(view, known(member_id), rt.now())
@@ -222,7 +223,7 @@ def build_api(rt: Runtime) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no member {member_id} as of business time {as_of}")
         return {**member_view(past, m, as_of), "as_of": replayed.summary()}
 
-    @app.get("/members/{member_id}/ledger")
+    @app.get("/members/{member_id}/ledger", **reads(Ledger, not_found=True))
     async def ledger(member_id: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
         known(member_id)
         entries = view.ledger.get(member_id, [])
@@ -238,7 +239,7 @@ def build_api(rt: Runtime) -> FastAPI:
         ]
         return {"member_id": member_id, "total": len(entries), "offset": offset, "entries": page}
 
-    @app.get("/members")
+    @app.get("/members", **reads(MemberPage))
     async def list_members(
         stage: Literal[STAGES] | None = None,  # type: ignore[valid-type]
         segment_: Annotated[Literal[SEGMENTS] | None, Query(alias="segment")] = None,  # type: ignore[valid-type]

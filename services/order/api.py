@@ -11,10 +11,12 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, field_error, past_entity, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.order import domain
+from services.order.answers import GiftRule, Order
 from services.order.app import OrderView
 from services.order.giftstats import GiftCollector
 from services.order.messages import (
@@ -309,17 +311,17 @@ def build_api(rt: Runtime) -> FastAPI:
             raise HTTPException(status_code=409, detail={"command": "ReviewGiftRule", "reason": "no figures for the rule yet"})
         return await go(ReviewGiftRule(rule_id, perf), None, wait)
 
-    @app.get("/gift-rules")
+    @app.get("/gift-rules", **reads(list[GiftRule]))
     async def list_rules() -> list[dict[str, Any]]:
         async with rt.consistent():
             return [rule_view(rule_id) for rule_id in view.gifts.known() if book(rule_id).gift_rules.get(rule_id)]
 
-    @app.get("/gift-rules/{rule_id}")
+    @app.get("/gift-rules/{rule_id}", **reads(GiftRule, not_found=True))
     async def get_rule(rule_id: str) -> dict[str, Any]:
         async with rt.consistent():
             return rule_view(rule_id)
 
-    @app.get("/orders/{order_id}")
+    @app.get("/orders/{order_id}", **reads(Order, not_found=True))
     async def get_order(order_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4: the order as it stood at that business time
             order, past = await past_entity(rt, as_of, order_id, lambda s: s.orders.get(order_id), "order")

@@ -12,11 +12,14 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, field_error, past_entity, submit
 from flexchain.asof import PastStates
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
 from services.presale import domain
+from services.presale.answers import Campaign as CampaignAnswer
+from services.presale.answers import CampaignRow, Ledger, Pledge
 from services.presale.app import CampaignCollector, ledger_lines
 from services.presale.messages import (
     AnswerPriceRise,
@@ -329,7 +332,7 @@ def build_api(rt: Runtime) -> FastAPI:
         known(cid)
         return await go(RecordSupplierAnswer(cid, qid), idempotency_key, wait)
 
-    @app.get("/campaigns")
+    @app.get("/campaigns", **reads(list[CampaignRow]))
     async def list_campaigns() -> list[dict[str, Any]]:
         now, cfg = rt.now(), domain.new_state().config
         async with rt.consistent():
@@ -342,7 +345,7 @@ def build_api(rt: Runtime) -> FastAPI:
         """R-X-4: the campaign as it stood at business time `at`, folded from the log."""
         return await past_entity(rt, at, cid, lambda s: s.campaigns.get(cid), "campaign")
 
-    @app.get("/campaigns/{cid}")
+    @app.get("/campaigns/{cid}", **reads(CampaignAnswer, not_found=True))
     async def get_campaign(cid: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:
             c, past = await past_campaign(cid, as_of)
@@ -350,14 +353,14 @@ def build_api(rt: Runtime) -> FastAPI:
         async with rt.consistent():
             return campaign_view(known(cid), rt.now(), book(cid).config)
 
-    @app.get("/campaigns/{cid}/pledges")
+    @app.get("/campaigns/{cid}/pledges", **reads(dict[str, Pledge], not_found=True))
     async def pledges(cid: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:
             return pledges_view((await past_campaign(cid, as_of))[0])
         async with rt.consistent():
             return pledges_view(known(cid))
 
-    @app.get("/campaigns/{cid}/ledger")
+    @app.get("/campaigns/{cid}/ledger", **reads(Ledger, not_found=True))
     async def ledger(cid: str, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
         async with rt.consistent():  # copy under the lock, format outside it: the processor waits on it
             c = known(cid)
