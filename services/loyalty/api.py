@@ -37,6 +37,8 @@ from services.loyalty.messages import (
 from services.loyalty.rules import LoyaltyConfig, day_of, day_start, iso, rfm_scores, segment
 from services.loyalty.state import NO_DAY, Member, batch_day, batch_points
 
+CATCH_UP_S = 5.0  # how long a member unknown to the read model waits for it to catch up
+
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -180,19 +182,28 @@ def build_api(rt: Runtime) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"unknown member {member_id}")
         return m
 
+    async def joined(member_id: str) -> bool:
+        """Whether the member has joined — read-your-writes: a join answered 200 before this call
+        counts, even if the read model had not folded it yet (503 if it cannot catch up in time)."""
+        if member_id not in st.rows and not await rt.projection.catch_up(CATCH_UP_S):
+            raise HTTPException(status_code=503, detail="the member read model is behind the event log; try again")
+        return member_id in st.rows
+
     @app.post("/members")
     async def join(body: JoinIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        if body.referrer_id is not None and body.referrer_id not in st.rows:
+        if body.referrer_id is not None and not await joined(body.referrer_id):
             raise field_error(["referrer_id"], f"unknown member {body.referrer_id}")
         return await go(JoinMember(body.member_id, body.referrer_id), idempotency_key, wait)
 
     @app.post("/members/{member_id}/behaviours")
     async def behave(member_id: str, body: BehaviourIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        await joined(member_id)
         known(member_id)
         return await go(RecordBehaviour(member_id, body.action, body.reference), idempotency_key, wait)
 
     @app.post("/members/{member_id}/redemptions")
     async def redeem(member_id: str, body: RedeemIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
+        await joined(member_id)
         known(member_id)
         rid = body.redemption_id or idempotency_key or f"rd-{uuid.uuid4().hex[:12]}"
         return await go(RedeemPoints(member_id, rid, body.points, body.reward), idempotency_key, wait)

@@ -5,6 +5,7 @@ the project's Python code.
 - Business time (R-X-1): ticks an outside scheduler publishes move the timers and `GET /clock` alike.
 - A sku inventory has answered for is never refused as unknown by the order service, however soon
   the order follows its registration (read-your-writes).
+- A member loyalty has answered for can refer and act at once (read-your-writes within a service).
 """
 
 from __future__ import annotations
@@ -155,5 +156,33 @@ def test_a_sku_just_registered_is_never_refused_as_unknown(kafka_bootstrap: str,
             assert unknown.json()["detail"] == [
                 {"loc": ["body", "lines", 0, "sku"], "msg": "unknown sku never-registered", "type": "value_error"}
             ]
+    finally:
+        suite.stop_all()
+
+
+def test_a_member_just_joined_can_refer_and_act_at_once(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
+    """Join a member, then at once join another with the first as referrer and record a behaviour of
+    the first, a few hundred times: the join's 200 is enough — never 422 "unknown member" or 404
+    because the loyalty read model was behind. A referrer nobody joined is still refused."""
+    suite = Suite(kafka_bootstrap, prefix, data_dir)
+    try:
+        loyalty = suite.start("loyalty").url
+        refused: list[str] = []
+        with httpx.Client(timeout=15) as http:
+            for i in range(ROUNDS):
+                first, second = f"ann-{i}", f"bob-{i}"
+                joined = http.post(f"{loyalty}/members", json={"member_id": first})
+                assert joined.status_code == 200, joined.text
+                referred = http.post(f"{loyalty}/members", params={"wait": 0}, json={"member_id": second, "referrer_id": first})
+                if referred.status_code != 202:
+                    refused.append(f"{second}: {referred.status_code} {referred.text}")
+                acted = http.post(f"{loyalty}/members/{first}/behaviours", params={"wait": 0}, json={"action": "share"})
+                if acted.status_code != 202:
+                    refused.append(f"{first}: {acted.status_code} {acted.text}")
+            assert refused == [], f"{len(refused)} refused right after the join: {refused[:3]}"
+
+            unknown = http.post(f"{loyalty}/members", json={"member_id": "carol", "referrer_id": "nobody"})
+            assert unknown.status_code == 422
+            assert unknown.json()["detail"][0]["loc"] == ["body", "referrer_id"]
     finally:
         suite.stop_all()
