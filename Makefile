@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test unit lint bench clean deploy-tools deploy-generate asyncapi
+.PHONY: setup demo test unit lint bench bench-peers clean deploy-tools deploy-generate asyncapi
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
@@ -45,6 +45,11 @@ unit: setup
 
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# the bench with its peers (Kafka Streams, quixstreams, faust-streaming; bench/peers/): the bench builds
+# the Java peer with Maven and installs each Python peer's own pinned venv under .cache/bench-peers/ first
+bench-peers: setup
+	$(BIN)/python bench/run.py --peers $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache/demo .cache/test-broker-* .cache/test-faults-* .cache/bench-broker .pytest_cache

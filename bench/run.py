@@ -11,10 +11,13 @@ One run, one machine, one broker, the same record sizes:
    reading the same log.
 4. **Latency** — command → event through the inventory processor at half of S; the whole order
    saga (5 hops over 2 services) at a modest rate.
+5. **Peers** (``--peers``) — the same job on Kafka Streams, quixstreams and faust-streaming
+   (bench/peers/), each measured as S; and, for S and each peer, a kill -9 mid-backlog and a restart:
+   commands answered twice or never, read read_committed.
 
 Starts its own broker (fresh dir under .cache/bench-broker, free ports) unless
 KAFKA_BOOTSTRAP_SERVERS is set. Prints a table and one ``BENCH_JSON {...}`` line.
-Usage: ``.venv/bin/python bench/run.py [--records N] [--events M] [--latency-seconds S] [--quick]``.
+Usage: ``.venv/bin/python bench/run.py [--records N] [--events M] [--latency-seconds S] [--quick] [--peers [LIST]]``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,12 +51,13 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
+from bench.peers import harness as peers  # noqa: E402
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message, derived_id  # noqa: E402
 from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
-from flexchain.serde import Codec  # noqa: E402
+from flexchain.serde import Codec, DecodeError  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
 from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from services.inventory.messages import MESSAGES as INVENTORY_MESSAGES  # noqa: E402
@@ -62,6 +66,7 @@ from services.inventory.messages import (  # noqa: E402
     ReceiveStock,
     RegisterSku,
     ReservationCommitted,
+    ReservationRejected,
     ReserveStock,
     SkuRegistered,
     StockReceived,
@@ -141,9 +146,13 @@ def setup_commands(skus: list[str]) -> list[Record]:
     return out
 
 
+def order_id(tag: str, i: int) -> str:
+    return f"o-{tag}-{i:09d}"
+
+
 def reserve_commands(n: int, skus: list[str], tag: str, rng: random.Random) -> list[tuple[str, Record]]:
     """n ReserveStock commands (unique order ids of one width, random skus, qty 1): all the same size."""
-    return [command_record(ReserveStock(rng.choice(skus), f"o-{tag}-{i:09d}", 1)) for i in range(n)]
+    return [command_record(ReserveStock(rng.choice(skus), order_id(tag, i), 1)) for i in range(n)]
 
 
 def log_events(m: int, skus: list[str], rng: random.Random) -> Iterator[Record]:
@@ -297,6 +306,19 @@ class Services:
         self.procs.clear()
 
 
+class Child(Protocol):
+    """A child process the bench watches: a service (ServiceProcess) or a peer (peers.PeerProcess)."""
+
+    service: str
+
+    @property
+    def running(self) -> bool: ...
+
+    def kill9(self) -> None: ...
+
+    def tail(self, lines: int = 30) -> str: ...
+
+
 async def wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.1) -> float:
     """Poll /ready until 200; the monotonic time it was first seen ready."""
     deadline = time.monotonic() + timeout
@@ -385,7 +407,7 @@ async def passthrough(s: Settings, src: str, dst: str, group: str, n: int, batch
 
 
 async def observe_backlog(
-    s: Settings, proc: ServiceProcess, group: str, topic: str, total: int, interval: float, base: int = 0
+    s: Settings, proc: Child, group: str, topic: str, total: int, interval: float, base: int = 0
 ) -> dict[str, Any]:
     """Poll the group's committed offsets (minus `base`) until `total`; rate between interior observations."""
     admin = kafka.admin(s)
@@ -412,15 +434,21 @@ async def observe_backlog(
 def progress_rate(obs: Sequence[tuple[float, float]], total: float) -> dict[str, Any]:
     """The sustained rate from (time, records done) observations, start-up and tail left out.
 
-    Both ends are real observations of partial progress (no rounding up to the poll interval); with
-    too few of them (a tiny run), it falls back to the completion, or to the last zero."""
+    Both ends are real observations of partial progress (no rounding up to the poll interval). With
+    none in between (a tiny run, or a peer that commits seconds apart) it falls back to the first
+    observation of completion, or — when one commit took it from nothing to all — from the first zero
+    seen, start-up included; `coarse` says so."""
     started = [o for o in obs if o[1] > 0]
     first = started[0]
-    partial = [o for o in started if o[1] < total and o[0] > first[0]]
-    last = partial[-1] if len(partial) >= 2 else started[-1]
-    if last is first:
+    interior = [o for o in started if first[1] < o[1] < total]
+    if interior:
+        last = interior[-1]
+    elif first[1] < total:
+        last = next((o for o in started if o[1] >= total), started[-1])
+    else:
+        last = first
         zeros = [o for o in obs if o[1] == 0]
-        first = zeros[-1] if zeros else first
+        first = zeros[0] if zeros else first
     elapsed = last[0] - first[0]
     processed = last[1] - first[1]
     return {
@@ -429,6 +457,7 @@ def progress_rate(obs: Sequence[tuple[float, float]], total: float) -> dict[str,
         "seconds": elapsed,
         "observations": len(obs),
         "total_seconds": obs[-1][0] - started[0][0],
+        "coarse": not interior,
     }
 
 
@@ -535,9 +564,20 @@ async def paced(
     return {"sent": i, "achieved_rate": i / send_seconds, "missing": len(pending)}, sent
 
 
-async def hop_latency(s: Settings, skus: list[str], rate: float, seconds: float, rng: random.Random) -> dict[str, Any]:
-    """ReserveStock produced → its StockReserved (causation_id = command id) consumed read_committed."""
-    records = reserve_commands(int(rate * seconds) + 10, skus, "lat" + uuid.uuid4().hex[:6], rng)
+async def hop_latency(
+    s: Settings,
+    skus: list[str],
+    rate: float,
+    seconds: float,
+    rng: random.Random,
+    source: str | None = None,
+    sink: str | None = None,
+) -> dict[str, Any]:
+    """ReserveStock produced → its StockReserved (causation_id = command id) consumed read_committed;
+    into the service's command topic and out of its event topic unless a peer's `source`/`sink` are given.
+    The order ids of the commands sent are in the answer's "order_ids" (pop it before reporting)."""
+    tag = "lat" + uuid.uuid4().hex[:6]
+    records = reserve_commands(int(rate * seconds) + 10, skus, tag, rng)
     lat: list[float] = []
 
     def match(topic: str, item: Enveloped, now: float, sent: dict[str, float], pending: set[str]) -> None:
@@ -546,8 +586,10 @@ async def hop_latency(s: Settings, skus: list[str], rate: float, seconds: float,
             pending.discard(cause)
             lat.append(now - sent[cause])
 
-    res, _ = await paced(s, records, s.name("inventory.commands"), rate, seconds, [s.name("inventory.events")], match)
-    return {**res, "target_rate": rate, **latency_summary(lat)}
+    source = source or s.name("inventory.commands")
+    res, _ = await paced(s, records, source, rate, seconds, [sink or s.name("inventory.events")], match)
+    orders = [order_id(tag, i) for i in range(res["sent"])]
+    return {**res, "target_rate": rate, **latency_summary(lat), "order_ids": orders}
 
 
 SAGA_STAGES = (  # (topic, record type, who wrote it): the five hops of an order's confirmation
@@ -604,6 +646,346 @@ async def saga_latency(s: Settings, skus: list[str], rate: float, seconds: float
         **latency_summary(end_to_end),
         "hops": [{"hop": SAGA_STAGES[k][2], "writes": SAGA_STAGES[k][1], **latency_summary(v)} for k, v in enumerate(hops)],
     }
+
+
+# --- 5. peers: the same job on other stream processors, and the kill -9 check ------------------
+
+KILL_SECONDS = 8.0  # the kill -9 batch: about this many seconds of the target's own throughput
+ANSWER_KINDS = (b"StockReserved", b"ReservationRejected")
+
+
+async def topic_end(s: Settings, topic: str) -> int:
+    """Sum of the topic's end offsets (its records, for a topic written without transactions)."""
+    consumer = kafka.consumer(s, group_id=None)
+    await consumer.start()
+    try:
+        tps = await partitions(consumer, topic)
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed(
+    s: Settings, proc: Child, group: str, topic: str, target: int, timeout: float, interval: float = 0.1
+) -> list[tuple[float, int]]:
+    """Poll the group's committed offsets on `topic` until they reach `target`; the observations
+    (monotonic time, committed). Raises if the process exits or the timeout passes."""
+    admin = kafka.admin(s)
+    await admin.start()
+    obs: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not proc.running:
+                raise RuntimeError(f"{proc.service} exited: {proc.tail(5)}")
+            with contextlib.suppress(Exception):  # the group may not exist yet
+                obs.append((time.monotonic(), await group_committed(admin, group, topic)))
+                if obs[-1][1] >= target:
+                    return obs
+            if time.monotonic() > deadline:
+                done = obs[-1][1] if obs else 0
+                raise TimeoutError(f"{proc.service}: {done}/{target} committed after {timeout:.0f}s")
+            await asyncio.sleep(interval)
+    finally:
+        await admin.close()
+
+
+async def read_answers(s: Settings, topic: str, timeout: float = 600.0) -> tuple[list[str], dict[str, int]]:
+    """Every record of `topic` read_committed from the beginning to the end offsets; the order ids of
+    the StockReserved / ReservationRejected among them (decoded with flexchain's Codec). The bench's
+    skus never run out, so a rejection means a peer lost its state: they are counted too."""
+    consumer = kafka.consumer(s, group_id=None, max_poll_records=5000)
+    await consumer.start()
+    answered: list[str] = []
+    n = undecodable = rejected = 0
+    deadline = time.monotonic() + timeout
+    try:
+        tps = await partitions(consumer, topic)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: {n} records after {timeout:.0f}s")
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, recs in batch.items():
+                for rec in recs:
+                    n += 1
+                    kind = kafka.header(rec, "type")
+                    if kind is not None and kind not in ANSWER_KINDS:
+                        continue
+                    try:
+                        msg = CODEC.decode(rec.value).message
+                    except DecodeError:
+                        undecodable += 1
+                        continue
+                    if isinstance(msg, StockReserved | ReservationRejected):
+                        answered.append(msg.order_id)
+                        rejected += isinstance(msg, ReservationRejected)
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            if not batch:
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return answered, {"records": n, "undecodable": undecodable, "rejected": rejected}
+
+
+async def open_transactions(s: Settings, topic: str) -> int:
+    """Records of `topic` past its last stable offset: in transactions neither committed nor aborted yet."""
+    lso = kafka.consumer(s, group_id=None)
+    hw = kafka.consumer(s, group_id=None, isolation_level="read_uncommitted")
+    await lso.start()
+    await hw.start()
+    try:
+        tps = await partitions(lso, topic)
+        stable, high = await lso.end_offsets(tps), await hw.end_offsets(tps)
+        return sum(high[tp] - stable[tp] for tp in tps)
+    finally:
+        await lso.stop()
+        await hw.stop()
+
+
+async def output_audit(s: Settings, topic: str, committed_records: int) -> dict[str, Any]:
+    """Are the topic's records written in transactions? Offsets that hold no record read_uncommitted
+    are control records (transaction markers); records read_uncommitted but not read_committed were
+    aborted."""
+    consumer = kafka.consumer(s, group_id=None, isolation_level="read_uncommitted", max_poll_records=5000)
+    await consumer.start()
+    n = 0
+    try:
+        tps = await partitions(consumer, topic)
+        consumer.assign(tps)
+        begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if ends[tp] > begins[tp]}
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, recs in batch.items():
+                n += len(recs)
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            if not batch:
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        span = sum(ends[tp] - begins[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+    markers = span - n
+    return {
+        "offsets": span,
+        "records_read_uncommitted": n,
+        "records_read_committed": committed_records,
+        "control_markers": markers,
+        "aborted_records": n - committed_records,
+        "transactional": markers > 0,
+    }
+
+
+async def crash_check(
+    s: Settings,
+    proc: Child,
+    restart: Any,
+    *,
+    group: str,
+    source: str,
+    sink: str,
+    skus: list[str],
+    rng: random.Random,
+    rate: float,
+    expected: list[str],
+    kill_records: int | None,
+) -> tuple[Child, dict[str, Any]]:
+    """Once `proc` has worked off its input: a batch of K ReserveStock commands, kill -9 of the
+    process when a quarter of them is committed, `restart()` (the new process), wait until every
+    command is committed, then read `sink` read_committed: every ReserveStock ever sent to `source`
+    (`expected` + the batch) must be answered exactly once. Returns the running process and the counts."""
+    end = await topic_end(s, source)
+    await wait_committed(s, proc, group, source, end, timeout=180 + end / 100)
+    k = kill_records or max(2000, min(100_000, int(rate * KILL_SECONDS))) if rate > 0 else 2000
+    tag = "kill" + uuid.uuid4().hex[:6]
+    watch = kafka.consumer(s, group_id=None, isolation_level="read_uncommitted")
+    await watch.start()
+    batch = [r for _, r in reserve_commands(k, skus, tag, rng)]
+    producing: asyncio.Task[tuple[int, float]] | None = None
+    try:  # the kill comes when a quarter of the batch's answers are in the sink, committed or not
+        tps = await partitions(watch, sink)
+        written = sum((await watch.end_offsets(tps)).values())
+        producing = asyncio.create_task(produce_all(s, source, batch))
+        deadline = time.monotonic() + 180 + k / 20
+        while sum((await watch.end_offsets(tps)).values()) - written < k // 4:
+            if not proc.running:
+                raise RuntimeError(f"{proc.service} exited: {proc.tail(5)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{proc.service}: a quarter of the kill batch not answered after {180 + k / 20:.0f}s")
+            if producing.done():
+                producing.result()  # raises if producing failed
+            await asyncio.sleep(0.02)
+        proc.kill9()
+        killed = time.monotonic()
+        await producing
+    finally:
+        if producing is not None and not producing.done():
+            producing.cancel()
+            with contextlib.suppress(BaseException):
+                await producing
+        await watch.stop()
+    admin = kafka.admin(s)
+    await admin.start()
+    try:
+        at_kill = await group_committed(admin, group, source) - end
+    finally:
+        await admin.close()
+    proc = restart()
+    restarted = time.monotonic()
+    obs = await wait_committed(s, proc, group, source, end + k, timeout=240 + k / 20)
+    resumed = next((t for t, c in obs if c - end > at_kill), obs[-1][0])
+    finished = time.monotonic()
+    waited = 0.0  # a transaction the killed process left open holds back read_committed readers until it is aborted
+    while await open_transactions(s, sink) and waited < 180:
+        await asyncio.sleep(1.0)
+        waited = time.monotonic() - finished
+    ids = [*expected, *(order_id(tag, i) for i in range(k))]
+    for attempt in range(5):  # without transactions, answers may land after their offsets are committed
+        answered, stats = await read_answers(s, sink)
+        counts = peers.count_answers(ids, answered)
+        if counts["never"] == 0 or attempt == 4:
+            break
+        await asyncio.sleep(2.0)
+    return proc, {
+        "batch": k,
+        "committed_at_kill": at_kill,
+        "mid_stream": 0 <= at_kill < k,
+        "restart_to_progress_s": resumed - restarted,
+        "restart_to_done_s": finished - restarted,
+        "kill_to_done_s": finished - killed,
+        "open_transaction_wait_s": waited,
+        **counts,
+        "rejected": stats["rejected"],
+        "undecodable": stats["undecodable"],
+        "output": await output_audit(s, sink, stats["records"]),
+    }
+
+
+async def peer_run(
+    args: argparse.Namespace,
+    name: str,
+    argv: list[str],
+    s: Settings,
+    work: Path,
+    skus: list[str],
+    setup: list[Record],
+    records: list[tuple[str, Record]],
+    s_rate: float,
+    rng: random.Random,
+    res: dict[str, Any],
+) -> None:
+    """One peer through the S run's steps, in `res` as it goes: backlog → throughput and peak RSS,
+    hop latency at ½ S's rate, then the kill -9 check."""
+    peer = peers.PEERS[name]
+    source, sink, group = s.name(f"peer-{name}.in"), s.name(f"peer-{name}.out"), s.name(f"peer-{name}")
+    await kafka.ensure_topics(s, [source, sink])
+    total, _ = await produce_all(s, source, [*setup, *(r for _, r in records)])
+    config = peers.write_config(
+        work / name / "config.json",
+        peer=name,
+        codec=CODEC,
+        bootstrap=s.kafka_bootstrap_servers,
+        group=group,
+        source=source,
+        sink=sink,
+        state_dir=work / name / "state",
+        partitions=s.flexchain_partitions,
+        replication_factor=s.flexchain_replication_factor,
+        commit_interval_ms=args.peer_commit_ms,
+    )
+    res["commit_interval_ms"] = args.peer_commit_ms or peer.commit_default_ms
+    instances: list[peers.PeerProcess] = []
+
+    def start() -> peers.PeerProcess:
+        proc = peers.PeerProcess(name, [*argv, str(config)], work / "logs", len(instances)).start()
+        instances.append(proc)
+        return proc
+
+    try:
+        res["stage"] = "throughput"
+        proc: Child = start()
+        pid = instances[-1].proc.pid if instances[-1].proc else 0
+        with RssSampler({name: pid}) as rss:
+            res.update(await observe_backlog(s, proc, group, source, total, args.poll))
+        res["peak_rss_mib"] = rss.mib(name)
+        say(f"      {name:<8} {res['rate']:,.0f} commands/s (peak RSS {res['peak_rss_mib']} MiB)")
+        res["stage"] = "hop latency"
+        await wait_committed(s, proc, group, source, total, timeout=120)
+        hop = await hop_latency(s, skus, 0.5 * s_rate, args.latency_seconds, rng, source=source, sink=sink)
+        expected = [*(order_id(res["tag"], i) for i in range(len(records))), *hop.pop("order_ids")]
+        res["hop"] = hop
+        say(f"      {name:<8} hop p50 {hop['p50_ms']:.1f} / p99 {hop['p99_ms']:.1f} ms @ {hop['achieved_rate']:,.0f}/s")
+        res["stage"] = "kill -9 check"
+        _, res["crash"] = await crash_check(
+            s,
+            proc,
+            start,
+            group=group,
+            source=source,
+            sink=sink,
+            skus=skus,
+            rng=rng,
+            rate=res["rate"],
+            expected=expected,
+            kill_records=args.kill_records,
+        )
+        say(f"      {name:<8} {crash_line(res['crash'])}")
+        res["status"] = "ok"
+        del res["stage"]
+    finally:
+        for p in instances:
+            p.stop()
+
+
+def crash_line(c: dict[str, Any]) -> str:
+    txn = "in transactions" if c["output"]["transactional"] else "NOT in transactions (no commit markers)"
+    return (
+        f"kill -9 at {c['committed_at_kill']:,}/{c['batch']:,}: answered twice {c['answered_twice']}, never {c['never']} "
+        f"of {c['commands']:,}; output {txn}"
+    )
+
+
+async def peers_phase(
+    args: argparse.Namespace,
+    bootstrap: str,
+    work: Path,
+    base: str,
+    skus: list[str],
+    records: list[tuple[str, Record]],
+    run: str,
+    s_rate: float,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """Every peer asked for, one after the other, each with its own topics and group; a peer that
+    cannot be built or fails is reported as "failed: <reason>" and the next one runs."""
+    results: dict[str, Any] = {}
+    setup = setup_commands(skus)
+    for name, prepared in args.prepared.items():
+        res: dict[str, Any] = {"label": peers.PEERS[name].label if name in peers.PEERS else name, "tag": run}
+        results[name] = res
+        if isinstance(prepared, str):
+            res["status"] = f"failed: {prepared}"
+            say(f"      {name:<8} {res['status']}")
+            continue
+        say(f"[5 peers] {name}: {res['label']}: backlog of {len(setup)} setup + {len(records)} ReserveStock commands ...")
+        try:
+            sp = settings(bootstrap, f"{base}peers-")
+            await peer_run(args, name, prepared, sp, work / "peers", skus, setup, records, s_rate, rng, res)
+        except Exception as exc:
+            res["status"] = f"failed: {res.get('stage', 'start')}: {peers.failure(exc)}"
+            say(f"      {name:<8} {res['status']}")
+        res.pop("tag", None)
+    return results
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -699,7 +1081,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     say(f"[2 S] inventory service: backlog of {len(skus) * 2} setup + {args.records} ReserveStock commands ...")
     setup = setup_commands(skus)
     total, _ = await produce_all(ss, ss.name("inventory.commands"), [*setup, *(r for _, r in records)])
-    del records
+    n_records = len(records)
+    if not args.peers:
+        del records
     svc = Services(bootstrap, ss.flexchain_topic_prefix, work / "svc")
     try:
         inv = svc.start("inventory")
@@ -719,8 +1103,29 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         rate = 0.5 * out["S"]["rate"]
         say(f"[4 latency] ReserveStock → StockReserved at {rate:,.0f}/s for {args.latency_seconds} s ...")
         out["hop"] = await hop_latency(ss, skus, rate, args.latency_seconds, rng)
+        hop_orders = out["hop"].pop("order_ids")
+        if args.peers:  # 5. the same kill -9 check as the peers'
+            say("[5 peers] inventory service: kill -9 mid-backlog, restart, every ReserveStock answered once? ...")
+            _, out["S"]["crash"] = await crash_check(
+                ss,
+                inv,
+                lambda: svc.start("inventory"),
+                group=ss.name("inventory"),
+                source=ss.name("inventory.commands"),
+                sink=ss.name("inventory.events"),
+                skus=skus,
+                rng=rng,
+                rate=out["S"]["rate"],
+                expected=[*(order_id(run, i) for i in range(n_records)), *hop_orders],
+                kill_records=args.kill_records,
+            )
+            say(f"      S        {crash_line(out['S']['crash'])}")
     finally:
         svc.stop_all()
+
+    if args.peers:
+        out["peers"] = await peers_phase(args, bootstrap, work, base, skus, records, run, out["S"]["rate"], rng)
+        del records
 
     # 4b. the saga over both services
     say(f"[4 saga] PlaceOrder → OrderConfirmed at {args.saga_rate}/s for {args.latency_seconds} s ...")
@@ -791,6 +1196,17 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     }
     out["targets"] = {"S_over_B": 0.6, "rebuild_over_raw": 0.9}
     out["met"] = {k: out["ratios"][k] >= v for k, v in out["targets"].items()}
+    if args.peers:
+        ok = {k: v for k, v in out["peers"].items() if v.get("status") == "ok" and v["rate"] > 0}
+        for k, v in ok.items():
+            out["ratios"][f"{k}_over_B"] = v["rate"] / out["B"]["rate"]
+            out["ratios"][f"S_over_{k}"] = out["S"]["rate"] / v["rate"]
+        if "kstreams" in ok:  # issue 18: S at least Kafka Streams' rate, every Python peer behind S
+            out["targets"]["S_over_kstreams"] = 1.0
+            out["met"]["S_over_kstreams"] = out["ratios"]["S_over_kstreams"] >= 1.0
+        python = [k for k in ("quix", "faust") if k in ok]
+        if python:
+            out["met"]["python_peers_behind_S"] = all(out["ratios"][f"S_over_{k}"] > 1.0 for k in python)
     out["env"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
@@ -863,6 +1279,77 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def peers_table(r: dict[str, Any]) -> str:
+    """S and each peer on one line: the same job, broker and bytes; the kill -9 check's counts."""
+
+    def crash(c: dict[str, Any] | None) -> tuple[str, str, str]:
+        if not c:
+            return "", "", ""
+        mid = "" if c["mid_stream"] else " (killed after the end!)"
+        counts = f"{c['answered_twice']} / {c['never']} of {c['commands']:,}{mid}"
+        if c.get("rejected"):
+            counts += f"; {c['rejected']:,} rejected (state lost)"
+        out = c["output"]
+        txn = f"yes ({out['control_markers']:,} markers)" if out["transactional"] else "NO (no markers)"
+        if out["aborted_records"]:
+            txn += f", {out['aborted_records']:,} aborted"
+        return counts, f"{c['restart_to_progress_s']:.1f} s", txn
+
+    def rate(d: dict[str, Any]) -> str:
+        return ("~" if d.get("coarse") else "") + f"{d['rate']:,.0f}"
+
+    head: tuple[str, ...] = ("", "processor", "commit", "cmd/s", "×B", "S ÷ it", "hop p50 / p99 ms @ rate", "peak RSS")
+    head += ("kill -9: twice / never", "restart → progress", "output in txns")
+    rows: list[tuple[str, ...]] = [head]
+    hop = r["hop"]
+    rows.append(
+        (
+            "S",
+            "flexchain inventory service",
+            "per batch",
+            rate(r["S"]),
+            f"{r['ratios']['S_over_B']:.2f}",
+            "1.00",
+            f"{hop['p50_ms']:.1f} / {hop['p99_ms']:.1f} @ {hop['achieved_rate']:,.0f}/s",
+            f"{r['S']['peak_rss_mib']} MiB",
+            *crash(r["S"].get("crash")),
+        )
+    )
+    for name, p in r["peers"].items():
+        if p.get("status") != "ok" and "rate" not in p:
+            rows.append((name, p["label"], "", p.get("status", "failed"), *[""] * (len(head) - 4)))
+            continue
+        h = p.get("hop")
+        lat = f"{h['p50_ms']:.1f} / {h['p99_ms']:.1f} @ {h['achieved_rate']:,.0f}/s" if h else ""
+        if h and h["missing"]:
+            lat += f", {h['missing']:,} late"
+        counts, resumed, txn = crash(p.get("crash"))
+        if p.get("status") != "ok":
+            counts = p["status"]
+        rows.append(
+            (
+                name,
+                p["label"],
+                f"{p['commit_interval_ms']} ms",
+                rate(p),
+                f"{p['rate'] / r['B']['rate']:.2f}",
+                f"{r['S']['rate'] / p['rate']:.2f}" if p["rate"] > 0 else "",
+                lat,
+                f"{p['peak_rss_mib']} MiB",
+                counts,
+                resumed,
+                txn,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def clean(obj: Any) -> Any:
     """JSON-safe: NaN → null, floats rounded."""
     if isinstance(obj, dict):
@@ -879,7 +1366,7 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
     admin = kafka.admin(s)
     await admin.start()
     try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        names = [t for t in await admin.list_topics() if prefix in t]  # quixstreams names its changelogs changelog__<group>--…
         if names:
             await admin.delete_topics(names)
     finally:
@@ -897,11 +1384,42 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the bench dir, broker data and (external) topics")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (5000 / 20000 / 3 s)")
+    ap.add_argument(
+        "--peers",
+        nargs="?",
+        const=",".join(peers.PEERS),
+        default="",
+        metavar="LIST",
+        help=f"also run the peers (bench/peers/; default all: {','.join(peers.PEERS)}) and the kill -9 check of S and each peer",
+    )
+    ap.add_argument("--peer-commit-ms", type=int, default=None, help="commit interval of every peer (default: each peer's own)")
+    ap.add_argument(
+        "--kill-records",
+        type=int,
+        default=None,
+        help=f"size of the kill -9 batch (default: {KILL_SECONDS:.0f} s of the target's rate)",
+    )
     args = ap.parse_args(argv)
+    args.peers = [p for p in args.peers.split(",") if p.strip()]
     if args.quick:
         args.records, args.events, args.latency_seconds, args.saga_rate, args.skus = 5000, 20_000, 3.0, 20.0, 50
         args.poll = 0.05
     return args
+
+
+def prepare_peers(names: list[str]) -> dict[str, list[str] | str]:
+    """Build or install each peer before anything is measured: its command, or why it cannot run."""
+    prepared: dict[str, list[str] | str] = {}
+    for name in names:
+        t0 = time.monotonic()
+        say(f"peers: preparing {name} (a first build or install takes minutes) ...")
+        try:
+            prepared[name] = peers.prepare(name)
+            say(f"      {name} ready ({time.monotonic() - t0:.0f} s)")
+        except Exception as exc:
+            prepared[name] = peers.failure(exc)
+            say(f"      {name} failed: {prepared[name]}")
+    return prepared
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -912,6 +1430,7 @@ def main(argv: list[str] | None = None) -> int:
     work = CACHE / "bench" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     CLIENT_LOG.install(work / "bench-client.log")
+    args.prepared = prepare_peers(args.peers)
     results: dict[str, Any] | None = None
     try:
         with bench_broker("bench-broker", args.keep, needed=True) as bootstrap:
@@ -933,6 +1452,10 @@ def main(argv: list[str] | None = None) -> int:
     say("")
     say(table(results))
     say("")
+    if "peers" in results:
+        say("peers: the inventory job, same broker and bytes; hop at ½ S; kill -9 mid-backlog, restart, read read_committed")
+        say(peers_table(results))
+        say("")
     say("BENCH_JSON " + json.dumps(clean(results), sort_keys=True, ensure_ascii=False))
     return 0
 
