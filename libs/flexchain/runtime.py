@@ -46,13 +46,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
-from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
 from flexchain.fold import (
@@ -217,14 +216,6 @@ class InjectedFault(Exception):
     """`FLEXCHAIN_FAULT_ABORT_EVERY`: a transaction aborted on purpose, to test recovery."""
 
 
-class Written(NamedTuple):
-    """Where a record of a committed transaction was written."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
 class _Outbox:
     """Records to produce in the current transaction."""
 
@@ -276,7 +267,6 @@ class _TransactionalLoop:
         self.consumer: AIOKafkaConsumer | None = None
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._next: dict[TopicPartition, int] = {}  # per owned partition: the next offset to process
-        self._partitions_by_key: dict[tuple[str, bytes], int] = {}
         self._failure: BaseException | None = None
         self._last_lag = 0.0
         self._debug = settings.flexchain_log_level.upper() == "DEBUG"
@@ -453,54 +443,17 @@ class _TransactionalLoop:
             self.log.warning("transaction failed", partition=tp.partition, topic=tp.topic, kind=kind, error=repr(exc))
         raise LoopFailed(f"{self.stage}: transaction failed on {[tp.partition for tp, _ in failed]}") from failed[0][1]
 
-    async def _produce(self, producer: AIOKafkaProducer, out: _Outbox) -> list[tuple[str, str, int, asyncio.Future[Any], int]]:
-        """The outbox's records, in order, as one batch per topic partition (another when one is full):
-        a batch costs the producer about what one `send` does. Per record: its kind, topic,
-        partition, its batch's future and its place in that batch (offset = the batch's base + place)."""
-        by_tp: dict[tuple[str, int], list[int]] = {}
-        for i, (topic, partition, key, _value, _headers, _kind) in enumerate(out.records):
-            if partition is None:
-                partition = await self._partition_of(producer, topic, key)
-            by_tp.setdefault((topic, partition), []).append(i)
-        sent: list[tuple[str, str, int, asyncio.Future[Any], int]] = []
-        for (topic, partition), indices in by_tp.items():
-            batch, placed = producer.create_batch(), list[str]()
-            for i in indices:
-                _topic, _partition, key, value, headers, kind = out.records[i]
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
-                    if not placed:
-                        raise ValueError(f"a record of {len(value)} bytes does not fit an empty batch of {topic}")
-                    fut = await producer.send_batch(batch, topic, partition=partition)
-                    sent += [(k, topic, partition, fut, n) for n, k in enumerate(placed)]
-                    batch, placed = producer.create_batch(), []
-                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                        raise ValueError(f"a record of {len(value)} bytes does not fit an empty batch of {topic}")
-                placed.append(kind)
-            fut = await producer.send_batch(batch, topic, partition=partition)
-            sent += [(k, topic, partition, fut, n) for n, k in enumerate(placed)]
-        return sent
-
-    async def _partition_of(self, producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
-        """The partition the producer's default partitioner would pick (murmur2 of the key, as Java's),
-        remembered per key: aiokafka hashes in pure Python on every `send`."""
-        if key is not None and (known := self._partitions_by_key.get((topic, key))) is not None:
-            return known
-        every = sorted(await producer.partitions_for(topic))
-        partition: int = DefaultPartitioner()(key, every, every)
-        if key is not None:
-            if len(self._partitions_by_key) >= 100_000:
-                self._partitions_by_key.clear()
-            self._partitions_by_key[(topic, key)] = partition
-        return partition
-
     async def _transact_one(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         producer = self.producers[tp]
         out = _Outbox()
         for rec in records:
             self._handle(tp, rec, out)
         every = self.settings.flexchain_fault_abort_every
+        sent: list[tuple[str, Any]] = []
         async with producer.transaction():
-            sent = await self._produce(producer, out)
+            for topic, partition, key, value, headers, kind in out.records:
+                fut = await producer.send(topic, value, key=key, partition=partition, headers=headers)
+                sent.append((kind, fut))
             await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
             if self.settings.flexchain_fault_commit_delay_ms:  # a test widens the window a freeze can hit
                 await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
@@ -514,7 +467,7 @@ class _TransactionalLoop:
             hist.observe(max(0.0, (done - rec.timestamp) / 1000))
         self.metrics.batch_size.labels(self.stage).observe(len(records))
         self._next[tp] = records[-1].offset + 1
-        results = [(kind, Written(topic, partition, fut.result().offset + i)) for kind, topic, partition, fut, i in sent]
+        results = [(kind, fut.result()) for kind, fut in sent]
         for kind, md in results:
             if kind.startswith("dlq:"):
                 self.metrics.dlq.labels(_reason_label(kind[4:])).inc()
