@@ -19,7 +19,7 @@ COPY services ./services
 # the published Avro schemas: read at run time from FLEXCHAIN_SCHEMAS_DIR (they are not in the wheel)
 COPY schemas ./schemas
 # the `postgres` extra: psycopg for FLEXCHAIN_SNAPSHOT_URL=postgresql+psycopg://...
-RUN pip install '.[postgres]' && rm -rf /app/libs /app/services /app/build
+RUN pip install '.[postgres,notify]' && rm -rf /app/libs /app/services /app/build
 
 USER 10001:10001
 ENV FLEXCHAIN_HTTP_HOST=0.0.0.0 \
