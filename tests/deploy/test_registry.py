@@ -17,6 +17,7 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ import httpx
 import pytest
 
 from flexchain.procs import free_port
+from flexchain.settings import PROJECT_ROOT
 from tests.support import Suite, eventually, get, post
 
 pytestmark = pytest.mark.broker
@@ -158,6 +160,18 @@ def test_kcat_decodes_a_flexchain_topic_through_the_registry(
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert "lacks Avro/Schema-Registry support" in proc.stderr
+
+    # README "Subscribe from your own system": the confluent-kafka example, given only the registry
+    example = PROJECT_ROOT / "examples" / "subscribe" / "confluent_subscriber.py"
+    proc = subprocess.run(
+        [sys.executable, str(example), "--bootstrap", kafka_bootstrap, "--registry", registry,
+         "--group", f"sub-{uuid.uuid4().hex[:6]}", "--to-end", suite.topic("inventory.events")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["event_id"] for line in lines] == [r["envelope"]["event_id"] for _, _, r in decoded]
+    assert [line["type"] for line in lines][:2] == ["SkuRegistered", "StockReceived"]
 
 
 def test_the_codec_reads_old_schema_versions_through_the_registry(registry: str) -> None:
