@@ -14,12 +14,10 @@ Each peer runs in its own environment under ``.cache/bench-peers/`` (ignored by 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flexchain.messages import ID_NAMESPACE, Message
+from flexchain.procs import ChildProcess
 from flexchain.schemas import load_json, schema_path, self_contained
 from flexchain.serde import Codec
 from flexchain.settings import PROJECT_ROOT
@@ -193,54 +192,15 @@ def write_config(
     return path
 
 
-class PeerProcess:
-    """One peer as a child process in its own session, output to a log file (the interface of
-    flexchain.procs.ServiceProcess that the bench uses: running, kill9, stop, tail)."""
+class PeerProcess(ChildProcess):
+    """One peer as a child process in its own session, output to a log file (start, running, kill9,
+    stop, tail — what the bench uses of a service process too)."""
 
     def __init__(self, name: str, argv: list[str], log_dir: Path, instance: int = 0) -> None:
-        self.service = name
-        self.argv = argv
-        self.log_path = log_dir / f"peer-{name}-{instance}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PeerProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=PROJECT_ROOT
-        )
-        log.close()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self) -> None:
-        """SIGKILL to the peer's process group (its session): nothing is flushed, no transaction closed."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-        return self.proc.returncode
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        env.pop("PYTHONPATH", None)  # a peer runs in its own venv, on its own packages only
+        super().__init__(name, argv, env, log_dir / f"peer-{name}-{instance}.log", cwd=PROJECT_ROOT)
+        self.service = name
 
 
 def count_answers(expected: Iterable[str], answered: Iterable[str]) -> dict[str, int]:

@@ -10,40 +10,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 
 
-class ServiceProcess:
-    """One `flexchain serve <service>` process with its own environment, port and log file."""
+class ChildProcess:
+    """A child process in its own session (so a kill reaches everything it started), its output in a log
+    file: start, running, kill9, stop, tail. The services (:class:`ServiceProcess`) and the bench's peers
+    (``bench/peers``) are both this."""
 
-    def __init__(
-        self, service: str, env: dict[str, str], log_dir: Path, port: int, instance: str = "0", module: str | None = None
-    ) -> None:
-        """`module`: run `python -m <module>` instead of `flexchain serve <service>` (a test's own service)."""
-        self.service = service
-        self.argv = ["-m", module] if module else ["-m", "flexchain.cli", "serve", service]
-        self.port = port
-        self.instance = instance
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
-            **env,
-            "FLEXCHAIN_HTTP_PORT": str(port),
-            "FLEXCHAIN_INSTANCE_ID": instance,
-        }
-        self.log_path = log_dir / f"{service}-{instance}.log"
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServiceProcess:
+    def start(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, *self.argv],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd
         )
         log.close()
         return self
@@ -52,25 +41,15 @@ class ServiceProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_ready(self, timeout: float = 90.0) -> ServiceProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.service}-{self.instance} exited {self.proc.returncode}: {self.tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return self
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.service}-{self.instance} not ready after {timeout}s: {self.tail()}")
-
     def kill9(self) -> None:
-        """Crash it: SIGKILL, no cleanup, no snapshot, transaction left open."""
+        """Crash it: SIGKILL to its process group, no cleanup, nothing flushed, a transaction left open."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """A clean stop: SIGTERM (snapshots saved), SIGKILL after `timeout`."""
+        """A clean stop: SIGTERM (a service saves its snapshots), SIGKILL after `timeout`."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -78,8 +57,7 @@ class ServiceProcess:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill9()
         return self.proc.returncode
 
     def tail(self, lines: int = 30) -> str:
@@ -87,6 +65,33 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class ServiceProcess(ChildProcess):
+    """One `flexchain serve <service>` process with its own environment, port and log file."""
+
+    def __init__(
+        self, service: str, env: dict[str, str], log_dir: Path, port: int, instance: str = "0", module: str | None = None
+    ) -> None:
+        """`module`: run `python -m <module>` instead of `flexchain serve <service>` (a test's own service)."""
+        self.service = service
+        self.port = port
+        self.instance = instance
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, *(["-m", module] if module else ["-m", "flexchain.cli", "serve", service])]
+        env = {**os.environ, **env, "FLEXCHAIN_HTTP_PORT": str(port), "FLEXCHAIN_INSTANCE_ID": instance}
+        super().__init__(f"{service}-{instance}", argv, env, log_dir / f"{service}-{instance}.log")
+
+    def wait_ready(self, timeout: float = 90.0) -> ServiceProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.proc.returncode}: {self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s: {self.tail()}")
 
 
 def free_port() -> int:
