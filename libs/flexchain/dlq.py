@@ -148,11 +148,13 @@ class DeadLetter:
         """The headers the record had when it was read (before it was parked)."""
         return [(k.removeprefix(ORIGINAL_PREFIX), v) for k, v in self.headers if k.startswith(ORIGINAL_PREFIX)]
 
-    def row(self, now_ms: int) -> dict[str, Any]:
+    def row(self, now_ms: int, full: bool = False) -> dict[str, Any]:
+        """A line of `dlq list` (`full`: with the parking time, for --json and `show`)."""
+        when = {"parked_at": _iso(self.timestamp)} if full else {}
         return {
             "id": self.id,
             "age": _age(max(0, now_ms - self.timestamp) / 1000),
-            "parked_at": _iso(self.timestamp),
+            **when,
             "type": self.message_type,
             "reason": self.reason,
             "source": self.source,
@@ -466,7 +468,9 @@ def list_(
     except DlqError as exc:
         raise _fail(exc) from exc
     now = _now()
-    emit([d.row(now) for d in letters], as_json=as_json, title=dlq_topic(settings, service), empty="no dead letters")
+    emit(
+        [d.row(now, full=as_json) for d in letters], as_json=as_json, title=dlq_topic(settings, service), empty="no dead letters"
+    )
 
 
 def _headers_doc(headers: Iterable[tuple[str, bytes]]) -> list[list[str]]:
@@ -481,7 +485,7 @@ def _headers_doc(headers: Iterable[tuple[str, bytes]]) -> list[list[str]]:
 
 def show_doc(d: DeadLetter, codec: Codec, now_ms: int) -> dict[str, Any]:
     """One dead letter as a document: headers, and its envelope and body as JSON, or its raw bytes."""
-    doc: dict[str, Any] = d.row(now_ms)
+    doc: dict[str, Any] = d.row(now_ms, full=True)
     doc["key"] = _text(d.key)
     doc["headers"] = _headers_doc(d.headers)
     _, item = _describe(codec, d.value)
