@@ -1,7 +1,8 @@
 """`flexchain dlq list|show|redrive` through the command line (typer's CliRunner) on the real broker:
 dead letters written with the runtime's own headers, listed and filtered (table and --json), shown
 decoded or as raw bytes, and a dry run that plans without sending — refusing to append to another
-service's event log when the service has no `<service>.redrive` topic."""
+service's event log when the service has no `<service>.redrive` topic; then a real redrive of a command, and a second one that
+sends nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from flexchain.runtime import _dlq_headers
 from flexchain.settings import Settings
 from services.inventory.messages import RegisterSku
 from services.order.messages import OrderLine, OrderPlaced
-from tests.support import CODEC, end_offsets, envelope_for, run
+from tests.support import CODEC, end_offsets, envelope_for, read_all, run
 
 pytestmark = pytest.mark.broker
 
@@ -99,3 +100,19 @@ def test_list_show_and_dry_run(kafka_bootstrap: str, prefix: str) -> None:
         "a dry run sends nothing"
     )
     cli("redrive", "inventory", code=1)  # no selection: refused, nothing sent
+
+    # for real: the command goes back to its partition, as it was, marked; a second redrive sends nothing
+    sent = cli("redrive", "inventory", sku_id, "--yes", "--json")
+    assert [(s["id"], s["action"], s["to"]) for s in sent] == [(sku_id, "redrive", f"{commands}:1:0")]
+    (back,) = run(read_all(kafka_bootstrap, commands, decode=False))
+    assert back.partition == 1 and back.key == b"sku-1" and back.value == records[0][1]
+    assert back.timestamp == 1_700_000_000_000, "the record time is the original's (the dedup horizon counts from it)"
+    assert dict(back.headers) == {
+        "type": b"RegisterSku",
+        "flexchain.redrive.count": b"1",
+        "flexchain.redrive.from": f"{dlq_topic}:{sku_id}".encode(),
+    }
+    assert {r["id"]: r["status"] for r in cli("list", "inventory", "--json")}[sku_id] == f"redriven to {commands}:1:0"
+    again = cli("redrive", "inventory", sku_id, "--yes")
+    assert "redriven: 0; refused: 1" in again and "already redriven" in again
+    assert len(run(read_all(kafka_bootstrap, commands, decode=False))) == 1
