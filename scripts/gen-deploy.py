@@ -61,6 +61,7 @@ def topics() -> list[dict[str, Any]]:
         topic(names["commands"], PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})
         topic(names["events"], PARTITIONS, {**base, "retention.ms": -1, "retention.bytes": -1})  # the event store
         topic(names["dlq"], PARTITIONS, {**base, "retention.ms": 30 * DAY_MS})
+        topic(names["redrive"], PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})  # `flexchain dlq redrive`
     topic("clock.ticks", 1, {**base, "retention.ms": 7 * DAY_MS})
     return out
 

@@ -175,7 +175,9 @@ def document(partitions: int = 6, replicas: int = 3, root: Path = SCHEMAS_DIR) -
                 f"Dead letters of the {service} service: records of `{names['commands']}` (or routed topics) that "
                 "could not be decoded, had an unknown schema id, were not a command of the service, or whose "
                 "decision failed — unchanged (key and value as received), with headers `flexchain.dlq.reason`, "
-                "`flexchain.source.topic`, `flexchain.source.partition`, `flexchain.source.offset`. For operators."
+                "`flexchain.source.topic`, `flexchain.source.partition`, `flexchain.source.offset`, "
+                "`flexchain.source.timestamp`, the record's own headers as `flexchain.original.<name>`, and "
+                "`flexchain.redrive.count` once redriven. For operators (`flexchain dlq list|show|redrive`)."
             ),
             "bindings": {
                 "kafka": {

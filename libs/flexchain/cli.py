@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from flexchain import broker as kbroker
+from flexchain import dlqcli
 from flexchain.schemas import SCHEMAS_DIR
 from flexchain.settings import PROJECT_ROOT
 
@@ -22,6 +23,7 @@ broker_app = typer.Typer(
     help="The local Kafka (KRaft, official jars from Maven Central): one node, or a cluster with --brokers 3"
 )
 app.add_typer(broker_app, name="broker")
+app.add_typer(dlqcli.app, name="dlq")
 
 CACHE = PROJECT_ROOT / ".cache"
 

@@ -23,7 +23,14 @@ TOPIC_ALREADY_EXISTS = 36
 
 
 def topic_names(service: str) -> dict[str, str]:
-    return {"commands": f"{service}.commands", "events": f"{service}.events", "dlq": f"{service}.dlq"}
+    """A service's own topics. `redrive`: dead letters of other services' events sent back by
+    `flexchain dlq redrive`, read by the service's router as if from their first topic."""
+    return {
+        "commands": f"{service}.commands",
+        "events": f"{service}.events",
+        "dlq": f"{service}.dlq",
+        "redrive": f"{service}.redrive",
+    }
 
 
 def _security(s: Settings) -> dict[str, Any]:

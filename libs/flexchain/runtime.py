@@ -141,13 +141,46 @@ def command_digest(cmd: Message) -> str:
     return hashlib.blake2b(repr((type(cmd).__name__, to_record(cmd))).encode(), digest_size=8).hexdigest()
 
 
-def _dlq_headers(rec: ConsumerRecord[bytes, bytes], reason: str) -> list[tuple[str, bytes]]:
-    return [
-        ("flexchain.dlq.reason", reason.encode("utf-8")[:2000]),
-        ("flexchain.source.topic", rec.topic.encode()),
-        ("flexchain.source.partition", str(rec.partition).encode()),
-        ("flexchain.source.offset", str(rec.offset).encode()),
+#: Headers of a dead letter (`<service>.dlq`): why it was parked and where it was read. The record's
+#: own headers follow, each renamed `flexchain.original.<name>` (an event's own
+#: `flexchain.source.offset` must not be taken for the dead letter's).
+DLQ_REASON_HEADER = "flexchain.dlq.reason"
+DLQ_SOURCE_TOPIC = "flexchain.source.topic"
+DLQ_SOURCE_PARTITION = "flexchain.source.partition"
+DLQ_SOURCE_OFFSET = "flexchain.source.offset"
+DLQ_SOURCE_TIMESTAMP = "flexchain.source.timestamp"
+ORIGINAL_PREFIX = "flexchain.original."
+#: Headers of a redriven record (`flexchain dlq redrive`, :mod:`flexchain.dlq`): how many times it has
+#: been redriven, the dead letter it was redriven from (`<dlq topic>:<partition>:<offset>`), and — on
+#: `<service>.redrive` — the topic, partition and offset it was first read from.
+REDRIVE_COUNT_HEADER = "flexchain.redrive.count"
+REDRIVE_FROM_HEADER = "flexchain.redrive.from"
+REDRIVE_TOPIC_HEADER = "flexchain.redrive.topic"
+REDRIVE_PARTITION_HEADER = "flexchain.redrive.partition"
+REDRIVE_OFFSET_HEADER = "flexchain.redrive.offset"
+_REDRIVE_PREFIX = "flexchain.redrive."
+
+
+def _dlq_headers(
+    rec: ConsumerRecord[bytes, bytes], reason: str, source: tuple[str, int, int] | None = None
+) -> list[tuple[str, bytes]]:
+    """The headers of `rec` parked for `reason`. `source`: where it was first read, if not where it
+    was read now (a record redriven through `<service>.redrive`). A redriven record that fails again
+    keeps its redrive count and origin, so `flexchain dlq redrive` can refuse to loop on it."""
+    topic, partition, offset = source if source is not None else (rec.topic, rec.partition, rec.offset)
+    out = [
+        (DLQ_REASON_HEADER, reason.encode("utf-8")[:2000]),
+        (DLQ_SOURCE_TOPIC, topic.encode()),
+        (DLQ_SOURCE_PARTITION, str(partition).encode()),
+        (DLQ_SOURCE_OFFSET, str(offset).encode()),
+        (DLQ_SOURCE_TIMESTAMP, str(rec.timestamp).encode()),
     ]
+    for name in (REDRIVE_COUNT_HEADER, REDRIVE_FROM_HEADER):
+        value = kafka.header(rec, name)
+        if value is not None:
+            out.append((name, value))
+    out += [(ORIGINAL_PREFIX + k, bytes(v)) for k, v in rec.headers if not k.startswith(_REDRIVE_PREFIX)]
+    return out
 
 
 # The `reason` label of the DLQ counter: a fixed set, so no record can create new series.
@@ -163,6 +196,7 @@ REASONS = (
     "policy failed",
     "idempotency key reused",
     "stale command",
+    "not a route",
 )
 
 
@@ -418,9 +452,11 @@ class _TransactionalLoop:
     def _discard(self, tp: TopicPartition) -> None:
         """Hook: the partition's transaction failed; forget whatever it changed in memory."""
 
-    def dead_letter(self, rec: ConsumerRecord[bytes, bytes], reason: str, out: _Outbox) -> None:
+    def dead_letter(
+        self, rec: ConsumerRecord[bytes, bytes], reason: str, out: _Outbox, source: tuple[str, int, int] | None = None
+    ) -> None:
         self.log.warning("dead letter", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset)
-        out.add(self.names["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason), "dlq:" + reason)
+        out.add(self.names["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason, source), "dlq:" + reason)
 
     async def _transact(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         """One transaction per input partition, all of them at once (each has its own producer)."""
@@ -908,7 +944,11 @@ class Router(_TransactionalLoop):
     stage = "router"
 
     def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, metrics: ServiceMetrics) -> None:
-        super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", [r.topic for r in svc.routes])
+        # `<service>.redrive`: dead letters of the routed topics sent back by `flexchain dlq redrive`,
+        # read as if from their first topic (never re-appended there: another service owns that log)
+        topics = [r.topic for r in svc.routes] + [svc.topics["redrive"]]
+        super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", topics)
+        self._redrive_topic = self.names["redrive"]
         self._react = {settings.name(r.topic): r.react for r in svc.routes}
         self._types = {settings.name(r.topic): {m.__name__.encode() for m in r.messages} for r in svc.routes}
         self._commands_topic = self.names["commands"]
@@ -925,24 +965,44 @@ class Router(_TransactionalLoop):
         finally:
             await probe.stop()
 
+    def _redriven_from(self, rec: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int] | None:
+        """Where a record of `<service>.redrive` was first read (topic, partition, offset); None if its
+        headers do not say."""
+        topic = kafka.header(rec, REDRIVE_TOPIC_HEADER)
+        partition = kafka.header(rec, REDRIVE_PARTITION_HEADER)
+        offset = kafka.header(rec, REDRIVE_OFFSET_HEADER)
+        try:
+            return (topic.decode(), int(partition), int(offset)) if topic and partition and offset else None
+        except (UnicodeDecodeError, ValueError):
+            return None
+
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
+        topic, source = rec.topic, None
+        if topic == self._redrive_topic:
+            source = self._redriven_from(rec)
+            if source is None or source[0] not in self._react:
+                self.dead_letter(rec, f"not a route of {self.svc.name}: a redriven record from {source}", out, source)
+                return
+            topic = source[0]
         kinds = [v for k, v in rec.headers if k == "type"]
-        if kinds and kinds[0] not in self._types[rec.topic]:
+        if kinds and kinds[0] not in self._types[topic]:
             return  # a type the policy does not route: not even decoded
         try:
             item = self.codec.decode(rec.value)
         except DecodeError as exc:
             if exc.transient:  # the registry did not answer: try again later, park nothing
                 raise
-            self.dead_letter(rec, exc.reason, out)
+            self.dead_letter(rec, exc.reason, out, source)
             return
         ev, eenv = item.message, item.envelope
-        self.count_in(rec.topic, type(ev).__name__)
+        self.count_in(topic, type(ev).__name__)
         try:
-            commands = self._react[rec.topic](ev)
+            # the command ids derive from the event's id only: a redriven event routes the same ids
+            # again, so the processor's dedup applies each command once, however often it is redriven
+            commands = self._react[topic](ev)
         except Exception as exc:
             self.log.exception("policy failed", correlation_id=eenv.correlation_id, event_type=eenv.event_type)
-            self.dead_letter(rec, f"policy failed: {exc!r}", out)
+            self.dead_letter(rec, f"policy failed: {exc!r}", out, source)
             return
         routed: list[tuple[Message, bytes]] = []
         try:
@@ -960,7 +1020,7 @@ class Router(_TransactionalLoop):
                 routed.append((cmd, self.codec.encode(Enveloped(env, cmd))))
         except Exception as exc:  # a command that does not fit its schema: nothing routed, event parked
             self.log.exception("encoding a routed command failed", correlation_id=eenv.correlation_id, event_type=eenv.event_type)
-            self.dead_letter(rec, f"encode failed: {exc!r}", out)
+            self.dead_letter(rec, f"encode failed: {exc!r}", out, source)
             return
         stamp = str(rec.timestamp).encode()  # the origin of a routed command: its event's record time
         for cmd, value in routed:
