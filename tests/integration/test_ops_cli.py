@@ -56,9 +56,10 @@ def _partition(key: str) -> int:
     return p
 
 
-def _receive(suite: Suite, sku: str, qty: int, command_id: str) -> None:
-    cmd = ReceiveStock(sku, "sh", qty, command_id)
-    run(publish(suite.bootstrap, suite.topic("inventory.commands"), [(cmd, envelope_for(cmd, command_id))]))
+def _receive(suite: Suite, *receipts: tuple[str, int, str]) -> None:
+    """ReceiveStock commands (sku, qty, command id) straight to the command topic, in one go."""
+    cmds = [ReceiveStock(sku, "sh", qty, cid) for sku, qty, cid in receipts]
+    run(publish(suite.bootstrap, suite.topic("inventory.commands"), [(c, envelope_for(c, c.reference)) for c in cmds]))
 
 
 def test_lag_from_the_broker_and_as_of_from_the_command_line(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
@@ -98,14 +99,12 @@ def test_lag_from_the_broker_and_as_of_from_the_command_line(kafka_bootstrap: st
         # the service stops: its lag is read from the broker alone, and grows with the commands that arrive
         inv.stop()
         p = _partition("mask")
-        for i in range(3):
-            _receive(suite, "mask", 1, f"late-{i}")
+        _receive(suite, *[("mask", 1, f"late-{i}") for i in range(3)])
         rows = eventually(lambda: [r for r in _lag(suite, url) if r["group_members"] == 0], what="the group empty")
         assert all(r["http"] == "down" for r in rows)
         lags = {r["partition"]: r["lag"] for r in rows if r["loop"] == "processor"}
         assert lags == {q: 3 if q == p else 0 for q in range(6)}
-        for i in range(3, 5):
-            _receive(suite, "mask", 1, f"late-{i}")
+        _receive(suite, *[("mask", 1, f"late-{i}") for i in range(3, 5)])
         assert {r["partition"]: r["lag"] for r in _lag(suite, url) if r["loop"] == "processor"}[p] == 5
         table = _cli(suite, url, "lag", "--service", "inventory")
         assert table.exit_code == 0 and "down" in table.stdout and "inventory.commands" in table.stdout
@@ -127,7 +126,7 @@ def _log_events(path: Path) -> list[dict[str, Any]]:
 
 def test_rebuild_a_running_instance_from_the_log(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
     # snapshots every 2 events; each batch a rebuild folds is followed by a pause, so commands can be sent meanwhile
-    suite = Suite(kafka_bootstrap, prefix, data_dir, FLEXCHAIN_SNAPSHOT_EVERY="2", FLEXCHAIN_FAULT_REBUILD_DELAY_MS="2000")
+    suite = Suite(kafka_bootstrap, prefix, data_dir, FLEXCHAIN_SNAPSHOT_EVERY="2", FLEXCHAIN_FAULT_REBUILD_DELAY_MS="3000")
     try:
         inv = suite.start("inventory")
         url = inv.url
@@ -146,8 +145,7 @@ def test_rebuild_a_running_instance_from_the_log(kafka_bootstrap: str, prefix: s
         cli.start()
         eventually(lambda: get(f"{url}/internal/rebuild")["state"] == "running", what="the rebuild running")
         during = [("mask", 1, "during-1"), ("mask", 2, "during-2"), ("serum", 4, "during-3"), ("mask", 1, "during-1")]
-        for sku, qty, cid in during:
-            _receive(suite, sku, qty, cid)
+        _receive(suite, *during)
         assert get(f"{url}/internal/rebuild")["state"] == "running", "the commands were not sent during the rebuild"
         cli.join(timeout=120)
         result = outcome["r"]
