@@ -733,7 +733,7 @@ class Processor(_TransactionalLoop):
                 ps = self.states.get(p)
                 if ps is not None and not await self._stable_through(p, ps.next_offset, wait_s=ORPHAN_WAIT_S):
                     raise RuntimeError(f"partition {p}: its last events are not decided in the log (try again)")
-            await self._store_call(self.store.drop, self.group_id, partitions)  # no snapshot: nothing changed
+            await self._store_call(self.store.drop, self.group_id, partitions)  # raises: nothing has changed yet
             self.ready.clear()
             self.metrics.ready.set(0)
             for p in partitions:
