@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from flexchain import broker as kbroker
-from flexchain import dlqcli
+from flexchain import dlqcli, ops
 from flexchain.schemas import SCHEMAS_DIR
 from flexchain.settings import PROJECT_ROOT
 
@@ -263,6 +263,9 @@ def demo(
     root = Path(os.environ.get("FLEXCHAIN_DEMO_DIR") or CACHE / "demo")  # broker data, service data and logs
     run_id = os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]
     raise typer.Exit(run_demo(root, port, wait, run_id=run_id, jars=CACHE / "kafka"))
+
+
+ops.register(app)  # lag, rebuild, as-of (flexchain/ops.py)
 
 
 if __name__ == "__main__":

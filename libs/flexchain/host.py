@@ -33,6 +33,7 @@ from flexchain.fold import UnreadableEvent
 from flexchain.logs import configure
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.metrics import ServiceMetrics
+from flexchain.rebuilds import add_rebuild_routes
 from flexchain.runtime import Processor, Router, ServiceDef, supervise
 from flexchain.serde import Codec, RegistryClient
 from flexchain.settings import Settings
@@ -197,6 +198,8 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         async with rt.consistent():
             digests = {str(p): d for p, d in proc.digests().items()} if proc is not None else {}
         return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
+
+    add_rebuild_routes(app, rt)  # POST/GET /internal/rebuild: `flexchain rebuild`
 
     @app.get(
         "/metrics",

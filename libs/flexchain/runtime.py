@@ -54,6 +54,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from flexchain import kafka
+from flexchain.commits import commit_metadata
 from flexchain.fold import (
     DIGEST_HEADER,
     ORIGIN_HEADER,
@@ -109,6 +110,14 @@ class ServiceDef(Generic[S]):
 
 class LoopFailed(Exception):
     """A loop must start again from what is committed (a transaction failed, a take-over failed)."""
+
+
+class NotOwned(Exception):
+    """A forced rebuild asked for partitions this instance does not own (now)."""
+
+    def __init__(self, partitions: list[int]) -> None:
+        super().__init__(f"partitions not owned by this instance: {partitions}")
+        self.partitions = partitions
 
 
 class PartitionPoisoned(Exception):
@@ -490,7 +499,9 @@ class _TransactionalLoop:
             for topic, partition, key, value, headers, kind in out.records:
                 fut = await producer.send(topic, value, key=key, partition=partition, headers=headers)
                 sent.append((kind, fut))
-            await producer.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group_id)
+            # the commit's time and instance ride in its metadata: `flexchain lag` tells its age (commits.py)
+            offset = (records[-1].offset + 1, commit_metadata(self.settings.flexchain_instance_id))
+            await producer.send_offsets_to_transaction({tp: offset}, self.group_id)
             if self.settings.flexchain_fault_commit_delay_ms:  # a test widens the window a freeze can hit
                 await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
             if every:  # per partition, across restarts: see _TRANSACTIONS
@@ -685,14 +696,15 @@ class Processor(_TransactionalLoop):
             self._uncommitted.unsubscribe()
         return sources
 
-    async def rebuild(self, partitions: list[int]) -> None:
+    async def rebuild(self, partitions: list[int], from_log: bool = False) -> None:
+        """Fold the partitions' state from their snapshot (unless `from_log`) and the event log."""
         assert self._rebuilder is not None and self.consumer is not None
         started = time.monotonic()
         states: dict[int, PartitionState] = {}
         tps = [TopicPartition(self._events_topic, p) for p in partitions]
         ends = await self._rebuilder.end_offsets(tps)
         for p in partitions:
-            ps = await self._load_snapshot(p)
+            ps = None if from_log else await self._load_snapshot(p)
             if ps is None or ps.next_offset > ends[TopicPartition(self._events_topic, p)]:
                 ps = PartitionState(self.svc.new_state())
             ps.since_snapshot = 0
@@ -723,6 +735,8 @@ class Processor(_TransactionalLoop):
                         del states[tp.partition]
                         continue
                     folded += len(records)
+                if self.settings.flexchain_fault_rebuild_delay_ms:  # a test widens the window to act in
+                    await asyncio.sleep(self.settings.flexchain_fault_rebuild_delay_ms / 1000)
                 for tp in list(remaining):
                     pos = await self._rebuilder.position(tp)
                     total = max(1, todo[tp] - starts[tp])
@@ -738,6 +752,44 @@ class Processor(_TransactionalLoop):
         elapsed = time.monotonic() - started
         self.metrics.rebuild_duration.set(elapsed)
         self.log.info("rebuild finished", partitions=partitions, events=folded, seconds=round(elapsed, 3))
+
+    async def rebuild_from_log(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
+        """A forced rebuild (`POST /internal/rebuild`): drop the partitions' snapshots, then fold their
+        state again from offset 0 of the event log; answers their digests. All of it under the loop's
+        lock, as a rebuild on assignment: no transaction of this instance is open meanwhile, commands
+        arriving wait in their topic and are then decided once, on the rebuilt state. Raises
+        `NotOwned` or a failure before anything changed (the state is kept); a failure after the
+        state is dropped makes the loop start again from what is committed, as a failed transaction
+        does."""
+        async with self.lock:
+            missing = [p for p in partitions if TopicPartition(self.topics[0], p) not in self.producers]
+            if missing:
+                raise NotOwned(missing)
+            for p in partitions:  # the last transaction's markers must be in the log the rebuild reads
+                ps = self.states.get(p)
+                if ps is not None and not await self._stable_through(p, ps.next_offset, wait_s=ORPHAN_WAIT_S):
+                    raise RuntimeError(f"partition {p}: its last events are not decided in the log (try again)")
+            await self._store_call(self.store.drop, self.group_id, partitions)  # raises: nothing has changed yet
+            self.ready.clear()
+            self.metrics.ready.set(0)
+            for p in partitions:
+                tp = TopicPartition(self.topics[0], p)
+                self._discard(tp)
+                self.metrics.rebuild_progress.labels(str(p)).set(0.0)
+                if self.stopped.pop(p, None) is not None:  # a stopped partition is tried again
+                    assert self.consumer is not None
+                    self.metrics.partition_stopped.labels(self.stage, str(p)).set(0)
+                    self.consumer.seek(tp, self._next.get(tp, 0))
+                    self.consumer.resume(tp)
+            self.log.warning("forced rebuild from the log: snapshots dropped", partitions=partitions)
+            try:
+                await self.rebuild(partitions, from_log=True)
+            except BaseException as exc:
+                self._failure = exc  # the partitions have no state: the loop starts again from the log
+                raise
+            self.ready.set()
+            self.metrics.ready.set(0 if self.stopped else 1)
+            return {p: d for p, d in self.digests().items() if p in partitions}
 
     def _fold(self, ps: PartitionState, rec: ConsumerRecord[bytes, bytes]) -> None:
         fold_record(self.codec.decode, self.svc.evolve, ps, rec, self._horizon)

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     )
     flexchain_fault_abort_every: int = Field(0, ge=0, description="tests: abort every Nth transaction of each loop (0 = off)")
     flexchain_fault_commit_delay_ms: int = Field(0, ge=0, description="tests: hold each transaction open this long")
+    flexchain_fault_rebuild_delay_ms: int = Field(0, ge=0, description="tests: pause this long after each batch a rebuild folds")
 
     def name(self, base: str) -> str:
         """A topic, consumer-group or transactional-id name with the configured prefix."""

@@ -263,5 +263,14 @@ class SnapshotStore:
         except SQLAlchemyError as exc:
             raise SnapshotStoreUnavailable(f"snapshot store: {exc}") from exc
 
+    def drop(self, service: str, partitions: list[int]) -> None:
+        """Delete the snapshots of these partitions (a forced rebuild folds them from the log)."""
+        self._ensure()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(snapshots).where(snapshots.c.service == service, snapshots.c.partition.in_(partitions)))
+        except SQLAlchemyError as exc:
+            raise SnapshotStoreUnavailable(f"snapshot store: {exc}") from exc
+
     def close(self) -> None:
         self.engine.dispose()

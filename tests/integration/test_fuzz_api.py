@@ -211,7 +211,7 @@ def test_every_route_is_documented_by_example(stack: Stack, service: str) -> Non
                 bodies += 1
                 schema = resolve(body["content"]["application/json"]["schema"])
                 assert schema.get("examples"), f"{where}: the request body has no example"
-            if method in ("post", "put", "delete") and path != "/sandbox/plan-replay":
+            if method in ("post", "put", "delete") and path not in ("/sandbox/plan-replay", "/internal/rebuild"):
                 answers += 1
                 for status in ("200", "202", "409", "422"):
                     content = op["responses"][status]["content"]["application/json"]
