@@ -10,13 +10,16 @@
 | rebuild_duration_seconds | gauge | how long the last rebuild of a partition took |
 | rebuild_progress_ratio{partition} | gauge | 0…1 while a partition is being rebuilt; 1 when done |
 | rebuild_events_total | counter | events folded while rebuilding |
-| dlq_records_total{reason} | counter | records sent to `<service>.dlq` |
+| dlq_records_total{reason} | counter | records sent to `<service>.dlq` (each reason exported from 0) |
 | duplicates_skipped_total | counter | commands whose id was already applied |
 | ready | gauge | 1 once every owned partition is rebuilt (0 while one is stopped) |
 | partition_stopped{loop,partition} | gauge | 1 while a partition is stopped on an own-log event it cannot read |
 | transactions_failed_total{stage,kind} | counter | transactions that failed or aborted (fenced, kafka, poison, injected, error) |
 | loop_restarts_total{loop} | counter | loops started again from what is committed after a failure |
 | records_skipped_total{loop,reason} | counter | foreign records a read model could not decode or fold (logged) |
+
+Business gauges (`gauge()`, or a collector) are listed in README "Metrics"; the alert rules on all of
+them are deploy/prometheus/alerts.yml.
 """
 
 from __future__ import annotations
