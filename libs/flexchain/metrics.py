@@ -24,9 +24,29 @@ them are deploy/prometheus/alerts.yml.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from flexchain.fold import UnreadableEvent
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class BusinessGauge(Gauge):
+    """A gauge whose function reads the service's state: while a partition is stopped on an unreadable
+    event that state cannot be read whole (`UnreadableEvent`), and the gauge says NaN ("cannot say")
+    instead of failing the whole scrape — which would hide `partition_stopped` itself."""
+
+    def set_function(self, f: Callable[[], float]) -> None:
+        def read() -> float:
+            try:
+                return f()
+            except UnreadableEvent:
+                return math.nan
+
+        super().set_function(read)
 
 
 class ServiceMetrics:
@@ -74,4 +94,4 @@ class ServiceMetrics:
 
     def gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:
         """A business gauge of this service (e.g. skus below their low-stock threshold)."""
-        return Gauge(f"flexchain_{self.service}_{name}", doc, labels, registry=self.registry)
+        return BusinessGauge(f"flexchain_{self.service}_{name}", doc, labels, registry=self.registry)

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flexchain.fold import UnreadableEvent
 from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
@@ -107,7 +108,11 @@ class CampaignCollector(Collector):
             labels=["level"],
         )
         with_level = dict.fromkeys(LEVELS, 0)
-        for c in sorted(self.campaigns(), key=lambda c: c.campaign_id):
+        try:
+            campaigns = sorted(self.campaigns(), key=lambda c: c.campaign_id)
+        except UnreadableEvent:  # a partition stopped: say nothing rather than fail the scrape (partition_stopped says why)
+            return
+        for c in campaigns:
             cid = c.campaign_id
             levels = dict.fromkeys(LEVELS, 0)
             for level in c.signals.values():

@@ -31,8 +31,9 @@ import httpx
 import pytest
 import yaml
 
+from flexchain import kafka
 from flexchain.catalog import available_services
-from flexchain.settings import PROJECT_ROOT
+from flexchain.settings import PROJECT_ROOT, Settings
 from services.clock.messages import ClockTicked
 from services.inventory.messages import ReceiveStock, RegisterSku
 from tests.support import Suite, envelope_for, eventually, post, publish, publish_raw, run
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.broker
 ALERTS = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "flexchain.json"
 SHORT_FOR = "3s"
+UNREADABLE = b"\x00\x00\x00\x00\x07garbage"  # the wire format's magic byte, a schema id no one registered
 TICK = 1_795_661_200_000  # 2026-11-26T02:46:40Z, business time of the test's clock tick
 
 
@@ -97,14 +99,31 @@ def suite(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
+def stopped_inventory(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Another inventory (its own topic prefix) whose event log holds a record no schema reads: it
+    starts with that partition stopped (never skipped). Yields its URL."""
+    data = tmp_path_factory.mktemp("prom-stopped") / "data"
+    data.mkdir()
+    s = Suite(kafka_bootstrap, f"promstop{uuid.uuid4().hex[:6]}-", data)
+    events = s.topic("inventory.events")
+    run(kafka.ensure_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap), [events]))
+    run(publish_raw(kafka_bootstrap, events, [(b"sku-0", UNREADABLE)]))
+    try:
+        yield s.start("inventory", wait=False).url
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture(scope="module")
 def prometheus(
-    prometheus_bin: str, suite: tuple[Suite, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+    prometheus_bin: str, suite: tuple[Suite, dict[str, str]], stopped_inventory: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
     from tests.conftest import free_port
 
     root = tmp_path_factory.mktemp("prometheus")
     _short_rules(root / "alerts.yml")
-    targets = [{"targets": [url.removeprefix("http://")], "labels": {"service": name}} for name, url in suite[1].items()]
+    scraped = [*suite[1].items(), ("inventory", stopped_inventory)]
+    targets = [{"targets": [url.removeprefix("http://")], "labels": {"service": name}} for name, url in scraped]
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "rule_files": ["alerts.yml"],
@@ -194,6 +213,34 @@ def test_poison_records_make_the_dead_letter_alert_pending_then_firing(
     assert "inventory" in alert["annotations"]["summary"]
     others = {a["labels"]["service"] for a in prometheus.alerts("FlexchainDeadLetters")}
     assert others == {"inventory"}, others
+
+
+def test_a_stopped_partition_fires_its_alert_and_the_instance_is_still_scraped(
+    prometheus: Prometheus, stopped_inventory: str
+) -> None:
+    """The instance answers /metrics although its business gauges cannot read the stopped partition
+    (they say NaN): Prometheus sees `partition_stopped` at 1, not a service down."""
+    instance = stopped_inventory.removeprefix("http://")
+    where = eventually(
+        lambda: httpx.get(f"{stopped_inventory}/ready", timeout=5).json().get("stopped_partitions"),
+        timeout=60,
+        what="the partition reported stopped by /ready",
+    )
+
+    def firing() -> dict[str, Any] | None:
+        return next((a for a in prometheus.alerts("FlexchainPartitionStopped") if a["state"] == "firing"), None)
+
+    alert = eventually(firing, timeout=60, interval=0.5, what="FlexchainPartitionStopped firing")
+    assert {k: alert["labels"][k] for k in ("service", "partition", "severity")} == {
+        "service": "inventory",
+        "partition": str(where[0]["partition"]),
+        "severity": "page",
+    }
+    up = prometheus.query(f'up{{instance="{instance}"}}')
+    assert [float(x["value"][1]) for x in up] == [1.0], "the stopped instance's scrape must not fail"
+    assert not [a for a in prometheus.alerts("FlexchainServiceDown") if a["labels"].get("instance") == instance]
+    low = prometheus.query(f'flexchain_inventory_low_stock_skus{{instance="{instance}"}}')
+    assert low and low[0]["value"][1] == "NaN", low
 
 
 def test_every_rule_evaluates_on_the_real_series(prometheus: Prometheus, suite: tuple[Suite, dict[str, str]]) -> None:

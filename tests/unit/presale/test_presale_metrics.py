@@ -39,3 +39,14 @@ def test_every_level_is_exported_at_zero_without_campaigns() -> None:
     registry.register(CampaignCollector(list))
     for level in ("red", "yellow", "green"):
         assert registry.get_sample_value("flexchain_presale_signalled_campaigns", {"level": level}) == 0
+
+
+def test_a_stopped_partition_leaves_the_campaign_gauges_out_instead_of_failing_the_scrape() -> None:
+    from flexchain.fold import UnreadableEvent
+
+    def stopped() -> list[Any]:
+        raise UnreadableEvent("presale.events", 1, 7, "unknown schema id")
+
+    registry = CollectorRegistry()
+    registry.register(CampaignCollector(stopped))
+    assert registry.get_sample_value("flexchain_presale_signalled_campaigns", {"level": "red"}) is None
