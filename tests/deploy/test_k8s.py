@@ -1,7 +1,8 @@
 """deploy/k8s: rendered by kustomize (`kubectl kustomize`, offline) and every resource validated by
 kubernetes-validate (PyPI; it ships the Kubernetes OpenAPI schemas, strict mode: unknown fields fail),
 the Strimzi KafkaTopic/KafkaUser resources against Strimzi's CRD schemas (tests/deploy/schemas/,
-source inside). Then what the issue asks of them: probes, requests, config and secrets, scrape
+source inside), the PrometheusRule against the Prometheus Operator CRD's schema (npm; more in
+test_alerts.py). Then what the issue asks of them: probes, requests, config and secrets, scrape
 annotations, one topic per topic, replicas ≤ partitions, instance ids from the pod name."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from flexchain import kafka, security
 from flexchain.catalog import SERVICES
 from flexchain.settings import PROJECT_ROOT
+from tests.deploy.conftest import TOOLS, validate_prometheus_rules
 
 K8S = PROJECT_ROOT / "deploy" / "k8s"
 CRDS = json.loads((Path(__file__).parent / "schemas" / "strimzi-crds.json").read_text())
@@ -53,6 +55,9 @@ def _validate(doc: dict[str, Any]) -> None:
     kind = doc["kind"]
     if kind in CRDS:
         jsonschema.Draft7Validator(CRDS[kind]).validate(doc)
+    elif kind == "PrometheusRule":
+        (result,) = validate_prometheus_rules([doc], str(TOOLS / "k8s-models" / "node_modules"))
+        assert result["error"] is None, result
     else:
         for version in VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -69,6 +74,7 @@ def test_every_rendered_resource_is_valid(rendered: list[dict[str, Any]]) -> Non
         "PodDisruptionBudget",
         "KafkaTopic",
         "KafkaUser",
+        "PrometheusRule",
     } <= kinds
     for doc in rendered:
         _validate(doc)
