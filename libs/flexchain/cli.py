@@ -131,14 +131,16 @@ def broker_kill(
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty")]) -> None:
-    """Run one instance of a service (settings from the environment, see README)."""
+def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty | notify")]) -> None:
+    """Run one instance of a service (settings from the environment, see README); `notify` is the
+    optional notifier on faust-streaming (the `notify` extra)."""
     import importlib
 
     from flexchain.catalog import available_services
 
-    if service not in available_services():
-        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(available_services())}")
+    services = [*available_services(), "notify"]
+    if service not in services:
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(services)}")
     importlib.import_module(f"services.{service}.app").main()
 
 
