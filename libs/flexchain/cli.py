@@ -154,6 +154,7 @@ def topics() -> None:
     from flexchain.catalog import available_services
 
     names = ["clock.ticks"] + [t for svc in available_services() for t in kafka.topic_names(svc).values()]
+    names += ["notify.dlq", "notify.redrive"]  # the optional notifier's (services/notify)
     names = [s.name(n) for n in names]
     cluster = asyncio.run(kafka.ensure_topics(s, names))
     typer.echo(f"topics ready on cluster {cluster}: {', '.join(names)}")
