@@ -205,6 +205,21 @@ class Notifier:
         self.metrics.dead_lettered.labels(label).inc()
 
 
+async def until_handled(step: Notifier, rec: Record, value: Event | Undecodable, backoff: delivery.Backoff) -> None:
+    """The same record again, with backoff, until it is delivered or parked: a step that raised (the
+    dead-letter topic not writable, the broker gone) must not let the agent move on to the next record —
+    faust would restart the agent past it, and commits would stall behind it."""
+    wait = backoff.initial_s
+    while True:
+        try:
+            await step.handle(rec, value)
+            return
+        except Exception as exc:
+            step.log.error("step failed, trying the record again", topic=rec.topic, offset=rec.offset, error=repr(exc))
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, backoff.max_s)
+
+
 # --- faust -------------------------------------------------------------------------------------------
 
 
@@ -315,7 +330,7 @@ def build_app(settings: Settings, notify: NotifySettings, config: NotifyConfig, 
             async for event in manual.events():
                 m = event.message
                 rec = Record(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value, _headers(m.headers))
-                await step.handle(rec, event.value)
+                await until_handled(step, rec, event.value, backoff)
                 await manual.ack(event)  # delivered or parked: only now may faust commit past it
         finally:
             metrics.ready.set(0)

@@ -52,6 +52,17 @@ async def produce(bootstrap: str, prefix: str, items: list[Enveloped], abort: bo
         await producer.stop()
 
 
+async def publish_raw_with_headers(
+    bootstrap: str, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
 def start_notify(kafka_bootstrap: str, prefix: str, tmp_path: Path, hooks: list[dict[str, Any]], **env: str) -> ServiceProcess:
     proc = ServiceProcess(
         "notify",
@@ -146,6 +157,17 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
             assert CODEC.decode(rec.value).envelope.event_id == penalty  # the record as it was read
             assert metric(notify.url, "flexchain_notify_dead_lettered_total", "SupplierPenaltyDue") == 1
             assert metric(notify.url, "flexchain_notify_delivered_total", "ChurnWarningRaised") == 2  # ops + crm
+
+            # the dead letter redriven (as `flexchain dlq redrive notify` would: to notify.redrive, headers kept)
+            # once the webhook works again: delivered to that webhook alone, with the same key
+            sink.behaviour["/broken"] = Behaviour()
+            ops_before = len(sink.ok("/ops"))
+            redriven = [(k, bytes(v)) for k, v in rec.headers] + [("flexchain.redrive.count", b"1")]
+            run(publish_raw_with_headers(kafka_bootstrap, prefix + "notify.redrive", rec.key, rec.value, redriven))
+            eventually(lambda: sink.ok("/broken"), 20, what="the redriven dead letter delivered")
+            assert [r.headers["Idempotency-Key"] for r in sink.ok("/broken")] == [penalty]
+            assert sink.ok("/broken")[0].body == attempts[0].body
+            assert len(sink.ok("/ops")) == ops_before
 
             # the sink down for a while (503): delivered after it recovers, with retries counted
             before = metric(notify.url, "flexchain_notify_retried_total", "LowStockAlertRaised")
