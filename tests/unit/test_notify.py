@@ -137,3 +137,67 @@ def test_the_subscriber_codec_reads_events_and_names_what_it_cannot_read() -> No
     assert isinstance(bad, Undecodable) and not bad.transient and "unknown schema id" in bad.reason
     with pytest.raises(DecodeError):
         strict.loads(b"junk")
+
+
+# --- the step, with a fake dead-letter port and httpx's mock transport at the HTTP edge ---------------
+
+
+def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to_one_webhook() -> None:
+    import asyncio
+
+    import httpx
+    import structlog
+
+    from services.notify.app import REDRIVE, Notifier, NotifyMetrics, Record
+
+    calls: list[tuple[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append((request.url.path, request.headers["Idempotency-Key"]))
+        return httpx.Response(410 if request.url.path == "/gone" else 200)
+
+    config = parse([hook(name="ops", url="http://sink/ok"), hook(name="gone", url="http://sink/gone")], "test")
+    parked: list[tuple[str, bytes | None, dict[str, bytes]]] = []
+    back_in_stock = event("StockBackInStock", 1)
+    value, eid = CODEC.encode(back_in_stock), back_in_stock.envelope.event_id
+
+    async def park(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        parked.append((topic, value, dict(headers)))
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            step = Notifier(
+                config,
+                {"ops": SECRET.encode(), "gone": SECRET.encode()},
+                client,
+                delivery.Backoff(5, 0.001, 0.001),
+                NotifyMetrics(config.webhooks),
+                park,
+                "notify.dlq",
+                REDRIVE,
+                DECODE,
+                structlog.get_logger(),
+            )
+            rec = Record("inventory.events", 2, 40, 0.0, b"k", value, {"type": b"StockBackInStock"})
+            await step.handle(rec, DECODE.read(value))
+            quiet = CODEC.encode(event("StockReceived", 2))
+            await step.handle(Record("inventory.events", 2, 41, 0.0, b"k", quiet, {}), DECODE.read(quiet))
+            await step.handle(Record("inventory.events", 3, 7, 0.0, None, b"junk", {}), DECODE.read(b"junk"))
+            back = {**dict(parked[0][2]), "flexchain.redrive.count": b"1"}
+            await step.handle(Record(REDRIVE, 0, 0, 0.0, b"k", value, back), DECODE.read(value))
+
+    asyncio.run(scenario())
+    # ops and gone once each (a 410 is not retried), nothing for StockReceived, then the redrive: gone alone
+    assert sorted(calls[:2]) == [("/gone", eid), ("/ok", eid)] and calls[2:] == [("/gone", eid)]
+    (topic, parked_value, h), (_, junk, h2), (_, _, h3) = parked
+    assert topic == "notify.dlq" and parked_value == value and h["flexchain.dlq.reason"] == b"webhook refused with 410"
+    assert (h["flexchain.source.topic"], h["flexchain.source.partition"], h["flexchain.source.offset"]) == (
+        b"inventory.events",
+        b"2",
+        b"40",
+    )
+    assert h["flexchain.notify.webhook"] == b"gone" and h["type"] == b"StockBackInStock"
+    assert junk == b"junk" and h2["flexchain.dlq.reason"].startswith(b"undecodable: not in the wire format")
+    # parked again after the redrive: the original source, the redrive count carried
+    assert h3["flexchain.source.topic"] == b"inventory.events" and h3["flexchain.source.offset"] == b"40"
+    assert h3["flexchain.redrive.count"] == b"1"
