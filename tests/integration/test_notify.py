@@ -187,7 +187,7 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
             notify.stop()
 
 
-def test_kill_9_mid_stream_loses_nothing_and_repeats_carry_the_same_key(
+def test_kill_9_and_a_stop_mid_stream_lose_nothing_and_repeats_carry_the_same_key(
     kafka_bootstrap: str, prefix: str, tmp_path: Path
 ) -> None:
     n = 120
@@ -205,6 +205,11 @@ def test_kill_9_mid_stream_loses_nothing_and_repeats_carry_the_same_key(
             notify.kill9()
             at_kill = {r.headers["Idempotency-Key"] for r in sink.ok("/ops")}
             assert len(at_kill) < n, "the kill must come mid-stream"
+            notify = start_notify(kafka_bootstrap, prefix, tmp_path, hooks)
+            # then a clean stop (SIGTERM) mid-stream: the event in delivery stays unacked for the next start
+            eventually(lambda: len({r.headers["Idempotency-Key"] for r in sink.ok("/ops")}) >= 70, 30, interval=0.02)
+            assert notify.stop() == 0
+            assert len({r.headers["Idempotency-Key"] for r in sink.ok("/ops")}) < n, "the stop must come mid-stream"
             notify = start_notify(kafka_bootstrap, prefix, tmp_path, hooks)
             eventually(lambda: {r.headers["Idempotency-Key"] for r in sink.ok("/ops")} >= ids, 60, what="every alert")
             seen: dict[str, list[Any]] = {}
