@@ -6,10 +6,11 @@ entry in flexchain.catalog.SERVICES (plus its READS in flexchain.security) and o
     .venv/bin/python scripts/gen-deploy.py --check  # exit 1 if any differs (the deploy tests run this)
 
 Writes deploy/k8s/services.yaml (a StatefulSet, Services and a PodDisruptionBudget per service, the
-clock), deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic per topic), deploy/k8s/kafka/users.yaml
-(Strimzi KafkaUser per principal, with its ACLs), deploy/kafka/acls.md, deploy/grafana/flexchain.json
-and deploy/k8s/prometheus-rules.yaml (deploy/prometheus/alerts.yml as a Prometheus Operator
-PrometheusRule: the same groups, so compose and Kubernetes never alert differently).
+clock), deploy/k8s/notify.yaml (the optional notifier), deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic
+per topic), deploy/k8s/kafka/users.yaml (Strimzi KafkaUser per principal, with its ACLs),
+deploy/kafka/acls.md, deploy/grafana/flexchain.json and deploy/k8s/prometheus-rules.yaml
+(deploy/prometheus/alerts.yml as a Prometheus Operator PrometheusRule: the same groups, so compose and
+Kubernetes never alert differently).
 Needs PyYAML (scripts/setup-deploy-tools.sh installs it).
 """
 
@@ -65,6 +66,9 @@ def topics() -> list[dict[str, Any]]:
         topic(names["dlq"], PARTITIONS, {**base, "retention.ms": 30 * DAY_MS})
         topic(names["redrive"], PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})  # `flexchain dlq redrive`
     topic("clock.ticks", 1, {**base, "retention.ms": 7 * DAY_MS})
+    # the notifier's dead letters and what `flexchain dlq redrive notify` sends back to it
+    topic("notify.dlq", PARTITIONS, {**base, "retention.ms": 30 * DAY_MS})
+    topic("notify.redrive", PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})
     return out
 
 
@@ -208,6 +212,85 @@ def clock() -> dict[str, Any]:
                                 "items": [{"key": "ca.crt", "path": "ca.crt"}],
                             },
                         }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def notify() -> dict[str, Any]:
+    """The notifier (services/notify): a Deployment (no state, no transactional ids to keep stable), its
+    webhooks from the ConfigMap flexchain-notify (deploy/k8s/notify.toml), their secrets from flexchain-secrets."""
+    name, port = "notify", 8086
+    labels = {LABEL: name, "app.kubernetes.io/component": "notifier"}
+    container = {
+        "name": name,
+        "image": "flexchain",
+        "args": ["serve", name],
+        "ports": [{"name": "http", "containerPort": port}],
+        "envFrom": [{"configMapRef": {"name": "flexchain-config"}}, {"secretRef": {"name": "flexchain-secrets"}}],
+        "env": [
+            {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "FLEXCHAIN_STATIC_MEMBERSHIP", "value": "false"},  # pod names of a Deployment change
+            {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
+            {"name": "FLEXCHAIN_NOTIFY_CONFIG", "value": "/etc/flexchain/notify/notify.toml"},
+            {"name": "KAFKA_SASL_USERNAME", "value": security.NOTIFY_PRINCIPAL},
+            {"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}},
+        ],
+        "startupProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2, "failureThreshold": 60},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "resources": {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/home/flexchain/data"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "webhooks", "mountPath": "/etc/flexchain/notify", "readOnly": True},
+            {"name": "kafka-ca", "mountPath": "/etc/flexchain/kafka-ca", "readOnly": True},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,  # more share the partitions (consumer group notify)
+            "selector": {"matchLabels": {LABEL: name}},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "terminationGracePeriodSeconds": 30,  # SIGTERM: an event mid-delivery stays unacked
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "data", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "webhooks", "configMap": {"name": "flexchain-notify"}},
+                        {
+                            "name": "kafka-ca",
+                            "secret": {
+                                "secretName": f"{CLUSTER}-cluster-ca-cert",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            },
+                        },
                     ],
                 },
             },
@@ -434,6 +517,36 @@ def dashboard() -> dict[str, Any]:
         w=8,
         desc="R-LOY-3; `declining` and `churned` are the churn risk.",
     )
+
+    p.row("Notifications (notify)")
+    n = "flexchain_notify_"
+    p.add(
+        "Notifications delivered / failed / retried (per s)",
+        [
+            (f"sum by (type) (rate({n}delivered_total[{ri}]))", "delivered {{type}}"),
+            (f"sum(rate({n}failed_total[{ri}]))", "failed attempts"),
+            (f"sum(rate({n}retried_total[{ri}]))", "retries"),
+        ],
+        "ops",
+        desc="Webhook deliveries answered 2xx, per event type; attempts that failed (5xx, 4xx, timeout) and retries.",
+    )
+    p.add(
+        "Notification latency: append → delivered",
+        [
+            (f"histogram_quantile(0.5, sum by (le) (rate({n}delivery_latency_seconds_bucket[{ri}])))", "p50"),
+            (f"histogram_quantile(0.99, sum by (le) (rate({n}delivery_latency_seconds_bucket[{ri}])))", "p99"),
+        ],
+        "s",
+        desc="The event's append to its topic → the webhook answered 2xx (retries included).",
+    )
+    p.add(
+        "Notifications dead-lettered (last hour)",
+        [(f"sum by (type) (increase({n}dead_lettered_total[1h]))", "{{type}}")],
+        "short",
+        w=5,
+        desc="Events a webhook refused or kept failing on, parked in notify.dlq (`flexchain dlq list notify`).",
+    )
+    p.add("Notifier ready", [(f"min({n}ready)", "ready")], "short", "stat", 3, "1 when notify has its partitions.")
     return {
         "title": "flexchain",
         "uid": "flexchain",
@@ -466,7 +579,8 @@ def dashboard() -> dict[str, Any]:
                     # every service that exports the kernel's `ready` gauge: a new service appears by itself
                     "query": {"query": "metrics(flexchain_.+_ready)", "refId": "services"},
                     "definition": "metrics(flexchain_.+_ready)",
-                    "regex": "/^flexchain_(.+)_ready$/",
+                    # notify exports `ready` too, but none of the kernel's metrics: it has its own row
+                    "regex": "/^flexchain_(?!notify_)(.+)_ready$/",
                     "refresh": 2,
                     "multi": True,
                     "includeAll": True,
@@ -518,6 +632,7 @@ def outputs() -> dict[Path, str]:
     services = [d for name, port in SERVICES.items() for d in service(name, port)] + [clock()]
     return {
         ROOT / "deploy/k8s/services.yaml": _dump(services),
+        ROOT / "deploy/k8s/notify.yaml": _dump([notify()]),
         ROOT / "deploy/k8s/kafka/topics.yaml": _dump(topics()),
         ROOT / "deploy/k8s/kafka/users.yaml": _dump(security.strimzi_users(CLUSTER)),
         ROOT / "deploy/kafka/acls.md": security.acls_markdown() + "\n",

@@ -133,14 +133,16 @@ def broker_kill(
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty")]) -> None:
-    """Run one instance of a service (settings from the environment, see README)."""
+def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty | notify")]) -> None:
+    """Run one instance of a service (settings from the environment, see README); `notify` is the
+    optional notifier on faust-streaming (the `notify` extra)."""
     import importlib
 
     from flexchain.catalog import available_services
 
-    if service not in available_services():
-        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(available_services())}")
+    services = [*available_services(), "notify"]
+    if service not in services:
+        raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(services)}")
     importlib.import_module(f"services.{service}.app").main()
 
 
@@ -154,6 +156,7 @@ def topics() -> None:
     from flexchain.catalog import available_services
 
     names = ["clock.ticks"] + [t for svc in available_services() for t in kafka.topic_names(svc).values()]
+    names += ["notify.dlq", "notify.redrive"]  # the optional notifier's (services/notify)
     names = [s.name(n) for n in names]
     cluster = asyncio.run(kafka.ensure_topics(s, names))
     typer.echo(f"topics ready on cluster {cluster}: {', '.join(names)}")

@@ -16,7 +16,9 @@ Every service authenticates as its own principal (``User:<service>``, SCRAM-SHA-
 READ and WRITE imply DESCRIBE in Kafka's authorizer, so DESCRIBE is not listed. No cluster-level
 grant is needed: since Kafka 3.0 WRITE on a topic lets a principal's idempotent producers get a
 producer id (KIP-679), so IDEMPOTENT_WRITE on the cluster is left out (tested). The `clock`
-principal (``flexchain clock``) may write and create `clock.ticks` only.
+principal (``flexchain clock``) may write and create `clock.ticks` only; the `notify` principal (the
+optional notifier) may read the five event topics and `notify.redrive`, write `notify.dlq`, and
+commit its group `notify`.
 
 ``READS`` is declared here, not discovered, because it is a security decision; the deployment tests
 check that every service in the checkout reads nothing beyond it (routes and read-model topics).
@@ -43,6 +45,7 @@ from flexchain.settings import Settings
 
 CLOCK_TOPIC = "clock.ticks"
 CLOCK_PRINCIPAL = "clock"
+NOTIFY_PRINCIPAL = "notify"  # the optional notifier (services/notify): reads events, writes its DLQ
 
 #: Topics each service reads besides its own (its routes and its read model). A security decision:
 #: a service that starts reading another topic must be added here (the deploy tests check it).
@@ -112,10 +115,22 @@ def clock_acls(prefix: str = "") -> list[Acl]:
     ]
 
 
+def notify_acls(prefix: str = "") -> list[Acl]:
+    """The notifier: READ every service's events, WRITE its dead letters, READ what `flexchain dlq
+    redrive` sends back, its consumer group; no transactions (it is at-least-once by design)."""
+    who = principal(NOTIFY_PRINCIPAL)
+    out = [Acl(who, "TOPIC", f"{prefix}{svc}.events", "LITERAL", "READ") for svc in SERVICES]
+    out += [Acl(who, "TOPIC", f"{prefix}notify.dlq", "LITERAL", op) for op in ("WRITE", "CREATE")]
+    out += [Acl(who, "TOPIC", f"{prefix}notify.redrive", "LITERAL", op) for op in ("READ", "CREATE")]
+    out.append(Acl(who, "GROUP", f"{prefix}notify", "LITERAL", "READ"))
+    return out
+
+
 def all_acls(prefix: str = "") -> dict[str, list[Acl]]:
-    """Principal name → bindings, for every service of the catalogue and the clock."""
+    """Principal name → bindings, for every service of the catalogue, the clock and the notifier."""
     out = {svc: acls(svc, prefix) for svc in SERVICES}
     out[CLOCK_PRINCIPAL] = clock_acls(prefix)
+    out[NOTIFY_PRINCIPAL] = notify_acls(prefix)
     return out
 
 

@@ -98,6 +98,26 @@ def test_docker_compose_renders_the_whole_suite(compose_bin: Path) -> None:
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-secret-from-env"
 
 
+def test_the_notifier_is_an_optional_profile_with_its_webhooks(compose_bin: Path) -> None:
+    import tomllib
+
+    from services.notify.config import parse
+
+    off = json.loads(_config(compose_bin, SECRETS, "--format", "json").stdout)
+    assert "notify" not in off["services"]  # off by default
+    proc = _config(compose_bin, {**SECRETS, "COMPOSE_PROFILES": "notify"}, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    svc = json.loads(proc.stdout)["services"]["notify"]
+    assert svc["command"] == ["serve", "notify"] and svc["environment"]["FLEXCHAIN_HTTP_PORT"] == "8086"
+    (mount,) = svc["volumes"]
+    assert mount["target"] == svc["environment"]["FLEXCHAIN_NOTIFY_CONFIG"]
+    config = parse(tomllib.loads(Path(mount["source"]).read_text()), mount["source"], {"NOTIFY_WEBHOOK_SECRET": "k" * 16})
+    assert config.webhooks
+    prom = yaml.safe_load((PROJECT_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "notify")
+    assert job["static_configs"][0]["targets"] == ["notify:8086"]
+
+
 def test_secrets_come_only_from_the_environment(compose_bin: Path) -> None:
     for missing in SECRETS:  # each one alone stops compose
         proc = _config(compose_bin, {k: v for k, v in SECRETS.items() if k != missing}, "--quiet")

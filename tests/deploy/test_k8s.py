@@ -145,7 +145,7 @@ def test_one_statefulset_per_service_with_probes_requests_config_and_scrape_anno
 
 def test_a_kafka_topic_for_every_topic(rendered: list[dict[str, Any]]) -> None:
     topics = {d["spec"]["topicName"]: d["spec"] for d in rendered if d["kind"] == "KafkaTopic"}
-    want = {"clock.ticks", *(t for svc in SERVICES for t in kafka.topic_names(svc).values())}
+    want = {"clock.ticks", "notify.dlq", "notify.redrive", *(t for svc in SERVICES for t in kafka.topic_names(svc).values())}
     assert set(topics) == want
     for name, spec in topics.items():
         assert spec["partitions"] == (1 if name == "clock.ticks" else 6)
@@ -158,7 +158,7 @@ def test_a_kafka_topic_for_every_topic(rendered: list[dict[str, Any]]) -> None:
 
 def test_kafka_users_carry_exactly_the_listed_acls(rendered: list[dict[str, Any]]) -> None:
     users = _by(rendered, "KafkaUser")
-    assert set(users) == {*SERVICES, security.CLOCK_PRINCIPAL}
+    assert set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL}
     for name, user in users.items():
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         got = {
@@ -166,8 +166,37 @@ def test_kafka_users_carry_exactly_the_listed_acls(rendered: list[dict[str, Any]
             for r in user["spec"]["authorization"]["acls"]
             for op in r["operations"]
         }
-        listed = security.acls(name) if name in SERVICES else security.clock_acls()
+        listed = (
+            security.acls(name)
+            if name in SERVICES
+            else security.notify_acls()
+            if name == security.NOTIFY_PRINCIPAL
+            else security.clock_acls()
+        )
         assert len(got) == len(listed)
+
+
+def test_the_notifier_runs_with_its_webhooks_its_principal_and_scrape_annotations(rendered: list[dict[str, Any]]) -> None:
+    from services.notify.config import parse
+
+    deployment = _by(rendered, "Deployment")["notify"]
+    pod = deployment["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert c["args"] == ["serve", "notify"] and env["FLEXCHAIN_HTTP_PORT"]["value"] == "8086"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready" and c["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert env["KAFKA_SASL_USERNAME"]["value"] == security.NOTIFY_PRINCIPAL
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8086"
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "webhooks")
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "webhooks")
+    cm = next(d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+    assert env["FLEXCHAIN_NOTIFY_CONFIG"]["value"] == mount["mountPath"] + "/notify.toml"
+    import tomllib
+
+    secret_env = {"NOTIFY_WEBHOOK_SECRET": "a-key-of-sixteen-bytes-or-more"}
+    config = parse(tomllib.loads(cm["data"]["notify.toml"]), "the ConfigMap", secret_env)  # a valid configuration
+    assert {w.secret_env for w in config.webhooks} == {"NOTIFY_WEBHOOK_SECRET"}
+    assert "NOTIFY_WEBHOOK_SECRET=" in (K8S / "secrets.env.example").read_text()
 
 
 def test_the_secret_env_file_is_not_committed() -> None:
