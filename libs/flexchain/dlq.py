@@ -48,6 +48,7 @@ from flexchain.runtime import (
     REDRIVE_OFFSET_HEADER,
     REDRIVE_PARTITION_HEADER,
     REDRIVE_TOPIC_HEADER,
+    TARGET_PREFIX,
 )
 from flexchain.serde import Codec
 from flexchain.settings import Settings
@@ -343,6 +344,7 @@ def plan(
 def redrive_headers(settings: Settings, service: str, step: Step) -> list[tuple[str, bytes]]:
     d = step.dead
     headers = [*d.original_headers(), (REDRIVE_COUNT_HEADER, str(d.redrive_count + 1).encode())]
+    headers += [(k, v) for k, v in d.headers if k.startswith(TARGET_PREFIX)]  # where the parker wants it again
     headers.append((REDRIVE_FROM_HEADER, f"{dlq_topic(settings, service)}:{d.partition}:{d.offset}".encode()))
     if step.topic == settings.name(kafka.topic_names(service)["redrive"]):
         assert d.source_topic is not None

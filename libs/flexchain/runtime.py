@@ -167,6 +167,9 @@ REDRIVE_FROM_HEADER = "flexchain.redrive.from"
 REDRIVE_TOPIC_HEADER = "flexchain.redrive.topic"
 REDRIVE_PARTITION_HEADER = "flexchain.redrive.partition"
 REDRIVE_OFFSET_HEADER = "flexchain.redrive.offset"
+# Headers of a dead letter that say where it must go again (`flexchain.target.<name>`, e.g. the one
+# webhook notify failed to reach): `flexchain dlq redrive` copies them onto the redriven record.
+TARGET_PREFIX = "flexchain.target."
 _REDRIVE_PREFIX = "flexchain.redrive."
 
 

@@ -45,7 +45,9 @@ H_TOPIC = "flexchain.source.topic"
 H_PARTITION = "flexchain.source.partition"
 H_OFFSET = "flexchain.source.offset"
 H_REDRIVES = "flexchain.redrive.count"
-H_WEBHOOK = "flexchain.notify.webhook"  # the one webhook that failed; a redrive goes to it alone
+H_WEBHOOK = "flexchain.target.webhook"  # the one webhook that failed; `flexchain dlq redrive` keeps it: to it alone
+# where a record redriven by `flexchain dlq redrive` was first read (it arrives on notify.redrive)
+H_FIRST = ("flexchain.redrive.topic", "flexchain.redrive.partition", "flexchain.redrive.offset")
 UNREADABLE = "unreadable"
 TYPES = (*NOTIFIABLE, UNREADABLE)  # the closed label set of every per-type metric
 
@@ -188,12 +190,17 @@ class Notifier:
         """The record as it was read, with the DLQ headers of the core services; a redriven record keeps
         its original source and its redrive count."""
         h = rec.headers
-        redriven = rec.topic == self.redrive_topic and H_TOPIC in h
+        first: tuple[bytes, bytes, bytes] = (rec.topic.encode(), str(rec.partition).encode(), str(rec.offset).encode())
+        if rec.topic == self.redrive_topic:
+            for names in (H_FIRST, (H_TOPIC, H_PARTITION, H_OFFSET)):
+                if names[0] in h:
+                    first = (h[names[0]], h.get(names[1], b""), h.get(names[2], b""))
+                    break
         headers = [
             (H_REASON, reason.encode("utf-8")[:2000]),
-            (H_TOPIC, h[H_TOPIC] if redriven else rec.topic.encode()),
-            (H_PARTITION, h.get(H_PARTITION, b"") if redriven else str(rec.partition).encode()),
-            (H_OFFSET, h.get(H_OFFSET, b"") if redriven else str(rec.offset).encode()),
+            (H_TOPIC, first[0]),
+            (H_PARTITION, first[1]),
+            (H_OFFSET, first[2]),
         ]
         if "type" in h:
             headers.append(("type", h["type"]))

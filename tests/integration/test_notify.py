@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -48,17 +51,6 @@ async def produce(bootstrap: str, prefix: str, items: list[Enveloped], abort: bo
         await producer.commit_transaction()
         metas = [await f for f in futures]
         return {i.envelope.event_id: (m.topic, m.partition, m.offset) for i, m in zip(items, metas, strict=True)}
-    finally:
-        await producer.stop()
-
-
-async def publish_raw_with_headers(
-    bootstrap: str, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
 
@@ -153,17 +145,20 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
             assert h["flexchain.source.topic"] == topic and int(h["flexchain.source.partition"]) == partition
             assert int(h["flexchain.source.offset"]) == offset
             assert "failed 6 times" in h["flexchain.dlq.reason"] and "500" in h["flexchain.dlq.reason"]
-            assert h["flexchain.notify.webhook"] == "broken" and h["type"] == "SupplierPenaltyDue"
+            assert h["flexchain.target.webhook"] == "broken" and h["type"] == "SupplierPenaltyDue"
             assert CODEC.decode(rec.value).envelope.event_id == penalty  # the record as it was read
             assert metric(notify.url, "flexchain_notify_dead_lettered_total", "SupplierPenaltyDue") == 1
             assert metric(notify.url, "flexchain_notify_delivered_total", "ChurnWarningRaised") == 2  # ops + crm
 
-            # the dead letter redriven (as `flexchain dlq redrive notify` would: to notify.redrive, headers kept)
-            # once the webhook works again: delivered to that webhook alone, with the same key
+            # the dead letter redriven by the operator's command once the webhook works again: delivered to
+            # that webhook alone, with the same key
             sink.behaviour["/broken"] = Behaviour()
             ops_before = len(sink.ok("/ops"))
-            redriven = [(k, bytes(v)) for k, v in rec.headers] + [("flexchain.redrive.count", b"1")]
-            run(publish_raw_with_headers(kafka_bootstrap, prefix + "notify.redrive", rec.key, rec.value, redriven))
+            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "FLEXCHAIN_TOPIC_PREFIX": prefix}
+            cli = [sys.executable, "-m", "flexchain.cli", "dlq", "redrive", "notify", "--all", "--yes", "--json"]
+            done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120, check=False)
+            assert done.returncode == 0, done.stderr[-2000:]
+            assert "notify.redrive" in done.stdout, done.stdout
             eventually(lambda: sink.ok("/broken"), 20, what="the redriven dead letter delivered")
             assert [r.headers["Idempotency-Key"] for r in sink.ok("/broken")] == [penalty]
             assert sink.ok("/broken")[0].body == attempts[0].body
@@ -182,7 +177,9 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
             assert tries[0].status == 503 and tries[-1].status == 200 and len(tries) >= 2
             assert len({r.body for r in tries}) == 1
             assert metric(notify.url, "flexchain_notify_retried_total", "LowStockAlertRaised") >= before + len(tries) - 1
-            assert len(run(read_all(kafka_bootstrap, prefix + "notify.dlq", decode=False))) == 1
+            parked = run(read_all(kafka_bootstrap, prefix + "notify.dlq", decode=False))
+            markers = [r for r in parked if any(k == "flexchain.redrive.marker" for k, _ in r.headers)]
+            assert len(markers) == 1 and len(parked) == 2, "one dead letter (and the marker of its redrive), no more"
         finally:
             notify.stop()
 

@@ -183,7 +183,17 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
             quiet = CODEC.encode(event("StockReceived", 2))
             await step.handle(Record("inventory.events", 2, 41, 0.0, b"k", quiet, {}), DECODE.read(quiet))
             await step.handle(Record("inventory.events", 3, 7, 0.0, None, b"junk", {}), DECODE.read(b"junk"))
-            back = {**dict(parked[0][2]), "flexchain.redrive.count": b"1"}
+            # what `flexchain dlq redrive notify` sends (flexchain.dlq.redrive_headers): the target, the count
+            # and where the record was first read — not the dead letter's own source headers
+            first = dict(parked[0][2])
+            back = {
+                "flexchain.target.webhook": first["flexchain.target.webhook"],
+                "flexchain.redrive.count": b"1",
+                "flexchain.redrive.from": b"notify.dlq:0:0",
+                "flexchain.redrive.topic": first["flexchain.source.topic"],
+                "flexchain.redrive.partition": first["flexchain.source.partition"],
+                "flexchain.redrive.offset": first["flexchain.source.offset"],
+            }
             await step.handle(Record(REDRIVE, 0, 0, 0.0, b"k", value, back), DECODE.read(value))
 
     asyncio.run(scenario())
@@ -196,7 +206,7 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
         b"2",
         b"40",
     )
-    assert h["flexchain.notify.webhook"] == b"gone" and h["type"] == b"StockBackInStock"
+    assert h["flexchain.target.webhook"] == b"gone" and h["type"] == b"StockBackInStock"
     assert junk == b"junk" and h2["flexchain.dlq.reason"].startswith(b"undecodable: not in the wire format")
     # parked again after the redrive: the original source, the redrive count carried
     assert h3["flexchain.source.topic"] == b"inventory.events" and h3["flexchain.source.offset"] == b"40"
