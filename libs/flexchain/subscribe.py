@@ -18,8 +18,9 @@ written, field for field.
 
 With faust-streaming (``pip install faust-streaming``)::
 
-    from flexchain.subscribe import EventDecoder, faust_codec
+    from flexchain.subscribe import EventDecoder, faust_app, faust_codec
 
+    app = faust_app("my-shop", broker="kafka://localhost:9092")   # a faust.App that reads committed data
     codec = faust_codec(EventDecoder.from_env())
     topic = app.topic("inventory.events", key_type=str, value_serializer=codec)
 
@@ -28,8 +29,9 @@ With faust-streaming (``pip install faust-streaming``)::
         async for event in stream:            # an Event
             ...
 
-Read with ``isolation.level=read_committed`` (flexchain writes in Kafka transactions; faust needs
-its consumer configured for it, see ``services/notify/app.py``) and drop duplicates by
+Read with ``isolation.level=read_committed`` (flexchain writes in Kafka transactions; faust sets it
+only under its own exactly-once mode: build the app with :func:`faust_app`, whose consumers read
+committed data) and drop duplicates by
 ``event.id``: a derived event's id is fixed by its cause, so the same alert always has the same id.
 """
 
@@ -44,10 +46,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastavro import parse_schema, schemaless_reader
 from fastavro.schema import to_parsing_canonical_form
+
+if TYPE_CHECKING:
+    import faust
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -311,6 +316,38 @@ def faust_codec(decoder: EventDecoder, errors: str = "raise") -> Any:
             raise NotImplementedError("the flexchain codec is not chained")
 
     return FlexchainAvro()
+
+
+def faust_app(app_id: str, **conf: Any) -> faust.App:
+    """A ``faust.App`` whose consumers read ``read_committed``.
+
+    flexchain writes every topic in Kafka transactions; a ``read_uncommitted`` reader would also see
+    what an aborted transaction wrote. faust sets the isolation level only under its own exactly-once
+    mode, which a subscriber that only reads does not want, so this app's consumer threads set it.
+    ``conf`` is faust's (``broker=``, ``processing_guarantee=``, …)."""
+    import faust
+    from faust.transport.drivers import aiokafka as driver
+
+    class Thread(driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start() when it builds its fetcher
+            return consumer
+
+    class Consumer(driver.Consumer):
+        def _new_consumer_thread(self) -> Any:
+            return Thread(self, loop=self.loop, beacon=self.beacon)
+
+    class Transport(driver.Transport):
+        pass
+
+    Transport.Consumer = Consumer
+
+    class App(faust.App):
+        def _new_transport(self) -> Any:
+            return Transport(self.conf.broker_consumer, self)
+
+    return App(app_id, **conf)
 
 
 Decode = Callable[[bytes | None], Event]

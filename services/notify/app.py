@@ -30,7 +30,16 @@ from flexchain import kafka
 from flexchain.catalog import SERVICES
 from flexchain.logs import configure
 from flexchain.settings import Settings
-from flexchain.subscribe import Event, EventDecoder, LocalSchemas, RegistrySchemas, SchemaSource, Undecodable, faust_codec
+from flexchain.subscribe import (
+    Event,
+    EventDecoder,
+    LocalSchemas,
+    RegistrySchemas,
+    SchemaSource,
+    Undecodable,
+    faust_app,
+    faust_codec,
+)
 from services.notify import delivery
 from services.notify.catalog import NOTIFIABLE
 from services.notify.config import ConfigError, NotifyConfig, NotifySettings, Webhook, load
@@ -230,26 +239,6 @@ async def until_handled(step: Notifier, rec: Record, value: Event | Undecodable,
 # --- faust -------------------------------------------------------------------------------------------
 
 
-def _read_committed_transport() -> type[Any]:
-    from faust.transport.drivers import aiokafka as driver
-
-    class Thread(driver.AIOKafkaConsumerThread):
-        def _create_worker_consumer(self, transport: Any) -> Any:
-            consumer = super()._create_worker_consumer(transport)
-            consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start() when it builds its fetcher
-            return consumer
-
-    class Consumer(driver.Consumer):
-        def _new_consumer_thread(self) -> Any:
-            return Thread(self, loop=self.loop, beacon=self.beacon)
-
-    class Transport(driver.Transport):
-        pass
-
-    Transport.Consumer = Consumer
-    return Transport
-
-
 def _credentials(s: Settings) -> Any:
     import ssl
 
@@ -277,19 +266,11 @@ def decoder_for(settings: Settings) -> EventDecoder:
 
 def build_app(settings: Settings, notify: NotifySettings, config: NotifyConfig, keys: dict[str, bytes], log: Any) -> Any:
     """The faust app, built, not started (``faust.Worker(app).execute_from_commandline()`` runs it)."""
-    import faust
-
-    transport = _read_committed_transport()
-
-    class App(faust.App):
-        def _new_transport(self) -> Any:
-            return transport(self.conf.broker_consumer, self)
-
     port = settings.flexchain_http_port or HTTP_PORT
     datadir = settings.flexchain_data_dir / SERVICE  # faust wants one, though notify keeps no tables
     datadir.mkdir(parents=True, exist_ok=True)
     static = settings.flexchain_static_membership
-    app = App(
+    app = faust_app(  # its consumers read committed data (flexchain.subscribe)
         settings.name(SERVICE),  # the consumer group
         broker=";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap_servers.split(",")),
         broker_credentials=_credentials(settings),

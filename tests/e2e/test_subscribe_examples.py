@@ -1,4 +1,4 @@
-"""README "Subscribe from your own system": each example subscriber, run as a user would run it, against
+"""README "Subscribe from your own system": each example subscriber (confluent-kafka, faust), run as a user would run it, against
 the topics of real services on the real broker — decoded, read_committed, a redelivered event dropped by
 its event id. (The registry variant of the confluent-kafka example runs in tests/deploy/test_registry.py.)
 """
@@ -6,6 +6,7 @@ its event id. (The registry variant of the confluent-kafka example runs in tests
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flexchain.procs import ChildProcess
 from flexchain.settings import PROJECT_ROOT
 from tests.support import Suite, eventually, get, post, publish_raw, read_all, run
 
@@ -66,3 +68,35 @@ def test_confluent_kafka_example_reads_every_event_once(stocked: Suite, kafka_bo
     assert by_type["SkuRegistered"]["body"]["name"] == "Mask"
     assert sorted(line["body"]["qty"] for line in lines if line["type"] == "StockReceived") == [5, 40]
     assert {line["aggregate_id"] for line in lines} == {"mask"}
+
+
+def test_faust_example_reads_every_event_once(stocked: Suite, kafka_bootstrap: str, tmp_path: Path) -> None:
+    """faust runs until stopped: wait until it has printed every event, then stop it and look for repeats."""
+    topic = stocked.topic("inventory.events")
+    distinct = {e.envelope.event_id for e in run(read_all(kafka_bootstrap, topic))}
+    out = tmp_path / "faust.out"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SUBSCRIBE_TOPICS": topic,
+        "SUBSCRIBE_GROUP": f"sub-{uuid.uuid4().hex[:6]}",
+        "SUBSCRIBE_DATA_DIR": str(tmp_path / "faust-data"),
+        "FLEXCHAIN_SCHEMAS_DIR": str(PROJECT_ROOT / "schemas"),
+    }
+    argv = [sys.executable, str(EXAMPLES / "faust_subscriber.py"), "worker", "--without-web", "-l", "warn"]
+    proc = ChildProcess("faust-subscriber", argv, env, out, cwd=tmp_path).start()
+
+    def printed() -> list[dict[str, Any]]:
+        if not proc.running:
+            raise RuntimeError(f"the faust subscriber exited: {proc.tail()}")  # not retried by eventually
+        return [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+
+    try:
+        eventually(lambda: {line["event_id"] for line in printed()} >= distinct, 90, what="every event printed")
+    finally:
+        proc.stop()
+    lines = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
+    ids = [line["event_id"] for line in lines]
+    assert len(ids) == len(set(ids)), "an event printed twice: the dedup by event id failed"
+    assert set(ids) == distinct
+    assert sorted(line["body"]["qty"] for line in lines if line["type"] == "StockReceived") == [5, 40]
