@@ -6,7 +6,8 @@ entry in flexchain.catalog.SERVICES (plus its READS in flexchain.security) and o
     .venv/bin/python scripts/gen-deploy.py --check  # exit 1 if any differs (the deploy tests run this)
 
 Writes deploy/k8s/services.yaml (a StatefulSet, Services and a PodDisruptionBudget per service, the
-clock), deploy/k8s/notify.yaml (the optional notifier), deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic
+clock), deploy/k8s/network-policies.yaml (default deny, then who may talk to whom: see NETWORK below),
+deploy/k8s/notify.yaml (the optional notifier and its NetworkPolicy), deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic
 per topic), deploy/k8s/kafka/users.yaml (Strimzi KafkaUser per principal, with its ACLs),
 deploy/kafka/acls.md, deploy/grafana/flexchain.json and deploy/k8s/prometheus-rules.yaml
 (deploy/prometheus/alerts.yml as a Prometheus Operator PrometheusRule: the same groups, so compose and
@@ -296,6 +297,138 @@ def notify() -> dict[str, Any]:
             },
         },
     }
+
+
+# ------------------------------------------------------------------------------------ network policies
+# Who may talk to whom (deploy/README.md "Network policies"). Everything not allowed here is denied:
+# `default-deny` selects every pod of the namespace, ingress and egress. The peers outside our
+# manifests are selectors to adapt to the cluster (a Kafka or PostgreSQL in another namespace: add a
+# namespaceSelector to its peer; another ingress controller or monitoring namespace: change the name).
+
+NS_NAME = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace (1.22+), immutable
+INGRESS_CONTROLLER = {"namespaceSelector": {"matchLabels": {NS_NAME: "ingress-nginx"}}}
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {NS_NAME: "monitoring"}},
+    "podSelector": {"matchLabels": {LABEL: "prometheus"}},
+}
+DNS = {
+    "namespaceSelector": {"matchLabels": {NS_NAME: "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},  # CoreDNS keeps kube-dns's label
+}
+# the Strimzi cluster `flexchain` (brokers, controllers, entity operator carry this label); its TLS listener
+KAFKA = {"podSelector": {"matchLabels": {"strimzi.io/cluster": CLUSTER}}}
+KAFKA_PORT = 9093
+REGISTRY = {"podSelector": {"matchLabels": {LABEL: "schema-registry"}}}  # Apicurio, `schema-registry:8080`
+REGISTRY_PORT = 8080
+POSTGRES = {"podSelector": {"matchLabels": {LABEL: "postgres"}}}
+POSTGRES_PORT = 5432
+KUBE_API_PORTS = (443, 6443)  # the API server's Service port and its endpoints' usual port
+# notify's webhooks: HTTPS to anywhere outside the cluster — not to private ranges (pods, services,
+# nodes, a VPC), link-local (the cloud metadata endpoint 169.254.169.254) or loopback
+PRIVATE_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"]
+PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128"]
+WEBHOOK_PORT = 443
+SERVICES_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}
+NOTIFY_PEER = {"podSelector": {"matchLabels": {LABEL: "notify"}}}
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def _policy(
+    name: str, selector: dict[str, Any], ingress: list[dict[str, Any]] | None, egress: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """A NetworkPolicy for the pods `selector` picks. `None`: this policy says nothing of that direction
+    (the others decide: default-deny, allow-dns); `[]`: none allowed, said explicitly."""
+    spec: dict[str, Any] = {"podSelector": selector, "policyTypes": []}
+    if ingress is not None:
+        spec["policyTypes"].append("Ingress")
+        spec["ingress"] = ingress
+    if egress is not None:
+        spec["policyTypes"].append("Egress")
+        spec["egress"] = egress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "labels": {LABEL: name, "app.kubernetes.io/component": "network-policy"}},
+        "spec": spec,
+    }
+
+
+def _api_ingress(port: int, *peers: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"from": list(peers), "ports": _tcp(port)}]
+
+
+def network_policies() -> list[dict[str, Any]]:
+    deny = _policy("default-deny", {}, None, None)
+    deny["spec"]["policyTypes"] = ["Ingress", "Egress"]  # every pod, both directions, no rule: nothing in or out
+    dns = _policy(
+        "allow-dns",
+        {},
+        None,
+        [{"to": [DNS], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}],
+    )
+    out = [deny, dns]
+    for name, port in SERVICES.items():
+        out.append(
+            _policy(
+                name,
+                {"matchLabels": {LABEL: name}},
+                # the API through the ingress controller, /metrics for Prometheus (kubelet probes come
+                # from the node, which NetworkPolicies always allow)
+                _api_ingress(port, INGRESS_CONTROLLER, PROMETHEUS),
+                [
+                    {"to": [KAFKA], "ports": _tcp(KAFKA_PORT)},
+                    {"to": [REGISTRY], "ports": _tcp(REGISTRY_PORT)},
+                    {"to": [POSTGRES], "ports": _tcp(POSTGRES_PORT)},
+                ],
+            )
+        )
+    # the clock only produces clock.ticks (its codec asks no registry); no port is open
+    out.append(_policy("clock", {"matchLabels": {LABEL: "clock"}}, [], [{"to": [KAFKA], "ports": _tcp(KAFKA_PORT)}]))
+    # the platform's pods, when they live in this namespace (drop or adapt these three otherwise)
+    clients = [SERVICES_PEER, NOTIFY_PEER]
+    out.append(
+        _policy(
+            "schema-registry",
+            REGISTRY["podSelector"],
+            _api_ingress(REGISTRY_PORT, *clients),
+            [{"to": [POSTGRES], "ports": _tcp(POSTGRES_PORT)}],
+        )
+    )
+    out.append(_policy("postgres", POSTGRES["podSelector"], _api_ingress(POSTGRES_PORT, SERVICES_PEER, REGISTRY), []))
+    out.append(
+        _policy(
+            "kafka",
+            KAFKA["podSelector"],
+            # our clients on the TLS listener, the cluster's own pods among themselves (replication,
+            # the KRaft quorum, the entity operator); the Strimzi operator's access comes from the
+            # NetworkPolicies Strimzi generates itself
+            [
+                {"from": [*clients, {"podSelector": {"matchLabels": {LABEL: "clock"}}}], "ports": _tcp(KAFKA_PORT)},
+                {"from": [KAFKA]},
+            ],
+            # the entity operator (topic and user operators) watches the Kubernetes API
+            [{"to": [KAFKA]}, {"ports": _tcp(*KUBE_API_PORTS)}],
+        )
+    )
+    return out
+
+
+def notify_policy() -> dict[str, Any]:
+    """notify: /metrics for Prometheus only (it has no API); out to Kafka, the registry and the webhooks."""
+    webhooks = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}}, {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}}]
+    return _policy(
+        "notify",
+        NOTIFY_PEER["podSelector"],
+        _api_ingress(8086, PROMETHEUS),
+        [
+            {"to": [KAFKA], "ports": _tcp(KAFKA_PORT)},
+            {"to": [REGISTRY], "ports": _tcp(REGISTRY_PORT)},
+            {"to": webhooks, "ports": _tcp(WEBHOOK_PORT)},
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------------------ dashboard
@@ -632,7 +765,8 @@ def outputs() -> dict[Path, str]:
     services = [d for name, port in SERVICES.items() for d in service(name, port)] + [clock()]
     return {
         ROOT / "deploy/k8s/services.yaml": _dump(services),
-        ROOT / "deploy/k8s/notify.yaml": _dump([notify()]),
+        ROOT / "deploy/k8s/network-policies.yaml": _dump(network_policies()),
+        ROOT / "deploy/k8s/notify.yaml": _dump([notify(), notify_policy()]),
         ROOT / "deploy/k8s/kafka/topics.yaml": _dump(topics()),
         ROOT / "deploy/k8s/kafka/users.yaml": _dump(security.strimzi_users(CLUSTER)),
         ROOT / "deploy/kafka/acls.md": security.acls_markdown() + "\n",

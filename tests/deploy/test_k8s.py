@@ -3,7 +3,8 @@ kubernetes-validate (PyPI; it ships the Kubernetes OpenAPI schemas, strict mode:
 the Strimzi KafkaTopic/KafkaUser resources against Strimzi's CRD schemas (tests/deploy/schemas/,
 source inside), the PrometheusRule against the Prometheus Operator CRD's schema (npm; more in
 test_alerts.py). Then what the issue asks of them: probes, requests, config and secrets, scrape
-annotations, one topic per topic, replicas ≤ partitions, instance ids from the pod name."""
+annotations, one topic per topic, replicas ≤ partitions, instance ids from the pod name; the
+NetworkPolicies checked for who may reach whom by a small evaluator (tests/deploy/netpol.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from flexchain import kafka, security
 from flexchain.catalog import SERVICES
 from flexchain.settings import PROJECT_ROOT
 from tests.deploy.conftest import TOOLS, validate_prometheus_rules
+from tests.deploy.netpol import Endpoint, allowed
 
 K8S = PROJECT_ROOT / "deploy" / "k8s"
 CRDS = json.loads((Path(__file__).parent / "schemas" / "strimzi-crds.json").read_text())
@@ -75,6 +77,7 @@ def test_every_rendered_resource_is_valid(rendered: list[dict[str, Any]]) -> Non
         "KafkaTopic",
         "KafkaUser",
         "PrometheusRule",
+        "NetworkPolicy",
     } <= kinds
     for doc in rendered:
         _validate(doc)
@@ -209,3 +212,152 @@ def test_the_secret_env_file_is_not_committed() -> None:
     example = (K8S / "secrets.env.example").read_text()
     assert "CHANGE-ME" in example
     assert "FLEXCHAIN_SNAPSHOT_KEY=CHANGE-ME" in example.splitlines()
+
+
+# ---------------------------------------------------------------------------------- network policies
+# The pods around ours, with the labels their usual installs give them (Strimzi, CoreDNS, ingress-nginx,
+# kube-prometheus); deploy/README.md "Network policies" says which to adapt.
+NS = "flexchain"
+AROUND = [
+    Endpoint(
+        "kafka",
+        "10.244.9.1",
+        NS,
+        {
+            "strimzi.io/cluster": "flexchain",
+            "strimzi.io/kind": "Kafka",
+            "strimzi.io/name": "flexchain-kafka",
+            "strimzi.io/broker-role": "true",
+        },
+    ),
+    Endpoint("registry", "10.244.9.2", NS, {"app.kubernetes.io/name": "schema-registry"}),
+    Endpoint("postgres", "10.244.9.3", NS, {"app.kubernetes.io/name": "postgres"}),
+    Endpoint("debug-pod", "10.244.9.4", NS, {"run": "debug"}),  # `kubectl run` in our namespace
+    Endpoint("dns", "10.244.8.1", "kube-system", {"k8s-app": "kube-dns"}),
+    Endpoint("ingress", "10.244.7.1", "ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}),
+    Endpoint("prometheus", "10.244.6.1", "monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    Endpoint("grafana", "10.244.6.2", "monitoring", {"app.kubernetes.io/name": "grafana"}),
+    Endpoint("stranger", "10.244.5.1", "default", {"app": "shell"}),
+    Endpoint("webhook", "93.184.216.34"),  # a receiver on the internet
+    Endpoint("webhook-v6", "2606:2800:220:1::1"),
+    Endpoint("metadata", "169.254.169.254"),  # the cloud's instance metadata
+    Endpoint("vpc-host", "10.0.3.7"),  # a private address outside the pod network
+]
+PORTS = [(53, "UDP"), (53, "TCP"), (80, "TCP"), (443, "TCP"), (5432, "TCP"), (8080, "TCP"), (9091, "TCP"),
+         (9092, "TCP"), (9093, "TCP"), *((p, "TCP") for p in range(8081, 8087)), (3000, "TCP"), (9090, "TCP")]  # fmt: skip
+
+
+def _workloads(rendered: list[dict[str, Any]]) -> list[Endpoint]:
+    out = []
+    for i, d in enumerate(d for d in rendered if d["kind"] in ("StatefulSet", "Deployment")):
+        pod = d["spec"]["template"]
+        ports = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", []) if "name" in p}
+        out.append(
+            Endpoint(d["metadata"]["name"], f"10.244.1.{i + 1}", d["metadata"]["namespace"], pod["metadata"]["labels"], ports)
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def policies(rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in rendered if d["kind"] == "NetworkPolicy"]
+
+
+@pytest.fixture(scope="module")
+def pods(rendered: list[dict[str, Any]]) -> dict[str, Endpoint]:
+    return {e.name: e for e in [*_workloads(rendered), *AROUND]}
+
+
+def _reach_out(policies: list[dict[str, Any]], src: Endpoint, pods: dict[str, Endpoint]) -> set[tuple[str, int, str]]:
+    return {
+        (d.name, port, proto)
+        for d in pods.values()
+        if d is not src
+        for port, proto in PORTS
+        if allowed(policies, src, d, port, proto)
+    }
+
+
+def _reach_in(policies: list[dict[str, Any]], dst: Endpoint, pods: dict[str, Endpoint]) -> set[tuple[str, int]]:
+    return {
+        (s.name, port) for s in pods.values() if s is not dst for port, proto in PORTS if allowed(policies, s, dst, port, proto)
+    }
+
+
+def test_a_default_deny_and_a_policy_for_every_workload(rendered: list[dict[str, Any]], policies: list[dict[str, Any]]) -> None:
+    deny = [
+        p for p in policies if p["spec"]["podSelector"] == {} and not p["spec"].get("ingress") and not p["spec"].get("egress")
+    ]
+    assert [p["spec"]["policyTypes"] for p in deny] == [["Ingress", "Egress"]]
+    workloads = _workloads(rendered)
+    assert {w.name for w in workloads} == {*SERVICES, "clock", "notify"}
+    for w in workloads:  # each also has a policy of its own, not only the namespace-wide ones
+        own = [p for p in policies if p["spec"]["podSelector"] and p["metadata"]["namespace"] == w.namespace
+               and all(w.labels.get(k) == v for k, v in p["spec"]["podSelector"]["matchLabels"].items())]  # fmt: skip
+        assert own, f"no NetworkPolicy selects {w.name}"
+        assert {t for p in own for t in p["spec"]["policyTypes"]} == {"Ingress", "Egress"}
+
+
+def test_services_reach_only_kafka_the_registry_postgres_and_dns(
+    policies: list[dict[str, Any]], pods: dict[str, Endpoint]
+) -> None:
+    platform = {("kafka", 9093, "TCP"), ("registry", 8080, "TCP"), ("dns", 53, "UDP"), ("dns", 53, "TCP")}
+    for name in SERVICES:
+        assert _reach_out(policies, pods[name], pods) == platform | {("postgres", 5432, "TCP")}, name
+    # notify: no PostgreSQL (no snapshots), but HTTPS to receivers outside the cluster — not to
+    # private or link-local addresses (the metadata endpoint), not plain HTTP
+    assert _reach_out(policies, pods["notify"], pods) == platform | {("webhook", 443, "TCP"), ("webhook-v6", 443, "TCP")}
+    # the clock only produces clock.ticks
+    assert _reach_out(policies, pods["clock"], pods) == {("kafka", 9093, "TCP"), ("dns", 53, "UDP"), ("dns", 53, "TCP")}
+
+
+def test_only_the_ingress_controller_and_prometheus_reach_the_apis(
+    policies: list[dict[str, Any]], pods: dict[str, Endpoint]
+) -> None:
+    for name, port in SERVICES.items():
+        assert _reach_in(policies, pods[name], pods) == {("ingress", port), ("prometheus", port)}, name
+    assert _reach_in(policies, pods["notify"], pods) == {("prometheus", 8086)}  # /metrics; it has no API
+    assert _reach_in(policies, pods["clock"], pods) == set()
+    # a pod started in our namespace talks to nobody (DNS aside), nobody to it
+    assert _reach_out(policies, pods["debug-pod"], pods) == {("dns", 53, "UDP"), ("dns", 53, "TCP")}
+    assert _reach_in(policies, pods["debug-pod"], pods) == set()
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "port", "ok"),
+    [
+        ("order", "kafka", 9093, True),
+        ("order", "kafka", 9091, False),  # the replication listener is the brokers' own
+        ("order", "inventory", 8082, False),  # services do not call each other
+        ("order", "webhook", 443, False),
+        ("notify", "webhook", 443, True),
+        ("notify", "webhook", 80, False),
+        ("notify", "metadata", 80, False),
+        ("notify", "vpc-host", 443, False),
+        ("notify", "postgres", 5432, False),
+        ("registry", "postgres", 5432, True),  # Apicurio stores the schemas there
+        ("clock", "postgres", 5432, False),
+        ("clock", "kafka", 9093, True),
+        ("stranger", "order", 8081, False),
+        ("grafana", "order", 8081, False),  # the monitoring namespace: Prometheus only
+        ("prometheus", "order", 8081, True),
+        ("ingress", "notify", 8086, False),
+        ("debug-pod", "postgres", 5432, False),
+        ("debug-pod", "kafka", 9093, False),
+    ],
+)
+def test_reachability(policies: list[dict[str, Any]], pods: dict[str, Endpoint], src: str, dst: str, port: int, ok: bool) -> None:
+    assert allowed(policies, pods[src], pods[dst], port) is ok
+
+
+def test_the_reachability_checks_can_fail(policies: list[dict[str, Any]], pods: dict[str, Endpoint]) -> None:
+    """Loosen one thing at a time: the checks above notice."""
+    no_deny = [p for p in policies if p["metadata"]["name"] != "default-deny"]
+    assert ("stranger", 8080) in _reach_in(no_deny, pods["debug-pod"], pods)
+    open_notify = copy.deepcopy(policies)
+    webhook_rule = next(p for p in open_notify if p["metadata"]["name"] == "notify")["spec"]["egress"][-1]
+    webhook_rule["to"][0]["ipBlock"]["except"].remove("169.254.0.0/16")
+    assert allowed(open_notify, pods["notify"], pods["metadata"], 443)
+    wide = copy.deepcopy(policies)
+    next(p for p in wide if p["metadata"]["name"] == "order")["spec"]["ingress"][0]["from"].append({"namespaceSelector": {}})
+    assert ("stranger", 8081) in _reach_in(wide, pods["order"], pods)
