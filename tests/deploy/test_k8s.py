@@ -361,3 +361,21 @@ def test_the_reachability_checks_can_fail(policies: list[dict[str, Any]], pods: 
     wide = copy.deepcopy(policies)
     next(p for p in wide if p["metadata"]["name"] == "order")["spec"]["ingress"][0]["from"].append({"namespaceSelector": {}})
     assert ("stranger", 8081) in _reach_in(wide, pods["order"], pods)
+
+
+def test_every_pod_runs_non_root_read_only_without_capabilities(rendered: list[dict[str, Any]]) -> None:
+    workloads = [d for d in rendered if d["kind"] in ("StatefulSet", "Deployment")]
+    assert {d["metadata"]["name"] for d in workloads} == {*SERVICES, "clock", "notify"}
+    for d in workloads:
+        spec = d["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, d["metadata"]["name"]
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, d["metadata"]["name"]
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, c["name"]
+            assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
+            # what they write (tests/deploy/test_readonly.py): emptyDirs, never the image
+            empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+            writable = {m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] in empty}
+            want = set() if c["name"] == "clock" else {"/tmp", "/home/flexchain/data"}
+            assert writable == want, c["name"]
