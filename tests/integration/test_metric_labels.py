@@ -47,11 +47,12 @@ async def produce(bootstrap: str, records: list[tuple[str, bytes, list[tuple[str
 
 def garbage(n: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     """`n` records, each with a `type` header never seen before: half not in the wire format, half
-    in it with a schema id nobody registered."""
+    in it with a schema id nobody registered (a different one each)."""
     out = []
     for i in range(n):
         kind = f"Evil{uuid.uuid4().hex}".encode()
-        value = b"not avro at all" if i % 2 else b"\x00\x7f\xff\xff\xf0" + b"\x02junk"
+        schema_id = (0x7F000000 + i).to_bytes(4, "big")  # a different unknown id each time
+        value = b"not avro at all" if i % 2 else b"\x00" + schema_id + b"\x02junk"
         out.append((value, [("type", kind)]))
     return out
 
