@@ -15,7 +15,7 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -30,6 +30,8 @@ from flexchain import kafka
 from flexchain.answers import AS_OF_ERRORS, METRICS_EXAMPLE, Clock, Health, Partitions, Ready, reads
 from flexchain.asof import AsOf, M, PastStates, Replayed
 from flexchain.fold import UnreadableEvent
+from flexchain.httplimits import TOO_LARGE, TOO_MANY_COMMANDS, TOO_MANY_REPLAYS, Gate
+from flexchain.httplimits import install as install_limits
 from flexchain.logs import configure
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.metrics import ServiceMetrics
@@ -66,6 +68,10 @@ class Runtime:
     processor: Processor | None = None
     last_tick: int = 0
     history: AsOf | None = None  # R-X-4: as-of reads of the event topic, opened on first use
+    replays: Gate = field(init=False)  # folds of the log at once: FLEXCHAIN_MAX_CONCURRENT_REPLAYS
+
+    def __post_init__(self) -> None:
+        self.replays = Gate(self.settings.flexchain_max_concurrent_replays)
 
     def now(self) -> int:
         """Business time for a new command: wall clock, or the last `clock.ticks` time (R-X-1)."""
@@ -104,13 +110,15 @@ class Runtime:
         """Every partition's state as of business time `at` (R-X-4), folded afresh from the log
         with the service's `evolve`; the live state is not touched."""
         svc = self.svc
-        states, replayed = await self.past().model("state", at, lambda parts: PastStates(parts, svc.new_state, svc.evolve))
+        async with self.replays.slot():  # 429 past FLEXCHAIN_MAX_CONCURRENT_REPLAYS, not a queue
+            states, replayed = await self.past().model("state", at, lambda parts: PastStates(parts, svc.new_state, svc.evolve))
         states.replayed = replayed
         return states
 
     async def model_as_of(self, kind: str, at: int, new_model: Callable[[list[int]], M]) -> tuple[M, Replayed]:
         """Any read model of the service's events (`fold(partition, item)`) as of business time `at`."""
-        return await self.past().model(kind, at, new_model)
+        async with self.replays.slot():
+            return await self.past().model(kind, at, new_model)
 
     def past(self) -> AsOf:
         if self.history is None:
@@ -214,12 +222,39 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
 
 
 def document_as_of(app: FastAPI) -> None:
-    """Every read route with `?as_of=` documents the answers of a fold of the log: 503, 504."""
+    """Every read route with `?as_of=` documents the answers of a fold of the log: 503, 504 (and 429,
+    `document_limits`)."""
     from fastapi.routing import APIRoute
 
     for route in app.routes:
         if isinstance(route, APIRoute) and any(p.alias == "as_of" for p in route.dependant.query_params):
             route.responses = {**AS_OF_ERRORS, **route.responses}
+
+
+def document_limits(app: FastAPI) -> None:
+    """Every route that changes something documents 429 (its client's command budget), every route
+    with a body 413, and every as-of route 429 (the bound of folds), in the refusal shape (README "Limits")."""
+    from fastapi.routing import APIRoute
+    from fastapi.utils import create_model_field
+
+    from flexchain.api import Refusal
+    from flexchain.httplimits import COMMAND_METHODS
+
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        added: dict[int | str, dict[str, Any]] = {}
+        if set(route.methods or ()) & COMMAND_METHODS and 429 not in route.responses:
+            added.update(TOO_MANY_COMMANDS)
+        if route.body_field is not None:
+            added.update(TOO_LARGE)
+        if any(p.alias == "as_of" for p in route.dependant.query_params):
+            added.update(TOO_MANY_REPLAYS)
+        for status in {*added, *(s for s in route.responses if s == 429)}:
+            response = {**route.responses.get(status, {}), **added.get(status, {}), "model": Refusal}
+            route.responses = {**route.responses, status: response}
+            name = f"Response_{status}_{route.unique_id}"  # what FastAPI derives from `responses=`
+            route.response_fields[status] = create_model_field(name=name, type_=Refusal, mode="serialization")
 
 
 def document_commands(app: FastAPI) -> None:
@@ -310,7 +345,18 @@ async def serve(
 
     port = settings.flexchain_http_port or default_port
     app = build_app(rt, build_api)
-    config = uvicorn.Config(app, host=settings.flexchain_http_host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host=settings.flexchain_http_host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        http="h11",  # (the header limit below is h11's)
+        proxy_headers=False,  # the app trusts only FLEXCHAIN_HTTP_TRUSTED_PROXIES (httplimits.install)
+        limit_concurrency=settings.flexchain_http_max_connections,
+        h11_max_incomplete_event_size=settings.flexchain_http_max_header_bytes,
+        timeout_keep_alive=settings.flexchain_http_keepalive_s,
+    )
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
     tasks = [
@@ -356,7 +402,7 @@ def build_runtime(svc: ServiceDef[Any], view: ReadModel, settings: Settings) -> 
     from services.clock.messages import ClockTicked
 
     codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
-    metrics = ServiceMetrics(svc.name)
+    metrics = ServiceMetrics(svc.name, types=codec.type_names())
     view_topics = [settings.name(t) for t in [*view.topics, CLOCK_TOPIC]]
     types = getattr(view, "types", None)
     waiters = Waiters()
@@ -391,6 +437,8 @@ def build_app(rt: Runtime, build_api: Callable[[Runtime], FastAPI]) -> FastAPI:
     _default_clock(app, rt)
     document_commands(app)
     document_as_of(app)
+    document_limits(app)
+    install_limits(app, rt.settings)
     return app
 
 

@@ -16,7 +16,7 @@
 | partition_stopped{loop,partition} | gauge | 1 while a partition is stopped on an own-log event it cannot read |
 | transactions_failed_total{stage,kind} | counter | transactions that failed or aborted (fenced, kafka, poison, injected, error) |
 | loop_restarts_total{loop} | counter | loops started again from what is committed after a failure |
-| records_skipped_total{loop,reason} | counter | foreign records a read model could not decode or fold (logged) |
+| records_skipped_total{loop,reason} | counter | foreign records a read model could not decode or fold (each reason from 0) |
 
 Business gauges (`gauge()`, or a collector) are listed in README "Metrics"; the alert rules on all of
 them are deploy/prometheus/alerts.yml.
@@ -25,7 +25,7 @@ them are deploy/prometheus/alerts.yml.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -49,8 +49,17 @@ class BusinessGauge(Gauge):
         super().set_function(read)
 
 
+#: The label of a value outside a label's closed set (a type this service does not know).
+OTHER = "other"
+
+
 class ServiceMetrics:
-    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+    """Every label value comes from a closed set — message class names of the service's codec
+    (`types`), its own topics, loop and stage names, partition numbers, fixed reasons — never from a
+    record's contents or headers: a crafted record cannot add a series (README "Limits")."""
+
+    def __init__(self, service: str, registry: CollectorRegistry | None = None, types: Iterable[str] = ()) -> None:
+        self.types = frozenset(types)
         self.registry = registry or CollectorRegistry()
         p = f"flexchain_{service}_"
         r = self.registry
@@ -91,6 +100,10 @@ class ServiceMetrics:
             p + "records_skipped", "Foreign records a read model could not decode or fold", ["loop", "reason"], registry=r
         )
         self.service = service
+
+    def type_label(self, name: str) -> str:
+        """`name` if it is a message type this service knows, else "other"."""
+        return name if name in self.types else OTHER
 
     def gauge(self, name: str, doc: str, labels: list[str]) -> Gauge:
         """A business gauge of this service (e.g. skus below their low-stock threshold)."""

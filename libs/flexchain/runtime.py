@@ -328,8 +328,8 @@ class _TransactionalLoop:
 
     def count_in(self, topic: str, kind: str) -> None:
         child = self._in.get((topic, kind))
-        if child is None:
-            child = self._in[(topic, kind)] = self.metrics.messages_in.labels(topic, kind)
+        if child is None:  # (`topic` is one this loop subscribed to; `kind` a decoded class, or "other")
+            child = self._in[(topic, kind)] = self.metrics.messages_in.labels(topic, self.metrics.type_label(kind))
         child.inc()
 
     async def start(self) -> None:
@@ -526,7 +526,7 @@ class _TransactionalLoop:
             else:
                 child = self._out.get((md.topic, kind))
                 if child is None:
-                    child = self._out[(md.topic, kind)] = self.metrics.events_out.labels(md.topic, kind)
+                    child = self._out[(md.topic, kind)] = self.metrics.events_out.labels(md.topic, self.metrics.type_label(kind))
                 child.inc()
         await self._after_commit(tp, results)
 

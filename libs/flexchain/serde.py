@@ -333,6 +333,10 @@ class Codec:
     def knows(self, cls: type[Message]) -> bool:
         return cls in self._by_type
 
+    def type_names(self) -> frozenset[str]:
+        """The names of the classes this codec reads and writes: the closed set of `type` labels."""
+        return frozenset(cls.__name__ for cls in self._by_type)
+
     def schema_id(self, cls: type[Message]) -> int:
         return self._by_type[cls].schema_id
 

@@ -39,6 +39,24 @@ class Settings(BaseSettings):
     flexchain_http_host: str = "127.0.0.1"
     flexchain_http_port: int | None = Field(None, description="HTTP port; default per service")
     flexchain_log_level: str = "INFO"
+    # README "Limits": what one client can make a service do
+    flexchain_http_max_body_bytes: int = Field(1_048_576, ge=1, description="a larger request body is refused (413)")
+    flexchain_rate_limit: str = Field(
+        "100/second;3000/minute",
+        description="commands (POST/PUT/PATCH/DELETE) per client, `limits` notation joined by ';'; past it 429 "
+        "with Retry-After; '' or 0 = no limit",
+    )
+    flexchain_http_trusted_proxies: str = Field(
+        "", description="comma-separated addresses/networks of proxies whose X-Forwarded-For names the client; '' = none"
+    )
+    flexchain_max_concurrent_replays: int = Field(
+        4, ge=1, description="as-of reads and plan replays folding at once; one more is refused (429, Retry-After)"
+    )
+    flexchain_http_max_connections: int = Field(
+        1000, ge=1, description="concurrent connections and requests uvicorn serves; past it 503"
+    )
+    flexchain_http_max_header_bytes: int = Field(16_384, ge=1024, description="request line and headers at most (h11)")
+    flexchain_http_keepalive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after this")
     flexchain_transaction_timeout_ms: int = Field(15_000, ge=1000, description="a transaction open longer is aborted")
     flexchain_session_timeout_ms: int = Field(10_000, ge=1000, description="a silent group member is dropped after this")
     flexchain_static_membership: bool = Field(

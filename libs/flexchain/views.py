@@ -215,6 +215,10 @@ class OwnView:
                     self.caught_up.set()
 
 
+#: The `reason` label of `records_skipped_total`: a fixed set.
+SKIP_REASONS = ("undecodable", "fold failed")
+
+
 class Projection:
     """Folds whole topics (every partition, no group) into an in-memory read model.
 
@@ -242,6 +246,9 @@ class Projection:
         self.fold = fold
         self.name = name
         self.metrics = metrics
+        if metrics is not None:  # every reason exported at 0: a skipped record moves a value, adds no series
+            for label in SKIP_REASONS:
+                metrics.records_skipped.labels(name, label)
         self.caught_up = asyncio.Event()
         self.waiters = waiters or Waiters()
         self._moved = asyncio.Condition()  # notified after each batch is folded (see `catch_up`)
@@ -333,14 +340,14 @@ class Projection:
                             self._consumer.seek(tp, rec.offset)
                             await asyncio.sleep(1.0)
                             break
-                        self._skip(rec, exc.reason, "undecodable")
+                        self._skip(rec, exc.reason, SKIP_REASONS[0])
                         continue
                     if not first_time(versions, item.envelope):
                         continue
                     try:
                         self.fold(item)
                     except Exception as exc:
-                        self._skip(rec, f"fold failed: {exc!r}", "fold failed")
+                        self._skip(rec, f"fold failed: {exc!r}", SKIP_REASONS[1])
                         continue
                     cause = item.envelope.causation_id
                     if self.waiters.wanted(cause):

@@ -16,6 +16,7 @@ from pydantic import Field
 from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_COUNT, MAX_DURATION_MS, MAX_TIME_MS, AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
+from flexchain.httplimits import TOO_MANY_REPLAYS
 from flexchain.messages import Message, to_record
 from services.commission import answers, domain
 from services.commission.accounts import batch_progress, payout_overdue
@@ -411,17 +412,20 @@ def build_api(rt: Runtime) -> FastAPI:
             net = network_state().network
             return {"current": _record(net.current), "history": [_record(v) for v in net.plans]}
 
-    @app.post("/sandbox/plan-replay")
+    replays = {429: {**TOO_MANY_REPLAYS[429], "description": "too many replays at once, or too many commands from this client"}}
+
+    @app.post("/sandbox/plan-replay", responses=replays)
     async def plan_replay(body: PlanReplayIn) -> dict[str, Any]:
         """What another plan would have paid on the orders paid from `paid_from` (R-X-4): the
         orders as they stand now (or `as_of` a past business time) split again with it, in memory.
-        Nothing is published and the live state is not touched."""
+        Nothing is published and the live state is not touched. A replay counts against
+        `FLEXCHAIN_MAX_CONCURRENT_REPLAYS`, as an as-of read does (README "Limits")."""
         if body.as_of is not None:
             past = await past_states(rt, body.as_of)
             current, states = past.state_for(NETWORK).network.plan, past.all()
             result = _plan_replay(body, current, states)
         else:
-            async with rt.consistent():
+            async with rt.replays.slot(), rt.consistent():
                 result = _plan_replay(body, network_state().network.plan, partitions())
         return result
 
