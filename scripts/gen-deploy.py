@@ -76,28 +76,27 @@ def topics() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------- services
 
 
-def service(name: str, port: int) -> list[dict[str, Any]]:
-    labels = {LABEL: name, "app.kubernetes.io/component": "service"}
-    http = [{"name": "http", "port": port, "targetPort": "http"}]
-    probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3}
-    container = {
+def container(
+    name: str, port: int, env: list[dict[str, Any]], resources: dict[str, Any], mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A flexchain container of the one image: `serve <name>`, config and secrets from the namespace's
+    ConfigMap and Secret, Kafka's password from the Secret of its KafkaUser, probes, a read-only root
+    with only the data dir, /tmp (and `mounts`) mounted, no capabilities."""
+    return {
         "name": name,
         "image": "flexchain",
         "args": ["serve", name],
         "ports": [{"name": "http", "containerPort": port}],
         "envFrom": [{"configMapRef": {"name": "flexchain-config"}}, {"secretRef": {"name": "flexchain-secrets"}}],
         "env": [
-            # stable per pod (order-0, order-1, ...): names the transactional ids that fence a crashed instance
-            {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
-            {"name": "KAFKA_SASL_USERNAME", "value": name},
+            *env,
             # the Secret the Strimzi User Operator creates for KafkaUser `name`
             {"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}},
         ],
         "startupProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2, "failureThreshold": 60},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": probe,
-        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -106,9 +105,23 @@ def service(name: str, port: int) -> list[dict[str, Any]]:
         "volumeMounts": [
             {"name": "data", "mountPath": "/home/flexchain/data"},
             {"name": "tmp", "mountPath": "/tmp"},
+            *mounts,
             {"name": "kafka-ca", "mountPath": "/etc/flexchain/kafka-ca", "readOnly": True},
         ],
     }
+
+
+def service(name: str, port: int) -> list[dict[str, Any]]:
+    labels = {LABEL: name, "app.kubernetes.io/component": "service"}
+    http = [{"name": "http", "port": port, "targetPort": "http"}]
+    env = [
+        # stable per pod (order-0, order-1, ...): names the transactional ids that fence a crashed instance
+        {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
+        {"name": "KAFKA_SASL_USERNAME", "value": name},
+    ]
+    resources = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    main = container(name, port, env, resources, [])
     pod = {
         "metadata": {
             "labels": labels,
@@ -123,7 +136,7 @@ def service(name: str, port: int) -> list[dict[str, Any]]:
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "terminationGracePeriodSeconds": 60,  # SIGTERM: snapshot, close transactions
-            "containers": [container],
+            "containers": [main],
             "volumes": [
                 {"name": "data", "emptyDir": {}},
                 {"name": "tmp", "emptyDir": {}},
@@ -225,36 +238,15 @@ def notify() -> dict[str, Any]:
     webhooks from the ConfigMap flexchain-notify (deploy/k8s/notify.toml), their secrets from flexchain-secrets."""
     name, port = "notify", 8086
     labels = {LABEL: name, "app.kubernetes.io/component": "notifier"}
-    container = {
-        "name": name,
-        "image": "flexchain",
-        "args": ["serve", name],
-        "ports": [{"name": "http", "containerPort": port}],
-        "envFrom": [{"configMapRef": {"name": "flexchain-config"}}, {"secretRef": {"name": "flexchain-secrets"}}],
-        "env": [
-            {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "FLEXCHAIN_STATIC_MEMBERSHIP", "value": "false"},  # pod names of a Deployment change
-            {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
-            {"name": "FLEXCHAIN_NOTIFY_CONFIG", "value": "/etc/flexchain/notify/notify.toml"},
-            {"name": "KAFKA_SASL_USERNAME", "value": security.NOTIFY_PRINCIPAL},
-            {"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}},
-        ],
-        "startupProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2, "failureThreshold": 60},
-        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
-        "resources": {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [
-            {"name": "data", "mountPath": "/home/flexchain/data"},
-            {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "webhooks", "mountPath": "/etc/flexchain/notify", "readOnly": True},
-            {"name": "kafka-ca", "mountPath": "/etc/flexchain/kafka-ca", "readOnly": True},
-        ],
-    }
+    env = [
+        {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "FLEXCHAIN_STATIC_MEMBERSHIP", "value": "false"},  # pod names of a Deployment change
+        {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
+        {"name": "FLEXCHAIN_NOTIFY_CONFIG", "value": "/etc/flexchain/notify/notify.toml"},
+        {"name": "KAFKA_SASL_USERNAME", "value": security.NOTIFY_PRINCIPAL},
+    ]
+    resources = {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}}
+    main = container(name, port, env, resources, [{"name": "webhooks", "mountPath": "/etc/flexchain/notify", "readOnly": True}])
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -280,7 +272,7 @@ def notify() -> dict[str, Any]:
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "terminationGracePeriodSeconds": 30,  # SIGTERM: an event mid-delivery stays unacked
-                    "containers": [container],
+                    "containers": [main],
                     "volumes": [
                         {"name": "data", "emptyDir": {}},
                         {"name": "tmp", "emptyDir": {}},
