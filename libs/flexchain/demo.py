@@ -40,16 +40,22 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+APPLY_WAIT_S = 30  # the most a command route waits for its events (`?wait=`): a busy machine is slow
+
+
 def _post(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    r = httpx.post(url, json=body, timeout=15)
+    """A command, answered once its events are in the log: every step reads what the one before did."""
+    r = httpx.post(url, json=body, params={"wait": APPLY_WAIT_S}, timeout=APPLY_WAIT_S + 15)
     if r.status_code >= 500:
         r.raise_for_status()
+    if r.status_code == 202:
+        raise TimeoutError(f"{url}: accepted, but its events did not arrive within {APPLY_WAIT_S}s (is a service stuck?)")
     data: dict[str, Any] = r.json()
     data["http_status"] = r.status_code
     return data
 
 
-def _order_settled(order_id: str, timeout: float = 15.0) -> dict[str, Any]:
+def _order_settled(order_id: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         r = httpx.get(f"{ORDER}/orders/{order_id}", timeout=5)

@@ -317,4 +317,7 @@ def test_the_dashboard_queries_answer_from_prometheus(prometheus: Prometheus, su
 
     # rates need two scrapes of the new traffic
     eventually(lambda: not unexplained(), timeout=40, interval=0.5, what="every dashboard query answers")
-    assert len(answered) >= 0.9 * len(queries), sorted(set(queries) - answered)
+    # most panels show data; the optional notifier's row is left out: the suite does not run notify
+    # (tests/integration/test_notify.py covers its metrics), so its selectors have no series here
+    running = [q for q in queries if all(sel.split("_")[1] in urls for sel in SELECTOR.findall(q))]
+    assert len(answered & set(running)) >= 0.9 * len(running), sorted(set(running) - answered)
