@@ -236,3 +236,24 @@ def post(url: str, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Respo
 def digests(url: str) -> dict[str, Any]:
     data: dict[str, Any] = get(url + "/internal/partitions")["partitions"]
     return data
+
+
+def offline_service(service: str, **settings: Any) -> tuple[Any, Any]:
+    """A service's runtime and HTTP app built as `serve` builds them, but not started: no broker is
+    needed (the OpenAPI document, routes exercised through a TestClient)."""
+    import importlib
+
+    from flexchain.host import build_app, build_runtime
+
+    app_module = importlib.import_module(f"services.{service}.app")
+    api_module = importlib.import_module(f"services.{service}.api")
+    views: dict[str, Callable[[], tuple[Any, Any]]] = {
+        "order": lambda: (app_module.service(), app_module.OrderView()),
+        "inventory": lambda: (app_module.SERVICE, app_module.InventoryView()),
+        "presale": lambda: (app_module.SERVICE, app_module.PresaleView()),
+        "commission": lambda: (app_module.service(), app_module.CommissionView()),
+        "loyalty": lambda: (app_module.service(), app_module.LoyaltyView(app_module.LoyaltyConfig())),
+    }
+    svc, view = views[service]()
+    rt = build_runtime(svc, view, Settings(**settings))
+    return rt, build_app(rt, api_module.build_api)

@@ -15,8 +15,7 @@ from fastapi import FastAPI
 
 from flexchain.answers import Answer
 from flexchain.api import CommandAnswer, Refusal, StrictModel
-from flexchain.host import build_app, build_runtime
-from flexchain.settings import Settings
+from tests.support import offline_service
 
 SERVICES = ("order", "inventory", "presale", "commission", "loyalty")
 
@@ -62,18 +61,8 @@ def test_the_answer_examples_fit_their_models(model: type[CommandAnswer] | type[
 def _offline_app(service: str) -> FastAPI:
     """The service's HTTP API built as `serve` builds it, but not started: no broker is needed to
     read its OpenAPI document."""
-    app_module = importlib.import_module(f"services.{service}.app")
-    api_module = importlib.import_module(f"services.{service}.api")
-    views = {
-        "order": lambda: (app_module.service(), app_module.OrderView()),
-        "inventory": lambda: (app_module.SERVICE, app_module.InventoryView()),
-        "presale": lambda: (app_module.SERVICE, app_module.PresaleView()),
-        "commission": lambda: (app_module.service(), app_module.CommissionView()),
-        "loyalty": lambda: (app_module.service(), app_module.LoyaltyView(app_module.LoyaltyConfig())),
-    }
-    svc, view = views[service]()
-    rt = build_runtime(svc, view, Settings())
-    return build_app(rt, api_module.build_api)
+    app: FastAPI = offline_service(service)[1]
+    return app
 
 
 DOCUMENTS = {service: _offline_app(service).openapi() for service in SERVICES}

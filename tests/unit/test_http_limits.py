@@ -10,7 +10,6 @@ Linux routes all of 127/8 to loopback)."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +22,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from flexchain.asof import M, Replayed
-from flexchain.host import Runtime, build_app, build_runtime
+from flexchain.host import Runtime
 from flexchain.httplimits import Gate, parse_rates
 from flexchain.metrics import ServiceMetrics
 from flexchain.procs import free_port
-from flexchain.settings import Settings
+from tests.support import offline_service
 
 SERVICES = ("order", "inventory", "presale", "commission", "loyalty")
 ORDER = {  # a valid order of a sku nobody registered: 422, nothing published
@@ -39,18 +38,8 @@ ORDER = {  # a valid order of a sku nobody registered: 422, nothing published
 
 
 def runtime(service: str, **settings: Any) -> tuple[Runtime, FastAPI]:
-    app_module = importlib.import_module(f"services.{service}.app")
-    api_module = importlib.import_module(f"services.{service}.api")
-    views: dict[str, Callable[[], tuple[Any, Any]]] = {
-        "order": lambda: (app_module.service(), app_module.OrderView()),
-        "inventory": lambda: (app_module.SERVICE, app_module.InventoryView()),
-        "presale": lambda: (app_module.SERVICE, app_module.PresaleView()),
-        "commission": lambda: (app_module.service(), app_module.CommissionView()),
-        "loyalty": lambda: (app_module.service(), app_module.LoyaltyView(app_module.LoyaltyConfig())),
-    }
-    svc, view = views[service]()
-    rt = build_runtime(svc, view, Settings(**settings))
-    return rt, build_app(rt, api_module.build_api)
+    rt, app = offline_service(service, **settings)
+    return rt, app
 
 
 class Server:
