@@ -60,10 +60,12 @@ from bench.run import (  # noqa: E402
 )
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
+from flexchain.auth import ensure_local_auth  # noqa: E402
 from flexchain.catalog import all_messages  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
+from flexchain.settings import PROJECT_ROOT  # noqa: E402
 from services.commission.messages import NETWORK, RegisterDistributor, SetCommissionLevels  # noqa: E402
 from services.order.messages import OrderLine, OrderPaid  # noqa: E402
 
@@ -262,6 +264,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_local_auth(PROJECT_ROOT / ".cache" / "tokens")  # the services it starts need keys (README "Security")
     args = parse(argv)
     started = time.monotonic()
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -73,11 +73,12 @@ from bench.run import (  # noqa: E402
 )
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka, statecodec  # noqa: E402
+from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.clock import ClockPublisher  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
-from flexchain.settings import Settings  # noqa: E402
+from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
 from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from services.loyalty import domain, policy  # noqa: E402
 from services.loyalty.messages import MESSAGES as LOYALTY_MESSAGES  # noqa: E402
@@ -623,7 +624,7 @@ async def year_bench(args: argparse.Namespace, bootstrap: str, base: str, work: 
         log = await read_topic(s, s.name("loyalty.events"))
         check = check_year(scenario, log)
         url = current["p"].url
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, headers=bearer()) as http:
             before = {p: d["digest"] for p, d in (await http.get(url + "/internal/partitions")).json()["partitions"].items()}
         current["p"].stop()
         shutil.rmtree(work / "year" / "data", ignore_errors=True)
@@ -631,7 +632,7 @@ async def year_bench(args: argparse.Namespace, bootstrap: str, base: str, work: 
         current["p"] = ServiceProcess("loyalty", env, logs, free_port()).start()
         await wait_ready(current["p"], 600)
         rebuild_s = time.monotonic() - t
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with httpx.AsyncClient(timeout=30, headers=bearer()) as http:
             after = {
                 p: d["digest"]
                 for p, d in (await http.get(current["p"].url + "/internal/partitions")).json()["partitions"].items()
@@ -800,6 +801,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_local_auth(PROJECT_ROOT / ".cache" / "tokens")  # the services it starts need keys (README "Security")
     args = parse(argv)
     if args.measure_state is not None:
         print(json.dumps(measure_state(args.measure_state, args.measure_with)))

@@ -63,6 +63,7 @@ from bench.run import (  # noqa: E402
 )
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
+from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
@@ -148,7 +149,7 @@ async def wait_committed(s: Settings, proc: ServiceProcess, group: str, topic: s
 async def wait_viewed(proc: ServiceProcess, campaigns: list[str], n: int, timeout: float, key: str = "accepted_units") -> None:
     """Until the service's read model shows `n` pledged units (or paid orders) over the campaigns."""
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=bearer()) as http:
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                 seen = 0
@@ -336,6 +337,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_local_auth(PROJECT_ROOT / ".cache" / "tokens")  # the services it starts need keys (README "Security")
     args = parse(argv)
     started = time.monotonic()
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from flexchain import broker as kbroker  # noqa: E402
+from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.settings import PROJECT_ROOT  # noqa: E402
@@ -62,7 +63,7 @@ def _events(log: Path, since: float) -> dict[str, float]:
 
 
 def _shop(inv: str, order: str, orders: int) -> None:
-    with httpx.Client(timeout=30) as http:
+    with httpx.Client(timeout=30, headers=bearer()) as http:
         http.post(f"{inv}/skus", json={"sku": "tea", "name": "Tea", "low_stock_floor": 0}).raise_for_status()
         http.post(f"{inv}/skus/tea/receipts", json={"warehouse": "w1", "qty": orders * 2}).raise_for_status()
         for i in range(orders):
@@ -72,6 +73,7 @@ def _shop(inv: str, order: str, orders: int) -> None:
 
 
 def main() -> int:
+    ensure_local_auth(PROJECT_ROOT / ".cache" / "tokens")  # the services it starts need keys (README "Security")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--orders", type=int, default=100)

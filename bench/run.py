@@ -54,6 +54,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from bench.peers import harness as peers  # noqa: E402
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
+from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message, derived_id  # noqa: E402
 from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
@@ -322,7 +323,7 @@ class Child(Protocol):
 async def wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.1) -> float:
     """Poll /ready until 200; the monotonic time it was first seen ready."""
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(timeout=5, headers=bearer()) as http:
         while time.monotonic() < deadline:
             if not proc.running:
                 raise RuntimeError(f"{proc.service} exited: {proc.tail()}")
@@ -335,7 +336,7 @@ async def wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.1
 
 async def scrape(proc: ServiceProcess) -> dict[str, float]:
     """The service's /metrics as {'name{labels}': value}."""
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, headers=bearer()) as http:
         text = (await http.get(proc.url + "/metrics")).text
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -994,7 +995,7 @@ async def peers_phase(
 async def wait_stocked(proc: ServiceProcess, skus: list[str], timeout: float = 60.0) -> None:
     """Until the service's read model has every sku registered with stock."""
     deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(timeout=5, headers=bearer()) as http:
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 got = (await http.get(proc.url + "/skus")).json()
@@ -1423,6 +1424,7 @@ def prepare_peers(names: list[str]) -> dict[str, list[str] | str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    ensure_local_auth(PROJECT_ROOT / ".cache" / "tokens")  # the services it starts need keys (README "Security")
     args = parse(argv)
     started = time.monotonic()
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")

@@ -18,10 +18,21 @@ from pathlib import Path
 
 import pytest
 
+from flexchain import auth
 from flexchain import broker as kbroker
 from flexchain.procs import free_port as free_port
 from flexchain.procs import free_port_pair
 from flexchain.settings import PROJECT_ROOT
+
+# HTTP authentication is on in every test, as in production (README "Security"): the services started
+# by the tests read the keys' hashes from the environment, the clients (tests.support, the demo, the
+# ops commands) read their token from it. Generated per session unless given.
+if not (os.environ.get("FLEXCHAIN_API_KEYS") or os.environ.get("FLEXCHAIN_API_KEYS_FILE")):
+    _tokens = {role: auth.new_key() for role in auth.ROLES}
+    os.environ["FLEXCHAIN_API_KEYS"] = ",".join(auth.key_line(f"test-{r}", r, t) for r, t in _tokens.items())
+    for _role, _token in _tokens.items():
+        os.environ[f"FLEXCHAIN_TEST_TOKEN_{_role.upper()}"] = _token
+    os.environ["FLEXCHAIN_TOKEN"] = _tokens[auth.OPERATOR]
 
 
 @pytest.fixture(scope="session")

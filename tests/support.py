@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from flexchain.auth import bearer
 from flexchain.catalog import all_messages
 from flexchain.messages import Envelope, Enveloped, Message
 from flexchain.procs import ServiceProcess
@@ -223,14 +225,35 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
     raise AssertionError(f"not reached in {timeout}s: {what} (last: {last!r})")
 
 
-def get(url: str) -> Any:
-    r = httpx.get(url, timeout=10)
+def token(role: str = "operator") -> str:
+    """The test session's token for `role` (tests/conftest.py puts them in the environment)."""
+    return os.environ["FLEXCHAIN_TOKEN" if role == "operator" else f"FLEXCHAIN_TEST_TOKEN_{role.upper()}"]
+
+
+def http(method: str, url: str, *, role: str = "operator", timeout: float = 15, **kw: Any) -> httpx.Response:
+    """A request to a service, with the session's token for `role` (every route but the probes and
+    /metrics needs one: README "Security")."""
+    headers = {**bearer(token(role)), **kw.pop("headers", {})}
+    return httpx.request(method, url, headers=headers, timeout=timeout, **kw)
+
+
+def get(url: str, **kw: Any) -> Any:
+    r = http("GET", url, timeout=10, **kw)
     r.raise_for_status()
     return r.json()
 
 
 def post(url: str, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
-    return httpx.post(url, json=body, timeout=15, **kw)
+    return http("POST", url, json=body, **kw)
+
+
+def put(url: str, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
+    return http("PUT", url, json=body, **kw)
+
+
+def client(role: str = "operator", **kw: Any) -> httpx.Client:
+    """An httpx client sending the session's token for `role`."""
+    return httpx.Client(headers=bearer(token(role)), **kw)
 
 
 def digests(url: str) -> dict[str, Any]:

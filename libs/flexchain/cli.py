@@ -13,6 +13,7 @@ import typer
 
 from flexchain import broker as kbroker
 from flexchain import dlqcli, ops
+from flexchain.output import JsonFlag, emit_one
 from flexchain.schemas import SCHEMAS_DIR
 from flexchain.settings import PROJECT_ROOT
 
@@ -24,6 +25,8 @@ broker_app = typer.Typer(
 )
 app.add_typer(broker_app, name="broker")
 app.add_typer(dlqcli.app, name="dlq")
+token_app = typer.Typer(help="API keys of the HTTP APIs (README \"Security\")", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 CACHE = PROJECT_ROOT / ".cache"
 
@@ -266,6 +269,24 @@ def demo(
     root = Path(os.environ.get("FLEXCHAIN_DEMO_DIR") or CACHE / "demo")  # broker data, service data and logs
     run_id = os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]
     raise typer.Exit(run_demo(root, port, wait, run_id=run_id, jars=CACHE / "kafka"))
+
+
+@token_app.command("new")
+def token_new(
+    name: Annotated[str, typer.Option(help="who holds the key (a shop front, a person, a job): logged on refusals")],
+    role: Annotated[str, typer.Option(help="operator | merchant | service | reader")],
+    as_json: JsonFlag = False,
+) -> None:
+    """A new API key: give the key to its holder (it is shown once), add the line to the services'
+    FLEXCHAIN_API_KEYS (or the FLEXCHAIN_API_KEYS_FILE secret). Remove the line to revoke it."""
+    from flexchain.auth import key_line, new_key
+
+    key = new_key()
+    try:
+        line = key_line(name, role, key)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    emit_one({"name": name, "role": role, "key": key, "line": line}, as_json=as_json)
 
 
 ops.register(app)  # lag, rebuild, as-of (flexchain/ops.py)

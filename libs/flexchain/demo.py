@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from flexchain import broker as kbroker
+from flexchain.auth import bearer, ensure_local_auth
 from flexchain.catalog import SERVICES
 from flexchain.procs import ServiceProcess
 
@@ -40,12 +41,20 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _get(url: str, **kw: Any) -> httpx.Response:
+    return httpx.get(url, headers=bearer(), **kw)
+
+
+def _send(url: str, **kw: Any) -> httpx.Response:
+    return httpx.post(url, headers=bearer(), **kw)
+
+
 APPLY_WAIT_S = 30  # the most a command route waits for its events (`?wait=`): a busy machine is slow
 
 
 def _post(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """A command, answered once its events are in the log: every step reads what the one before did."""
-    r = httpx.post(url, json=body, params={"wait": APPLY_WAIT_S}, timeout=APPLY_WAIT_S + 15)
+    r = _send(url, json=body, params={"wait": APPLY_WAIT_S}, timeout=APPLY_WAIT_S + 15)
     if r.status_code >= 500:
         r.raise_for_status()
     if r.status_code == 202:
@@ -58,7 +67,7 @@ def _post(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
 def _order_settled(order_id: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        r = httpx.get(f"{ORDER}/orders/{order_id}", timeout=5)
+        r = _get(f"{ORDER}/orders/{order_id}", timeout=5)
         if r.status_code == 200 and r.json()["status"] != "placed":
             data: dict[str, Any] = r.json()
             return data
@@ -68,11 +77,11 @@ def _order_settled(order_id: str, timeout: float = 60.0) -> dict[str, Any]:
 
 
 def _status(order_id: str) -> str:
-    return str(httpx.get(f"{ORDER}/orders/{order_id}", timeout=5).json()["status"])
+    return str(_get(f"{ORDER}/orders/{order_id}", timeout=5).json()["status"])
 
 
 def _sku(sku: str) -> dict[str, Any]:
-    data: dict[str, Any] = httpx.get(f"{INVENTORY}/skus/{sku}", timeout=5).json()
+    data: dict[str, Any] = _get(f"{INVENTORY}/skus/{sku}", timeout=5).json()
     return data
 
 
@@ -151,12 +160,12 @@ def scenario(bootstrap: str, run: str) -> None:
     _post(f"{ORDER}/orders/{oid('A')}/shipment", {"tracking": "SF100"})
     _post(f"{ORDER}/orders/{oid('A')}/delivery")
     say(f"   order {oid('A')}: {_status(oid('A'))} (sold by distributor lin-{run}); gift: {_gift(oid('A'))}")
-    member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
+    member = _get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
     say(
         f"   loyalty: member m-{run} joined with the order — tier {member['tier']['name']}, "
         f"{member['points']['pending']} points pending until the return window closes"
     )
-    lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    lin = _get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
     say(f"   commission: lin-{run} pending {lin['pending']} cents (15 % of 11800), plus the new-member referral bonus")
 
     say("3. A multi-sku order: one reservation per line, keyed by sku (the saga)")
@@ -223,7 +232,7 @@ def scenario(bootstrap: str, run: str) -> None:
     buckets: dict[str, Any] = {}
     deadline = time.monotonic() + 15
     while not buckets and time.monotonic() < deadline:
-        c = httpx.get(f"{PRESALE}/campaigns/{camp}", timeout=5).json()
+        c = _get(f"{PRESALE}/campaigns/{camp}", timeout=5).json()
         buckets = c["buckets"] if c["money"]["received"] else {}
         time.sleep(0.1)
     say(
@@ -237,9 +246,9 @@ def scenario(bootstrap: str, run: str) -> None:
     while _status(oid("A")) != "completed" and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
-    member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
-    lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
-    ming = httpx.get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
+    member = _get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
+    lin = _get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    ming = _get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
     say(f"   order {oid('A')}: {_status(oid('A'))}; m-{run}: {member['points']['available']} points available")
     say(f"   commission payable: lin-{run} {lin['payable']} cents, ming-{run} {ming['payable']} cents (level 2: 5 %)")
 
@@ -254,9 +263,9 @@ def scenario(bootstrap: str, run: str) -> None:
     time.sleep(1.0)
     say("   inventory: " + _stock_line(f"mask-{run}") + " — defective units to clearance (grade B)")
     say("   inventory: " + _stock_line(f"eyetrial-{run}") + " — the gift came back with them")
-    member = httpx.get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
-    lin = httpx.get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
-    ming = httpx.get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
+    member = _get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
+    lin = _get(f"{COMMISSION}/distributors/lin-{run}", timeout=5).json()["balances"]
+    ming = _get(f"{COMMISSION}/distributors/ming-{run}", timeout=5).json()["balances"]
     points, tier = member["points"]["available"], member["tier"]["name"]
     say(f"   loyalty: m-{run} {points} points available, tier {tier} (the order's points taken back)")
     say(
@@ -265,8 +274,8 @@ def scenario(bootstrap: str, run: str) -> None:
     )
 
     say("11. Asked afterwards (R-X-4): the balances as they stood before the 31-minute tick, folded from the logs")
-    then = httpx.get(f"{INVENTORY}/skus/mask-{run}", params={"as_of": T0}, timeout=30).json()
-    order_e = httpx.get(f"{ORDER}/orders/{oid('E')}", params={"as_of": T0}, timeout=30).json()
+    then = _get(f"{INVENTORY}/skus/mask-{run}", params={"as_of": T0}, timeout=30).json()
+    order_e = _get(f"{ORDER}/orders/{oid('E')}", params={"as_of": T0}, timeout=30).json()
     now = _sku(f"mask-{run}")
     was, now_is = f"{then['available']} of {then['on_hand']}", f"{now['available']} of {now['on_hand']}"
     say(f"   mask-{run} as of then: available {was} (now {now_is})")
@@ -278,7 +287,7 @@ def _clearance(sku: str) -> int:
 
 
 def _gift(order_id: str) -> str:
-    gifts = httpx.get(f"{ORDER}/orders/{order_id}", timeout=5).json().get("gifts", {})
+    gifts = _get(f"{ORDER}/orders/{order_id}", timeout=5).json().get("gifts", {})
     return ", ".join(f"{g['sku']} ({g['status']})" for g in gifts.values()) or "none"
 
 
@@ -292,6 +301,7 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None =
             kbroker.stop(cfg)
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
+    tokens = ensure_local_auth(root / "tokens")  # API keys per role for this run, unless the environment sets them
     bootstrap = external or cfg.bootstrap
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -325,6 +335,13 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None =
             f"  http://127.0.0.1:808[1-5]/metrics, /docs   Prometheus metrics and the HTTP APIs of each service\n"
             f"  logs: {root}/<service>-0.log"
         )
+        if tokens:
+            say(
+                f"\nEvery route but /health, /ready and /metrics needs a token (README \"Security\"); this run's keys,\n"
+                f"one per role, are in {root / 'tokens'}/. For example:\n"
+                f"  export FLEXCHAIN_TOKEN=$(cat {root / 'tokens' / 'merchant'})\n"
+                f'  curl -H "Authorization: Bearer $FLEXCHAIN_TOKEN" {ORDER}/orders/C-{run_id}'
+            )
         if wait:
             say("\nRunning. Press Ctrl-C (or send SIGTERM or SIGHUP) to stop everything.")
             with contextlib.suppress(KeyboardInterrupt, Stopped):

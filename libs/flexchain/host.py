@@ -29,6 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from flexchain import kafka
 from flexchain.answers import AS_OF_ERRORS, METRICS_EXAMPLE, Clock, Health, Partitions, Ready, reads
 from flexchain.asof import AsOf, M, PastStates, Replayed
+from flexchain.auth import install as install_auth
 from flexchain.fold import UnreadableEvent
 from flexchain.httplimits import TOO_LARGE, TOO_MANY_COMMANDS, TOO_MANY_REPLAYS, Gate
 from flexchain.httplimits import install as install_limits
@@ -438,7 +439,7 @@ def build_app(rt: Runtime, build_api: Callable[[Runtime], FastAPI]) -> FastAPI:
     document_commands(app)
     document_as_of(app)
     document_limits(app)
-    install_limits(app, rt.settings)
+    install_limits(app, rt.settings, guard=lambda: install_auth(app, rt.settings, rt.metrics.http_refused))
     return app
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -205,15 +205,18 @@ class Gate:
 # --- wiring -------------------------------------------------------------------------------------
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings, guard: Callable[[], None] | None = None) -> None:
     """The limits on `app`, outermost first: the client's address (from a trusted proxy's
-    `X-Forwarded-For`), its command budget, the body size; and `Busy` answered 429."""
+    `X-Forwarded-For`), its command budget, then `guard` (authentication: a flood is refused before a
+    token is checked), the body size; and `Busy` answered 429."""
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy) -> JSONResponse:
         return refusal(429, exc.detail, exc.retry_after)
 
     app.add_middleware(BodyLimit, max_bytes=settings.flexchain_http_max_body_bytes)
+    if guard is not None:
+        guard()
     rates = parse_rates(settings.flexchain_rate_limit)
     if rates:
         app.add_middleware(RateLimit, rates=rates)

@@ -99,6 +99,9 @@ class ServiceMetrics:
         self.records_skipped = Counter(
             p + "records_skipped", "Foreign records a read model could not decode or fold", ["loop", "reason"], registry=r
         )
+        self.http_refused = Counter(
+            p + "http_refused", "HTTP requests refused by authentication (401) or roles (403)", ["reason"], registry=r
+        )
         self.service = service
 
     def type_label(self, name: str) -> str:

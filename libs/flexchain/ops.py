@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from flexchain.auth import bearer
 from flexchain.catalog import SERVICES
 from flexchain.commits import read_commit_metadata
 from flexchain.output import JsonFlag, emit, emit_one, progress
@@ -330,7 +331,7 @@ def rebuild(
     base = service_url(service, url)
     params = {"partition": partition} if partition is not None else {}
     try:
-        r = httpx.post(f"{base}/internal/rebuild", params=params, timeout=30)
+        r = httpx.post(f"{base}/internal/rebuild", params=params, headers=bearer(), timeout=30)
     except httpx.HTTPError as exc:
         raise _unreachable(service, base, exc) from exc
     if r.status_code == 409:
@@ -342,6 +343,9 @@ def rebuild(
             hint = "; rebuild it through that instance's --url" if " holds it" in owner else ""
             typer.echo(f"partition {partition} of {service}: {owner}{hint}", err=True)
         raise typer.Exit(1)
+    if r.status_code in (401, 403):
+        typer.echo(f"{service} answered {r.status_code}: {r.json().get('detail')} ({TOKEN_HINT})", err=True)
+        raise typer.Exit(1)
     r.raise_for_status()
     status = r.json()
     parts = status["partitions"]
@@ -352,7 +356,7 @@ def rebuild(
                 typer.echo(f"still rebuilding after {timeout:.0f}s: see GET {base}/internal/rebuild", err=True)
                 raise typer.Exit(1)
             time.sleep(0.2)
-            status = httpx.get(f"{base}/internal/rebuild", timeout=30).json()
+            status = httpx.get(f"{base}/internal/rebuild", headers=bearer(), timeout=30).json()
             advance(sum(p["progress"] for p in status["partitions"].values()))
     if status["state"] != "done":
         typer.echo(f"rebuild failed: {status.get('error')}", err=True)
@@ -461,12 +465,13 @@ def as_of(
     base = service_url(service, url)
     try:
         with progress(f"{service}: folding the log up to {_iso(ms)}", None):
-            r = httpx.get(base + path, params={"as_of": ms}, timeout=180)
+            r = httpx.get(base + path, params={"as_of": ms}, headers=bearer(), timeout=180)
     except httpx.HTTPError as exc:
         raise _unreachable(service, base, exc) from exc
     if r.status_code != 200:
         detail = r.json().get("detail", r.text) if r.headers.get("content-type", "").startswith("application/json") else r.text
-        typer.echo(f"{service} answered {r.status_code}: {detail}", err=True)
+        hint = f" ({TOKEN_HINT})" if r.status_code in (401, 403) else ""
+        typer.echo(f"{service} answered {r.status_code}: {detail}{hint}", err=True)
         raise typer.Exit(1)
     answer = r.json()
     if not as_json:
@@ -475,6 +480,9 @@ def as_of(
         emit(answer, as_json=as_json, empty="nothing existed then")
     else:
         emit_one(answer, as_json=as_json)
+
+
+TOKEN_HINT = "the token is FLEXCHAIN_TOKEN: an operator's for rebuild, any reader's for as-of (README \"Security\")"
 
 
 def register(app: typer.Typer) -> None:

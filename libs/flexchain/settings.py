@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     flexchain_max_concurrent_replays: int = Field(
         4, ge=1, description="as-of reads and plan replays folding at once; one more is refused (429, Retry-After)"
     )
+    # README "Security": who may call the HTTP API (flexchain.auth)
+    flexchain_api_keys: SecretStr | None = Field(
+        None, description="API keys' hashes, `<name>:<role>:sha256:<hex>` per line or comma (from `flexchain token new`)"
+    )
+    flexchain_api_keys_file: Path | None = Field(None, description="a file of such lines (a mounted secret)")
+    flexchain_auth_jwks_url: str | None = Field(None, description="JWKS of the identity provider whose JWTs are accepted")
+    flexchain_auth_issuer: str | None = Field(None, description="the `iss` a JWT must carry (required with a JWKS)")
+    flexchain_auth_audience: str = Field("flexchain", description="the `aud` a JWT must carry")
+    flexchain_auth_roles_claim: str = Field("roles", description="the JWT claim (dotted path) listing its roles")
+    flexchain_auth_leeway_s: int = Field(30, ge=0, description="clock skew tolerated on a JWT's exp/nbf/iat")
     flexchain_http_max_connections: int = Field(
         1000, ge=1, description="concurrent connections and requests uvicorn serves; past it 503"
     )

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, field_error, past_entity, submit
+from flexchain.auth import SERVICE, allow
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
 from services.order import domain
@@ -217,7 +218,7 @@ def build_api(rt: Runtime) -> FastAPI:
             raise HTTPException(status_code=503, detail="the sku catalogue is behind inventory's events; try again")
         return {sku for sku in skus if sku in view.skus}
 
-    @app.post("/orders")
+    @app.post("/orders", **allow(SERVICE))
     async def place(body: OrderIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         if body.campaign_id is None:  # a campaign prices its own product
             for i, line in enumerate(body.lines):
@@ -236,7 +237,7 @@ def build_api(rt: Runtime) -> FastAPI:
         cmd = PlaceOrder(order_id, body.member_id, body.channel, lines, body.distributor_id, body.campaign_id, body.group_id)
         return await go(cmd, idempotency_key, wait)
 
-    @app.post("/orders/{order_id}/payment")
+    @app.post("/orders/{order_id}/payment", **allow(SERVICE))
     async def pay(order_id: str, body: PaymentIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
         return await go(PayOrder(order_id, body.amount, body.payment_ref), idempotency_key, wait)
@@ -251,7 +252,7 @@ def build_api(rt: Runtime) -> FastAPI:
         known(order_id)
         return await go(ConfirmDelivery(order_id), idempotency_key, wait)
 
-    @app.post("/orders/{order_id}/cancellation")
+    @app.post("/orders/{order_id}/cancellation", **allow(SERVICE))
     async def cancel(order_id: str, body: CancelIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
         return await go(CancelOrder(order_id, body.reason), idempotency_key, wait)
@@ -321,7 +322,7 @@ def build_api(rt: Runtime) -> FastAPI:
         async with rt.consistent():
             return rule_view(rule_id)
 
-    @app.get("/orders/{order_id}", **reads(Order, not_found=True))
+    @app.get("/orders/{order_id}", **reads(Order, not_found=True), **allow(SERVICE))
     async def get_order(order_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4: the order as it stood at that business time
             order, past = await past_entity(rt, as_of, order_id, lambda s: s.orders.get(order_id), "order")

@@ -31,6 +31,7 @@ SECRETS = {
     "POSTGRES_PASSWORD": "pg-secret-from-env",
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret-from-env",
     "FLEXCHAIN_SNAPSHOT_KEY": "snapshot-key-from-env",
+    "FLEXCHAIN_API_KEYS": "ops:operator:sha256:" + "0" * 64,
 }
 
 

@@ -33,7 +33,7 @@ from flexchain.settings import Settings
 from services.commission.app import service
 from services.inventory.messages import LowStockAlertRaised
 from services.order.messages import OrderCompleted, OrderLine, OrderPaid, OrderRefunded, RefundedLine
-from tests.support import Suite, digests, envelope_for, events, eventually, get, post, publish, run, settled
+from tests.support import Suite, digests, envelope_for, events, eventually, get, http, post, publish, run, settled
 
 pytestmark = pytest.mark.broker
 
@@ -57,7 +57,7 @@ def _send(suite: Suite, topic: str, *items: tuple[Message, int]) -> None:
 
 
 def put(url: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.put(url, json=body, timeout=15)
+    return http("PUT", url, json=body, timeout=15)
 
 
 def _digests(url: str) -> dict[str, str]:
@@ -76,7 +76,7 @@ def _answers(url: str) -> dict[str, Any]:
 
 
 def _batch(url: str, batch_id: str) -> dict[str, Any]:
-    r = httpx.get(f"{url}/payout-batches/{batch_id}", timeout=10)
+    r = http("GET", f"{url}/payout-batches/{batch_id}", timeout=10)
     return r.json() if r.status_code == 200 else {}
 
 

@@ -11,8 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from flexchain.catalog import SERVICES
 from flexchain.procs import free_port_pair
 from tests.faults.support import longer
 
@@ -38,7 +40,8 @@ def _started_from(root: Path) -> list[int]:
 @pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM"), longer(signal.SIGHUP, id="SIGHUP")])
 def test_the_demo_stops_its_broker_and_services_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
     root = tmp_path / "demo"
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}  # its own broker
+    # its own broker, and its own API keys, as `make demo` on a fresh machine
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "FLEXCHAIN_API_KEYS", "FLEXCHAIN_TOKEN")}
     env |= {"FLEXCHAIN_DEMO_DIR": str(root), "PYTHONUNBUFFERED": "1"}
     demo = subprocess.Popen(
         [sys.executable, "-m", "flexchain.cli", "demo", "--port", str(free_port_pair())],
@@ -64,6 +67,12 @@ def test_the_demo_stops_its_broker_and_services_on_a_signal(tmp_path: Path, sig:
             assert demo.poll() is None, "".join(lines)
         started = _started_from(root)
         assert len(started) >= 6, f"the broker and five services: {started}"  # (a JVM may fork helpers)
+        # the keys it made for its run (README "Security"): a reader's is let in, no token is not
+        reader_token = (root / "tokens" / "reader").read_text().strip()
+        inventory = f"http://127.0.0.1:{SERVICES['inventory']}/skus"
+        assert httpx.get(inventory, headers={"Authorization": f"Bearer {reader_token}"}, timeout=10).status_code == 200
+        assert httpx.get(inventory, timeout=10).status_code == 401
+        assert "export FLEXCHAIN_TOKEN=" in "".join(lines)
 
         demo.send_signal(sig)
         assert demo.wait(timeout=120) == 0, "".join(lines)

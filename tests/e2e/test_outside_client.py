@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support import Suite, eventually, get, post, run
+
+# README "Security": a client sends its token as `Authorization: Bearer …` (here the one the
+# environment gives, as a deployment would)
+AUTH = {"Authorization": f"Bearer {os.environ['FLEXCHAIN_TOKEN']}"}
 
 pytestmark = pytest.mark.broker
 
@@ -137,7 +142,7 @@ def test_a_sku_just_registered_is_never_refused_as_unknown(kafka_bootstrap: str,
     try:
         inv, order = suite.start("inventory").url, suite.start("order").url
         refused: list[str] = []
-        with httpx.Client(timeout=15) as http:
+        with httpx.Client(timeout=15, headers=AUTH) as http:
             for i in range(ROUNDS):
                 sku = f"new-{i}"
                 registered = http.post(f"{inv}/skus", json={"sku": sku, "name": sku, "low_stock_floor": 0})
@@ -168,7 +173,7 @@ def test_a_member_just_joined_can_refer_and_act_at_once(kafka_bootstrap: str, pr
     try:
         loyalty = suite.start("loyalty").url
         refused: list[str] = []
-        with httpx.Client(timeout=15) as http:
+        with httpx.Client(timeout=15, headers=AUTH) as http:
             for i in range(ROUNDS):
                 first, second = f"ann-{i}", f"bob-{i}"
                 joined = http.post(f"{loyalty}/members", json={"member_id": first})

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flexchain.auth import bearer
 from flexchain.clock import ClockPublisher
 from flexchain.messages import Enveloped
 from flexchain.procs import ServiceProcess
@@ -107,7 +108,7 @@ class Cascade:
         self.oracle = Oracle(scenario.setup)  # played along, step by step, for the checkpoints
         self.procs: dict[str, ServiceProcess] = {}
         self.restarting = threading.RLock()  # held while a service is killed and back: HTTP waits
-        self.http = _Guarded(self.restarting, timeout=15)
+        self.http = _Guarded(self.restarting, timeout=15, headers=bearer())
         self.kills = 0
         self._soak: threading.Thread | None = None
         self._soak_stop = threading.Event()

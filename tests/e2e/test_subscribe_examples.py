@@ -13,12 +13,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from flexchain.procs import ChildProcess
 from flexchain.settings import PROJECT_ROOT
-from tests.support import Suite, eventually, get, post, publish_raw, read_all, run
+from tests.support import Suite, eventually, get, http, post, publish_raw, read_all, run
 
 pytestmark = pytest.mark.broker
 
@@ -41,7 +40,7 @@ def stocked(kafka_bootstrap: str, prefix: str, data_dir: Path) -> Suite:
         assert post(f"{inv.url}/skus", {"sku": "mask", "name": "Mask"}).status_code == 200
         assert post(f"{inv.url}/skus/mask/receipts", {"warehouse": "w1", "qty": 40}).status_code == 200
         assert post(f"{inv.url}/skus/mask/receipts", {"warehouse": "w2", "qty": 5}).status_code == 200
-        assert httpx.put(f"{inv.url}/skus/mask/safety-stock", json={"units": 9}, timeout=15).status_code == 200
+        assert http("PUT", f"{inv.url}/skus/mask/safety-stock", json={"units": 9}, timeout=15).status_code == 200
         eventually(lambda: get(f"{inv.url}/skus/mask")["on_hand"] == 45, what="both receipts applied")
     finally:
         suite.stop_all()

@@ -38,7 +38,7 @@ from services.order.messages import OrderLine, OrderPaid
 from tests.faults.checks import check_reservations, owned, two_instances
 from tests.faults.history import check_history, log_of
 from tests.faults.support import longer
-from tests.support import CODEC, Suite, envelope_for, eventually, get, post
+from tests.support import CODEC, Suite, envelope_for, eventually, get, http, post
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -189,7 +189,7 @@ def test_frozen_commission_instance_accrues_every_order_once(
     try:
         c0 = suite.start("commission", instance="0", FLEXCHAIN_DATA_DIR=str(data_dir / "c0"))
         c1 = suite.start("commission", instance="1", FLEXCHAIN_DATA_DIR=str(data_dir / "c1"))
-        assert httpx.put(f"{c0.url}/plan/levels", json={"levels": 3, "max_chain_depth": 3}, timeout=15).status_code == 200
+        assert http("PUT", f"{c0.url}/plan/levels", json={"levels": 3, "max_chain_depth": 3}, timeout=15).status_code == 200
         chains = [(f"sel{i}", f"mid{i}", f"top{i}") for i in range(CHAINS)]
         for sel, mid, top in chains:
             for who, up in ((top, None), (mid, top), (sel, mid)):

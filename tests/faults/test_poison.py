@@ -24,7 +24,7 @@ from services.clock.messages import ClockTicked
 from tests.faults.history import read_log
 from tests.faults.test_frozen_instance import metric
 from tests.faults.toy import Poke, Poked, Source, write_toy_schemas
-from tests.support import Suite, envelope_for, eventually, get, read_all, run
+from tests.support import Suite, envelope_for, eventually, get, http, read_all, run
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -69,7 +69,7 @@ def append_raw(bootstrap: str, topic: str, partition: int, value: bytes, key: by
 
 
 def item(url: str, key: str) -> int | None:
-    r = httpx.get(f"{url}/items/{key}", timeout=10)
+    r = http("GET", f"{url}/items/{key}", timeout=10)
     return None if r.status_code == 404 else int(r.json()["value"])
 
 
@@ -160,12 +160,12 @@ def test_an_unreadable_own_event_stops_its_partition_loudly(
         # the other partitions go on; the stopped one applies nothing (its commands wait in the topic)
         publish(kafka_bootstrap, suite.topic("toy.commands"), codec, [Poke("k0", 10, "ok"), Poke(others[0], 10, "ok")])
         eventually(lambda: item(toy.url, others[0]) == 11, what="another partition still works")
-        r = httpx.get(f"{toy.url}/items/k0", timeout=10)
+        r = http("GET", f"{toy.url}/items/k0", timeout=10)
         assert r.status_code == 503 and "cannot be read" in r.json()["detail"], "no answer from a log read half-way"
         written = run(read_log(kafka_bootstrap, suite.topic("toy.events"), codec, strict=False))
         applied = [x for x in written if x.item.message.n == 10]
         assert [x.item.message.item for x in applied] == [others[0]], "nothing applied on the stopped partition"
-        r = httpx.get(f"{toy.url}/items/k0", params={"as_of": 4_000_000_000_000}, timeout=30)
+        r = http("GET", f"{toy.url}/items/k0", params={"as_of": 4_000_000_000_000}, timeout=30)
         assert r.status_code == 503 and "cannot be read" in r.json()["detail"]
         # a second instance: whichever owns the bad partition stops it; the other's view stops it too
         toy1 = suite.start("toy", instance="1", module=TOY, wait=False, FLEXCHAIN_DATA_DIR=str(data_dir / "t1"))

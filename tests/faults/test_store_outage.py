@@ -51,7 +51,7 @@ from tests.faults.history import log_of
 from tests.faults.postgres import PostgresDatabase
 from tests.faults.support import longer, timed
 from tests.faults.test_frozen_instance import metric, stream
-from tests.support import CODEC, Suite, envelope_for, eventually, post
+from tests.support import CODEC, Suite, envelope_for, eventually, http, post
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -136,7 +136,7 @@ class QueryProbe:
             while not self._stop.is_set():
                 t0 = time.monotonic()
                 with contextlib.suppress(httpx.HTTPError):
-                    httpx.get(url, timeout=60)
+                    http("GET", url, timeout=60)
                 self.slowest = max(self.slowest, time.monotonic() - t0)
                 self._stop.wait(0.5)
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from services.order.messages import OrderCancelled, OrderLine, OrderPlaced
 from tests.integration.test_inventory_rules_service import _publish, _tick
-from tests.support import Suite, eventually, get, post
+from tests.support import Suite, eventually, get, http, post
 
 pytestmark = pytest.mark.broker
 
@@ -55,10 +54,10 @@ def test_stock_as_of_each_past_day(kafka_bootstrap: str, prefix: str, data_dir: 
         day3 = _stock(url)
         assert day1["on_hand"] == 100 and day2["available"] == 110 and day3["available"] == 140
 
-        r = httpx.get(f"{url}/skus/mask", params={"as_of": T1 - 1}, timeout=30)
+        r = http("GET", f"{url}/skus/mask", params={"as_of": T1 - 1}, timeout=30)
         assert r.status_code == 404 and "as of business time" in r.text  # it did not exist yet
         for bad in ("-1", "yesterday", "1.5"):
-            assert httpx.get(f"{url}/skus/mask", params={"as_of": bad}, timeout=30).status_code == 422
+            assert http("GET", f"{url}/skus/mask", params={"as_of": bad}, timeout=30).status_code == 422
         assert _stock(url, T1) == day1
         assert _stock(url, T1 + DAY) == day2  # the hold as it was, released later
         assert _stock(url, T1 + 2 * DAY) == day3

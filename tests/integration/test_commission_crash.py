@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flexchain.clock import ClockPublisher
@@ -26,7 +25,7 @@ from flexchain.settings import Settings
 from services.commission.app import service
 from services.commission.plan import commission
 from services.order.messages import OrderCompleted, OrderLine, OrderPaid, OrderRefunded, RefundedLine
-from tests.support import Suite, envelope_for, events, eventually, get, post, publish, run, settled
+from tests.support import Suite, envelope_for, events, eventually, get, http, post, publish, run, settled
 
 pytestmark = pytest.mark.broker
 
@@ -56,7 +55,7 @@ def test_kill_9_during_payout_batches_pays_every_line_once(kafka_bootstrap: str,
     try:
         svc = suite.start("commission")
         _tick(suite, T0)
-        assert httpx.put(f"{svc.url}/plan/levels", json={"levels": 3, "max_chain_depth": 3}, timeout=15).status_code == 200
+        assert http("PUT", f"{svc.url}/plan/levels", json={"levels": 3, "max_chain_depth": 3}, timeout=15).status_code == 200
         for i in range(CHAINS):
             for who, up in ((f"top{i}", None), (f"mid{i}", f"top{i}"), (f"seller{i}", f"mid{i}")):
                 assert post(f"{svc.url}/distributors", {"distributor_id": who, "upline_id": up}).status_code == 200

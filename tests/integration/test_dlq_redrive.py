@@ -31,7 +31,7 @@ from flexchain.settings import Settings
 from services.clock.messages import ClockTicked
 from tests.faults.history import read_log
 from tests.faults.toy import Poke, Poked, Source, write_toy_schemas
-from tests.support import Suite, envelope_for, eventually, publish_raw, run
+from tests.support import Suite, envelope_for, eventually, http, publish_raw, run
 
 pytestmark = pytest.mark.broker
 
@@ -53,7 +53,7 @@ def written_with(schema: dict[str, Any], msg: Message, env: Envelope) -> bytes:
 
 
 def item(url: str, key: str) -> int | None:
-    r = httpx.get(f"{url}/items/{key}", timeout=10)
+    r = http("GET", f"{url}/items/{key}", timeout=10)
     return None if r.status_code == 404 else int(r.json()["value"])
 
 

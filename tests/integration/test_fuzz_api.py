@@ -30,6 +30,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from flexchain import kafka
+from flexchain.auth import bearer
 from tests.support import CODEC, Suite
 
 pytestmark = pytest.mark.broker
@@ -165,10 +166,15 @@ def _check(stack: Stack, service: str, case: Any, negative: bool) -> None:
         case.query["wait"] = NO_WAIT
     topic = stack.suite.topic(f"{service}.commands")
     before = stack.offsets.ends(topic) if case.method != "GET" else None
-    response = case.call(timeout=60)
+    # README "Security": an operator's token, unless the case is negative by its Authorization header
+    # (schemathesis negates the bearer scheme too): then it is sent as generated, and must be refused
+    bad_token = negative and case.operation.schema.is_security_param_negated(case)
+    response = case.call(headers=None if bad_token else bearer(), timeout=60)
     sent = {"query": case.query, "headers": case.headers, "body": case.body}
     where = f"{case.method} {case.formatted_path} {sent!r:.300} → {response.status_code}: {response.text[:300]}"
     assert response.status_code < 500, where
+    if bad_token:
+        assert response.status_code == 401, f"a bad token was not refused: {where}"
     if negative:
         assert response.status_code in REFUSED, f"a request outside the schema was not refused: {where}"
     if response.status_code >= 400:

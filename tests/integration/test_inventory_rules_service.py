@@ -22,7 +22,7 @@ from flexchain.messages import Message
 from flexchain.settings import Settings
 from services.order.messages import OrderLine, OrderPlaced, OrderShipped
 from services.presale.messages import CampaignClosed, CampaignCreated
-from tests.support import Suite, digests, envelope_for, events, eventually, get, post, publish, run
+from tests.support import Suite, digests, envelope_for, events, eventually, get, http, post, publish, run
 
 pytestmark = pytest.mark.broker
 
@@ -68,7 +68,7 @@ def _partitions(url: str) -> int:
 
 
 def _put(url: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.put(url, json=body, timeout=15)
+    return http("PUT", url, json=body, timeout=15)
 
 
 def _sales(suite: Suite, url: str) -> None:
@@ -107,7 +107,7 @@ def test_a_tick_and_a_presale_close_derive_their_events_once_also_after_a_rebuil
         assert [e["type"] for e in ok.json()["events"]] == ["StockPolicyConfigured"], "no sales yet: safety stock 0"
         tote = {"lead_time_days": 0, "monthly_visitors": 5000, "conversion_rate": "0.01"}
         assert _put(f"{url}/skus/tote/stock-policy", tote).status_code == 200
-        hand = httpx.put(f"{url}/skus/mask/safety-stock", json={"units": 9}, timeout=15)
+        hand = http("PUT", f"{url}/skus/mask/safety-stock", json={"units": 9}, timeout=15)
         assert hand.status_code == 409 and "follows its stock policy" in hand.json()["detail"]["reason"]
 
         # R-INV-4 and R-INV-6 on the first tick of T0's day: velocity 28 / 28 = 1 → ⌈1 × 14 × 1.5⌉ = 21

@@ -18,7 +18,7 @@ from flexchain.clock import ClockPublisher
 from flexchain.messages import Message
 from flexchain.settings import Settings
 from services.order.messages import OrderCompleted, OrderLine, OrderPaid, OrderPlaced, OrderRefunded, RefundedLine
-from tests.support import Suite, envelope_for, events, eventually, get, post, publish, run
+from tests.support import Suite, envelope_for, events, eventually, get, http, post, publish, run
 
 pytestmark = pytest.mark.broker
 
@@ -62,8 +62,8 @@ def test_points_tiers_referral_and_refusals_through_the_service(kafka_bootstrap:
 
         # a usage cycle is configured once and used on every partition (R-LOY-4)
         assert post(f"{url}/usage-cycles/water", None).status_code == 405
-        assert httpx.put(f"{url}/usage-cycles/water", json={"cycle_days": -1}, timeout=15).status_code == 422
-        r = httpx.put(f"{url}/usage-cycles/water", json={"cycle_days": 10}, timeout=15)
+        assert http("PUT", f"{url}/usage-cycles/water", json={"cycle_days": -1}, timeout=15).status_code == 422
+        r = http("PUT", f"{url}/usage-cycles/water", json={"cycle_days": 10}, timeout=15)
         assert r.status_code == 200, r.text
         eventually(lambda: get(f"{url}/usage-cycles")["applied"] == {"water": 10}, what="cycle applied")
         eventually(lambda: len(_loyalty(suite, "UsageCycleApplied")) == 6, what="on all six partitions")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.test_presale_money import (
@@ -24,7 +23,7 @@ from tests.integration.test_presale_money import (
     presale_events,
     tick,
 )
-from tests.support import Suite, end_offsets, eventually, get, post, run
+from tests.support import Suite, end_offsets, eventually, get, http, post, run
 
 pytestmark = pytest.mark.broker
 
@@ -170,4 +169,4 @@ def test_queries_show_phase_pledges_buckets_releases_and_the_ledger(api: Suite) 
     assert [x["amount"] for x in c["releases"]] == [576]
     lines = get(f"{url}/campaigns/won/ledger")["lines"]
     assert [(x["kind"], x["amount"], x["balanced"]) for x in lines] == [("payment", 4_800, True), ("release", 576, True)]
-    assert httpx.get(f"{url}/campaigns/nope", timeout=10).status_code == 404
+    assert http("GET", f"{url}/campaigns/nope", timeout=10).status_code == 404

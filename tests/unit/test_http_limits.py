@@ -22,11 +22,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from flexchain.asof import M, Replayed
+from flexchain.auth import bearer
 from flexchain.host import Runtime
 from flexchain.httplimits import Gate, parse_rates
 from flexchain.metrics import ServiceMetrics
 from flexchain.procs import free_port
-from tests.support import offline_service
+from tests.support import offline_service, token
+
+AUTH = bearer(token())  # README "Security": every route here needs a token
 
 SERVICES = ("order", "inventory", "presale", "commission", "loyalty")
 ORDER = {  # a valid order of a sku nobody registered: 422, nothing published
@@ -66,7 +69,7 @@ class Server:
 
 
 def client_from(address: str, timeout: float = 10.0) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=timeout)
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=timeout, headers=AUTH)
 
 
 # --- body size: 413 ------------------------------------------------------------------------------
@@ -74,7 +77,7 @@ def client_from(address: str, timeout: float = 10.0) -> httpx.Client:
 
 def test_a_body_over_the_limit_is_refused_by_its_content_length() -> None:
     _, app = runtime("order", flexchain_http_max_body_bytes=2000)
-    client = TestClient(app)
+    client = TestClient(app, headers=AUTH)
     small = client.post("/orders", json=ORDER)
     assert small.status_code == 422, small.text  # under the limit: read, and refused by the rules
     big = client.post("/orders", json={**ORDER, "member_id": "m" * 3000})
@@ -125,7 +128,7 @@ def test_a_flood_from_one_client_is_refused_while_another_is_served() -> None:
 
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client() -> None:
     _, app = runtime("order", flexchain_rate_limit="3/minute", flexchain_http_trusted_proxies="testclient")
-    proxy = TestClient(app)  # its peer address is "testclient"
+    proxy = TestClient(app, headers=AUTH)  # its peer address is "testclient"
 
     def post(client: str) -> int:
         return proxy.post("/orders", json=ORDER, headers={"X-Forwarded-For": client}).status_code
@@ -136,7 +139,7 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client() -> None:
 
 def test_an_untrusted_peer_cannot_escape_its_budget_with_x_forwarded_for() -> None:
     _, app = runtime("order", flexchain_rate_limit="3/minute")  # no trusted proxy: the peer is the client
-    client = TestClient(app)
+    client = TestClient(app, headers=AUTH)
     codes = [client.post("/orders", json=ORDER, headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(5)]
     assert codes == [422, 422, 422, 429, 429]
 
@@ -145,7 +148,7 @@ def test_rate_limits_parse_and_can_be_off() -> None:
     assert [str(r) for r in parse_rates("50/second;1000/minute")] == ["50 per 1 second", "1000 per 1 minute"]
     assert parse_rates("") == parse_rates("0") == []
     _, app = runtime("order", flexchain_rate_limit="0")
-    client = TestClient(app)
+    client = TestClient(app, headers=AUTH)
     assert {client.post("/orders", json=ORDER).status_code for _ in range(200)} == {422}
     with pytest.raises(ValueError):
         parse_rates("lots")
@@ -204,7 +207,7 @@ def test_a_plan_replay_counts_against_the_same_bound() -> None:
     held = HeldPast()
     held.release.set()
     rt.history = held  # type: ignore[assignment]
-    client = TestClient(app)
+    client = TestClient(app, headers=AUTH)
     rt.replays.enter()  # one fold running
     try:
         for body in ({"paid_from": 0}, {"paid_from": 0, "as_of": 1}):  # live, and as of a past time
