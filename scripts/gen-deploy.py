@@ -11,7 +11,8 @@ deploy/k8s/notify.yaml (the optional notifier and its NetworkPolicy), deploy/k8s
 per topic), deploy/k8s/kafka/users.yaml (Strimzi KafkaUser per principal, with its ACLs),
 deploy/kafka/acls.md, deploy/grafana/flexchain.json and deploy/k8s/prometheus-rules.yaml
 (deploy/prometheus/alerts.yml as a Prometheus Operator PrometheusRule: the same groups, so compose and
-Kubernetes never alert differently).
+Kubernetes never alert differently), deploy/postgres/init/01-roles.sql (a PostgreSQL role per service and the
+registry's; compose's postgres runs it) and deploy/k8s/postgres-roles.yaml (the Job that runs it in Kubernetes).
 Needs PyYAML (scripts/setup-deploy-tools.sh installs it).
 """
 
