@@ -29,7 +29,8 @@ class RegistrySettings(BaseSettings):
     """How to reach the schema registry (README "Configuration"): its URL, basic-auth credentials from
     a secret, TLS. Part of :class:`Settings`; `flexchain.subscribe` reads it alone."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused value may be a secret (a password, a URL with one)
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     schema_registry_url: str | None = Field(
         None, description="Confluent-compatible registry; unset = schemas/. No credentials in it: SCHEMA_REGISTRY_USER/PASSWORD"
@@ -66,7 +67,8 @@ class RegistrySettings(BaseSettings):
 
 
 class Settings(RegistrySettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused value may be a secret (a password, a URL with one)
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SASL_SSL, SASL_PLAINTEXT or SSL")

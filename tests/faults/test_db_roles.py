@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from flexchain.catalog import SERVICES
@@ -58,7 +59,7 @@ def _refused(engine: sa.Engine, statement: str) -> None:
 
 
 def test_each_service_role_reaches_only_its_own_snapshots(postgres: PostgresDatabase) -> None:
-    passwords = {role: f"{role}-{uuid.uuid4().hex[:10]}" for role in ROLES}
+    passwords = {role: f"{role}-{uuid.uuid4().hex[:10]}-it's@:/?#%" for role in ROLES}  # quotes, URL characters
 
     # a password missing from the environment stops it, naming the variable
     partial = _psql(postgres, {r: pw for r, pw in passwords.items() if r != "loyalty"})
@@ -79,7 +80,7 @@ def test_each_service_role_reaches_only_its_own_snapshots(postgres: PostgresData
     stores: dict[str, SnapshotStore] = {}
     for i, svc in enumerate(SERVICES):
         settings = Settings(flexchain_snapshot_url=_url(postgres, svc), flexchain_snapshot_password=passwords[svc])
-        assert passwords[svc] in settings.snapshot_url(svc)  # put into the URL (URL-encoded if need be)
+        assert make_url(settings.snapshot_url(svc)).password == passwords[svc]  # put into the URL, URL-encoded
         store = stores[svc] = SnapshotStore(settings.snapshot_url(svc), key="k")
         assert store.save(svc, 0, "cluster", "loyalty-1", PartitionState(Loyalty(), next_offset=10 + i), Loyalty)
         loaded = store.load(svc, 0, "cluster", "loyalty-1", Loyalty)
