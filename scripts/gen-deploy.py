@@ -11,7 +11,8 @@ deploy/k8s/notify.yaml (the optional notifier and its NetworkPolicy), deploy/k8s
 per topic), deploy/k8s/kafka/users.yaml (Strimzi KafkaUser per principal, with its ACLs),
 deploy/kafka/acls.md, deploy/grafana/flexchain.json and deploy/k8s/prometheus-rules.yaml
 (deploy/prometheus/alerts.yml as a Prometheus Operator PrometheusRule: the same groups, so compose and
-Kubernetes never alert differently).
+Kubernetes never alert differently), deploy/postgres/init/01-roles.sql (a PostgreSQL role per service and the
+registry's; compose's postgres runs it) and deploy/k8s/postgres-roles.yaml (the Job that runs it in Kubernetes).
 Needs PyYAML (scripts/setup-deploy-tools.sh installs it).
 """
 
@@ -73,6 +74,161 @@ def topics() -> list[dict[str, Any]]:
     return out
 
 
+# ----------------------------------------------------------------------------------- database roles
+# One PostgreSQL role per service, owning only the schema of its snapshots (named like it, so the
+# role's default search_path "$user", public finds it first), and one for the registry, owning only
+# its database. The same SQL runs in compose (docker-entrypoint-initdb.d) and Kubernetes (a Job).
+PG_HOST = "postgres"
+PG_DATABASE = "flexchain"  # the snapshots' database
+PG_REGISTRY_ROLE = "registry"
+PG_REGISTRY_DATABASE = "registry"
+PG_SECRET = "flexchain-postgres"  # Kubernetes: the database passwords, apart from flexchain-secrets
+ROLES_SQL = "deploy/postgres/init/01-roles.sql"
+
+
+def db_password_var(role: str) -> str:
+    """The environment variable (compose) / Secret key (Kubernetes) of a role's password."""
+    return f"{role.upper()}_DB_PASSWORD"
+
+
+def _q(ident: str) -> str:
+    """A quoted SQL identifier (`order` is a reserved word)."""
+    assert ident.isidentifier(), ident
+    return f'"{ident}"'
+
+
+def _role_sql(role: str) -> list[str]:
+    var = db_password_var(role)
+    return [
+        "\\unset password",
+        f"\\getenv password {var}",
+        "\\if :{?password}",
+        "\\else",
+        "\\set password ''",
+        "\\endif",
+        "SELECT :'password' = '' AS missing \\gset",
+        "\\if :missing",
+        f"DO $$ BEGIN RAISE EXCEPTION '{var} is not set: the password of PostgreSQL role {role}'; END $$;",
+        "\\endif",
+        f"SELECT 'CREATE ROLE {_q(role)}' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') \\gexec",
+        f"ALTER ROLE {_q(role)} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD :'password';",
+    ]
+
+
+def roles_sql() -> str:
+    lines = [
+        HEADER.replace("# ", "-- ", 1).rstrip(),
+        "-- PostgreSQL roles of flexchain: one per service, owning only the schema of its snapshots in this",
+        f"-- database, and `{PG_REGISTRY_ROLE}`, owning only the registry's database `{PG_REGISTRY_DATABASE}`.",
+        "-- No secret here: each password comes from psql's environment (\\getenv, psql 15+):",
+        *(f"--   {db_password_var(r)}" for r in [*SERVICES, PG_REGISTRY_ROLE]),
+        "-- Run it with psql as an administrator (a superuser: the compose image's POSTGRES_USER), connected to",
+        "-- the snapshots' database:",
+        "--   compose     the postgres image runs it once, when its volume is created (docker-entrypoint-initdb.d)",
+        "--   Kubernetes  Job postgres-roles (deploy/k8s/postgres-roles.yaml), at every `kubectl apply -k`",
+        f"--   by hand     psql -X -v ON_ERROR_STOP=1 -d {PG_DATABASE} -f {ROLES_SQL.rsplit('/', 1)[1]}   (the variables set)",
+        "-- Idempotent: run again, it sets each password from the environment again (rotation) and the grants.",
+        "\\set ON_ERROR_STOP on",
+        "",
+        "-- no one connects to this database or creates temporary tables in it unless granted below; only",
+        "-- its owner creates objects in its public schema (PostgreSQL < 15 let every role)",
+        "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database()) \\gexec",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+    ]
+    for role in SERVICES:
+        lines += [
+            "",
+            f"-- {role}: its snapshots in schema {role}, which only it can use",
+            *_role_sql(role),
+            f"CREATE SCHEMA IF NOT EXISTS {_q(role)} AUTHORIZATION {_q(role)};",
+            f"ALTER SCHEMA {_q(role)} OWNER TO {_q(role)};",
+            f"REVOKE ALL ON SCHEMA {_q(role)} FROM PUBLIC;",
+            f"SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), '{role}') \\gexec",
+        ]
+    reg, db = PG_REGISTRY_ROLE, PG_REGISTRY_DATABASE
+    lines += [
+        "",
+        f"-- {reg}: Apicurio's storage, the database {db} it owns (its tables go in that database's public",
+        "-- schema, which PostgreSQL 15+ gives to the database owner); no right in this one",
+        *_role_sql(reg),
+        f"SELECT 'CREATE DATABASE {_q(db)} OWNER {_q(reg)}'",
+        f"  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{db}') \\gexec",
+        f"ALTER DATABASE {_q(db)} OWNER TO {_q(reg)};",
+        f"REVOKE ALL ON DATABASE {_q(db)} FROM PUBLIC;",
+        "\\unset password",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def postgres_roles() -> list[dict[str, Any]]:
+    """Kubernetes: the roles SQL as a ConfigMap and a Job that runs it with psql (the admin's and every
+    role's password from the Secret flexchain-postgres), plus the Job's NetworkPolicy."""
+    labels = {LABEL: "postgres-roles", "app.kubernetes.io/component": "db-setup"}
+    sql_name = ROLES_SQL.rsplit("/", 1)[1]
+
+    def secret(key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": PG_SECRET, "key": key}}
+
+    env = [
+        {"name": "PGHOST", "value": PG_HOST},
+        {"name": "PGPORT", "value": str(POSTGRES_PORT)},
+        {"name": "PGDATABASE", "value": PG_DATABASE},
+        {"name": "PGCONNECT_TIMEOUT", "value": "10"},
+        {"name": "PGUSER", "valueFrom": secret("POSTGRES_ADMIN_USER")},
+        {"name": "PGPASSWORD", "valueFrom": secret("POSTGRES_ADMIN_PASSWORD")},
+        *({"name": db_password_var(r), "valueFrom": secret(db_password_var(r))} for r in [*SERVICES, PG_REGISTRY_ROLE]),
+    ]
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "postgres-roles", "labels": labels},
+        "spec": {
+            # deleted 10 min after it finished, so the next `kubectl apply -k` runs it again (a Job's
+            # template cannot change): new passwords from the Secret are set then
+            "ttlSecondsAfterFinished": 600,
+            "backoffLimit": 10,  # PostgreSQL may not be up yet
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 70,  # postgres:*-alpine's postgres user
+                        "runAsGroup": 70,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "psql",
+                            "image": "postgres:17-alpine",
+                            "command": ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-f", f"/etc/flexchain/sql/{sql_name}"],
+                            "env": env,
+                            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "sql", "mountPath": "/etc/flexchain/sql", "readOnly": True}],
+                        }
+                    ],
+                    "volumes": [{"name": "sql", "configMap": {"name": "postgres-roles"}}],
+                },
+            },
+        },
+    }
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "postgres-roles", "labels": labels},
+        "data": {sql_name: roles_sql()},
+    }
+    policy = _policy(
+        "postgres-roles", ROLES_JOB["podSelector"], [], [{"to": [POSTGRES], "ports": _tcp(POSTGRES_PORT)}]
+    )  # nothing reaches it; it reaches PostgreSQL (and DNS: allow-dns)
+    return [config, job, policy]
+
+
 # ------------------------------------------------------------------------------------------- services
 
 
@@ -119,6 +275,10 @@ def service(name: str, port: int) -> list[dict[str, Any]]:
         {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
         {"name": "KAFKA_SASL_USERNAME", "value": name},
+        # its own PostgreSQL role (deploy/postgres/init/01-roles.sql): its password alone, from the
+        # Secret flexchain-postgres — not the other services' (that Secret is not in envFrom)
+        {"name": "FLEXCHAIN_SNAPSHOT_URL", "value": f"postgresql+psycopg://{name}@{PG_HOST}:{POSTGRES_PORT}/{PG_DATABASE}"},
+        {"name": "FLEXCHAIN_SNAPSHOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": PG_SECRET, "key": db_password_var(name)}}},
     ]
     resources = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     main = container(name, port, env, resources, [])
@@ -322,6 +482,7 @@ PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128"]
 WEBHOOK_PORT = 443
 SERVICES_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}
 NOTIFY_PEER = {"podSelector": {"matchLabels": {LABEL: "notify"}}}
+ROLES_JOB = {"podSelector": {"matchLabels": {LABEL: "postgres-roles"}}}  # its roles SQL (postgres-roles.yaml)
 
 
 def _tcp(*ports: int) -> list[dict[str, Any]]:
@@ -389,7 +550,7 @@ def network_policies() -> list[dict[str, Any]]:
             [{"to": [POSTGRES], "ports": _tcp(POSTGRES_PORT)}],
         )
     )
-    out.append(_policy("postgres", POSTGRES["podSelector"], _api_ingress(POSTGRES_PORT, SERVICES_PEER, REGISTRY), []))
+    out.append(_policy("postgres", POSTGRES["podSelector"], _api_ingress(POSTGRES_PORT, SERVICES_PEER, REGISTRY, ROLES_JOB), []))
     out.append(
         _policy(
             "kafka",
@@ -764,6 +925,8 @@ def outputs() -> dict[Path, str]:
         ROOT / "deploy/kafka/acls.md": security.acls_markdown() + "\n",
         ROOT / "deploy/grafana/flexchain.json": json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n",
         ROOT / "deploy/k8s/prometheus-rules.yaml": prometheus_rule(),
+        ROOT / ROLES_SQL: roles_sql(),
+        ROOT / "deploy/k8s/postgres-roles.yaml": _dump(postgres_roles()),
     }
 
 

@@ -295,8 +295,7 @@ def clock_view(rt: Runtime, day_of: Callable[[int], int] | None = None) -> dict[
 
 
 def bootstrap_codec(settings: Settings, messages: list[type[Message]]) -> Codec:
-    registry = RegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None
-    return Codec(messages, registry)
+    return Codec(messages, RegistryClient.from_settings(settings))
 
 
 async def serve(

@@ -36,10 +36,12 @@ from typing import Any, Protocol
 import httpx
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
+from flexchain import registry
 from flexchain.compat import incompatibilities
 from flexchain.history import writer_index
 from flexchain.messages import Envelope, Enveloped, Message, from_record, to_record
 from flexchain.schemas import SCHEMAS_DIR, canonical_id, expanded, load_json, parsed_envelope, schema_path
+from flexchain.settings import RegistrySettings
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -258,19 +260,36 @@ class _Entry:
 
 
 class RegistryClient:
-    """The calls of the Confluent schema-registry API that the serde needs."""
+    """The calls of the Confluent schema-registry API that the serde needs. Build it with
+    :meth:`from_settings` (credentials and TLS: `flexchain.registry`); an error it raises names the
+    registry, the status or TLS failure and the setting to check, never a password."""
 
-    def __init__(self, url: str, auth: tuple[str, str] | None = None, attempts: int = 3) -> None:
-        self._http = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=10.0)
+    def __init__(
+        self, url: str, auth: tuple[str, str] | None = None, attempts: int = 3, http: httpx.Client | None = None
+    ) -> None:
+        self._http = http if http is not None else httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=10.0)
         self._attempts = attempts
+        self._user = auth[0] if auth else None
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings, attempts: int = 3) -> RegistryClient | None:
+        """The client of SCHEMA_REGISTRY_URL with its credentials and TLS; None when it is not set."""
+        if not settings.schema_registry_url:
+            return None
+        client = cls(settings.schema_registry_url, attempts=attempts, http=registry.http_client(settings))
+        client._user = settings.schema_registry_user
+        return client
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
-        resp = self._http.post(
-            f"/subjects/{subject}/versions",
-            json={"schemaType": "AVRO", "schema": json.dumps(schema)},
-            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-        )
-        resp.raise_for_status()
+        try:
+            resp = self._http.post(
+                f"/subjects/{subject}/versions",
+                json={"schemaType": "AVRO", "schema": json.dumps(schema)},
+                headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            )
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise registry.clear(exc, self._user) from exc
         return int(resp.json()["id"])
 
     def schema_by_id(self, schema_id: int) -> Record | None:
@@ -289,8 +308,8 @@ class RegistryClient:
                 return schema
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else 0
-                if (status and status < 500) or attempt == self._attempts - 1:
-                    raise
+                if (status and status < 500) or attempt == self._attempts - 1 or registry.is_tls(exc):
+                    raise registry.clear(exc, self._user) from exc
                 time.sleep(0.2 * (attempt + 1))
         return None
 

@@ -4,15 +4,71 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+def redact_url(url: str) -> str:
+    """`url` without the password of its userinfo (``user:***@host``): for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}").geturl()
+
+
+class RegistrySettings(BaseSettings):
+    """How to reach the schema registry (README "Configuration"): its URL, basic-auth credentials from
+    a secret, TLS. Part of :class:`Settings`; `flexchain.subscribe` reads it alone."""
+
+    # hide_input_in_errors: a refused value may be a secret (a password, a URL with one)
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
+
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible registry; unset = schemas/. No credentials in it: SCHEMA_REGISTRY_USER/PASSWORD"
+    )
+    schema_registry_user: str | None = Field(None, description="basic-auth user of the registry (with SCHEMA_REGISTRY_PASSWORD)")
+    schema_registry_password: SecretStr | None = Field(None, description="basic-auth password of the registry (from a secret)")
+    schema_registry_ca: Path | None = Field(None, description="PEM CA bundle the registry's TLS certificate is checked against")
+    schema_registry_cert: Path | None = Field(None, description="PEM client certificate for mutual TLS (+ SCHEMA_REGISTRY_KEY)")
+    schema_registry_key: Path | None = Field(None, description="PEM private key of SCHEMA_REGISTRY_CERT")
+
+    @field_validator(
+        "schema_registry_url",
+        "schema_registry_user",
+        "schema_registry_password",
+        "schema_registry_ca",
+        "schema_registry_cert",
+        "schema_registry_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # compose's `${SCHEMA_REGISTRY_USER:-}` and an env file's `KEY=` give "": the same as unset
+        return None if v == "" else v
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _no_userinfo(cls, v: str | None) -> str | None:
+        if v is not None and "@" in urlsplit(v).netloc:
+            raise ValueError(
+                f"SCHEMA_REGISTRY_URL carries credentials ({redact_url(v)}): put them in SCHEMA_REGISTRY_USER and "
+                "SCHEMA_REGISTRY_PASSWORD instead, so the URL can be logged"
+            )
+        return v
+
+
+class Settings(RegistrySettings):
+    # hide_input_in_errors: a refused value may be a secret (a password, a URL with one)
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SASL_SSL, SASL_PLAINTEXT or SSL")
@@ -20,13 +76,17 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: str | None = None
-    schema_registry_url: str | None = Field(None, description="Confluent-compatible registry; unset = schemas/")
     flexchain_partitions: int = Field(6, ge=1, description="partitions of each topic created by flexchain")
     flexchain_replication_factor: int = Field(1, ge=1, description="replicas of topics flexchain creates")
     flexchain_topic_prefix: str = Field("", description="prefix of every topic, group and transactional id")
     flexchain_instance_id: str = Field("0", description="stable per instance: names the transactional ids")
     flexchain_data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="SQLite files")
-    flexchain_snapshot_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
+    flexchain_snapshot_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in data dir. Its password better in FLEXCHAIN_SNAPSHOT_PASSWORD"
+    )
+    flexchain_snapshot_password: SecretStr | None = Field(
+        None, description="password of the snapshot URL's user (from a secret; no URL-encoding needed); overrides the URL's"
+    )
     flexchain_snapshot_key: SecretStr | None = Field(
         None, description="HMAC key of snapshot rows (from a secret); unset = a plain checksum, no tamper protection"
     )
@@ -86,7 +146,13 @@ class Settings(BaseSettings):
         return self.flexchain_snapshot_key.get_secret_value() if self.flexchain_snapshot_key else None
 
     def snapshot_url(self, service: str) -> str:
+        """The SQLAlchemy URL of the service's snapshot store, with FLEXCHAIN_SNAPSHOT_PASSWORD put in."""
         if self.flexchain_snapshot_url:
-            return self.flexchain_snapshot_url
+            password = self.flexchain_snapshot_password.get_secret_value() if self.flexchain_snapshot_password else ""
+            if not password:
+                return self.flexchain_snapshot_url
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.flexchain_snapshot_url).set(password=password).render_as_string(hide_password=False)
         self.flexchain_data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.flexchain_data_dir / f'{service}-snapshots.db'}"

@@ -54,6 +54,8 @@ from fastavro.schema import to_parsing_canonical_form
 if TYPE_CHECKING:
     import faust
 
+    from flexchain.settings import RegistrySettings
+
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 ENVELOPE = "flexchain.common.Envelope"
@@ -171,16 +173,32 @@ class LocalSchemas:
 
 
 class RegistrySchemas:
-    """A Confluent-compatible schema registry (``GET /schemas/ids/{id}``); answers are cached."""
+    """A Confluent-compatible schema registry (``GET /schemas/ids/{id}``); answers are cached. With
+    credentials or TLS, build it with :meth:`from_settings` (or :meth:`EventDecoder.from_env`)."""
 
-    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, auth: tuple[str, str] | None = None, timeout: float = 10.0, http: Any = None) -> None:
         import httpx
 
-        self._http = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout)
+        self._http = http if http is not None else httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout)
+        self._user = auth[0] if auth else None
         self._cache: dict[int, dict[str, Any]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings, timeout: float = 10.0) -> RegistrySchemas:
+        """SCHEMA_REGISTRY_URL with SCHEMA_REGISTRY_USER/PASSWORD and SCHEMA_REGISTRY_CA/CERT/KEY
+        (``flexchain.registry``)."""
+        from flexchain import registry
+
+        if not settings.schema_registry_url:
+            raise ValueError("SCHEMA_REGISTRY_URL is not set")
+        source = cls(settings.schema_registry_url, http=registry.http_client(settings, timeout))
+        source._user = settings.schema_registry_user
+        return source
 
     def schema(self, schema_id: int) -> dict[str, Any] | None:
         import httpx
+
+        from flexchain import registry
 
         if schema_id in self._cache:
             return self._cache[schema_id]
@@ -191,7 +209,8 @@ class RegistrySchemas:
             resp.raise_for_status()
             schema = json.loads(resp.json()["schema"])
         except httpx.HTTPError as exc:
-            raise DecodeError(f"schema id {schema_id}: the schema registry did not answer ({exc!r})", transient=True) from exc
+            why = registry.explain(exc, self._user)
+            raise DecodeError(f"schema id {schema_id}: the schema registry did not answer ({why})", transient=True) from exc
         if not isinstance(schema, dict):
             raise DecodeError(f"schema id {schema_id}: the registry's schema is not an Avro record schema")
         self._cache[schema_id] = schema
@@ -230,9 +249,14 @@ class EventDecoder:
         """The registry of ``registry_url`` / ``SCHEMA_REGISTRY_URL`` (if set) and the schemas directory
         ``schemas_dir`` / ``FLEXCHAIN_SCHEMAS_DIR`` / ``./schemas`` (if it exists), in that order."""
         sources: list[SchemaSource] = []
-        url = registry_url or os.environ.get("SCHEMA_REGISTRY_URL")
-        if url:
-            sources.append(RegistrySchemas(url))
+        from flexchain.settings import RegistrySettings
+
+        # SCHEMA_REGISTRY_URL, _USER, _PASSWORD, _CA, _CERT, _KEY (README "Configuration")
+        settings = RegistrySettings()
+        if registry_url:
+            settings = RegistrySettings(schema_registry_url=registry_url)
+        if settings.schema_registry_url:
+            sources.append(RegistrySchemas.from_settings(settings))
         root = Path(schemas_dir or os.environ.get("FLEXCHAIN_SCHEMAS_DIR") or "schemas")
         if root.is_dir():
             sources.append(LocalSchemas(root))

@@ -259,7 +259,7 @@ def decoder_for(settings: Settings) -> EventDecoder:
 
     sources: list[SchemaSource] = []
     if settings.schema_registry_url:
-        sources.append(RegistrySchemas(settings.schema_registry_url))
+        sources.append(RegistrySchemas.from_settings(settings))  # its credentials and TLS too
     sources.append(LocalSchemas(Path(SCHEMAS_DIR)))
     return EventDecoder(sources)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ SECRETS = {
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret-from-env",
     "FLEXCHAIN_SNAPSHOT_KEY": "snapshot-key-from-env",
     "FLEXCHAIN_API_KEYS": "ops:operator:sha256:" + "0" * 64,
+    # one PostgreSQL role per service and one for the registry (deploy/postgres/init/01-roles.sql)
+    **{f"{role.upper()}_DB_PASSWORD": f"{role}-db-pw-from-env" for role in [*SERVICES, "registry"]},
 }
+ROLES_SQL = PROJECT_ROOT / "deploy" / "postgres" / "init" / "01-roles.sql"
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +97,33 @@ def test_docker_compose_renders_the_whole_suite(compose_bin: Path) -> None:
         assert svc["command"] == ["serve", name]
         env = svc["environment"]
         assert env["FLEXCHAIN_HTTP_PORT"] == str(port)
-        assert env["FLEXCHAIN_SNAPSHOT_URL"].startswith("postgresql+psycopg://flexchain:pg-secret-from-env@postgres:5432/")
+        # its own role (and so its own schema), its own password: no other role's, not the administrator's
+        assert env["FLEXCHAIN_SNAPSHOT_URL"] == f"postgresql+psycopg://{name}@postgres:5432/flexchain"
+        assert env["FLEXCHAIN_SNAPSHOT_PASSWORD"] == f"{name}-db-pw-from-env"
+        assert not any("db-pw" in v or "pg-secret" in v for k, v in env.items() if k != "FLEXCHAIN_SNAPSHOT_PASSWORD")
         assert env["SCHEMA_REGISTRY_URL"].endswith("/apis/ccompat/v7")
         assert env["FLEXCHAIN_SNAPSHOT_KEY"] == "snapshot-key-from-env"
         assert {"kafka", "postgres", "schema-registry", "topics"} <= set(svc["depends_on"])
         assert str(port) in [str(p["target"]) for p in svc["ports"]]
         assert "/ready" in " ".join(svc["healthcheck"]["test"])
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "grafana-secret-from-env"
+
+
+def test_each_service_and_the_registry_have_their_own_database_role(compose_bin: Path) -> None:
+    """The postgres container runs deploy/postgres/init/01-roles.sql (the SQL tests/faults/test_db_roles.py
+    applies to a real server) with every role's password the SQL reads; the registry logs in as its role."""
+    services = json.loads(_config(compose_bin, SECRETS, "--format", "json").stdout)["services"]
+    pg = services["postgres"]
+    mounts = {(v["source"].removeprefix(str(PROJECT_ROOT)), v["target"]) for v in pg["volumes"] if v["type"] == "bind"}
+    assert ("/deploy/postgres/init", "/docker-entrypoint-initdb.d") in mounts
+    read = set(re.findall(r"^\\getenv password (\w+)$", ROLES_SQL.read_text(), re.M))
+    assert read == {f"{role.upper()}_DB_PASSWORD" for role in [*SERVICES, "registry"]}
+    assert {k: pg["environment"][k] for k in read} == {k: SECRETS[k] for k in read}
+    reg = services["schema-registry"]["environment"]
+    assert reg["APICURIO_DATASOURCE_URL"].endswith("/registry")
+    assert (reg["APICURIO_DATASOURCE_USERNAME"], reg["APICURIO_DATASOURCE_PASSWORD"]) == ("registry", "registry-db-pw-from-env")
+    for name in ("topics", "clock"):  # no snapshots: no database credentials at all
+        assert not {"FLEXCHAIN_SNAPSHOT_URL", "FLEXCHAIN_SNAPSHOT_PASSWORD"} & set(services[name]["environment"])
 
 
 def test_the_notifier_is_an_optional_profile_with_its_webhooks(compose_bin: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -46,8 +47,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     if kubectl is None:
         pytest.skip("kubectl (with built-in kustomize) not on this machine")
     work = tmp_path_factory.mktemp("k8s") / "k8s"
-    shutil.copytree(K8S, work, ignore=shutil.ignore_patterns("secrets.env"))
+    shutil.copytree(K8S, work, ignore=shutil.ignore_patterns("secrets.env", "postgres.env"))
     shutil.copy(work / "secrets.env.example", work / "secrets.env")
+    shutil.copy(work / "postgres.env.example", work / "postgres.env")
     proc = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -118,10 +120,14 @@ def test_one_statefulset_per_service_with_probes_requests_config_and_scrape_anno
     secrets = _by(rendered, "Secret")
     users = _by(rendered, "KafkaUser")
     assert set(sets) == set(SERVICES)
-    (cm_name, cm), (secret_name, secret) = next(iter(config.items())), next(iter(secrets.items()))
+    (cm_name, cm) = next((n, c) for n, c in config.items() if n.startswith("flexchain-config-"))
+    (secret_name, secret) = next((n, c) for n, c in secrets.items() if n.startswith("flexchain-secrets-"))
+    (pg_name, pg) = next((n, c) for n, c in secrets.items() if n.startswith("flexchain-postgres-"))
     partitions = int(cm["data"]["FLEXCHAIN_PARTITIONS"])
     assert cm["data"]["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and cm["data"]["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
-    assert "FLEXCHAIN_SNAPSHOT_URL" in secret["data"]
+    # the database passwords are apart (flexchain-postgres, in no envFrom): each service reads its own key
+    assert not any(k.endswith("_DB_PASSWORD") or k == "FLEXCHAIN_SNAPSHOT_URL" for k in secret["data"])
+    assert {f"{name.upper()}_DB_PASSWORD" for name in SERVICES} | {"REGISTRY_DB_PASSWORD"} <= set(pg["data"])
     assert "FLEXCHAIN_SNAPSHOT_KEY" in secret["data"]  # the HMAC key of snapshot rows, from the Secret only
     assert "FLEXCHAIN_SNAPSHOT_KEY" not in cm["data"]
     for name, port in SERVICES.items():
@@ -140,6 +146,9 @@ def test_one_statefulset_per_service_with_probes_requests_config_and_scrape_anno
         assert env["FLEXCHAIN_HTTP_PORT"]["value"] == str(port)
         assert env["KAFKA_SASL_USERNAME"]["value"] == name and name in users
         assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": name, "key": "password"}
+        assert env["FLEXCHAIN_SNAPSHOT_URL"]["value"] == f"postgresql+psycopg://{name}@postgres:5432/flexchain"
+        own_key = {"name": pg_name, "key": f"{name.upper()}_DB_PASSWORD"}
+        assert env["FLEXCHAIN_SNAPSHOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == own_key
         ann = pod["metadata"]["annotations"]
         assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(port)
         assert c["ports"][0]["containerPort"] == port
@@ -202,13 +211,37 @@ def test_the_notifier_runs_with_its_webhooks_its_principal_and_scrape_annotation
     assert "NOTIFY_WEBHOOK_SECRET=" in (K8S / "secrets.env.example").read_text()
 
 
+def test_a_job_creates_the_database_roles_with_the_deploy_sql(rendered: list[dict[str, Any]]) -> None:
+    """The same SQL as compose's postgres init (tests/faults/test_db_roles.py runs it on a real server),
+    run by psql as the administrator with every role's password from flexchain-postgres."""
+    (job,) = [d for d in rendered if d["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    (pg_name,) = [n for n, d in _by(rendered, "Secret").items() if n.startswith("flexchain-postgres-")]
+    mount = next(m for m in c["volumeMounts"])
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    sql = _by(rendered, "ConfigMap")[volume["configMap"]["name"]]["data"]
+    assert c["command"][0] == "psql" and c["command"][-1] == f"{mount['mountPath']}/01-roles.sql"
+    assert sql["01-roles.sql"] == (PROJECT_ROOT / "deploy/postgres/init/01-roles.sql").read_text()
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    read = set(re.findall(r"^\\getenv password (\w+)$", sql["01-roles.sql"], re.M))
+    assert read == {f"{name.upper()}_DB_PASSWORD" for name in SERVICES} | {"REGISTRY_DB_PASSWORD"}
+    for key in [*read, "POSTGRES_ADMIN_USER", "POSTGRES_ADMIN_PASSWORD"]:
+        target = {"POSTGRES_ADMIN_USER": "PGUSER", "POSTGRES_ADMIN_PASSWORD": "PGPASSWORD"}.get(key, key)
+        assert env[target] == {"secretKeyRef": {"name": pg_name, "key": key}}
+    assert (env["PGHOST"], env["PGDATABASE"]) == ("postgres", "flexchain")
+    assert pod["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["readOnlyRootFilesystem"] is True
+
+
 def test_the_secret_env_file_is_not_committed() -> None:
     tracked = subprocess.run(
         ["git", "ls-files", "deploy/k8s"], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
     ).stdout
-    assert "deploy/k8s/secrets.env\n" not in tracked
-    ignored = subprocess.run(["git", "check-ignore", "-q", "deploy/k8s/secrets.env"], cwd=PROJECT_ROOT, check=False)
-    assert ignored.returncode == 0, "deploy/k8s/secrets.env must be ignored by git"
+    for name in ("secrets.env", "postgres.env"):
+        assert f"deploy/k8s/{name}\n" not in tracked
+        ignored = subprocess.run(["git", "check-ignore", "-q", f"deploy/k8s/{name}"], cwd=PROJECT_ROOT, check=False)
+        assert ignored.returncode == 0, f"deploy/k8s/{name} must be ignored by git"
+        assert "CHANGE-ME" in (K8S / f"{name}.example").read_text()
     example = (K8S / "secrets.env.example").read_text()
     assert "CHANGE-ME" in example
     assert "FLEXCHAIN_SNAPSHOT_KEY=CHANGE-ME" in example.splitlines()
@@ -348,6 +381,19 @@ def test_only_the_ingress_controller_and_prometheus_reach_the_apis(
 )
 def test_reachability(policies: list[dict[str, Any]], pods: dict[str, Endpoint], src: str, dst: str, port: int, ok: bool) -> None:
     assert allowed(policies, pods[src], pods[dst], port) is ok
+
+
+def test_the_roles_job_reaches_only_postgres(
+    rendered: list[dict[str, Any]], policies: list[dict[str, Any]], pods: dict[str, Endpoint]
+) -> None:
+    (job,) = [d for d in rendered if d["kind"] == "Job"]
+    me = Endpoint("postgres-roles", "10.244.2.1", job["metadata"]["namespace"], job["spec"]["template"]["metadata"]["labels"])
+    everyone = {**pods, me.name: me}
+    assert _reach_out(policies, me, everyone) == {("postgres", 5432, "TCP"), ("dns", 53, "UDP"), ("dns", 53, "TCP")}
+    assert _reach_in(policies, me, everyone) == set()
+    assert _reach_in(policies, pods["postgres"], everyone) == {
+        *((name, 5432) for name in SERVICES), ("registry", 5432), ("postgres-roles", 5432)
+    }
 
 
 def test_the_reachability_checks_can_fail(policies: list[dict[str, Any]], pods: dict[str, Endpoint]) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flexchain.messages import Envelope, Enveloped
 from flexchain.procs import free_port
 from flexchain.settings import PROJECT_ROOT
 from tests.support import Suite, eventually, get, post
@@ -221,3 +222,170 @@ def test_the_codec_reads_old_schema_versions_through_the_registry(registry: str)
     unknown = max(shipped_id, confirmed_id, codec.schema_id(OrderShipped)) + 10_000
     with pytest.raises(DecodeError, match=f"unknown schema id {unknown}: not a current schema, not in the schema registry"):
         codec.decode(old_shipped[:1] + unknown.to_bytes(4, "big") + old_shipped[5:])
+
+
+# --- credentials and TLS (issue 16 item 3): the registry behind a TLS reverse proxy ------------------
+
+
+class _Gate:
+    """A small TLS reverse proxy in front of the test's Apicurio: basic auth required (401 otherwise),
+    and with `client_ca` a client certificate signed by it (mutual TLS). Counts what it forwarded."""
+
+    def __init__(self, upstream: str, server_pem: Path, user: str, password: str, client_ca: Path | None = None) -> None:
+        import base64
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        origin = upstream.removesuffix("/apis/ccompat/v7")
+        gate = self
+        self.forwarded = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
+                resp = httpx.request(self.command, origin + self.path, content=body, headers=headers, timeout=10)
+                gate.forwarded += 1
+                self.send_response(resp.status_code)
+                self.send_header("Content-Type", resp.headers.get("content-type", "application/json"))
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+
+            do_GET = do_POST = do_PUT = _any
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(server_pem)  # key + certificate chain in one PEM (flexchain.security.make_pki)
+        if client_ca is not None:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda *a: None  # type: ignore[method-assign]  # refused handshakes: expected
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/apis/ccompat/v7"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _split_pem(pem: Path, out: Path) -> tuple[Path, Path]:
+    """make_pki's key + chain PEM as a certificate file and a key file (SCHEMA_REGISTRY_CERT, _KEY)."""
+    text = pem.read_text()
+    end = "-----END PRIVATE KEY-----\n"
+    key, chain = text.split(end, 1)
+    (out / "client.crt").write_text(chain)
+    (out / "client.key").write_text(key + end)
+    return out / "client.crt", out / "client.key"
+
+
+PASSWORD = "s3cret-Registry-pw"
+
+
+def test_a_service_codec_registers_and_resolves_through_tls_and_basic_auth(
+    registry: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SCHEMA_REGISTRY_URL (https) + SCHEMA_REGISTRY_USER/PASSWORD + SCHEMA_REGISTRY_CA, through
+    Settings as `flexchain serve` reads them: the service's codec registers its schemas and a
+    subscriber's decoder resolves them; a wrong password or an unknown CA fails clearly, naming
+    401 / TLS, and the password appears in no error and no log line."""
+    import logging
+
+    from pydantic import ValidationError
+
+    from flexchain.host import bootstrap_codec
+    from flexchain.security import make_pki
+    from flexchain.settings import Settings
+    from flexchain.subscribe import EventDecoder
+    from services.inventory.messages import MESSAGES as INVENTORY_MESSAGES
+    from services.inventory.messages import SkuRegistered
+
+    caplog.set_level(logging.DEBUG)
+    pki = make_pki(tmp_path / "pki")
+    gate = _Gate(registry, pki.broker_keystore, "flexchain", PASSWORD)
+    try:
+        base = {"schema_registry_url": gate.url, "schema_registry_user": "flexchain", "schema_registry_ca": pki.ca_cert}
+        codec = bootstrap_codec(Settings(**base, schema_registry_password=PASSWORD), INVENTORY_MESSAGES)
+        assert gate.forwarded >= len(INVENTORY_MESSAGES)  # every registration went through the proxy
+        schema_id = codec.schema_id(SkuRegistered)
+        assert httpx.get(f"{registry}/schemas/ids/{schema_id}", timeout=10).status_code == 200  # Apicurio's own id
+
+        env = {"SCHEMA_REGISTRY_URL": gate.url, "SCHEMA_REGISTRY_USER": "flexchain", "SCHEMA_REGISTRY_PASSWORD": PASSWORD,
+               "SCHEMA_REGISTRY_CA": str(pki.ca_cert)}  # fmt: skip
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
+            decoder = EventDecoder.from_env(schemas_dir=tmp_path / "none")  # the registry only
+        envelope = Envelope("e-1", "SkuRegistered", "mask", 1, 1_767_225_600_000, "c", "c", "inventory")
+        event = decoder.decode(codec.encode(Enveloped(envelope, SkuRegistered("mask", "Mask", False, 5))))
+        assert (event.type, event.body["sku"], event.schema_id) == ("SkuRegistered", "mask", schema_id)
+
+        with pytest.raises(httpx.HTTPStatusError) as wrong:
+            bootstrap_codec(Settings(**base, schema_registry_password="wr0ng-" + PASSWORD), INVENTORY_MESSAGES)
+        assert "401 Unauthorized" in str(wrong.value) and "SCHEMA_REGISTRY_PASSWORD" in str(wrong.value)
+        assert gate.url in str(wrong.value)
+        with pytest.raises(httpx.ConnectError) as untrusted:  # the system's CAs do not know the throwaway one
+            untrusting = Settings(**{**base, "schema_registry_ca": None}, schema_registry_password=PASSWORD)
+            bootstrap_codec(untrusting, INVENTORY_MESSAGES)
+        assert "TLS failed" in str(untrusted.value) and "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+        assert "SCHEMA_REGISTRY_CA" in str(untrusted.value)
+
+        # credentials in the URL are refused, and the refusal does not echo them
+        with pytest.raises(ValidationError) as in_url:
+            Settings(schema_registry_url=gate.url.replace("https://", f"https://flexchain:{PASSWORD}@"))
+        assert "SCHEMA_REGISTRY_USER" in str(in_url.value) and "flexchain:***@" in str(in_url.value)
+        shown = repr(Settings(**base, schema_registry_password=PASSWORD))
+        errors = [str(wrong.value), str(untrusted.value), str(in_url.value), shown]
+    finally:
+        gate.close()
+    for text in [*errors, *(r.getMessage() for r in caplog.records)]:
+        assert PASSWORD not in text
+
+
+def test_mutual_tls_with_a_client_certificate(registry: str, tmp_path: Path) -> None:
+    """SCHEMA_REGISTRY_CERT / SCHEMA_REGISTRY_KEY: a registry that asks for a client certificate
+    serves the service's client and the subscriber's; without one, the error says TLS and names
+    the settings."""
+    from flexchain.registry import RegistryConfigError
+    from flexchain.security import make_pki
+    from flexchain.serde import RegistryClient
+    from flexchain.settings import Settings
+    from flexchain.subscribe import DecodeError, RegistrySchemas
+
+    server, client = make_pki(tmp_path / "server"), make_pki(tmp_path / "client")  # two CAs
+    cert, key = _split_pem(client.broker_keystore, tmp_path / "client")
+    gate = _Gate(registry, server.broker_keystore, "flexchain", PASSWORD, client_ca=client.ca_cert)
+    try:
+        base = {"schema_registry_url": gate.url, "schema_registry_user": "flexchain", "schema_registry_password": PASSWORD,
+                "schema_registry_ca": server.ca_cert}  # fmt: skip
+        schema = {"type": "record", "name": "MtlsProbe", "namespace": "flexchain.test", "fields": [{"name": "a", "type": "int"}]}
+        mtls = Settings(**base, schema_registry_cert=cert, schema_registry_key=key)
+        client_ = RegistryClient.from_settings(mtls)
+        assert client_ is not None
+        schema_id = client_.register("flexchain.test.MtlsProbe", schema)
+        found = RegistrySchemas.from_settings(mtls).schema(schema_id)
+        assert found is not None and found["name"] == "MtlsProbe"
+
+        no_cert = RegistryClient.from_settings(Settings(**base))
+        assert no_cert is not None
+        with pytest.raises(httpx.TransportError) as refused:
+            no_cert.schema_by_id(schema_id)
+        assert "TLS failed" in str(refused.value) and "SCHEMA_REGISTRY_CERT" in str(refused.value), str(refused.value)
+        with pytest.raises(DecodeError, match="TLS failed"):
+            RegistrySchemas.from_settings(Settings(**base)).schema(schema_id + 1)
+        with pytest.raises(RegistryConfigError, match="SCHEMA_REGISTRY_CERT"):  # a key that is not the certificate's
+            RegistryClient.from_settings(Settings(**base, schema_registry_cert=cert, schema_registry_key=server.ca_cert))
+    finally:
+        gate.close()
