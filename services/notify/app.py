@@ -288,6 +288,11 @@ def build_app(settings: Settings, notify: NotifySettings, config: NotifyConfig, 
         topic_allow_declare=False,  # the topics are flexchain's (created below, like every service's)
         datadir=str(datadir),
         web_enabled=True,
+        # only the probes and /metrics: faust's own pages (key routing, tables, stats) are not served
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         web_bind=settings.flexchain_http_host,
         web_host=settings.flexchain_http_host,
         web_port=port,

@@ -100,6 +100,9 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
         }
         notify = start_notify(kafka_bootstrap, prefix, tmp_path, hooks, **env)
         try:
+            # it serves its probes and /metrics, not faust's own pages (key routing, tables, stats)
+            for page in ("/router/", "/table/", "/stats/", "/graph/"):
+                assert httpx.get(notify.url + page, timeout=5).status_code == 404, page
             derived = [event(t, i) for i, t in enumerate(NOTIFIABLE)]
             quiet = [
                 event(t, 100 + i) for i, t in enumerate(("StockReceived", "OrderPlaced", "PointsEarned", "CommissionAccrued"))
