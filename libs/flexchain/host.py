@@ -179,13 +179,8 @@ async def known_query(request: Request) -> None:
         raise HTTPException(status_code=422, detail=detail)
 
 
-def base_app(rt: Runtime, title: str) -> FastAPI:
-    app = FastAPI(title=title, version="0.1.0", dependencies=[Depends(known_query)])
-
-    @app.exception_handler(UnreadableEvent)
-    async def stopped_partition(request: Request, exc: UnreadableEvent) -> JSONResponse:
-        """A question about a partition stopped on an event it cannot read: 503, naming it."""
-        return JSONResponse({"detail": f"this part of the service is stopped: the event log cannot be read at {exc}"}, 503)
+def add_probe_routes(app: FastAPI, rt: Runtime) -> None:
+    """`/health` and `/ready`: open to anyone (README "Security"), on the API port and the ops port."""
 
     @app.get("/health", **reads(Health))
     async def health() -> dict[str, str]:
@@ -200,15 +195,9 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         stopped = rt.stopped()
         return {"ready": ok, "stopped_partitions": stopped} if stopped else {"ready": ok}
 
-    @app.get("/internal/partitions", **reads(Partitions))
-    async def partitions() -> dict[str, Any]:
-        """Owned partitions with a digest of their state: equal digests = equal states."""
-        proc = rt.processor
-        async with rt.consistent():
-            digests = {str(p): d for p, d in proc.digests().items()} if proc is not None else {}
-        return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
 
-    add_rebuild_routes(app, rt)  # POST/GET /internal/rebuild: `flexchain rebuild`
+def add_metrics_route(app: FastAPI, rt: Runtime) -> None:
+    """`/metrics`: on the API port, or only on the ops port when `FLEXCHAIN_OPS_PORT` is set."""
 
     @app.get(
         "/metrics",
@@ -219,6 +208,37 @@ def base_app(rt: Runtime, title: str) -> FastAPI:
         """Prometheus metrics, in the text exposition format (README "Metrics" says what each means)."""
         return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def ops_app(rt: Runtime) -> FastAPI:
+    """What `FLEXCHAIN_OPS_PORT` serves: the probes and the metrics, nothing else (no token needed)."""
+    app = FastAPI(title="flexchain ops", docs_url=None, redoc_url=None, openapi_url=None)
+    add_probe_routes(app, rt)
+    add_metrics_route(app, rt)
+    return app
+
+
+def base_app(rt: Runtime, title: str) -> FastAPI:
+    app = FastAPI(title=title, version="0.1.0", dependencies=[Depends(known_query)])
+
+    @app.exception_handler(UnreadableEvent)
+    async def stopped_partition(request: Request, exc: UnreadableEvent) -> JSONResponse:
+        """A question about a partition stopped on an event it cannot read: 503, naming it."""
+        return JSONResponse({"detail": f"this part of the service is stopped: the event log cannot be read at {exc}"}, 503)
+
+    add_probe_routes(app, rt)
+
+    @app.get("/internal/partitions", **reads(Partitions))
+    async def partitions() -> dict[str, Any]:
+        """Owned partitions with a digest of their state: equal digests = equal states."""
+        proc = rt.processor
+        async with rt.consistent():
+            digests = {str(p): d for p, d in proc.digests().items()} if proc is not None else {}
+        return {"instance": rt.settings.flexchain_instance_id, "ready": rt.is_ready(), "partitions": digests}
+
+    add_rebuild_routes(app, rt)  # POST/GET /internal/rebuild: `flexchain rebuild`
+
+    if rt.settings.flexchain_ops_port is None:  # else served on its own port (`ops_app`)
+        add_metrics_route(app, rt)
     return app
 
 
@@ -357,24 +377,30 @@ async def serve(
         h11_max_incomplete_event_size=settings.flexchain_http_max_header_bytes,
         timeout_keep_alive=settings.flexchain_http_keepalive_s,
     )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
+    servers = [uvicorn.Server(config)]
+    if settings.flexchain_ops_port is not None:  # the probes and /metrics on a port of their own
+        ops_host = settings.flexchain_ops_host or settings.flexchain_http_host
+        ops = uvicorn.Config(ops_app(rt), host=ops_host, port=settings.flexchain_ops_port, log_level="warning", lifespan="off")
+        servers.append(uvicorn.Server(ops))
+    for server in servers:
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
     tasks = [
         asyncio.create_task(supervise("processor", run_processor, stopping, metrics), name="processor"),
         asyncio.create_task(supervise("projection", lambda: projection.run(stopping), stopping, metrics), name="projection"),
         asyncio.create_task(supervise("own-view", lambda: own.run(stopping), stopping, metrics), name="own-view"),
-        asyncio.create_task(server.serve(), name="http"),
+        *(asyncio.create_task(server.serve(), name=f"http-{i}") for i, server in enumerate(servers)),
     ]
     if svc.routes:
         tasks.append(asyncio.create_task(supervise("router", run_router, stopping, metrics), name="router"))
     if background is not None:  # a service's own periodic job (e.g. order's gift-rule reviews)
         tasks.append(asyncio.create_task(supervise("background", lambda: background(rt, stopping), stopping), name="background"))
-    log.info("service started", port=port, topics=topics, cluster_id=cluster_id)
+    log.info("service started", port=port, ops_port=settings.flexchain_ops_port, topics=topics, cluster_id=cluster_id)
     stop_wait = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in done if t is not stop_wait and t.exception() is not None]
     stopping.set()
-    server.should_exit = True
+    for server in servers:
+        server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await projection.stop()
     await own.stop()

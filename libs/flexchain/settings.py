@@ -98,6 +98,10 @@ class Settings(RegistrySettings):
     flexchain_clock: Literal["wall", "log"] = Field("wall", description="wall: API stamps wall time; log: last clock.ticks time")
     flexchain_http_host: str = "127.0.0.1"
     flexchain_http_port: int | None = Field(None, description="HTTP port; default per service")
+    flexchain_ops_port: int | None = Field(
+        None, description="serve /health, /ready and /metrics on this port too, and /metrics only there; unset = the API port"
+    )
+    flexchain_ops_host: str | None = Field(None, description="the ops port's bind address; unset = FLEXCHAIN_HTTP_HOST")
     flexchain_log_level: str = "INFO"
     # README "Limits": what one client can make a service do
     flexchain_http_max_body_bytes: int = Field(1_048_576, ge=1, description="a larger request body is refused (413)")
