@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/flexchain schemas check
 
 test: lint deploy-tools
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 # tools of the deployment tier (tests/deploy): kubernetes-validate, the compose binary, the AsyncAPI
 # parser (npm), Apicurio Registry and avro-tools (Maven Central), kcat (Debian) — into .cache/
