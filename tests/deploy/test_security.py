@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -363,18 +361,15 @@ def test_the_demo_runs_on_all_five_services_and_notify_with_exactly_their_acls(
 
 def _flexchain(secure_broker: SecureBroker, suite: SecureSuite, *args: str) -> Any:
     """`flexchain <args> --json` as the operator would run it: credentials and prefix from the environment."""
-    env = {**os.environ, **suite.env, **secure_broker.env(security.OPERATOR_PRINCIPAL)}
+    from typer.testing import CliRunner
+
+    from flexchain.cli import app
+
+    env = {**suite.env, **secure_broker.env(security.OPERATOR_PRINCIPAL)}
     env |= {f"FLEXCHAIN_{svc.upper()}_URL": url for svc, url in suite.urls.items()}
-    out = subprocess.run(
-        [sys.executable, "-m", "flexchain.cli", *args, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-    return json.loads(out.stdout)
+    result = CliRunner().invoke(app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return json.loads(result.stdout)
 
 
 def test_the_operator_lists_redrives_and_reads_lag_with_exactly_its_acls(
