@@ -288,6 +288,65 @@ def test_a_service_cannot_take_another_services_transactional_id_nor_read_its_co
         suite.stop_all()
 
 
+def test_notify_runs_with_exactly_its_acls(secure_broker: SecureBroker, tmp_path: Path) -> None:
+    """The notifier as principal `notify` over SASL_SSL with only security.notify_acls(): it reads an
+    event topic, delivers to a webhook, and writes notify.dlq when another webhook keeps failing."""
+    import json
+
+    from aiokafka import TopicPartition
+
+    from flexchain.procs import ServiceProcess, free_port
+    from tests.notify_support import Behaviour, Sink, event
+    from tests.support import CODEC
+
+    admin = secure_broker.settings("admin")
+    _run(kafka.ensure_topics(admin, [*ALL_TOPICS, "notify.dlq", "notify.redrive"]))
+    _run(security.apply_acls(admin, security.notify_acls()))
+    with Sink() as sink:
+        sink.behaviour["/down"] = Behaviour(always=503)
+        hooks = [
+            {"name": "ops", "url": sink.url("/ops"), "secret": "s" * 16, "events": ["LowStockAlertRaised"]},
+            {"name": "down", "url": sink.url("/down"), "secret": "s" * 16, "events": ["LowStockAlertRaised"]},
+        ]
+        env = {
+            **secure_broker.env("notify"),
+            "FLEXCHAIN_DATA_DIR": str(tmp_path / "data"),
+            "FLEXCHAIN_NOTIFY_WEBHOOKS": json.dumps(hooks),
+            "FLEXCHAIN_NOTIFY_MAX_ATTEMPTS": "2",
+            "FLEXCHAIN_NOTIFY_BACKOFF_INITIAL_S": "0.1",
+        }
+        notify = ServiceProcess("notify", env, tmp_path / "logs", free_port()).start()
+        try:
+            notify.wait_ready(90)
+            alert = event("LowStockAlertRaised", 1)
+
+            async def publish() -> None:
+                p = kafka.producer(admin)
+                await p.start()
+                try:
+                    await p.send_and_wait("inventory.events", CODEC.encode(alert), key=alert.message.key.encode())
+                finally:
+                    await p.stop()
+
+            _run(publish())
+            # (an earlier test of this broker may have left a real alert on inventory.events: also delivered)
+            delivered = lambda: {r.headers["Idempotency-Key"] for r in sink.ok("/ops")}  # noqa: E731
+            eventually(lambda: alert.envelope.event_id in delivered(), 30, what="delivered as principal notify")
+
+            async def dead_letters() -> int:
+                c = kafka.consumer(admin)
+                await c.start()
+                try:
+                    tps = [TopicPartition("notify.dlq", p) for p in await kafka.partitions_of(c, "notify.dlq")]
+                    return sum((await c.end_offsets(tps)).values())
+                finally:
+                    await c.stop()
+
+            eventually(lambda: _run(dead_letters()) >= 1, 30, what="the failing webhook's dead letter in notify.dlq")
+        finally:
+            notify.stop()
+
+
 # ------------------------------------------------------------------- the whole suite, least privilege
 
 PREFIX = "acl."  # the suite's own topics, groups and transactional ids on the shared secure broker
@@ -430,62 +489,3 @@ def test_the_operator_lists_redrives_and_reads_lag_with_exactly_its_acls(
         _run(write_events())
     with pytest.raises(TransactionalIdAuthorizationFailed):
         _run(take_processor_id())
-
-
-def test_notify_runs_with_exactly_its_acls(secure_broker: SecureBroker, tmp_path: Path) -> None:
-    """The notifier as principal `notify` over SASL_SSL with only security.notify_acls(): it reads an
-    event topic, delivers to a webhook, and writes notify.dlq when another webhook keeps failing."""
-    import json
-
-    from aiokafka import TopicPartition
-
-    from flexchain.procs import ServiceProcess, free_port
-    from tests.notify_support import Behaviour, Sink, event
-    from tests.support import CODEC
-
-    admin = secure_broker.settings("admin")
-    _run(kafka.ensure_topics(admin, [*ALL_TOPICS, "notify.dlq", "notify.redrive"]))
-    _run(security.apply_acls(admin, security.notify_acls()))
-    with Sink() as sink:
-        sink.behaviour["/down"] = Behaviour(always=503)
-        hooks = [
-            {"name": "ops", "url": sink.url("/ops"), "secret": "s" * 16, "events": ["LowStockAlertRaised"]},
-            {"name": "down", "url": sink.url("/down"), "secret": "s" * 16, "events": ["LowStockAlertRaised"]},
-        ]
-        env = {
-            **secure_broker.env("notify"),
-            "FLEXCHAIN_DATA_DIR": str(tmp_path / "data"),
-            "FLEXCHAIN_NOTIFY_WEBHOOKS": json.dumps(hooks),
-            "FLEXCHAIN_NOTIFY_MAX_ATTEMPTS": "2",
-            "FLEXCHAIN_NOTIFY_BACKOFF_INITIAL_S": "0.1",
-        }
-        notify = ServiceProcess("notify", env, tmp_path / "logs", free_port()).start()
-        try:
-            notify.wait_ready(90)
-            alert = event("LowStockAlertRaised", 1)
-
-            async def publish() -> None:
-                p = kafka.producer(admin)
-                await p.start()
-                try:
-                    await p.send_and_wait("inventory.events", CODEC.encode(alert), key=alert.message.key.encode())
-                finally:
-                    await p.stop()
-
-            _run(publish())
-            # (an earlier test of this broker may have left a real alert on inventory.events: also delivered)
-            delivered = lambda: {r.headers["Idempotency-Key"] for r in sink.ok("/ops")}  # noqa: E731
-            eventually(lambda: alert.envelope.event_id in delivered(), 30, what="delivered as principal notify")
-
-            async def dead_letters() -> int:
-                c = kafka.consumer(admin)
-                await c.start()
-                try:
-                    tps = [TopicPartition("notify.dlq", p) for p in await kafka.partitions_of(c, "notify.dlq")]
-                    return sum((await c.end_offsets(tps)).values())
-                finally:
-                    await c.stop()
-
-            eventually(lambda: _run(dead_letters()) >= 1, 30, what="the failing webhook's dead letter in notify.dlq")
-        finally:
-            notify.stop()
