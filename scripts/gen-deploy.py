@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Generate the deployment files that follow from the service catalogue, so adding a service is one
-entry in flexchain.catalog.SERVICES (plus its READS in flexchain.security) and one run of this:
+entry in flexchain.catalog.SERVICES (its ACLs follow from its code: flexchain.access) and one run of this:
 
     .venv/bin/python scripts/gen-deploy.py          # (re)write them
     .venv/bin/python scripts/gen-deploy.py --check  # exit 1 if any differs (the deploy tests run this)

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from flexchain import broker as kbroker
 from flexchain.auth import bearer, ensure_local_auth
 from flexchain.catalog import SERVICES
 from flexchain.procs import ServiceProcess
+from flexchain.settings import Settings
 
 ORDER = "http://127.0.0.1:8081"
 INVENTORY = "http://127.0.0.1:8082"
@@ -76,6 +78,15 @@ def _order_settled(order_id: str, timeout: float = 60.0) -> dict[str, Any]:
         time.sleep(0.1)
 
 
+def _appeared(url: str, timeout: float = 30.0) -> None:
+    """Wait until `url` answers 200: what another service builds from events exists a moment later."""
+    deadline = time.monotonic() + timeout
+    while _get(url, timeout=5).status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not appear within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
 def _status(order_id: str) -> str:
     return str(_get(f"{ORDER}/orders/{order_id}", timeout=5).json()["status"])
 
@@ -93,24 +104,50 @@ def _stock_line(sku: str) -> str:
     return f"{sku}: available {s['available']} of {s['on_hand']} on hand{clearance} ({per}; threshold {s['threshold']}){alert}"
 
 
-def _tick(bootstrap: str, at: int) -> None:
+def _tick(clock: Settings, at: int) -> None:
+    """Business time `at` on `clock.ticks`, published with `clock`'s settings (e.g. the `clock` principal's)."""
     import asyncio
 
     from flexchain.clock import ClockPublisher
-    from flexchain.settings import Settings
 
     async def go() -> None:
-        async with ClockPublisher(Settings(kafka_bootstrap_servers=bootstrap)) as clock:
-            await clock.tick(at)
+        async with ClockPublisher(clock) as publisher:
+            await publisher.tick(at)
 
     asyncio.run(go())
 
 
-def scenario(bootstrap: str, run: str) -> None:
+@contextlib.contextmanager
+def services_at(urls: Mapping[str, str]) -> Iterator[None]:
+    """Point the scenario at these base URLs (service name → URL; the others keep theirs) while inside."""
+    global ORDER, INVENTORY, PRESALE, COMMISSION, LOYALTY
+    before = (ORDER, INVENTORY, PRESALE, COMMISSION, LOYALTY)
+    ORDER = urls.get("order", ORDER)
+    INVENTORY = urls.get("inventory", INVENTORY)
+    PRESALE = urls.get("presale", PRESALE)
+    COMMISSION = urls.get("commission", COMMISSION)
+    LOYALTY = urls.get("loyalty", LOYALTY)
+    try:
+        yield
+    finally:
+        ORDER, INVENTORY, PRESALE, COMMISSION, LOYALTY = before
+
+
+def scenario(clock: str | Settings, run: str, urls: Mapping[str, str] | None = None) -> None:
+    """The demo's story. `clock`: a bootstrap address, or the client settings the clock ticks are
+    published with (a secured cluster: the `clock` principal's); `urls`: the services' base URLs,
+    if not the local default ports."""
+    if isinstance(clock, str):
+        clock = Settings(kafka_bootstrap_servers=clock)
+    with services_at(urls or {}):
+        _scenario(clock, run)
+
+
+def _scenario(clock: Settings, run: str) -> None:
     def oid(name: str) -> str:
         return f"{name}-{run}"
 
-    _tick(bootstrap, T0)
+    _tick(clock, T0)
     say("1. Catalogue and stock in two warehouses")
     for sku, name, floor in (("mask", "Hydrating face mask", 50), ("serum", "Night serum", 10)):
         _post(f"{INVENTORY}/skus", {"sku": f"{sku}-{run}", "name": name, "low_stock_floor": floor})
@@ -160,6 +197,7 @@ def scenario(bootstrap: str, run: str) -> None:
     _post(f"{ORDER}/orders/{oid('A')}/shipment", {"tracking": "SF100"})
     _post(f"{ORDER}/orders/{oid('A')}/delivery")
     say(f"   order {oid('A')}: {_status(oid('A'))} (sold by distributor lin-{run}); gift: {_gift(oid('A'))}")
+    _appeared(f"{LOYALTY}/members/m-{run}")  # loyalty makes the member from order.events: a moment later
     member = _get(f"{LOYALTY}/members/m-{run}", timeout=5).json()
     say(
         f"   loyalty: member m-{run} joined with the order — tier {member['tier']['name']}, "
@@ -201,7 +239,7 @@ def scenario(bootstrap: str, run: str) -> None:
     say(f"   (a refused transition: cancel the delivered order A → HTTP {refused['http_status']}: {refused['detail']['reason']})")
 
     say("7. Business time +31 min (clock.ticks): unpaid orders E and F are cancelled, their stock released")
-    _tick(bootstrap, T0 + 31 * 60_000)
+    _tick(clock, T0 + 31 * 60_000)
     deadline = time.monotonic() + 15
     while _status(oid("E")) != "cancelled" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -241,7 +279,7 @@ def scenario(bootstrap: str, run: str) -> None:
     )
 
     say("9. Business time +8 days: order A's return window closes → points available, commission payable")
-    _tick(bootstrap, T0 + 8 * DAY + 60_000)
+    _tick(clock, T0 + 8 * DAY + 60_000)
     deadline = time.monotonic() + 15
     while _status(oid("A")) != "completed" and time.monotonic() < deadline:
         time.sleep(0.1)

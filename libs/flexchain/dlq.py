@@ -365,13 +365,18 @@ async def topic_exists(settings: Settings, topic: str) -> bool:
         await client.close()
 
 
+def redrive_transactional_id(service: str) -> str:
+    """The redrive's transactional id (unprefixed): one per service, so two redrives fence each other."""
+    return f"flexchain-dlq-redrive-{service}"
+
+
 async def execute(settings: Settings, service: str, steps: list[Step]) -> list[Step]:
     """Send the planned redrives and their markers in ONE transaction: all of them or none. The
     transactional id is one per service, so two redrives at once fence each other."""
     todo = [s for s in steps if s.topic is not None]
     if not todo:
         return steps
-    producer = kafka.producer(settings, transactional_id=settings.name(f"flexchain-dlq-redrive-{service}"))
+    producer = kafka.producer(settings, transactional_id=settings.name(redrive_transactional_id(service)))
     await producer.start()
     try:
         async with producer.transaction():

@@ -1,27 +1,36 @@
-"""Kafka security by configuration: one SCRAM principal per service and the ACLs each one needs.
+"""Kafka security by configuration: one SCRAM principal per process and exactly the ACLs its code needs.
 
 Every service authenticates as its own principal (``User:<service>``, SCRAM-SHA-512 over TLS when
-``KAFKA_SECURITY_PROTOCOL=SASL_SSL``) and is allowed exactly this, with the configured topic prefix:
+``KAFKA_SECURITY_PROTOCOL=SASL_SSL``). Its bindings are GENERATED from what its code declares —
+its routes, its read model's topics, its own topics, its loops' consumer groups and transactional
+ids — by :mod:`flexchain.access` (which says which loop uses what); with the configured topic prefix:
 
-* its own topics `<svc>.commands`, `<svc>.events`, `<svc>.dlq` (literal): READ, WRITE, CREATE — the API
-  and the router write commands, the processor reads them and writes events and dead letters, rebuild
-  and the own view read the events; CREATE so it can create them where no operator does;
-* every topic in ``READS[svc]`` (literal): READ — the other services' event topics its router or read
-  model folds, and `clock.ticks`;
-* groups `<svc>` and `<svc>-router` (literal): READ — the processor's and the router's consumer groups
-  (offsets committed inside transactions);
-* transactional ids with the prefix `<svc>-`: WRITE — one per input partition, `<svc>-<svc>.commands-<p>`
-  and `<svc>-router-<topic>-<p>`.
+* its own `<svc>.commands` and `<svc>.events`: READ, WRITE; `<svc>.dlq`: WRITE (it never reads its
+  dead letters); `<svc>.redrive`: READ (its router; the operator writes it); all four CREATE, since
+  `serve` creates its own topics where no operator did (another service's topics it cannot create);
+* the topics of its routes and read model, and `clock.ticks` (every service folds business time):
+  READ — e.g. presale reads `order.events` and `clock.ticks`, nothing of inventory or loyalty;
+* groups `<svc>` (processor) and `<svc>-router` (router, when it has routes): READ — offsets are
+  committed inside the transactions;
+* transactional ids with the prefixes `<svc>-<svc>.commands-` (the processor's, one per partition)
+  and `<svc>-router-` (the router's, one per input topic and partition): WRITE.
 
 READ and WRITE imply DESCRIBE in Kafka's authorizer, so DESCRIBE is not listed. No cluster-level
 grant is needed: since Kafka 3.0 WRITE on a topic lets a principal's idempotent producers get a
-producer id (KIP-679), so IDEMPOTENT_WRITE on the cluster is left out (tested). The `clock`
-principal (``flexchain clock``) may write and create `clock.ticks` only; the `notify` principal (the
-optional notifier) may read the five event topics and `notify.redrive`, write `notify.dlq`, and
-commit its group `notify`.
+producer id (KIP-679), so IDEMPOTENT_WRITE on the cluster is left out (tested). The other principals:
 
-``READS`` is declared here, not discovered, because it is a security decision; the deployment tests
-check that every service in the checkout reads nothing beyond it (routes and read-model topics).
+* `clock` (``flexchain clock``): WRITE and CREATE `clock.ticks`;
+* `notify` (the optional notifier): READ the five event topics and `notify.redrive`, WRITE
+  `notify.dlq`, CREATE both of its topics, READ its group `notify` (no transactions);
+* `operator` (whoever runs the ops commands): DESCRIBE the services' groups and READ their input
+  topics (``flexchain lag``), READ every `<svc>.dlq` (``flexchain dlq list|show``), WRITE
+  `<svc>.commands`, `<svc>.redrive`, `<svc>.dlq` and the transactional id
+  `flexchain-dlq-redrive-<svc>` (``flexchain dlq redrive``); never an `<svc>.events` topic, and no
+  CREATE (topics are created by the cluster's operator, e.g. Strimzi ``KafkaTopic``).
+
+The deployment tests check the generated grants against the loops each service really builds, both
+ways (a topic granted but unused fails, as does one used but not granted), and run all five services
+and the notifier through the demo on a SASL_SSL broker with exactly these ACLs.
 
 The same data renders ``deploy/kafka/acls.md`` (kafka-acls commands), the Strimzi ``KafkaUser``
 resources in ``deploy/k8s/`` and, through :func:`apply_acls`, real ACLs on a broker (the tests do so
@@ -30,32 +39,23 @@ on the local broker started with SASL_SSL, SCRAM-SHA-512 and the StandardAuthori
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import datetime
-import importlib
 import ipaddress
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flexchain import access
 from flexchain.catalog import SERVICES
-from flexchain.kafka import topic_names
 from flexchain.settings import Settings
 
-CLOCK_TOPIC = "clock.ticks"
+CLOCK_TOPIC = access.CLOCK_TOPIC
 CLOCK_PRINCIPAL = "clock"
 NOTIFY_PRINCIPAL = "notify"  # the optional notifier (services/notify): reads events, writes its DLQ
-
-#: Topics each service reads besides its own (its routes and its read model). A security decision:
-#: a service that starts reading another topic must be added here (the deploy tests check it).
-READS: dict[str, tuple[str, ...]] = {
-    "order": ("inventory.events", "presale.events", "loyalty.events", CLOCK_TOPIC),
-    "inventory": ("order.events", "presale.events", CLOCK_TOPIC),
-    "presale": ("order.events", "inventory.events", CLOCK_TOPIC),
-    "commission": ("order.events", "inventory.events", "loyalty.events", CLOCK_TOPIC),
-    "loyalty": ("order.events", "inventory.events", "commission.events", CLOCK_TOPIC),
-}
+OPERATOR_PRINCIPAL = access.OPERATOR  # the ops commands: `flexchain lag`, `flexchain dlq ...`
 
 # Kafka's enum codes (org.apache.kafka.common.resource / acl).
 RESOURCE_TYPES = {"TOPIC": 2, "GROUP": 3, "CLUSTER": 4, "TRANSACTIONAL_ID": 5}
@@ -92,61 +92,50 @@ def principal(service: str) -> str:
     return f"User:{service}"
 
 
-def acls(service: str, prefix: str = "") -> list[Acl]:
-    """Every binding the service's principal needs (see the module docstring)."""
-    who = principal(service)
+def bindings(a: access.Access) -> list[Acl]:
+    """The ALLOW bindings of one principal's access: per topic READ / WRITE / CREATE as used, READ on
+    the groups it commits for, DESCRIBE on the groups it watches, WRITE on its transactional ids."""
+    who = principal(a.principal)
     out: list[Acl] = []
-    for topic in topic_names(service).values():
-        for op in ("READ", "WRITE", "CREATE"):
-            out.append(Acl(who, "TOPIC", prefix + topic, "LITERAL", op))
-    for topic in READS[service]:
-        out.append(Acl(who, "TOPIC", prefix + topic, "LITERAL", "READ"))
-    for group in (service, f"{service}-router"):
-        out.append(Acl(who, "GROUP", prefix + group, "LITERAL", "READ"))
-    out.append(Acl(who, "TRANSACTIONAL_ID", f"{prefix}{service}-", "PREFIXED", "WRITE"))
+    for topic in a.topics():
+        for op, used in (("READ", a.reads), ("WRITE", a.writes), ("CREATE", a.creates)):
+            if topic in used:
+                out.append(Acl(who, "TOPIC", topic, "LITERAL", op))
+    out += [Acl(who, "GROUP", g, "LITERAL", "READ") for g in a.groups]
+    out += [Acl(who, "GROUP", g, "LITERAL", "DESCRIBE") for g in a.watches]
+    out += [Acl(who, "TRANSACTIONAL_ID", t, "PREFIXED", "WRITE") for t in a.transactional_prefixes]
+    out += [Acl(who, "TRANSACTIONAL_ID", t, "LITERAL", "WRITE") for t in a.transactional_ids]
     return out
 
 
+def acls(service: str, prefix: str = "") -> list[Acl]:
+    """Every binding the service's principal needs, generated from its code (see the module docstring)."""
+    svc, view = access.declared(service)
+    return bindings(access.service_access(svc, view, prefix))
+
+
 def clock_acls(prefix: str = "") -> list[Acl]:
-    who = principal(CLOCK_PRINCIPAL)
-    return [
-        Acl(who, "TOPIC", prefix + CLOCK_TOPIC, "LITERAL", "WRITE"),
-        Acl(who, "TOPIC", prefix + CLOCK_TOPIC, "LITERAL", "CREATE"),
-    ]
+    return bindings(access.clock_access(prefix))
 
 
 def notify_acls(prefix: str = "") -> list[Acl]:
     """The notifier: READ every service's events, WRITE its dead letters, READ what `flexchain dlq
     redrive` sends back, its consumer group; no transactions (it is at-least-once by design)."""
-    who = principal(NOTIFY_PRINCIPAL)
-    out = [Acl(who, "TOPIC", f"{prefix}{svc}.events", "LITERAL", "READ") for svc in SERVICES]
-    out += [Acl(who, "TOPIC", f"{prefix}notify.dlq", "LITERAL", op) for op in ("WRITE", "CREATE")]
-    out += [Acl(who, "TOPIC", f"{prefix}notify.redrive", "LITERAL", op) for op in ("READ", "CREATE")]
-    out.append(Acl(who, "GROUP", f"{prefix}notify", "LITERAL", "READ"))
-    return out
+    return bindings(access.notify_access(prefix))
+
+
+def operator_acls(prefix: str = "") -> list[Acl]:
+    """The ops commands' principal: `flexchain lag` and `flexchain dlq list|show|redrive`."""
+    return bindings(access.operator_access(list(SERVICES), prefix))
 
 
 def all_acls(prefix: str = "") -> dict[str, list[Acl]]:
-    """Principal name → bindings, for every service of the catalogue, the clock and the notifier."""
+    """Principal name → bindings, for every service of the catalogue, the clock, the notifier and the operator."""
     out = {svc: acls(svc, prefix) for svc in SERVICES}
     out[CLOCK_PRINCIPAL] = clock_acls(prefix)
     out[NOTIFY_PRINCIPAL] = notify_acls(prefix)
+    out[OPERATOR_PRINCIPAL] = operator_acls(prefix)
     return out
-
-
-def code_reads(service: str) -> set[str]:
-    """Foreign topics the service's code consumes: its routes and its read model (None if no code yet)."""
-    app = importlib.import_module(f"services.{service}.app")
-    svc = getattr(app, "SERVICE", None)
-    if svc is None:
-        svc = app.service()
-    topics = {r.topic for r in svc.routes}
-    for obj in vars(app).values():
-        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and hasattr(obj, "fold"):
-            for f in dataclasses.fields(obj):
-                if f.name == "topics" and f.default_factory is not dataclasses.MISSING:
-                    topics |= set(f.default_factory())
-    return {t for t in topics if t not in topic_names(service).values()}
 
 
 # --------------------------------------------------------------------------------------- rendering
@@ -157,7 +146,9 @@ def acls_markdown(prefix: str = "") -> str:
     lines = [
         "# Kafka principals and ACLs (generated by scripts/gen-deploy.py from flexchain.security — do not edit)",
         "",
-        "One SCRAM-SHA-512 principal per service. The broker runs an authorizer with",
+        "One SCRAM-SHA-512 principal per service, plus `clock`, `notify` and `operator` (the ops commands).",
+        "Each service's bindings are generated from what its code uses (flexchain.access): its routes, read",
+        "model, own topics, consumer groups and transactional ids. The broker runs an authorizer with",
         "`allow.everyone.if.no.acl.found=false`; READ and WRITE imply DESCRIBE.",
         "",
     ]
@@ -199,16 +190,20 @@ def strimzi_users(cluster: str = "flexchain", prefix: str = "") -> list[dict[str
 # ------------------------------------------------------------------------------------ applying ACLs
 
 
-async def apply_acls(settings: Settings, bindings: Iterable[Acl]) -> None:
-    """Create the bindings on the cluster (CreateAcls; the settings' principal must be allowed to)."""
+async def apply_acls(settings: Settings, bindings: Iterable[Acl], timeout: float = 30.0) -> None:
+    """Create the bindings on the cluster (CreateAcls; the settings' principal must be allowed to), then
+    wait until the broker answers them in DescribeAcls: the controller has committed them at once, but
+    a broker's authorizer applies them from the metadata log a moment later (a client that connects
+    in between is refused)."""
     from aiokafka.protocol.admin import CreateAclsRequest
 
     from flexchain import kafka
 
+    wanted = list(dict.fromkeys(bindings))
     client = kafka.admin(settings)
     await client.start()
     try:
-        for a in bindings:
+        for a in wanted:
             req = CreateAclsRequest(
                 RESOURCE_TYPES[a.resource], a.name, PATTERN_TYPES[a.pattern], a.principal, "*", OPERATIONS[a.operation], ALLOW
             )
@@ -216,8 +211,33 @@ async def apply_acls(settings: Settings, bindings: Iterable[Acl]) -> None:
             for code, message in resp.creation_responses:
                 if code != 0:
                     raise RuntimeError(f"cannot create ACL {a}: error {code} {message}")
+        deadline = time.monotonic() + timeout
+        while missing := set(wanted) - await _described(client, {a.principal for a in wanted}):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(missing)} ACLs not in effect after {timeout:.0f}s, e.g. {sorted(missing)[0]}")
+            await asyncio.sleep(0.2)
     finally:
         await client.close()
+
+
+async def _described(client: Any, principals: set[str]) -> set[Acl]:
+    """The ALLOW bindings of these principals the broker answers (DescribeAcls)."""
+    from aiokafka.protocol.admin import DescribeAclsRequest
+
+    names = {v: k for k, v in RESOURCE_TYPES.items()}
+    patterns = {v: k for k, v in PATTERN_TYPES.items()}
+    ops = {v: k for k, v in OPERATIONS.items()}
+    found: set[Acl] = set()
+    for who in principals:
+        any_ = 1  # ANY, for every filter field
+        resp = await client._send_request(DescribeAclsRequest(any_, None, any_, who, None, any_, any_))
+        if resp.error_code != 0:
+            raise RuntimeError(f"cannot describe ACLs: error {resp.error_code} {resp.error_message}")
+        for rtype, name, pattern, entries in resp.resources:
+            for principal_, _host, op, permission in entries:
+                if permission == ALLOW and rtype in names and pattern in patterns and op in ops:
+                    found.add(Acl(principal_, names[rtype], name, patterns[pattern], ops[op]))
+    return found
 
 
 # ------------------------------------------------------------------------------- local TLS material

@@ -85,6 +85,12 @@ class CommissionView:
         pass
 
 
+def declared() -> tuple[ServiceDef[CommissionState], CommissionView]:
+    """The service and its read model as `main` builds them (default settings): what it does on Kafka
+    is derived from these (flexchain.access, its ACLs in flexchain.security)."""
+    return service(), CommissionView()
+
+
 def main(settings: Settings | None = None) -> None:
     from services.commission.api import build_api
 

@@ -7,6 +7,7 @@ gifts), `presale.events` (R-INV-7) and `clock.ticks` (R-X-1: the daily review of
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from flexchain.host import serve
 from flexchain.messages import Enveloped
@@ -40,6 +41,12 @@ class InventoryView:
 
     def fold(self, item: Enveloped) -> None:
         pass
+
+
+def declared() -> tuple[ServiceDef[Any], InventoryView]:
+    """The service and its read model as `main` builds them (default settings): what it does on Kafka
+    is derived from these (flexchain.access, its ACLs in flexchain.security)."""
+    return SERVICE, InventoryView()
 
 
 def main(settings: Settings | None = None) -> None:

@@ -127,6 +127,12 @@ class LoyaltyView:
         self.by_segment.setdefault(name, {})[member_id] = None
 
 
+def declared() -> tuple[ServiceDef[Loyalty], LoyaltyView]:
+    """The service and its read model as `main` builds them (default settings): what it does on Kafka
+    is derived from these (flexchain.access, its ACLs in flexchain.security)."""
+    return service(), LoyaltyView()
+
+
 def main(settings: Settings | None = None) -> None:
     from services.loyalty.api import build_api
 

@@ -107,6 +107,12 @@ async def review_gift_rules(rt: Runtime, stopping: asyncio.Event, every: float) 
             sent[rule_id] = figures
 
 
+def declared() -> tuple[ServiceDef[domain.OrderBook], OrderView]:
+    """The service and its read model as `main` builds them (default settings): what it does on Kafka
+    is derived from these (flexchain.access, its ACLs in flexchain.security)."""
+    return service(), OrderView()
+
+
 def main(settings: Settings | None = None) -> None:
     from services.order.api import build_api
 

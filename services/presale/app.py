@@ -135,6 +135,12 @@ class CampaignCollector(Collector):
         return iter(())
 
 
+def declared() -> tuple[ServiceDef[Any], PresaleView]:
+    """The service and its read model as `main` builds them (default settings): what it does on Kafka
+    is derived from these (flexchain.access, its ACLs in flexchain.security)."""
+    return SERVICE, PresaleView()
+
+
 def main(settings: Settings | None = None) -> None:
     from services.presale.api import build_api
 

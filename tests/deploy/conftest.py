@@ -121,10 +121,11 @@ async def _wait_secure(s: Settings, timeout: float, cfg: kbroker.BrokerConfig) -
 @pytest.fixture(scope="session")
 def secure_broker(deploy_tools: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
     """A fresh KRaft broker: SASL_SSL listener (SCRAM-SHA-512), mTLS controller listener, StandardAuthorizer,
-    `admin` super user, one SCRAM principal per service + `clock` + `notify` + `nobody` (no ACLs), added at format time."""
+    `admin` super user, one SCRAM principal per service + `clock` + `notify` + `operator` + `nobody` (no ACLs),
+    added at format time."""
     root = tmp_path_factory.mktemp("secure-broker")
     pki = security.make_pki(root / "pki")
-    users = ["admin", *SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL, "nobody"]
+    users = ["admin", *SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL, security.OPERATOR_PRINCIPAL, "nobody"]
     passwords = {u: f"{u}-{os.urandom(6).hex()}" for u in users}
     port = free_port_pair()
     cfg = kbroker.BrokerConfig(

@@ -170,7 +170,10 @@ def test_a_kafka_topic_for_every_topic(rendered: list[dict[str, Any]]) -> None:
 
 def test_kafka_users_carry_exactly_the_listed_acls(rendered: list[dict[str, Any]]) -> None:
     users = _by(rendered, "KafkaUser")
-    assert set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL}
+    listed = security.all_acls()
+    assert (
+        set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL, security.OPERATOR_PRINCIPAL} == set(listed)
+    )
     for name, user in users.items():
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         got = {
@@ -178,14 +181,16 @@ def test_kafka_users_carry_exactly_the_listed_acls(rendered: list[dict[str, Any]
             for r in user["spec"]["authorization"]["acls"]
             for op in r["operations"]
         }
-        listed = (
-            security.acls(name)
-            if name in SERVICES
-            else security.notify_acls()
-            if name == security.NOTIFY_PRINCIPAL
-            else security.clock_acls()
-        )
-        assert len(got) == len(listed)
+        want = {
+            (
+                a.resource.lower() if a.resource != "TRANSACTIONAL_ID" else "transactionalId",
+                a.name,
+                {"LITERAL": "literal", "PREFIXED": "prefix"}[a.pattern],
+                "".join(w.title() for w in a.operation.split("_")),
+            )
+            for a in listed[name]
+        }
+        assert got == want and len(user["spec"]["authorization"]["acls"]) == len(listed[name])
 
 
 def test_the_notifier_runs_with_its_webhooks_its_principal_and_scrape_annotations(rendered: list[dict[str, Any]]) -> None:

@@ -1,18 +1,26 @@
 """Security by configuration, on a real broker: SASL_SSL + SCRAM-SHA-512, one principal per service,
-the ACLs of flexchain.security. A wrong password and a principal without ACLs are refused with a
-clear error; the services run with exactly their listed ACLs (a whole order saga goes through)."""
+the ACLs of flexchain.security — generated from what each service's code uses (flexchain.access) and
+checked against its real loops both ways. A wrong password and a principal without ACLs are refused
+with a clear error; a service cannot take another's transactional id nor read its commands; all five
+services and the notifier play the demo with exactly their ACLs, and the operator's commands
+(`flexchain dlq`, `flexchain lag`) work with exactly the operator's."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
@@ -21,37 +29,102 @@ from aiokafka.errors import (
     TransactionalIdAuthorizationFailed,
 )
 
-from flexchain import kafka, security
-from flexchain.catalog import SERVICES, available_services
+from flexchain import access, dlq, kafka, security
+from flexchain.catalog import SERVICES
+from flexchain.demo import scenario
+from flexchain.host import service_topics
+from flexchain.ops import loops_of
+from flexchain.settings import Settings
 from tests.deploy.conftest import SecureBroker
-from tests.support import Suite, eventually, get, post
+from tests.notify_support import Sink
+from tests.support import Suite, eventually, get
 
 pytestmark = pytest.mark.broker
 
 ALL_TOPICS = ["clock.ticks", *(t for svc in SERVICES for t in kafka.topic_names(svc).values())]
 
 
-# ------------------------------------------------------------------------------------- the listing
+def _loops(service: str, prefix: str) -> tuple[Any, Any, Any, Any]:
+    """The service's definition and its loops as `serve` builds them, not started (no broker): the
+    runtime (API, projection, own view), the processor and the router (None without routes)."""
+    from flexchain.host import build_runtime
+    from flexchain.runtime import Processor, Router
+
+    svc, view = access.declared(service)
+    s = Settings(flexchain_topic_prefix=prefix)
+    rt = build_runtime(svc, view, s)
+    proc = Processor(svc, s, rt.codec, rt.metrics, None, "cluster")  # type: ignore[arg-type]  # no snapshot store: not started
+    router = Router(svc, s, rt.codec, rt.metrics) if svc.routes else None
+    return svc, rt, proc, router
+
+
+def _granted(bindings: list[security.Acl], resource: str, operation: str) -> set[str]:
+    return {a.name for a in bindings if a.resource == resource and a.operation == operation}
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
-def test_each_principal_gets_its_own_topics_groups_and_transactional_ids(service: str) -> None:
-    got = {(a.resource, a.name, a.pattern, a.operation) for a in security.acls(service)}
-    for topic in kafka.topic_names(service).values():
-        assert {("TOPIC", topic, "LITERAL", op) for op in ("READ", "WRITE")} <= got
-    assert ("GROUP", service, "LITERAL", "READ") in got
-    assert ("GROUP", f"{service}-router", "LITERAL", "READ") in got
-    assert ("TRANSACTIONAL_ID", f"{service}-", "PREFIXED", "WRITE") in got
-    # it may write no other service's topic
-    written = {a.name for a in security.acls(service) if a.resource == "TOPIC" and a.operation in ("WRITE", "CREATE")}
-    assert written == set(kafka.topic_names(service).values())
-    assert all(a.principal == f"User:{service}" for a in security.acls(service))
+def test_each_service_is_granted_exactly_what_its_loops_use(service: str) -> None:
+    """The generated grants against the loops the service really builds, both ways: a topic, group or
+    transactional id granted but unused fails, as does one used but not granted (issue 16)."""
+    prefix = "p."  # the topic prefix applies to every name
+    svc, rt, proc, router = _loops(service, prefix)
+    loops = [proc, *([router] if router is not None else [])]
+    got = security.acls(service, prefix)
+    assert {a.principal for a in got} == {f"User:{service}"}
+    assert {a.resource for a in got} == {"TOPIC", "GROUP", "TRANSACTIONAL_ID"}  # nothing on the cluster
+    # READ: the loops' inputs, the own view / rebuild / as-of (own events), the projection (read model + clock.ticks)
+    consumed = {t for loop in loops for t in loop.topics} | set(rt.projection.topics) | {rt.own.topic}
+    assert _granted(got, "TOPIC", "READ") == consumed
+    # WRITE: the API's and the router's commands, the processor's events, both loops' dead letters
+    produced = {rt.settings.name(svc.topics["commands"]), proc._events_topic, proc.names["dlq"]}
+    if router is not None:
+        produced |= {router._commands_topic, router.names["dlq"]}
+    assert _granted(got, "TOPIC", "WRITE") == produced
+    # CREATE: its own topics only (`serve` ensures them); never another service's
+    own = {prefix + t for t in kafka.topic_names(service).values()}
+    assert _granted(got, "TOPIC", "CREATE") == own
+    assert own <= {prefix + t for t in service_topics(svc, rt.view)}
+    # groups: the processor's and the router's, READ only
+    assert _granted(got, "GROUP", "READ") == {loop.group_id for loop in loops}
+    assert {a.operation for a in got if a.resource == "GROUP"} == {"READ"}
+    # transactional ids: every id a loop opens (one per input partition) falls under a granted prefix,
+    # every granted prefix is used, and no other service's id falls under them
+    prefixes = {a.name for a in got if a.resource == "TRANSACTIONAL_ID" and a.pattern == "PREFIXED" and a.operation == "WRITE"}
+    assert len(prefixes) == len([a for a in got if a.resource == "TRANSACTIONAL_ID"])
+    ids = {loop.transactional_id(TopicPartition(t, p)) for loop in loops for t in loop.topics for p in range(6)}
+    assert all(any(i.startswith(x) for x in prefixes) for i in ids), (ids, prefixes)
+    assert all(any(i.startswith(x) for i in ids) for x in prefixes), (ids, prefixes)
+    for other in set(SERVICES) - {service}:
+        _, _, oproc, orouter = _loops(other, prefix)
+        theirs = {oproc.transactional_id(TopicPartition(t, 0)) for t in oproc.topics}
+        theirs |= {orouter.transactional_id(TopicPartition(t, 0)) for t in orouter.topics} if orouter else set()
+        assert not {i for i in theirs if any(i.startswith(x) for x in prefixes)}, f"{service} may use {other}'s ids"
 
 
-@pytest.mark.parametrize("service", available_services())
-def test_declared_reads_cover_what_the_code_consumes(service: str) -> None:
-    missing = security.code_reads(service) - set(security.READS[service])
-    assert not missing, f"{service} consumes {sorted(missing)}: add them to flexchain.security.READS (and regenerate deploy/)"
+def test_the_over_grants_issue_16_found_are_gone() -> None:
+    """The hand list granted topics no code consumed: presale inventory.events, commission
+    loyalty.events, loyalty inventory.events and commission.events."""
+    reads = {svc: _granted(security.acls(svc), "TOPIC", "READ") for svc in SERVICES}
+    assert "inventory.events" not in reads["presale"]
+    assert "loyalty.events" not in reads["commission"]
+    assert not {"inventory.events", "commission.events"} & reads["loyalty"]
+    assert all("clock.ticks" in r for r in reads.values())  # every service folds business time (R-X-1)
+
+
+def test_the_operator_gets_what_the_ops_commands_use_and_no_event_log() -> None:
+    got = security.operator_acls()
+    assert {a.principal for a in got} == {"User:operator"}
+    written = _granted(got, "TOPIC", "WRITE")
+    assert written == {f"{s}.{k}" for s in SERVICES for k in ("commands", "redrive", "dlq")} | {"notify.redrive", "notify.dlq"}
+    assert not any(a.operation == "CREATE" for a in got)
+    assert not {t for t in written if t.endswith(".events")}
+    # `flexchain lag`: every loop's group described, its inputs read; `flexchain dlq`: every DLQ read
+    loops = [loop for s in SERVICES for loop in loops_of(s, Settings())]
+    assert _granted(got, "GROUP", "DESCRIBE") == {loop.group for loop in loops}
+    assert _granted(got, "TOPIC", "READ") == {t for loop in loops for t in loop.topics} | {
+        f"{s}.dlq" for s in [*SERVICES, "notify"]
+    }
+    assert _granted(got, "TRANSACTIONAL_ID", "WRITE") == {dlq.redrive_transactional_id(s) for s in [*SERVICES, "notify"]}
 
 
 # ------------------------------------------------------------------------------------- the broker
@@ -154,49 +227,58 @@ def test_a_principal_without_acls_is_refused(secure_broker: SecureBroker) -> Non
     _run(scenario())
 
 
-def test_services_run_with_exactly_their_acls(secure_broker: SecureBroker, tmp_path: Path) -> None:
-    """Topics created by the operator (as Strimzi's KafkaTopic would), the listed ACLs applied, then
-    inventory and order run as their own principals: a sku is registered, an order is confirmed
-    through the saga. The order principal cannot write inventory's topics, and a service started
-    with a wrong password exits naming the SASL failure."""
+def test_a_service_cannot_take_another_services_transactional_id_nor_read_its_commands(
+    secure_broker: SecureBroker, tmp_path: Path
+) -> None:
+    """With exactly their generated ACLs: order opens its own processor's transactional id but is
+    refused inventory's (TransactionalIdAuthorizationFailed: it cannot fence inventory's producers),
+    cannot read nor write inventory.commands nor join inventory's group, and loyalty cannot read
+    inventory.events (it never needed it). A service started with a wrong password exits naming the
+    SASL failure."""
     admin = secure_broker.settings("admin")
     _run(kafka.ensure_topics(admin, ALL_TOPICS))
-    _run(security.apply_acls(admin, [a for svc in ("order", "inventory") for a in security.acls(svc)]))
+    _run(security.apply_acls(admin, [a for svc in ("order", "loyalty") for a in security.acls(svc)]))
+    order = secure_broker.settings("order")
 
-    async def order_cannot_write_inventory() -> None:
-        p = kafka.producer(secure_broker.settings("order"))
-        await p.start()
+    async def transactional(transactional_id: str) -> None:
+        p = kafka.producer(order, transactional_id=transactional_id)
         try:
-            with pytest.raises(TopicAuthorizationFailedError):
-                await p.send_and_wait("inventory.commands", b"x", key=b"k")
+            await p.start()
         finally:
             await p.stop()
 
-    async def order_cannot_use_inventorys_group() -> None:
-        c = kafka.consumer(secure_broker.settings("order"), "order.events", group_id="inventory")
+    async def consume(s: Settings, topic: str, group: str) -> None:
+        c = kafka.consumer(s, topic, group_id=group)
         try:
-            with pytest.raises(GroupAuthorizationFailedError):
-                await c.start()
+            await c.start()
         finally:
             await c.stop()
 
-    _run(order_cannot_write_inventory())
-    _run(asyncio.wait_for(order_cannot_use_inventorys_group(), 30))
+    _run(transactional("order-order.commands-0"))  # its own: allowed
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        _run(transactional("inventory-inventory.commands-0"))
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        _run(transactional("inventory-router-order.events-0"))
+    with pytest.raises(TopicAuthorizationFailedError):
+        _run(asyncio.wait_for(consume(order, "inventory.commands", "order"), 30))
+    with pytest.raises(TopicAuthorizationFailedError):
+        _run(asyncio.wait_for(consume(secure_broker.settings("loyalty"), "inventory.events", "loyalty"), 30))
+    with pytest.raises(GroupAuthorizationFailedError):
+        _run(asyncio.wait_for(consume(order, "order.events", "inventory"), 30))
 
-    data = tmp_path / "data"
-    data.mkdir()
-    suite = Suite(secure_broker.bootstrap, "", data)
+    async def write_inventory_commands() -> None:
+        p = kafka.producer(order)
+        await p.start()
+        try:
+            await p.send_and_wait("inventory.commands", b"x", key=b"k")
+        finally:
+            await p.stop()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        _run(write_inventory_commands())
+
+    suite = Suite(secure_broker.bootstrap, "", tmp_path / "data")
     try:
-        inv = suite.start("inventory", **secure_broker.env("inventory"))
-        order = suite.start("order", **secure_broker.env("order"))
-        assert post(f"{inv.url}/skus", {"sku": "mask", "name": "Mask"}).status_code == 200
-        assert post(f"{inv.url}/skus/mask/receipts", {"warehouse": "w1", "qty": 10}).status_code == 200
-        oid = f"o-{uuid.uuid4().hex[:6]}"
-        body = {"order_id": oid, "member_id": "m", "channel": "live", "lines": [{"sku": "mask", "qty": 2, "unit_price": 100}]}
-        eventually(lambda: post(f"{order.url}/orders", body).status_code in (200, 202), what="order accepted")
-        eventually(lambda: get(f"{order.url}/orders/{oid}")["status"] == "confirmed", timeout=60, what="order confirmed")
-        eventually(lambda: get(f"{inv.url}/skus/mask")["reserved"] == 2, what="stock reserved")
-
         bad = suite.start("order", instance="bad", wait=False, **secure_broker.env("order", "wrong-password"))
         assert bad.proc is not None
         assert bad.proc.wait(timeout=60) != 0
@@ -263,3 +345,147 @@ def test_notify_runs_with_exactly_its_acls(secure_broker: SecureBroker, tmp_path
             eventually(lambda: _run(dead_letters()) >= 1, 30, what="the failing webhook's dead letter in notify.dlq")
         finally:
             notify.stop()
+
+
+# ------------------------------------------------------------------- the whole suite, least privilege
+
+PREFIX = "acl."  # the suite's own topics, groups and transactional ids on the shared secure broker
+
+
+@dataclass
+class SecureSuite:
+    urls: dict[str, str]
+    sink: Sink
+    env: dict[str, str]  # what every process shares (the topic prefix, ...), without credentials
+
+
+@pytest.fixture(scope="module")
+def secure_suite(secure_broker: SecureBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureSuite]:
+    """Topics created by the admin (as an operator or Strimzi's KafkaTopic would), every principal's
+    generated ACLs applied, then the five services and the notifier, each as its own principal."""
+    admin = secure_broker.settings("admin", flexchain_topic_prefix=PREFIX)
+    topics = [*ALL_TOPICS, "notify.dlq", "notify.redrive"]
+    _run(kafka.ensure_topics(admin, [PREFIX + t for t in topics]))
+    _run(security.apply_acls(admin, [a for bindings in security.all_acls(PREFIX).values() for a in bindings]))
+    root = tmp_path_factory.mktemp("secure-suite")
+    (root / "data").mkdir()
+    env = {"FLEXCHAIN_TOPIC_PREFIX": PREFIX, "FLEXCHAIN_ORDER_MEMBER_DISCOUNTS": "true"}  # as the demo runs
+    env["FLEXCHAIN_SESSION_TIMEOUT_MS"] = "30000"  # six processes and TLS on a busy CI box: no heartbeat-miss rebalances
+    suite = Suite(secure_broker.bootstrap, PREFIX, root / "data", **env)
+    with Sink() as sink:
+        try:
+            hooks = [{"name": "all", "url": sink.url("/all"), "secret": "s" * 16, "events": ["*"]}]
+            procs = [suite.start(svc, wait=False, **secure_broker.env(svc)) for svc in SERVICES]
+            procs.append(
+                suite.start("notify", wait=False, FLEXCHAIN_NOTIFY_WEBHOOKS=json.dumps(hooks), **secure_broker.env("notify"))
+            )
+            for p in procs:
+                p.wait_ready(120)
+            yield SecureSuite({p.service: p.url for p in procs}, sink, env)
+        finally:
+            suite.stop_all()
+
+
+def test_the_demo_runs_on_all_five_services_and_notify_with_exactly_their_acls(
+    secure_broker: SecureBroker, secure_suite: SecureSuite
+) -> None:
+    """The demo flow (flexchain.demo.scenario) on the SASL_SSL broker, every service as its own
+    principal with only its generated ACLs, the clock ticks published as `clock`: the saga, the
+    31-minute tick, the presale escrow, the return window and the refund cascade all go through,
+    and the notifier delivers the low-stock alert of the rush to a webhook."""
+    run = uuid.uuid4().hex[:6]
+    urls = secure_suite.urls
+    scenario(secure_broker.settings("clock", flexchain_topic_prefix=PREFIX), run, urls)
+
+    # what each service could only compute from another's events (its READ grants were enough)
+    def clearance() -> int:
+        return sum(int(w.get("clearance", 0)) for w in get(f"{urls['inventory']}/skus/mask-{run}")["warehouses"].values())
+
+    eventually(lambda: get(f"{urls['order']}/orders/E-{run}")["status"] == "cancelled", what="R-ORD-2: E unpaid at the tick")
+    eventually(lambda: clearance() == 2, what="R-X-3: the defective masks back in inventory, grade B")
+    eventually(lambda: get(f"{urls['presale']}/campaigns/notebook-{run}")["money"]["received"] > 0, what="R-PRE-5: escrowed")
+    for who in (f"lin-{run}", f"ming-{run}"):
+        clawed = lambda w=who: get(f"{urls['commission']}/distributors/{w}")["balances"]["clawed_back"] > 0  # noqa: E731
+        eventually(clawed, what=f"R-X-3: commission clawed back from {who}")
+    totals = lambda: get(f"{urls['loyalty']}/members/m-{run}")["totals"]  # noqa: E731
+    eventually(
+        lambda: totals()["released"] > 0 and totals()["reversed"] > 0, what="R-LOY-2 / R-X-3: points released, then taken back"
+    )
+
+    def alert_delivered() -> bool:
+        return any(b'"LowStockAlertRaised"' in r.body and f"mask-{run}".encode() in r.body for r in secure_suite.sink.ok("/all"))
+
+    eventually(alert_delivered, 60, what="the rush's low-stock alert delivered by notify")
+
+
+def _flexchain(secure_broker: SecureBroker, suite: SecureSuite, *args: str) -> Any:
+    """`flexchain <args> --json` as the operator would run it: credentials and prefix from the environment."""
+    from typer.testing import CliRunner
+
+    from flexchain.cli import app
+
+    env = {**suite.env, **secure_broker.env(security.OPERATOR_PRINCIPAL)}
+    env |= {f"FLEXCHAIN_{svc.upper()}_URL": url for svc, url in suite.urls.items()}
+    result = CliRunner().invoke(app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+def test_the_operator_lists_redrives_and_reads_lag_with_exactly_its_acls(
+    secure_broker: SecureBroker, secure_suite: SecureSuite
+) -> None:
+    """`flexchain dlq list|show|redrive` and `flexchain lag` as `User:operator`: a record order cannot
+    decode is parked, listed, shown, planned (dry run) and redriven back to its command partition,
+    where it is parked again (redrive count 1); lag reads every group. The operator may not write an
+    event log nor take a service's transactional id."""
+    admin = secure_broker.settings("admin")
+    key = f"poison-{uuid.uuid4().hex[:6]}".encode()
+
+    async def publish() -> None:
+        p = kafka.producer(admin)
+        await p.start()
+        try:
+            await p.send_and_wait(PREFIX + "order.commands", b"\x00not avro", key=key, headers=[("type", b"PlaceOrder")])
+        finally:
+            await p.stop()
+
+    _run(publish())
+
+    def parked(redrives: int) -> list[dict[str, Any]]:  # (only this test parks anything in the suite's order.dlq)
+        letters = _flexchain(secure_broker, secure_suite, "dlq", "list", "order")
+        return [d for d in letters if d["source"].startswith(f"{PREFIX}order.commands:") and d["redrives"] == redrives]
+
+    first = eventually(lambda: parked(0), 60, interval=1, what="the poison record parked in order.dlq")[0]
+    assert _flexchain(secure_broker, secure_suite, "dlq", "show", "order", first["id"])["key"] == key.decode()
+    plan = _flexchain(secure_broker, secure_suite, "dlq", "redrive", "order", first["id"], "--dry-run")
+    assert [(s["action"], s["to"].rsplit(":", 1)[0]) for s in plan] == [("redrive", f"{PREFIX}order.commands")]
+    sent = _flexchain(secure_broker, secure_suite, "dlq", "redrive", "order", first["id"], "--yes")
+    assert sent[0]["action"] == "redrive" and sent[0]["to"].startswith(f"{PREFIX}order.commands:")
+    eventually(lambda: parked(1), 60, interval=1, what="the redriven record parked again, counted")
+
+    rows = _flexchain(secure_broker, secure_suite, "lag")
+    assert {(r["service"], r["loop"]) for r in rows} == {(s, loop) for s in SERVICES for loop in ("processor", "router")}
+    assert any(r["group"] == f"{PREFIX}order" and r["committed"] for r in rows)  # the poison's offset, committed
+    assert {r["http"] for r in rows} == {"ready"}
+
+    operator = secure_broker.settings(security.OPERATOR_PRINCIPAL, flexchain_topic_prefix=PREFIX)
+
+    async def write_events() -> None:
+        p = kafka.producer(operator)
+        await p.start()
+        try:
+            await p.send_and_wait(PREFIX + "order.events", b"x", key=b"k")
+        finally:
+            await p.stop()
+
+    async def take_processor_id() -> None:
+        p = kafka.producer(operator, transactional_id=f"{PREFIX}order-order.commands-0")
+        try:
+            await p.start()
+        finally:
+            await p.stop()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        _run(write_events())
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        _run(take_processor_id())
