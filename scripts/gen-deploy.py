@@ -233,25 +233,37 @@ def postgres_roles() -> list[dict[str, Any]]:
 
 
 def container(
-    name: str, port: int, env: list[dict[str, Any]], resources: dict[str, Any], mounts: list[dict[str, Any]]
+    name: str,
+    port: int,
+    env: list[dict[str, Any]],
+    resources: dict[str, Any],
+    mounts: list[dict[str, Any]],
+    ops_port: int | None = None,
 ) -> dict[str, Any]:
     """A flexchain container of the one image: `serve <name>`, config and secrets from the namespace's
-    ConfigMap and Secret, Kafka's password from the Secret of its KafkaUser, probes, a read-only root
-    with only the data dir, /tmp (and `mounts`) mounted, no capabilities."""
+    ConfigMap and Secret, Kafka's password from the Secret of its KafkaUser, probes (on the `ops` port
+    when there is one: FLEXCHAIN_OPS_PORT), a read-only root with only the data dir, /tmp (and `mounts`)
+    mounted, no capabilities."""
+    ports = [{"name": "http", "containerPort": port}]
+    probe_port = "http"
+    if ops_port is not None:
+        ports.append({"name": "ops", "containerPort": ops_port})
+        env = [*env, {"name": "FLEXCHAIN_OPS_PORT", "value": str(ops_port)}]
+        probe_port = "ops"
     return {
         "name": name,
         "image": "flexchain",
         "args": ["serve", name],
-        "ports": [{"name": "http", "containerPort": port}],
+        "ports": ports,
         "envFrom": [{"configMapRef": {"name": "flexchain-config"}}, {"secretRef": {"name": "flexchain-secrets"}}],
         "env": [
             *env,
             # the Secret the Strimzi User Operator creates for KafkaUser `name`
             {"name": "KAFKA_SASL_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}},
         ],
-        "startupProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 2, "failureThreshold": 60},
-        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "startupProbe": {"httpGet": {"path": "/health", "port": probe_port}, "periodSeconds": 2, "failureThreshold": 60},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": probe_port}, "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": probe_port}, "periodSeconds": 5, "failureThreshold": 3},
         "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -265,6 +277,11 @@ def container(
             {"name": "kafka-ca", "mountPath": "/etc/flexchain/kafka-ca", "readOnly": True},
         ],
     }
+
+
+#: Every service pod serves its probes and /metrics on this port (FLEXCHAIN_OPS_PORT), its API alone on
+#: its own: the ingress reaches the API, Prometheus the metrics, neither the other.
+OPS_PORT = 8090
 
 
 def service(name: str, port: int) -> list[dict[str, Any]]:
@@ -281,11 +298,15 @@ def service(name: str, port: int) -> list[dict[str, Any]]:
         {"name": "FLEXCHAIN_SNAPSHOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": PG_SECRET, "key": db_password_var(name)}}},
     ]
     resources = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
-    main = container(name, port, env, resources, [])
+    main = container(name, port, env, resources, [], ops_port=OPS_PORT)
     pod = {
         "metadata": {
             "labels": labels,
-            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"},
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(OPS_PORT),
+                "prometheus.io/path": "/metrics",
+            },
         },
         "spec": {
             "securityContext": {
@@ -528,9 +549,9 @@ def network_policies() -> list[dict[str, Any]]:
             _policy(
                 name,
                 {"matchLabels": {LABEL: name}},
-                # the API through the ingress controller, /metrics for Prometheus (kubelet probes come
-                # from the node, which NetworkPolicies always allow)
-                _api_ingress(port, INGRESS_CONTROLLER, PROMETHEUS),
+                # the API through the ingress controller; the ops port (/metrics) for Prometheus (kubelet
+                # probes come from the node, which NetworkPolicies always allow)
+                [*_api_ingress(port, INGRESS_CONTROLLER), *_api_ingress(OPS_PORT, PROMETHEUS)],
                 [
                     {"to": [KAFKA], "ports": _tcp(KAFKA_PORT)},
                     {"to": [REGISTRY], "ports": _tcp(REGISTRY_PORT)},

@@ -150,8 +150,10 @@ def test_one_statefulset_per_service_with_probes_requests_config_and_scrape_anno
         own_key = {"name": pg_name, "key": f"{name.upper()}_DB_PASSWORD"}
         assert env["FLEXCHAIN_SNAPSHOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == own_key
         ann = pod["metadata"]["annotations"]
-        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(port)
-        assert c["ports"][0]["containerPort"] == port
+        assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == str(OPS)
+        assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": port, "ops": OPS}
+        assert env["FLEXCHAIN_OPS_PORT"]["value"] == str(OPS)
+        assert {c[p]["httpGet"]["port"] for p in ("startupProbe", "livenessProbe", "readinessProbe")} == {"ops"}
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
@@ -282,7 +284,9 @@ AROUND = [
     Endpoint("vpc-host", "10.0.3.7"),  # a private address outside the pod network
 ]
 PORTS = [(53, "UDP"), (53, "TCP"), (80, "TCP"), (443, "TCP"), (5432, "TCP"), (8080, "TCP"), (9091, "TCP"),
-         (9092, "TCP"), (9093, "TCP"), *((p, "TCP") for p in range(8081, 8087)), (3000, "TCP"), (9090, "TCP")]  # fmt: skip
+         (9092, "TCP"), (9093, "TCP"), *((p, "TCP") for p in range(8081, 8087)), (8090, "TCP"), (3000, "TCP"),
+         (9090, "TCP")]  # fmt: skip
+OPS = 8090  # every service pod's probes and /metrics (FLEXCHAIN_OPS_PORT); its API port serves only the API
 
 
 def _workloads(rendered: list[dict[str, Any]]) -> list[Endpoint]:
@@ -349,11 +353,11 @@ def test_services_reach_only_kafka_the_registry_postgres_and_dns(
     assert _reach_out(policies, pods["clock"], pods) == {("kafka", 9093, "TCP"), ("dns", 53, "UDP"), ("dns", 53, "TCP")}
 
 
-def test_only_the_ingress_controller_and_prometheus_reach_the_apis(
+def test_only_the_ingress_controller_reaches_the_apis_and_only_prometheus_the_metrics(
     policies: list[dict[str, Any]], pods: dict[str, Endpoint]
 ) -> None:
     for name, port in SERVICES.items():
-        assert _reach_in(policies, pods[name], pods) == {("ingress", port), ("prometheus", port)}, name
+        assert _reach_in(policies, pods[name], pods) == {("ingress", port), ("prometheus", OPS)}, name
     assert _reach_in(policies, pods["notify"], pods) == {("prometheus", 8086)}  # /metrics; it has no API
     assert _reach_in(policies, pods["clock"], pods) == set()
     # a pod started in our namespace talks to nobody (DNS aside), nobody to it
@@ -378,7 +382,10 @@ def test_only_the_ingress_controller_and_prometheus_reach_the_apis(
         ("clock", "kafka", 9093, True),
         ("stranger", "order", 8081, False),
         ("grafana", "order", 8081, False),  # the monitoring namespace: Prometheus only
-        ("prometheus", "order", 8081, True),
+        ("prometheus", "order", 8081, False),  # the API is not Prometheus' business
+        ("prometheus", "order", 8090, True),  # the ops port: /metrics
+        ("ingress", "order", 8081, True),
+        ("ingress", "order", 8090, False),  # the metrics are not exposed through the ingress
         ("ingress", "notify", 8086, False),
         ("debug-pod", "postgres", 5432, False),
         ("debug-pod", "kafka", 9093, False),
