@@ -18,11 +18,11 @@ The roles (:data:`ROLES`): **operator** may call everything; **merchant** every 
 with :func:`allow` (placing an order, paying it, reading it); **reader** every GET but `/internal/…`.
 
 No token, an unknown key, a bad signature, a wrong issuer or audience, an expired token: 401 with
-`WWW-Authenticate: Bearer`. A valid token without a role the route allows: 403. Both are refused
-before the request body is read, each logged once (`http request refused`: status, reason, method,
-path, client, and for 403 the caller and its roles — never the token) and counted in
-`flexchain_<service>_http_refused_total{reason}`. A service with neither keys nor a JWKS configured refuses to
-start.
+`WWW-Authenticate: Bearer`; the identity provider's JWKS unreachable: 503 with `Retry-After`. A valid
+token without a role the route allows: 403. All are refused before the request body is read, each
+logged once (`http request refused`: status, reason, method, path, client, and for 403 the caller and
+its roles — never the token) and counted in `flexchain_<service>_http_refused_total{reason}`. A
+service with neither keys nor a JWKS configured refuses to start.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ KEY_PREFIX = "fxk_"
 ALSO = "x-flexchain-also-allowed"
 ROLES_KEY = "x-flexchain-roles"
 #: Why a request was refused: the label values of `flexchain_http_refused_total` (a closed set).
-REASONS = ("missing", "malformed", "unknown_key", "invalid_token", "expired", "forbidden")
+REASONS = ("missing", "malformed", "unknown_key", "invalid_token", "expired", "forbidden", "unavailable")
+JWKS_COOLDOWN_S = 30
 #: JWT algorithms accepted: asymmetric only (a JWKS holds public keys; HS* would be key confusion).
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
@@ -193,7 +194,11 @@ class Authenticator:
                 raise AuthConfigError(
                     "FLEXCHAIN_AUTH_JWKS_URL is set: set FLEXCHAIN_AUTH_ISSUER too (tokens of any issuer would pass)"
                 )
-            self.jwks = jwt.PyJWKClient(settings.flexchain_auth_jwks_url, cache_keys=True, lifespan=300, timeout=10)
+            # keys cached 5 min; a token naming an unknown key id refetches the set at most every 30 s
+            # (a flood of made-up key ids does not become a flood of requests to the provider)
+            self.jwks = jwt.PyJWKClient(
+                settings.flexchain_auth_jwks_url, cache_keys=True, lifespan=300, timeout=10, cooldown_duration=JWKS_COOLDOWN_S
+            )
         if not self.keys and self.jwks is None:
             raise AuthConfigError(
                 "no authentication configured: set FLEXCHAIN_API_KEYS or FLEXCHAIN_API_KEYS_FILE (keys from "
@@ -232,9 +237,9 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError:
             raise Refused(401, "expired", "the token has expired") from None
-        except jwt.PyJWKClientConnectionError as exc:
+        except jwt.PyJWKClientConnectionError as exc:  # our problem, not the caller's: 503, try again
             log.error("jwks unreachable", url=self.jwks.uri, error=str(exc))
-            raise Refused(401, "invalid_token", "the token cannot be checked now (the JWKS is unreachable)") from None
+            raise Refused(503, "unavailable", "tokens cannot be checked now: the provider's JWKS is unreachable") from None
         except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
             raise Refused(401, "invalid_token", f"invalid token: {exc}") from None
         raw = _claim(claims, self.roles_claim)
@@ -315,7 +320,7 @@ class Guard:
                 client=client_of(scope),
                 **who,
             )
-            answer = refusal(exc.status, exc.detail)
+            answer = refusal(exc.status, exc.detail, retry_after=JWKS_COOLDOWN_S if exc.status == 503 else None)
             if exc.status == 401:
                 error = "" if exc.reason == "missing" else ', error="invalid_token"'
                 answer.headers["WWW-Authenticate"] = f'Bearer realm="flexchain"{error}'

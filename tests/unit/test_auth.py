@@ -44,8 +44,12 @@ class Idp:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         body = json.dumps({"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}).encode()
 
+        provider = self
+        self.fetches = 0
+
         class Jwks(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                provider.fetches += 1
                 self.send_response(200 if self.path == "/jwks" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -234,3 +238,34 @@ def test_token_new_prints_a_key_and_the_line_that_admits_it() -> None:
     assert a.api_key(made["key"]) == auth.Caller("shop-front", frozenset({"service"}), "api-key")
     bad = CliRunner().invoke(app, ["token", "new", "--name", "x", "--role", "admin"])
     assert bad.exit_code != 0 and "unknown role 'admin'" in bad.output
+
+
+def test_made_up_key_ids_do_not_become_a_flood_of_jwks_fetches(idp: Idp) -> None:
+    """A token naming a key id the JWKS does not hold refetches the set at most once per cooldown."""
+    a = auth.Authenticator(Settings(flexchain_api_keys=None, flexchain_auth_jwks_url=idp.url, flexchain_auth_issuer=ISSUER))
+    a.jwt(idp.token(["reader"]))  # the set is fetched and cached
+    before = idp.fetches
+    for i in range(20):
+        forged = jwt.encode({"sub": "x"}, idp.key, algorithm="RS256", headers={"kid": f"nope-{i}"})
+        with pytest.raises(auth.Refused) as refused:
+            a.jwt(forged)
+        assert refused.value.status == 401
+    assert idp.fetches - before <= 1, f"{idp.fetches - before} JWKS fetches for 20 unknown key ids"
+    assert a.jwt(idp.token(["reader"])).roles == {"reader"}  # the known key still works
+
+
+def test_an_unreachable_identity_provider_is_a_503_not_a_bad_token() -> None:
+    from flexchain.procs import free_port
+
+    _, app = offline_service(
+        "inventory",
+        flexchain_api_keys=KEYS,
+        flexchain_auth_jwks_url=f"http://127.0.0.1:{free_port()}/jwks",  # nothing listens there
+        flexchain_auth_issuer=ISSUER,
+    )
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"sub": "x"}, other, algorithm="RS256", headers={"kid": "k1"})
+    r = TestClient(app).get("/skus", headers=_hdr(token))
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1, r.text
+    assert "JWKS is unreachable" in r.json()["detail"]
+    assert TestClient(app).get("/internal/partitions", headers=_hdr(TOKENS["operator"])).status_code == 200  # keys still work
