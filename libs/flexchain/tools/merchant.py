@@ -130,9 +130,9 @@ def generate(seed: int, days: int, scale: Scale) -> Merchant:
     ]
     campaigns = [
         Campaign(f"notebook-{run}", f"notebook-{run}", 2000, 4000, 20, 120, 5, 8, 3.2, True),
-        Campaign(f"lamp-{run}", f"lamp-{run}", 9000, 3000, 150, 400, 20, 6, 1.2, False),
+        Campaign(f"lamp-{run}", f"lamp-{run}", 9000, 3000, 150, 400, 14, 6, 1.2, False),
     ]
-    campaigns = [c for c in campaigns if c.start_day + c.days + 2 < days]
+    campaigns = [c for c in campaigns if c.start_day + c.days + 1 < days]  # closed (and refunded) in the run
     members = []
     for i in range(scale.members):
         drift = rng.randint(20, days) if rng.random() < 0.25 else None

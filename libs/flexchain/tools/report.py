@@ -13,6 +13,7 @@ import base64
 import html
 import io
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +162,7 @@ def stock(api: Api, evs: list[Event], days: int, skus: list[str]) -> dict[str, A
             series[s]["safety"].append(int(r["safety_stock"]["effective"]) if r else 0)
     marks: dict[str, dict[str, list[Any]]] = {s: {"alerts": [], "streams": [], "replenishments": []} for s in skus}
     for e in evs:
-        if e.msg.__dict__.get("sku") not in marks:
+        if getattr(e.msg, "sku", None) not in marks:
             continue
         m = marks[e.msg.sku]
         if e.type == "LowStockAlertRaised":
@@ -298,6 +299,7 @@ def loyalty(api: Api, evs: list[Event], days: int) -> dict[str, Any]:
 
 def gifts(api: Api, evs: list[Event], rules: list[str]) -> dict[str, Any]:
     skipped: Counter[str] = Counter(e.msg.rule_id for e in of(evs, "GiftRuleSkipped"))
+    reviews: Counter[str] = Counter(e.msg.rule_id for e in of(evs, "GiftRuleReviewSuggested"))
     out = {}
     for rid in rules:
         r = api.get("order", f"/gift-rules/{rid}")
@@ -310,6 +312,7 @@ def gifts(api: Api, evs: list[Event], rules: list[str]) -> dict[str, Any]:
             "recipients": int(perf.get("recipients", 0)),
             "roi": str(perf.get("roi", "0")),
             "review_suggested": bool(r.get("review_suggested", False)),
+            "reviews_suggested": reviews[rid],
         }
     return out
 
@@ -563,10 +566,15 @@ def write(out: Path, n: dict[str, Any], title: str) -> Path:
         f"{n['commission']['distributors']} distributors; {n['loyalty']['members']} members; "
         f"events: " + ", ".join(f"{s} {c:,}" for s, c in n["events"].items())
     )
+    drawn = plots(n)
     figs = "".join(
         f"<section><h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='{uri}'><p class=cap>{html.escape(cap)}</p></section>"
-        for t, uri, cap in plots(n)
+        for t, uri, cap in drawn
     )
+    (out / "plots").mkdir(exist_ok=True)  # each plot also as a file, for a slide or a README
+    for t, uri, _ in drawn:
+        slug = re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-")
+        (out / "plots" / f"{slug}.png").write_bytes(base64.b64decode(uri.split(",", 1)[1]))
     page = f"""<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:1em auto;color:#222}}img{{max-width:100%}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
