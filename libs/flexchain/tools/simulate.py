@@ -282,13 +282,16 @@ class Simulator:
         self.quiet.wait()
         at = day_time(day)
         self.quiet.tick(at)
-        self.fulfil(day)
         deadline = time.monotonic() + 60
         for service in self.api.urls:
             while int(self.api.get(service, "/clock")["business_time"]) < at:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{service} did not see the tick of day {day}")
                 time.sleep(0.02)
+        # only now: a command is stamped with the last tick its service has read (a shipment sent
+        # before the order service read the tick was dated the day before: the velocity, and so a
+        # replenishment quantity, then depended on the machine)
+        self.fulfil(day)
         self.quiet.wait()
 
     def run(self) -> Counts:
