@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,postgres,notify]'
+	$(BIN)/pip install -q -e '.[dev,postgres,notify,report]'
 	$(BIN)/python -c 'from pathlib import Path; from flexchain import broker; print("kafka jars:", broker.ensure_jars(Path(".cache/kafka")))'
 	@rm -f $(VENV)/.installed-*; touch $@
 

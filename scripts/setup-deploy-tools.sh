@@ -13,8 +13,9 @@
 #                                                                       -> .cache/deploy-tools/k8s-models
 #   Maven Central Apicurio Registry (io.apicurio:apicurio-registry-app:<v>:tar.gz:all, the Quarkus
 #                 distribution) and avro-tools (org.apache.avro:avro-tools) -> .cache/deploy-tools
-#   Debian        kcat, postgresql (the fault tier's snapshot store, tests/faults/postgres.py), and
-#                 prometheus (prometheus + promtool: the alert rules' tests, tests/deploy/test_alerts.py)
+#   Debian        kcat, postgresql (the fault tier's snapshot store, tests/faults/postgres.py),
+#                 prometheus (prometheus + promtool: the alert rules' tests, tests/deploy/test_alerts.py), and
+#                 chromium (opens `flexchain simulate`'s report headless: tests/e2e/test_simulate.py)
 #                 (need root for apt-get; skipped with a message otherwise)
 #
 # Environment: PYTHON (default .venv/bin/python), DEPLOY_TOOLS_SKIP_APT=1 to skip apt-get.
@@ -83,7 +84,7 @@ if [ ! -f "$avro_jar" ]; then
   fetch "org.apache.avro:avro-tools:$AVRO_TOOLS_VERSION"
 fi
 
-# --- Debian: kcat, postgresql, prometheus -----------------------------------------------------------
+# --- Debian: kcat, postgresql, prometheus, chromium -----------------------------------------------------------
 # postgresql: the server binaries under /usr/lib/postgresql/<v>/bin (initdb is not on PATH there); the
 # fault tier runs its own throwaway cluster from them, so whatever main cluster the package creates
 # is left alone.
@@ -92,6 +93,8 @@ command -v kcat >/dev/null || apt_missing+=(kcat)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
 # prometheus: the server (its systemd unit is not started in a container) and promtool
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || apt_missing+=(prometheus)
+# chromium: Debian's build, a real browser for the simulate report's test (images load, no script error)
+command -v chromium >/dev/null || apt_missing+=(chromium)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   if [ "${DEPLOY_TOOLS_SKIP_APT:-0}" = 1 ]; then
     step "${apt_missing[*]} missing and DEPLOY_TOOLS_SKIP_APT=1: their checks will be skipped"

@@ -1,4 +1,4 @@
-"""`flexchain` command line: broker, services, clock, schemas, demo."""
+"""`flexchain` command line: broker, services, clock, schemas, demo, simulate."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ broker_app = typer.Typer(
 )
 app.add_typer(broker_app, name="broker")
 app.add_typer(dlqcli.app, name="dlq")
-token_app = typer.Typer(help="API keys of the HTTP APIs (README \"Security\")", no_args_is_help=True)
+token_app = typer.Typer(help='API keys of the HTTP APIs (README "Security")', no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
 CACHE = PROJECT_ROOT / ".cache"
@@ -269,6 +269,26 @@ def demo(
     root = Path(os.environ.get("FLEXCHAIN_DEMO_DIR") or CACHE / "demo")  # broker data, service data and logs
     run_id = os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]
     raise typer.Exit(run_demo(root, port, wait, run_id=run_id, jars=CACHE / "kafka"))
+
+
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option(help="business days to play")] = 90,
+    seed: Annotated[int, typer.Option(help="one seed, one merchant: the same seed gives the same report numbers")] = 7,
+    scale: Annotated[
+        str, typer.Option(help="small (a few hundred orders) | medium (≥ 50,000; FLEXCHAIN_SIM_MEDIUM=1)")
+    ] = "small",
+    out: Annotated[Path, typer.Option(help="where index.html and numbers.json go")] = Path("report"),
+    port: Port = 9192,
+) -> None:
+    """Play a seeded merchant's quarter through the five services on business time (a fresh local
+    broker unless KAFKA_BOOTSTRAP_SERVERS is set) and write a self-contained HTML report."""
+    from flexchain.tools.simulate import run_cli
+
+    if scale not in ("small", "medium"):
+        raise typer.BadParameter("small or medium", param_hint="--scale")
+    root = Path(os.environ.get("FLEXCHAIN_SIM_DIR") or CACHE / "simulate")
+    raise typer.Exit(run_cli(out, seed, days, scale, port, root, CACHE / "kafka"))
 
 
 @token_app.command("new")

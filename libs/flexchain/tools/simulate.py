@@ -1,0 +1,663 @@
+"""`flexchain simulate`: a merchant's quarter played through the real services on business time.
+
+The merchant (`merchant.generate`) is driven through the public HTTP APIs, one business day at a
+time: a clock tick at the day's start, then the day's commands. Determinism (same seed → the same
+log, so the same report): everything random comes from `random.Random(seed)`, ids derive from the
+seed, the only time is business time, and the run is **sequential**: every command waits for its
+events (`?wait=`), and before and after each tick the simulator waits until the whole suite is quiet
+(every processor and router has read its inputs to the end, `Quiet`), so no timer races a command
+and no two orders race for the last units of a sku. Concurrency across aggregates would be faster
+but would make the order of the log depend on the machine; the small scale does not need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flexchain.auth import bearer
+from flexchain.tools.merchant import CHANNEL_WEIGHTS, CHANNELS, Merchant, Scale
+
+DAY = 24 * 3_600_000
+#: business time of day 0 (ms, a UTC midnight): a fixed point, so reruns read the same
+T0 = 1_794_960_000_000
+OPEN_HOUR = 10 * 3_600_000  # the day's tick: 10:00 UTC (18:00 in the merchant's UTC+8)
+WAIT_S = 30
+
+
+def day_time(day: int) -> int:
+    return T0 + day * DAY + OPEN_HOUR
+
+
+class Api:
+    """The five services over HTTP, with the operator's token; commands wait for their events."""
+
+    def __init__(self, urls: dict[str, str]) -> None:
+        self.urls = urls
+        self.client = httpx.Client(headers=bearer(), timeout=WAIT_S + 30)
+        self.refused: Counter[str] = Counter()  # commands the domain refused (409), by route
+
+    def close(self) -> None:
+        self.client.close()
+
+    def get(self, service: str, path: str, **params: Any) -> Any:
+        for _ in range(200):
+            r = self.client.get(self.urls[service] + path, params=params or None)
+            if r.status_code == 429:  # too many folds at once (as-of): wait for ours
+                time.sleep(float(r.headers.get("Retry-After", "0.2")))
+                continue
+            r.raise_for_status()
+            return r.json()
+        raise TimeoutError(f"{service}{path}: refused (429) too often")
+
+    def send(
+        self, method: str, service: str, path: str, body: dict[str, Any] | None = None, wait: float = WAIT_S
+    ) -> tuple[int, Any]:
+        r = self.client.request(method, self.urls[service] + path, json=body, params={"wait": wait})
+        if r.status_code >= 500 or r.status_code in (401, 403, 404, 422):
+            raise RuntimeError(f"{method} {service}{path} {body}: HTTP {r.status_code} {r.text[:300]}")
+        if r.status_code == 409:
+            self.refused[f"{service} {method} /{path.split('/')[1]}/…/{path.split('/')[-1]}"] += 1
+        if r.status_code == 202 and wait:
+            raise TimeoutError(f"{service}{path}: its events did not arrive within {WAIT_S}s")
+        return r.status_code, r.json()
+
+    def post(self, service: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        return self.send("POST", service, path, body)
+
+    def put(self, service: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        return self.send("PUT", service, path, body)
+
+
+class Quiet:
+    """Waits until every loop of the suite (processors and routers) has read its inputs to their
+    end: nothing in flight. One admin client and one consumer kept open on their own event loop."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        from flexchain.catalog import SERVICES
+        from flexchain.ops import loops_of
+        from flexchain.settings import Settings
+
+        self.settings = Settings(kafka_bootstrap_servers=bootstrap, flexchain_topic_prefix=prefix)
+        self.loops = [loop for s in SERVICES for loop in loops_of(s, self.settings)]
+        self.runner = asyncio.Runner()
+        self.admin: Any = None
+        self.consumer: Any = None
+        self.clock: Any = None
+        self.tps: dict[str, list[Any]] | None = None
+        self.empty: dict[Any, set[tuple[int, int]]] = {}  # spans known to hold no record
+        self.events = 0  # records in the services' event topics, at the last check
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.admin is not None:
+                await self.admin.close()
+
+            if self.clock is not None:
+                await self.clock.__aexit__()
+
+        self.runner.run(stop())
+        self.runner.close()
+
+    def tick(self, at: int) -> None:
+        """Business time moves to `at` (a `ClockTicked` on `clock.ticks`)."""
+        from flexchain.clock import ClockPublisher
+
+        async def go() -> None:
+            if self.clock is None:
+                self.clock = await ClockPublisher(self.settings).__aenter__()
+            await self.clock.tick(at)
+
+        self.runner.run(go())
+
+    async def _lag(self) -> int:
+        from aiokafka import TopicPartition
+
+        from flexchain import kafka
+
+        if self.admin is None:
+            self.admin = kafka.admin(self.settings)
+            await self.admin.start()
+            self.consumer = kafka.consumer(self.settings, group_id=None)
+            await self.consumer.start()
+        committed = await asyncio.gather(*(self.admin.list_consumer_group_offsets(loop.group) for loop in self.loops))
+        if self.tps is None or any(not ts for ts in self.tps.values()):
+            await self.consumer._client.force_metadata_update()
+            self.tps = {
+                t: [TopicPartition(t, p) for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+                for t in {t for loop in self.loops for t in loop.topics}
+                | {self.settings.name(f"{s}.events") for s in ("order", "inventory", "presale", "commission", "loyalty")}
+            }
+        tps = self.tps
+        every = [tp for ts in tps.values() for tp in ts]
+        ends = await self.consumer.end_offsets(every)
+        self.events = sum(ends[tp] for t, ts in tps.items() if t.endswith(".events") for tp in ts)
+        spans: dict[Any, tuple[int, int]] = {}
+        for loop, offsets in zip(self.loops, committed, strict=True):
+            for t in loop.topics:
+                for tp in tps[t]:
+                    om = offsets.get(tp)
+                    start = om.offset if om is not None and om.offset >= 0 else 0
+                    if ends[tp] > start:  # the earliest reader of a partition decides
+                        spans[tp] = (min(start, spans.get(tp, (start, 0))[0]), ends[tp])
+        todo = {tp: span for tp, span in spans.items() if span not in self.empty.get(tp, ())}
+        if any(end - start > 20 for start, end in todo.values()):
+            return 1  # clearly busy
+        return await self._records(todo)
+
+    async def _records(self, spans: dict[Any, tuple[int, int]]) -> int:
+        """Records in [start, end) of each partition (read_committed: a gap may hold only the
+        markers of transactions, which are no records); an empty span is remembered."""
+        if not spans:
+            return 0
+        c = self.consumer
+        c.assign(list(spans))
+        for tp, (start, _) in spans.items():
+            c.seek(tp, start)
+        found = 0
+        todo = dict(spans)
+        deadline = time.monotonic() + 30
+        while todo and time.monotonic() < deadline:
+            for tp, records in (await c.getmany(*todo, timeout_ms=20)).items():
+                found += sum(1 for r in records if r.offset < spans[tp][1])
+            if found:
+                return found
+            for tp in list(todo):
+                if await c.position(tp) >= todo[tp][1]:
+                    self.empty.setdefault(tp, set()).add(todo.pop(tp))
+        return found + len(todo)
+
+    def wait(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        # committed offsets are read before the end offsets: a loop's transaction commits its input
+        # offsets and its output together, so an output not yet read shows as lag of its reader
+        while self.runner.run(self._lag()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the suite did not settle (a service stuck? see its log)")
+            time.sleep(0.02)
+
+
+@dataclass
+class Counts:
+    placed: int = 0
+    paid: int = 0
+    refunds: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class Plan:
+    """What the simulator has still to do (its agenda: when to ship, deliver, refund, receive)."""
+
+    ship: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    deliver: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    refund: dict[int, list[tuple[str, str, int, str]]] = field(default_factory=lambda: defaultdict(list))
+    receive: dict[int, list[tuple[str, str, int]]] = field(default_factory=lambda: defaultdict(list))
+    ordered: set[str] = field(default_factory=set)  # skus with a replenishment on its way
+
+
+class Simulator:
+    def __init__(
+        self,
+        api: Api,
+        bootstrap: str,
+        prefix: str,
+        merchant: Merchant,
+        scale: Scale,
+        seed: int,
+        days: int,
+        on_day: Callable[[int, Counts, int], None] | None = None,
+    ) -> None:
+        self.api, self.bootstrap, self.prefix = api, bootstrap, prefix
+        self.m, self.scale, self.days = merchant, scale, days
+        self.rng = random.Random(seed * 7919 + 1)  # the merchant used Random(seed); the days use their own
+        self.quiet = Quiet(bootstrap, prefix)
+        self.counts = Counts()
+        self.plan = Plan()
+        self.on_day = on_day or (lambda d, c, e: None)
+        self.distributors = list(merchant.founders)
+        self.seq = 0
+        self.last_buy: dict[str, int] = {}
+
+    # --- setup ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        m, api = self.m, self.api
+        for p in m.products:
+            api.post("inventory", "/skus", {"sku": p.sku, "name": p.name, "low_stock_floor": p.floor})
+            api.put("inventory", f"/skus/{p.sku}/stock-policy", {"lead_time_days": p.lead_time_days, "cover_factor": "1.5"})
+            share = self.scale.stock_per_sku // len(self.scale.warehouses)
+            for i, w in enumerate(self.scale.warehouses):
+                qty = int(share * p.popularity * (1.3 if i == 0 else 0.8))
+                api.post(
+                    "inventory",
+                    f"/skus/{p.sku}/receipts",
+                    {"warehouse": w, "qty": max(qty, 20), "reference": f"PO-{p.sku}-0-{w}"},
+                )
+        for g in m.gifts:
+            api.post("inventory", "/skus", {"sku": g.sku, "name": g.name, "is_gift": True, "low_stock_floor": 0})
+            api.post(
+                "inventory",
+                f"/skus/{g.sku}/receipts",
+                {"warehouse": self.scale.warehouses[0], "qty": self.scale.stock_per_sku, "reference": f"PO-{g.sku}-0"},
+            )
+        for r in m.gift_rules:
+            body: dict[str, Any] = {
+                "rule_id": r.rule_id,
+                "tier": "base",
+                "main_sku": r.main,
+                "main_unit_cost": r.main_cost,
+                "gift_sku": r.gift,
+                "gift_unit_cost": r.gift_cost,
+            }
+            if r.fallback:
+                body |= {"fallback_sku": r.fallback, "fallback_unit_cost": r.fallback_cost}
+            api.post("order", "/gift-rules", body)
+        for d in m.founders:
+            api.post("commission", "/distributors", {"distributor_id": d})
+        self.wait_replicated()
+
+    def wait_replicated(self) -> None:
+        deadline = time.monotonic() + 60
+        for r in self.m.gift_rules:
+            while not self.api.get("order", f"/gift-rules/{r.rule_id}").get("replicated"):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"gift rule {r.rule_id} not on every partition")
+                time.sleep(0.05)
+
+    # --- the days ---------------------------------------------------------------------------------
+    def advance(self, day: int) -> None:
+        """Business time moves to `day`: the tick, once everything before it was read; then wait
+        until every service stamps the new time and the tick's timers have run."""
+        self.quiet.wait()
+        at = day_time(day)
+        self.quiet.tick(at)
+        deadline = time.monotonic() + 60
+        for service in self.api.urls:
+            while int(self.api.get(service, "/clock")["business_time"]) < at:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service} did not see the tick of day {day}")
+                time.sleep(0.02)
+        # only now: a command is stamped with the last tick its service has read (a shipment sent
+        # before the order service read the tick was dated the day before: the velocity, and so a
+        # replenishment quantity, then depended on the machine)
+        self.fulfil(day)
+        self.quiet.wait()
+
+    def run(self) -> Counts:
+        try:
+            self.advance(0)
+            self.setup()
+            for day in range(self.days):
+                if day:
+                    self.advance(day)
+                self.one_day(day)
+                self.on_day(day, self.counts, self.quiet.events)
+            self.advance(self.days)  # the last day's timers (holds, windows, payouts)
+            return self.counts
+        finally:
+            self.quiet.close()
+
+    def one_day(self, day: int) -> None:
+        self.receive_stock(day)
+        self.live_streams(day)
+        self.presale(day)
+        self.recruit(day)
+        self.member_orders(day)
+        for oid, sku, qty, reason in self.plan.refund.pop(day, []):
+            status, _ = self.api.post("order", f"/orders/{oid}/refunds", {"lines": [{"sku": sku, "qty": qty, "reason": reason}]})
+            self.counts.refunds += status == 200
+        if day % 7 == 6:
+            self.redeem(day)
+            self.review_gifts()
+
+    def fulfil(self, day: int) -> None:
+        """The warehouse ships yesterday's paid orders, the carrier delivers: published without
+        waiting for their events (one order each, in a fixed order; the quiet wait that follows the
+        tick covers them)."""
+        for oid in self.plan.ship.pop(day, []):
+            self.api.send("POST", "order", f"/orders/{oid}/shipment", {"tracking": f"SF-{oid}"}, wait=0)
+            self.plan.deliver[day + self.rng.choice((1, 2, 2, 3))].append(oid)
+        for oid in self.plan.deliver.pop(day, []):
+            self.api.send("POST", "order", f"/orders/{oid}/delivery", wait=0)
+
+    def receive_stock(self, day: int) -> None:
+        for sku, w, qty in self.plan.receive.pop(day, []):
+            self.api.post("inventory", f"/skus/{sku}/receipts", {"warehouse": w, "qty": qty, "reference": f"PO-{sku}-{day}"})
+            self.plan.ordered.discard(sku)
+        # the merchant follows the replenishment suggestion of each low-stock alert (R-INV-5)
+        for s in self.api.get("inventory", "/suggestions"):
+            sku, qty = s["sku"], int((s.get("replenishment") or {}).get("qty") or 0)
+            lead = next((p.lead_time_days for p in self.m.products if p.sku == sku), None)
+            if qty > 0 and lead is not None and sku not in self.plan.ordered:
+                self.plan.ordered.add(sku)
+                self.plan.receive[day + lead].append((sku, self.scale.warehouses[0], qty))
+
+    def live_streams(self, day: int) -> None:
+        for stream_day, (sku, expected) in self.m.live_streams.items():
+            if day == stream_day - 2:  # announced two days ahead: the threshold rises (R-INV-3)
+                self.api.post(
+                    "inventory", f"/skus/{sku}/live-streams", {"stream_id": f"live-{stream_day}", "expected_sales": expected}
+                )
+            if day == stream_day + 1:
+                self.api.send("DELETE", "inventory", f"/skus/{sku}/live-streams/live-{stream_day}")
+
+    def recruit(self, day: int) -> None:
+        """The network grows through recruitment: anyone may recruit (R-COM-1)."""
+        for _ in range(self.rng.choices((0, 1, 2), (0.5, 0.35, 0.15))[0]):
+            new = f"d{len(self.distributors):04d}-{self.m.run}"
+            upline = self.rng.choice(self.distributors)
+            self.api.post("commission", "/distributors", {"distributor_id": new, "upline_id": upline})
+            self.distributors.append(new)
+
+    def _order_id(self) -> str:
+        self.seq += 1
+        return f"o{self.seq:06d}-{self.m.run}"
+
+    def member_orders(self, day: int) -> None:
+        rng, m = self.rng, self.m
+        stream = m.live_streams.get(day)
+        expected = self.scale.orders_per_day + (
+            stream[1] / 30 if stream else 0
+        )  # a stream sells ~ a tenth of its hopes in orders
+        buyers = []
+        for mem in m.members:
+            if mem.drift_day is not None and day >= mem.drift_day:
+                continue  # drifted away (R-LOY-3 will see them decline, then churn)
+            buyers.append(mem)
+        weights = [1 / mem.interval_days for mem in buyers]
+        n = min(len(buyers), int(expected) + (rng.random() < expected - int(expected)))
+        chosen: list[Any] = []
+        while len(chosen) < n and buyers:
+            mem = rng.choices(buyers, weights)[0]
+            i = buyers.index(mem)
+            buyers.pop(i)
+            weights.pop(i)
+            chosen.append(mem)
+        for mem in chosen:
+            if stream and rng.random() < 0.6:
+                channel, sku = "live", stream[0]
+            else:
+                channel = rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]
+                sku = mem.favourite if rng.random() < 0.7 else rng.choice(m.products).sku
+            self.place(day, mem.member_id, sku, channel)
+
+    def place(self, day: int, member: str, sku: str, channel: str) -> None:
+        rng = self.rng
+        p = next(p for p in self.m.products if p.sku == sku)
+        qty = rng.choices((1, 2, 3, 5), (0.6, 0.25, 0.1, 0.05))[0]
+        oid = self._order_id()
+        distributor = rng.choice(self.distributors) if rng.random() < 0.45 else None
+        body = {
+            "order_id": oid,
+            "member_id": member,
+            "channel": channel,
+            "distributor_id": distributor,
+            "lines": [{"sku": sku, "qty": qty, "unit_price": p.price}],
+        }
+        self.api.post("order", "/orders", body)
+        self.counts.placed += 1
+        order = self.settled(oid)
+        if order["status"] != "confirmed":
+            self.counts.rejected += 1
+            return
+        if rng.random() < 0.06:
+            return  # abandoned: the payment hold cancels it at the next tick (R-ORD-2)
+        self.api.post("order", f"/orders/{oid}/payment", {"amount": order["total"], "payment_ref": f"pay-{oid}"})
+        self.counts.paid += 1
+        self.plan.ship[day + 1].append(oid)
+        r = rng.random()
+        if r < 0.05:  # no-reason return inside the window (R-ORD-2)
+            self.plan.refund[day + rng.randint(4, 7)].append((oid, sku, rng.randint(1, qty), "no_reason"))
+        elif r < 0.075:  # a defect, at any time
+            self.plan.refund[day + rng.randint(5, 30)].append((oid, sku, qty, rng.choice(("defect", "damaged"))))
+
+    def settled(self, oid: str) -> Any:
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            order = self.api.get("order", f"/orders/{oid}")
+            if order["status"] != "placed":
+                return order
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"order {oid} did not settle")
+            time.sleep(0.01)
+
+    def presale(self, day: int) -> None:
+        rng = self.rng
+        for c in self.m.campaigns:
+            start, end = c.start_day, c.start_day + c.days
+            if day == start - 3:
+                self.api.post(
+                    "presale",
+                    "/campaigns",
+                    {
+                        "campaign_id": c.campaign_id,
+                        "product": c.product,
+                        "unit_cost": c.unit_cost,
+                        "fan_base": c.fan_base,
+                        "moq": c.moq,
+                        "max_capacity": c.capacity,
+                    },
+                )
+                self.api.post(
+                    "presale",
+                    f"/campaigns/{c.campaign_id}/schedule",
+                    {
+                        "starts_at": day_time(start) - OPEN_HOUR,
+                        "ends_at": day_time(end) - OPEN_HOUR,
+                        "delivery_at": day_time(end + 30),
+                    },
+                )
+            if start - 3 <= day < start:  # intent deposits (R-PRE-2)
+                for mem in rng.sample(self.m.members, min(len(self.m.members), int(c.fan_base * 0.002) + 1)):
+                    self.api.post(
+                        "presale",
+                        f"/campaigns/{c.campaign_id}/deposits",
+                        {
+                            "deposit_id": f"dep-{mem.member_id}-{c.campaign_id}",
+                            "member_id": mem.member_id,
+                            "amount": rng.choice((2000, 2500, 3000)),
+                        },
+                    )
+            if day == start - 1:
+                self.api.post("presale", f"/campaigns/{c.campaign_id}/launch", {"force": True})
+            if start <= day < end:
+                for _ in range(int(c.demand * (2 if day - start < 3 else 1)) + (rng.random() < c.demand % 1)):
+                    mem = rng.choice(self.m.members)
+                    oid = self._order_id()
+                    self.api.post(
+                        "order",
+                        "/orders",
+                        {
+                            "order_id": oid,
+                            "member_id": mem.member_id,
+                            "channel": rng.choice(("live", "short_video")),
+                            "campaign_id": c.campaign_id,
+                            "lines": [{"sku": c.product, "qty": rng.choice((1, 1, 2, 3)), "unit_price": 0}],
+                        },
+                    )
+                    self.counts.placed += 1
+                    order = self.settled(oid)
+                    if order["status"] != "confirmed":
+                        self.counts.rejected += 1
+                        continue
+                    self.api.post("order", f"/orders/{oid}/payment", {"amount": order["total"], "payment_ref": f"pay-{oid}"})
+                    self.counts.paid += 1
+            if c.succeeds:
+                self.milestones(day, c.campaign_id, end)
+
+    MILESTONES = (("materials_bought", 3, 0), ("sample_approved", 10, 9), ("production_finished", 24, 0), ("shipped", 30, 0))
+
+    def milestones(self, day: int, cid: str, end: int) -> None:
+        """The supplier's plan the day after the close, then each milestone reached with its evidence
+        (R-PRE-6); the sample comes 9 days late (R-PRE-9: red after 7, a buyer notice after 5)."""
+        for name, offset, late in self.MILESTONES:
+            if day == end + 1:
+                self.api.put("presale", f"/campaigns/{cid}/milestones/{name}/plan", {"due_at": day_time(end + offset)})
+            if day == end + offset + late:
+                self.api.post("presale", f"/campaigns/{cid}/milestones/{name}", {"evidence": f"{name}-{cid}"})
+
+    def review_gifts(self) -> None:
+        """The merchant looks at the gift rules' figures once a week (R-ORD-6). Unchanged figures
+        write no event: not waited for (the quiet wait before the next tick covers it)."""
+        for r in self.m.gift_rules:
+            self.api.send("POST", "order", f"/gift-rules/{r.rule_id}/review", wait=0)
+
+    def redeem(self, day: int) -> None:
+        """Some members spend points on a coupon (R-LOY-2)."""
+        for mem in self.rng.sample(self.m.members, min(6, len(self.m.members))):
+            try:
+                points = self.api.get("loyalty", f"/members/{mem.member_id}")["points"]["available"]
+            except httpx.HTTPStatusError:
+                continue  # not a member yet
+            if points >= 100:
+                self.api.post(
+                    "loyalty",
+                    f"/members/{mem.member_id}/redemptions",
+                    {
+                        "redemption_id": f"rd-{day}-{mem.member_id}",
+                        "points": (points // 2) // 10 * 10,
+                        "reward": "coupon",
+                    },
+                )
+
+
+def medium_enabled() -> bool:
+    return os.environ.get("FLEXCHAIN_SIM_MEDIUM") == "1"
+
+
+class Suite:
+    """The five services as processes on free ports, isolated by a topic prefix and a data dir."""
+
+    def __init__(self, bootstrap: str, prefix: str, root: Path) -> None:
+        from flexchain.catalog import SERVICES
+        from flexchain.procs import ServiceProcess, free_port
+
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "FLEXCHAIN_TOPIC_PREFIX": prefix,
+            "FLEXCHAIN_DATA_DIR": str(root / "data"),
+            "FLEXCHAIN_CLOCK": "log",
+            "FLEXCHAIN_LOG_LEVEL": "WARNING",
+            # the gift review runs on the wall clock by itself: here it is asked for once a business
+            # week instead (`Simulator.review_gifts`), so when it happens does not depend on the machine
+            "FLEXCHAIN_ORDER_GIFT_REVIEW_SECONDS": "100000000",
+        }
+        self.procs = [ServiceProcess(name, env, root / "logs", free_port()) for name in SERVICES]
+        self.urls = {p.service: p.url for p in self.procs}
+
+    def __enter__(self) -> Suite:
+        for p in self.procs:
+            p.start()
+        try:
+            for p in self.procs:
+                p.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
+
+
+def simulate_and_report(
+    bootstrap: str,
+    prefix: str,
+    root: Path,
+    seed: int,
+    days: int,
+    scale: Scale,
+    out: Path,
+    on_day: Callable[[int, Counts, int], None] | None = None,
+) -> dict[str, Any]:
+    """Start the suite on `prefix`, play the merchant of `seed`, write the report to `out`; the
+    report's numbers are returned."""
+    from flexchain.tools import report
+    from flexchain.tools.merchant import generate
+
+    merchant = generate(seed, days, scale)
+    with Suite(bootstrap, prefix, root) as suite:
+        api = Api(suite.urls)
+        try:
+            Simulator(api, bootstrap, prefix, merchant, scale, seed, days, on_day).run()
+            numbers = report.gather(
+                api,
+                bootstrap,
+                prefix,
+                days,
+                [p.sku for p in merchant.products],
+                [c.campaign_id for c in merchant.campaigns],
+                [r.rule_id for r in merchant.gift_rules],
+            )
+            numbers["refused_commands"] = dict(sorted(api.refused.items()))
+        finally:
+            api.close()
+    report.write(out, numbers, f"A merchant's {days} days — seed {seed}, scale {scale.name}")
+    return numbers
+
+
+def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: Path, jars: Path) -> int:
+    """`flexchain simulate`: a broker (ours, fresh, unless KAFKA_BOOTSTRAP_SERVERS names one), the five
+    services on a fresh topic prefix, the merchant's days, the report."""
+    import shutil
+    import uuid
+
+    from flexchain import broker as kbroker
+    from flexchain.auth import ensure_local_auth
+    from flexchain.output import emit, progress
+    from flexchain.tools.merchant import SCALES
+
+    scale = SCALES[scale_name]
+    if scale.name == "medium" and not medium_enabled():
+        print("--scale medium plays ≥ 50,000 orders (hours on a small machine): set FLEXCHAIN_SIM_MEDIUM=1 to run it")
+        return 2
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    cfg = kbroker.BrokerConfig(data_dir=root / "broker", port=port, controller_port=port + 1)
+    if not external:
+        if kbroker.status(cfg):
+            kbroker.stop(cfg)
+        shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    ensure_local_auth(root / "tokens")
+    bootstrap = external or cfg.bootstrap
+    started = time.monotonic()
+    try:
+        if not external:
+            print(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...", flush=True)
+            kbroker.up(cfg, jars)
+        print("Starting the five services ...", flush=True)
+        with progress("simulating", total=days) as advance:
+
+            def on_day(day: int, counts: Counts, events: int) -> None:
+                rate = events / max(time.monotonic() - started, 0.001)
+                advance(day + 1, description=f"day {day + 1}/{days} · {counts.placed} orders · {rate:,.0f} events/s")
+
+            numbers = simulate_and_report(
+                bootstrap, f"sim{seed}-{uuid.uuid4().hex[:6]}-", root / "run", seed, days, scale, out, on_day
+            )
+    finally:
+        if not external:
+            kbroker.stop(cfg)
+    emit(numbers["reconciliation"], as_json=False, title="Reconciliation")
+    o = numbers["orders"]
+    print(
+        f"{o['placed']} orders ({o['paid_orders']} paid), GMV {o['gmv'] / 100:,.2f} CNY, "
+        f"{sum(numbers['events'].values()):,} events in {time.monotonic() - started:.0f}s"
+    )
+    print(f"Report: {out / 'index.html'} (numbers: {out / 'numbers.json'})")
+    return 0 if all(r["holds"] for r in numbers["reconciliation"]) else 1
