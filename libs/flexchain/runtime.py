@@ -508,7 +508,13 @@ class _TransactionalLoop:
             offset = (records[-1].offset + 1, commit_metadata(self.settings.flexchain_instance_id))
             await producer.send_offsets_to_transaction({tp: offset}, self.group_id)
             if self.settings.flexchain_fault_commit_delay_ms:  # a test widens the window a freeze can hit
-                await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
+                # and sees when a transaction is open: a marker file per stage and partition meanwhile
+                marker = self.settings.flexchain_data_dir / f"in-transaction.{self.stage}.{tp.partition}"
+                marker.touch()
+                try:
+                    await asyncio.sleep(self.settings.flexchain_fault_commit_delay_ms / 1000)
+                finally:
+                    marker.unlink(missing_ok=True)
             if every:  # per partition, across restarts: see _TRANSACTIONS
                 _TRANSACTIONS[(self.stage, tp)] += 1
                 if (n := _TRANSACTIONS[(self.stage, tp)]) % every == 0:

@@ -7,8 +7,9 @@ what both instances show over HTTP equals what the log says.
 
 The pauses are chosen against the two timeouts that matter: the group session timeout (past it, the
 partitions move) and the transaction timeout (past it, the coordinator aborts the open transaction).
-`FLEXCHAIN_FAULT_COMMIT_DELAY_MS` holds every transaction open a while, so the freeze almost always
-lands inside one: the case the fence exists for.
+`FLEXCHAIN_FAULT_COMMIT_DELAY_MS` holds every transaction open a while, and marks it open with a file
+in the instance's data dir meanwhile: the freeze is sent while one is open — the case the fence
+exists for (a freeze between two transactions proved nothing, and missed about one run in three).
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def test_frozen_inventory_instance_applies_nothing_twice(
         commands = [ReserveStock(rng.choice(SKUS), f"fz-{i:07d}", 1) for i in range(N)]
         feeder = stream(kafka_bootstrap, suite.topic("inventory.commands"), commands, seconds=12.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inv0 is working")
+        # freeze it while a transaction is open (its marker file exists), not between two
+        eventually(lambda: list((data_dir / "i0").glob("in-transaction.*")), interval=0.005, what="inv0 inside a transaction")
         freeze(inv0, pause)
         feeder.join(timeout=120)
         assert not feeder.is_alive()
@@ -208,6 +211,7 @@ def test_frozen_commission_instance_accrues_every_order_once(
                 expected[who] += commission(rate, amount)
         feeder = stream_events(kafka_bootstrap, suite.topic("order.events"), paid, seconds=12.0)
         eventually(lambda: metric(c0.url, "flexchain_commission_events_out_total") > 50, what="c0 is working")
+        eventually(lambda: list((data_dir / "c0").glob("in-transaction.*")), interval=0.005, what="c0 inside a transaction")
         freeze(c0, pause)
         feeder.join(timeout=120)
         assert not feeder.is_alive()
