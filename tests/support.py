@@ -14,6 +14,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from flexchain import kafka
 from flexchain.auth import bearer
 from flexchain.catalog import all_messages
 from flexchain.messages import Envelope, Enveloped, Message
@@ -94,29 +95,8 @@ async def publish(bootstrap: str, topic: str, items: list[tuple[Message, Envelop
 
 async def read_all(bootstrap: str, topic: str, decode: bool = True) -> list[Any]:
     """Every committed record of a topic, all partitions, in partition-then-offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
-            await asyncio.sleep(0.01)  # aiokafka: stop() right after start() raises CancelledError
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[Any] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                batch = await consumer.getmany(tp, timeout_ms=500)
-                for rec in batch.get(tp, []):
-                    out.append(CODEC.decode(rec.value) if decode else rec)
-        return out
-    finally:
-        await consumer.stop()
+    records = await kafka.read_to_end(settings(bootstrap, ""), topic)
+    return [CODEC.decode(rec.value) for rec in records] if decode else records
 
 
 async def end_offsets(bootstrap: str, topic: str) -> int:

@@ -276,7 +276,6 @@ class Guard:
 
     def roles_for(self, scope: Scope) -> frozenset[str] | None:
         """The roles the request's route allows; None for an open route."""
-        partial: frozenset[str] | None = None
         for route in self.fastapi.router.routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
@@ -285,9 +284,7 @@ class Guard:
                 if route.path in OPEN:
                     return None
                 return frozenset((route.openapi_extra or {}).get(ROLES_KEY, (OPERATOR,)))
-            if match == Match.PARTIAL and partial is None:  # the path exists, not with this method (405)
-                partial = frozenset({OPERATOR, MERCHANT, SERVICE, READER})
-        return partial if partial is not None else frozenset(ROLES)
+        return frozenset(ROLES)  # no route (404), or not with this method (405): any valid token may learn that
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -310,7 +307,7 @@ class Guard:
                 )
         except Refused as exc:
             self.refused.labels(exc.reason).inc()
-            who = {"caller": exc.caller.name, "roles": sorted(exc.caller.roles)} if exc.caller else {}
+            who = {"caller": exc.caller.name, "roles": sorted(exc.caller.roles), "via": exc.caller.via} if exc.caller else {}
             log.warning(
                 "http request refused",
                 status=exc.status,

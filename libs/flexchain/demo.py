@@ -329,9 +329,11 @@ def _gift(order_id: str) -> str:
     return ", ".join(f"{g['sku']} ({g['status']})" for g in gifts.values()) or "none"
 
 
-def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None = None) -> int:
-    """The demo: `root` holds the broker's data, the services' data and logs; `jars`, the Kafka jars
-    (default: beside `root`)."""
+def fresh_local_run(root: Path, port: int) -> tuple[kbroker.BrokerConfig, str | None, dict[str, str]]:
+    """How a local run starts (the demo, `flexchain simulate`): its broker's config under `root/broker`
+    — a broker left running there stopped and `root` emptied — unless `KAFKA_BOOTSTRAP_SERVERS` names
+    a cluster (returned, then used as is); and API keys per role for the services it starts, unless
+    the environment sets them (`ensure_local_auth`; role → token, empty then)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     cfg = kbroker.BrokerConfig(data_dir=root / "broker", port=port, controller_port=port + 1)
     if not external:
@@ -339,7 +341,13 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None =
             kbroker.stop(cfg)
         shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    tokens = ensure_local_auth(root / "tokens")  # API keys per role for this run, unless the environment sets them
+    return cfg, external, ensure_local_auth(root / "tokens")
+
+
+def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None = None) -> int:
+    """The demo: `root` holds the broker's data, the services' data and logs; `jars`, the Kafka jars
+    (default: beside `root`)."""
+    cfg, external, tokens = fresh_local_run(root, port)
     bootstrap = external or cfg.bootstrap
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, errors
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition, errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from flexchain.settings import Settings
@@ -121,6 +121,29 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float =
             raise RuntimeError(f"no metadata for topic {topic} after {timeout:.0f}s")
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.1)
+
+
+async def read_to_end(s: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of `topic` (read_committed), from its start to its end offsets at call
+    time, in partition-then-offset order; none if the topic does not exist."""
+    c = consumer(s, group_id=None)
+    await c.start()
+    try:
+        await c._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        if not tps:
+            await asyncio.sleep(0.01)  # aiokafka: stop() right after start() raises CancelledError
+            return []
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps)
+        out: list[ConsumerRecord[bytes, bytes]] = []
+        for tp in tps:
+            while await c.position(tp) < ends[tp]:  # markers of transactions take offsets too
+                out += (await c.getmany(tp, timeout_ms=500)).get(tp, [])
+        return out
+    finally:
+        await c.stop()
 
 
 def header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:

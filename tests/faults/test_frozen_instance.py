@@ -9,7 +9,7 @@ The pauses are chosen against the two timeouts that matter: the group session ti
 partitions move) and the transaction timeout (past it, the coordinator aborts the open transaction).
 `FLEXCHAIN_FAULT_COMMIT_DELAY_MS` holds every transaction open a while, and marks it open with a file
 in the instance's data dir meanwhile: the freeze is sent while one is open — the case the fence
-exists for (a freeze between two transactions proved nothing, and missed about one run in three).
+exists for (a freeze sent at a random moment could land between two transactions and prove nothing).
 """
 
 from __future__ import annotations

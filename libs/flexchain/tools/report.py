@@ -40,32 +40,17 @@ class Event:
 
 
 async def _read_topic(bootstrap: str, topic: str, service: str) -> list[Event]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+    from flexchain import kafka
     from flexchain.catalog import all_messages
     from flexchain.serde import Codec
+    from flexchain.settings import Settings
 
     codec = Codec(all_messages())
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[Event] = []
-        for tp in tps:
-            while await consumer.position(tp) < ends[tp]:
-                for rec in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
-                    e = codec.decode(rec.value)
-                    env = e.envelope
-                    out.append(Event(service, tp.partition, rec.offset, env.event_type, env.business_time, e.message))
-        return out
-    finally:
-        await consumer.stop()
+    out = []
+    for rec in await kafka.read_to_end(Settings(kafka_bootstrap_servers=bootstrap), topic):
+        e = codec.decode(rec.value)
+        out.append(Event(service, rec.partition, rec.offset, e.envelope.event_type, e.envelope.business_time, e.message))
+    return out
 
 
 def read_events(bootstrap: str, prefix: str) -> dict[str, list[Event]]:
@@ -375,6 +360,10 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     import matplotlib.pyplot as plt
 
     out: list[tuple[str, str, str]] = []
+
+    def add(title: str, fig: Any, caption: str) -> None:
+        out.append((title, _png(fig), caption))
+
     st = n["stock"]
     for sku, s in st["series"].items():
         fig, ax = plt.subplots(figsize=(8, 3))
@@ -393,16 +382,14 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
         ax.set_ylabel("units")
         ax.set_title(f"stock of {sku}")
         ax.legend(fontsize=7, loc="upper right")
-        out.append(
+        add(
+            f"Stock: {sku}",
+            fig,
             (
-                f"Stock: {sku}",
-                _png(fig),
-                (
-                    "Available units at each day's close (GET /skus?as_of=), its R-INV-3 threshold and dynamic "
-                    "safety stock (R-INV-4); red lines: low-stock alerts, purple: live streams, green: replenishment "
-                    "suggestions (R-INV-5), from inventory.events."
-                ),
-            )
+                "Available units at each day's close (GET /skus?as_of=), its R-INV-3 threshold and dynamic "
+                "safety stock (R-INV-4); red lines: low-stock alerts, purple: live streams, green: replenishment "
+                "suggestions (R-INV-5), from inventory.events."
+            ),
         )
     o = n["orders"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
@@ -418,18 +405,16 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     a1.set_title("paid orders per day by channel")
     a2.set_title("GMV per day by channel (CNY, net of refunds)")
     a1.legend(fontsize=7)
-    out.append(
-        (
-            "Orders and GMV",
-            _png(fig),
-            "Folded from order.events: OrderPaid by day and channel; GMV = paid − refunded on the day of each.",
-        )
+    add(
+        "Orders and GMV",
+        fig,
+        "Folded from order.events: OrderPaid by day and channel; GMV = paid − refunded on the day of each.",
     )
     fig, ax = plt.subplots(figsize=(6, 3))
     reasons = list(o["refunds_by_reason"])
     ax.bar(reasons, [o["refunds_by_reason"][r] / 100 for r in reasons], color="tab:red")
     ax.set_title("refunds by reason (CNY)")
-    out.append(("Refunds by reason", _png(fig), "OrderRefunded lines by reason (R-ORD-2a)."))
+    add("Refunds by reason", fig, "OrderRefunded lines by reason (R-ORD-2a).")
     for cid, c in n["presale"].items():
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
         a1.plot(c["days"], c["over_time"]["pledged"], label="pledged units")
@@ -445,16 +430,14 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
                 a2.plot(c["days"], [x / 100 for x in c["over_time"][b]], label=b)
         a2.set_title("escrow buckets, released and refunded (CNY)")
         a2.legend(fontsize=7)
-        out.append(
+        add(
+            f"Presale {cid}",
+            fig,
             (
-                f"Presale {cid}",
-                _png(fig),
-                (
-                    "GET /campaigns/{id}?as_of= at each day's close: pledges against MOQ and the 80 % intake cap "
-                    "(R-PRE-4, R-PRE-7), the buckets (R-PRE-5), releases against milestones (R-PRE-6) and refunds; "
-                    "vertical lines: risk signals raised (R-PRE-9; red, yellow, green)."
-                ),
-            )
+                "GET /campaigns/{id}?as_of= at each day's close: pledges against MOQ and the 80 % intake cap "
+                "(R-PRE-4, R-PRE-7), the buckets (R-PRE-5), releases against milestones (R-PRE-6) and refunds; "
+                "vertical lines: risk signals raised (R-PRE-9; red, yellow, green)."
+            ),
         )
     cm = n["commission"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
@@ -471,15 +454,13 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     a2.barh(names[::-1], [t[2] / 100 for t in cm["top"]][::-1], label="paid")
     a2.set_title("top distributors (CNY)")
     a2.legend(fontsize=7)
-    out.append(
+    add(
+        "Commission",
+        fig,
         (
-            "Commission",
-            _png(fig),
-            (
-                "commission.events: CommissionAccrued lines per level, CommissionClawedBack and "
-                "PayoutBatchSettled per week (R-COM-2..4); top distributors from GET /distributors/{id}."
-            ),
-        )
+            "commission.events: CommissionAccrued lines per level, CommissionClawedBack and "
+            "PayoutBatchSettled per week (R-COM-2..4); top distributors from GET /distributors/{id}."
+        ),
     )
     ly = n["loyalty"]
     fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(13, 3))
@@ -504,16 +485,14 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     a3.set_xlabel("frequency score")
     a3.set_ylabel("recency score")
     a3.set_title("RFM grid")
-    out.append(
+    add(
+        "Members and points",
+        fig,
         (
-            "Members and points",
-            _png(fig),
-            (
-                "loyalty.events: stage of every member at each week's end (R-LOY-3) with ChurnWarningRaised, "
-                "points earned / redeemed / expired / reversed (R-LOY-2), members by their last RFM scores "
-                "(R-LOY-6)."
-            ),
-        )
+            "loyalty.events: stage of every member at each week's end (R-LOY-3) with ChurnWarningRaised, "
+            "points earned / redeemed / expired / reversed (R-LOY-2), members by their last RFM scores "
+            "(R-LOY-6)."
+        ),
     )
     g = n["gifts"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
@@ -529,12 +508,10 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     a2.set_title("gift ROI per rule (R-ORD-6)")
     a2.legend(fontsize=7)
     a2.tick_params(axis="x", labelsize=7)
-    out.append(
-        (
-            "Gift rules",
-            _png(fig),
-            "GET /gift-rules/{id}: cost of the gifts shipped, ROI with the review line; GiftRuleSkipped from order.events.",
-        )
+    add(
+        "Gift rules",
+        fig,
+        "GET /gift-rules/{id}: cost of the gifts shipped, ROI with the review line; GiftRuleSkipped from order.events.",
     )
     return out
 

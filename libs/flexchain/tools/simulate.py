@@ -614,11 +614,10 @@ def simulate_and_report(
 def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: Path, jars: Path) -> int:
     """`flexchain simulate`: a broker (ours, fresh, unless KAFKA_BOOTSTRAP_SERVERS names one), the five
     services on a fresh topic prefix, the merchant's days, the report."""
-    import shutil
     import uuid
 
     from flexchain import broker as kbroker
-    from flexchain.auth import ensure_local_auth
+    from flexchain.demo import fresh_local_run
     from flexchain.output import emit, progress
     from flexchain.tools.merchant import SCALES
 
@@ -626,14 +625,7 @@ def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: P
     if scale.name == "medium" and not medium_enabled():
         print("--scale medium plays ≥ 50,000 orders (hours on a small machine): set FLEXCHAIN_SIM_MEDIUM=1 to run it")
         return 2
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    cfg = kbroker.BrokerConfig(data_dir=root / "broker", port=port, controller_port=port + 1)
-    if not external:
-        if kbroker.status(cfg):
-            kbroker.stop(cfg)
-        shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    ensure_local_auth(root / "tokens")
+    cfg, external, _ = fresh_local_run(root, port)
     bootstrap = external or cfg.bootstrap
     started = time.monotonic()
     try:
