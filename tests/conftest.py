@@ -49,12 +49,14 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     root = PROJECT_ROOT / ".cache" / f"test-broker-{os.getpid()}"  # one per session: sessions may overlap
     shutil.rmtree(root, ignore_errors=True)
-    port = free_port_pair()
     # the coordinator looks for timed-out transactions every second (default 10 s), so a fault test
     # that outwaits the transaction timeout sees the abort within its pause
     overrides = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000"}
-    cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1, overrides=overrides)
-    kbroker.up(cfg, PROJECT_ROOT / ".cache" / "kafka")
+    cfg = kbroker.up_on_free_ports(
+        lambda port: kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1, overrides=overrides),
+        PROJECT_ROOT / ".cache" / "kafka",
+        first_port=free_port_pair,
+    )
     try:
         yield cfg.bootstrap
     finally:

@@ -865,6 +865,26 @@ def up(cfg: BrokerConfig, cache_dir: Path, *, timeout: float = 90.0) -> int:
     return pid
 
 
+def up_on_free_ports(
+    make: Callable[[int], BrokerConfig], cache_dir: Path, *, first_port: Callable[[], int], attempts: int = 3, timeout: float = 90.0
+) -> BrokerConfig:
+    """`up` a broker on free ports: `make(port)` gives its config for a port pair found by
+    `first_port()`. A port found free can be taken by another process before the JVM binds it (test
+    sessions and benchmarks run side by side): then the broker exits with "Address already in use",
+    and it is tried again on other ports, its data dir emptied, up to `attempts` times."""
+    for attempt in range(1, attempts + 1):
+        cfg = make(first_port())
+        try:
+            up(cfg, cache_dir, timeout=timeout)
+            return cfg
+        except BrokerError as exc:
+            if attempt == attempts or "Address already in use" not in str(exc):
+                raise
+            stop(cfg)
+            shutil.rmtree(cfg.data_dir, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
 # -------------------------------------------------------------------------------------------- cluster
 
 
