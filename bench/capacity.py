@@ -110,7 +110,9 @@ class Driver:
         self.rng = random.Random(args.seed)
         self.orders: dict[str, Order] = {}
         self.http_status: Counter[str] = Counter()
-        limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
+        # idle connections are dropped before the services' keep-alive (FLEXCHAIN_HTTP_KEEPALIVE_S, 5 s) closes
+        # them: a request sent on a connection the server is closing gets no answer
+        limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections, keepalive_expiry=3.0)
         self.http = httpx.AsyncClient(headers=bearer(), timeout=WAIT_S + 30, limits=limits)
         self.members = [f"m-{i:05d}" for i in range(args.members)]
         self.skus = [f"sku-{i:03d}" for i in range(args.skus)]
@@ -134,8 +136,18 @@ class Driver:
 
     # --- HTTP ----------------------------------------------------------------------------------
 
-    async def send(self, service: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        r = await self.http.post(self.urls[service] + path, json=body, params={"wait": WAIT_S})
+    async def send(self, service: str, path: str, body: dict[str, Any] | None = None, key: str | None = None) -> httpx.Response:
+        """POST a command, waiting for its events; with an Idempotency-Key `key` it is sent again
+        (at most twice more) when the connection fails without an answer."""
+        headers = {"Idempotency-Key": key} if key else None
+        for attempt in range(3):
+            try:
+                r = await self.http.post(self.urls[service] + path, json=body, params={"wait": WAIT_S}, headers=headers)
+                break
+            except httpx.TransportError as exc:
+                self.http_status[f"{service} {type(exc).__name__}"] += 1
+                if key is None or attempt == 2:
+                    raise
         self.http_status[f"{service} {r.status_code}"] += 1
         return r
 
@@ -217,7 +229,7 @@ class Driver:
         body = self.body(order.oid)
         order.started = time.perf_counter()
         try:
-            r = await self.send("order", "/orders", body)
+            r = await self.send("order", "/orders", body, key=f"place-{order.oid}")
             if r.status_code not in (200, 202):
                 order.outcome = f"place HTTP {r.status_code}"
                 return
@@ -233,8 +245,10 @@ class Driver:
                 ("delivery", None),
             ]
             for step, step_body in steps:
-                for _attempt in range(20):  # the order's read model may be a moment behind its log: 409, try again
-                    r = await self.send("order", f"/orders/{oid}/{step}", step_body)
+                # the order's read model may be a moment behind its log: 409 (nothing published), try again
+                # under a new key (a key the processor answered with a refusal would read as applied)
+                for attempt in range(20):
+                    r = await self.send("order", f"/orders/{oid}/{step}", step_body, key=f"{step}-{oid}-{attempt}")
                     if r.status_code != 409:
                         break
                     await asyncio.sleep(0.05)
@@ -245,7 +259,7 @@ class Driver:
         except TimeoutError:
             order.outcome = order.outcome or "no answer"
         except httpx.HTTPError as exc:
-            order.errors.append(repr(exc))
+            order.errors.append(type(exc).__name__)
 
     # --- one step ------------------------------------------------------------------------------
 
@@ -289,7 +303,7 @@ class Driver:
         first = [c for _, c in by_start[:third]]
         last = [c for _, c in by_start[-third:]]
         outcomes = Counter(o.outcome or "pending" for o in batch)
-        errors = Counter(e.split(" HTTP")[0] + " " + e.split(" ")[-1] for o in batch for e in o.errors)
+        errors = Counter(e for o in batch for e in o.errors)
         lat = latency_summary(conf)
         stages = {
             name: pct([o.stages[name] - o.started for o in batch if o.confirm_s is not None and name in o.stages], 0.5) * 1000
