@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -289,6 +289,7 @@ class Services:
     prefix: str
     root: Path
     procs: list[ServiceProcess] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # more settings for every service
 
     def start(self, service: str) -> ServiceProcess:
         env = {
@@ -296,6 +297,7 @@ class Services:
             "FLEXCHAIN_TOPIC_PREFIX": self.prefix,
             "FLEXCHAIN_DATA_DIR": str(self.root / "data"),
             "FLEXCHAIN_LOG_LEVEL": "INFO",
+            **self.env,
         }
         proc = ServiceProcess(service, env, self.root / "logs", free_port()).start()
         self.procs.append(proc)
@@ -512,31 +514,28 @@ async def paced(
     grace: float = 15.0,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Send `records` at `rate`/s for `seconds`, stamping each just before produce, while one
-    read_committed consumer on `watch` (positioned at the end first) hands every record to
+    read_committed consumer on `watch` (`watching`) hands every record to
     `match(topic, item, now, sent, pending)`, which records what it recognises and discards
     finished ids from `pending`. Returns (summary, send stamps by id)."""
-    consumer = kafka.consumer(s, group_id=None)
-    await consumer.start()
-    tps = [tp for t in watch for tp in await partitions(consumer, t)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)
-    producer = kafka.producer(s)
-    await producer.start()
     sent: dict[str, float] = {}
     pending: set[str] = set()
-    stopping = asyncio.Event()
+    async with watching(s, watch, lambda topic, item, now: match(topic, item, now, sent, pending)):
+        res = await _send_paced(s, records, topic, rate, seconds, grace, sent, pending)
+    return res, sent
 
-    async def consume() -> None:
-        while not stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            now = time.perf_counter()
-            for recs in batch.values():
-                for rec in recs:
-                    match(rec.topic, CODEC.decode(rec.value), now, sent, pending)
 
-    reader = asyncio.create_task(consume())
+async def _send_paced(
+    s: Settings,
+    records: list[tuple[str, Record]],
+    topic: str,
+    rate: float,
+    seconds: float,
+    grace: float,
+    sent: dict[str, float],
+    pending: set[str],
+) -> dict[str, Any]:
+    producer = kafka.producer(s)
+    await producer.start()
     i = 0
     try:
         t0 = time.perf_counter()
@@ -558,11 +557,48 @@ async def paced(
         while pending and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
-        stopping.set()
-        await reader
         await producer.stop()
+    return {"sent": i, "achieved_rate": i / send_seconds, "missing": len(pending)}
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    s: Settings,
+    topics: list[str],
+    match: Callable[[str, Enveloped, float], None],
+    types: frozenset[bytes] | None = None,
+    codec: Codec = CODEC,
+) -> AsyncIterator[None]:
+    """While inside: one read_committed consumer on `topics` (positioned at their ends first) hands
+    every record — only those whose `type` header is in `types`, if given — decoded, with the
+    moment it was consumed (`time.perf_counter()`), to `match(topic, item, now)`."""
+    consumer = kafka.consumer(s, group_id=None)
+    await consumer.start()
+    stopping = asyncio.Event()
+    try:
+        tps = [tp for t in topics for tp in await partitions(consumer, t)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+
+        async def consume() -> None:
+            while not stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=100)
+                now = time.perf_counter()
+                for recs in batch.values():
+                    for rec in recs:
+                        if types is None or kafka.header(rec, "type") in types:
+                            match(rec.topic, codec.decode(rec.value), now)
+
+        reader = asyncio.create_task(consume())
+        try:
+            yield
+        finally:
+            stopping.set()
+            await reader
+    finally:
         await consumer.stop()
-    return {"sent": i, "achieved_rate": i / send_seconds, "missing": len(pending)}, sent
 
 
 async def hop_latency(
