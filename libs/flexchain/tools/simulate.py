@@ -251,15 +251,19 @@ class AsyncApi:
         return await self.send("POST", service, path, body)
 
     async def settled(self, oid: str) -> Any:
-        """The order once the inventory answered (confirmed or rejected)."""
+        """The order once the inventory answered (confirmed or rejected). Polled gently: the answer
+        takes a few hops through the log (seconds under load), and tens of lanes polling every few
+        milliseconds took the order service's CPU from the loops that would confirm them."""
         deadline = time.monotonic() + WAIT_S
+        pause = 0.05
         while True:
             order = await self.get("order", f"/orders/{oid}")
             if order["status"] != "placed":
                 return order
             if time.monotonic() > deadline:
                 raise TimeoutError(f"order {oid} did not settle")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.4)
 
 
 RETRIES = 4
@@ -475,6 +479,7 @@ class Simulator:
                 if day:
                     self.advance(day)
                 self.one_day(day)
+                self.quiet.wait()  # (the next tick waits for it anyway) so the day's events are counted
                 self.on_day(day, self.counts, self.quiet.events)
             self.advance(self.days)  # the last day's timers (holds, windows, payouts)
             return self.counts
