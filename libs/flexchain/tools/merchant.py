@@ -21,6 +21,11 @@ class Scale:
     distributors: int  # at the start; recruitment grows the network
     stock_per_sku: int  # first receipt, split over the warehouses
     warehouses: tuple[str, ...]
+    #: each product's first receipt split over every warehouse (else each product in its own one:
+    #: an order's warehouse then never depends on the orders before it, so orders of a sku need not
+    #: queue behind each other — see `Simulator.contended`)
+    split_stock: bool = True
+    stream_orders_per: int = 30  # a live stream sells 1 order per this many units of its expected sales
 
 
 SCALES = {
@@ -34,6 +39,8 @@ SCALES = {
         distributors=40,
         stock_per_sku=60000,
         warehouses=("shanghai", "guangzhou", "chengdu"),
+        split_stock=False,
+        stream_orders_per=150,
     ),
 }
 
@@ -135,7 +142,7 @@ def generate(seed: int, days: int, scale: Scale) -> Merchant:
     campaigns = [c for c in campaigns if c.start_day + c.days + 1 < days]  # closed (and refunded) in the run
     members = []
     for i in range(scale.members):
-        drift = rng.randint(20, days) if rng.random() < 0.25 else None
+        drift = rng.randint(min(20, days), days) if rng.random() < 0.25 else None
         fav = rng.choices([p.sku for p in products], weights=[p.popularity for p in products])[0]
         members.append(Member(f"m{i:05d}-{run}", rng.choice((7, 10, 14, 21, 30, 45)), drift, fav, None))
     founders = [f"d{i:04d}-{run}" for i in range(scale.distributors)]

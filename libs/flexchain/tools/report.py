@@ -205,10 +205,15 @@ def commission(api: Api, evs: list[Event], days: int) -> dict[str, Any]:
     for e in of(evs, "CommissionClawedBack"):
         clawed[min(week(e.day), weeks - 1)] += int(e.msg.total)
     paid = [0] * weeks
-    batches: dict[str, int] = defaultdict(int)
+    # each payout batch (R-COM-3): settled day, distributors paid, gross, deductions, net
+    batches: dict[str, list[int]] = {}
     for e in of(evs, "PayoutBatchSettled"):
         paid[min(week(e.day), weeks - 1)] += int(e.msg.net)
-        batches[e.msg.batch_id] += int(e.msg.net)
+        b = batches.setdefault(e.msg.batch_id, [e.day, 0, 0, 0, 0])
+        b[1] += 1
+        b[2] += int(e.msg.gross)
+        b[3] += int(e.msg.deductions)
+        b[4] += int(e.msg.net)
     balances: dict[str, dict[str, int]] = {}
     for d in sorted(row["distributor_id"] for row in api.get("commission", "/distributors")):
         b = api.get("commission", f"/distributors/{d}")["balances"]
@@ -283,13 +288,26 @@ def loyalty(api: Api, evs: list[Event], days: int) -> dict[str, Any]:
 
 
 def gifts(api: Api, evs: list[Event], rules: list[str]) -> dict[str, Any]:
+    from services.order.gifts import GIFT_COST_CAP
+
     skipped: Counter[str] = Counter(e.msg.rule_id for e in of(evs, "GiftRuleSkipped"))
     reviews: Counter[str] = Counter(e.msg.rule_id for e in of(evs, "GiftRuleReviewSuggested"))
+    paid = {e.msg.order_id for e in of(evs, "OrderPaid")}
+    lines: dict[str, list[tuple[int, int]]] = defaultdict(list)  # main sku → (qty, unit price) of paid lines
+    for e in of(evs, "OrderPlaced"):
+        if e.msg.order_id in paid:
+            for line in e.msg.lines:
+                lines[line.sku].append((int(line.qty), int(line.unit_price)))
     out = {}
     for rid in rules:
         r = api.get("order", f"/gift-rules/{rid}")
         perf = r.get("performance") or r
+        cost = int(r["main_unit_cost"])
+        # R-ORD-4: the most the gifts of the rule's paid orders could have cost, at the service's
+        # default cap: 15 % of each main line's gross margin (qty × (unit price − unit cost))
+        cap = sum(GIFT_COST_CAP * qty * (price - cost) for qty, price in lines[r["main_sku"]])
         out[rid] = {
+            "cap_amount": int(cap),
             "gift_unit_cost": int(r["gift_unit_cost"]),
             "main_unit_cost": int(r["main_unit_cost"]),
             "skipped": skipped[rid],
@@ -440,7 +458,14 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
             ),
         )
     cm = n["commission"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
+    fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(15, 3))
+    batch_rows = sorted(cm["batches"].values())
+    a3.bar([b[0] for b in batch_rows], [b[2] / 100 for b in batch_rows], label="gross")
+    a3.bar([b[0] for b in batch_rows], [b[3] / 100 for b in batch_rows], label="deductions")
+    a3.plot([b[0] for b in batch_rows], [b[4] / 100 for b in batch_rows], "k_", markersize=12, label="net paid")
+    a3.set_xlabel("day settled")
+    a3.set_title(f"payout batches ({len(batch_rows)}, CNY)")
+    a3.legend(fontsize=7)
     weeks = list(range(len(cm["paid_per_week"])))
     for lvl, v in cm["accrued_per_week"].items():
         a1.plot(weeks, [x / 100 for x in v], marker="o", label=f"accrued level {lvl}")
@@ -459,7 +484,8 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
         fig,
         (
             "commission.events: CommissionAccrued lines per level, CommissionClawedBack and "
-            "PayoutBatchSettled per week (R-COM-2..4); top distributors from GET /distributors/{id}."
+            "PayoutBatchSettled per week (R-COM-2..4); each payout batch: gross, deductions carried and "
+            "net paid (R-COM-3); top distributors from GET /distributors/{id}."
         ),
     )
     ly = n["loyalty"]
@@ -497,9 +523,13 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     g = n["gifts"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
     rules = list(g)
-    a1.bar(rules, [g[r]["gift_cost"] / 100 for r in rules], label="gift cost shipped")
-    a1.bar(rules, [g[r]["skipped"] for r in rules], alpha=0.5, label="orders skipped by the 15 % cap")
-    a1.set_title("gift cost (CNY) and cap skips (R-ORD-4)")
+    x = list(range(len(rules)))
+    a1.bar([i - 0.2 for i in x], [g[r]["cap_amount"] / 100 for r in rules], width=0.4, label="15 % cap amount")
+    a1.bar([i + 0.2 for i in x], [g[r]["gift_cost"] / 100 for r in rules], width=0.4, label="gift cost shipped")
+    for i, r in enumerate(rules):
+        a1.annotate(f"{g[r]['skipped']} skipped", (i + 0.2, g[r]["gift_cost"] / 100), fontsize=6, ha="center", va="bottom")
+    a1.set_xticks(x, rules)
+    a1.set_title("gift cost against the 15 % cap (CNY, R-ORD-4)")
     a1.legend(fontsize=7)
     a1.tick_params(axis="x", labelsize=7)
     a2.bar(rules, [float(g[r]["roi"]) for r in rules])
@@ -511,7 +541,11 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     add(
         "Gift rules",
         fig,
-        "GET /gift-rules/{id}: cost of the gifts shipped, ROI with the review line; GiftRuleSkipped from order.events.",
+        (
+            "GET /gift-rules/{id}: cost of the gifts shipped against the 15 % cap amount (15 % of the gross "
+            "margin of the rule's paid main lines, from order.events), orders skipped by the cap "
+            "(GiftRuleSkipped), ROI with the review line."
+        ),
     )
     return out
 

@@ -2,19 +2,25 @@
 
 The merchant (`merchant.generate`) is driven through the public HTTP APIs, one business day at a
 time: a clock tick at the day's start, then the day's commands. Determinism (same seed → the same
-log, so the same report): everything random comes from `random.Random(seed)`, ids derive from the
-seed, the only time is business time, and the run is **sequential**: every command waits for its
-events (`?wait=`), and before and after each tick the simulator waits until the whole suite is quiet
-(every processor and router has read its inputs to the end, `Quiet`), so no timer races a command
-and no two orders race for the last units of a sku. Concurrency across aggregates would be faster
-but would make the order of the log depend on the machine; the small scale does not need it.
+report numbers): everything random comes from `random.Random(seed)` and is drawn before the commands
+it decides are sent, ids derive from the seed, the only time is business time, and before and after
+each tick the simulator waits until the whole suite is quiet (every processor and router has read
+its inputs to the end, `Quiet`), so no timer races a command. Within a day the merchant's own work
+goes one command at a time; the day's orders, and then its refunds, run **concurrently in lanes**
+(`lanes`): commands that contend on something whose outcome depends on their order — a member, a
+presale campaign's cap, a sku held in several warehouses or whose stock may cross its threshold
+today (`Simulator.contended`, from the inventory's own view) — share a lane and keep the generator's
+order; different lanes run at once (`IN_FLIGHT`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import random
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -43,7 +49,8 @@ class Api:
 
     def __init__(self, urls: dict[str, str]) -> None:
         self.urls = urls
-        self.client = httpx.Client(headers=bearer(), timeout=WAIT_S + 30)
+        # idle connections expire before the services drop them (uvicorn: after 5 s)
+        self.client = httpx.Client(headers=bearer(), timeout=WAIT_S + 30, limits=httpx.Limits(keepalive_expiry=2.0))
         self.refused: Counter[str] = Counter()  # commands the domain refused (409), by route
 
     def close(self) -> None:
@@ -63,6 +70,11 @@ class Api:
         self, method: str, service: str, path: str, body: dict[str, Any] | None = None, wait: float = WAIT_S
     ) -> tuple[int, Any]:
         r = self.client.request(method, self.urls[service] + path, json=body, params={"wait": wait})
+        return self.checked(method, service, path, body, wait, r)
+
+    def checked(
+        self, method: str, service: str, path: str, body: dict[str, Any] | None, wait: float, r: httpx.Response
+    ) -> tuple[int, Any]:
         if r.status_code >= 500 or r.status_code in (401, 403, 404, 422):
             raise RuntimeError(f"{method} {service}{path} {body}: HTTP {r.status_code} {r.text[:300]}")
         if r.status_code == 409:
@@ -188,6 +200,77 @@ class Quiet:
             time.sleep(0.02)
 
 
+class AsyncApi:
+    """The same HTTP calls as `Api`, for the concurrent phases of a day (one event loop)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.client = httpx.AsyncClient(
+            headers=bearer(),
+            timeout=WAIT_S + 30,
+            # the services (uvicorn) drop a connection idle for 5 s: ours expire before, so a request
+            # does not go out on a connection the server is closing
+            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=2.0),
+        )
+
+    async def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """One request, sent again if the connection broke (a command carries an Idempotency-Key
+        derived from it, so a second copy changes nothing: `flexchain.api`)."""
+        for attempt in range(RETRIES):
+            try:
+                return await self.client.request(method, url, **kw)
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.ConnectError):
+                if attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def get(self, service: str, path: str) -> Any:
+        for _ in range(200):
+            r = await self.request("GET", self.api.urls[service] + path)
+            if r.status_code == 429:
+                await asyncio.sleep(float(r.headers.get("Retry-After", "0.2")))
+                continue
+            r.raise_for_status()
+            return r.json()
+        raise TimeoutError(f"{service}{path}: refused (429) too often")
+
+    async def send(
+        self, method: str, service: str, path: str, body: dict[str, Any] | None = None, wait: float = WAIT_S
+    ) -> tuple[int, Any]:
+        digest = hashlib.sha256(json.dumps([method, path, body], sort_keys=True).encode()).hexdigest()[:32]
+        r = await self.request(
+            method, self.api.urls[service] + path, json=body, params={"wait": wait}, headers={"Idempotency-Key": f"sim-{digest}"}
+        )
+        return self.api.checked(method, service, path, body, wait, r)
+
+    async def post(self, service: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        return await self.send("POST", service, path, body)
+
+    async def settled(self, oid: str) -> Any:
+        """The order once the inventory answered (confirmed or rejected). Polled gently: the answer
+        takes a few hops through the log (seconds under load), and tens of lanes polling every few
+        milliseconds took the order service's CPU from the loops that would confirm them."""
+        deadline = time.monotonic() + WAIT_S
+        pause = 0.05
+        while True:
+            order = await self.get("order", f"/orders/{oid}")
+            if order["status"] != "placed":
+                return order
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"order {oid} did not settle")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.4)
+
+
+RETRIES = 4
+#: commands in flight at once in a day's concurrent phases
+IN_FLIGHT = int(os.environ.get("FLEXCHAIN_SIM_IN_FLIGHT", "24"))
+
+
 @dataclass
 class Counts:
     placed: int = 0
@@ -202,9 +285,73 @@ class Plan:
 
     ship: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
     deliver: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
-    refund: dict[int, list[tuple[str, str, int, str]]] = field(default_factory=lambda: defaultdict(list))
+    refund: dict[int, list[Refund]] = field(default_factory=lambda: defaultdict(list))
     receive: dict[int, list[tuple[str, str, int]]] = field(default_factory=lambda: defaultdict(list))
     ordered: set[str] = field(default_factory=set)  # skus with a replenishment on its way
+
+
+@dataclass(frozen=True)
+class Refund:
+    order_id: str
+    member: str
+    sku: str
+    qty: int
+    reason: str
+
+
+@dataclass
+class Order:
+    """One order of the day, every random choice about it drawn before the day's orders are sent
+    (so the generator's stream does not depend on what the services answer)."""
+
+    body: dict[str, Any]
+    abandon: bool = False  # confirmed but never paid: the payment hold cancels it (R-ORD-2)
+    refund: tuple[int, Refund] | None = None  # (day, refund) if it comes back
+    confirmed: bool = False
+    paid: bool = False
+
+    @property
+    def order_id(self) -> str:
+        return str(self.body["order_id"])
+
+
+def lanes(items: list[Any], keys: Callable[[Any], set[str]]) -> list[list[Any]]:
+    """Items that share a key (transitively) in one lane, in their given order; lanes longest first.
+
+    What two commands contend on is their keys: a lane keeps their relative order, so their outcomes
+    do not depend on which reached the services first; commands of different lanes touch disjoint
+    aggregates (or only in ways whose outcome does not depend on order) and may run at once."""
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    tagged = []
+    for i, item in enumerate(items):
+        ks = sorted(keys(item)) or [f"#{i}"]
+        root = find(ks[0])
+        for k in ks[1:]:
+            parent[find(k)] = root
+        tagged.append((ks[0], item))
+    out: dict[str, list[Any]] = defaultdict(list)
+    for k, item in tagged:
+        out[find(k)].append(item)
+    return sorted(out.values(), key=len, reverse=True)
+
+
+async def run_lanes(lanes_: list[list[Any]], step: Callable[[Any], Any]) -> None:
+    """Each lane in order, up to IN_FLIGHT lanes at once (the longest are started first)."""
+    todo = iter(lanes_)
+
+    async def worker() -> None:
+        for lane in todo:
+            for item in lane:
+                await step(item)
+
+    await asyncio.gather(*(worker() for _ in range(min(IN_FLIGHT, len(lanes_)))))
 
 
 class Simulator:
@@ -228,22 +375,52 @@ class Simulator:
         self.on_day = on_day or (lambda d, c, e: None)
         self.distributors = list(merchant.founders)
         self.seq = 0
-        self.last_buy: dict[str, int] = {}
+        self.runner = asyncio.Runner()
+        self.aapi: AsyncApi | None = None
+        self.products = {p.sku: p for p in merchant.products}
+        # a main sku's gifts: the skus an order of it may reserve besides (R-ORD-3, R-ORD-5)
+        self.gifts_of: dict[str, set[str]] = defaultdict(set)
+        for r in merchant.gift_rules:
+            self.gifts_of[r.main] |= {r.gift} | ({r.fallback} if r.fallback else set())
+        self.lane_stats: list[tuple[int, int, int]] = []  # per day: orders, lanes, longest lane
+
+    def concurrently(self, lanes_: list[list[Any]], step: Callable[[AsyncApi, Any], Any]) -> None:
+        async def go() -> None:
+            if self.aapi is None:
+                self.aapi = AsyncApi(self.api)
+            aapi = self.aapi
+            await run_lanes(lanes_, lambda item: step(aapi, item))
+
+        self.runner.run(go())
+
+    def close(self) -> None:
+        if self.aapi is not None:
+            self.runner.run(self.aapi.close())
+        self.runner.close()
+        self.quiet.close()
+
+    def home(self, i: int) -> str:
+        """The warehouse product i is stocked in (and replenished to): the first one when the scale
+        splits stock over the warehouses, else its own, round robin."""
+        w = self.scale.warehouses
+        return w[0] if self.scale.split_stock else w[i % len(w)]
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
         m, api = self.m, self.api
-        for p in m.products:
+        for i, p in enumerate(m.products):
             api.post("inventory", "/skus", {"sku": p.sku, "name": p.name, "low_stock_floor": p.floor})
             api.put("inventory", f"/skus/{p.sku}/stock-policy", {"lead_time_days": p.lead_time_days, "cover_factor": "1.5"})
-            share = self.scale.stock_per_sku // len(self.scale.warehouses)
-            for i, w in enumerate(self.scale.warehouses):
-                qty = int(share * p.popularity * (1.3 if i == 0 else 0.8))
-                api.post(
-                    "inventory",
-                    f"/skus/{p.sku}/receipts",
-                    {"warehouse": w, "qty": max(qty, 20), "reference": f"PO-{p.sku}-0-{w}"},
-                )
+            if self.scale.split_stock:
+                share = self.scale.stock_per_sku // len(self.scale.warehouses)
+                receipts = [
+                    (w, max(int(share * p.popularity * (1.3 if j == 0 else 0.8)), 20))
+                    for j, w in enumerate(self.scale.warehouses)
+                ]
+            else:
+                receipts = [(self.home(i), max(int(self.scale.stock_per_sku * p.popularity), 20))]
+            for w, qty in receipts:
+                api.post("inventory", f"/skus/{p.sku}/receipts", {"warehouse": w, "qty": qty, "reference": f"PO-{p.sku}-0-{w}"})
         for g in m.gifts:
             api.post("inventory", "/skus", {"sku": g.sku, "name": g.name, "is_gift": True, "low_stock_floor": 0})
             api.post(
@@ -302,34 +479,52 @@ class Simulator:
                 if day:
                     self.advance(day)
                 self.one_day(day)
+                self.quiet.wait()  # (the next tick waits for it anyway) so the day's events are counted
                 self.on_day(day, self.counts, self.quiet.events)
             self.advance(self.days)  # the last day's timers (holds, windows, payouts)
             return self.counts
         finally:
-            self.quiet.close()
+            self.close()
 
     def one_day(self, day: int) -> None:
+        """The day's merchant work first, one command at a time (stock, streams, campaigns, the
+        network); then the day's orders, and then its refunds, each in concurrent lanes."""
         self.receive_stock(day)
         self.live_streams(day)
-        self.presale(day)
+        orders = self.presale(day)
         self.recruit(day)
-        self.member_orders(day)
-        for oid, sku, qty, reason in self.plan.refund.pop(day, []):
-            status, _ = self.api.post("order", f"/orders/{oid}/refunds", {"lines": [{"sku": sku, "qty": qty, "reason": reason}]})
-            self.counts.refunds += status == 200
+        orders += self.member_orders(day)
+        self.place_all(day, orders)
+        refunds = self.plan.refund.pop(day, [])
+        if refunds:  # a return restocks its sku and its gifts (an alert may clear), takes back points
+            self.concurrently(lanes(refunds, self.refund_keys), self._refund)
         if day % 7 == 6:
+            self.quiet.wait()  # the points of today's orders and refunds are in the loyalty's view
             self.redeem(day)
             self.review_gifts()
 
+    def refund_keys(self, r: Refund) -> set[str]:
+        return {f"sku:{s}" for s in {r.sku} | self.gifts_of[r.sku]} | {f"member:{r.member}"}
+
+    async def _refund(self, aapi: AsyncApi, r: Refund) -> None:
+        line = {"sku": r.sku, "qty": r.qty, "reason": r.reason}
+        status, _ = await aapi.post("order", f"/orders/{r.order_id}/refunds", {"lines": [line]})
+        self.counts.refunds += status == 200
+
     def fulfil(self, day: int) -> None:
         """The warehouse ships yesterday's paid orders, the carrier delivers: published without
-        waiting for their events (one order each, in a fixed order; the quiet wait that follows the
-        tick covers them)."""
-        for oid in self.plan.ship.pop(day, []):
-            self.api.send("POST", "order", f"/orders/{oid}/shipment", {"tracking": f"SF-{oid}"}, wait=0)
+        waiting for their events (their outcomes do not depend on their order: a shipment commits
+        its own order's reservations; the quiet wait that follows the tick covers them)."""
+        ship = self.plan.ship.pop(day, [])
+        for oid in ship:
             self.plan.deliver[day + self.rng.choice((1, 2, 2, 3))].append(oid)
-        for oid in self.plan.deliver.pop(day, []):
-            self.api.send("POST", "order", f"/orders/{oid}/delivery", wait=0)
+        deliver = self.plan.deliver.pop(day, [])
+        sends = [("shipment", oid, {"tracking": f"SF-{oid}"}) for oid in ship] + [("delivery", oid, None) for oid in deliver]
+
+        async def send(aapi: AsyncApi, s: tuple[str, str, dict[str, Any] | None]) -> None:
+            await aapi.send("POST", "order", f"/orders/{s[1]}/{s[0]}", s[2], wait=0)
+
+        self.concurrently([[s] for s in sends], send)
 
     def receive_stock(self, day: int) -> None:
         for sku, w, qty in self.plan.receive.pop(day, []):
@@ -338,10 +533,10 @@ class Simulator:
         # the merchant follows the replenishment suggestion of each low-stock alert (R-INV-5)
         for s in self.api.get("inventory", "/suggestions"):
             sku, qty = s["sku"], int((s.get("replenishment") or {}).get("qty") or 0)
-            lead = next((p.lead_time_days for p in self.m.products if p.sku == sku), None)
-            if qty > 0 and lead is not None and sku not in self.plan.ordered:
+            i = next((i for i, p in enumerate(self.m.products) if p.sku == sku), None)
+            if qty > 0 and i is not None and sku not in self.plan.ordered:
                 self.plan.ordered.add(sku)
-                self.plan.receive[day + lead].append((sku, self.scale.warehouses[0], qty))
+                self.plan.receive[day + self.m.products[i].lead_time_days].append((sku, self.home(i), qty))
 
     def live_streams(self, day: int) -> None:
         for stream_day, (sku, expected) in self.m.live_streams.items():
@@ -364,12 +559,12 @@ class Simulator:
         self.seq += 1
         return f"o{self.seq:06d}-{self.m.run}"
 
-    def member_orders(self, day: int) -> None:
+    def member_orders(self, day: int) -> list[Order]:
         rng, m = self.rng, self.m
         stream = m.live_streams.get(day)
         expected = self.scale.orders_per_day + (
-            stream[1] / 30 if stream else 0
-        )  # a stream sells ~ a tenth of its hopes in orders
+            stream[1] / self.scale.stream_orders_per if stream else 0
+        )  # a stream sells a share of its hopes in orders
         buyers = []
         for mem in m.members:
             if mem.drift_day is not None and day >= mem.drift_day:
@@ -384,17 +579,19 @@ class Simulator:
             buyers.pop(i)
             weights.pop(i)
             chosen.append(mem)
+        out = []
         for mem in chosen:
             if stream and rng.random() < 0.6:
                 channel, sku = "live", stream[0]
             else:
                 channel = rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]
                 sku = mem.favourite if rng.random() < 0.7 else rng.choice(m.products).sku
-            self.place(day, mem.member_id, sku, channel)
+            out.append(self.order(day, mem.member_id, sku, channel))
+        return out
 
-    def place(self, day: int, member: str, sku: str, channel: str) -> None:
+    def order(self, day: int, member: str, sku: str, channel: str) -> Order:
         rng = self.rng
-        p = next(p for p in self.m.products if p.sku == sku)
+        p = self.products[sku]
         qty = rng.choices((1, 2, 3, 5), (0.6, 0.25, 0.1, 0.05))[0]
         oid = self._order_id()
         distributor = rng.choice(self.distributors) if rng.random() < 0.45 else None
@@ -405,35 +602,83 @@ class Simulator:
             "distributor_id": distributor,
             "lines": [{"sku": sku, "qty": qty, "unit_price": p.price}],
         }
-        self.api.post("order", "/orders", body)
-        self.counts.placed += 1
-        order = self.settled(oid)
-        if order["status"] != "confirmed":
-            self.counts.rejected += 1
-            return
-        if rng.random() < 0.06:
-            return  # abandoned: the payment hold cancels it at the next tick (R-ORD-2)
-        self.api.post("order", f"/orders/{oid}/payment", {"amount": order["total"], "payment_ref": f"pay-{oid}"})
-        self.counts.paid += 1
-        self.plan.ship[day + 1].append(oid)
+        o = Order(body, abandon=rng.random() < 0.06)
         r = rng.random()
         if r < 0.05:  # no-reason return inside the window (R-ORD-2)
-            self.plan.refund[day + rng.randint(4, 7)].append((oid, sku, rng.randint(1, qty), "no_reason"))
+            o.refund = (day + rng.randint(4, 7), Refund(oid, member, sku, rng.randint(1, qty), "no_reason"))
         elif r < 0.075:  # a defect, at any time
-            self.plan.refund[day + rng.randint(5, 30)].append((oid, sku, qty, rng.choice(("defect", "damaged"))))
+            o.refund = (day + rng.randint(5, 30), Refund(oid, member, sku, qty, rng.choice(("defect", "damaged"))))
+        return o
 
-    def settled(self, oid: str) -> Any:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            order = self.api.get("order", f"/orders/{oid}")
-            if order["status"] != "placed":
-                return order
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"order {oid} did not settle")
-            time.sleep(0.01)
+    # --- the day's orders, in lanes ------------------------------------------------------------------
+    def contended(self, orders: list[Order]) -> set[str]:
+        """The skus whose outcome could depend on the order of today's orders, from the inventory's
+        own view before the orders: held in more than one warehouse (fullest first: which warehouse
+        an order takes from depends on the orders before it), or whose day's demand (an upper bound:
+        every unit asked for, every gift and fallback in full) could cross its low-stock threshold
+        (the alert carries the available units at the crossing, its suggestion a quantity from them)
+        or exhaust it (which order is rejected, or gets the fallback gift)."""
+        demand: Counter[str] = Counter()
+        for o in orders:
+            line = o.body["lines"][0]
+            demand[line["sku"]] += line["qty"]
+            for g in self.gifts_of[line["sku"]]:
+                demand[g] += line["qty"]  # one gift an order here (gift_qty 1): a generous bound
+        out = set()
+        for row in self.api.get("inventory", "/skus"):
+            sku = row["sku"]
+            if sku not in demand:
+                continue
+            available, threshold, need = int(row["available"]), int(row["threshold"]), demand[sku]
+            stocked = sum(1 for w in row["warehouses"].values() if int(w["available"]) > 0)
+            if stocked > 1 or available - need < 0:
+                out.add(sku)
+            elif row["is_gift"] and (row["low_stock_alert"] or available - need <= threshold):
+                out.add(sku)  # a gift's hold may go back within the day: its alert could also clear
+            elif not row["low_stock_alert"] and available - need < threshold:
+                out.add(sku)
+        return out
 
-    def presale(self, day: int) -> None:
+    def place_all(self, day: int, orders: list[Order]) -> None:
+        if not orders:
+            self.lane_stats.append((0, 0, 0))
+            return
+        self.quiet.wait()  # the inventory's view holds every receipt and stream of the day
+        hot = self.contended(orders)
+
+        def keys(o: Order) -> set[str]:
+            b = o.body
+            sku = b["lines"][0]["sku"]
+            ks = {f"member:{b['member_id']}"} | {f"sku:{s}" for s in {sku} | self.gifts_of.get(sku, set()) if s in hot}
+            if b.get("campaign_id"):
+                ks.add(f"campaign:{b['campaign_id']}")  # pledges against the 80 % cap (R-PRE-4)
+            return ks
+
+        lanes_ = lanes(orders, keys)
+        self.lane_stats.append((len(orders), len(lanes_), len(lanes_[0])))
+        self.concurrently(lanes_, self._place)
+        for o in orders:  # the outcomes, in the generator's order
+            self.counts.placed += 1
+            self.counts.rejected += not o.confirmed
+            self.counts.paid += o.paid
+            if o.paid and not o.body.get("campaign_id"):
+                self.plan.ship[day + 1].append(o.order_id)
+                if o.refund is not None:
+                    self.plan.refund[o.refund[0]].append(o.refund[1])
+
+    async def _place(self, aapi: AsyncApi, o: Order) -> None:
+        oid = o.order_id
+        await aapi.post("order", "/orders", o.body)
+        order = await aapi.settled(oid)
+        o.confirmed = order["status"] == "confirmed"
+        if not o.confirmed or o.abandon:
+            return
+        await aapi.post("order", f"/orders/{oid}/payment", {"amount": order["total"], "payment_ref": f"pay-{oid}"})
+        o.paid = True
+
+    def presale(self, day: int) -> list[Order]:
         rng = self.rng
+        orders: list[Order] = []
         for c in self.m.campaigns:
             start, end = c.start_day, c.start_day + c.days
             if day == start - 3:
@@ -474,27 +719,17 @@ class Simulator:
             if start <= day < end:
                 for _ in range(int(c.demand * (2 if day - start < 3 else 1)) + (rng.random() < c.demand % 1)):
                     mem = rng.choice(self.m.members)
-                    oid = self._order_id()
-                    self.api.post(
-                        "order",
-                        "/orders",
-                        {
-                            "order_id": oid,
-                            "member_id": mem.member_id,
-                            "channel": rng.choice(("live", "short_video")),
-                            "campaign_id": c.campaign_id,
-                            "lines": [{"sku": c.product, "qty": rng.choice((1, 1, 2, 3)), "unit_price": 0}],
-                        },
-                    )
-                    self.counts.placed += 1
-                    order = self.settled(oid)
-                    if order["status"] != "confirmed":
-                        self.counts.rejected += 1
-                        continue
-                    self.api.post("order", f"/orders/{oid}/payment", {"amount": order["total"], "payment_ref": f"pay-{oid}"})
-                    self.counts.paid += 1
+                    body = {
+                        "order_id": self._order_id(),
+                        "member_id": mem.member_id,
+                        "channel": rng.choice(("live", "short_video")),
+                        "campaign_id": c.campaign_id,
+                        "lines": [{"sku": c.product, "qty": rng.choice((1, 1, 2, 3)), "unit_price": 0}],
+                    }
+                    orders.append(Order(body))
             if c.succeeds:
                 self.milestones(day, c.campaign_id, end)
+        return orders
 
     MILESTONES = (("materials_bought", 3, 0), ("sample_approved", 10, 9), ("production_finished", 24, 0), ("shipped", 30, 0))
 
@@ -637,7 +872,10 @@ def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: P
 
             def on_day(day: int, counts: Counts, events: int) -> None:
                 rate = events / max(time.monotonic() - started, 0.001)
-                advance(day + 1, description=f"day {day + 1}/{days} · {counts.placed} orders · {rate:,.0f} events/s")
+                line = f"day {day + 1}/{days} · {counts.placed} orders · {rate:,.0f} events/s"
+                advance(day + 1, description=line)
+                if not sys.stderr.isatty():  # no bar to look at: a line a day (a log of the run)
+                    print(f"{time.monotonic() - started:7.0f}s {line} · {events:,} events", flush=True)
 
             numbers = simulate_and_report(
                 bootstrap, f"sim{seed}-{uuid.uuid4().hex[:6]}-", root / "run", seed, days, scale, out, on_day
