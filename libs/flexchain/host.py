@@ -102,8 +102,9 @@ class Runtime:
             return cid, None
 
     def consistent(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Hold while reading state: the processor changes state only inside a transaction it holds
-        this lock for, so a reader sees committed state, never half a batch."""
+        """Hold while reading state: the processor changes state only inside a transaction, and this
+        (its gate, taken alone) waits until none is open and holds new ones back, so a reader sees
+        committed state, never half a batch."""
         proc = self.processor
         return proc.lock if proc is not None else contextlib.nullcontext()
 

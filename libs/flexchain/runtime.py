@@ -44,14 +44,15 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
 from flexchain.commits import commit_metadata
@@ -262,6 +263,14 @@ class InjectedFault(Exception):
     """`FLEXCHAIN_FAULT_ABORT_EVERY`: a transaction aborted on purpose, to test recovery."""
 
 
+class Written(NamedTuple):
+    """Where a record of a committed transaction was written."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class _Outbox:
     """Records to produce in the current transaction."""
 
@@ -272,6 +281,57 @@ class _Outbox:
         self, topic: str, partition: int | None, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], kind: str
     ) -> None:
         self.records.append((topic, partition, key, value, headers, kind))
+
+
+class _Gate:
+    """Who may touch a loop's state. Transactions share it — one per input partition at a time, any
+    number of partitions at once (`shared()`); a reader of the state, a rebalance, a rebuild or a stop
+    takes it alone (`async with gate`): it waits until the open transactions have ended and holds new
+    ones back meanwhile, so it never sees a batch decided but not yet committed. A waiting exclusive
+    holder goes before transactions that arrive after it (no reader starves under load). Releasing
+    never awaits, so a holder cancelled on its way out (a query whose client left) cannot leave the
+    gate shut."""
+
+    def __init__(self) -> None:
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0  # exclusive holders waiting
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()  # wakes every waiter; each checks again
+        self._changed = asyncio.Event()
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready():
+            await self._changed.wait()
+
+    async def open(self) -> None:
+        """Until no exclusive holder has or waits for the gate (a rebalance in progress has finished)."""
+        await self._until(lambda: not self._exclusive and not self._waiting)
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        await self.open()
+        self._shared += 1
+        try:
+            yield
+        finally:
+            self._shared -= 1
+            self._notify()
+
+    async def __aenter__(self) -> None:
+        self._waiting += 1
+        try:
+            await self._until(lambda: not self._exclusive and not self._shared)
+        finally:
+            self._waiting -= 1
+            self._notify()  # (a cancelled waiter no longer holds transactions back)
+        self._exclusive = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._exclusive = False
+        self._notify()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -309,10 +369,16 @@ class _TransactionalLoop:
         self.topics = [settings.name(t) for t in topics]
         self.names = {k: settings.name(v) for k, v in svc.topics.items()}
         self.log = structlog.get_logger().bind(service=svc.name, stage=self.stage)
-        self.lock = asyncio.Lock()
+        self.lock = _Gate()
         self.consumer: AIOKafkaConsumer | None = None
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self._next: dict[TopicPartition, int] = {}  # per owned partition: the next offset to process
+        self._queued: dict[TopicPartition, int] = {}  # per owned partition: the next offset to queue
+        self._pending: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}  # fetched, not yet taken
+        self._workers: dict[TopicPartition, asyncio.Task[None]] = {}  # per partition: its transactions, in turn
+        self._paused: set[TopicPartition] = set()
+        self._closing = False
+        self._partitions_by_key: dict[tuple[str, bytes], int] = {}
         self._failure: BaseException | None = None
         self._last_lag = 0.0
         self._debug = settings.flexchain_log_level.upper() == "DEBUG"
@@ -413,6 +479,9 @@ class _TransactionalLoop:
     async def _close_producers(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
             self._next.pop(tp, None)
+            self._queued.pop(tp, None)
+            self._pending.pop(tp, None)
+            self._paused.discard(tp)
         producers = [p for tp in tps if (p := self.producers.pop(tp, None)) is not None]
         await asyncio.gather(*(_force_stop(p) for p in producers), return_exceptions=True)
 
@@ -425,23 +494,96 @@ class _TransactionalLoop:
             offset = await self.consumer.committed(tp)
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)
-                self._next[tp] = 0
-            else:
-                self.consumer.seek(tp, offset)
-                self._next[tp] = offset
+                offset = 0
+            self.reposition(tp, offset)
+
+    def reposition(self, tp: TopicPartition, offset: int) -> None:
+        """Read the partition again from `offset`: whatever was queued after it is dropped."""
+        assert self.consumer is not None
+        self.consumer.seek(tp, offset)
+        self._next[tp] = self._queued[tp] = offset
+        self._pending.pop(tp, None)
 
     # --- the loop ----------------------------------------------------------------------------------
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Fetch without waiting for transactions: each partition's records queue up for that
+        partition's worker, which runs one transaction after another (in offset order), so a
+        partition's next transaction starts as soon as its last one ended — not when the slowest
+        partition's has, and not after the next fetch. A partition with two batches queued is paused
+        until its worker catches up. The first failed transaction ends the loop (LoopFailed): the
+        other partitions' open transactions end first, and `supervise` starts again from what is
+        committed."""
         assert self.consumer is not None
-        while not stopping.is_set():
-            if self._failure is not None:
-                raise LoopFailed(f"{self.stage}: taking over partitions failed") from self._failure
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.flexchain_batch_max)
-            if batch:
-                async with self.lock:
-                    await self._transact(batch)
-            await self._report_lag()
+        self._closing = False
+        try:
+            while not stopping.is_set():
+                if self._failure is not None:
+                    raise LoopFailed(f"{self.stage}: {self._failure_what}") from self._failure
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.flexchain_batch_max)
+                if batch:
+                    # records of a partition being taken over are fetched while `assigned` still
+                    # fences it: queue them once that is done (before, they would look unowned)
+                    await self.lock.open()
+                for tp, records in batch.items():
+                    self._enqueue(tp, records)
+                await self._report_lag()
+        finally:
+            self._closing = True
+            workers = list(self._workers.values())
+            if workers:
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    _failure_what = "taking over partitions failed"
+
+    def _enqueue(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if not self.owns(tp) or tp not in self._queued:
+            return  # revoked while the batch was fetched: the next owner reads it
+        start = self._queued[tp]
+        fresh = [r for r in records if r.offset >= start] if records[0].offset < start else records
+        if not fresh:
+            return
+        self._queued[tp] = fresh[-1].offset + 1
+        pending = self._pending.setdefault(tp, [])
+        pending += fresh
+        if len(pending) >= 2 * self.settings.flexchain_batch_max and tp not in self._paused:
+            assert self.consumer is not None
+            self.consumer.pause(tp)
+            self._paused.add(tp)
+        if tp not in self._workers:
+            self._workers[tp] = asyncio.create_task(self._work(tp), name=f"{self.stage}-{tp.partition}")
+
+    async def _work(self, tp: TopicPartition) -> None:
+        """One partition's transactions, one after another, while it has records queued."""
+        try:
+            while not self._closing and self._failure is None:
+                async with self.lock.shared():
+                    pending = self._pending.get(tp)
+                    if not pending or not self.owns(tp):
+                        return
+                    n = self.settings.flexchain_batch_max
+                    records, self._pending[tp] = pending[:n], pending[n:]
+                    try:
+                        await self._transact_one(tp, records)
+                    except Exception as exc:
+                        self._pending.pop(tp, None)
+                        self._discard(tp)
+                        kind = _failure_kind(exc)
+                        self.metrics.transactions_failed.labels(self.stage, kind).inc()
+                        self.log.warning("transaction failed", partition=tp.partition, topic=tp.topic, kind=kind, error=repr(exc))
+                        if self._failure is None:
+                            self._failure, self._failure_what = exc, f"transaction failed on {[tp.partition]}"
+                        return
+                if tp in self._paused and len(self._pending.get(tp, ())) < self.settings.flexchain_batch_max:
+                    self._paused.discard(tp)
+                    if self.consumer is not None and tp in self.consumer.assignment() and self.owns(tp):
+                        self.consumer.resume(tp)
+        finally:
+            if self._workers.get(tp) is asyncio.current_task():
+                del self._workers[tp]
+                # records queued while this worker was leaving (its last await) need a worker
+                if self._pending.get(tp) and not self._closing and self._failure is None and self.owns(tp):
+                    self._workers[tp] = asyncio.create_task(self._work(tp), name=f"{self.stage}-{tp.partition}")
 
     async def _report_lag(self) -> None:
         now = time.monotonic()
@@ -472,26 +614,45 @@ class _TransactionalLoop:
         self.log.warning("dead letter", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset)
         out.add(self.names["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason, source), "dlq:" + reason)
 
-    async def _transact(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        """One transaction per input partition, all of them at once (each has its own producer)."""
-        owned: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-        for tp, records in batch.items():
-            if not self.owns(tp):
-                continue  # revoked while the batch was fetched: the next owner reads it
-            start = self._next.get(tp, 0)
-            fresh = [r for r in records if r.offset >= start] if records[0].offset < start else records
-            if fresh:
-                owned[tp] = fresh
-        results = await asyncio.gather(*(self._transact_one(tp, r) for tp, r in owned.items()), return_exceptions=True)
-        failed = [(tp, r) for tp, r in zip(owned, results, strict=True) if isinstance(r, BaseException)]
-        if not failed:
-            return
-        for tp, exc in failed:
-            self._discard(tp)
-            kind = _failure_kind(exc)
-            self.metrics.transactions_failed.labels(self.stage, kind).inc()
-            self.log.warning("transaction failed", partition=tp.partition, topic=tp.topic, kind=kind, error=repr(exc))
-        raise LoopFailed(f"{self.stage}: transaction failed on {[tp.partition for tp, _ in failed]}") from failed[0][1]
+    async def _produce(self, producer: AIOKafkaProducer, out: _Outbox) -> list[tuple[str, str, int, asyncio.Future[Any], int]]:
+        """The outbox's records, in order, as one batch per topic partition (another when one is full):
+        a batch costs the producer about what one `send` does. Per record: its kind, topic,
+        partition, its batch's future and its place in that batch (offset = the batch's base + place)."""
+        by_tp: dict[tuple[str, int], list[int]] = {}
+        for i, (topic, partition, key, _value, _headers, _kind) in enumerate(out.records):
+            if partition is None:
+                partition = await self._partition_of(producer, topic, key)
+            by_tp.setdefault((topic, partition), []).append(i)
+        sent: list[tuple[str, str, int, asyncio.Future[Any], int]] = []
+        for (topic, partition), indices in by_tp.items():
+            batch, placed = producer.create_batch(), list[str]()
+            for i in indices:
+                _topic, _partition, key, value, headers, kind = out.records[i]
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
+                    if not placed:
+                        raise ValueError(f"a record of {len(value)} bytes does not fit an empty batch of {topic}")
+                    fut = await producer.send_batch(batch, topic, partition=partition)
+                    sent += [(k, topic, partition, fut, n) for n, k in enumerate(placed)]
+                    batch, placed = producer.create_batch(), []
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        raise ValueError(f"a record of {len(value)} bytes does not fit an empty batch of {topic}")
+                placed.append(kind)
+            fut = await producer.send_batch(batch, topic, partition=partition)
+            sent += [(k, topic, partition, fut, n) for n, k in enumerate(placed)]
+        return sent
+
+    async def _partition_of(self, producer: AIOKafkaProducer, topic: str, key: bytes | None) -> int:
+        """The partition the producer's default partitioner would pick (murmur2 of the key, as Java's),
+        remembered per key: aiokafka hashes in pure Python on every `send`."""
+        if key is not None and (known := self._partitions_by_key.get((topic, key))) is not None:
+            return known
+        every = sorted(await producer.partitions_for(topic))
+        partition: int = DefaultPartitioner()(key, every, every)
+        if key is not None:
+            if len(self._partitions_by_key) >= 100_000:
+                self._partitions_by_key.clear()
+            self._partitions_by_key[(topic, key)] = partition
+        return partition
 
     async def _transact_one(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         producer = self.producers[tp]
@@ -499,11 +660,8 @@ class _TransactionalLoop:
         for rec in records:
             self._handle(tp, rec, out)
         every = self.settings.flexchain_fault_abort_every
-        sent: list[tuple[str, Any]] = []
         async with producer.transaction():
-            for topic, partition, key, value, headers, kind in out.records:
-                fut = await producer.send(topic, value, key=key, partition=partition, headers=headers)
-                sent.append((kind, fut))
+            sent = await self._produce(producer, out)
             # the commit's time and instance ride in its metadata: `flexchain lag` tells its age (commits.py)
             offset = (records[-1].offset + 1, commit_metadata(self.settings.flexchain_instance_id))
             await producer.send_offsets_to_transaction({tp: offset}, self.group_id)
@@ -525,7 +683,7 @@ class _TransactionalLoop:
             hist.observe(max(0.0, (done - rec.timestamp) / 1000))
         self.metrics.batch_size.labels(self.stage).observe(len(records))
         self._next[tp] = records[-1].offset + 1
-        results = [(kind, fut.result()) for kind, fut in sent]
+        results = [(kind, Written(topic, partition, fut.result().offset + i)) for kind, topic, partition, fut, i in sent]
         for kind, md in results:
             if kind.startswith("dlq:"):
                 self.metrics.dlq.labels(_reason_label(kind[4:])).inc()
@@ -686,8 +844,7 @@ class Processor(_TransactionalLoop):
         if not await self._stable_through(tp.partition, end, wait_s=ORPHAN_WAIT_S):
             raise RuntimeError(f"{events}: orphaned transaction records could not be aborted")
         if sources and min(sources) < self._next.get(tp, 0):
-            self.consumer.seek(tp, min(sources))
-            self._next[tp] = min(sources)
+            self.reposition(tp, min(sources))
 
     async def _orphan_sources(self, events: TopicPartition, start: int, end: int) -> list[int]:
         """The input offsets of the commands whose events lie in [start, end) of the event partition."""
@@ -790,7 +947,7 @@ class Processor(_TransactionalLoop):
                 if self.stopped.pop(p, None) is not None:  # a stopped partition is tried again
                     assert self.consumer is not None
                     self.metrics.partition_stopped.labels(self.stage, str(p)).set(0)
-                    self.consumer.seek(tp, self._next.get(tp, 0))
+                    self.reposition(tp, self._next.get(tp, 0))
                     self.consumer.resume(tp)
             self.log.warning("forced rebuild from the log: snapshots dropped", partitions=partitions)
             try:
