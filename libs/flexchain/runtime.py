@@ -889,7 +889,9 @@ class Processor(_TransactionalLoop):
             remaining = dict(todo)
             starts = {tp: states[tp.partition].next_offset for tp in todo}
             while remaining:
-                batch = await self._rebuilder.getmany(*remaining, timeout_ms=500)
+                # short: the last "records" of a partition are often only its commit marker, which
+                # moves the position without returning anything — a long wait here is dead time
+                batch = await self._rebuilder.getmany(*remaining, timeout_ms=100)
                 for tp, records in batch.items():
                     if tp not in remaining:
                         continue
@@ -897,6 +899,7 @@ class Processor(_TransactionalLoop):
                     try:
                         for rec in records:
                             self._fold(ps, rec)
+                            ps.since_snapshot += 1  # folded, not in a snapshot: the next one takes them
                     except UnreadableEvent as exc:
                         self._stop_partition(exc)
                         del remaining[tp]

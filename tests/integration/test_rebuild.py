@@ -8,9 +8,11 @@ import json
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from flexchain.procs import ServiceProcess
 from tests.support import Suite, digests, events, eventually, get, post
 
 pytestmark = pytest.mark.broker
@@ -118,5 +120,33 @@ def test_rebuild_from_scratch_gives_the_same_state_and_no_second_alert(kafka_boo
         post(f"{order.url}/orders", body)
         eventually(lambda: get(f"{order.url}/orders/o5")["status"] == "rejected", what="o5 rejected: nothing left")
         assert get(f"{inv.url}/skus/mask")["available"] == 0
+    finally:
+        suite.stop_all()
+
+
+def _log_events(proc: ServiceProcess) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_a_state_folded_from_the_log_is_snapshotted_at_a_clean_stop(kafka_bootstrap: str, prefix: str, data_dir: Path) -> None:
+    """An instance that folded a long log (a new node, a lost disk) and is stopped before it commits
+    anything of its own must still keep what it folded: otherwise every restart folds it all again."""
+    suite = Suite(kafka_bootstrap, prefix, data_dir)  # FLEXCHAIN_SNAPSHOT_EVERY: its default, far above this log
+    try:
+        inv = suite.start("inventory")
+        for sku in ("tea", "cup", "pot"):
+            post(f"{inv.url}/skus", {"sku": sku, "name": sku})
+            post(f"{inv.url}/skus/{sku}/receipts", {"warehouse": "w1", "qty": 5})
+        want = get(f"{inv.url}/skus")
+        suite.stop_all()
+        shutil.rmtree(data_dir)  # its disk lost: the next start folds the log
+        data_dir.mkdir()
+        inv = suite.start("inventory")
+        assert not any(e["event"] == "snapshot loaded" for e in _log_events(inv))
+        assert get(f"{inv.url}/skus") == want
+        suite.stop_all()  # clean: nothing decided since the fold
+        inv = suite.start("inventory")
+        assert any(e["event"] == "snapshot loaded" for e in _log_events(inv)), inv.log_path
+        assert get(f"{inv.url}/skus") == want
     finally:
         suite.stop_all()
