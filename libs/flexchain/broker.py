@@ -866,7 +866,12 @@ def up(cfg: BrokerConfig, cache_dir: Path, *, timeout: float = 90.0) -> int:
 
 
 def up_on_free_ports(
-    make: Callable[[int], BrokerConfig], cache_dir: Path, *, first_port: Callable[[], int], attempts: int = 3, timeout: float = 90.0
+    make: Callable[[int], BrokerConfig],
+    cache_dir: Path,
+    *,
+    first_port: Callable[[], int],
+    attempts: int = 3,
+    timeout: float = 90.0,
 ) -> BrokerConfig:
     """`up` a broker on free ports: `make(port)` gives its config for a port pair found by
     `first_port()`. A port found free can be taken by another process before the JVM binds it (test
