@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -32,37 +31,35 @@ def _held(rec: ConsumerRecord[bytes, bytes], now: float) -> bool:
     return not TYPES or any(k == "type" and v in TYPES for k, v in rec.headers)
 
 
-_original = Router._transact
+_original = Router._enqueue
 
 
-async def _held_back(self: Router, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+def _held_back(self: Router, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    """Records fetched are queued for their partition's transactions here: the young ones of the own
+    topic are not, and are read again once old enough."""
     assert self.consumer is not None
     consumer = self.consumer
     now = time.time() * 1000
-    ready: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-    for tp, records in batch.items():
-        young = [r for r in records if _held(r, now)] if tp.topic.endswith("commission.events") else []
-        if not young or not self.owns(tp):
-            ready[tp] = records
-            continue
-        old = [r for r in records if r.offset < young[0].offset]
-        if old:
-            ready[tp] = old
-        # read the young records again once they are old enough (as if this consumer were slow)
-        consumer.seek(tp, young[0].offset)
-        consumer.pause(tp)
-        wait = (DELAY_MS - (now - young[0].timestamp)) / 1000
+    young = [r for r in records if _held(r, now)] if tp.topic.endswith("commission.events") else []
+    if not young or not self.owns(tp):
+        _original(self, tp, records)
+        return
+    old = [r for r in records if r.offset < young[0].offset]
+    if old:
+        _original(self, tp, old)
+    # read the young records again once they are old enough (as if this consumer were slow)
+    consumer.seek(tp, young[0].offset)
+    consumer.pause(tp)
+    wait = (DELAY_MS - (now - young[0].timestamp)) / 1000
 
-        def resume(tp: Any = tp) -> None:
-            if tp in consumer.assignment():
-                consumer.resume(tp)
+    def resume() -> None:
+        if tp in consumer.assignment():
+            consumer.resume(tp)
 
-        asyncio.get_running_loop().call_later(wait, resume)
-    if ready:
-        await _original(self, ready)
+    asyncio.get_running_loop().call_later(wait, resume)
 
 
-Router._transact = _held_back  # type: ignore[method-assign,unused-ignore]
+Router._enqueue = _held_back  # type: ignore[method-assign,unused-ignore]
 
 
 if __name__ == "__main__":
