@@ -35,7 +35,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import time
@@ -60,6 +59,7 @@ from bench.run import (  # noqa: E402
     sku_names,
     topic_end,
     wait_committed,
+    wait_ready,
 )
 from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
@@ -67,6 +67,7 @@ from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.settings import PROJECT_ROOT  # noqa: E402
+from flexchain.snapshots import SnapshotStore  # noqa: E402
 
 CACHE = PROJECT_ROOT / ".cache"
 PHASES = ("service started", "rebuild started", "rebuild finished")
@@ -123,16 +124,17 @@ def _rebuild_facts(log: Path, since: float) -> dict[str, Any]:
     }
 
 
-def _stored_snapshots(data_dir: Path, service: str) -> dict[int, int]:
-    """Partition → next offset of the snapshots in the default store (SQLite in the data dir), read-only."""
+def _stored_snapshots(data_dir: Path, service: str, group: str) -> dict[int, int]:
+    """Partition → next offset of the service's snapshots in the default store (SQLite in the data dir),
+    stored under its consumer group's name."""
     db = data_dir / f"{service}-snapshots.db"
     if not db.exists():
         return {}
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute(
-            "SELECT partition, next_offset FROM flexchain_partition_snapshots WHERE service LIKE ?", (f"%{service}",)
-        )
-        return {int(p): int(n) for p, n in rows}
+    store = SnapshotStore(f"sqlite:///{db}")
+    try:
+        return store.offsets(group)
+    finally:
+        store.close()
 
 
 def _phases(victim: ServiceProcess, spawned: float, ready: float) -> tuple[float, ...]:
@@ -156,20 +158,9 @@ def _shop(inv: str, order: str, orders: int) -> None:
             http.post(f"{order}/orders", json=body).raise_for_status()
 
 
-def _wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.05) -> float:
-    """Poll `/ready` every `interval` s until 200: the epoch time it was first seen ready."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as http:
-        while time.monotonic() < deadline:
-            if not proc.running:
-                raise RuntimeError(f"{proc.name} exited: {proc.tail()}")
-            try:
-                if http.get(proc.url + "/ready").status_code == 200:
-                    return time.time()
-            except httpx.HTTPError:
-                pass
-            time.sleep(interval)
-    raise TimeoutError(f"{proc.name} not ready after {timeout:.0f}s: {proc.tail()}")
+def _ready_at(proc: ServiceProcess, timeout: float) -> float:
+    """The epoch time (comparable with the log's) `proc` was first seen ready, polled every 50 ms."""
+    return asyncio.run(wait_ready(proc, timeout, interval=0.05, clock=time.time))
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -232,7 +223,7 @@ def _rounds(
 ) -> dict[str, Any]:
     spawned = time.time()
     victim.start()
-    ready = _wait_ready(victim, timeout=max(900.0, args.events / 200))
+    ready = _ready_at(victim, timeout=max(900.0, args.events / 200))
     facts = _rebuild_facts(victim.log_path, spawned)
     out["first_start"] = {"ready_s": ready - spawned, **facts}
     print(
@@ -240,14 +231,13 @@ def _rounds(
         f"{facts['rebuild_seconds']:.1f} s",
         flush=True,
     )
-    # A rebuild's events do not count towards the next snapshot (runtime: since_snapshot = 0 after it):
-    # the service snapshots what it folded only once it has committed events of its own. So it works a
-    # few commands on every partition, then a clean stop saves every partition's snapshot.
+    # A clean stop snapshots every partition, what the first start folded included (the folded events
+    # count towards the next snapshot). A few commands first, so the restarts below resume a live log.
     tail("warm")
     t0 = time.monotonic()
     victim.stop(timeout=300)
     out["first_stop_s"] = time.monotonic() - t0
-    stored = _stored_snapshots(root / "data", "inventory")
+    stored = _stored_snapshots(root / "data", "inventory", s.name("inventory"))
     end_events = asyncio.run(topic_end(s, s.name("inventory.events")))
     out["snapshots_after_first_stop"] = {"partitions": len(stored), "next_offsets": sum(stored.values()), "log_end": end_events}
     print(
@@ -256,7 +246,7 @@ def _rounds(
         flush=True,
     )
     victim.start()
-    _wait_ready(victim, timeout=600)
+    _ready_at(victim, timeout=600)
 
     for kind in ("kill9", "clean"):
         rows: list[dict[str, Any]] = []
@@ -269,10 +259,10 @@ def _rounds(
                 t0 = time.monotonic()
                 victim.stop(timeout=300)
                 row["stop_s"] = time.monotonic() - t0
-            stored = _stored_snapshots(root / "data", "inventory")
+            stored = _stored_snapshots(root / "data", "inventory", s.name("inventory"))
             spawned = time.time()
             victim.start()
-            ready = _wait_ready(victim, timeout=600)
+            ready = _ready_at(victim, timeout=600)
             row.update(zip(PHASE_NAMES, _phases(victim, spawned, ready), strict=True))
             row.update(_rebuild_facts(victim.log_path, spawned))
             row["stored_snapshot_offsets"] = sum(stored.values())

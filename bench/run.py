@@ -322,8 +322,10 @@ class Child(Protocol):
     def tail(self, lines: int = 30) -> str: ...
 
 
-async def wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.1) -> float:
-    """Poll /ready until 200; the monotonic time it was first seen ready."""
+async def wait_ready(
+    proc: ServiceProcess, timeout: float, interval: float = 0.1, clock: Callable[[], float] = time.monotonic
+) -> float:
+    """Poll /ready until 200; the time (`clock`: monotonic, or `time.time` to compare with log lines) it was first seen ready."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=5, headers=bearer()) as http:
         while time.monotonic() < deadline:
@@ -331,7 +333,7 @@ async def wait_ready(proc: ServiceProcess, timeout: float, interval: float = 0.1
                 raise RuntimeError(f"{proc.service} exited: {proc.tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await http.get(proc.url + "/ready")).status_code == 200:
-                    return time.monotonic()
+                    return clock()
             await asyncio.sleep(interval)
     raise TimeoutError(f"{proc.service} not ready after {timeout:.0f}s: {proc.tail()}")
 

@@ -252,6 +252,16 @@ class SnapshotStore:
 
     # --- the rest ----------------------------------------------------------------------------
 
+    def offsets(self, service: str) -> dict[int, int]:
+        """Partition → next offset of the service's stored snapshots (what a restart would resume from)."""
+        self._ensure()
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(snapshots.c.partition, snapshots.c.next_offset).where(snapshots.c.service == service))
+                return {int(p): int(n) for p, n in rows}
+        except SQLAlchemyError as exc:
+            raise SnapshotStoreUnavailable(f"snapshot store: {exc}") from exc
+
     def clear(self, service: str | None = None) -> None:
         self._ensure()
         try:

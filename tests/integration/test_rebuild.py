@@ -85,7 +85,7 @@ def test_rebuild_from_scratch_gives_the_same_state_and_no_second_alert(kafka_boo
         inv, order = suite.start("inventory"), suite.start("order")
         assert _state(inv.url, order.url) == before
         for proc in (inv, order):  # the snapshots were used, none refused (snapshots are data: statecodec)
-            lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
+            lines = _log_events(proc)
             assert any(e["event"] == "snapshot loaded" for e in lines), proc.log_path
             assert not [e for e in lines if e["event"].startswith("snapshot ignored")], proc.log_path
 

@@ -159,6 +159,14 @@ def test_no_row_is_none(store: SnapshotStore) -> None:
     assert [e["event"] for e in logs] == ["no snapshot: the partition is folded from the log"]
 
 
+def test_offsets_are_what_each_partition_would_resume_from(store: SnapshotStore) -> None:
+    assert store.offsets(SVC) == {}
+    store.save(SVC, 0, CLUSTER, FORMAT, partition(next_offset=42), Inventory)
+    store.save(SVC, 3, CLUSTER, FORMAT, partition(next_offset=7), Inventory)
+    store.save("other-service", 1, CLUSTER, FORMAT, partition(next_offset=9), Inventory)
+    assert store.offsets(SVC) == {0: 42, 3: 7}
+
+
 def test_a_corrupt_blob_is_ignored(store: SnapshotStore) -> None:
     store.save(SVC, 0, CLUSTER, FORMAT, partition(), Inventory)
     blob = bytearray(row(store).state)
