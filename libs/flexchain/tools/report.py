@@ -313,7 +313,7 @@ def gifts(api: Api, evs: list[Event], rules: list[str]) -> dict[str, Any]:
             "skipped": skipped[rid],
             "gift_cost": int(perf.get("gift_cost", 0)),
             "recipients": int(perf.get("recipients", 0)),
-            "roi": str(perf.get("roi", "0")),
+            "roi": str(perf.get("roi", "")),  # "" while the rule has shipped no gift (no cost)
             "review_suggested": bool(r.get("review_suggested", False)),
             "reviews_suggested": reviews[rid],
         }
@@ -532,7 +532,10 @@ def plots(n: dict[str, Any]) -> list[tuple[str, str, str]]:
     a1.set_title("gift cost against the 15 % cap (CNY, R-ORD-4)")
     a1.legend(fontsize=7)
     a1.tick_params(axis="x", labelsize=7)
-    a2.bar(rules, [float(g[r]["roi"]) for r in rules])
+    a2.bar(rules, [float(g[r]["roi"] or 0) for r in rules])
+    for i, r in enumerate(rules):
+        if not g[r]["roi"]:  # the service's "": no gift shipped yet, so no cost to divide by
+            a2.annotate("no gift cost yet", (i, 0), fontsize=6, ha="center", va="bottom")
     a2.axhline(1.2, color="red", linestyle="--", label="review below 1.2")
     a2.axhline(1.5, color="green", linestyle=":", label="healthy 1.5")
     a2.set_title("gift ROI per rule (R-ORD-6)")
