@@ -29,14 +29,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from aiokafka import ConsumerRecord
-
-from flexchain import kafka
 from flexchain.fold import DIGEST_HEADER, ORIGIN_HEADER, PartitionState, fold_event, origin_of
 from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
 from flexchain.serde import DecodeError
 
 if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord  # (only its shape: a plain dataclass)
+
     from flexchain.runtime import ServiceDef
 
 #: Headers of a dead letter (`<service>.dlq`): why it was parked and where it was read. The record's
@@ -65,6 +64,14 @@ _REDRIVE_PREFIX = "flexchain.redrive."
 SOURCE_OFFSET_HEADER = "flexchain.source.offset"
 
 
+def header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
+    """The first header `name` of a record (as `flexchain.kafka.header`, without importing a client)."""
+    for k, v in rec.headers:
+        if k == name:
+            return bytes(v)
+    return None
+
+
 def dlq_headers(
     rec: ConsumerRecord[bytes, bytes], reason: str, source: tuple[str, int, int] | None = None
 ) -> list[tuple[str, bytes]]:
@@ -80,7 +87,7 @@ def dlq_headers(
         (DLQ_SOURCE_TIMESTAMP, str(rec.timestamp).encode()),
     ]
     for name in (REDRIVE_COUNT_HEADER, REDRIVE_FROM_HEADER):
-        value = kafka.header(rec, name)
+        value = header(rec, name)
         if value is not None:
             out.append((name, value))
     out += [(ORIGINAL_PREFIX + k, bytes(v)) for k, v in rec.headers if not k.startswith(_REDRIVE_PREFIX)]
@@ -175,7 +182,7 @@ class CommandStep:
         # A routed command is derived from one event and written once (fenced); a command from
         # outside (the API, another producer) may come again with its id, maybe with another body.
         digest = "" if cenv.producer.endswith("-router") else command_digest(cmd)
-        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
+        origin = origin_of(rec.timestamp, header(rec, ORIGIN_HEADER))
         applied = ps.seen.get(cenv.event_id)
         if applied is not None:
             if digest and applied.digest and digest != applied.digest:
