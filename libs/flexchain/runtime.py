@@ -313,8 +313,10 @@ class _TransactionalLoop:
         metrics: ServiceMetrics,
         group: str,
         topics: list[str],
+        clients: kafka.Clients | None = None,
     ) -> None:
         self.svc = svc
+        self.clients = clients or kafka.Clients()  # where its consumer and producers come from
         self.settings = settings
         self.codec = codec
         self.metrics = metrics
@@ -357,7 +359,7 @@ class _TransactionalLoop:
         # restart takes its partitions back at once, instead of waiting for the session timeout to
         # drop the dead member before the group can rebalance.
         static = self.settings.flexchain_static_membership
-        self.consumer = kafka.consumer(
+        self.consumer = self.clients.consumer(
             self.settings,
             group_id=self.group_id,
             group_instance_id=f"{self.group_id}-{self.settings.flexchain_instance_id}" if static else None,
@@ -417,7 +419,7 @@ class _TransactionalLoop:
 
     async def _open_producers(self, tps: list[TopicPartition]) -> None:
         async def open_one(tp: TopicPartition) -> None:
-            producer = kafka.producer(self.settings, transactional_id=self.transactional_id(tp))
+            producer = self.clients.producer(self.settings, transactional_id=self.transactional_id(tp))
             try:
                 await asyncio.wait_for(producer.start(), timeout=self.settings.flexchain_transaction_timeout_ms / 1000 * 4)
             except BaseException:
@@ -703,8 +705,9 @@ class Processor(_TransactionalLoop):
         store: SnapshotStore,
         cluster_id: str,
         poison: dict[tuple[str, int, int], str] | None = None,
+        clients: kafka.Clients | None = None,
     ) -> None:
-        super().__init__(svc, settings, codec, metrics, svc.name, [svc.topics["commands"]])
+        super().__init__(svc, settings, codec, metrics, svc.name, [svc.topics["commands"]], clients)
         self.store = store
         self.cluster_id = cluster_id
         self.states: dict[int, PartitionState] = {}
@@ -723,9 +726,9 @@ class Processor(_TransactionalLoop):
         self._caused: dict[int, dict[str, list[Enveloped]]] = {}
 
     async def start(self) -> None:
-        self._rebuilder = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
+        self._rebuilder = self.clients.consumer(self.settings, group_id=None, max_poll_records=5000)
         await self._rebuilder.start()
-        self._uncommitted = kafka.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
+        self._uncommitted = self.clients.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
         await self._uncommitted.start()
         await super().start()
 
@@ -1063,11 +1066,18 @@ class Processor(_TransactionalLoop):
 class Router(_TransactionalLoop):
     stage = "router"
 
-    def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        svc: ServiceDef[Any],
+        settings: Settings,
+        codec: Codec,
+        metrics: ServiceMetrics,
+        clients: kafka.Clients | None = None,
+    ) -> None:
         # `<service>.redrive`: dead letters of the routed topics sent back by `flexchain dlq redrive`,
         # read as if from their first topic (never re-appended there: another service owns that log)
         topics = [r.topic for r in svc.routes] + [svc.topics["redrive"]]
-        super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", topics)
+        super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", topics, clients)
         self._redrive_topic = self.names["redrive"]
         self._react = {settings.name(r.topic): r.react for r in svc.routes}
         self._types = {settings.name(r.topic): {m.__name__.encode() for m in r.messages} for r in svc.routes}
@@ -1078,7 +1088,7 @@ class Router(_TransactionalLoop):
         await super().start()
         # the partitions of the command topic (a broadcast goes to each): the consumer's metadata covers
         # only what it reads, so ask a producer, which fetches any topic's metadata on demand
-        probe = kafka.producer(self.settings)
+        probe = self.clients.producer(self.settings)
         await probe.start()
         try:
             self._partitions = sorted(await probe.partitions_for(self._commands_topic))
