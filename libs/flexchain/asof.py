@@ -130,7 +130,7 @@ class PastStates:
         self._partitioner = DefaultPartitioner()
 
     def fold(self, partition: int, item: Enveloped) -> None:
-        self.evolve(self.states[partition], item.message)
+        self.states[partition] = self.evolve(self.states[partition], item.message)
 
     def state_for(self, key: str) -> Any:
         p: int = self._partitioner(key.encode(), self._partitions, self._partitions)

@@ -1,7 +1,7 @@
 """Dead letters: list, show and redrive what a service parked in ``<service>.dlq``.
 
 A dead letter is addressed by its coordinates in the DLQ topic, ``<partition>:<offset>``. Its headers
-(written by :func:`flexchain.runtime._dlq_headers`, or by any service that uses the same names, such
+(written by :func:`flexchain.step.dlq_headers`, or by any service that uses the same names, such
 as ``notify``) say why it was parked and where it was read; its key and value are the record as it
 was received.
 

@@ -118,7 +118,7 @@ def fold_event(
         raise NotFoldable(f"{env.event_type} {env.event_id} has no aggregate version: not written by a processor")
     if not first_time(ps.versions, env):
         return False
-    evolve(ps.state, item.message)
+    ps.state = evolve(ps.state, item.message)  # the state evolve returns (a pure one returns a new one)
     if env.causation_id:
         ps.remember(env.causation_id, Applied(origin, digest), horizon_ms)
     elif origin > ps.newest:

@@ -1,7 +1,8 @@
 """Runs one service instance: processor, router, read-model projection and HTTP API in one process.
 
-`build_runtime` wires everything from settings (nothing connects until started); `serve` starts the
-loops and the HTTP server, and stops them cleanly on SIGTERM/SIGINT (snapshots are saved).
+`bootstrap` builds an instance from settings — `build_runtime` wires the runtime, its clients come
+from `Factories` (production defaults) — and connects nothing; `run` starts the loops and the HTTP
+servers, and stops them cleanly on SIGTERM/SIGINT (snapshots are saved); `serve` is both.
 HTTP: `/health` (process up), `/ready` (every owned partition rebuilt and the read model caught up),
 `/metrics` (Prometheus), plus the service's own routes.
 """
@@ -319,53 +320,11 @@ def bootstrap_codec(settings: Settings, messages: list[type[Message]]) -> Codec:
     return Codec(messages, RegistryClient.from_settings(settings))
 
 
-async def serve(
-    svc: ServiceDef[Any],
-    view: ReadModel,
-    build_api: Callable[[Runtime], FastAPI],
-    settings: Settings | None = None,
-    default_port: int = 8080,
-    background: Callable[[Runtime, asyncio.Event], Awaitable[None]] | None = None,
-) -> None:
-    settings = settings or Settings()
-    log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
-    topics = [settings.name(t) for t in service_topics(svc, view)]
-    cluster_id = await kafka.ensure_topics(settings, topics)
-    rt = build_runtime(svc, view, settings)
-    codec, metrics, projection, own, waiters = rt.codec, rt.metrics, rt.projection, rt.own, rt.waiters
-    store = SnapshotStore(settings.snapshot_url(svc.name), key=settings.snapshot_key())
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+def _snapshot_store(settings: Settings, service: str) -> SnapshotStore:
+    return SnapshotStore(settings.snapshot_url(service), key=settings.snapshot_key())
 
-    rt.producer = kafka.producer(settings)
-    await rt.producer.start()
-    await projection.start()
-    await own.start()
 
-    poison: dict[tuple[str, int, int], str] = {}  # outlives a processor: a restart must not meet it again
-
-    async def run_processor() -> None:
-        proc = Processor(svc, settings, codec, metrics, store, cluster_id, poison)
-        proc.view, proc.waiters = own, waiters
-        rt.processor = own.processor = proc
-        await proc.start()
-        try:
-            await proc.run(stopping)
-        finally:
-            await proc.stop()
-
-    async def run_router() -> None:
-        router = Router(svc, settings, codec, metrics)
-        await router.start()
-        try:
-            await router.run(stopping)
-        finally:
-            await router.stop()
-
-    port = settings.flexchain_http_port or default_port
-    app = build_app(rt, build_api)
+def _api_server(app: FastAPI, settings: Settings, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         host=settings.flexchain_http_host,
@@ -378,29 +337,140 @@ async def serve(
         h11_max_incomplete_event_size=settings.flexchain_http_max_header_bytes,
         timeout_keep_alive=settings.flexchain_http_keepalive_s,
     )
-    servers = [uvicorn.Server(config)]
+    return uvicorn.Server(config)
+
+
+def _ops_server(app: FastAPI, settings: Settings, port: int) -> uvicorn.Server:
+    host = settings.flexchain_ops_host or settings.flexchain_http_host
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+
+
+@dataclass(frozen=True)
+class Factories:
+    """Where an instance's clients come from: Kafka (producer, consumers, admin), the snapshot store
+    and the HTTP servers. The defaults are the production ones; a test or a tool passes its own."""
+
+    kafka_clients: kafka.Clients = field(default_factory=kafka.Clients)
+    snapshot_store: Callable[[Settings, str], SnapshotStore] = _snapshot_store
+    api_server: Callable[[FastAPI, Settings, int], uvicorn.Server] = _api_server
+    ops_server: Callable[[FastAPI, Settings, int], uvicorn.Server] = _ops_server
+
+
+@dataclass
+class Instance:
+    """One service instance, built by `bootstrap` and not started: `run` runs it."""
+
+    rt: Runtime
+    app: FastAPI
+    servers: list[uvicorn.Server]
+    store: SnapshotStore
+    topics: list[str]  # every topic it reads or writes (prefixed)
+    port: int
+    factories: Factories
+    background: Callable[[Runtime, asyncio.Event], Awaitable[None]] | None = None
+    log: Any = None
+    # outlives a processor: a command whose events failed to fold is parked, not met again, after a restart
+    poison: dict[tuple[str, int, int], str] = field(default_factory=dict)
+
+    def processor(self, cluster_id: str) -> Processor:
+        rt = self.rt
+        proc = Processor(
+            rt.svc, rt.settings, rt.codec, rt.metrics, self.store, cluster_id, self.poison, clients=self.factories.kafka_clients
+        )
+        proc.view, proc.waiters = rt.own, rt.waiters
+        return proc
+
+    def router(self) -> Router:
+        rt = self.rt
+        return Router(rt.svc, rt.settings, rt.codec, rt.metrics, clients=self.factories.kafka_clients)
+
+
+def bootstrap(
+    svc: ServiceDef[Any],
+    view: ReadModel,
+    build_api: Callable[[Runtime], FastAPI],
+    settings: Settings | None = None,
+    default_port: int = 8080,
+    background: Callable[[Runtime, asyncio.Event], Awaitable[None]] | None = None,
+    factories: Factories | None = None,
+) -> Instance:
+    """Build an instance of `svc` from `settings` (or the environment): its runtime, HTTP app and
+    servers, snapshot store — wired, nothing connected or started (`run` does that)."""
+    settings = settings or Settings()
+    factories = factories or Factories()
+    log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
+    rt = build_runtime(svc, view, settings)
+    port = settings.flexchain_http_port or default_port
+    app = build_app(rt, build_api)
+    servers = [factories.api_server(app, settings, port)]
     if settings.flexchain_ops_port is not None:  # the probes and /metrics on a port of their own
-        ops_host = settings.flexchain_ops_host or settings.flexchain_http_host
-        ops = uvicorn.Config(ops_app(rt), host=ops_host, port=settings.flexchain_ops_port, log_level="warning", lifespan="off")
-        servers.append(uvicorn.Server(ops))
+        servers.append(factories.ops_server(ops_app(rt), settings, settings.flexchain_ops_port))
     for server in servers:
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # signals are ours
+    return Instance(
+        rt=rt,
+        app=app,
+        servers=servers,
+        store=factories.snapshot_store(settings, svc.name),
+        topics=[settings.name(t) for t in service_topics(svc, view)],
+        port=port,
+        factories=factories,
+        background=background,
+        log=log,
+    )
+
+
+async def run(inst: Instance, stopping: asyncio.Event | None = None) -> None:
+    """Run a built instance until `stopping` is set, or SIGTERM/SIGINT: topics ensured, clients
+    started, the processor, router, read models and HTTP servers supervised; then everything stopped
+    cleanly (snapshots are saved). A loop that gives up for good ends the process with status 1."""
+    rt, settings, metrics, factories = inst.rt, inst.rt.settings, inst.rt.metrics, inst.factories
+    projection, own, log = rt.projection, rt.own, inst.log or structlog.get_logger()
+    cluster_id = await factories.kafka_clients.ensure_topics(settings, inst.topics)
+    stopping = stopping or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    rt.producer = factories.kafka_clients.producer(settings)
+    await rt.producer.start()
+    await projection.start()
+    await own.start()
+
+    async def run_processor() -> None:
+        proc = inst.processor(cluster_id)
+        rt.processor = own.processor = proc
+        await proc.start()
+        try:
+            await proc.run(stopping)
+        finally:
+            await proc.stop()
+
+    async def run_router() -> None:
+        router = inst.router()
+        await router.start()
+        try:
+            await router.run(stopping)
+        finally:
+            await router.stop()
+
+    background = inst.background
     tasks = [
         asyncio.create_task(supervise("processor", run_processor, stopping, metrics), name="processor"),
         asyncio.create_task(supervise("projection", lambda: projection.run(stopping), stopping, metrics), name="projection"),
         asyncio.create_task(supervise("own-view", lambda: own.run(stopping), stopping, metrics), name="own-view"),
-        *(asyncio.create_task(server.serve(), name=f"http-{i}") for i, server in enumerate(servers)),
+        *(asyncio.create_task(server.serve(), name=f"http-{i}") for i, server in enumerate(inst.servers)),
     ]
-    if svc.routes:
+    if rt.svc.routes:
         tasks.append(asyncio.create_task(supervise("router", run_router, stopping, metrics), name="router"))
     if background is not None:  # a service's own periodic job (e.g. order's gift-rule reviews)
         tasks.append(asyncio.create_task(supervise("background", lambda: background(rt, stopping), stopping), name="background"))
-    log.info("service started", port=port, ops_port=settings.flexchain_ops_port, topics=topics, cluster_id=cluster_id)
+    log.info("service started", port=inst.port, ops_port=settings.flexchain_ops_port, topics=inst.topics, cluster_id=cluster_id)
     stop_wait = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in done if t is not stop_wait and t.exception() is not None]
     stopping.set()
-    for server in servers:
+    for server in inst.servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await projection.stop()
@@ -408,12 +478,24 @@ async def serve(
     if rt.history is not None:
         await rt.history.close()
     await rt.producer.stop()
-    store.close()
+    inst.store.close()
     log.info("service stopped")
     if failed:
         exc = failed[0].exception()
         structlog.get_logger().error("service failed", error=repr(exc))
         raise SystemExit(1)
+
+
+async def serve(
+    svc: ServiceDef[Any],
+    view: ReadModel,
+    build_api: Callable[[Runtime], FastAPI],
+    settings: Settings | None = None,
+    default_port: int = 8080,
+    background: Callable[[Runtime, asyncio.Event], Awaitable[None]] | None = None,
+) -> None:
+    """An instance of `svc`, built (`bootstrap`) and run until SIGTERM/SIGINT (`run`): a service's `main`."""
+    await run(bootstrap(svc, view, build_api, settings, default_port, background))
 
 
 def service_topics(svc: ServiceDef[Any], view: ReadModel) -> list[str]:

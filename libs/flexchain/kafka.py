@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition, errors
@@ -151,3 +152,14 @@ def header(rec: ConsumerRecord[bytes, bytes], name: str) -> bytes | None:
         if k == name:
             return bytes(v)
     return None
+
+
+@dataclass(frozen=True)
+class Clients:
+    """Where the kernel's Kafka clients come from. The defaults are the production ones (aiokafka
+    built from the settings: `producer`, `consumer`, `ensure_topics` above); a test, or another
+    transport, passes its own to `flexchain.host.bootstrap`."""
+
+    producer: Callable[..., AIOKafkaProducer] = producer
+    consumer: Callable[..., AIOKafkaConsumer] = consumer
+    ensure_topics: Callable[[Settings, list[str]], Awaitable[str]] = ensure_topics  # the admin client's one job

@@ -56,21 +56,29 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from flexchain import kafka
 from flexchain.commits import commit_metadata
-from flexchain.fold import (
-    DIGEST_HEADER,
-    ORIGIN_HEADER,
-    Applied,
-    PartitionState,
-    UnreadableEvent,
-    fold_event,
-    fold_record,
-    origin_of,
-)
-from flexchain.messages import Envelope, Enveloped, Message, derived_id, to_record
+from flexchain.fold import ORIGIN_HEADER, Applied, PartitionState, UnreadableEvent, fold_record
+from flexchain.messages import Envelope, Enveloped, Message, derived_id
 from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
 from flexchain.snapshots import SnapshotStore
+
+# The per-record rules live in flexchain.step (no Kafka, no asyncio); their names stay importable here.
+from flexchain.step import DLQ_REASON_HEADER as DLQ_REASON_HEADER
+from flexchain.step import DLQ_SOURCE_OFFSET as DLQ_SOURCE_OFFSET
+from flexchain.step import DLQ_SOURCE_PARTITION as DLQ_SOURCE_PARTITION
+from flexchain.step import DLQ_SOURCE_TIMESTAMP as DLQ_SOURCE_TIMESTAMP
+from flexchain.step import DLQ_SOURCE_TOPIC as DLQ_SOURCE_TOPIC
+from flexchain.step import ORIGINAL_PREFIX as ORIGINAL_PREFIX
+from flexchain.step import REDRIVE_COUNT_HEADER as REDRIVE_COUNT_HEADER
+from flexchain.step import REDRIVE_FROM_HEADER as REDRIVE_FROM_HEADER
+from flexchain.step import REDRIVE_OFFSET_HEADER as REDRIVE_OFFSET_HEADER
+from flexchain.step import REDRIVE_PARTITION_HEADER as REDRIVE_PARTITION_HEADER
+from flexchain.step import REDRIVE_TOPIC_HEADER as REDRIVE_TOPIC_HEADER
+from flexchain.step import SOURCE_OFFSET_HEADER as SOURCE_OFFSET_HEADER
+from flexchain.step import TARGET_PREFIX as TARGET_PREFIX
+from flexchain.step import CommandStep, OutRecord, dead_letter
+from flexchain.step import command_digest as command_digest
 
 if TYPE_CHECKING:
     from flexchain.views import OwnView, Waiters
@@ -146,56 +154,6 @@ def state_digest(ps: PartitionState) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def command_digest(cmd: Message) -> str:
-    """A digest of a command's body (not its envelope): an id reused for another body is told apart."""
-    return hashlib.blake2b(repr((type(cmd).__name__, to_record(cmd))).encode(), digest_size=8).hexdigest()
-
-
-#: Headers of a dead letter (`<service>.dlq`): why it was parked and where it was read. The record's
-#: own headers follow, each renamed `flexchain.original.<name>` (an event's own
-#: `flexchain.source.offset` must not be taken for the dead letter's).
-DLQ_REASON_HEADER = "flexchain.dlq.reason"
-DLQ_SOURCE_TOPIC = "flexchain.source.topic"
-DLQ_SOURCE_PARTITION = "flexchain.source.partition"
-DLQ_SOURCE_OFFSET = "flexchain.source.offset"
-DLQ_SOURCE_TIMESTAMP = "flexchain.source.timestamp"
-ORIGINAL_PREFIX = "flexchain.original."
-#: Headers of a redriven record (`flexchain dlq redrive`, :mod:`flexchain.dlq`): how many times it has
-#: been redriven, the dead letter it was redriven from (`<dlq topic>:<partition>:<offset>`), and — on
-#: `<service>.redrive` — the topic, partition and offset it was first read from.
-REDRIVE_COUNT_HEADER = "flexchain.redrive.count"
-REDRIVE_FROM_HEADER = "flexchain.redrive.from"
-REDRIVE_TOPIC_HEADER = "flexchain.redrive.topic"
-REDRIVE_PARTITION_HEADER = "flexchain.redrive.partition"
-REDRIVE_OFFSET_HEADER = "flexchain.redrive.offset"
-# Headers of a dead letter that say where it must go again (`flexchain.target.<name>`, e.g. the one
-# webhook notify failed to reach): `flexchain dlq redrive` copies them onto the redriven record.
-TARGET_PREFIX = "flexchain.target."
-_REDRIVE_PREFIX = "flexchain.redrive."
-
-
-def _dlq_headers(
-    rec: ConsumerRecord[bytes, bytes], reason: str, source: tuple[str, int, int] | None = None
-) -> list[tuple[str, bytes]]:
-    """The headers of `rec` parked for `reason`. `source`: where it was first read, if not where it
-    was read now (a record redriven through `<service>.redrive`). A redriven record that fails again
-    keeps its redrive count and origin, so `flexchain dlq redrive` can refuse to loop on it."""
-    topic, partition, offset = source if source is not None else (rec.topic, rec.partition, rec.offset)
-    out = [
-        (DLQ_REASON_HEADER, reason.encode("utf-8")[:2000]),
-        (DLQ_SOURCE_TOPIC, topic.encode()),
-        (DLQ_SOURCE_PARTITION, str(partition).encode()),
-        (DLQ_SOURCE_OFFSET, str(offset).encode()),
-        (DLQ_SOURCE_TIMESTAMP, str(rec.timestamp).encode()),
-    ]
-    for name in (REDRIVE_COUNT_HEADER, REDRIVE_FROM_HEADER):
-        value = kafka.header(rec, name)
-        if value is not None:
-            out.append((name, value))
-    out += [(ORIGINAL_PREFIX + k, bytes(v)) for k, v in rec.headers if not k.startswith(_REDRIVE_PREFIX)]
-    return out
-
-
 # The `reason` label of the DLQ counter: a fixed set, so no record can create new series.
 REASONS = (
     "not in the wire format",
@@ -238,10 +196,6 @@ class _AbortOrphans(Exception):
     """Raised inside a transaction to abort it (see `Processor._clear_orphans`)."""
 
 
-#: On every event: the offset of the command it answers, in its command partition.
-SOURCE_OFFSET_HEADER = "flexchain.source.offset"
-
-
 class StoreUnavailable(Exception):
     """The snapshot store is not answering (the processor folds from the log instead)."""
 
@@ -275,12 +229,12 @@ class _Outbox:
     """Records to produce in the current transaction."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[str, int | None, bytes | None, bytes, list[tuple[str, bytes]], str]] = []
+        self.records: list[OutRecord] = []
 
     def add(
         self, topic: str, partition: int | None, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], kind: str
     ) -> None:
-        self.records.append((topic, partition, key, value, headers, kind))
+        self.records.append(OutRecord(topic, partition, key, value, headers, kind))
 
 
 class _Gate:
@@ -359,8 +313,10 @@ class _TransactionalLoop:
         metrics: ServiceMetrics,
         group: str,
         topics: list[str],
+        clients: kafka.Clients | None = None,
     ) -> None:
         self.svc = svc
+        self.clients = clients or kafka.Clients()  # where its consumer and producers come from
         self.settings = settings
         self.codec = codec
         self.metrics = metrics
@@ -379,7 +335,7 @@ class _TransactionalLoop:
         self._paused: set[TopicPartition] = set()
         self._closing = False
         self._partitions_by_key: dict[tuple[str, bytes], int] = {}
-        self._failure: BaseException | None = None
+        self._failure: LoopFailed | None = None  # set: `run` raises it and the loop starts again
         self._last_lag = 0.0
         self._debug = settings.flexchain_log_level.upper() == "DEBUG"
         self._in: dict[tuple[str, str], Any] = {}  # metric children by label, looked up once
@@ -403,7 +359,7 @@ class _TransactionalLoop:
         # restart takes its partitions back at once, instead of waiting for the session timeout to
         # drop the dead member before the group can rebalance.
         static = self.settings.flexchain_static_membership
-        self.consumer = kafka.consumer(
+        self.consumer = self.clients.consumer(
             self.settings,
             group_id=self.group_id,
             group_instance_id=f"{self.group_id}-{self.settings.flexchain_instance_id}" if static else None,
@@ -453,7 +409,7 @@ class _TransactionalLoop:
                 await self.gain(new)
             except Exception as exc:
                 self.log.exception("taking over partitions failed", partitions=[tp.partition for tp in tps])
-                self._failure = exc
+                self._failure = self._failed("taking over partitions failed", exc)
 
     async def lose(self, tps: list[TopicPartition]) -> None:
         """Hook: partitions are leaving (called under the lock, before their producers close)."""
@@ -463,7 +419,7 @@ class _TransactionalLoop:
 
     async def _open_producers(self, tps: list[TopicPartition]) -> None:
         async def open_one(tp: TopicPartition) -> None:
-            producer = kafka.producer(self.settings, transactional_id=self.transactional_id(tp))
+            producer = self.clients.producer(self.settings, transactional_id=self.transactional_id(tp))
             try:
                 await asyncio.wait_for(producer.start(), timeout=self.settings.flexchain_transaction_timeout_ms / 1000 * 4)
             except BaseException:
@@ -519,7 +475,7 @@ class _TransactionalLoop:
         try:
             while not stopping.is_set():
                 if self._failure is not None:
-                    raise LoopFailed(f"{self.stage}: {self._failure_what}") from self._failure
+                    raise self._failure from self._failure.__cause__
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.flexchain_batch_max)
                 if batch:
                     # records of a partition being taken over are fetched while `assigned` still
@@ -534,7 +490,11 @@ class _TransactionalLoop:
             if workers:
                 await asyncio.gather(*workers, return_exceptions=True)
 
-    _failure_what = "taking over partitions failed"
+    def _failed(self, what: str, exc: BaseException) -> LoopFailed:
+        """The loop's failure, kept in `_failure`: `run` raises it (from `exc`) and ends the loop."""
+        failure = LoopFailed(f"{self.stage}: {what}")
+        failure.__cause__ = exc
+        return failure
 
     def _enqueue(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         if not self.owns(tp) or tp not in self._queued:
@@ -572,7 +532,7 @@ class _TransactionalLoop:
                         self.metrics.transactions_failed.labels(self.stage, kind).inc()
                         self.log.warning("transaction failed", partition=tp.partition, topic=tp.topic, kind=kind, error=repr(exc))
                         if self._failure is None:
-                            self._failure, self._failure_what = exc, f"transaction failed on {[tp.partition]}"
+                            self._failure = self._failed(f"transaction failed on {[tp.partition]}", exc)
                         return
                 if tp in self._paused and len(self._pending.get(tp, ())) < self.settings.flexchain_batch_max:
                     self._paused.discard(tp)
@@ -612,7 +572,7 @@ class _TransactionalLoop:
         self, rec: ConsumerRecord[bytes, bytes], reason: str, out: _Outbox, source: tuple[str, int, int] | None = None
     ) -> None:
         self.log.warning("dead letter", reason=reason, topic=rec.topic, partition=rec.partition, offset=rec.offset)
-        out.add(self.names["dlq"], None, rec.key, rec.value or b"", _dlq_headers(rec, reason, source), "dlq:" + reason)
+        out.records.append(dead_letter(self.names["dlq"], rec, reason, source))
 
     async def _produce(self, producer: AIOKafkaProducer, out: _Outbox) -> list[tuple[str, str, int, asyncio.Future[Any], int]]:
         """The outbox's records, in order, as one batch per topic partition (another when one is full):
@@ -745,17 +705,19 @@ class Processor(_TransactionalLoop):
         store: SnapshotStore,
         cluster_id: str,
         poison: dict[tuple[str, int, int], str] | None = None,
+        clients: kafka.Clients | None = None,
     ) -> None:
-        super().__init__(svc, settings, codec, metrics, svc.name, [svc.topics["commands"]])
+        super().__init__(svc, settings, codec, metrics, svc.name, [svc.topics["commands"]], clients)
         self.store = store
         self.cluster_id = cluster_id
         self.states: dict[int, PartitionState] = {}
         self.stopped: dict[int, UnreadableEvent] = {}  # partitions whose own log cannot be read
         self.poison = poison if poison is not None else {}  # command records whose events failed to fold
         self.ready = asyncio.Event()
-        self._commands = frozenset(svc.commands)
         self._events_topic = self.names["events"]
         self._horizon = int(settings.flexchain_dedup_horizon_hours * 3_600_000)
+        # what each command record comes to (no I/O: unit-tested without Kafka)
+        self.step = CommandStep(svc, codec, self._events_topic, self.names["dlq"], settings.flexchain_dedup_horizon_hours)
         self._rebuilder: AIOKafkaConsumer | None = None
         self._uncommitted: AIOKafkaConsumer | None = None
         self._store_down_until = 0.0
@@ -764,9 +726,9 @@ class Processor(_TransactionalLoop):
         self._caused: dict[int, dict[str, list[Enveloped]]] = {}
 
     async def start(self) -> None:
-        self._rebuilder = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
+        self._rebuilder = self.clients.consumer(self.settings, group_id=None, max_poll_records=5000)
         await self._rebuilder.start()
-        self._uncommitted = kafka.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
+        self._uncommitted = self.clients.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
         await self._uncommitted.start()
         await super().start()
 
@@ -956,7 +918,8 @@ class Processor(_TransactionalLoop):
             try:
                 await self.rebuild(partitions, from_log=True)
             except BaseException as exc:
-                self._failure = exc  # the partitions have no state: the loop starts again from the log
+                # the partitions have no state: the loop starts again from the log
+                self._failure = self._failed("forced rebuild failed", exc)
                 raise
             self.ready.set()
             self.metrics.ready.set(0 if self.stopped else 1)
@@ -1047,100 +1010,37 @@ class Processor(_TransactionalLoop):
         self._caused.pop(tp.partition, None)
 
     def _handle(self, tp: TopicPartition, rec: ConsumerRecord[bytes, bytes], out: _Outbox) -> None:
-        ps = self.states[tp.partition]
-        poisoned = self.poison.get((rec.topic, rec.partition, rec.offset))
-        if poisoned is not None:
-            self.dead_letter(rec, poisoned, out)
+        """The step's outcome (`flexchain.step`) into the transaction, the logs and the metrics."""
+        where = (rec.topic, rec.partition, rec.offset)
+        done = self.step(self.states[tp.partition], rec, self.poison.get(where))
+        cmd = done.command
+        if cmd is not None:
+            self.count_in(rec.topic, type(cmd.message).__name__)
+        if done.error is not None:
+            assert cmd is not None
+            name = type(cmd.message).__name__
+            what = {"decide": "decide failed", "encode": "encoding an event failed"}.get(done.failed, "evolve failed")
+            extra = {"offset": rec.offset} if done.poisoned is not None else {}
+            self.log.error(what, exc_info=done.error, correlation_id=cmd.envelope.correlation_id, command=name, **extra)
+        if done.poisoned is not None:  # the state may be half-changed: drop it, rebuild, park the command
+            self.poison[where] = done.poisoned
+            raise PartitionPoisoned(done.poisoned) from done.error
+        if done.dead_letter is not None:
+            self.log.warning("dead letter", reason=done.dead_letter, topic=rec.topic, partition=rec.partition, offset=rec.offset)
+        elif done.duplicate:
+            self.metrics.duplicates.inc()
+        out.records += done.records
+        if cmd is None or not done.decided:
             return
-        try:
-            item = self.codec.decode(rec.value)
-        except DecodeError as exc:
-            if exc.transient:  # the registry did not answer: try again later, park nothing
-                raise
-            self.dead_letter(rec, exc.reason, out)
-            return
-        cmd, cenv = item.message, item.envelope
-        if type(cmd) not in self._commands:
-            self.dead_letter(rec, f"not a command of {self.svc.name}: {type(cmd).__name__}", out)
-            return
-        name = type(cmd).__name__
-        self.count_in(rec.topic, name)
-        # A routed command is derived from one event and written once (fenced); a command from
-        # outside (the API, another producer) may come again with its id, maybe with another body.
-        digest = "" if cenv.producer.endswith("-router") else command_digest(cmd)
-        origin = origin_of(rec.timestamp, kafka.header(rec, ORIGIN_HEADER))
-        applied = ps.seen.get(cenv.event_id)
-        if applied is not None:
-            if digest and applied.digest and digest != applied.digest:
-                self.dead_letter(rec, f"idempotency key reused: command id {cenv.event_id} was applied to another {name}", out)
-            else:
-                self.metrics.duplicates.inc()
-            return
-        if origin < ps.forgets_before(self._horizon):
-            self.dead_letter(
-                rec,
-                f"stale command: it originates at {origin} ms, more than the dedup horizon "
-                f"({self.settings.flexchain_dedup_horizon_hours} h) before the newest command applied here ({ps.newest} ms); "
-                "it may have been applied already",
-                out,
-            )
-            return
-        try:
-            events = self.svc.decide(ps.state, cmd, cenv.business_time)
-        except Exception as exc:  # a bug must not stop the partition: park the command, loudly
-            self.log.exception("decide failed", correlation_id=cenv.correlation_id, command=name)
-            self.dead_letter(rec, f"decide failed: {exc!r}", out)
-            return
-        # A broadcast command (empty key) has one id on every partition: its events need ids that
-        # differ per partition, or what is routed from them would be dropped as duplicates.
-        cause = cenv.event_id if cmd.key else f"{cenv.event_id}@{tp.partition}"
-        items: list[tuple[Enveloped, bytes]] = []
-        versions: dict[str, int] = {}
-        try:
-            for i, ev in enumerate(events):
-                agg = ev.key
-                versions[agg] = versions.get(agg, ps.versions.get(agg, 0)) + 1
-                env = Envelope(
-                    derived_id(cause, i, self.svc.name),
-                    type(ev).__name__,
-                    agg,
-                    versions[agg],
-                    cenv.business_time,
-                    cenv.correlation_id,
-                    cenv.event_id,
-                    self.svc.name,
-                )
-                item = Enveloped(env, ev)
-                items.append((item, self.codec.encode(item)))
-        except Exception as exc:  # an event that does not fit its schema: nothing applied, command parked
-            self.log.exception("encoding an event failed", correlation_id=cenv.correlation_id, command=name)
-            self.dead_letter(rec, f"encode failed: {exc!r}", out)
-            return
-        try:
-            for item, _ in items:
-                fold_event(self.svc.evolve, ps, item, digest, origin, self._horizon)
-        except Exception as exc:  # the state may be half-changed: drop it, rebuild, park the command
-            reason = f"evolve failed: {exc!r}"
-            self.log.exception("evolve failed", correlation_id=cenv.correlation_id, command=name, offset=rec.offset)
-            self.poison[(rec.topic, rec.partition, rec.offset)] = reason
-            raise PartitionPoisoned(reason) from exc
-        wanted = self.waiters is not None and self.waiters.wanted(cenv.event_id)
-        stamp, source = str(origin).encode(), str(rec.offset).encode()
-        for item, value in items:
-            kind = item.envelope.event_type
-            headers = [("type", kind.encode()), (ORIGIN_HEADER, stamp), (SOURCE_OFFSET_HEADER, source)]
-            if digest:
-                headers.append((DIGEST_HEADER, digest.encode()))
-            out.add(self._events_topic, tp.partition, item.envelope.aggregate_id.encode(), value, headers, kind)
-            if wanted:
-                self._caused.setdefault(tp.partition, {}).setdefault(cenv.event_id, []).append(item)
+        if done.events and self.waiters is not None and self.waiters.wanted(cmd.envelope.event_id):
+            self._caused.setdefault(tp.partition, {}).setdefault(cmd.envelope.event_id, []).extend(done.events)
         if self._debug:
             self.log.debug(
                 "command decided",
-                correlation_id=cenv.correlation_id,
-                command=name,
-                command_id=cenv.event_id,
-                events=[type(e).__name__ for e in events],
+                correlation_id=cmd.envelope.correlation_id,
+                command=type(cmd.message).__name__,
+                command_id=cmd.envelope.event_id,
+                events=[e.envelope.event_type for e in done.events],
             )
 
     async def _after_commit(self, tp: TopicPartition, metadata: list[tuple[str, Any]]) -> None:
@@ -1166,11 +1066,18 @@ class Processor(_TransactionalLoop):
 class Router(_TransactionalLoop):
     stage = "router"
 
-    def __init__(self, svc: ServiceDef[Any], settings: Settings, codec: Codec, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        svc: ServiceDef[Any],
+        settings: Settings,
+        codec: Codec,
+        metrics: ServiceMetrics,
+        clients: kafka.Clients | None = None,
+    ) -> None:
         # `<service>.redrive`: dead letters of the routed topics sent back by `flexchain dlq redrive`,
         # read as if from their first topic (never re-appended there: another service owns that log)
         topics = [r.topic for r in svc.routes] + [svc.topics["redrive"]]
-        super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", topics)
+        super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", topics, clients)
         self._redrive_topic = self.names["redrive"]
         self._react = {settings.name(r.topic): r.react for r in svc.routes}
         self._types = {settings.name(r.topic): {m.__name__.encode() for m in r.messages} for r in svc.routes}
@@ -1181,7 +1088,7 @@ class Router(_TransactionalLoop):
         await super().start()
         # the partitions of the command topic (a broadcast goes to each): the consumer's metadata covers
         # only what it reads, so ask a producer, which fetches any topic's metadata on demand
-        probe = kafka.producer(self.settings)
+        probe = self.clients.producer(self.settings)
         await probe.start()
         try:
             self._partitions = sorted(await probe.partitions_for(self._commands_topic))

@@ -1,4 +1,4 @@
-"""Settings from the environment (pydantic-settings); one object per process, built by `host.serve`."""
+"""Settings from the environment (pydantic-settings); one object per process, built by `host.bootstrap`."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from flexchain import kafka
 from flexchain.cli import app
 from flexchain.messages import Enveloped
-from flexchain.runtime import _dlq_headers
 from flexchain.settings import Settings
+from flexchain.step import dlq_headers
 from services.inventory.messages import RegisterSku
 from services.order.messages import OrderLine, OrderPlaced
 from tests.support import CODEC, end_offsets, envelope_for, read_all, run
@@ -26,11 +26,11 @@ pytestmark = pytest.mark.broker
 
 
 def parked(topic: str, partition: int, offset: int, key: bytes, value: bytes, reason: str) -> tuple[bytes, bytes, Any]:
-    """A record as the runtime parks it (`_dlq_headers` of the record it read)."""
+    """A record as the runtime parks it (`dlq_headers` of the record it read)."""
     rec: ConsumerRecord[bytes, bytes] = ConsumerRecord(
         topic, partition, offset, 1_700_000_000_000, 0, key, value, None, len(key), len(value), (("type", b"RegisterSku"),)
     )
-    return key, value, _dlq_headers(rec, reason)
+    return key, value, dlq_headers(rec, reason)
 
 
 def test_list_show_and_dry_run(kafka_bootstrap: str, prefix: str) -> None:
