@@ -79,7 +79,7 @@ from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from services.loyalty import domain, policy  # noqa: E402
 from services.loyalty.messages import MESSAGES as LOYALTY_MESSAGES  # noqa: E402
 from services.loyalty.messages import (  # noqa: E402

@@ -60,7 +60,7 @@ from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.serde import Codec, DecodeError  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from services.inventory.messages import MESSAGES as INVENTORY_MESSAGES  # noqa: E402
 from services.inventory.messages import (  # noqa: E402
     Allocation,

@@ -112,7 +112,7 @@ def _keys(classes: tuple[type[Message], ...]) -> str:
 
 def document(partitions: int = 6, replicas: int = 3, root: Path = SCHEMAS_DIR) -> dict[str, Any]:
     """The AsyncAPI document (a JSON-able dict). `partitions`/`replicas` as deployed (deploy/k8s)."""
-    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -29,7 +29,7 @@ def available_services() -> list[str]:
 
 
 def all_messages() -> list[type[Message]]:
-    modules = ["services.clock.messages"] + [f"services.{name}.messages" for name in SERVICES]
+    modules = ["flexchain.ticks"] + [f"services.{name}.messages" for name in SERVICES]
     out: list[type[Message]] = []
     for mod in modules:
         try:

@@ -14,7 +14,7 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped, to_record
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.commission import domain, policy
 from services.commission.messages import COMMANDS, EVENTS, CommissionPlan
 from services.commission.plan import DAY_MS, DEFAULT_PLAN, HOUR_MS, MAX_RECRUITMENT_DEPTH

@@ -13,7 +13,7 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped, Message
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.loyalty import domain, policy
 from services.loyalty.messages import (
     COMMANDS,

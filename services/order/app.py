@@ -14,7 +14,7 @@ from flexchain.host import Runtime, serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.inventory.messages import SkuRegistered
 from services.loyalty.messages import MemberDiscountQuoted

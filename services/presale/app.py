@@ -15,7 +15,7 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.order.messages import EVENTS as ORDER_EVENTS
 from services.presale import domain, policy
 from services.presale.messages import COMMANDS, EVENTS

@@ -184,7 +184,7 @@ def test_the_codec_reads_old_schema_versions_through_the_registry(registry: str)
     from flexchain.history import versions_of
     from flexchain.schemas import expanded, local_schema_id
     from flexchain.serde import Codec, DecodeError, RegistryClient
-    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
     from services.order.messages import MESSAGES as ORDER_MESSAGES
     from services.order.messages import OrderConfirmed, OrderShipped
 
