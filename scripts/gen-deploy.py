@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT / "libs"), str(ROOT)]  # this checkout's kernel and services, not an installed copy
 
 from flexchain import security  # noqa: E402
 from flexchain.catalog import SERVICES  # noqa: E402

@@ -136,17 +136,20 @@ def broker_kill(
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty | notify")]) -> None:
+def serve(service: Annotated[str, typer.Argument(help="a service of the catalogue (order, inventory, …) | notify")]) -> None:
     """Run one instance of a service (settings from the environment, see README); `notify` is the
     optional notifier on faust-streaming (the `notify` extra)."""
-    import importlib
+    from flexchain.catalog import PACKAGES
 
-    from flexchain.catalog import available_services
-
-    services = [*available_services(), "notify"]
+    services = [*PACKAGES, "notify"]
     if service not in services:
         raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(services)}")
-    importlib.import_module(f"services.{service}.app").main()
+    if service == "notify":
+        from services.notify import app as notify
+
+        notify.main()
+    else:
+        PACKAGES[service].app().main()
 
 
 @app.command()
