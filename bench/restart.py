@@ -61,12 +61,12 @@ from bench.run import (  # noqa: E402
     topic_end,
     wait_committed,
 )
-from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.settings import PROJECT_ROOT  # noqa: E402
+from flexchain.tools import broker as kbroker  # noqa: E402
 
 CACHE = PROJECT_ROOT / ".cache"
 PHASES = ("service started", "rebuild started", "rebuild finished")
