@@ -19,7 +19,9 @@ COPY services ./services
 # the published Avro schemas: read at run time from FLEXCHAIN_SCHEMAS_DIR (they are not in the wheel)
 COPY schemas ./schemas
 # the `postgres` extra: psycopg for FLEXCHAIN_SNAPSHOT_URL=postgresql+psycopg://...
-RUN pip install '.[postgres,notify]' && rm -rf /app/libs /app/services /app/build
+# then drop flexchain.tools (local broker, demo, PKI, AsyncAPI, simulator): a service never imports it
+RUN pip install '.[postgres,notify]' && rm -rf /app/libs /app/services /app/build \
+ && python -c "import flexchain.tools as t, os, shutil; shutil.rmtree(os.path.dirname(t.__file__))"
 
 USER 10001:10001
 ENV FLEXCHAIN_HTTP_HOST=0.0.0.0 \

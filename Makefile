@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,postgres,notify,report]'
-	$(BIN)/python -c 'from pathlib import Path; from flexchain import broker; print("kafka jars:", broker.ensure_jars(Path(".cache/kafka")))'
+	$(BIN)/python -c 'from pathlib import Path; from flexchain.tools import broker; print("kafka jars:", broker.ensure_jars(Path(".cache/kafka")))'
 	@rm -f $(VENV)/.installed-*; touch $@
 
 setup: $(STAMP)
@@ -38,7 +38,7 @@ deploy-generate: deploy-tools
 	$(BIN)/python scripts/gen-deploy.py
 
 asyncapi: setup
-	$(BIN)/flexchain asyncapi --out .cache/flexchain.asyncapi.json
+	$(BIN)/flexchain asyncapi --out .cache/flexchain.tools.asyncapi.json
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/contract

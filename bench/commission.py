@@ -58,7 +58,6 @@ from bench.run import (  # noqa: E402
     settings,
     wait_ready,
 )
-from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
 from flexchain.auth import ensure_local_auth  # noqa: E402
 from flexchain.catalog import all_messages  # noqa: E402
@@ -66,6 +65,7 @@ from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT  # noqa: E402
+from flexchain.tools import broker as kbroker  # noqa: E402
 from services.commission.messages import NETWORK, RegisterDistributor, SetCommissionLevels  # noqa: E402
 from services.order.messages import OrderLine, OrderPaid  # noqa: E402
 

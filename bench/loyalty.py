@@ -71,7 +71,6 @@ from bench.run import (  # noqa: E402
     settings,
     wait_ready,
 )
-from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka, statecodec  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.clock import ClockPublisher  # noqa: E402
@@ -79,7 +78,8 @@ from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
+from flexchain.tools import broker as kbroker  # noqa: E402
 from services.loyalty import domain, policy  # noqa: E402
 from services.loyalty.messages import MESSAGES as LOYALTY_MESSAGES  # noqa: E402
 from services.loyalty.messages import (  # noqa: E402

@@ -61,13 +61,13 @@ from bench.run import (  # noqa: E402
     wait_committed,
     wait_ready,
 )
-from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.settings import PROJECT_ROOT  # noqa: E402
 from flexchain.snapshots import SnapshotStore  # noqa: E402
+from flexchain.tools import broker as kbroker  # noqa: E402
 
 CACHE = PROJECT_ROOT / ".cache"
 PHASES = ("service started", "rebuild started", "rebuild finished")

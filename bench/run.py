@@ -52,7 +52,6 @@ import psutil  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 
 from bench.peers import harness as peers  # noqa: E402
-from flexchain import broker as kbroker  # noqa: E402
 from flexchain import kafka  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.messages import Envelope, Enveloped, Message, derived_id  # noqa: E402
@@ -60,7 +59,8 @@ from flexchain.procs import ServiceProcess, free_port  # noqa: E402
 from flexchain.procs import free_port_pair as free_pair  # noqa: E402
 from flexchain.serde import Codec, DecodeError  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES  # noqa: E402
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
+from flexchain.tools import broker as kbroker  # noqa: E402
 from services.inventory.messages import MESSAGES as INVENTORY_MESSAGES  # noqa: E402
 from services.inventory.messages import (  # noqa: E402
     Allocation,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""End-to-end check of the local real Kafka broker (flexchain.broker) + aiokafka transactions.
+"""End-to-end check of the local real Kafka broker (flexchain.tools.broker) + aiokafka transactions.
 
     .venv/bin/python scripts/check_broker.py
 
@@ -28,10 +28,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[1]
 try:
-    from flexchain import broker
+    from flexchain.tools import broker
 except ImportError:  # not installed in this interpreter: use the source tree
     sys.path.insert(0, str(REPO / "libs"))
-    from flexchain import broker
+    from flexchain.tools import broker
 
 CACHE = REPO / ".cache" / "kafka"
 DATA = REPO / ".cache" / "broker-check"

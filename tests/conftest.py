@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from flexchain import auth
-from flexchain import broker as kbroker
 from flexchain.procs import free_port as free_port
 from flexchain.procs import free_port_pair
 from flexchain.settings import PROJECT_ROOT
+from flexchain.tools import broker as kbroker
 
 # HTTP authentication is on in every test, as in production (README "Security"): the services started
 # by the tests read the keys' hashes from the environment, the clients (tests.support, the demo, the

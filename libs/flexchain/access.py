@@ -25,7 +25,6 @@ operator (``flexchain lag``, ``flexchain dlq list|show|redrive``) are described 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +56,9 @@ def _unique(*names: str) -> tuple[str, ...]:
 
 def declared(service: str) -> tuple[Any, Any]:
     """The service's definition and read model, as its `main` builds them (`app.declared()`)."""
-    app = importlib.import_module(f"services.{service}.app")
-    svc, view = app.declared()
-    return svc, view
+    from flexchain.catalog import PACKAGES
+
+    return PACKAGES[service].declared()
 
 
 def service_access(svc: Any, view: Any, prefix: str = "") -> Access:

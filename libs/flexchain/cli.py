@@ -7,15 +7,17 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flexchain import broker as kbroker
 from flexchain import dlqcli, ops
 from flexchain.output import JsonFlag, emit_one
 from flexchain.schemas import SCHEMAS_DIR
 from flexchain.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from flexchain.tools import broker as kbroker
 
 app = typer.Typer(
     help="flexchain: event-sourced supply chain on Apache Kafka", no_args_is_help=True, pretty_exceptions_enable=False
@@ -32,10 +34,14 @@ CACHE = PROJECT_ROOT / ".cache"
 
 
 def broker_config(data_dir: Path, port: int) -> kbroker.BrokerConfig:
+    from flexchain.tools import broker as kbroker  # tooling: imported only by the broker commands
+
     return kbroker.BrokerConfig(data_dir=data_dir, port=port, controller_port=port + 1)
 
 
 def cluster_config(data_dir: Path | None, port: int, brokers: int) -> kbroker.ClusterConfig:
+    from flexchain.tools import broker as kbroker  # tooling: imported only by the broker commands
+
     return kbroker.ClusterConfig(data_dir=data_dir or CACHE / "broker-cluster", nodes=brokers, port=port)
 
 
@@ -73,6 +79,8 @@ def broker_up(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Br
     With --brokers N: start every node that is not running (also a killed one) and wait until the
     cluster is healthy (every broker registered, every partition with its full ISR).
     """
+    from flexchain.tools import broker as kbroker  # tooling: imported only by the broker commands
+
     t0 = time.monotonic()
     if brokers == 1:
         cfg = broker_config(data_dir or CACHE / "broker", port)
@@ -91,6 +99,8 @@ def broker_up(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Br
 @broker_app.command("down")
 def broker_down(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Brokers = 1) -> None:
     """Stop the broker (SIGTERM, then SIGKILL after 30 s); with --brokers N every node at once."""
+    from flexchain.tools import broker as kbroker  # tooling: imported only by the broker commands
+
     if brokers == 1:
         stopped = kbroker.stop(broker_config(data_dir or CACHE / "broker", port))
         typer.echo("kafka stopped" if stopped else "kafka was not running")
@@ -102,6 +112,8 @@ def broker_down(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: 
 @broker_app.command("status")
 def broker_status(data_dir: ClusterDir = None, port: ClusterPort = 9092, brokers: Brokers = 1) -> None:
     """Exit 0 when running; with --brokers N: each node's pid, and 0 only when every node runs."""
+    from flexchain.tools import broker as kbroker  # tooling: imported only by the broker commands
+
     if brokers == 1:
         pid = kbroker.status(broker_config(data_dir or CACHE / "broker", port))
         typer.echo(f"running (pid {pid})" if pid else "not running")
@@ -129,6 +141,8 @@ def broker_kill(
     brokers: Brokers = 1,
 ) -> None:
     """kill -9 a node (a fault drill); `broker up` with the same options starts it again with its data."""
+    from flexchain.tools import broker as kbroker  # tooling: imported only by the broker commands
+
     cfg = (
         broker_config(data_dir or CACHE / "broker", port) if brokers == 1 else cluster_config(data_dir, port, brokers).node(node)
     )
@@ -136,17 +150,20 @@ def broker_kill(
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="order | inventory | presale | commission | loyalty | notify")]) -> None:
+def serve(service: Annotated[str, typer.Argument(help="a service of the catalogue (order, inventory, …) | notify")]) -> None:
     """Run one instance of a service (settings from the environment, see README); `notify` is the
     optional notifier on faust-streaming (the `notify` extra)."""
-    import importlib
+    from flexchain.catalog import PACKAGES
 
-    from flexchain.catalog import available_services
-
-    services = [*available_services(), "notify"]
+    services = [*PACKAGES, "notify"]
     if service not in services:
         raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(services)}")
-    importlib.import_module(f"services.{service}.app").main()
+    if service == "notify":
+        from services.notify import app as notify
+
+        notify.main()
+    else:
+        PACKAGES[service].app().main()
 
 
 @app.command()
@@ -246,7 +263,7 @@ def asyncapi_doc(
     replicas: Annotated[int, typer.Option(help="replicas per topic as deployed")] = 3,
 ) -> None:
     """The AsyncAPI 3.0 document of every topic and message (from schemas/ and the catalogue)."""
-    from flexchain.asyncapi import render
+    from flexchain.tools.asyncapi import render
 
     text = render(partitions, replicas)
     if out is None:
@@ -264,7 +281,7 @@ def demo(
 ) -> None:
     """Start a fresh local broker and the five services, run the demo scenario; Ctrl-C, SIGTERM or
     SIGHUP stops everything it started."""
-    from flexchain.demo import run_demo
+    from flexchain.tools.demo import run_demo
 
     root = Path(os.environ.get("FLEXCHAIN_DEMO_DIR") or CACHE / "demo")  # broker data, service data and logs
     run_id = os.environ.get("FLEXCHAIN_DEMO_RUN") or uuid.uuid4().hex[:6]

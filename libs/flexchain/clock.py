@@ -19,7 +19,7 @@ CLOCK_ID = "main"
 
 class ClockPublisher:
     def __init__(self, settings: Settings) -> None:
-        from services.clock.messages import MESSAGES
+        from flexchain.ticks import MESSAGES
 
         self.settings = settings
         self.codec = Codec(MESSAGES)
@@ -36,7 +36,7 @@ class ClockPublisher:
             await self.producer.stop()
 
     async def tick(self, at: int) -> None:
-        from services.clock.messages import ClockTicked
+        from flexchain.ticks import ClockTicked
 
         assert self.producer is not None
         tick_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"flexchain-clock/{CLOCK_ID}/{at}"))

@@ -507,8 +507,8 @@ def service_topics(svc: ServiceDef[Any], view: ReadModel) -> list[str]:
 def build_runtime(svc: ServiceDef[Any], view: ReadModel, settings: Settings) -> Runtime:
     """Everything an instance is made of, wired and not started: nothing connects until `serve`
     starts it (so the HTTP API and its OpenAPI document can be built without a broker)."""
-    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
-    from services.clock.messages import ClockTicked
+    from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
+    from flexchain.ticks import ClockTicked
 
     codec = bootstrap_codec(settings, [*svc.all_messages(), *CLOCK_MESSAGES, *_view_messages(view)])
     metrics = ServiceMetrics(svc.name, types=codec.type_names())

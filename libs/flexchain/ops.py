@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import importlib
 import os
 import re
 import time
@@ -32,7 +31,7 @@ import httpx
 import typer
 
 from flexchain.auth import bearer
-from flexchain.catalog import SERVICES
+from flexchain.catalog import PACKAGES, SERVICES
 from flexchain.commits import read_commit_metadata
 from flexchain.output import JsonFlag, emit, emit_one, progress
 from flexchain.settings import Settings
@@ -82,8 +81,7 @@ class Loop:
 
 def loops_of(service: str, settings: Settings) -> list[Loop]:
     """The consumer groups of a service and the topics each reads (names as in `runtime`)."""
-    module = importlib.import_module(f"services.{service}.app")
-    svc = getattr(module, "SERVICE", None) or module.service()
+    svc, _view = PACKAGES[service].declared()
     out = [Loop(service, "processor", settings.name(service), [settings.name(svc.topics["commands"])])]
     if svc.routes:
         out.append(Loop(service, "router", settings.name(f"{service}-router"), [settings.name(r.topic) for r in svc.routes]))

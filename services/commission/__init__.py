@@ -11,3 +11,8 @@ OrderCompleted → payable), `inventory.events` (low-stock alerts as signals for
 `commission.events` (network replication to every partition, credits and charges per beneficiary,
 referral bonuses). Produces `commission.events`; see README.md in this folder.
 """
+
+from flexchain.declaration import ServicePackage
+
+# what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
+PACKAGE = ServicePackage(name="commission", http_port=8084, package=__name__)

@@ -14,15 +14,15 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped, to_record
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
-from services.commission import domain, policy
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
+from services.commission import PACKAGE, domain, policy
 from services.commission.messages import COMMANDS, EVENTS, CommissionPlan
 from services.commission.plan import DAY_MS, DEFAULT_PLAN, HOUR_MS, MAX_RECRUITMENT_DEPTH
 from services.commission.state import CommissionState
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.order.messages import EVENTS as ORDER_EVENTS
 
-HTTP_PORT = 8084
+HTTP_PORT = PACKAGE.http_port
 
 
 class CommissionSettings(BaseSettings):

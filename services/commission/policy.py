@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.commission.messages import (
     NETWORK,
     ApplyStockSignal,

@@ -1,0 +1,4 @@
+from flexchain.declaration import ServicePackage
+
+# what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
+PACKAGE = ServicePackage(name="inventory", http_port=8082, package=__name__)

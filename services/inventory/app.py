@@ -13,8 +13,8 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
-from services.inventory import domain, policy
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
+from services.inventory import PACKAGE, domain, policy
 from services.inventory.messages import COMMANDS, EVENTS
 
 SERVICE = ServiceDef(
@@ -31,7 +31,7 @@ SERVICE = ServiceDef(
     ),
     state_format="inventory-2",  # counters, sales per day, stock policy, presale links (issue 6)
 )
-HTTP_PORT = 8082
+HTTP_PORT = PACKAGE.http_port
 
 
 class InventoryView:

@@ -24,7 +24,7 @@ clock (`react_clock`, R-X-1): ClockTicked → CheckStockTimers on every partitio
 from __future__ import annotations
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory.domain import PRESALE_SUCCEEDED
 from services.inventory.messages import (
     CheckStockTimers,

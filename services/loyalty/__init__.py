@@ -11,3 +11,8 @@ RFM) and two of its own events that cross partitions (a referral reward, a usage
 `ChurnWarningRaised`, `ReplenishmentReminderRaised`, `StreakGiftEarned`, `ReferralCompleted`,
 `RfmSegmentChanged` and `LoyaltyCommandRejected`. See README.md beside this file.
 """
+
+from flexchain.declaration import ServicePackage
+
+# what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
+PACKAGE = ServicePackage(name="loyalty", http_port=8085, package=__name__)

@@ -13,8 +13,8 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped, Message
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
-from services.loyalty import domain, policy
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
+from services.loyalty import PACKAGE, domain, policy
 from services.loyalty.messages import (
     COMMANDS,
     EVENTS,
@@ -30,7 +30,7 @@ from services.loyalty.rules import HOUR_MS, LoyaltyConfig
 from services.loyalty.state import Loyalty
 from services.order.messages import EVENTS as ORDER_EVENTS
 
-HTTP_PORT = 8085
+HTTP_PORT = PACKAGE.http_port
 
 
 class LoyaltySettings(BaseSettings):

@@ -12,7 +12,7 @@ commands, re-keyed by member id (or sent to every partition when the key is empt
 from __future__ import annotations
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.loyalty.domain import CANCELLED
 from services.loyalty.messages import (
     ApplyUsageCycle,

@@ -14,11 +14,11 @@ from flexchain.host import Runtime, serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.inventory.messages import SkuRegistered
 from services.loyalty.messages import MemberDiscountQuoted
-from services.order import domain, giftstats, policy
+from services.order import PACKAGE, domain, giftstats, policy
 from services.order.messages import COMMANDS, EVENTS, GiftRuleChanged, ReviewGiftRule
 from services.presale.messages import EVENTS as PRESALE_EVENTS
 
@@ -65,7 +65,7 @@ def service(config: domain.OrderConfig | None = None) -> ServiceDef[domain.Order
     )
 
 
-HTTP_PORT = 8081
+HTTP_PORT = PACKAGE.http_port
 
 
 @dataclass

@@ -12,7 +12,7 @@ see every gift rule, R-ORD-3).
 from __future__ import annotations
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory.messages import ReservationRejected, StockReserved
 from services.loyalty.messages import MemberDiscountQuoted
 from services.order.messages import (

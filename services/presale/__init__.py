@@ -11,3 +11,8 @@ Produces `presale.events`, keyed by campaign id: the order service reads `Pledge
 `PledgeRejected` (the price of a campaign order, or why not) and `PresaleRefundIssued` (refund that
 order with that refund id); anyone may read `PaymentEscrowed`, `FundsReleased`, `RiskSignalRaised`, …
 """
+
+from flexchain.declaration import ServicePackage
+
+# what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
+PACKAGE = ServicePackage(name="presale", http_port=8083, package=__name__)

@@ -15,9 +15,9 @@ from flexchain.host import serve
 from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
-from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.order.messages import EVENTS as ORDER_EVENTS
-from services.presale import domain, policy
+from services.presale import PACKAGE, domain, policy
 from services.presale.messages import COMMANDS, EVENTS
 from services.presale.rules import BUCKETS
 from services.presale.state import Campaign, LedgerLine
@@ -35,7 +35,7 @@ SERVICE = ServiceDef(
     ),
     state_format="presale-1",
 )
-HTTP_PORT = 8083
+HTTP_PORT = PACKAGE.http_port
 LEVELS = ("red", "yellow", "green")  # R-PRE-9's signal levels
 
 

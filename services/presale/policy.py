@@ -12,7 +12,7 @@ none of presale's business.
 from __future__ import annotations
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.order.messages import OrderCancelled, OrderPaid, OrderPlaced, OrderRefunded
 from services.presale.messages import (
     CheckCampaignTimers,

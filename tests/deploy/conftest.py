@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from flexchain import broker as kbroker
 from flexchain import kafka, security
 from flexchain.catalog import SERVICES
 from flexchain.procs import free_port_pair
 from flexchain.settings import PROJECT_ROOT, Settings
+from flexchain.tools import broker as kbroker
+from flexchain.tools import pki as tls
 
 TOOLS = PROJECT_ROOT / ".cache" / "deploy-tools"
 SETUP = PROJECT_ROOT / "scripts" / "setup-deploy-tools.sh"
@@ -124,7 +125,7 @@ def secure_broker(deploy_tools: dict[str, str], tmp_path_factory: pytest.TempPat
     `admin` super user, one SCRAM principal per service + `clock` + `notify` + `operator` + `nobody` (no ACLs),
     added at format time."""
     root = tmp_path_factory.mktemp("secure-broker")
-    pki = security.make_pki(root / "pki")
+    pki = tls.make_pki(root / "pki")
     users = ["admin", *SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL, security.OPERATOR_PRINCIPAL, "nobody"]
     passwords = {u: f"{u}-{os.urandom(6).hex()}" for u in users}
     port = free_port_pair()
@@ -132,8 +133,8 @@ def secure_broker(deploy_tools: dict[str, str], tmp_path_factory: pytest.TempPat
         data_dir=root / "broker",
         port=port,
         controller_port=port + 1,
-        overrides=security.secure_broker_overrides("127.0.0.1", port, port + 1, pki, passwords["admin"]),
-        format_args=security.scram_format_args(passwords),
+        overrides=tls.secure_broker_overrides("127.0.0.1", port, port + 1, pki, passwords["admin"]),
+        format_args=tls.scram_format_args(passwords),
         jvm_opts=("-Xmx512m", *kbroker.DEFAULT_JVM_OPTS[2:]),
     )
     libs = kbroker.ensure_jars(PROJECT_ROOT / ".cache" / "kafka")

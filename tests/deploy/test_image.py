@@ -109,6 +109,9 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "pip", "install", "-q", "--target", str(site), *extra], capture_output=True, text=True, check=False
     )
     assert inst.returncode == 0, inst.stderr
+    # RUN ... rmtree(flexchain.tools): the tooling is not in the image
+    if any(op == "RUN" and "import flexchain.tools as t" in arg and "rmtree" in arg for op, arg in _instructions()):
+        shutil.rmtree(site / "flexchain/tools")
     # the other dependencies come from the project's venv, appended after the wheel
     (site / "zz-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return root
@@ -163,3 +166,22 @@ def test_without_the_schemas_dir_the_wheel_alone_cannot_decode(image_root: Path)
     code = "from flexchain.catalog import all_messages\nfrom flexchain.serde import Codec\nCodec(all_messages())\n"
     proc = _run_in_image(image_root, code, FLEXCHAIN_SCHEMAS_DIR="")
     assert proc.returncode != 0 and ("FileNotFoundError" in proc.stderr or "No such file" in proc.stderr), proc.stderr
+
+
+def test_the_image_carries_the_runtime_and_no_tooling(image_root: Path) -> None:
+    """Issue 17: the local broker, demo, PKI, AsyncAPI and simulator (flexchain.tools) are not in the
+    image, and `flexchain serve <service>` needs none of them: the CLI and every service's wiring import."""
+    code = (
+        "import importlib, sys\n"
+        "from flexchain.catalog import PACKAGES\n"
+        "import flexchain.cli\n"
+        "for p in PACKAGES.values(): p.app()\n"
+        "assert not [m for m in sys.modules if m.startswith('flexchain.tools')]\n"
+        "try:\n"
+        "    importlib.import_module('flexchain.tools.broker')\n"
+        "except ModuleNotFoundError:\n"
+        "    print('no tools')\n"
+    )
+    proc = _run_in_image(image_root, code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "no tools"

@@ -184,7 +184,7 @@ def test_the_codec_reads_old_schema_versions_through_the_registry(registry: str)
     from flexchain.history import versions_of
     from flexchain.schemas import expanded, local_schema_id
     from flexchain.serde import Codec, DecodeError, RegistryClient
-    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
     from services.order.messages import MESSAGES as ORDER_MESSAGES
     from services.order.messages import OrderConfirmed, OrderShipped
 
@@ -266,7 +266,7 @@ class _Gate:
                 pass
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(server_pem)  # key + certificate chain in one PEM (flexchain.security.make_pki)
+        ctx.load_cert_chain(server_pem)  # key + certificate chain in one PEM (flexchain.tools.pki.make_pki)
         if client_ca is not None:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(client_ca)
@@ -306,9 +306,9 @@ def test_a_service_codec_registers_and_resolves_through_tls_and_basic_auth(
     from pydantic import ValidationError
 
     from flexchain.host import bootstrap_codec
-    from flexchain.security import make_pki
     from flexchain.settings import Settings
     from flexchain.subscribe import EventDecoder
+    from flexchain.tools.pki import make_pki
     from services.inventory.messages import MESSAGES as INVENTORY_MESSAGES
     from services.inventory.messages import SkuRegistered
 
@@ -359,10 +359,10 @@ def test_mutual_tls_with_a_client_certificate(registry: str, tmp_path: Path) -> 
     serves the service's client and the subscriber's; without one, the error says TLS and names
     the settings."""
     from flexchain.registry import RegistryConfigError
-    from flexchain.security import make_pki
     from flexchain.serde import RegistryClient
     from flexchain.settings import Settings
     from flexchain.subscribe import DecodeError, RegistrySchemas
+    from flexchain.tools.pki import make_pki
 
     server, client = make_pki(tmp_path / "server"), make_pki(tmp_path / "client")  # two CAs
     cert, key = _split_pem(client.broker_keystore, tmp_path / "client")

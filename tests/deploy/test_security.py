@@ -31,10 +31,10 @@ from aiokafka.errors import (
 
 from flexchain import access, dlq, kafka, security
 from flexchain.catalog import SERVICES
-from flexchain.demo import scenario
 from flexchain.host import service_topics
 from flexchain.ops import loops_of
 from flexchain.settings import Settings
+from flexchain.tools.demo import scenario
 from tests.deploy.conftest import SecureBroker
 from tests.notify_support import Sink
 from tests.support import Suite, eventually, get
@@ -389,7 +389,7 @@ def secure_suite(secure_broker: SecureBroker, tmp_path_factory: pytest.TempPathF
 def test_the_demo_runs_on_all_five_services_and_notify_with_exactly_their_acls(
     secure_broker: SecureBroker, secure_suite: SecureSuite
 ) -> None:
-    """The demo flow (flexchain.demo.scenario) on the SASL_SSL broker, every service as its own
+    """The demo flow (flexchain.tools.demo.scenario) on the SASL_SSL broker, every service as its own
     principal with only its generated ACLs, the clock ticks published as `clock`: the saga, the
     31-minute tick, the presale escrow, the return window and the refund cascade all go through,
     and the notifier delivers the low-stock alert of the rush to a webhook."""

@@ -1,6 +1,6 @@
 """Fixtures of the fault tier: real parts only, each started on first use.
 
-* ``kafka_cluster`` — three combined broker+controller nodes (``flexchain.broker.ClusterConfig``:
+* ``kafka_cluster`` — three combined broker+controller nodes (``flexchain.tools.broker.ClusterConfig``:
   a 3-voter KRaft quorum, replication factor 3 and ``min.insync.replicas`` 2 for every topic,
   ``__consumer_offsets`` and ``__transaction_state`` included), one per session; before each test
   that uses it, every node is running and every partition has its full ISR again.
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from flexchain import broker as kbroker
 from flexchain.procs import free_port_block
 from flexchain.settings import PROJECT_ROOT
+from flexchain.tools import broker as kbroker
 from tests.faults.postgres import PostgresDatabase, PostgresServer, PostgresUnavailable
 from tests.faults.support import BROKER_OVERRIDES, TIMINGS, KafkaCluster, LocalBroker
 from tests.faults.support import timed as _timed

@@ -1,7 +1,7 @@
 """Helpers of the fault tier: a three-broker cluster, brokers of a test's own (killable, proxied),
 and where a partition's leader, a transaction coordinator and a group coordinator live.
 
-Everything runs the project's own broker tooling (``flexchain.broker``): the same jars, KRaft,
+Everything runs the project's own broker tooling (``flexchain.tools.broker``): the same jars, KRaft,
 configuration and process handling as ``flexchain broker up [--brokers 3]``.
 """
 
@@ -22,8 +22,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from flexchain import broker as kbroker
 from flexchain.procs import free_port_block
+from flexchain.tools import broker as kbroker
 from tests.faults.proxy import TcpProxy
 
 _T = TypeVar("_T")
@@ -102,10 +102,10 @@ async def find_coordinator(bootstrap: str, key: str, key_type: int, timeout: flo
 
 @dataclass
 class KafkaCluster:
-    """A running local cluster (``flexchain.broker.ClusterConfig``) with the controls fault tests need."""
+    """A running local cluster (``flexchain.tools.broker.ClusterConfig``) with the controls fault tests need."""
 
     config: kbroker.ClusterConfig
-    cache: Path  # where the Kafka jars are (flexchain.broker.ensure_jars)
+    cache: Path  # where the Kafka jars are (flexchain.tools.broker.ensure_jars)
 
     @property
     def libs(self) -> Path:

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from flexchain.messages import Enveloped, Message
 from flexchain.serde import Codec
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from tests.faults.history import read_log
 from tests.faults.test_frozen_instance import metric
 from tests.faults.toy import Poke, Poked, Source, write_toy_schemas

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from flexchain import broker as kbroker
 from flexchain import kafka
+from flexchain.tools import broker as kbroker
 from tests.faults.proxy import Mode, TcpProxy
 from tests.faults.support import LocalBroker, aeventually, timed
 from tests.support import publish_raw, settings

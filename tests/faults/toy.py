@@ -21,7 +21,7 @@ from flexchain.host import Runtime, base_app, serve
 from flexchain.messages import Enveloped, Message
 from flexchain.runtime import Route, ServiceDef
 from flexchain.schemas import write_schemas
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from flexchain.messages import Envelope, Enveloped, Message, to_record
 from flexchain.schemas import canonical_id, schema_for, self_contained
 from flexchain.serde import Codec
 from flexchain.settings import Settings
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from tests.faults.history import read_log
 from tests.faults.toy import Poke, Poked, Source, write_toy_schemas
 from tests.support import Suite, envelope_for, eventually, http, publish_raw, run

@@ -34,7 +34,7 @@ import yaml
 from flexchain import kafka
 from flexchain.catalog import available_services
 from flexchain.settings import PROJECT_ROOT, Settings
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory.messages import ReceiveStock, RegisterSku
 from tests.support import Suite, envelope_for, eventually, post, publish, publish_raw, run
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory import policy as inventory_policy
 from services.inventory.messages import (
     Allocation,

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory import domain as inventory_domain
 from services.inventory import policy as inventory_policy
 from services.inventory.messages import (

@@ -860,9 +860,9 @@ def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: P
     services on a fresh topic prefix, the merchant's days, the report."""
     import uuid
 
-    from flexchain import broker as kbroker
-    from flexchain.demo import fresh_local_run
     from flexchain.output import emit, progress
+    from flexchain.tools import broker as kbroker
+    from flexchain.tools.demo import fresh_local_run
     from flexchain.tools.merchant import SCALES
 
     scale = SCALES[scale_name]

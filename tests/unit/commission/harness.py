@@ -21,7 +21,7 @@ from typing import Any
 
 from flexchain.messages import Message
 from flexchain.runtime import canonical
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.commission import domain, policy
 from services.commission.messages import CommissionPlan
 from services.commission.state import CommissionState, Totals

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.commission.messages import (
     NETWORK,
     AccruedLine,

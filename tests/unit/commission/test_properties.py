@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.commission.messages import (
     NETWORK,
     CommissionAccrued,

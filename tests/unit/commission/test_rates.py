@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.commission import policy
 from services.commission.messages import (
     NETWORK,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory import policy
 from services.inventory.messages import (
     Allocation,

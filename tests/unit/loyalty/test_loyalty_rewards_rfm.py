@@ -3,7 +3,7 @@ policy that turns order events, clock ticks and two of loyalty's own events into
 
 from __future__ import annotations
 
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.loyalty import policy
 from services.loyalty.domain import CANCELLED
 from services.loyalty.messages import (

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexchain.messages import Message
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.inventory import policy as inventory_policy
 from services.inventory.app import SERVICE as INVENTORY
 from services.inventory.messages import ReceiveStock, RegisterSku

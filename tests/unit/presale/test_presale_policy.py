@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.clock.messages import ClockTicked
+from flexchain.ticks import ClockTicked
 from services.order.messages import (
     OrderCancelled,
     OrderCompleted,

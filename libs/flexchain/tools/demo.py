@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from flexchain import broker as kbroker
 from flexchain.auth import bearer, ensure_local_auth
 from flexchain.catalog import SERVICES
 from flexchain.procs import ServiceProcess
 from flexchain.settings import Settings
+from flexchain.tools import broker as kbroker
 
 ORDER = "http://127.0.0.1:8081"
 INVENTORY = "http://127.0.0.1:8082"

@@ -9,12 +9,11 @@ with the AsyncAPI project's own parser (@asyncapi/parser with its Avro schema pa
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
 
-from flexchain.catalog import SERVICES
+from flexchain.catalog import PACKAGES, SERVICES
 from flexchain.kafka import topic_names
 from flexchain.messages import Message
 from flexchain.schemas import SCHEMAS_DIR, load_json, local_schema_id, schema_path, self_contained
@@ -40,12 +39,8 @@ READING = (
 )
 
 
-def _messages(service: str) -> tuple[tuple[type[Message], ...], tuple[type[Message], ...]] | None:
-    try:
-        mod = importlib.import_module(f"services.{service}.messages")
-    except ModuleNotFoundError:
-        return None
-    return tuple(getattr(mod, "COMMANDS", ())), tuple(getattr(mod, "EVENTS", ()))
+def _messages(service: str) -> tuple[tuple[type[Message], ...], tuple[type[Message], ...]]:
+    return PACKAGES[service].commands_and_events()
 
 
 def _inline_envelope(schema: dict[str, Any], root: Path) -> dict[str, Any]:
@@ -112,7 +107,7 @@ def _keys(classes: tuple[type[Message], ...]) -> str:
 
 def document(partitions: int = 6, replicas: int = 3, root: Path = SCHEMAS_DIR) -> dict[str, Any]:
     """The AsyncAPI document (a JSON-able dict). `partitions`/`replicas` as deployed (deploy/k8s)."""
-    from services.clock.messages import MESSAGES as CLOCK_MESSAGES
+    from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -135,10 +130,7 @@ def document(partitions: int = 6, replicas: int = 3, root: Path = SCHEMAS_DIR) -
         }
 
     for service in SERVICES:
-        found = _messages(service)
-        if found is None:
-            continue
-        commands, events = found
+        commands, events = _messages(service)
         names = topic_names(service)
         ev_ids, cmd_ids = add(events), add(commands)
         ch = f"{service}-events"
