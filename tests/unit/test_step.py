@@ -38,7 +38,7 @@ HORIZON_HOURS = 1.0
 def codec(tmp_path_factory: pytest.TempPathFactory) -> Codec:
     root = tmp_path_factory.mktemp("schemas")
     write_toy_schemas(root)
-    from services.clock.messages import ClockTicked
+    from flexchain.ticks import ClockTicked
 
     return Codec([Poke, Poked, Source, ClockTicked], root=root)
 
