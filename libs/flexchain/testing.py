@@ -169,13 +169,20 @@ class Scenario(Generic[S]):
             f"expected {type(self.command).__name__} refused, decided {self.events}"
         )
         refusal = self.events[0]
+        named = getattr(refusal, "command", None)  # a *CommandRejected names the command it refuses
+        assert named in (None, type(self.command).__name__), f"the refusal names {named}, not {type(self.command).__name__}"
         reason: str = getattr(refusal, "reason", "")
         for fragment in fragments:
             assert fragment in reason, f"{fragment!r} not in the reason {reason!r}"
+        self.unchanged("a refused command changes nothing")
+        return reason
+
+    def unchanged(self, why: str = "the state is as before `when`") -> Scenario[S]:
+        """The last `when` left the state as it found it (e.g. an idempotent repeat)."""
         if self.state != self._before:
             changes = describe_difference(self._before, self.state, "state")
-            raise AssertionError("a refused command changes nothing, but:\n  " + "\n  ".join(changes))
-        return reason
+            raise AssertionError(f"{why}, but:\n  " + "\n  ".join(changes))
+        return self
 
     def rebuilt(self) -> S:
         """A fresh state folded from the log (a rebuild)."""

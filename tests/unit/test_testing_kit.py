@@ -145,6 +145,8 @@ def test_a_refusal_gives_its_reason_and_must_leave_the_state_as_it_was() -> None
         sc.when(Add("a", -1)).refused("zero")
     with pytest.raises(AssertionError, match="expected Add refused"):
         sc.when(Add("a", 1)).refused()
+    with pytest.raises(AssertionError, match="the refusal names Other, not Add"):
+        Scenario(toy(lambda s, c, n: [CounterCommandRejected("a", "Other", "no")])).when(Add("a", 1)).refused()
     # a service's own refusal type: Overflowed refuses, and is not a *CommandRejected
     over = Scenario(toy(), refusal=refusal_of(Overflowed)).given(Add("a", 99))
     assert over.when(Add("a", 5)).refused("would be 104") == "a would be 104"
@@ -161,6 +163,13 @@ def test_a_refusal_that_changes_the_state_is_caught() -> None:
     changed = r"a refused command changes nothing, but:\n  state.totals\['a'\]: expected 2, got -1"
     with pytest.raises(AssertionError, match=changed):
         Scenario(svc).given(Add("a", 2)).when(Add("a", 0)).refused()
+
+
+def test_unchanged_checks_the_state_is_as_before_when() -> None:
+    sc = Scenario(toy()).given(Add("a", 2))
+    sc.when(ResetAll()).then().unchanged()
+    with pytest.raises(AssertionError, match=r"the state is as before `when`, but:\n  state.totals\['a'\]: expected 2, got 3"):
+        sc.when(Add("a", 1)).unchanged()
 
 
 def test_given_must_be_accepted_and_check_runs_after_every_event() -> None:
