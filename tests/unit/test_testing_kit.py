@@ -107,6 +107,8 @@ def test_given_when_then_folds_commands_and_events() -> None:
     assert sc.state.totals == {"a": 5, "b": 7}
     assert sc.log == [Added("a", 2, 2), Added("b", 7, 7), Added("a", 3, 5)]
     assert sc.rebuilt() == sc.state
+    more = Scenario(toy(), state=sc.rebuilt()).when(Add("b", 1)).then(Added("b", 1, 8))
+    assert more.state.totals == {"a": 5, "b": 8} and more.log == [Added("b", 1, 8)]
 
 
 def test_a_then_mismatch_fails_with_the_fields_that_differ() -> None:
@@ -136,6 +138,10 @@ def test_a_decide_that_changes_the_state_is_caught() -> None:
         Scenario(toy(sloppy)).when(Add("a", 1), at=7)
     with pytest.raises(AssertionError, match="decide must not change the state"):
         Scenario(toy(sloppy)).given(Add("a", 1))
+    lax = Scenario(toy(sloppy), strict=False).when(Add("a", 1), at=7)  # strict=False: not checked
+    assert lax.state.seen == [7]
+    with pytest.raises(AssertionError, match="keeps no state to compare with"):
+        lax.unchanged()
 
 
 def test_a_refusal_gives_its_reason_and_must_leave_the_state_as_it_was() -> None:
