@@ -169,6 +169,12 @@ class Scenario(Generic[S]):
             raise AssertionError(events_diff(list(events), self.events))
         return self
 
+    def accepted(self) -> Scenario[S]:
+        """None of the events of the last `when` is a refusal (a command the history needs accepted)."""
+        refused = [e for e in self.events if self.refusal(e)]
+        assert not refused, f"{type(self.command).__name__} was refused: {refused}"
+        return self
+
     def refused(self, *fragments: str) -> str:
         """One refusal whose reason holds every fragment, and the state as before `when`; its reason."""
         assert self.command is not None, "refused() checks a `when`"

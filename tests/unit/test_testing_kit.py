@@ -151,6 +151,9 @@ def test_a_refusal_gives_its_reason_and_must_leave_the_state_as_it_was() -> None
         sc.when(Add("a", -1)).refused("zero")
     with pytest.raises(AssertionError, match="expected Add refused"):
         sc.when(Add("a", 1)).refused()
+    assert sc.when(Add("a", 1)).accepted().events == [Added("a", 1, 4)]
+    with pytest.raises(AssertionError, match="Add was refused"):
+        sc.when(Add("a", 0)).accepted()
     with pytest.raises(AssertionError, match="the refusal names Other, not Add"):
         Scenario(toy(lambda s, c, n: [CounterCommandRejected("a", "Other", "no")])).when(Add("a", 1)).refused()
     # a service's own refusal type: Overflowed refuses, and is not a *CommandRejected
