@@ -176,7 +176,8 @@ class Scenario(Generic[S]):
         return self
 
     def refused(self, *fragments: str) -> str:
-        """One refusal whose reason holds every fragment, and the state as before `when`; its reason."""
+        """One refusal, on the command's aggregate, naming the command, whose reason holds every fragment; the
+        state as before `when`. Returns the reason."""
         assert self.command is not None, "refused() checks a `when`"
         assert len(self.events) == 1 and self.refusal(self.events[0]), (
             f"expected {type(self.command).__name__} refused, decided {self.events}"
@@ -184,7 +185,10 @@ class Scenario(Generic[S]):
         refusal = self.events[0]
         named = getattr(refusal, "command", None)  # a *CommandRejected names the command it refuses
         assert named in (None, type(self.command).__name__), f"the refusal names {named}, not {type(self.command).__name__}"
+        if self.command.key:  # on the command's aggregate, so the refusal follows it in the log
+            assert refusal.key == self.command.key, f"the refusal is keyed {refusal.key!r}, the command {self.command.key!r}"
         reason: str = getattr(refusal, "reason", "")
+        assert reason, f"a refusal says why: {refusal}"
         for fragment in fragments:
             assert fragment in reason, f"{fragment!r} not in the reason {reason!r}"
         self.unchanged("a refused command changes nothing")

@@ -37,6 +37,7 @@ class Added(Message):
 
 @dataclass(frozen=True)
 class CounterCommandRejected(Message):
+    KEY = "counter"
     counter: str
     command: str
     reason: str
@@ -44,6 +45,7 @@ class CounterCommandRejected(Message):
 
 @dataclass(frozen=True)
 class Overflowed(Message):
+    KEY = "counter"
     counter: str
     reason: str
 
@@ -154,6 +156,10 @@ def test_a_refusal_gives_its_reason_and_must_leave_the_state_as_it_was() -> None
     assert sc.when(Add("a", 1)).accepted().events == [Added("a", 1, 4)]
     with pytest.raises(AssertionError, match="Add was refused"):
         sc.when(Add("a", 0)).accepted()
+    with pytest.raises(AssertionError, match="the refusal is keyed 'b', the command 'a'"):
+        Scenario(toy(lambda s, c, n: [CounterCommandRejected("b", "Add", "no")])).when(Add("a", 1)).refused()
+    with pytest.raises(AssertionError, match="a refusal says why"):
+        Scenario(toy(lambda s, c, n: [CounterCommandRejected("a", "Add", "")])).when(Add("a", 1)).refused()
     with pytest.raises(AssertionError, match="the refusal names Other, not Add"):
         Scenario(toy(lambda s, c, n: [CounterCommandRejected("a", "Other", "no")])).when(Add("a", 1)).refused()
     # a service's own refusal type: Overflowed refuses, and is not a *CommandRejected
