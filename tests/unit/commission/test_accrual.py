@@ -12,6 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flexchain.messages import Message
+from flexchain.testing import Harness, Scenario
 from flexchain.ticks import ClockTicked
 from services.commission.messages import (
     NETWORK,
@@ -42,17 +43,16 @@ from services.commission.plan import DAY_MS, batch_id, commission
 from services.commission.state import CommissionState
 from services.commission.tree import change_of
 from services.order.messages import OrderCancelled, OrderCompleted, OrderLine, OrderPaid, OrderRefunded, RefundedLine
-from tests.unit.commission.harness import Harness
-from tests.unit.commission.support import T0, given, refused, reg, when
+from tests.unit.commission.builders import COMMISSION, T0, reg, totals
 
 D = Decimal
 R15, R5, R2 = D("0.15"), D("0.05"), D("0.02")
 
 
-def network(levels: int = 2) -> CommissionState:
+def network(levels: int = 2) -> Scenario[CommissionState]:
     """a ← b ← c ← (c sells); levels as configured."""
     plan: list[Message] = [SetCommissionLevels(NETWORK, levels)] if levels != 2 else []
-    return given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
+    return Scenario(COMMISSION, at=T0).given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
 
 
 def paid(order: str = "o1", seller: str = "c", *lines: PaidLine, at: int = T0 + 1) -> RecordOrderPaid:
@@ -73,8 +73,8 @@ def shares(e: Message) -> list[tuple[int, str, Decimal, int]]:
 
 
 def test_two_levels_by_default_fifteen_and_five_percent() -> None:
-    state = network()
-    [e, first] = when(state, paid())
+    sc = network()
+    [e, first] = sc.when(paid()).events
     assert e == CommissionAccrued(
         "c",
         "o1",
@@ -89,81 +89,83 @@ def test_two_levels_by_default_fifteen_and_five_percent() -> None:
         2000,
     )
     assert first == CustomerFirstSeen("c", "m1", "o1", T0 + 1)  # the member's partition is asked: a new member?
-    [_] = when(state, paid("o2"))  # m1 bought here before: not new, nothing to ask
+    [_] = sc.when(paid("o2")).events  # m1 bought here before: not new, nothing to ask
 
 
 def test_three_levels_when_configured_and_never_past_the_configured_depth() -> None:
-    state = network(levels=3)
-    e = accrual(when(state, paid()))
+    sc = network(levels=3)
+    e = accrual(sc.when(paid()).events)
     assert shares(e) == [(1, "c", R15, 1500), (2, "b", R5, 500), (3, "a", R2, 200)]
     # back to 2 levels: a is still c's third level in the tree but earns nothing any more
-    when(state, SetCommissionLevels(NETWORK, 2), T0 + 2)
-    e = accrual(when(state, paid("o2", at=T0 + 3)))
+    sc.when(SetCommissionLevels(NETWORK, 2), T0 + 2)
+    e = accrual(sc.when(paid("o2", at=T0 + 3)).events)
     assert shares(e) == [(1, "c", R15, 1500), (2, "b", R5, 500)]
 
 
 def test_a_deep_sellers_commission_reaches_exactly_the_configured_levels_nearest_them() -> None:
     """R-COM-1: the tree grows past the commission levels; a sale five levels deep pays the seller and
     the two uplines nearest them (3 levels configured), never the two above."""
-    state = network(levels=3)
-    when(state, reg("d", "c"))
-    when(state, reg("e", "d"))
-    e = accrual(when(state, paid(seller="e")))
+    sc = network(levels=3)
+    sc.when(reg("d", "c"))
+    sc.when(reg("e", "d"))
+    e = accrual(sc.when(paid(seller="e")).events)
     assert shares(e) == [(1, "e", R15, 1500), (2, "d", R5, 500), (3, "c", R2, 200)]
     assert e.total == 2200
 
 
 def test_the_level_one_rate_follows_the_product_and_each_level_the_beneficiarys_grade() -> None:
-    state = given(reg("a", grade="gold"), reg("b", "a", grade="silver"), SetSkuRate(NETWORK, "serum", D("0.18")))
-    when(state, SetGradePremiums(NETWORK, "silver", [D("0.01"), D("0.01")]))
-    e = accrual(when(state, paid("o1", "b", PaidLine("serum", 1, 10_000), PaidLine("mask", 1, 10_000))))
+    sc = Scenario(COMMISSION, at=T0).given(
+        reg("a", grade="gold"), reg("b", "a", grade="silver"), SetSkuRate(NETWORK, "serum", D("0.18"))
+    )
+    sc.when(SetGradePremiums(NETWORK, "silver", [D("0.01"), D("0.01")]))
+    e = accrual(sc.when(paid("o1", "b", PaidLine("serum", 1, 10_000), PaidLine("mask", 1, 10_000))).events)
     # serum: sku rate 18 % + silver 1 % at level 1; gold adds 1 % at level 2. mask: plan 15 % + 1 %
     assert shares(e) == [(1, "b", D("0.19"), 1900), (2, "a", D("0.06"), 600), (1, "b", D("0.16"), 1600), (2, "a", D("0.06"), 600)]
 
 
 def test_a_rate_change_applies_to_orders_paid_after_it() -> None:
-    state = network()
-    when(state, SetSkuRate(NETWORK, "mask", D("0.08")), T0 + 100)
-    before = accrual(when(state, paid("o1", at=T0 + 99), T0 + 200))  # paid before the change, processed after
-    after = accrual(when(state, paid("o2", at=T0 + 100), T0 + 200))
+    sc = network()
+    sc.when(SetSkuRate(NETWORK, "mask", D("0.08")), T0 + 100)
+    before = accrual(sc.when(paid("o1", at=T0 + 99), T0 + 200).events)  # paid before the change, processed after
+    after = accrual(sc.when(paid("o2", at=T0 + 100), T0 + 200).events)
     assert shares(before)[0] == (1, "c", R15, 1500)
     assert shares(after)[0] == (1, "c", D("0.08"), 800)
 
 
 def test_an_expired_qualification_earns_nothing_and_says_why() -> None:
-    state = given(reg("a", qualified_until=T0 + 10), reg("b", "a"))
-    e = accrual(when(state, paid("o1", "b", at=T0 + 10), T0 + 11))
+    sc = Scenario(COMMISSION, at=T0).given(reg("a", qualified_until=T0 + 10), reg("b", "a"))
+    e = accrual(sc.when(paid("o1", "b", at=T0 + 10), T0 + 11).events)
     assert isinstance(e, CommissionAccrued)
     assert [(s.level, s.amount, s.note) for s in e.lines[0].shares] == [
         (1, 1500, ""),
         (2, 0, f"qualification expired at {T0 + 10}"),
     ]
-    when(state, RenewQualification(NETWORK, "a", T0 + 100 * DAY_MS), T0 + 12)
-    e = accrual(when(state, paid("o2", "b", at=T0 + 13), T0 + 13))
+    sc.when(RenewQualification(NETWORK, "a", T0 + 100 * DAY_MS), T0 + 12)
+    e = accrual(sc.when(paid("o2", "b", at=T0 + 13), T0 + 13).events)
     assert shares(e)[1] == (2, "a", R5, 500)
 
 
 def test_amounts_round_half_up_to_the_cent_per_line_and_level() -> None:
-    state = network()
-    e = accrual(when(state, paid("o1", "c", PaidLine("a", 1, 10), PaidLine("b", 1, 3), PaidLine("c", 1, 1))))
+    sc = network()
+    e = accrual(sc.when(paid("o1", "c", PaidLine("a", 1, 10), PaidLine("b", 1, 3), PaidLine("c", 1, 1))).events)
     # 15 % of 10 = 1.5 → 2; 5 % of 10 = 0.5 → 1; 15 % of 3 = 0.45 → 0; 5 % of 3 = 0.15 → 0
     assert [s[3] for s in shares(e)] == [2, 1, 0, 0, 0, 0]
 
 
 def test_an_order_of_an_unknown_seller_waits_for_the_registration_with_its_refunds_and_completion() -> None:
-    state = network()
-    [e] = when(state, paid("o1", "z"))
+    sc = network()
+    [e] = sc.when(paid("o1", "z")).events
     assert isinstance(e, OrderCommissionParked) and "not known (yet)" in e.reason
-    when(state, RecordOrderRefund("z", "o1", "r1", [RefundAmount("mask", 4_000)], False))
-    when(state, RecordOrderCompleted("z", "o1", T0 + 9 * DAY_MS))
-    registered = given(reg("a"), reg("b", "a"), reg("z", "b")).network.distributors["z"]
-    events = when(state, ReplicateNetwork(state.network.seq + 1, change_of_record(registered)), T0 + 10 * DAY_MS)
+    sc.when(RecordOrderRefund("z", "o1", "r1", [RefundAmount("mask", 4_000)], False))
+    sc.when(RecordOrderCompleted("z", "o1", T0 + 9 * DAY_MS))
+    registered = Scenario(COMMISSION, at=T0).given(reg("a"), reg("b", "a"), reg("z", "b")).state.network.distributors["z"]
+    events = sc.when(ReplicateNetwork(sc.state.network.seq + 1, change_of_record(registered)), T0 + 10 * DAY_MS).events
     accrued, payable = events[1], events[-1]
     assert shares(accrued) == [(1, "z", R15, 900), (2, "b", R5, 300)]  # on the 6 000 still paid
     z_line, b_line = PayoutLine("commission", "o1", "mask", 1, 900), PayoutLine("commission", "o1", "mask", 2, 300)
     payouts = [BeneficiaryPayout("z", [z_line], 900), BeneficiaryPayout("b", [b_line], 300)]
     assert payable == CommissionBecamePayable("z", "o1", T0 + 9 * DAY_MS, T0 + 16 * DAY_MS, 1200, payouts)
-    assert state.parked == {}
+    assert sc.state.parked == {}
 
 
 def change_of_record(record: object) -> object:
@@ -178,9 +180,9 @@ def change_of_record(record: object) -> object:
 
 
 def test_a_partial_refund_claws_back_in_proportion_at_every_level() -> None:
-    state = network(levels=3)
-    when(state, paid("o1", "c", PaidLine("mask", 3, 3333)))  # 15 % → 500 (499.95), 5 % → 167, 2 % → 67
-    [e] = when(state, RecordOrderRefund("c", "o1", "r1", [RefundAmount("mask", 1111)], False))
+    sc = network(levels=3)
+    sc.when(paid("o1", "c", PaidLine("mask", 3, 3333)))  # 15 % → 500 (499.95), 5 % → 167, 2 % → 67
+    [e] = sc.when(RecordOrderRefund("c", "o1", "r1", [RefundAmount("mask", 1111)], False)).events
     # what stays is round(rate × 2222): 333, 111, 44 → clawed 167, 56, 23
     assert e == CommissionClawedBack(
         "c",
@@ -197,11 +199,11 @@ def test_a_partial_refund_claws_back_in_proportion_at_every_level() -> None:
         246,
         None,  # not in the accounts yet
     )
-    [e] = when(state, RecordOrderRefund("c", "o1", "r2", [RefundAmount("mask", 2222)], False))
+    [e] = sc.when(RecordOrderRefund("c", "o1", "r2", [RefundAmount("mask", 2222)], False)).events
     assert isinstance(e, CommissionClawedBack) and [lc.amount for lc in e.lines[0].levels] == [333, 111, 44]
-    assert all(s.net == 0 for s in state.orders["o1"].lines[0].shares), "a full refund takes back every cent"
-    assert "was already clawed back" in refused(state, RecordOrderRefund("c", "o1", "r2", [RefundAmount("mask", 1)], False))
-    assert "nothing left" in refused(state, RecordOrderRefund("c", "o1", "r3", [RefundAmount("mask", 1)], False))
+    assert all(s.net == 0 for s in sc.state.orders["o1"].lines[0].shares), "a full refund takes back every cent"
+    assert "was already clawed back" in sc.when(RecordOrderRefund("c", "o1", "r2", [RefundAmount("mask", 1)], False)).refused()
+    assert "nothing left" in sc.when(RecordOrderRefund("c", "o1", "r3", [RefundAmount("mask", 1)], False)).refused()
 
 
 def _claw(sku: str, refunded: int, net: int, levels: list[LevelClawback]) -> object:
@@ -211,13 +213,13 @@ def _claw(sku: str, refunded: int, net: int, levels: list[LevelClawback]) -> obj
 
 
 def test_a_cancellation_after_payment_takes_everything_back() -> None:
-    state = network()
-    when(state, paid("o1", "c", PaidLine("mask", 1, 999), PaidLine("cream", 1, 2001)))
-    [e] = when(state, RecordOrderRefund("c", "o1", "cancel-o1", [], True))
+    sc = network()
+    sc.when(paid("o1", "c", PaidLine("mask", 1, 999), PaidLine("cream", 1, 2001)))
+    [e] = sc.when(RecordOrderRefund("c", "o1", "cancel-o1", [], True)).events
     assert isinstance(e, CommissionClawedBack) and e.total == commission(R15, 999) + commission(R5, 999) + commission(
         R15, 2001
     ) + commission(R5, 2001)
-    assert sum(s.net for line in state.orders["o1"].lines for s in line.shares) == 0
+    assert sum(s.net for line in sc.state.orders["o1"].lines for s in line.shares) == 0
 
 
 # --- R-COM-3: payable, T+7 batches, negative balances (three partitions, routed) -------------------
@@ -229,7 +231,7 @@ def tick(h: Harness, at: int) -> None:
 
 
 def flow(levels: int = 3) -> Harness:
-    h = Harness(3)
+    h = Harness(COMMISSION, 3)
     for cmd in (SetCommissionLevels(NETWORK, levels, 3), reg("a"), reg("b", "a"), reg("c", "b")):
         h.send(cmd, T0)
     h.run()
@@ -249,11 +251,11 @@ def test_commission_is_pending_then_payable_then_paid_t_plus_7_in_a_batch() -> N
     h.publish(order_paid("o0", 10_000, seller=None), T0)  # m1 bought before: not a new member below
     h.publish(order_paid("o1", 10_000), T0 + 1)
     h.run()
-    assert (h.totals("c").pending, h.totals("b").pending, h.totals("a").pending) == (1500, 500, 200)
+    assert (totals(h, "c").pending, totals(h, "b").pending, totals(h, "a").pending) == (1500, 500, 200)
     completed = T0 + 9 * DAY_MS + 5
     h.publish(OrderCompleted("o1", completed, "m1", "c", None), completed)
     h.run()
-    assert (h.totals("b").pending, h.totals("b").payable) == (0, 500)
+    assert (totals(h, "b").pending, totals(h, "b").payable) == (0, 500)
     [entry] = h.state_of("b").accounts["b"].entries  # in b's account, due T+7
     assert (entry.line, entry.available_at) == (PayoutLine("commission", "o1", "mask", 2, 500), completed + 7 * DAY_MS)
     tick(h, completed + 7 * DAY_MS)  # the batch of that day's cutoff (00:00) is before it was due
@@ -271,7 +273,7 @@ def test_commission_is_pending_then_payable_then_paid_t_plus_7_in_a_batch() -> N
     assert {p.distributor_id: p.net for p in batches(h)} == {"a": 200, "b": 500, "c": 1500}
     tick(h, next_cutoff + DAY_MS)
     assert len(batches(h)) == 3, "a line is paid once"
-    assert (h.totals("b").payable, h.totals("b").paid) == (0, 500)
+    assert (totals(h, "b").payable, totals(h, "b").paid) == (0, 500)
 
 
 def test_every_partition_marks_each_batch_cutoff_once_so_a_reader_knows_when_a_batch_is_whole() -> None:
@@ -300,11 +302,11 @@ def test_a_refund_after_payout_is_a_negative_balance_netted_in_the_next_batch() 
     h.run()
     day8 = T0 + 8 * DAY_MS
     tick(h, day8)  # o1 due at T0 + 7 days + 2 ms: paid in the batch of day 8
-    assert h.totals("b").paid == 500
+    assert totals(h, "b").paid == 500
     refund = OrderRefunded("o1", "r1", [RefundedLine("mask", 1, "defect", 10_000, True)], 10_000, True, "m1", "c", None)
     h.publish(refund, day8 + 1)
     h.run()
-    t = h.totals("b")
+    t = totals(h, "b")
     assert (t.clawed, t.payable, t.paid) == (500, -500, 500), "after payout: a negative balance"
     assert h.state_of("b").accounts["b"].entries[0].line == PayoutLine("clawback", "o1", "mask", 2, -500)
     tick(h, day8 + 2 * DAY_MS)
@@ -316,7 +318,7 @@ def test_a_refund_after_payout_is_a_negative_balance_netted_in_the_next_batch() 
     tick(h, day8 + 10 * DAY_MS)
     assert [p.net for p in batches(h) if p.distributor_id == "b"] == [500]
     assert len(h.state_of("b").accounts["b"].entries) == 2
-    t = h.totals("b")
+    t = totals(h, "b")
     assert t.accrued - t.clawed == t.pending + t.payable + t.paid == 500
 
 
@@ -341,7 +343,7 @@ def test_a_cancellation_before_completion_leaves_nothing_to_pay() -> None:
     h.publish(OrderCancelled("o1", "changed mind", ["mask"], 10_000, "m1", "c", None), T0 + 2)
     h.run()
     for who in "abc":
-        t = h.totals(who)
+        t = totals(h, who)
         assert t.pending == 0 and t.accrued - t.bonuses == t.clawed
 
 
@@ -355,7 +357,7 @@ def test_a_new_members_first_paid_order_earns_the_distributor_50_cny_once() -> N
     h.publish(order_paid("o3", 100, "walk-in", seller=None), T0 + 3)  # first order without a distributor
     h.publish(order_paid("o4", 100, "walk-in"), T0 + 4)  # ... so not a new member for c
     h.run()
-    assert h.totals("c").bonuses == 5_000
+    assert totals(h, "c").bonuses == 5_000
     entries = h.state_of("c").accounts["c"].entries
     assert [e.line for e in entries] == [PayoutLine("referral_bonus", "new-1", "", 0, 5_000)]
 
@@ -380,4 +382,4 @@ def test_the_monthly_target_bonus_follows_the_tier_reached_and_never_penalises()
     assert (q.net_sales, q.tier, q.bonus) == (100, 0, 0)  # type: ignore[attr-defined]
     tick(h, feb + 2)
     assert len([e for e in h.events() if type(e).__name__ == "MonthlyTargetClosed"]) == 2, "once per month"
-    assert h.totals("c").bonuses == 5_000 * 2 + 20_000  # two new members + the tier
+    assert totals(h, "c").bonuses == 5_000 * 2 + 20_000  # two new members + the tier

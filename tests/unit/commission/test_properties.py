@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flexchain.testing import Harness
 from flexchain.ticks import ClockTicked
 from services.commission.messages import (
     NETWORK,
@@ -43,7 +44,7 @@ from services.commission.messages import (
 from services.commission.plan import DAY_MS
 from services.commission.state import upline_chain
 from services.order.messages import OrderCancelled, OrderCompleted, OrderLine, OrderPaid, OrderRefunded, RefundedLine
-from tests.unit.commission.harness import Harness
+from tests.unit.commission.builders import COMMISSION, totals
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
 T0 = 1_769_299_200_000  # 2026-01-25T00:00Z: histories cross a month end
@@ -92,7 +93,7 @@ class World:
     def __init__(self, levels: int, rnd: random.Random) -> None:
         self.levels = levels
         self.rnd = rnd
-        self.h = Harness(3)
+        self.h = Harness(COMMISSION, 3)
         self.now = T0
         self.orders: dict[str, Paid] = {}
         self.sku_rates: dict[str, list[tuple[int, Decimal | None]]] = {}
@@ -242,7 +243,7 @@ def test_commission_is_exact_to_the_cent_and_every_cent_is_accounted_for(levels:
             t = p.state.totals.get(who)
             if t is not None:
                 assert t.accrued - t.clawed == t.pending + t.payable + t.paid
-        t = h.totals(who)
+        t = totals(h, who)
         assert t.accrued - t.clawed == t.pending + t.payable + t.paid
         assert t.paid == sum(b.net for b in batches if b.distributor_id == who)
         assert t.pending == 0  # every order completed or cancelled by now
@@ -296,7 +297,7 @@ tree_op_st = st.one_of(
 @PROPERTY_SETTINGS
 @given(st.lists(tree_op_st, max_size=40), st.randoms(use_true_random=False))
 def test_the_tree_never_holds_a_cycle_or_an_over_deep_chain_and_replicas_converge(ops: list, rnd: random.Random) -> None:  # type: ignore[type-arg]
-    h = Harness(3)
+    h = Harness(COMMISSION, 3)
     for i, op in enumerate(ops):
         if op[0] == "register":
             h.send(RegisterDistributor(NETWORK, op[1], upline_id=op[2]), T0 + i)

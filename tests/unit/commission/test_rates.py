@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from flexchain.testing import Scenario
 from flexchain.ticks import ClockTicked
 from services.commission import policy
 from services.commission.messages import (
@@ -56,7 +57,7 @@ from services.order.messages import (
     OrderShipped,
     RefundedLine,
 )
-from tests.unit.commission.support import T0, given, refused, when
+from tests.unit.commission.builders import COMMISSION, T0
 
 D = Decimal
 CLEARANCE = RateRule("clearance", "overstock", [], D("-0.07"), 500, D("0.05"), D("0.20"))  # the seeds: 15 % → 8 %
@@ -68,45 +69,46 @@ def signal(sku: str, name: str, value: int) -> ApplyStockSignal:
 
 
 def test_a_rule_acts_only_past_its_threshold_and_every_change_is_an_event() -> None:
-    state = given(SetRateRule(NETWORK, CLEARANCE))
-    assert when(state, signal("mask", "overstock", 499)) == []
-    events = when(state, signal("mask", "overstock", 800), T0 + 5)
+    sc = Scenario(COMMISSION, at=T0).given(SetRateRule(NETWORK, CLEARANCE))
+    sc.when(signal("mask", "overstock", 499)).then()
+    events = sc.when(signal("mask", "overstock", 800), T0 + 5).events
     assert events == [
         RateRuleTriggered(NETWORK, "clearance", "mask", True, "overstock", 800),
         SkuRateChanged(
             NETWORK, 1, "mask", D("0.08"), None, None, T0 + 5, "overstock = 800 (test): rule clearance on", "clearance"
         ),
     ]
-    assert when(state, signal("mask", "overstock", 900)) == [], "once per crossing"
-    assert state.network.sku_rate_at("mask", T0 + 4) is None and state.network.sku_rate_at("mask", T0 + 5) == D("0.08")
-    [off, back] = when(state, signal("mask", "overstock", 0), T0 + 9)
+    assert sc.when(signal("mask", "overstock", 900)).events == [], "once per crossing"
+    assert sc.state.network.sku_rate_at("mask", T0 + 4) is None and sc.state.network.sku_rate_at("mask", T0 + 5) == D("0.08")
+    [off, back] = sc.when(signal("mask", "overstock", 0), T0 + 9).events
     assert off == RateRuleTriggered(NETWORK, "clearance", "mask", False, "overstock", 0)
     assert isinstance(back, SkuRateChanged) and back.rate is None and back.previous_rate == D("0.08")
 
 
 def test_a_rule_keeps_the_rate_within_its_floor_and_ceiling_and_starts_from_a_hand_set_rate() -> None:
-    state = given(SetSkuRate(NETWORK, "mask", D("0.14")), SetRateRule(NETWORK, SCARCE))
-    events = when(state, signal("mask", "low_stock", 30))
+    sc = Scenario(COMMISSION, at=T0).given(SetSkuRate(NETWORK, "mask", D("0.14")), SetRateRule(NETWORK, SCARCE))
+    events = sc.when(signal("mask", "low_stock", 30)).events
     assert isinstance(events[-1], SkuRateChanged) and events[-1].rate == D("0.12")  # 0.14 − 0.05 floored at 0.12
-    assert when(state, signal("serum", "low_stock", 30)) == [], "the rule names its skus"
+    assert sc.when(signal("serum", "low_stock", 30)).events == [], "the rule names its skus"
 
 
 def test_removing_an_active_rule_restores_the_rate_and_an_active_rule_cannot_be_changed() -> None:
-    state = given(SetRateRule(NETWORK, CLEARANCE), signal("mask", "overstock", 600))
-    assert "is active on mask; remove it first" in refused(state, SetRateRule(NETWORK, CLEARANCE))
-    events = when(state, RemoveRateRule(NETWORK, "clearance"))
+    sc = Scenario(COMMISSION, at=T0).given(SetRateRule(NETWORK, CLEARANCE), signal("mask", "overstock", 600))
+    assert "is active on mask; remove it first" in sc.when(SetRateRule(NETWORK, CLEARANCE)).refused()
+    events = sc.when(RemoveRateRule(NETWORK, "clearance")).events
     assert [type(e) for e in events] == [RateRuleTriggered, SkuRateChanged, RateRuleRemoved]
-    assert state.network.current_sku_rate("mask") is None and state.authority.active == {}
-    assert "unknown rule" in refused(state, RemoveRateRule(NETWORK, "clearance"))
+    assert sc.state.network.current_sku_rate("mask") is None and sc.state.authority.active == {}
+    assert "unknown rule" in sc.when(RemoveRateRule(NETWORK, "clearance")).refused()
 
 
 def test_rule_and_rate_validation() -> None:
-    state = given()
-    assert "only past it" in refused(state, SetRateRule(NETWORK, RateRule("r", "overstock", [], D("-0.07"), 0, D("0"), D("0.2"))))
-    assert "floor <= ceiling" in refused(state, SetRateRule(NETWORK, RateRule("r", "x", [], D("0.01"), 1, D("0.3"), D("0.2"))))
-    assert "non-zero" in refused(state, SetRateRule(NETWORK, RateRule("r", "x", [], D("0"), 1, D("0"), D("0.2"))))
-    assert "within 0–0.50" in refused(state, SetSkuRate(NETWORK, "mask", D("0.6")))
-    assert "already has that rate" in refused(state, SetSkuRate(NETWORK, "mask", None))
+    sc = Scenario(COMMISSION, at=T0).given()
+    below = RateRule("r", "overstock", [], D("-0.07"), 0, D("0"), D("0.2"))
+    assert "only past it" in sc.when(SetRateRule(NETWORK, below)).refused()
+    assert "floor <= ceiling" in sc.when(SetRateRule(NETWORK, RateRule("r", "x", [], D("0.01"), 1, D("0.3"), D("0.2")))).refused()
+    assert "non-zero" in sc.when(SetRateRule(NETWORK, RateRule("r", "x", [], D("0"), 1, D("0"), D("0.2")))).refused()
+    assert "within 0–0.50" in sc.when(SetSkuRate(NETWORK, "mask", D("0.6"))).refused()
+    assert "already has that rate" in sc.when(SetSkuRate(NETWORK, "mask", None)).refused()
 
 
 # --- policies --------------------------------------------------------------------------------------

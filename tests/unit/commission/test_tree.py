@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from flexchain.messages import Message
+from flexchain.testing import Scenario
 from services.commission.messages import (
     NETWORK,
     CheckNetworkTimers,
@@ -33,23 +34,23 @@ from services.commission.messages import (
 )
 from services.commission.plan import DAY_MS
 from services.commission.state import CommissionState
-from tests.unit.commission.support import T0, given, refused, reg, when
+from tests.unit.commission.builders import COMMISSION, T0, reg
 
 
-def chain_abc(levels: int = 2, depth: int | None = None) -> CommissionState:
+def chain_abc(levels: int = 2, depth: int | None = None) -> Scenario[CommissionState]:
     """a ← b ← c (c recruited by b, b by a); `depth`: a cap on recruitment depth."""
     plan: list[Message] = [SetCommissionLevels(NETWORK, levels, depth)] if (levels, depth) != (2, None) else []
-    return given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
+    return Scenario(COMMISSION, at=T0).given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
 
 
 # --- R-COM-1: the tree -----------------------------------------------------------------------------
 
 
 def test_a_distributor_joins_under_their_recruiter() -> None:
-    state = given(reg("a"))
-    events = when(state, reg("b", "a", name="Bea", grade="gold"), T0 + 5)
+    sc = Scenario(COMMISSION, at=T0).given(reg("a"))
+    events = sc.when(reg("b", "a", name="Bea", grade="gold"), T0 + 5).events
     assert events == [DistributorRegistered(NETWORK, 2, DistributorRecord("b", "Bea", "a", "gold", None, T0 + 5), False)]
-    assert state.network.children == {"a": {"b"}}
+    assert sc.state.network.children == {"a": {"b"}}
 
 
 @pytest.mark.parametrize(
@@ -63,60 +64,60 @@ def test_a_distributor_joins_under_their_recruiter() -> None:
     ],
 )
 def test_a_registration_is_refused_with_a_reason(cmd: RegisterDistributor, reason: str) -> None:
-    assert reason in refused(given(reg("a")), cmd)
+    assert reason in Scenario(COMMISSION, at=T0).given(reg("a")).when(cmd).refused()
 
 
 def test_recruitment_goes_deeper_than_the_commission_levels() -> None:
     """R-COM-1 limits how far commission flows up, not how deep the network grows: with 3 levels a
     third-level distributor recruits, and so on down; a cycle is still refused at any depth."""
-    state = chain_abc(levels=3)
+    sc = chain_abc(levels=3)
     for i, (who, upline) in enumerate([("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")]):
-        [e] = when(state, reg(who, upline))
+        [e] = sc.when(reg(who, upline)).events
         assert isinstance(e, DistributorRegistered) and e.seq == 5 + i and e.distributor.upline_id == upline
-    cycle = refused(state, LinkDistributor(NETWORK, "a", "g"))
+    cycle = sc.when(LinkDistributor(NETWORK, "a", "g")).refused()
     assert cycle == "linking a under g would make a cycle: a → g → f → e → d → c → b → a"
-    assert "cycle" in refused(state, LinkDistributor(NETWORK, "c", "e"))
+    assert "cycle" in sc.when(LinkDistributor(NETWORK, "c", "e")).refused()
 
 
 def test_a_merchant_may_cap_recruitment_depth() -> None:
-    state = chain_abc(depth=3)  # depth 3 = the cap
-    reason = refused(state, reg("d", "c"))
+    sc = chain_abc(depth=3)  # depth 3 = the cap
+    reason = sc.when(reg("d", "c")).refused()
     assert reason == "chain too deep: d → c → b → a would be 4 levels, the recruitment depth cap is 3 (max_chain_depth, R-COM-1)"
-    shallow = given(SetCommissionLevels(NETWORK, 2, 2), reg("a"), reg("b", "a"))
-    assert "would be 3 levels, the recruitment depth cap is 2" in refused(shallow, reg("c", "b"))
+    shallow = Scenario(COMMISSION, at=T0).given(SetCommissionLevels(NETWORK, 2, 2), reg("a"), reg("b", "a"))
+    assert "would be 3 levels, the recruitment depth cap is 2" in shallow.when(reg("c", "b")).refused()
     # the cap cannot go below a chain the tree holds; 0 lifts it; leaving it out keeps it
-    assert "chains of 3 levels" in refused(state, SetCommissionLevels(NETWORK, 2, 2))
-    [kept] = when(state, SetCommissionLevels(NETWORK, 3))
+    assert "chains of 3 levels" in sc.when(SetCommissionLevels(NETWORK, 2, 2)).refused()
+    [kept] = sc.when(SetCommissionLevels(NETWORK, 3)).events
     assert isinstance(kept, CommissionPlanChanged) and kept.plan.max_chain_depth == 3 and kept.plan.levels == 3
-    [lifted] = when(state, SetCommissionLevels(NETWORK, 3, 0))
+    [lifted] = sc.when(SetCommissionLevels(NETWORK, 3, 0)).events
     assert isinstance(lifted, CommissionPlanChanged) and lifted.plan.max_chain_depth == 0
-    assert isinstance(when(state, reg("d", "c"))[0], DistributorRegistered)
+    assert isinstance(sc.when(reg("d", "c")).events[0], DistributorRegistered)
 
 
 def test_a_link_that_would_make_a_cycle_is_refused_with_the_path() -> None:
-    state = chain_abc()
-    assert refused(state, LinkDistributor(NETWORK, "a", "c")) == "linking a under c would make a cycle: a → c → b → a"
-    assert "cycle" in refused(state, LinkDistributor(NETWORK, "a", "b"))
-    assert "(a cycle)" in refused(state, LinkDistributor(NETWORK, "a", "a"))
+    sc = chain_abc()
+    assert sc.when(LinkDistributor(NETWORK, "a", "c")).refused() == "linking a under c would make a cycle: a → c → b → a"
+    assert "cycle" in sc.when(LinkDistributor(NETWORK, "a", "b")).refused()
+    assert "(a cycle)" in sc.when(LinkDistributor(NETWORK, "a", "a")).refused()
 
 
 def test_a_link_is_checked_with_the_whole_downline_it_moves() -> None:
-    state = given(SetCommissionLevels(NETWORK, 2, 3), reg("a"), reg("b", "a"), reg("x"), reg("y", "x"))
+    sc = Scenario(COMMISSION, at=T0).given(SetCommissionLevels(NETWORK, 2, 3), reg("a"), reg("b", "a"), reg("x"), reg("y", "x"))
     # moving x (with y below) under b would make y the 4th level
-    reason = refused(state, LinkDistributor(NETWORK, "x", "b"))
+    reason = sc.when(LinkDistributor(NETWORK, "x", "b")).refused()
     assert reason.startswith("chain too deep: under b → a, x and their downline would reach 4 levels")
-    assert when(state, LinkDistributor(NETWORK, "x", "a")) == [
+    assert sc.when(LinkDistributor(NETWORK, "x", "a")).events == [
         DistributorLinked(NETWORK, 6, DistributorRecord("x", "", "a", "standard", None, T0), None)
     ]
-    assert state.network.children == {"a": {"b", "x"}, "x": {"y"}}
-    assert "already linked" in refused(state, LinkDistributor(NETWORK, "x", "a"))
+    assert sc.state.network.children == {"a": {"b", "x"}, "x": {"y"}}
+    assert "already linked" in sc.when(LinkDistributor(NETWORK, "x", "a")).refused()
 
 
 def test_commission_never_flows_more_than_three_levels() -> None:
-    state = chain_abc()
-    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 4))
-    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 0))
-    [changed] = when(state, SetCommissionLevels(NETWORK, 3), T0 + 1)
+    sc = chain_abc()
+    assert "never flows more than 3 levels" in sc.when(SetCommissionLevels(NETWORK, 4)).refused()
+    assert "never flows more than 3 levels" in sc.when(SetCommissionLevels(NETWORK, 0)).refused()
+    [changed] = sc.when(SetCommissionLevels(NETWORK, 3), T0 + 1).events
     assert isinstance(changed, CommissionPlanChanged) and changed.plan.levels == 3 and changed.effective_from == T0 + 1
 
 
@@ -124,34 +125,34 @@ def test_commission_never_flows_more_than_three_levels() -> None:
 
 
 def test_level_rates_keep_level_one_within_15_to_20_percent_and_deeper_levels_smaller() -> None:
-    state = given()
+    sc = Scenario(COMMISSION, at=T0).given()
     d = Decimal
-    assert "within 0.15–0.20" in refused(state, SetLevelRates(NETWORK, [d("0.25"), d("0.05"), d("0.02")]))
-    assert "smaller than level 2's" in refused(state, SetLevelRates(NETWORK, [d("0.18"), d("0.05"), d("0.05")]))
-    [changed] = when(state, SetLevelRates(NETWORK, [d("0.18"), d("0.06"), d("0.03")]))
+    assert "within 0.15–0.20" in sc.when(SetLevelRates(NETWORK, [d("0.25"), d("0.05"), d("0.02")])).refused()
+    assert "smaller than level 2's" in sc.when(SetLevelRates(NETWORK, [d("0.18"), d("0.05"), d("0.05")])).refused()
+    [changed] = sc.when(SetLevelRates(NETWORK, [d("0.18"), d("0.06"), d("0.03")])).events
     assert isinstance(changed, CommissionPlanChanged) and changed.plan.level_rates == [d("0.18"), d("0.06"), d("0.03")]
 
 
 def test_a_grade_must_exist_and_change() -> None:
-    state = given(reg("a"))
-    assert "unknown grade" in refused(state, SetDistributorGrade(NETWORK, "a", "platinum"))
-    assert "already standard" in refused(state, SetDistributorGrade(NETWORK, "a", "standard"))
-    when(state, SetDistributorGrade(NETWORK, "a", "gold"))
-    assert state.network.distributors["a"].grade == "gold"
+    sc = Scenario(COMMISSION, at=T0).given(reg("a"))
+    assert "unknown grade" in sc.when(SetDistributorGrade(NETWORK, "a", "platinum")).refused()
+    assert "already standard" in sc.when(SetDistributorGrade(NETWORK, "a", "standard")).refused()
+    sc.when(SetDistributorGrade(NETWORK, "a", "gold"))
+    assert sc.state.network.distributors["a"].grade == "gold"
 
 
 # --- R-COM-5a: default sponsor ---------------------------------------------------------------------
 
 
 def test_a_distributor_joining_without_an_upline_gets_the_default_sponsor() -> None:
-    state = given(reg("house"), SetDefaultSponsor(NETWORK, "house"))
-    [e] = when(state, reg("solo"))
+    sc = Scenario(COMMISSION, at=T0).given(reg("house"), SetDefaultSponsor(NETWORK, "house"))
+    [e] = sc.when(reg("solo")).events
     assert isinstance(e, DistributorRegistered) and e.distributor.upline_id == "house" and e.sponsored
-    [e] = when(state, reg("recruit", "solo"))
+    [e] = sc.when(reg("recruit", "solo")).events
     assert isinstance(e, DistributorRegistered) and e.distributor.upline_id == "solo" and not e.sponsored
-    assert "unknown distributor" in refused(state, SetDefaultSponsor(NETWORK, "ghost"))
-    when(state, SetDefaultSponsor(NETWORK, None))
-    [e] = when(state, reg("alone"))
+    assert "unknown distributor" in sc.when(SetDefaultSponsor(NETWORK, "ghost")).refused()
+    sc.when(SetDefaultSponsor(NETWORK, None))
+    [e] = sc.when(reg("alone")).events
     assert isinstance(e, DistributorRegistered) and e.distributor.upline_id is None
 
 
@@ -160,14 +161,14 @@ def test_a_distributor_joining_without_an_upline_gets_the_default_sponsor() -> N
 
 def test_a_qualification_warning_comes_once_30_days_before_then_the_expiry_once() -> None:
     until = T0 + 100 * DAY_MS
-    state = given(reg("a", qualified_until=until), reg("b"))
-    assert when(state, CheckNetworkTimers(NETWORK, until - 31 * DAY_MS)) == []
-    assert when(state, CheckNetworkTimers(NETWORK, until - 30 * DAY_MS)) == [QualificationExpiryWarned(NETWORK, "a", until, 30)]
-    assert when(state, CheckNetworkTimers(NETWORK, until - 29 * DAY_MS)) == []
-    assert when(state, CheckNetworkTimers(NETWORK, until)) == [QualificationExpired(NETWORK, "a", until)]
-    assert when(state, CheckNetworkTimers(NETWORK, until + DAY_MS)) == []
+    sc = Scenario(COMMISSION, at=T0).given(reg("a", qualified_until=until), reg("b"))
+    sc.when(CheckNetworkTimers(NETWORK, until - 31 * DAY_MS)).then()
+    sc.when(CheckNetworkTimers(NETWORK, until - 30 * DAY_MS)).then(QualificationExpiryWarned(NETWORK, "a", until, 30))
+    sc.when(CheckNetworkTimers(NETWORK, until - 29 * DAY_MS)).then()
+    sc.when(CheckNetworkTimers(NETWORK, until)).then(QualificationExpired(NETWORK, "a", until))
+    sc.when(CheckNetworkTimers(NETWORK, until + DAY_MS)).then()
     # renewed: a new expiry, a new warning
     later = until + 200 * DAY_MS
-    when(state, RenewQualification(NETWORK, "a", later), until + DAY_MS)
-    assert when(state, CheckNetworkTimers(NETWORK, later - 10 * DAY_MS)) == [QualificationExpiryWarned(NETWORK, "a", later, 10)]
-    assert "must end in the future" in refused(state, RenewQualification(NETWORK, "a", T0), T0 + DAY_MS)
+    sc.when(RenewQualification(NETWORK, "a", later), until + DAY_MS)
+    sc.when(CheckNetworkTimers(NETWORK, later - 10 * DAY_MS)).then(QualificationExpiryWarned(NETWORK, "a", later, 10))
+    assert "must end in the future" in sc.when(RenewQualification(NETWORK, "a", T0), T0 + DAY_MS).refused()

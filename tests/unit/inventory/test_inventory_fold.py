@@ -12,7 +12,7 @@ from flexchain.messages import Message
 from services.inventory.app import SERVICE
 from services.inventory.messages import CheckStockTimers, ReceiveStock, RegisterSku
 from tests.unit.foldlog import HOUR, OwnLog, check_fold, horizon_st, naive_fold, repeats_st
-from tests.unit.inventory.support import DAY, T0
+from tests.unit.inventory.builders import DAY, T0
 from tests.unit.inventory.test_inventory_properties import step_st
 
 

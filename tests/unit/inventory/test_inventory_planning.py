@@ -11,6 +11,7 @@ from fractions import Fraction
 import pytest
 
 from flexchain.messages import Message
+from flexchain.testing import Scenario
 from services.inventory import planning
 from services.inventory.messages import (
     ConfigureStockPolicy,
@@ -33,17 +34,33 @@ from services.inventory.messages import (
     StockPolicyConfigured,
     StockTransferSuggested,
 )
-from tests.unit.inventory.support import D0, DAY, HOUR, NORTH, SOUTH, T0, World, of_type
+from services.inventory.state import Inventory
+from tests.unit.inventory.builders import (
+    D0,
+    DAY,
+    HOUR,
+    NORTH,
+    SOUTH,
+    T0,
+    configure,
+    of_type,
+    receive,
+    register,
+    sell_daily,
+    ship,
+    tick,
+    world,
+)
 
 MASK, GIFT, SERUM, TOTE = "mask", "eye-gift", "serum", "tote"
 
 
-def selling_mask() -> World:
+def selling_mask() -> Scenario[Inventory]:
     """mask: listed 40 days ago, floor 5, 100 received, 2 units shipped a day over the last 28 days."""
-    w = World()
-    w.register(MASK, at=T0 - 40 * DAY, floor=5)
-    w.receive(MASK, 100, at=T0 - 40 * DAY)
-    w.sell_daily(MASK, 2, 28, T0 - 28 * DAY)
+    w = world()
+    register(w, MASK, at=T0 - 40 * DAY, floor=5)
+    receive(w, MASK, 100, at=T0 - 40 * DAY)
+    sell_daily(w, MASK, 2, 28, T0 - 28 * DAY)
     return w
 
 
@@ -52,64 +69,64 @@ def selling_mask() -> World:
 
 def test_r_inv_4_velocity_is_units_shipped_per_business_day_over_the_28_complete_days_before_today() -> None:
     w = selling_mask()
-    assert w.sku(MASK).velocity(D0) == Decimal("2")
-    w.ship(MASK, 10, T0 + HOUR)  # today's sales count from tomorrow
-    assert w.sku(MASK).velocity(D0) == Decimal("2")
-    assert w.sku(MASK).velocity(D0 + 1) == Decimal("2.2857")  # (54 + 10) / 28: the oldest day left the window
+    assert w.state.skus[MASK].velocity(D0) == Decimal("2")
+    ship(w, MASK, 10, T0 + HOUR)  # today's sales count from tomorrow
+    assert w.state.skus[MASK].velocity(D0) == Decimal("2")
+    assert w.state.skus[MASK].velocity(D0 + 1) == Decimal("2.2857")  # (54 + 10) / 28: the oldest day left the window
 
 
 def test_r_inv_4_a_sku_younger_than_the_window_is_divided_by_the_days_it_was_listed() -> None:
-    w = World()
-    w.register(MASK, at=T0 - 4 * DAY + HOUR)
-    w.receive(MASK, 100, at=T0 - 4 * DAY + HOUR)
-    w.sell_daily(MASK, 3, 4, T0 - 4 * DAY)
-    assert w.sku(MASK).velocity(D0) == Decimal("3")
-    assert World().state.skus == {} and planning.velocity({}, D0, 28, D0) == 0, "listed today: no complete day yet"
+    w = world()
+    register(w, MASK, at=T0 - 4 * DAY + HOUR)
+    receive(w, MASK, 100, at=T0 - 4 * DAY + HOUR)
+    sell_daily(w, MASK, 3, 4, T0 - 4 * DAY)
+    assert w.state.skus[MASK].velocity(D0) == Decimal("3")
+    assert world().state.skus == {} and planning.velocity({}, D0, 28, D0) == 0, "listed today: no complete day yet"
 
 
 def test_r_inv_4_configuring_the_policy_sets_velocity_x_lead_time_x_cover_factor_at_once() -> None:
     w = selling_mask()
-    events = w.configure(MASK, 10, "1.5")
+    events = configure(w, MASK, 10, "1.5")
     assert events == [
         StockPolicyConfigured(MASK, 10, Decimal("1.5"), None, None, 0, Decimal("0"), 28, 30, Decimal("0.20")),
         SafetyStockSet(MASK, 30, Decimal("2"), "velocity"),  # ⌈2 × 10 × 1.5⌉
     ]
-    assert w.sku(MASK).threshold() == 30
+    assert w.state.skus[MASK].threshold() == 30
 
 
 def test_r_inv_4_the_first_tick_of_a_day_recomputes_and_only_a_change_is_an_event() -> None:
     w = selling_mask()
-    w.configure(MASK, 10, "1.5")
-    w.ship(MASK, 2, T0 + 10 * HOUR)  # day D0 sells as usual
-    assert w.tick(T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "velocity still 2: nothing to say"
-    events = w.tick(T0 + 2 * DAY + HOUR)  # D0 + 1 sold nothing: 54 / 28 per day
+    configure(w, MASK, 10, "1.5")
+    ship(w, MASK, 2, T0 + 10 * HOUR)  # day D0 sells as usual
+    assert tick(w, T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "velocity still 2: nothing to say"
+    events = tick(w, T0 + 2 * DAY + HOUR)  # D0 + 1 sold nothing: 54 / 28 per day
     assert events == [SafetyStockSet(MASK, 29, Decimal("1.9286"), "velocity"), DailyStockReviewed(D0 + 2, 1)]
-    assert w.tick(T0 + 2 * DAY + 5 * HOUR) == [], "a later tick of the same day"
-    assert w.tick(T0 + DAY) == [], "a tick of a day already reviewed"
-    assert w.sku(MASK).safety_stock == 29
+    assert tick(w, T0 + 2 * DAY + 5 * HOUR) == [], "a later tick of the same day"
+    assert tick(w, T0 + DAY) == [], "a tick of a day already reviewed"
+    assert w.state.skus[MASK].safety_stock == 29
 
 
 def test_r_inv_4_a_sku_without_a_policy_keeps_its_hand_set_safety_stock() -> None:
     w = selling_mask()
-    w.run(SetSafetyStock(MASK, 12))
-    assert w.tick(T0 + HOUR) == [DailyStockReviewed(D0, 1)]
-    assert w.sku(MASK).safety_stock == 12
+    w.when(SetSafetyStock(MASK, 12))
+    assert tick(w, T0 + HOUR) == [DailyStockReviewed(D0, 1)]
+    assert w.state.skus[MASK].safety_stock == 12
 
 
 def test_r_inv_4_with_a_policy_the_safety_stock_is_not_set_by_hand() -> None:
     w = selling_mask()
-    w.configure(MASK, 10)
-    events = w.run(SetSafetyStock(MASK, 12))
+    configure(w, MASK, 10)
+    events = w.when(SetSafetyStock(MASK, 12)).events
     assert len(events) == 1 and isinstance(events[0], InventoryCommandRejected)
     assert "follows its stock policy" in events[0].reason
-    assert w.sku(MASK).safety_stock == 20
+    assert w.state.skus[MASK].safety_stock == 20
 
 
-def gift_world(per_day: int = 1) -> World:
-    w = World()
-    w.register(GIFT, at=T0 - 40 * DAY, gift=True, floor=1)
-    w.receive(GIFT, 500, at=T0 - 40 * DAY)
-    w.sell_daily(GIFT, per_day, 28, T0 - 28 * DAY)
+def gift_world(per_day: int = 1) -> Scenario[Inventory]:
+    w = world()
+    register(w, GIFT, at=T0 - 40 * DAY, gift=True, floor=1)
+    receive(w, GIFT, 500, at=T0 - 40 * DAY)
+    sell_daily(w, GIFT, per_day, 28, T0 - 28 * DAY)
     return w
 
 
@@ -124,15 +141,15 @@ def gift_world(per_day: int = 1) -> World:
 )
 def test_r_inv_4_gift_tiers(kw: dict[str, object], units: int, demand: Decimal, basis: str) -> None:
     w = gift_world(per_day=2)
-    events = w.configure(GIFT, 4, "1.5", **kw)
+    events = configure(w, GIFT, 4, "1.5", **kw)
     assert of_type(events, SafetyStockSet) == [SafetyStockSet(GIFT, units, demand, basis)]
 
 
 def test_r_inv_4_a_tier_2_gift_follows_a_new_forecast() -> None:
     w = gift_world()
-    w.configure(GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("2"))
-    assert w.sku(GIFT).safety_stock == 20
-    events = w.configure(GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("0.25"))
+    configure(w, GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("2"))
+    assert w.state.skus[GIFT].safety_stock == 20
+    events = configure(w, GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("0.25"))
     assert of_type(events, SafetyStockSet) == [SafetyStockSet(GIFT, 3, Decimal("0.25"), "gift_tier_2_forecast")]
 
 
@@ -156,11 +173,11 @@ def test_r_inv_4_a_tier_2_gift_follows_a_new_forecast() -> None:
     ],
 )
 def test_r_inv_4_an_invalid_policy_is_refused_and_changes_nothing(cmd: ConfigureStockPolicy, fragment: str) -> None:
-    w = World()
-    w.register(MASK)
-    w.register(GIFT, gift=True)
+    w = world()
+    register(w, MASK)
+    register(w, GIFT, gift=True)
     before = w.rebuilt()
-    events = w.run(cmd)
+    events = w.when(cmd).events
     assert len(events) == 1 and isinstance(events[0], InventoryCommandRejected), events
     assert fragment in events[0].reason
     assert w.state == before
@@ -168,12 +185,12 @@ def test_r_inv_4_an_invalid_policy_is_refused_and_changes_nothing(cmd: Configure
 
 def test_r_inv_4_a_tick_that_raises_the_safety_stock_above_available_raises_the_alert() -> None:
     w = selling_mask()  # available 44, velocity 2
-    w.configure(MASK, 20)  # safety 40
-    w.ship(MASK, 6, T0 + 10 * HOUR)  # available 38 < 40: alert 1 now
-    w.receive(MASK, 10, at=T0 + 11 * HOUR)  # available 48 > 40: cleared
-    w.ship(MASK, 30, T0 + 12 * HOUR)  # available 18 < 40: alert 2 (same day)
-    w.receive(MASK, 40, at=T0 + 13 * HOUR)  # available 58: cleared
-    events = w.tick(T0 + DAY + HOUR)  # velocity (54 + 36) / 28 → safety ⌈90 / 28 × 20⌉ = 65 > 58
+    configure(w, MASK, 20)  # safety 40
+    ship(w, MASK, 6, T0 + 10 * HOUR)  # available 38 < 40: alert 1 now
+    receive(w, MASK, 10, at=T0 + 11 * HOUR)  # available 48 > 40: cleared
+    ship(w, MASK, 30, T0 + 12 * HOUR)  # available 18 < 40: alert 2 (same day)
+    receive(w, MASK, 40, at=T0 + 13 * HOUR)  # available 58: cleared
+    events = tick(w, T0 + DAY + HOUR)  # velocity (54 + 36) / 28 → safety ⌈90 / 28 × 20⌉ = 65 > 58
     assert events == [
         SafetyStockSet(MASK, 65, Decimal("3.2143"), "velocity"),
         LowStockAlertRaised(MASK, 58, 65, 3),
@@ -184,21 +201,21 @@ def test_r_inv_4_a_tick_that_raises_the_safety_stock_above_available_raises_the_
 
 def test_r_inv_3c_the_live_stream_share_still_counts_next_to_a_dynamic_safety_stock() -> None:
     w = selling_mask()
-    w.configure(MASK, 10, "1.5")  # safety 30, available 44
-    events = w.run(ScheduleLiveStream(MASK, "live-1", 500), T0 + HOUR)  # 20 % of 500 = 100
+    configure(w, MASK, 10, "1.5")  # safety 30, available 44
+    events = w.when(ScheduleLiveStream(MASK, "live-1", 500), T0 + HOUR).events  # 20 % of 500 = 100
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested) == [
         LowStockAlertRaised(MASK, 44, 100, 1),
         ReplenishmentSuggested(MASK, 1, 44, 100, Decimal("2"), 10, 76),  # 100 − 44 + 2 × 10
     ]
-    assert w.sku(MASK).threshold() == 100
-    events = w.run(EndLiveStream(MASK, "live-1"), T0 + 2 * HOUR)
+    assert w.state.skus[MASK].threshold() == 100
+    events = w.when(EndLiveStream(MASK, "live-1"), T0 + 2 * HOUR).events
     assert of_type(events, LowStockAlertCleared) == [LowStockAlertCleared(MASK, 44, 30, 1)]
 
 
 def test_r_inv_4_sales_per_day_keep_only_the_longest_window() -> None:
     w = selling_mask()
-    w.sell_daily(MASK, 1, 3, T0 + 40 * DAY)
-    days = sorted(w.sku(MASK).shipped_by_day)
+    sell_daily(w, MASK, 1, 3, T0 + 40 * DAY)
+    days = sorted(w.state.skus[MASK].shipped_by_day)
     assert days[0] >= D0 + 42 - 30 and len(days) <= 31
 
 
@@ -207,44 +224,44 @@ def test_r_inv_4_sales_per_day_keep_only_the_longest_window() -> None:
 
 def test_r_inv_5_the_replenishment_refills_the_threshold_and_covers_the_lead_time() -> None:
     w = selling_mask()
-    w.configure(MASK, 10, "1.5")  # threshold 30, available 44
-    events = w.run(ReserveStock(MASK, "big", 15), T0 + HOUR)
+    configure(w, MASK, 10, "1.5")  # threshold 30, available 44
+    events = w.when(ReserveStock(MASK, "big", 15), T0 + HOUR).events
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested, StockTransferSuggested) == [
         LowStockAlertRaised(MASK, 29, 30, 1),
         ReplenishmentSuggested(MASK, 1, 29, 30, Decimal("2"), 10, 21),  # 30 − 29 + ⌈2 × 10⌉
     ]
-    assert w.sku(MASK).last_replenishment == events[-1]
+    assert w.state.skus[MASK].last_replenishment == events[-1]
 
 
-def two_warehouses() -> World:
+def two_warehouses() -> Scenario[Inventory]:
     """mask, floor 50: north 40 (below the floor: crossing 1), south 20 (60: cleared)."""
-    w = World()
-    w.register(MASK)
-    w.receive(MASK, 40, NORTH)
-    w.receive(MASK, 20, SOUTH)
-    assert w.sku(MASK).crossings == 1 and not w.sku(MASK).alert_active
+    w = world()
+    register(w, MASK)
+    receive(w, MASK, 40, NORTH)
+    receive(w, MASK, 20, SOUTH)
+    assert w.state.skus[MASK].crossings == 1 and not w.state.skus[MASK].alert_active
     return w
 
 
 def test_r_inv_5_surplus_moves_toward_the_warehouse_that_is_short() -> None:
     w = two_warehouses()
-    events = w.run(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH))  # north 40, south 5
+    events = w.when(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH)).events  # north 40, south 5
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested, StockTransferSuggested) == [
         LowStockAlertRaised(MASK, 45, 50, 2),
         ReplenishmentSuggested(MASK, 2, 45, 50, Decimal("0"), 0, 5),
         StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15),  # share ⌈50 / 2⌉ = 25: north has 15 above it
     ]
-    assert w.sku(MASK).last_transfers == [StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15)]
+    assert w.state.skus[MASK].last_transfers == [StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15)]
 
 
 def test_r_inv_5_no_transfer_without_a_surplus_or_a_second_warehouse() -> None:
     w = two_warehouses()
-    events = w.run(ReserveStock(MASK, "o-1", 30))  # north 10, south 20: nobody above 25
+    events = w.when(ReserveStock(MASK, "o-1", 30)).events  # north 10, south 20: nobody above 25
     assert of_type(events, StockTransferSuggested) == [] and of_type(events, ReplenishmentSuggested)
-    single = World()
-    single.register(MASK)
-    single.receive(MASK, 60)
-    assert of_type(single.run(ReserveStock(MASK, "o-1", 20)), StockTransferSuggested) == []
+    single = world()
+    register(single, MASK)
+    receive(single, MASK, 60)
+    assert of_type(single.when(ReserveStock(MASK, "o-1", 20)).events, StockTransferSuggested) == []
 
 
 def test_r_inv_5_transfers_serve_the_lowest_first_from_the_largest_surplus() -> None:
@@ -255,43 +272,43 @@ def test_r_inv_5_transfers_serve_the_lowest_first_from_the_largest_surplus() -> 
 
 def test_r_inv_5_suggestions_come_once_per_crossing_and_again_with_the_next_one() -> None:
     w = two_warehouses()
-    w.run(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH))
+    w.when(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH))
     for i in range(2, 5):
-        assert of_type(w.run(ReserveStock(MASK, f"o-{i}", 1)), ReplenishmentSuggested, StockTransferSuggested) == []
-    w.receive(MASK, 100, NORTH)  # cleared
-    events = w.run(ReserveStock(MASK, "o-9", 100))
+        assert of_type(w.when(ReserveStock(MASK, f"o-{i}", 1)).events, ReplenishmentSuggested, StockTransferSuggested) == []
+    receive(w, MASK, 100, NORTH)  # cleared
+    events = w.when(ReserveStock(MASK, "o-9", 100)).events
     assert [e.crossing for e in of_type(events, ReplenishmentSuggested)] == [3]
-    assert w.sku(MASK).last_replenishment is not None and w.sku(MASK).last_replenishment.crossing == 3
+    assert w.state.skus[MASK].last_replenishment is not None and w.state.skus[MASK].last_replenishment.crossing == 3
     assert w.rebuilt() == w.state
 
 
 # --- R-INV-6: slow movers ------------------------------------------------------------------------
 
 
-def slow_serum(listed_days_ago: int = 40, received: int = 100) -> World:
-    w = World()
-    w.register(SERUM, at=T0 - listed_days_ago * DAY, floor=0)
+def slow_serum(listed_days_ago: int = 40, received: int = 100) -> Scenario[Inventory]:
+    w = world()
+    register(w, SERUM, at=T0 - listed_days_ago * DAY, floor=0)
     if received:
-        w.receive(SERUM, received, at=T0 - listed_days_ago * DAY)
+        receive(w, SERUM, received, at=T0 - listed_days_ago * DAY)
     return w
 
 
 def test_r_inv_6_a_sku_selling_through_below_20_percent_is_detected_once_per_episode() -> None:
     w = slow_serum()
-    w.ship(SERUM, 1, T0 - 35 * DAY)  # outside the 30-day window
-    events = w.tick(T0 + HOUR)
+    ship(w, SERUM, 1, T0 - 35 * DAY)  # outside the 30-day window
+    events = tick(w, T0 + HOUR)
     assert events == [
         SlowMovingStockDetected(SERUM, 1, Decimal("0"), 0, 99, 30, Decimal("0.20"), D0),
         DailyStockReviewed(D0, 1),
     ]
-    assert w.tick(T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "same episode: nothing new"
-    w.ship(SERUM, 25, T0 + DAY + 2 * HOUR)  # 25 / (25 + 74) = 25 % ≥ 20 %
-    assert w.tick(T0 + 2 * DAY + HOUR) == [
+    assert tick(w, T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "same episode: nothing new"
+    ship(w, SERUM, 25, T0 + DAY + 2 * HOUR)  # 25 / (25 + 74) = 25 % ≥ 20 %
+    assert tick(w, T0 + 2 * DAY + HOUR) == [
         SlowMovingStockCleared(SERUM, 1, Decimal("0.2525"), 25, 74, D0 + 2),
         DailyStockReviewed(D0 + 2, 1),
     ]
-    assert not w.sku(SERUM).slow_moving
-    events = w.tick(T0 + 32 * DAY + HOUR)  # the sale of day D0 + 1 left the window
+    assert not w.state.skus[SERUM].slow_moving
+    events = tick(w, T0 + 32 * DAY + HOUR)  # the sale of day D0 + 1 left the window
     assert of_type(events, SlowMovingStockDetected) == [
         SlowMovingStockDetected(SERUM, 2, Decimal("0"), 0, 74, 30, Decimal("0.20"), D0 + 32)
     ]
@@ -300,33 +317,33 @@ def test_r_inv_6_a_sku_selling_through_below_20_percent_is_detected_once_per_epi
 
 def test_r_inv_6_exactly_the_floor_is_not_slow() -> None:
     w = slow_serum()
-    w.ship(SERUM, 20, T0 - 5 * DAY)  # 20 / (20 + 80)
-    assert of_type(w.tick(T0 + HOUR), SlowMovingStockDetected) == []
+    ship(w, SERUM, 20, T0 - 5 * DAY)  # 20 / (20 + 80)
+    assert of_type(tick(w, T0 + HOUR), SlowMovingStockDetected) == []
     assert planning.sell_through(20, 80) == Fraction(1, 5)
 
 
 def test_r_inv_6_a_sku_with_nothing_on_hand_is_not_flagged_and_running_out_ends_an_episode() -> None:
-    assert of_type(slow_serum(received=0).tick(T0 + HOUR), SlowMovingStockDetected) == []
+    assert of_type(tick(slow_serum(received=0), T0 + HOUR), SlowMovingStockDetected) == []
     w = slow_serum(received=5)
-    assert of_type(w.tick(T0 + HOUR), SlowMovingStockDetected) != []
-    w.ship(SERUM, 5, T0 + 2 * HOUR)
-    assert of_type(w.tick(T0 + DAY + HOUR), SlowMovingStockCleared) == [
+    assert of_type(tick(w, T0 + HOUR), SlowMovingStockDetected) != []
+    ship(w, SERUM, 5, T0 + 2 * HOUR)
+    assert of_type(tick(w, T0 + DAY + HOUR), SlowMovingStockCleared) == [
         SlowMovingStockCleared(SERUM, 1, Decimal("1"), 5, 0, D0 + 1)
     ]
 
 
 def test_r_inv_6_a_sku_listed_less_than_a_window_ago_is_not_flagged_yet() -> None:
     w = slow_serum(listed_days_ago=10)
-    assert of_type(w.tick(T0 + HOUR), SlowMovingStockDetected) == []
-    assert of_type(w.tick(T0 + 19 * DAY + HOUR), SlowMovingStockDetected) == [], "29 days listed"
-    assert [e.day for e in of_type(w.tick(T0 + 20 * DAY + HOUR), SlowMovingStockDetected)] == [D0 + 20]
+    assert of_type(tick(w, T0 + HOUR), SlowMovingStockDetected) == []
+    assert of_type(tick(w, T0 + 19 * DAY + HOUR), SlowMovingStockDetected) == [], "29 days listed"
+    assert [e.day for e in of_type(tick(w, T0 + 20 * DAY + HOUR), SlowMovingStockDetected)] == [D0 + 20]
 
 
 def test_r_inv_6_the_window_and_the_floor_follow_the_sku_policy() -> None:
     w = slow_serum()
-    w.ship(SERUM, 30, T0 - 5 * DAY)  # 30 / 100: fine by the default floor
-    w.configure(SERUM, 0, sell_through_floor=Decimal("0.5"), slow_mover_window_days=7)
-    assert of_type(w.tick(T0 + HOUR), SlowMovingStockDetected) == [
+    ship(w, SERUM, 30, T0 - 5 * DAY)  # 30 / 100: fine by the default floor
+    configure(w, SERUM, 0, sell_through_floor=Decimal("0.5"), slow_mover_window_days=7)
+    assert of_type(tick(w, T0 + HOUR), SlowMovingStockDetected) == [
         SlowMovingStockDetected(SERUM, 1, Decimal("0.3"), 30, 70, 7, Decimal("0.5"), D0)
     ]
 
@@ -346,51 +363,51 @@ def test_r_inv_7_standing_stock_rounds_up(presold: int, visitors: int, rate: str
     assert planning.standing_stock(presold, visitors, Decimal(rate)) == units
 
 
-def presale_tote(register: bool = True) -> World:
-    w = World()
-    if register:
-        w.register(TOTE, floor=5)
-        w.receive(TOTE, 100)
-        w.configure(TOTE, 0, monthly_visitors=5000, conversion_rate=Decimal("0.01"))
-    assert w.run(LinkPresaleCampaign(TOTE, "camp-1")) == [PresaleCampaignLinked(TOTE, "camp-1")]
+def presale_tote(registered: bool = True) -> Scenario[Inventory]:
+    w = world()
+    if registered:
+        register(w, TOTE, floor=5)
+        receive(w, TOTE, 100)
+        configure(w, TOTE, 0, monthly_visitors=5000, conversion_rate=Decimal("0.01"))
+    assert w.when(LinkPresaleCampaign(TOTE, "camp-1")).events == [PresaleCampaignLinked(TOTE, "camp-1")]
     return w
 
 
 def test_r_inv_7_a_successful_close_plans_the_regular_stock_and_asks_for_it() -> None:
     w = presale_tote()
-    events = w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY)
+    events = w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY).events
     assert events == [
         RegularStockPlanned(TOTE, "camp-1", 500, 5000, Decimal("0.01"), 250),
         LowStockAlertRaised(TOTE, 100, 250, 1),  # the standing stock is the floor under the safety stock
         ReplenishmentSuggested(TOTE, 1, 100, 250, Decimal("0"), 0, 150),
     ]
-    assert w.sku(TOTE).threshold() == 250 and w.sku(TOTE).effective_safety_stock() == 250
-    assert w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY) == [], "planned once"
-    assert w.run(LinkPresaleCampaign(TOTE, "camp-1")) == [PresaleCampaignLinked(TOTE, "camp-1")]
+    assert w.state.skus[TOTE].threshold() == 250 and w.state.skus[TOTE].effective_safety_stock() == 250
+    assert w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY).events == [], "planned once"
+    assert w.when(LinkPresaleCampaign(TOTE, "camp-1")).events == [PresaleCampaignLinked(TOTE, "camp-1")]
     assert w.rebuilt() == w.state
 
 
 def test_r_inv_7_other_partitions_and_failed_campaigns_plan_nothing() -> None:
     w = presale_tote()
-    assert w.run(RecordPresaleClose("camp-elsewhere", "succeeded", 500, T0)) == []
-    assert w.run(RecordPresaleClose("camp-1", "failed", 12, T0)) == []
-    assert w.run(LinkPresaleCampaign(TOTE, "camp-1")) == [], "a re-delivered link"
+    assert w.when(RecordPresaleClose("camp-elsewhere", "succeeded", 500, T0)).events == []
+    assert w.when(RecordPresaleClose("camp-1", "failed", 12, T0)).events == []
+    assert w.when(LinkPresaleCampaign(TOTE, "camp-1")).events == [], "a re-delivered link"
 
 
 def test_r_inv_7_a_plan_for_a_sku_not_registered_yet_applies_when_it_is() -> None:
-    w = presale_tote(register=False)
-    events = w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0))
+    w = presale_tote(registered=False)
+    events = w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0)).events
     assert events == [RegularStockPlanned(TOTE, "camp-1", 500, 0, Decimal("0"), 150)]  # no visitors known
-    w.register(TOTE)
-    assert w.sku(TOTE).standing_stock == 150 and w.sku(TOTE).threshold() == 150
+    register(w, TOTE)
+    assert w.state.skus[TOTE].standing_stock == 150 and w.state.skus[TOTE].threshold() == 150
     assert w.state.pending_standing == {} and w.rebuilt() == w.state
 
 
 def test_r_inv_7_the_standing_stock_floors_the_dynamic_safety_stock() -> None:
     w = presale_tote()
-    w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0))
-    w.configure(TOTE, 10, monthly_visitors=5000, conversion_rate=Decimal("0.01"))  # velocity 0: safety 0
-    assert w.sku(TOTE).safety_stock == 0 and w.sku(TOTE).threshold() == 250
+    w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0))
+    configure(w, TOTE, 10, monthly_visitors=5000, conversion_rate=Decimal("0.01"))  # velocity 0: safety 0
+    assert w.state.skus[TOTE].safety_stock == 0 and w.state.skus[TOTE].threshold() == 250
 
 
 # --- R-X-2: a long run, then the log folded again ----------------------------------------------------
@@ -398,16 +415,16 @@ def test_r_inv_7_the_standing_stock_floors_the_dynamic_safety_stock() -> None:
 
 def test_r_x_2_the_fold_of_the_log_is_the_live_state_and_a_second_pass_of_the_ticks_emits_nothing() -> None:
     w = selling_mask()
-    w.configure(MASK, 10, "1.5")
-    w.register(SERUM, at=T0 - 40 * DAY, floor=0)
-    w.receive(SERUM, 100, at=T0 - 40 * DAY)
+    configure(w, MASK, 10, "1.5")
+    register(w, SERUM, at=T0 - 40 * DAY, floor=0)
+    receive(w, SERUM, 100, at=T0 - 40 * DAY)
     derived: list[Message] = []
     for day in range(0, 40):
         if day % 3 == 0:
-            w.ship(MASK, 1 + day % 5, T0 + day * DAY + 2 * HOUR)
-        derived += w.tick(T0 + day * DAY + HOUR)
-        w.tick(T0 + day * DAY + 3 * HOUR)
+            ship(w, MASK, 1 + day % 5, T0 + day * DAY + 2 * HOUR)
+        derived += tick(w, T0 + day * DAY + HOUR)
+        tick(w, T0 + day * DAY + 3 * HOUR)
     assert of_type(derived, SafetyStockSet) and of_type(derived, SlowMovingStockDetected)
     assert w.rebuilt() == w.state
     for day in range(0, 40):  # the same ticks again (a redelivery after a crash)
-        assert w.tick(T0 + day * DAY + HOUR) == []
+        assert tick(w, T0 + day * DAY + HOUR) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from flexchain.messages import Message
+from flexchain.testing import Scenario
 from flexchain.ticks import ClockTicked
 from services.inventory import policy
 from services.inventory.messages import (
@@ -24,6 +25,7 @@ from services.inventory.messages import (
     ReturnStock,
     StockReserved,
 )
+from services.inventory.state import Inventory
 from services.order.messages import (
     GiftAttached,
     GiftLine,
@@ -37,7 +39,7 @@ from services.order.messages import (
     RefundedLine,
 )
 from services.presale.messages import CampaignClosed, CampaignCreated
-from tests.unit.inventory.support import NORTH, T0, World, of_type
+from tests.unit.inventory.builders import NORTH, T0, of_type, receive, register, world
 
 OID = "ord-1"
 MASK, EYE, TRIAL = "mask-01", "eye-01", "eye-trial"
@@ -152,18 +154,18 @@ def test_r_x_1_a_clock_tick_reaches_every_partition() -> None:
 # --- the decider: gift holds --------------------------------------------------------------------------
 
 
-def routed(w: World, event: Message) -> list[Message]:
+def routed(w: Scenario[Inventory], event: Message) -> list[Message]:
     out: list[Message] = []
     for cmd in policy.react(event):
-        out += w.run(cmd)
+        out += w.when(cmd).events
     return out
 
 
-def stocked() -> World:
-    w = World()
+def stocked() -> Scenario[Inventory]:
+    w = world()
     for sku in (MASK, EYE, TRIAL):
-        w.register(sku, floor=0)
-        w.receive(sku, 100)
+        register(w, sku, floor=0)
+        receive(w, sku, 100)
     return w
 
 
@@ -174,14 +176,14 @@ def test_a_gift_reservation_is_held_for_its_rule() -> None:
         StockReserved(MASK, OID, 2, [Allocation(NORTH, 2)]),
         StockReserved(EYE, OID, 1, [Allocation(NORTH, 1)], "r-1"),
     ]
-    assert w.sku(EYE).gift_holds == {OID: "r-1"} and w.sku(MASK).gift_holds == {}
+    assert w.state.skus[EYE].gift_holds == {OID: "r-1"} and w.state.skus[MASK].gift_holds == {}
 
 
 def test_a_rule_skipped_because_its_gift_is_a_main_line_leaves_the_main_line_held() -> None:
     w = stocked()
     routed(w, placed())
     assert routed(w, GiftRuleSkipped(OID, "r-9", MASK, f"gift {MASK} is already in the order")) == []
-    assert w.sku(MASK).reservations == {OID: {NORTH: 2}}
+    assert w.state.skus[MASK].reservations == {OID: {NORTH: 2}}
 
 
 def test_another_rule_does_not_release_a_gift_it_does_not_own() -> None:
@@ -190,7 +192,7 @@ def test_another_rule_does_not_release_a_gift_it_does_not_own() -> None:
     assert routed(w, GiftOmitted(OID, "r-2", EYE, "late")) == []
     released = routed(w, GiftOmitted(OID, "r-1", EYE, "the order is cancelled"))
     assert released == [ReservationReleased(EYE, OID, [Allocation(NORTH, 1)], "gift omitted: the order is cancelled")]
-    assert w.sku(EYE).reservations == {} and w.sku(EYE).gift_holds == {}
+    assert w.state.skus[EYE].reservations == {} and w.state.skus[EYE].gift_holds == {}
 
 
 def test_a_gift_taken_back_before_shipping_releases_part_of_its_hold() -> None:
@@ -202,19 +204,19 @@ def test_a_gift_taken_back_before_shipping_releases_part_of_its_hold() -> None:
             RefundedGift("r-1", TRIAL, 2, False, False, "no_reason"), lines=[RefundedLine(MASK, 1, "no_reason", 1990, False)]
         ),
     )
-    assert w.sku(TRIAL).reservations == {OID: {NORTH: 1}} and w.sku(TRIAL).gift_holds == {OID: "r-1"}
-    w.run(CommitReservation(TRIAL, OID))
-    assert w.sku(TRIAL).gift_holds == {} and w.sku(TRIAL).on_hand == 99
+    assert w.state.skus[TRIAL].reservations == {OID: {NORTH: 1}} and w.state.skus[TRIAL].gift_holds == {OID: "r-1"}
+    w.when(CommitReservation(TRIAL, OID))
+    assert w.state.skus[TRIAL].gift_holds == {} and w.state.skus[TRIAL].on_hand == 99
 
 
 def test_a_written_off_gift_is_recorded_and_changes_no_stock() -> None:
     w = stocked()
-    before = (w.sku(TRIAL).on_hand, w.sku(TRIAL).available)
-    events = w.run(RecordGiftWriteOff(TRIAL, OID, "r-1", 2, "defect"))
+    before = (w.state.skus[TRIAL].on_hand, w.state.skus[TRIAL].available)
+    events = w.when(RecordGiftWriteOff(TRIAL, OID, "r-1", 2, "defect")).events
     assert events == [GiftWrittenOff(TRIAL, OID, "r-1", 2, "defect")]
-    assert (w.sku(TRIAL).on_hand, w.sku(TRIAL).available) == before and w.sku(TRIAL).written_off == 2
-    assert w.run(RecordGiftWriteOff("ghost", OID, "r-1", 2, "defect")) == []
-    rejected = w.run(RecordGiftWriteOff(TRIAL, OID, "r-1", 0, "defect"))
+    assert (w.state.skus[TRIAL].on_hand, w.state.skus[TRIAL].available) == before and w.state.skus[TRIAL].written_off == 2
+    assert w.when(RecordGiftWriteOff("ghost", OID, "r-1", 2, "defect")).events == []
+    rejected = w.when(RecordGiftWriteOff(TRIAL, OID, "r-1", 0, "defect")).events
     assert isinstance(rejected[0], InventoryCommandRejected) and "qty must be positive" in rejected[0].reason
 
 
@@ -224,8 +226,8 @@ def test_gifts_through_a_whole_order_keep_the_books() -> None:
     routed(w, placed(gift("r-1", EYE, 1), gift("r-2", TRIAL, 2, consumable=True)))
     routed(w, GiftOmitted(OID, "r-1", EYE, "the main line was refunded"))
     for sku in (MASK, TRIAL):
-        w.run(CommitReservation(sku, OID))
+        w.when(CommitReservation(sku, OID))
     routed(w, refunded(RefundedGift("r-2", TRIAL, 2, goods_returned=False, written_off=True, reason="no_reason")))
-    assert (w.sku(MASK).on_hand, w.sku(EYE).on_hand, w.sku(TRIAL).on_hand) == (100, 100, 98)
-    assert w.sku(TRIAL).written_off == 2 and w.sku(EYE).reserved == 0
+    assert (w.state.skus[MASK].on_hand, w.state.skus[EYE].on_hand, w.state.skus[TRIAL].on_hand) == (100, 100, 98)
+    assert w.state.skus[TRIAL].written_off == 2 and w.state.skus[EYE].reserved == 0
     assert w.rebuilt() == w.state

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from decimal import Decimal
 
@@ -18,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexchain.messages import Message
-from services.inventory.domain import Inventory, decide, evolve, new_state
+from flexchain.testing import Scenario
+from services.inventory.app import SERVICE as INVENTORY
 from services.inventory.messages import (
     CheckStockTimers,
     CommitReservation,
@@ -40,7 +40,8 @@ from services.inventory.messages import (
     SetSafetyStock,
     SlowMovingStockDetected,
 )
-from tests.unit.inventory.support import DAY, HOUR, T0
+from services.inventory.state import Inventory
+from tests.unit.inventory.builders import DAY, HOUR, T0
 
 SKUS = ("s1", "s2", "g1")
 WAREHOUSES = ("north", "south", "west")
@@ -147,8 +148,7 @@ def check_once(log: list[Message]) -> None:
 def test_r_inv_2_on_hand_is_received_minus_shipped_plus_returned_a_at_every_point(
     steps: list[tuple[list[Message | None], int]],
 ) -> None:
-    live = new_state()
-    log: list[Message] = []
+    live = Scenario(INVENTORY)
     now = T0 - 40 * DAY  # listed long enough ago to be a slow mover
     setup: list[Message | None] = [
         RegisterSku("s1", "mask"),
@@ -159,19 +159,11 @@ def test_r_inv_2_on_hand_is_received_minus_shipped_plus_returned_a_at_every_poin
         now += hours * HOUR
         for cmd in commands:
             command = cmd if cmd is not None else CheckStockTimers(now)
-            before = copy.deepcopy(live)
-            events = decide(live, command, now)
-            assert live == before, "decide never changes the state"
-            for e in events:
-                evolve(live, e)
-            log.extend(events)
-            check_books(live)
+            events = live.when(command, now).events  # decide never changes the state: `when` checks it
+            check_books(live.state)
             if events and isinstance(events[0], InventoryCommandRejected | ReservationRejected):
-                assert live == before, "a rejection changes nothing"
-    check_once(log)
-    rebuilt = new_state()
-    for e in log:
-        evolve(rebuilt, e)
-    assert rebuilt == live
-    if live.reviewed_day is not None and now // DAY == live.reviewed_day:
-        assert decide(live, CheckStockTimers(now), now) == [], "a tick of a reviewed day changes nothing"
+                live.unchanged("a rejection changes nothing")
+    check_once(live.log)
+    assert live.rebuilt() == live.state
+    if live.state.reviewed_day is not None and now // DAY == live.state.reviewed_day:
+        assert live.decide(CheckStockTimers(now), now) == [], "a tick of a reviewed day changes nothing"

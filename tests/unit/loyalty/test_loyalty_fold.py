@@ -13,7 +13,7 @@ from services.loyalty import policy
 from services.loyalty.app import service
 from services.loyalty.messages import ReferralCompleted
 from tests.unit.foldlog import HOUR, OwnLog, check_fold, horizon_st, repeats_st
-from tests.unit.loyalty.support import T0
+from tests.unit.loyalty.builders import T0
 from tests.unit.loyalty.test_loyalty_properties import history_st
 
 

@@ -5,6 +5,7 @@ caught up by a purchase when the ticks lag behind (R-X-1)."""
 from __future__ import annotations
 
 from flexchain.messages import Message
+from flexchain.testing import Scenario
 from services.loyalty.messages import (
     ApplyUsageCycle,
     ChurnWarningRaised,
@@ -18,7 +19,7 @@ from services.loyalty.messages import (
 )
 from services.loyalty.rules import day_start, usual_interval
 from services.loyalty.state import Loyalty
-from tests.unit.loyalty.support import D0, at, buy, check_bookkeeping, joined, of, run, then_rejected, tick
+from tests.unit.loyalty.builders import D0, at, buy, check_bookkeeping, joined, of, tick
 
 DAY0 = at(0, 0)
 
@@ -28,10 +29,10 @@ def stage_events(events: list[Message]) -> list[tuple[str, str, int]]:
     return [(e.previous, e.stage, (e.changed_at - DAY0) // 86_400_000) for e in events if isinstance(e, StageChanged)]
 
 
-def ticks(st: Loyalty, first: int, last: int) -> list[Message]:
+def ticks(sc: Scenario[Loyalty], first: int, last: int) -> list[Message]:
     out: list[Message] = []
     for day in range(first, last + 1):
-        out += tick(st, day)
+        out += tick(sc, day)
     return out
 
 
@@ -43,143 +44,143 @@ def day(n: int) -> int:
 
 
 def test_r_loy_3_new_for_30_days_after_the_first_purchase_then_growing() -> None:
-    st = joined("ann")
-    assert stage_events(buy(st, "ann", "o1", 5_000, 0)) == [("prospect", "new", 0)]
-    assert stage_events(ticks(st, 1, 31)) == [("new", "growing", 31)]
-    check_bookkeeping(st)
+    sc = joined("ann")
+    assert stage_events(buy(sc, "ann", "o1", 5_000, 0)) == [("prospect", "new", 0)]
+    assert stage_events(ticks(sc, 1, 31)) == [("new", "growing", 31)]
+    check_bookkeeping(sc.state)
 
 
 def test_r_loy_3_a_single_purchase_declines_after_90_days_and_churns_after_180() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0)
-    events = ticks(st, 1, 200)
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0)
+    events = ticks(sc, 1, 200)
     assert stage_events(events) == [("new", "growing", 31), ("growing", "declining", 91), ("declining", "churned", 181)]
     # no usual interval yet: the default of 60 days (1.5 × 60 = 90, 3 × 60 = 180)
     assert of(events, ChurnWarningRaised) == [ChurnWarningRaised("ann", day(0), 60, 91, 1, day(91))]
 
 
 def test_r_loy_3_the_usual_interval_is_the_mean_gap_between_purchase_days() -> None:
-    st = joined("ann")
+    sc = joined("ann")
     for n, d in enumerate((0, 20, 40, 60)):
-        buy(st, "ann", f"o{n}", 5_000, d)
-    assert usual_interval(st.config, D0, D0 + 60, 4) == 20
-    events = ticks(st, 61, 130)
+        buy(sc, "ann", f"o{n}", 5_000, d)
+    assert usual_interval(sc.state.config, D0, D0 + 60, 4) == 20
+    events = ticks(sc, 61, 130)
     # declining when the gap exceeds 30 days (day 91), churned past 60 days (day 121)
     assert stage_events(events) == [("growing", "declining", 91), ("declining", "churned", 121)]
     assert of(events, ChurnWarningRaised) == [ChurnWarningRaised("ann", day(60), 20, 31, 4, day(91))]
 
 
 def test_r_loy_3_six_purchases_make_a_mature_member() -> None:
-    st = joined("ann")
+    sc = joined("ann")
     for n in range(5):
-        buy(st, "ann", f"o{n}", 5_000, 10 * n)
-    assert st.member("ann").stage == 2  # type: ignore[union-attr]  # growing
-    assert stage_events(buy(st, "ann", "o5", 5_000, 50)) == [("growing", "mature", 50)]
+        buy(sc, "ann", f"o{n}", 5_000, 10 * n)
+    assert sc.state.member("ann").stage == 2  # type: ignore[union-attr]  # growing
+    assert stage_events(buy(sc, "ann", "o5", 5_000, 50)) == [("growing", "mature", 50)]
 
 
 def test_r_loy_3_a_prospect_without_any_purchase_churns_after_180_days() -> None:
-    st = joined("ann")
-    events = ticks(st, 1, 181)
+    sc = joined("ann")
+    events = ticks(sc, 1, 181)
     assert stage_events(events) == [("prospect", "churned", 181)]
     assert of(events, ChurnWarningRaised) == []
 
 
 def test_r_loy_3_one_churn_warning_per_entry_into_declining() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0)
-    buy(st, "ann", "o2", 5_000, 10)  # usual interval 10: declining past 15 days
-    first = ticks(st, 11, 30)
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0)
+    buy(sc, "ann", "o2", 5_000, 10)  # usual interval 10: declining past 15 days
+    first = ticks(sc, 11, 30)
     assert len(of(first, ChurnWarningRaised)) == 1
-    assert of(ticks(st, 26, 30), ChurnWarningRaised) == []  # the same entry: nothing more
-    back = buy(st, "ann", "o3", 5_000, 31)
+    assert of(ticks(sc, 26, 30), ChurnWarningRaised) == []  # the same entry: nothing more
+    back = buy(sc, "ann", "o3", 5_000, 31)
     assert stage_events(back) == [("declining", "growing", 31)]
-    second = ticks(st, 32, 60)  # interval (31 − 0) / 2 = 15.5 → 16: declining from a 25-day gap
+    second = ticks(sc, 32, 60)  # interval (31 − 0) / 2 = 15.5 → 16: declining from a 25-day gap
     assert [w.raised_at for w in of(second, ChurnWarningRaised)] == [day(56)]  # type: ignore[attr-defined]
-    check_bookkeeping(st)
+    check_bookkeeping(sc.state)
 
 
 def test_r_loy_3_purchases_days_apart_do_not_make_a_one_day_interval() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0)
-    buy(st, "ann", "o2", 5_000, 1)
-    assert usual_interval(st.config, D0, D0 + 1, 2) == 7  # at least a week
-    assert stage_events(ticks(st, 2, 12)) == [("new", "declining", 12)]
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0)
+    buy(sc, "ann", "o2", 5_000, 1)
+    assert usual_interval(sc.state.config, D0, D0 + 1, 2) == 7  # at least a week
+    assert stage_events(ticks(sc, 2, 12)) == [("new", "declining", 12)]
 
 
 def test_two_orders_on_one_day_are_one_purchase_day() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0)
-    buy(st, "ann", "o2", 5_000, 0)
-    m = st.member("ann")
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0)
+    buy(sc, "ann", "o2", 5_000, 0)
+    m = sc.state.member("ann")
     assert m is not None and (m.orders, m.purchase_days) == (2, 1)
 
 
 def test_r_x_1_a_tick_far_ahead_emits_every_stage_in_order_with_its_own_day() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0)
-    events = tick(st, 400)
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0)
+    events = tick(sc, 400)
     assert stage_events(events) == [("new", "growing", 31), ("growing", "declining", 91), ("declining", "churned", 181)]
     assert of(events, ChurnWarningRaised)[0].raised_at == day(91)  # type: ignore[attr-defined]
-    assert tick(st, 400, 12) == []  # evaluated: a later tick the same day has nothing to do
+    assert tick(sc, 400, 12) == []  # evaluated: a later tick the same day has nothing to do
 
 
 def test_r_x_1_a_purchase_first_catches_up_what_was_due_before_it() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0)
-    events = buy(st, "ann", "o2", 5_000, 100)  # no tick since day 0
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0)
+    events = buy(sc, "ann", "o2", 5_000, 100)  # no tick since day 0
     assert stage_events(events) == [("new", "growing", 31), ("growing", "declining", 91), ("declining", "growing", 100)]
     assert len(of(events, ChurnWarningRaised)) == 1
-    assert stage_events(tick(st, 100)) == []
-    check_bookkeeping(st)
+    assert stage_events(tick(sc, 100)) == []
+    check_bookkeeping(sc.state)
 
 
 def test_a_tick_with_nothing_due_writes_nothing() -> None:
-    st = joined("ann")
-    assert of(tick(st, 1), MembersEvaluated) == []  # no purchase, nothing due yet
+    sc = joined("ann")
+    assert of(tick(sc, 1), MembersEvaluated) == []  # no purchase, nothing due yet
 
 
 # --- replenishment (R-LOY-4) ---------------------------------------------------------------------------
 
 
-def with_cycle(st: Loyalty, sku: str, days: int) -> None:
-    assert run(st, ConfigureUsageCycle(sku, days), at(0)) == [UsageCycleConfigured(sku, days)]
-    assert run(st, ApplyUsageCycle(sku, days), at(0)) == [UsageCycleApplied(sku, days)]
-    assert run(st, ApplyUsageCycle(sku, days), at(0)) == []  # already in use
+def with_cycle(sc: Scenario[Loyalty], sku: str, days: int) -> None:
+    sc.when(ConfigureUsageCycle(sku, days), at(0)).then(UsageCycleConfigured(sku, days))
+    sc.when(ApplyUsageCycle(sku, days), at(0)).then(UsageCycleApplied(sku, days))
+    assert sc.when(ApplyUsageCycle(sku, days), at(0)).events == []  # already in use
 
 
 def test_r_loy_4_a_reminder_seven_days_before_the_estimated_run_out() -> None:
-    st = joined("ann")
-    with_cycle(st, "water", 10)
-    recorded = buy(st, "ann", "o1", 5_000, 0, ("water", 3), ("mug", 1))  # 3 × 10 days: runs out on day 30
+    sc = joined("ann")
+    with_cycle(sc, "water", 10)
+    recorded = buy(sc, "ann", "o1", 5_000, 0, ("water", 3), ("mug", 1))  # 3 × 10 days: runs out on day 30
     assert recorded[0].run_outs == [RunOut("water", day(30))]  # type: ignore[attr-defined]
-    assert of(ticks(st, 1, 22), ReplenishmentReminderRaised) == []
-    assert of(tick(st, 23), ReplenishmentReminderRaised) == [ReplenishmentReminderRaised("ann", "water", "o1", day(30), day(23))]
-    assert of(ticks(st, 24, 60), ReplenishmentReminderRaised) == []
-    check_bookkeeping(st)
+    assert of(ticks(sc, 1, 22), ReplenishmentReminderRaised) == []
+    assert of(tick(sc, 23), ReplenishmentReminderRaised) == [ReplenishmentReminderRaised("ann", "water", "o1", day(30), day(23))]
+    assert of(ticks(sc, 24, 60), ReplenishmentReminderRaised) == []
+    check_bookkeeping(sc.state)
 
 
 def test_r_loy_4_buying_again_before_the_run_out_adds_to_the_supply() -> None:
-    st = joined("ann")
-    with_cycle(st, "water", 10)
-    buy(st, "ann", "o1", 5_000, 0, ("water", 2))  # runs out on day 20
-    assert buy(st, "ann", "o2", 5_000, 5, ("water", 1))[0].run_outs == [RunOut("water", day(30))]  # type: ignore[attr-defined]
-    events = ticks(st, 6, 40)
+    sc = joined("ann")
+    with_cycle(sc, "water", 10)
+    buy(sc, "ann", "o1", 5_000, 0, ("water", 2))  # runs out on day 20
+    assert buy(sc, "ann", "o2", 5_000, 5, ("water", 1))[0].run_outs == [RunOut("water", day(30))]  # type: ignore[attr-defined]
+    events = ticks(sc, 6, 40)
     assert of(events, ReplenishmentReminderRaised) == [ReplenishmentReminderRaised("ann", "water", "o2", day(30), day(23))]
 
 
 def test_r_loy_4_no_reminder_without_a_usage_cycle_and_a_bad_cycle_is_refused() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_000, 0, ("water", 2))
-    assert of(ticks(st, 1, 60), ReplenishmentReminderRaised) == []
-    then_rejected(st, ConfigureUsageCycle("water", -1), at(1), "cycle_days")
-    then_rejected(st, ConfigureUsageCycle("water", 99_999), at(1), "cycle_days")
-    assert run(st, ApplyUsageCycle("water", 0), at(1)) == []  # 0: not a consumable, already so
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_000, 0, ("water", 2))
+    assert of(ticks(sc, 1, 60), ReplenishmentReminderRaised) == []
+    sc.when(ConfigureUsageCycle("water", -1), at(1)).refused("cycle_days")
+    sc.when(ConfigureUsageCycle("water", 99_999), at(1)).refused("cycle_days")
+    assert sc.when(ApplyUsageCycle("water", 0), at(1)).events == []  # 0: not a consumable, already so
 
 
 def test_r_loy_4_a_supply_shorter_than_the_lead_time_is_reminded_at_the_next_tick() -> None:
-    st = joined("ann")
-    with_cycle(st, "tissue", 3)
-    buy(st, "ann", "o1", 5_000, 0, ("tissue", 1))
-    assert of(tick(st, 0, 12), ReplenishmentReminderRaised) == [
+    sc = joined("ann")
+    with_cycle(sc, "tissue", 3)
+    buy(sc, "ann", "o1", 5_000, 0, ("tissue", 1))
+    assert of(tick(sc, 0, 12), ReplenishmentReminderRaised) == [
         ReplenishmentReminderRaised("ann", "tissue", "o1", day(3), day(-4))
     ]

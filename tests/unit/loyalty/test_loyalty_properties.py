@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from flexchain.messages import Message
 from flexchain.runtime import canonical
+from flexchain.testing import Scenario
 from services.loyalty import policy
-from services.loyalty.domain import decide, evolve, new_state
 from services.loyalty.messages import (
     ACTIONS,
     ApplyUsageCycle,
@@ -48,7 +48,7 @@ from services.loyalty.messages import (
 )
 from services.loyalty.state import Loyalty, batch_points
 from services.order.messages import OrderCancelled, OrderCompleted, OrderRefunded
-from tests.unit.loyalty.support import T0, check_bookkeeping, totals
+from tests.unit.loyalty.builders import LOYALTY, T0, check_bookkeeping, totals
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
 HOUR = 3_600_000
@@ -104,31 +104,26 @@ JOINS: list[tuple[int, object]] = [
 history_st = st.lists(step_st, min_size=8, max_size=60).map(lambda steps: JOINS + steps)
 
 
+def pending_never_negative(s: Loyalty, e: Message) -> None:
+    assert s.pending[s.rows[e.key]] >= 0 if e.key in s.rows else True
+
+
 def play(history: list[tuple[int, object]], state: Loyalty | None = None) -> tuple[Loyalty, list[Message]]:
     """Decide and fold each command (routing the referral to the referrer, as the router would)."""
-    s = state or new_state()
-    log: list[Message] = []
+    sc = Scenario(LOYALTY, check=pending_never_negative, state=state, strict=False)  # long histories: no copies
     t = T0
     for hours, build in history:
         t += hours * HOUR
         queue: list[Message] = [build(t)]  # type: ignore[operator]
         while queue:
-            cmd = queue.pop(0)
-            events = decide(s, cmd, t)
-            for e in events:
-                evolve(s, e)
-                assert s.pending[s.rows[e.key]] >= 0 if e.key in s.rows else True
+            for e in sc.when(queue.pop(0), t).events:
                 if isinstance(e, ReferralCompleted):
                     queue += policy.react(e)
-            log += events
-    return s, log
+    return sc.state, sc.log
 
 
 def fold(events: list[Message]) -> Loyalty:
-    s = new_state()
-    for e in events:
-        evolve(s, e)
-    return s
+    return Scenario(LOYALTY).given(*events).state
 
 
 @PROPERTY_SETTINGS
@@ -301,19 +296,14 @@ def refund_story_st(draw: st.DrawFn) -> list[tuple[int, object]]:
 @PROPERTY_SETTINGS
 @given(refund_story_st())
 def test_r_loy_2_a_fully_refunded_order_keeps_none_of_its_points(story: list[tuple[int, object]]) -> None:
-    s, log = new_state(), []
-    log += decide(s, JoinMember("ann"), T0)
-    for e in log:
-        evolve(s, e)
+    sc = Scenario(LOYALTY, at=T0, strict=False).given(JoinMember("ann"))
     t = T0
     for hours, build in story:
         t += hours * HOUR
         made = build(t)  # type: ignore[operator]
         for cmd in policy.react(made) if type(made).__module__.startswith("services.order") else [made]:
-            events = decide(s, cmd, t)
-            for e in events:
-                evolve(s, e)
-            log += events
+            sc.when(cmd, t)
+    s, log = sc.state, sc.log
     earned: Counter[str] = Counter()
     gone: Counter[str] = Counter()  # taken back or short
     for e in log:

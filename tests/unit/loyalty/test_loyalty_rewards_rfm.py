@@ -33,20 +33,20 @@ from services.order.messages import (
     OrderRefunded,
     RefundedLine,
 )
-from tests.unit.loyalty.support import at, bought_and_completed, buy, check_bookkeeping, joined, of, run, tick
+from tests.unit.loyalty.builders import at, bought_and_completed, buy, check_bookkeeping, joined, of, tick
 
 # --- streak gift (R-LOY-5) ---------------------------------------------------------------------------
 
 
 def test_r_loy_5_completed_purchases_in_three_consecutive_months_earn_a_gift() -> None:
-    st = joined("ann")
-    assert of(bought_and_completed(st, "ann", "o1", 5_000, 10, 20), StreakGiftEarned) == []  # January
-    assert of(bought_and_completed(st, "ann", "o2", 5_000, 40, 50), StreakGiftEarned) == []  # February
-    gift = of(bought_and_completed(st, "ann", "o3", 5_000, 70, 80), StreakGiftEarned)  # March
+    sc = joined("ann")
+    assert of(bought_and_completed(sc, "ann", "o1", 5_000, 10, 20), StreakGiftEarned) == []  # January
+    assert of(bought_and_completed(sc, "ann", "o2", 5_000, 40, 50), StreakGiftEarned) == []  # February
+    gift = of(bought_and_completed(sc, "ann", "o3", 5_000, 70, 80), StreakGiftEarned)  # March
     assert gift == [StreakGiftEarned("ann", ["2026-01", "2026-02", "2026-03"], "streak-gift", "o3")]
-    assert of(bought_and_completed(st, "ann", "o4", 5_000, 100, 110), StreakGiftEarned) == []  # April starts anew
-    assert of(bought_and_completed(st, "ann", "o5", 5_000, 130, 140), StreakGiftEarned) == []
-    assert of(bought_and_completed(st, "ann", "o6", 5_000, 160, 170), StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
+    assert of(bought_and_completed(sc, "ann", "o4", 5_000, 100, 110), StreakGiftEarned) == []  # April starts anew
+    assert of(bought_and_completed(sc, "ann", "o5", 5_000, 130, 140), StreakGiftEarned) == []
+    assert of(bought_and_completed(sc, "ann", "o6", 5_000, 160, 170), StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
         "2026-04",
         "2026-05",
         "2026-06",
@@ -54,11 +54,11 @@ def test_r_loy_5_completed_purchases_in_three_consecutive_months_earn_a_gift() -
 
 
 def test_r_loy_5_a_gap_month_breaks_the_streak_and_completion_order_does_not_matter() -> None:
-    st = joined("ann")
+    sc = joined("ann")
     for n, d in enumerate((10, 70, 100)):  # January, March, April
-        assert of(bought_and_completed(st, "ann", f"o{n}", 5_000, d, d + 10), StreakGiftEarned) == []
-    buy(st, "ann", "f1", 5_000, 40)  # February, completed last
-    assert of(run(st, CompletePurchase("ann", "f1", at(120)), at(120)), StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
+        assert of(bought_and_completed(sc, "ann", f"o{n}", 5_000, d, d + 10), StreakGiftEarned) == []
+    buy(sc, "ann", "f1", 5_000, 40)  # February, completed last
+    assert of(sc.when(CompletePurchase("ann", "f1", at(120)), at(120)).events, StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
         "2026-01",
         "2026-02",
         "2026-03",
@@ -66,26 +66,26 @@ def test_r_loy_5_a_gap_month_breaks_the_streak_and_completion_order_does_not_mat
 
 
 def test_a_refunded_order_never_completes_so_its_month_does_not_count() -> None:
-    st = joined("ann")
-    bought_and_completed(st, "ann", "o1", 5_000, 10, 20)
-    buy(st, "ann", "o2", 5_000, 40)
-    run(st, ReversePurchase("ann", "o2", CANCELLED, 5_000, True), at(41))
-    assert of(bought_and_completed(st, "ann", "o3", 5_000, 70, 80), StreakGiftEarned) == []
+    sc = joined("ann")
+    bought_and_completed(sc, "ann", "o1", 5_000, 10, 20)
+    buy(sc, "ann", "o2", 5_000, 40)
+    sc.when(ReversePurchase("ann", "o2", CANCELLED, 5_000, True), at(41))
+    assert of(bought_and_completed(sc, "ann", "o3", 5_000, 70, 80), StreakGiftEarned) == []
 
 
 # --- referral (R-LOY-5) -------------------------------------------------------------------------------
 
 
 def test_r_loy_5_the_referred_members_first_completed_purchase_rewards_both_sides() -> None:
-    st = joined("ann")
-    run(st, JoinMember("bob", "ann"), at(1))
-    assert of(buy(st, "bob", "o1", 5_000, 2), ReferralCompleted) == []  # paid is not enough
-    events = run(st, CompletePurchase("bob", "o1", at(12)), at(12))
+    sc = joined("ann")
+    sc.when(JoinMember("bob", "ann"), at(1))
+    assert of(buy(sc, "bob", "o1", 5_000, 2), ReferralCompleted) == []  # paid is not enough
+    events = sc.when(CompletePurchase("bob", "o1", at(12)), at(12)).events
     assert of(events, ReferralCompleted) == [ReferralCompleted("bob", "ann", "o1", 200)]
     assert [e.points for e in of(events, PointsEarned) if e.reason == "referral"] == [200]  # type: ignore[attr-defined]
     assert policy.react(events[-1]) == [RewardReferrer("ann", "bob", "o1")]  # the referrer's side, in its partition
-    assert of(bought_and_completed(st, "bob", "o2", 5_000, 20, 30), ReferralCompleted) == []  # once
-    check_bookkeeping(st)
+    assert of(bought_and_completed(sc, "bob", "o2", 5_000, 20, 30), ReferralCompleted) == []  # once
+    check_bookkeeping(sc.state)
 
 
 # --- RFM (R-LOY-6) --------------------------------------------------------------------------------------
@@ -108,13 +108,13 @@ def test_r_loy_6_segments_from_recency_against_frequency_and_money() -> None:
 
 
 def test_r_loy_6_scores_are_recomputed_once_a_day_over_the_partitions_base() -> None:
-    st = joined("ann", "bob", "cat", "dan", "eve", "fay")
+    sc = joined("ann", "bob", "cat", "dan", "eve", "fay")
     for n, (member, cents, last) in enumerate(
         [("ann", 900_000, 60), ("bob", 400_000, 50), ("cat", 150_000, 40), ("dan", 60_000, 30), ("eve", 10_000, 20)]
     ):
-        buy(st, member, f"o{n}", cents, last)
-    buy(st, "ann", "o9", 10_000, 61)
-    events = tick(st, 62)
+        buy(sc, member, f"o{n}", cents, last)
+    buy(sc, "ann", "o9", 10_000, 61)
+    events = tick(sc, 62)
     changed = {e.member_id: (e.recency, e.frequency, e.monetary, e.segment) for e in of(events, RfmSegmentChanged)}  # type: ignore[attr-defined]
     # recency and money rank the five apart; frequency: ann's 2 orders score 5, the four 1s tie on 3
     assert changed == {
@@ -126,19 +126,19 @@ def test_r_loy_6_scores_are_recomputed_once_a_day_over_the_partitions_base() -> 
     }  # fay has bought nothing: still a prospect
     marker = of(events, MembersEvaluated)[0]
     assert (marker.rfm_recomputed, marker.rfm_members, marker.frequency_cuts) == (True, 5, [1, 1, 2, 2])  # type: ignore[attr-defined]
-    assert of(tick(st, 63), RfmSegmentChanged) == []  # nothing changed: no pass
-    buy(st, "fay", "o10", 2_000_000, 63)  # the base changes: a new big spender
-    events = tick(st, 64)
+    assert of(tick(sc, 63), RfmSegmentChanged) == []  # nothing changed: no pass
+    buy(sc, "fay", "o10", 2_000_000, 63)  # the base changes: a new big spender
+    events = tick(sc, 64)
     changed = {e.member_id: (e.recency, e.monetary) for e in of(events, RfmSegmentChanged)}  # type: ignore[attr-defined]
     assert changed["fay"] == (5, 5) and "ann" in changed  # fay out-ranks ann on money and recency
-    check_bookkeeping(st)
+    check_bookkeeping(sc.state)
 
 
 def test_r_loy_6_a_member_alone_in_its_partition_is_in_the_middle() -> None:
-    st = joined("ann")
-    buy(st, "ann", "o1", 5_050, 1)  # 50.50 CNY: the money bucket is 50 CNY, the spend above it
-    assert of(tick(st, 2), RfmSegmentChanged) == [RfmSegmentChanged("ann", 3, 3, 3, "loyal", "prospect")]
-    check_bookkeeping(st)
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 5_050, 1)  # 50.50 CNY: the money bucket is 50 CNY, the spend above it
+    assert of(tick(sc, 2), RfmSegmentChanged) == [RfmSegmentChanged("ann", 3, 3, 3, "loyal", "prospect")]
+    check_bookkeeping(sc.state)
 
 
 # --- the policy -----------------------------------------------------------------------------------------

@@ -7,14 +7,15 @@ order router does for every partition.
 
 from __future__ import annotations
 
-import copy
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexchain.messages import Message
-from services.order.domain import OrderBook, OrderConfig, decide, evolve, new_state
+from flexchain.testing import Scenario
+from services.order.app import service
+from services.order.domain import OrderBook, OrderConfig
 from services.order.messages import (
     AnnounceSurpriseWindow,
     CancelOrder,
@@ -32,7 +33,6 @@ from services.order.messages import (
     GiftSubstituted,
     GrantInteractionGift,
     OrderCancelled,
-    OrderCommandRejected,
     OrderConfirmed,
     OrderLine,
     OrderPlaced,
@@ -55,6 +55,7 @@ T0 = 1_767_225_600_000
 MASK, EYE, CLOTH, PEN = "mask-01", "eye-trial", "cloth-01", "pen-01"
 # a face mask sold at 100.00 CNY that costs 40.00: margin 60.00 per unit, cap 15 % = 9.00 per unit
 MASK_PRICE, MASK_COST = 10_000, 4_000
+ORDER = service()
 
 
 def rule(rule_id: str = "r-eye", tier: str = "base", gift_cost: int = 800, **kw: object) -> DefineGiftRule:
@@ -65,33 +66,25 @@ def rule(rule_id: str = "r-eye", tier: str = "base", gift_cost: int = 800, **kw:
     return DefineGiftRule(**args)  # type: ignore[arg-type]
 
 
-def apply(book: OrderBook, cmd: Message, now: int = T0) -> list[Message]:
-    events = decide(book, cmd, now)
-    assert not any(isinstance(e, (OrderCommandRejected, GiftRuleCommandRejected)) for e in events), events
-    for e in events:
-        evolve(book, e)
-    return events
-
-
-def with_rule(book: OrderBook, cmd: Message) -> list[Message]:
+def with_rule(sc: Scenario[OrderBook], cmd: Message) -> list[Message]:
     """Decide the rule change on its aggregate, then replicate it like the router does."""
-    changed = apply(book, cmd)
+    changed = sc.when(cmd).accepted().events
     assert isinstance(changed[0], GiftRuleChanged)
-    return apply(book, ReplicateGiftRule(changed[0].rule))
+    return sc.when(ReplicateGiftRule(changed[0].rule)).accepted().events
 
 
-def place(book: OrderBook, oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0) -> list[Message]:  # noqa: E501
-    return apply(book, PlaceOrder(oid, member, channel, [OrderLine(MASK, qty, MASK_PRICE)]), at)
+def place(sc: Scenario[OrderBook], oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0) -> list[Message]:  # noqa: E501
+    return sc.when(PlaceOrder(oid, member, channel, [OrderLine(MASK, qty, MASK_PRICE)]), at).accepted().events
 
 
-def answer(book: OrderBook, sku: str, ok: bool = True, oid: str = "o1") -> list[Message]:
-    return apply(book, RecordLineReservation(oid, sku, ok, "" if ok else "only 0 available"))
+def answer(sc: Scenario[OrderBook], sku: str, ok: bool = True, oid: str = "o1") -> list[Message]:
+    return sc.when(RecordLineReservation(oid, sku, ok, "" if ok else "only 0 available")).accepted().events
 
 
-def confirmed_with_gift(book: OrderBook, oid: str = "o1", qty: int = 1) -> None:
-    place(book, oid, qty)
-    answer(book, MASK, oid=oid)
-    out = answer(book, EYE, oid=oid)
+def confirmed_with_gift(sc: Scenario[OrderBook], oid: str = "o1", qty: int = 1) -> None:
+    place(sc, oid, qty)
+    answer(sc, MASK, oid=oid)
+    out = answer(sc, EYE, oid=oid)
     assert isinstance(out[-1], OrderConfirmed)
 
 
@@ -99,50 +92,50 @@ def confirmed_with_gift(book: OrderBook, oid: str = "o1", qty: int = 1) -> None:
 
 
 def test_base_gift_is_attached_to_a_live_order_of_the_main_sku() -> None:
-    book = new_state()
-    with_rule(book, rule())
-    placed = place(book)[0]
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule())
+    placed = place(sc)[0]
     assert isinstance(placed, OrderPlaced)
     assert placed.gifts == [GiftLine("r-eye", EYE, 1, 800, MASK, "base", False, None, 0, MASK_COST)]
 
 
 def test_no_gift_outside_the_rule_channels_without_the_main_sku_or_for_a_campaign_order() -> None:
-    book = new_state()
-    with_rule(book, rule())
-    assert place(book, "o-article", channel="article")[0].gifts == []  # type: ignore[attr-defined]
-    other = apply(book, PlaceOrder("o-pen", "m1", "live", [OrderLine(PEN, 1, 500)]))
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule())
+    assert place(sc, "o-article", channel="article")[0].gifts == []  # type: ignore[attr-defined]
+    other = sc.when(PlaceOrder("o-pen", "m1", "live", [OrderLine(PEN, 1, 500)])).accepted().events
     assert other[0].gifts == []  # type: ignore[attr-defined]
-    campaign = apply(book, PlaceOrder("o-pre", "m1", "live", [OrderLine(MASK, 1, MASK_PRICE)], campaign_id="c1"))
+    campaign = sc.when(PlaceOrder("o-pre", "m1", "live", [OrderLine(MASK, 1, MASK_PRICE)], campaign_id="c1")).accepted().events
     assert campaign[0].gifts == [] and len(campaign) == 1  # type: ignore[attr-defined]
 
 
 def test_an_interaction_gift_goes_only_to_granted_members() -> None:
-    book = new_state()
-    with_rule(book, rule("r-q", tier="interaction"))
-    assert place(book, "o1", member="m1")[0].gifts == []  # type: ignore[attr-defined]
-    with_rule(book, GrantInteractionGift("r-q", "m2"))
-    assert [g.rule_id for g in place(book, "o2", member="m2")[0].gifts] == ["r-q"]  # type: ignore[attr-defined]
-    assert place(book, "o3", member="m1")[0].gifts == []  # type: ignore[attr-defined]
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule("r-q", tier="interaction"))
+    assert place(sc, "o1", member="m1")[0].gifts == []  # type: ignore[attr-defined]
+    with_rule(sc, GrantInteractionGift("r-q", "m2"))
+    assert [g.rule_id for g in place(sc, "o2", member="m2")[0].gifts] == ["r-q"]  # type: ignore[attr-defined]
+    assert place(sc, "o3", member="m1")[0].gifts == []  # type: ignore[attr-defined]
 
 
 def test_a_surprise_window_announced_afterwards_attaches_the_gift_to_open_orders_placed_in_it() -> None:
-    book = new_state()
-    with_rule(book, rule("r-s", tier="surprise"))
-    place(book, "o-in", at=T0 + 10)
-    place(book, "o-shipped", at=T0 + 20)
-    place(book, "o-late", at=T0 + 1_000)
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule("r-s", tier="surprise"))
+    place(sc, "o-in", at=T0 + 10)
+    place(sc, "o-shipped", at=T0 + 20)
+    place(sc, "o-late", at=T0 + 1_000)
     for oid in ("o-in", "o-shipped", "o-late"):
-        answer(book, MASK, oid=oid)
-    apply(book, PayOrder("o-shipped", MASK_PRICE, "p"))
-    apply(book, ShipOrder("o-shipped", "t"))
-    out = with_rule(book, AnnounceSurpriseWindow("r-s", T0, T0 + 500))
+        answer(sc, MASK, oid=oid)
+    sc.when(PayOrder("o-shipped", MASK_PRICE, "p")).accepted()
+    sc.when(ShipOrder("o-shipped", "t")).accepted()
+    out = with_rule(sc, AnnounceSurpriseWindow("r-s", T0, T0 + 500))
     assert isinstance(out[0], GiftRuleReplicated)
     assert [(type(e).__name__, e.key) for e in out[1:]] == [("GiftAttached", "o-in")]
-    assert apply(book, ReplicateGiftRule(out[0].rule)) == []  # a re-delivered copy changes nothing
+    assert sc.when(ReplicateGiftRule(out[0].rule)).accepted().events == []  # a re-delivered copy changes nothing
     # the confirmed order ships with the surprise gift once the warehouse holds it
-    answer(book, EYE, oid="o-in")
-    apply(book, PayOrder("o-in", MASK_PRICE, "p"))
-    shipped = apply(book, ShipOrder("o-in", "t"))
+    answer(sc, EYE, oid="o-in")
+    sc.when(PayOrder("o-in", MASK_PRICE, "p")).accepted()
+    shipped = sc.when(ShipOrder("o-in", "t")).accepted().events
     assert isinstance(shipped[0], OrderShipped) and shipped[0].skus == [MASK, EYE]
 
 
@@ -150,31 +143,31 @@ def test_a_surprise_window_announced_afterwards_attaches_the_gift_to_open_orders
 
 
 def test_a_gift_over_15_percent_of_the_margin_is_skipped_and_the_skip_recorded() -> None:
-    book = new_state()
-    with_rule(book, rule(gift_cost=901))  # cap: 15 % × 60.00 = 9.00
-    out = place(book)
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule(gift_cost=901))  # cap: 15 % × 60.00 = 9.00
+    out = place(sc)
     assert out[0].gifts == []  # type: ignore[attr-defined]
     assert isinstance(out[1], GiftRuleSkipped) and "over 15%" in out[1].reason
-    assert out[1] in book.orders["o1"].history
+    assert out[1] in sc.state.orders["o1"].history
 
 
 def test_a_gift_exactly_at_the_cap_is_attached() -> None:
-    book = new_state()
-    with_rule(book, rule(gift_cost=900))
-    assert len(place(book)[0].gifts) == 1  # type: ignore[attr-defined]
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule(gift_cost=900))
+    assert len(place(sc)[0].gifts) == 1  # type: ignore[attr-defined]
 
 
 def test_the_cap_is_checked_again_on_the_discounted_price_at_confirmation() -> None:
-    book = new_state(OrderConfig(member_discounts=True))
-    with_rule(book, rule(gift_cost=900))  # fits at 100.00; at 0.9 the margin is 50.00, cap 7.50
-    place(book)
-    answer(book, MASK)
-    answer(book, EYE)
-    out = apply(book, RecordMemberDiscount("o1", "silver", Decimal("0.9")))
+    sc = Scenario(service(OrderConfig(member_discounts=True)), at=T0)
+    with_rule(sc, rule(gift_cost=900))  # fits at 100.00; at 0.9 the margin is 50.00, cap 7.50
+    place(sc)
+    answer(sc, MASK)
+    answer(sc, EYE)
+    out = sc.when(RecordMemberDiscount("o1", "silver", Decimal("0.9"))).accepted().events
     assert isinstance(out[-2], GiftRuleSkipped) and "at the final price" in out[-2].reason
     assert isinstance(out[-1], OrderConfirmed)
-    apply(book, PayOrder("o1", 9_000, "p"))
-    shipped = apply(book, ShipOrder("o1", "t"))[0]
+    sc.when(PayOrder("o1", 9_000, "p")).accepted()
+    shipped = sc.when(ShipOrder("o1", "t")).accepted().events[0]
     assert shipped.skus == [MASK]  # type: ignore[attr-defined]  # the skipped gift's hold is not shipped
 
 
@@ -182,91 +175,91 @@ def test_the_cap_is_checked_again_on_the_discounted_price_at_confirmation() -> N
 
 
 def test_an_out_of_stock_gift_is_replaced_by_the_fallback() -> None:
-    book = new_state()
-    with_rule(book, rule(fallback_sku=CLOTH, fallback_unit_cost=300))
-    place(book)
-    answer(book, MASK)
-    sub = answer(book, EYE, ok=False)
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule(fallback_sku=CLOTH, fallback_unit_cost=300))
+    place(sc)
+    answer(sc, MASK)
+    sub = answer(sc, EYE, ok=False)
     assert sub == [GiftSubstituted("o1", "r-eye", EYE, CLOTH, 1, 300, "gift eye-trial out of stock (only 0 available)")]
-    assert isinstance(answer(book, CLOTH)[-1], OrderConfirmed)
-    assert book.orders["o1"].gifts["r-eye"].sku == CLOTH
+    assert isinstance(answer(sc, CLOTH)[-1], OrderConfirmed)
+    assert sc.state.orders["o1"].gifts["r-eye"].sku == CLOTH
 
 
 def test_no_gift_in_stock_at_all_still_confirms_the_order() -> None:
-    book = new_state()
-    with_rule(book, rule(fallback_sku=CLOTH, fallback_unit_cost=300))
-    place(book)
-    answer(book, EYE, ok=False)
-    out = answer(book, CLOTH, ok=False)
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule(fallback_sku=CLOTH, fallback_unit_cost=300))
+    place(sc)
+    answer(sc, EYE, ok=False)
+    out = answer(sc, CLOTH, ok=False)
     assert isinstance(out[0], GiftOmitted)
-    assert book.orders["o1"].status == "placed"  # still waiting for the main line only
-    assert isinstance(answer(book, MASK)[-1], OrderConfirmed)
+    assert sc.state.orders["o1"].status == "placed"  # still waiting for the main line only
+    assert isinstance(answer(sc, MASK)[-1], OrderConfirmed)
 
 
 def test_an_order_rejected_for_its_main_line_gives_the_gift_hold_back() -> None:
-    book = new_state()
-    with_rule(book, rule())
-    place(book)
-    answer(book, EYE)
-    out = answer(book, MASK, ok=False)
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule())
+    place(sc)
+    answer(sc, EYE)
+    out = answer(sc, MASK, ok=False)
     assert isinstance(out[-1], OrderRejected) and out[-1].release_skus == [EYE]
-    assert book.orders["o1"].gifts["r-eye"].status == "released"
+    assert sc.state.orders["o1"].gifts["r-eye"].status == "released"
 
 
 def test_a_cancel_releases_the_gift_and_a_late_gift_answer_gives_its_hold_back() -> None:
-    book = new_state()
-    with_rule(book, rule())
-    place(book)
-    answer(book, MASK)
-    answer(book, EYE)
-    out = apply(book, CancelOrder("o1", "changed my mind"))
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule())
+    place(sc)
+    answer(sc, MASK)
+    answer(sc, EYE)
+    out = sc.when(CancelOrder("o1", "changed my mind")).accepted().events
     assert isinstance(out[0], OrderCancelled) and out[0].release_skus == [MASK, EYE]
     # a surprise gift answered after the order shipped is omitted (inventory releases its hold)
-    book2 = new_state()
-    with_rule(book2, rule("r-s", tier="surprise"))
-    place(book2)
-    answer(book2, MASK)
-    with_rule(book2, AnnounceSurpriseWindow("r-s", T0, T0 + 1))
-    apply(book2, PayOrder("o1", MASK_PRICE, "p"))
-    assert apply(book2, ShipOrder("o1", "t"))[0].skus == [MASK]  # type: ignore[attr-defined]
-    late = answer(book2, EYE)
+    sc2 = Scenario(ORDER, at=T0)
+    with_rule(sc2, rule("r-s", tier="surprise"))
+    place(sc2)
+    answer(sc2, MASK)
+    with_rule(sc2, AnnounceSurpriseWindow("r-s", T0, T0 + 1))
+    sc2.when(PayOrder("o1", MASK_PRICE, "p")).accepted()
+    assert sc2.when(ShipOrder("o1", "t")).accepted().events[0].skus == [MASK]  # type: ignore[attr-defined]
+    late = answer(sc2, EYE)
     assert isinstance(late[0], GiftOmitted) and late[0].sku == EYE
 
 
 # --- R-ORD-2a: a main line's refund takes its gifts back ------------------------------------------
 
 
-def _paid(book: OrderBook, qty: int, shipped: bool) -> None:
-    confirmed_with_gift(book, qty=qty)
-    apply(book, PayOrder("o1", qty * MASK_PRICE, "p"))
+def _paid(sc: Scenario[OrderBook], qty: int, shipped: bool) -> None:
+    confirmed_with_gift(sc, qty=qty)
+    sc.when(PayOrder("o1", qty * MASK_PRICE, "p")).accepted()
     if shipped:
-        apply(book, ShipOrder("o1", "t"))
-        apply(book, ConfirmDelivery("o1"))
+        sc.when(ShipOrder("o1", "t")).accepted()
+        sc.when(ConfirmDelivery("o1")).accepted()
 
 
 def test_refunds_take_gifts_back_in_proportion_and_all_of_them_with_the_last_unit() -> None:
-    book = new_state()
-    with_rule(book, rule(gift_qty=2))
-    _paid(book, qty=4, shipped=True)
-    first = apply(book, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")]))[0]
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule(gift_qty=2))
+    _paid(sc, qty=4, shipped=True)
+    first = sc.when(RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")])).accepted().events[0]
     assert isinstance(first, OrderRefunded) and first.gifts == []  # 2 × 1/4 rounds down to 0
-    second = apply(book, RefundOrder("o1", "r2", [RefundLine(MASK, 1, "late")]))[0]
+    second = sc.when(RefundOrder("o1", "r2", [RefundLine(MASK, 1, "late")])).accepted().events[0]
     assert second.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "late")]  # type: ignore[attr-defined]
-    last = apply(book, RefundOrder("o1", "r3", [RefundLine(MASK, 2, "defect")]))[0]
+    last = sc.when(RefundOrder("o1", "r3", [RefundLine(MASK, 2, "defect")])).accepted().events[0]
     assert last.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "defect")]  # type: ignore[attr-defined]
-    assert book.orders["o1"].gifts["r-eye"].taken_back == 2
+    assert sc.state.orders["o1"].gifts["r-eye"].taken_back == 2
 
 
 def test_a_consumable_gift_is_written_off_and_an_unshipped_gift_released() -> None:
-    book = new_state()
-    with_rule(book, rule(consumable=True))
-    _paid(book, qty=1, shipped=True)
-    out = apply(book, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "defect")]))[0]
+    sc = Scenario(ORDER, at=T0)
+    with_rule(sc, rule(consumable=True))
+    _paid(sc, qty=1, shipped=True)
+    out = sc.when(RefundOrder("o1", "r1", [RefundLine(MASK, 1, "defect")])).accepted().events[0]
     assert out.gifts == [RefundedGift("r-eye", EYE, 1, False, True, "defect")]  # type: ignore[attr-defined]
-    book2 = new_state()
-    with_rule(book2, rule(consumable=True))
-    _paid(book2, qty=1, shipped=False)
-    out2 = apply(book2, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")]))[0]
+    sc2 = Scenario(ORDER, at=T0)
+    with_rule(sc2, rule(consumable=True))
+    _paid(sc2, qty=1, shipped=False)
+    out2 = sc2.when(RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")])).accepted().events[0]
     assert out2.gifts == [RefundedGift("r-eye", EYE, 1, False, False, "no_reason")]  # type: ignore[attr-defined]
 
 
@@ -274,8 +267,7 @@ def test_a_consumable_gift_is_written_off_and_an_unshipped_gift_released() -> No
 
 
 def test_bad_rules_are_refused_with_the_reason_and_change_nothing() -> None:
-    book = new_state()
-    before = copy.deepcopy(book)
+    sc = Scenario(ORDER, at=T0)
     for cmd, why in [
         (rule(tier="vip"), "tier must be one of"),
         (rule(gift_sku=MASK), "another sku"),
@@ -284,12 +276,10 @@ def test_bad_rules_are_refused_with_the_reason_and_change_nothing() -> None:
         (rule(channels=["tv"]), "channels"),
         (GrantInteractionGift("nope", "m1"), "unknown gift rule"),
     ]:
-        out = decide(book, cmd, T0)
-        assert len(out) == 1 and isinstance(out[0], GiftRuleCommandRejected) and why in out[0].reason, (cmd, out)
-        evolve(book, out[0])
-    assert book == before
-    apply(book, rule())
-    out = decide(book, GrantInteractionGift("r-eye", "m1"), T0)
+        sc.when(cmd).refused(why)  # one refusal, folded, and the state as before
+        assert isinstance(sc.events[0], GiftRuleCommandRejected), (cmd, sc.events)
+    sc.when(rule()).accepted()
+    out = sc.decide(GrantInteractionGift("r-eye", "m1"))
     assert isinstance(out[0], GiftRuleCommandRejected) and "base rule" in out[0].reason
 
 
@@ -298,15 +288,15 @@ def _perf(roi: str, given: int = 20) -> GiftPerformance:
 
 
 def test_a_review_is_suggested_once_below_1_2_and_again_only_after_healthy() -> None:
-    book = new_state()
-    apply(book, rule())
-    assert apply(book, ReviewGiftRule("r-eye", _perf("1.19", given=9))) == []  # too few gifts to judge
-    first = apply(book, ReviewGiftRule("r-eye", _perf("1.19")))
+    sc = Scenario(ORDER, at=T0)
+    sc.when(rule()).accepted()
+    assert sc.when(ReviewGiftRule("r-eye", _perf("1.19", given=9))).accepted().events == []  # too few gifts to judge
+    first = sc.when(ReviewGiftRule("r-eye", _perf("1.19"))).accepted().events
     assert [type(e) for e in first] == [GiftRuleReviewSuggested]
-    assert apply(book, ReviewGiftRule("r-eye", _perf("0.5"))) == []  # same episode
-    assert apply(book, ReviewGiftRule("r-eye", _perf("1.4"))) == []  # not healthy yet
-    assert [type(e) for e in apply(book, ReviewGiftRule("r-eye", _perf("1.5")))] == [GiftRuleHealthy]
-    assert [type(e) for e in apply(book, ReviewGiftRule("r-eye", _perf("1.0")))] == [GiftRuleReviewSuggested]
+    assert sc.when(ReviewGiftRule("r-eye", _perf("0.5"))).accepted().events == []  # same episode
+    assert sc.when(ReviewGiftRule("r-eye", _perf("1.4"))).accepted().events == []  # not healthy yet
+    assert [type(e) for e in sc.when(ReviewGiftRule("r-eye", _perf("1.5"))).accepted().events] == [GiftRuleHealthy]
+    assert [type(e) for e in sc.when(ReviewGiftRule("r-eye", _perf("1.0"))).accepted().events] == [GiftRuleReviewSuggested]
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -328,18 +318,18 @@ def test_gift_cost_never_exceeds_the_cap_and_a_gift_never_fails_an_order(
 ) -> None:
     """R-ORD-4 + R-ORD-5: whatever the prices, costs, discount and gift stock, a confirmed order
     holds only gifts within 15 % of its final margin, and it is confirmed whenever its main line is."""
-    book = new_state(OrderConfig(member_discounts=True))
+    sc = Scenario(service(OrderConfig(member_discounts=True)), at=T0)
     main_ok, gift_ok, fallback_ok = stock
     costs = dict(gift_cost=gift_cost, fallback_unit_cost=fallback_cost, main_unit_cost=main_cost)
     cmd = rule(gift_qty=gift_qty, fallback_sku=CLOTH, **costs)
-    with_rule(book, cmd)
-    apply(book, PlaceOrder("o1", "m1", "live", [OrderLine(MASK, qty, price)]))
-    apply(book, RecordMemberDiscount("o1", "t", Decimal(rate)))
-    order = book.orders["o1"]
-    answer(book, MASK, main_ok)
+    with_rule(sc, cmd)
+    sc.when(PlaceOrder("o1", "m1", "live", [OrderLine(MASK, qty, price)])).accepted()
+    sc.when(RecordMemberDiscount("o1", "t", Decimal(rate))).accepted()
+    order = sc.state.orders["o1"]
+    answer(sc, MASK, main_ok)
     for sku, ok in ((EYE, gift_ok), (CLOTH, fallback_ok)):
         if any(g.status == "pending" and g.sku == sku for g in order.gifts.values()):
-            answer(book, sku, ok)
+            answer(sc, sku, ok)
     assert order.status == ("confirmed" if main_ok else "rejected")
     for g in order.gifts.values():
         assert g.status in ("reserved", "omitted", "skipped", "released")

@@ -8,12 +8,12 @@ and folding it must leave the state equal to a deep copy taken before (R-ORD-2: 
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from flexchain.messages import Message
-from services.order.domain import DAY_MS, MINUTE_MS, OrderBook, OrderConfig, decide, evolve, new_state
+from flexchain.testing import Scenario
+from services.order.app import service
+from services.order.domain import DAY_MS, MINUTE_MS, OrderBook, OrderConfig
 from services.order.messages import (
     CHANNELS,
     REFUND_REASONS,
@@ -21,7 +21,6 @@ from services.order.messages import (
     CheckOrderTimers,
     ConfirmDelivery,
     OrderCancelled,
-    OrderCommandRejected,
     OrderCompleted,
     OrderConfirmed,
     OrderDelivered,
@@ -69,15 +68,6 @@ def answer(sku: str, reserved: bool = True, reason: str = "", order_id: str = OI
     return RecordLineReservation(order_id, sku, reserved, reason)
 
 
-def apply(book: OrderBook, cmd: Message, now: int) -> list[Message]:
-    """Decide and fold a command that the history needs accepted."""
-    events = decide(book, cmd, now)
-    assert not any(isinstance(e, OrderCommandRejected) for e in events), events
-    for e in events:
-        evolve(book, e)
-    return events
-
-
 HISTORY: dict[str, list[tuple[Message, int]]] = {}
 HISTORY["placed"] = [(place(), T0)]
 HISTORY["confirmed"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE), T_ANSWER)]
@@ -92,142 +82,111 @@ HISTORY["refunded"] = [
     (RefundOrder(OID, "rf-all", [RefundLine(MASK, 2, "no_reason"), RefundLine(EYE, 1, "no_reason")]), T0 + 3 * DAY_MS),
 ]
 STATUSES = tuple(HISTORY)
+ORDER = service()
 
 
-def given(status: str, config: OrderConfig | None = None) -> OrderBook:
-    book = new_state(config)
+def given(status: str, config: OrderConfig | None = None) -> Scenario[OrderBook]:
+    """A partition where order OID went through the history of `status`, each command accepted."""
+    sc = Scenario(service(config))
     for cmd, now in HISTORY[status]:
-        apply(book, cmd, now)
-    assert book.orders[OID].status == status
-    return book
+        sc.given(cmd, at=now)
+    assert sc.state.orders[OID].status == status
+    return sc
 
 
-def then_refused(book: OrderBook, cmd: Message, now: int, *fragments: str) -> OrderCommandRejected:
-    """The command is refused with a reason naming `fragments`, and folding the refusal changes nothing."""
-    before = copy.deepcopy(book)
-    events = decide(book, cmd, now)
-    assert book == before, "decide must not change the state"
-    assert len(events) == 1, events
-    (event,) = events
-    assert isinstance(event, OrderCommandRejected)
-    assert event.order_id == cmd.key
-    assert event.command == type(cmd).__name__
-    assert event.reason
-    for fragment in fragments:
-        assert fragment in event.reason, (fragment, event.reason)
-    evolve(book, event)
-    assert book == before, "a refusal must change nothing"
-    return event
-
-
-def then_accepted(book: OrderBook, cmd: Message, now: int, expected: list[Message]) -> OrderBook:
-    before = copy.deepcopy(book)
-    events = decide(book, cmd, now)
-    assert book == before, "decide must not change the state"
-    assert events == expected
-    for e in events:
-        evolve(book, e)
-    return book
-
-
-def status(book: OrderBook, order_id: str = OID) -> str:
-    return book.orders[order_id].status
+def status(sc: Scenario[OrderBook], order_id: str = OID) -> str:
+    return sc.state.orders[order_id].status
 
 
 # --- place (R-ORD-1) ---------------------------------------------------------------------------
 
 
 def test_r_ord_1_a_valid_order_is_placed_with_its_total_in_cents() -> None:
-    book = new_state()
+    sc = Scenario(ORDER)
     cmd = PlaceOrder(OID, "member-1", "live", list(LINES), distributor_id="dist-7", campaign_id="camp-2")
     expected = OrderPlaced(OID, "member-1", "live", LINES, "dist-7", "camp-2", TOTAL, T0, ["presale"])
-    then_accepted(book, cmd, T0, [expected])
-    order = book.orders[OID]
+    sc.when(cmd, T0).then(expected)
+    order = sc.state.orders[OID]
     assert (order.status, order.total, order.placed_at, order.lines) == ("placed", TOTAL, T0, LINES)
     assert (order.distributor_id, order.campaign_id) == ("dist-7", "camp-2")
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_r_ord_1_every_sales_channel_is_accepted(channel: str) -> None:
-    events = decide(new_state(), place(channel=channel), T0)
+    events = Scenario(ORDER).decide(place(channel=channel), T0)
     assert [type(e) for e in events] == [OrderPlaced]
 
 
 @pytest.mark.parametrize("channel", ["", "tv_shopping", "LIVE"])
 def test_r_ord_1_an_unknown_channel_is_refused(channel: str) -> None:
-    then_refused(new_state(), place(channel=channel), T0, "channel must be one of", "live")
+    Scenario(ORDER).when(place(channel=channel), T0).refused("channel must be one of", "live")
 
 
 def test_r_ord_1_an_order_without_lines_is_refused() -> None:
-    then_refused(new_state(), place(lines=[]), T0, "at least one line")
+    Scenario(ORDER).when(place(lines=[]), T0).refused("at least one line")
 
 
 @pytest.mark.parametrize("qty", [0, -1])
 def test_r_ord_1_a_line_quantity_must_be_positive(qty: int) -> None:
-    then_refused(new_state(), place(lines=[OrderLine(MASK, qty, 1990)]), T0, MASK, "qty must be a positive")
+    Scenario(ORDER).when(place(lines=[OrderLine(MASK, qty, 1990)]), T0).refused(MASK, "qty must be a positive")
 
 
 def test_r_ord_1_a_negative_unit_price_is_refused() -> None:
-    then_refused(new_state(), place(lines=[OrderLine(MASK, 1, -1)]), T0, MASK, "unit_price")
+    Scenario(ORDER).when(place(lines=[OrderLine(MASK, 1, -1)]), T0).refused(MASK, "unit_price")
 
 
 def test_r_ord_1_the_same_sku_on_two_lines_is_refused() -> None:
     lines = [OrderLine(MASK, 1, 1990), OrderLine(MASK, 2, 1990)]
-    then_refused(new_state(), place(lines=lines), T0, MASK, "two lines")
+    Scenario(ORDER).when(place(lines=lines), T0).refused(MASK, "two lines")
 
 
 @pytest.mark.parametrize("existing", STATUSES)
 def test_r_ord_1_an_existing_order_id_is_refused(existing: str) -> None:
-    then_refused(given(existing), place(), T0 + 5 * DAY_MS, OID, "already exists")
+    given(existing).when(place(), T0 + 5 * DAY_MS).refused(OID, "already exists")
 
 
 # --- reservation answers (R-ORD-2: placed → confirmed | rejected) --------------------------------
 
 
 def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
-    book = given("placed")
-    then_accepted(book, answer(MASK), T_ANSWER, [OrderLineReserved(OID, MASK)])
-    assert status(book) == "placed"
-    assert book.pay_deadlines == {}
+    sc = given("placed")
+    sc.when(answer(MASK), T_ANSWER).then(OrderLineReserved(OID, MASK))
+    assert status(sc) == "placed"
+    assert sc.state.pay_deadlines == {}
 
 
 def test_r_ord_2_all_lines_reserved_confirms_with_pay_by_now_plus_30_minutes() -> None:
-    book = given("placed")
-    apply(book, answer(MASK), T0 + 500)
-    then_accepted(book, answer(EYE), T_ANSWER, [OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY, TOTAL, LINES)])
-    assert status(book) == "confirmed"
-    assert book.orders[OID].pay_by == T_ANSWER + 30 * 60_000
-    assert book.pay_deadlines == {OID: PAY_BY}
+    sc = given("placed")
+    sc.when(answer(MASK), T0 + 500).accepted()
+    sc.when(answer(EYE), T_ANSWER).then(OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY, TOTAL, LINES))
+    assert status(sc) == "confirmed"
+    assert sc.state.orders[OID].pay_by == T_ANSWER + 30 * 60_000
+    assert sc.state.pay_deadlines == {OID: PAY_BY}
 
 
 def test_r_ord_2_the_payment_hold_is_configurable() -> None:
-    book = given("placed", OrderConfig(payment_hold_ms=5 * MINUTE_MS))
-    apply(book, answer(MASK), T_ANSWER)
-    events = apply(book, answer(EYE), T_ANSWER)
+    sc = given("placed", OrderConfig(payment_hold_ms=5 * MINUTE_MS))
+    sc.when(answer(MASK), T_ANSWER).accepted()
+    events = sc.when(answer(EYE), T_ANSWER).accepted().events
     assert events[-1] == OrderConfirmed(OID, T_ANSWER + 5 * MINUTE_MS, TOTAL, LINES)
 
 
 def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lines() -> None:
-    book = given("placed")
-    apply(book, answer(MASK), T_ANSWER)
-    then_accepted(
-        book,
-        answer(EYE, False, "only 0 available, 1 requested"),
-        T_ANSWER,
-        [
-            OrderLineRejected(OID, EYE, "only 0 available, 1 requested"),
-            OrderRejected(OID, f"stock not available ({EYE}: only 0 available, 1 requested)", [MASK]),
-        ],
+    sc = given("placed")
+    sc.when(answer(MASK), T_ANSWER).accepted()
+    sc.when(answer(EYE, False, "only 0 available, 1 requested"), T_ANSWER).then(
+        OrderLineRejected(OID, EYE, "only 0 available, 1 requested"),
+        OrderRejected(OID, f"stock not available ({EYE}: only 0 available, 1 requested)", [MASK]),
     )
-    assert status(book) == "rejected"
-    assert book.pay_deadlines == {}
+    assert status(sc) == "rejected"
+    assert sc.state.pay_deadlines == {}
 
 
 def test_r_ord_2_a_rejection_waits_for_every_answer_before_rejecting() -> None:
-    book = given("placed")
-    then_accepted(book, answer(MASK, False, "sold out"), T_ANSWER, [OrderLineRejected(OID, MASK, "sold out")])
-    assert status(book) == "placed"
-    events = apply(book, answer(EYE), T_ANSWER)
+    sc = given("placed")
+    sc.when(answer(MASK, False, "sold out"), T_ANSWER).then(OrderLineRejected(OID, MASK, "sold out"))
+    assert status(sc) == "placed"
+    events = sc.when(answer(EYE), T_ANSWER).accepted().events
     assert events == [
         OrderLineReserved(OID, EYE),
         OrderRejected(OID, f"stock not available ({MASK}: sold out)", [EYE]),
@@ -235,110 +194,108 @@ def test_r_ord_2_a_rejection_waits_for_every_answer_before_rejecting() -> None:
 
 
 def test_r_ord_2_every_line_rejected_releases_nothing() -> None:
-    book = given("placed")
-    apply(book, answer(MASK, False, "sold out"), T_ANSWER)
-    events = apply(book, answer(EYE, False, "unknown sku eye-01"), T_ANSWER)
+    sc = given("placed")
+    sc.when(answer(MASK, False, "sold out"), T_ANSWER).accepted()
+    events = sc.when(answer(EYE, False, "unknown sku eye-01"), T_ANSWER).accepted().events
     assert isinstance(events[-1], OrderRejected)
     assert events[-1].release_skus == []
     assert MASK in events[-1].reason and EYE in events[-1].reason
 
 
 def test_r_ord_2_a_repeated_answer_is_ignored() -> None:
-    book = given("placed")
-    apply(book, answer(MASK), T_ANSWER)
-    then_accepted(book, answer(MASK), T_ANSWER, [])
-    then_accepted(book, answer(MASK, False, "sold out"), T_ANSWER, [])
-    assert book.orders[OID].answers == {MASK: True}
+    sc = given("placed")
+    sc.when(answer(MASK), T_ANSWER).accepted()
+    sc.when(answer(MASK), T_ANSWER).then()
+    sc.when(answer(MASK, False, "sold out"), T_ANSWER).then()
+    assert sc.state.orders[OID].answers == {MASK: True}
 
 
 @pytest.mark.parametrize("late_status", ["confirmed", "rejected", "cancelled", "paid", "shipped"])
 def test_r_ord_2_a_late_answer_after_the_saga_moved_on_produces_nothing(late_status: str) -> None:
-    book = given(late_status)
+    sc = given(late_status)
     for cmd in (answer(MASK), answer(EYE, False, "sold out"), answer("other-sku")):
-        then_accepted(book, cmd, T0 + 2 * DAY_MS, [])
+        sc.when(cmd, T0 + 2 * DAY_MS).then()
 
 
 def test_r_ord_2_an_answer_for_a_sku_not_in_the_order_is_ignored() -> None:
-    book = given("placed")
-    then_accepted(book, answer("not-ordered"), T_ANSWER, [])
+    sc = given("placed")
+    sc.when(answer("not-ordered"), T_ANSWER).then()
 
 
 def test_r_ord_2_an_answer_for_an_unknown_order_is_refused() -> None:
-    then_refused(new_state(), answer(MASK, order_id="nope"), T0, "unknown order nope")
+    Scenario(ORDER).when(answer(MASK, order_id="nope"), T0).refused("unknown order nope")
 
 
 # --- pay (R-ORD-2: confirmed → paid) ------------------------------------------------------------
 
 
 def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
-    book = given("confirmed")
-    then_accepted(
-        book, PayOrder(OID, TOTAL, "pay-1"), T_PAID, [OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES)]
-    )
-    assert status(book) == "paid"
-    assert book.orders[OID].paid == TOTAL
-    assert book.pay_deadlines == {}, "a paid order is no longer on the hold timer"
+    sc = given("confirmed")
+    sc.when(PayOrder(OID, TOTAL, "pay-1"), T_PAID).then(OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES))
+    assert status(sc) == "paid"
+    assert sc.state.orders[OID].paid == TOTAL
+    assert sc.state.pay_deadlines == {}, "a paid order is no longer on the hold timer"
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "confirmed"])
 def test_r_ord_2_only_a_confirmed_order_can_be_paid(st: str) -> None:
-    then_refused(given(st), PayOrder(OID, TOTAL, "pay-x"), T_PAID, f"order is {st}", "only a confirmed order")
+    given(st).when(PayOrder(OID, TOTAL, "pay-x"), T_PAID).refused(f"order is {st}", "only a confirmed order")
 
 
 @pytest.mark.parametrize("amount", [0, TOTAL - 1, TOTAL + 1])
 def test_r_ord_2_a_payment_must_equal_the_total(amount: int) -> None:
-    then_refused(given("confirmed"), PayOrder(OID, amount, "pay-x"), T_PAID, str(amount), str(TOTAL))
+    given("confirmed").when(PayOrder(OID, amount, "pay-x"), T_PAID).refused(str(amount), str(TOTAL))
 
 
 def test_r_ord_2_payment_one_ms_before_the_hold_ends_is_accepted() -> None:
-    events = decide(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY - 1)
+    events = given("confirmed").decide(PayOrder(OID, TOTAL, "pay-1"), PAY_BY - 1)
     assert events == [OrderPaid(OID, TOTAL, "pay-1", PAY_BY - 1, "member-1", None, None, LINES)]
 
 
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_payment_at_or_after_the_hold_expiry_is_refused(late: int) -> None:
-    then_refused(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY + late, "payment hold expired")
+    given("confirmed").when(PayOrder(OID, TOTAL, "pay-1"), PAY_BY + late).refused("payment hold expired")
 
 
 def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
-    then_refused(new_state(), PayOrder("ghost", 100, "p"), T0, "unknown order ghost")
+    Scenario(ORDER).when(PayOrder("ghost", 100, "p"), T0).refused("unknown order ghost")
 
 
 # --- ship (paid → shipped) ----------------------------------------------------------------------
 
 
 def test_r_ord_2_a_paid_order_ships_every_line() -> None:
-    book = given("paid")
-    then_accepted(book, ShipOrder(OID, "SF123"), T_SHIPPED, [OrderShipped(OID, "SF123", [MASK, EYE], None)])
-    assert status(book) == "shipped"
-    assert book.orders[OID].shipped
+    sc = given("paid")
+    sc.when(ShipOrder(OID, "SF123"), T_SHIPPED).then(OrderShipped(OID, "SF123", [MASK, EYE], None))
+    assert status(sc) == "shipped"
+    assert sc.state.orders[OID].shipped
 
 
 def test_r_ord_2a_a_line_refunded_in_full_before_shipping_is_not_shipped() -> None:
-    book = given("paid")
-    apply(book, RefundOrder(OID, "rf-1", [RefundLine(EYE, 1, "no_reason")]), T_PAID + 1)
-    then_accepted(book, ShipOrder(OID, "SF1"), T_SHIPPED, [OrderShipped(OID, "SF1", [MASK], None)])
+    sc = given("paid")
+    sc.when(RefundOrder(OID, "rf-1", [RefundLine(EYE, 1, "no_reason")]), T_PAID + 1).accepted()
+    sc.when(ShipOrder(OID, "SF1"), T_SHIPPED).then(OrderShipped(OID, "SF1", [MASK], None))
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "paid"])
 def test_r_ord_2_only_a_paid_order_can_be_shipped(st: str) -> None:
-    then_refused(given(st), ShipOrder(OID, "SF9"), T_SHIPPED, f"order is {st}", "only a paid order")
+    given(st).when(ShipOrder(OID, "SF9"), T_SHIPPED).refused(f"order is {st}", "only a paid order")
 
 
 # --- deliver (shipped → delivered; the 7-day window starts) --------------------------------------
 
 
 def test_r_ord_2_a_shipped_order_is_delivered_and_the_7_day_window_opens() -> None:
-    book = given("shipped")
+    sc = given("shipped")
     expected = OrderDelivered(OID, T_DELIVERED, T_DELIVERED + 7 * 24 * 3_600_000)
-    then_accepted(book, ConfirmDelivery(OID), T_DELIVERED, [expected])
-    assert status(book) == "delivered"
-    assert book.return_windows == {OID: WINDOW_ENDS}
+    sc.when(ConfirmDelivery(OID), T_DELIVERED).then(expected)
+    assert status(sc) == "delivered"
+    assert sc.state.return_windows == {OID: WINDOW_ENDS}
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "shipped"])
 def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
-    then_refused(given(st), ConfirmDelivery(OID), T_DELIVERED, f"order is {st}", "only a shipped order")
+    given(st).when(ConfirmDelivery(OID), T_DELIVERED).refused(f"order is {st}", "only a shipped order")
 
 
 # --- cancel (allowed before shipping) ------------------------------------------------------------
@@ -346,40 +303,40 @@ def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
 
 @pytest.mark.parametrize("st", ["placed", "confirmed"])
 def test_r_ord_2_an_unpaid_order_is_cancelled_and_its_stock_released(st: str) -> None:
-    book = given(st)
+    sc = given(st)
     expected = OrderCancelled(OID, "changed my mind", [MASK, EYE], 0, "member-1", None, None)
-    then_accepted(book, CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS, [expected])
-    assert status(book) == "cancelled"
-    assert book.pay_deadlines == {}
-    assert decide(book, CheckOrderTimers(PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
+    sc.when(CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS).then(expected)
+    assert status(sc) == "cancelled"
+    assert sc.state.pay_deadlines == {}
+    assert sc.decide(CheckOrderTimers(PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
 
 
 def test_r_ord_2_a_paid_order_is_cancelled_with_a_refund_of_what_was_paid() -> None:
-    book = given("paid")
+    sc = given("paid")
     expected = OrderCancelled(OID, "out of town", [MASK, EYE], TOTAL, "member-1", None, None)
-    then_accepted(book, CancelOrder(OID, "out of town"), T_PAID + 1, [expected])
-    assert status(book) == "cancelled"
+    sc.when(CancelOrder(OID, "out of town"), T_PAID + 1).then(expected)
+    assert status(sc) == "cancelled"
 
 
 def test_r_ord_2a_cancelling_after_a_partial_refund_refunds_only_the_rest() -> None:
-    book = given("paid")
-    apply(book, RefundOrder(OID, "rf-1", [RefundLine(MASK, 1, "no_reason")]), T_PAID + 1)
-    events = apply(book, CancelOrder(OID, "never mind"), T_PAID + 2)
+    sc = given("paid")
+    sc.when(RefundOrder(OID, "rf-1", [RefundLine(MASK, 1, "no_reason")]), T_PAID + 1).accepted()
+    events = sc.when(CancelOrder(OID, "never mind"), T_PAID + 2).accepted().events
     assert events == [OrderCancelled(OID, "never mind", [MASK, EYE], TOTAL - 1990, "member-1", None, None)]
 
 
 @pytest.mark.parametrize("st", ["shipped", "delivered", "completed"])
 def test_r_ord_2_cancel_after_shipping_is_refused_and_points_to_a_refund(st: str) -> None:
-    then_refused(given(st), CancelOrder(OID, "too late"), T0 + 9 * DAY_MS, f"order is {st}", "ask for a refund")
+    given(st).when(CancelOrder(OID, "too late"), T0 + 9 * DAY_MS).refused(f"order is {st}", "ask for a refund")
 
 
 @pytest.mark.parametrize("st", ["cancelled", "rejected", "refunded"])
 def test_r_ord_2_cancel_of_a_closed_order_is_refused(st: str) -> None:
-    then_refused(given(st), CancelOrder(OID, "again"), T0 + 3 * DAY_MS, f"order is {st}", "nothing to cancel")
+    given(st).when(CancelOrder(OID, "again"), T0 + 3 * DAY_MS).refused(f"order is {st}", "nothing to cancel")
 
 
 def test_r_ord_2_cancel_of_an_unknown_order_is_refused() -> None:
-    then_refused(new_state(), CancelOrder("ghost", "x"), T0, "unknown order ghost")
+    Scenario(ORDER).when(CancelOrder("ghost", "x"), T0).refused("unknown order ghost")
 
 
 # --- refunds (R-ORD-2, R-ORD-2a) -----------------------------------------------------------------
@@ -390,102 +347,102 @@ def refund(refund_id: str, *lines: tuple[str, int, str]) -> RefundOrder:
 
 
 def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_the_goods_back() -> None:
-    book = given("delivered")
+    sc = given("delivered")
     now = T_DELIVERED + DAY_MS
     lines = [RefundedLine(MASK, 1, "no_reason", 1990, True)]
     expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
-    then_accepted(book, refund("rf-1", (MASK, 1, "no_reason")), now, [expected])
-    order = book.orders[OID]
+    sc.when(refund("rf-1", (MASK, 1, "no_reason")), now).then(expected)
+    order = sc.state.orders[OID]
     assert (order.status, order.refunded_qty, order.refunded_amount) == ("delivered", {MASK: 1}, 1990)
-    assert book.return_windows == {OID: WINDOW_ENDS}, "a partial refund keeps the window open"
+    assert sc.state.return_windows == {OID: WINDOW_ENDS}, "a partial refund keeps the window open"
 
 
 def test_r_ord_2a_a_refund_before_shipping_returns_no_goods() -> None:
-    book = given("paid")
+    sc = given("paid")
     lines = [RefundedLine(EYE, 1, "late", 500, False)]
     expected = OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
-    then_accepted(book, refund("rf-1", (EYE, 1, "late")), T_PAID + 1, [expected])
-    assert status(book) == "paid"
+    sc.when(refund("rf-1", (EYE, 1, "late")), T_PAID + 1).then(expected)
+    assert status(sc) == "paid"
 
 
 @pytest.mark.parametrize("st", ["paid", "shipped", "delivered"])
 def test_r_ord_2_a_whole_order_refund_is_fully_refunded_and_the_status_becomes_refunded(st: str) -> None:
-    book = given(st)
+    sc = given(st)
     cmd = refund("rf-all", (MASK, 2, "damaged"), (EYE, 1, "no_reason"))
-    events = apply(book, cmd, T0 + 3 * DAY_MS)
+    events = sc.when(cmd, T0 + 3 * DAY_MS).accepted().events
     assert len(events) == 1 and isinstance(events[0], OrderRefunded)
     assert events[0].amount == TOTAL and events[0].fully_refunded
-    assert status(book) == "refunded"
-    assert book.return_windows == {}, "nothing is left to complete"
+    assert status(sc) == "refunded"
+    assert sc.state.return_windows == {}, "nothing is left to complete"
 
 
 def test_r_ord_2a_refunds_that_add_up_to_the_whole_order_make_it_refunded() -> None:
-    book = given("delivered")
+    sc = given("delivered")
     now = T_DELIVERED + DAY_MS
-    first = apply(book, refund("rf-1", (MASK, 1, "no_reason")), now)
-    second = apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "late")), now)
+    first = sc.when(refund("rf-1", (MASK, 1, "no_reason")), now).accepted().events
+    second = sc.when(refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "late")), now).accepted().events
     assert isinstance(first[0], OrderRefunded) and isinstance(second[0], OrderRefunded)
     assert not first[0].fully_refunded and second[0].fully_refunded
     assert first[0].amount + second[0].amount == TOTAL
     # the order's figures ride on each refund (loyalty takes back an exact share from them, R-LOY-2)
     assert (first[0].paid_total, first[0].refunded_before) == (TOTAL, 0)
     assert (second[0].paid_total, second[0].refunded_before) == (TOTAL, first[0].amount)
-    assert status(book) == "refunded"
+    assert status(sc) == "refunded"
 
 
 @pytest.mark.parametrize("reason", REFUND_REASONS)
 def test_r_ord_2a_every_listed_reason_is_accepted_inside_the_window(reason: str) -> None:
-    events = decide(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
+    events = given("delivered").decide(refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
     lines = [RefundedLine(EYE, 1, reason, 500, True)]
     assert events == [OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)]
 
 
 @pytest.mark.parametrize("reason", ["", "changed_mind", "NO_REASON"])
 def test_r_ord_2a_a_reason_outside_the_list_is_refused(reason: str) -> None:
-    then_refused(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1, EYE, "reason must be one of")
+    given("delivered").when(refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1).refused(EYE, "reason must be one of")
 
 
 def test_r_ord_2a_a_refund_never_exceeds_the_quantity_paid_for_the_line() -> None:
-    then_refused(given("delivered"), refund("rf-1", (MASK, 3, "defect")), T_DELIVERED + 1, MASK, "3 units asked back", "only 2")
+    given("delivered").when(refund("rf-1", (MASK, 3, "defect")), T_DELIVERED + 1).refused(MASK, "3 units asked back", "only 2")
 
 
 def test_r_ord_2a_refunds_of_one_line_never_add_up_to_more_than_was_paid() -> None:
-    book = given("delivered")
-    apply(book, refund("rf-1", (MASK, 2, "defect")), T_DELIVERED + 1)
-    then_refused(book, refund("rf-2", (MASK, 1, "defect")), T_DELIVERED + 2, MASK, "only 0 paid and not refunded")
+    sc = given("delivered")
+    sc.when(refund("rf-1", (MASK, 2, "defect")), T_DELIVERED + 1).accepted()
+    sc.when(refund("rf-2", (MASK, 1, "defect")), T_DELIVERED + 2).refused(MASK, "only 0 paid and not refunded")
 
 
 @pytest.mark.parametrize("qty", [0, -1])
 def test_r_ord_2a_a_refund_quantity_must_be_positive(qty: int) -> None:
-    then_refused(given("delivered"), refund("rf-1", (MASK, qty, "defect")), T_DELIVERED + 1, "qty must be positive")
+    given("delivered").when(refund("rf-1", (MASK, qty, "defect")), T_DELIVERED + 1).refused("qty must be positive")
 
 
 def test_r_ord_2a_a_refund_of_a_sku_not_in_the_order_is_refused() -> None:
-    then_refused(given("delivered"), refund("rf-1", ("lipstick", 1, "defect")), T_DELIVERED + 1, "not in the order")
+    given("delivered").when(refund("rf-1", ("lipstick", 1, "defect")), T_DELIVERED + 1).refused("not in the order")
 
 
 def test_r_ord_2a_a_refund_naming_a_line_twice_is_refused() -> None:
     cmd = refund("rf-1", (MASK, 1, "defect"), (MASK, 1, "no_reason"))
-    then_refused(given("delivered"), cmd, T_DELIVERED + 1, MASK, "appears twice")
+    given("delivered").when(cmd, T_DELIVERED + 1).refused(MASK, "appears twice")
 
 
 def test_r_ord_2a_a_refund_without_lines_is_refused() -> None:
-    then_refused(given("delivered"), refund("rf-1"), T_DELIVERED + 1, "at least one line")
+    given("delivered").when(refund("rf-1"), T_DELIVERED + 1).refused("at least one line")
 
 
 def test_r_ord_2a_a_refund_id_cannot_be_reused() -> None:
-    book = given("delivered")
-    apply(book, refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1)
-    then_refused(book, refund("rf-1", (EYE, 1, "defect")), T_DELIVERED + 2, "rf-1", "already made")
+    sc = given("delivered")
+    sc.when(refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1).accepted()
+    sc.when(refund("rf-1", (EYE, 1, "defect")), T_DELIVERED + 2).refused("rf-1", "already made")
 
 
 @pytest.mark.parametrize("st", ["placed", "confirmed", "rejected", "cancelled", "refunded"])
 def test_r_ord_2_only_a_paid_order_can_be_refunded(st: str) -> None:
-    then_refused(given(st), refund("rf-x", (MASK, 1, "defect")), T0 + 3 * DAY_MS, f"order is {st}")
+    given(st).when(refund("rf-x", (MASK, 1, "defect")), T0 + 3 * DAY_MS).refused(f"order is {st}")
 
 
 def test_r_ord_2_a_no_reason_refund_is_accepted_until_the_last_ms_of_the_window() -> None:
-    events = decide(given("delivered"), refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS - 1)
+    events = given("delivered").decide(refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS - 1)
     assert [type(e) for e in events] == [OrderRefunded]
 
 
@@ -493,45 +450,46 @@ def test_r_ord_2_a_no_reason_refund_is_accepted_until_the_last_ms_of_the_window(
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_the_no_reason_window_closes_7_days_after_delivery(reason: str, late: int) -> None:
     """The window ends where the completion timer fires (`return_window_ends`, exclusive), like the pay hold."""
-    then_refused(given("delivered"), refund("rf-1", (MASK, 1, reason)), WINDOW_ENDS + late, "window closed")
+    given("delivered").when(refund("rf-1", (MASK, 1, reason)), WINDOW_ENDS + late).refused("window closed")
 
 
 @pytest.mark.parametrize("reason", ["no_reason", "late"])
 def test_r_ord_2_a_completed_order_takes_no_more_no_reason_refunds(reason: str) -> None:
-    then_refused(given("completed"), refund("rf-1", (EYE, 1, reason)), WINDOW_ENDS + DAY_MS, "only a defect")
+    given("completed").when(refund("rf-1", (EYE, 1, reason)), WINDOW_ENDS + DAY_MS).refused("only a defect")
 
 
 def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund_at_that_instant() -> None:
     """The completion timer and the refund must agree on when the window closes (both at `ends`)."""
-    book = given("delivered")
-    apply(book, CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS)
-    assert status(book) == "completed"
-    then_refused(book, refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS, "window closed")
+    sc = given("delivered")
+    sc.when(CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS).accepted()
+    assert status(sc) == "completed"
+    sc.when(refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS).refused("window closed")
 
 
 @pytest.mark.parametrize("st", ["delivered", "completed"])
 def test_r_ord_2_a_defect_is_refunded_at_any_time_even_after_completion(st: str) -> None:
     now = WINDOW_ENDS + 365 * DAY_MS
-    book = given(st)
+    sc = given(st)
     lines = [RefundedLine(MASK, 1, "defect", 1990, True)]
     expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
-    then_accepted(book, refund("rf-1", (MASK, 1, "defect")), now, [expected])
-    assert status(book) == st
-    last = apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now)
-    assert status(book) == "refunded"
+    sc.when(refund("rf-1", (MASK, 1, "defect")), now).then(expected)
+    assert status(sc) == st
+    last = sc.when(refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now).accepted().events
+    assert status(sc) == "refunded"
     assert isinstance(last[0], OrderRefunded) and (last[0].paid_total, last[0].refunded_before) == (TOTAL, 1990)
 
 
 def test_r_ord_2_a_refund_mixing_a_defect_and_a_late_no_reason_line_is_refused_whole() -> None:
     cmd = refund("rf-1", (MASK, 1, "defect"), (EYE, 1, "no_reason"))
-    then_refused(given("completed"), cmd, WINDOW_ENDS + DAY_MS, EYE, "window closed")
+    given("completed").when(cmd, WINDOW_ENDS + DAY_MS).refused(EYE, "window closed")
 
 
 # --- timers (R-ORD-2: unpaid hold → cancelled; window end → completed) -----------------------------
 
 
-def tick(book: OrderBook, time: int) -> list[Message]:
-    return decide(book, CheckOrderTimers(time), time)
+def tick(sc: Scenario[OrderBook], time: int) -> list[Message]:
+    """What a tick would decide (not folded)."""
+    return sc.decide(CheckOrderTimers(time), time)
 
 
 def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> None:
@@ -540,17 +498,17 @@ def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> Non
 
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_an_unpaid_confirmed_order_is_cancelled_from_the_deadline_on(late: int) -> None:
-    book = given("confirmed")
+    sc = given("confirmed")
     expected = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0, "member-1", None, None)
-    then_accepted(book, CheckOrderTimers(PAY_BY + late), PAY_BY + late, [expected])
-    assert status(book) == "cancelled"
-    assert tick(book, PAY_BY + 2 * DAY_MS) == [], "cancelled once, never again"
+    sc.when(CheckOrderTimers(PAY_BY + late), PAY_BY + late).then(expected)
+    assert status(sc) == "cancelled"
+    assert tick(sc, PAY_BY + 2 * DAY_MS) == [], "cancelled once, never again"
 
 
 def test_r_ord_2_a_payment_refused_for_expiry_is_followed_by_the_cancellation() -> None:
-    book = given("confirmed")
-    then_refused(book, PayOrder(OID, TOTAL, "pay-1"), PAY_BY, "hold expired")
-    assert [type(e) for e in tick(book, PAY_BY)] == [OrderCancelled]
+    sc = given("confirmed")
+    sc.when(PayOrder(OID, TOTAL, "pay-1"), PAY_BY).refused("hold expired")
+    assert [type(e) for e in tick(sc, PAY_BY)] == [OrderCancelled]
 
 
 @pytest.mark.parametrize("st", ["placed", "paid", "shipped", "rejected", "cancelled"])
@@ -564,22 +522,19 @@ def test_r_ord_2_the_window_timer_does_nothing_one_ms_before_the_window_ends() -
 
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> None:
-    book = given("delivered")
-    then_accepted(
-        book,
-        CheckOrderTimers(WINDOW_ENDS + late),
-        WINDOW_ENDS + late,
-        [OrderCompleted(OID, WINDOW_ENDS + late, "member-1", None, None)],
+    sc = given("delivered")
+    sc.when(CheckOrderTimers(WINDOW_ENDS + late), WINDOW_ENDS + late).then(
+        OrderCompleted(OID, WINDOW_ENDS + late, "member-1", None, None)
     )
-    assert status(book) == "completed"
-    assert book.return_windows == {}
-    assert tick(book, WINDOW_ENDS + 2 * DAY_MS) == [], "completed once, never again"
+    assert status(sc) == "completed"
+    assert sc.state.return_windows == {}
+    assert tick(sc, WINDOW_ENDS + 2 * DAY_MS) == [], "completed once, never again"
 
 
 def test_r_ord_2_a_partly_refunded_order_still_completes() -> None:
-    book = given("delivered")
-    apply(book, refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1)
-    assert tick(book, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS, "member-1", None, None)]
+    sc = given("delivered")
+    sc.when(refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1).accepted()
+    assert tick(sc, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS, "member-1", None, None)]
 
 
 def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
@@ -587,21 +542,21 @@ def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
 
 
 def test_r_ord_2_one_tick_handles_every_due_order_of_the_partition_in_id_order() -> None:
-    book = new_state()
+    sc = Scenario(ORDER)
     for oid in ("b", "a", "c"):
-        apply(book, place(oid, [OrderLine(MASK, 1, 100)]), T0)
-        apply(book, answer(MASK, order_id=oid), T_ANSWER)
-    apply(book, PayOrder("c", 100, "p"), T_PAID)
-    events = tick(book, PAY_BY)
+        sc.when(place(oid, [OrderLine(MASK, 1, 100)]), T0).accepted()
+        sc.when(answer(MASK, order_id=oid), T_ANSWER).accepted()
+    sc.when(PayOrder("c", 100, "p"), T_PAID).accepted()
+    events = tick(sc, PAY_BY)
     assert [(type(e), e.key) for e in events] == [(OrderCancelled, "a"), (OrderCancelled, "b")]
 
 
 def test_r_ord_2_a_tick_on_an_empty_partition_is_silent() -> None:
-    assert tick(new_state(), T0) == []
+    assert tick(Scenario(ORDER), T0) == []
 
 
 def test_an_event_sent_as_a_command_is_refused() -> None:
-    book = given("confirmed")
-    then_refused(
-        book, OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES), T_PAID, "OrderPaid is not an order command"
+    sc = given("confirmed")
+    sc.when(OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES), T_PAID).refused(
+        "OrderPaid is not an order command"
     )

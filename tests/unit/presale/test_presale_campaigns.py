@@ -7,8 +7,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from presale_world import CID, COST, DELIVERY, END, START, T0, World, created, launched, of
+from presale_builders import CID, COST, DELIVERY, END, START, T0, campaign, created, launched, of, ok, pay, pledge, tick, world
 
+from flexchain.testing import Scenario
 from services.presale.messages import (
     CampaignClosed,
     CampaignCreated,
@@ -30,15 +31,16 @@ from services.presale.messages import (
     ScheduleCampaign,
 )
 from services.presale.rules import DAY_MS, DEFAULT_MILESTONES
+from services.presale.state import PresaleBook
 
 # --- R-PRE-1 ---------------------------------------------------------------------------------------
 
 
 def test_r_pre_1_a_campaign_has_product_cost_fan_base_moq_capacity_and_default_milestones() -> None:
-    w = World()
-    events = w.ok(CreateCampaign(CID, "glow notebook", COST, 38_000, 30, 500), T0)
+    w = world()
+    events = ok(w, CreateCampaign(CID, "glow notebook", COST, 38_000, 30, 500), T0)
     assert events == [CampaignCreated(CID, "glow notebook", COST, 38_000, 30, 500, "standard", DEFAULT_MILESTONES, T0)]
-    assert w.c.status == "draft"
+    assert campaign(w).status == "draft"
 
 
 @pytest.mark.parametrize(
@@ -54,20 +56,20 @@ def test_r_pre_1_a_campaign_has_product_cost_fan_base_moq_capacity_and_default_m
     ],
 )
 def test_r_pre_1_a_bad_campaign_is_refused_with_its_reason(cmd: CreateCampaign, reason: str) -> None:
-    assert reason in World().refused(cmd, T0)
+    assert reason in world().when(cmd, T0).refused()
 
 
 def test_r_pre_1_schedule_runs_at_least_the_early_bird_plus_the_group_phase() -> None:
     w = created()
-    assert "at least 120 h" in w.refused(ScheduleCampaign(CID, START, START + 119 * 3_600_000), T0)
-    assert "ends in the past" in w.refused(ScheduleCampaign(CID, T0 - 10 * DAY_MS, T0 - DAY_MS), T0)
-    assert "delivery must come after" in w.refused(ScheduleCampaign(CID, START, END, END), T0)
-    w.ok(ScheduleCampaign(CID, START, END, DELIVERY), T0)
-    assert (w.c.status, w.c.starts_at, w.c.ends_at) == ("scheduled", START, END)
+    assert "at least 120 h" in w.when(ScheduleCampaign(CID, START, START + 119 * 3_600_000), T0).refused()
+    assert "ends in the past" in w.when(ScheduleCampaign(CID, T0 - 10 * DAY_MS, T0 - DAY_MS), T0).refused()
+    assert "delivery must come after" in w.when(ScheduleCampaign(CID, START, END, END), T0).refused()
+    ok(w, ScheduleCampaign(CID, START, END, DELIVERY), T0)
+    assert (campaign(w).status, campaign(w).starts_at, campaign(w).ends_at) == ("scheduled", START, END)
 
 
 def test_r_pre_1_a_command_for_an_unknown_campaign_is_refused() -> None:
-    assert "unknown campaign nope" in World().refused(LaunchCampaign("nope"), T0)
+    assert "unknown campaign nope" in world().when(LaunchCampaign("nope"), T0).refused()
 
 
 # --- R-PRE-2 ---------------------------------------------------------------------------------------
@@ -75,16 +77,16 @@ def test_r_pre_1_a_command_for_an_unknown_campaign_is_refused() -> None:
 
 def test_r_pre_2_deposits_signal_a_launch_once_depositors_reach_1_5_percent_of_the_fan_base() -> None:
     w = created(fan_base=200)  # 1.5 % of 200 = 3 depositors
-    w.ok(ScheduleCampaign(CID, START, END), T0)
-    reason = w.refused(LaunchCampaign(CID), T0)
+    ok(w, ScheduleCampaign(CID, START, END), T0)
+    reason = w.when(LaunchCampaign(CID), T0).refused()
     assert "demand not validated: 0 depositors, 3 needed" in reason
-    assert of(w.ok(CollectDeposit(CID, "d1", "m1", 2000), T0), LaunchThresholdReached) == []
-    w.ok(CollectDeposit(CID, "d2", "m2", 3000), T0)
-    third = w.ok(CollectDeposit(CID, "d3", "m3", 2500), T0)
+    assert of(ok(w, CollectDeposit(CID, "d1", "m1", 2000), T0), LaunchThresholdReached) == []
+    ok(w, CollectDeposit(CID, "d2", "m2", 3000), T0)
+    third = ok(w, CollectDeposit(CID, "d3", "m3", 2500), T0)
     assert third[-1] == LaunchThresholdReached(CID, 3, 3, 200)
-    assert of(w.ok(CollectDeposit(CID, "d4", "m4", 2500), T0), LaunchThresholdReached) == [], "once"
-    assert w.c.buckets["deposits"] == 10_000 and w.c.received == 10_000
-    launched_ev = w.ok(LaunchCampaign(CID), T0)
+    assert of(ok(w, CollectDeposit(CID, "d4", "m4", 2500), T0), LaunchThresholdReached) == [], "once"
+    assert campaign(w).buckets["deposits"] == 10_000 and campaign(w).received == 10_000
+    launched_ev = ok(w, LaunchCampaign(CID), T0)
     assert launched_ev == [CampaignLaunched(CID, T0, 4, True, "upcoming")]
 
 
@@ -100,47 +102,47 @@ def test_r_pre_2_deposits_signal_a_launch_once_depositors_reach_1_5_percent_of_t
 )
 def test_r_pre_2_a_bad_deposit_is_refused(deposit: CollectDeposit, reason: str) -> None:
     w = created()
-    w.ok(CollectDeposit(CID, "d1", "m1", 2500), T0)
-    assert reason in w.refused(deposit, T0)
+    ok(w, CollectDeposit(CID, "d1", "m1", 2500), T0)
+    assert reason in w.when(deposit, T0).refused()
 
 
 def test_r_pre_2_deposits_are_taken_only_before_the_launch() -> None:
     w = launched()
-    assert "collected before the launch" in w.refused(CollectDeposit(CID, "d1", "m1", 2500), START)
+    assert "collected before the launch" in w.when(CollectDeposit(CID, "d1", "m1", 2500), START).refused()
 
 
 def test_r_pre_2_launch_is_refused_twice_before_a_schedule_and_after_the_end() -> None:
     w = created()
-    assert "schedule the campaign before" in w.refused(LaunchCampaign(CID, True), T0)
-    w.ok(ScheduleCampaign(CID, START, END), T0)
-    assert "the schedule already ended" in w.refused(LaunchCampaign(CID, True), END)
-    w.ok(LaunchCampaign(CID, True), T0)
-    assert "it can be launched once" in w.refused(LaunchCampaign(CID, True), T0)
+    assert "schedule the campaign before" in w.when(LaunchCampaign(CID, True), T0).refused()
+    ok(w, ScheduleCampaign(CID, START, END), T0)
+    assert "the schedule already ended" in w.when(LaunchCampaign(CID, True), END).refused()
+    ok(w, LaunchCampaign(CID, True), T0)
+    assert "it can be launched once" in w.when(LaunchCampaign(CID, True), T0).refused()
 
 
 # --- R-PRE-7 the close -------------------------------------------------------------------------------
 
 
-def _with_orders(moq: int) -> World:
+def _with_orders(moq: int) -> Scenario[PresaleBook]:
     """Deposits, then 4 orders of 5 units (20 units), 3 paid; one paid and later cancelled."""
     w = created(moq=moq)
-    w.ok(ScheduleCampaign(CID, START, END, DELIVERY), T0)
-    w.ok(CollectDeposit(CID, "d1", "m1", 2000), T0)
-    w.ok(CollectDeposit(CID, "d2", "m2", 3000), T0)
-    w.ok(LaunchCampaign(CID, True), T0)
-    w.tick(START)
+    ok(w, ScheduleCampaign(CID, START, END, DELIVERY), T0)
+    ok(w, CollectDeposit(CID, "d1", "m1", 2000), T0)
+    ok(w, CollectDeposit(CID, "d2", "m2", 3000), T0)
+    ok(w, LaunchCampaign(CID, True), T0)
+    tick(w, START)
     for i in range(1, 5):
-        w.pledge(f"o{i}", 5, START + i)
-    w.pay("o1", 12_000, START + 10)
-    w.pay("o2", 12_000, START + 11)
-    w.pay("o3", 12_001, START + 12)  # whatever the order service charged is what escrow holds
+        pledge(w, f"o{i}", 5, START + i)
+    pay(w, "o1", 12_000, START + 10)
+    pay(w, "o2", 12_000, START + 11)
+    pay(w, "o3", 12_001, START + 12)  # whatever the order service charged is what escrow holds
     return w
 
 
 def test_r_pre_7_below_moq_the_campaign_fails_and_every_payment_and_deposit_is_refunded_in_full() -> None:
     w = _with_orders(moq=21)
-    received = w.c.received
-    events = w.tick(END)
+    received = campaign(w).received
+    events = tick(w, END)
     assert of(events, IntakeClosed)[0].reason == "the schedule ended"
     assert of(events, CampaignClosed) == [CampaignClosed(CID, "failed", 20, 21, "the schedule ended", END)]
     issued = {e.order_id: e for e in of(events, PresaleRefundIssued)}
@@ -150,55 +152,55 @@ def test_r_pre_7_below_moq_the_campaign_fails_and_every_payment_and_deposit_is_r
     assert taken == {"o1": 12_000, "o2": 12_000, "o3": 12_001}, "o4 was never paid: nothing to take"
     assert {(e.deposit_id, e.amount) for e in of(events, DepositRefunded)} == {("d1", 2000), ("d2", 3000)}
     assert sum(e.units for e in of(events, PledgeReleased)) == 20
-    assert w.c.refunded == received and w.c.held == 0 and w.c.uncovered == 0
+    assert campaign(w).refunded == received and campaign(w).held == 0 and campaign(w).uncovered == 0
 
 
 def test_r_pre_7_a_payment_arriving_after_the_failure_is_escrowed_and_sent_straight_back() -> None:
     w = _with_orders(moq=21)
-    w.tick(END)
-    events = w.pay("o4", 12_000, END + 60_000)
+    tick(w, END)
+    events = pay(w, "o4", 12_000, END + 60_000)
     assert [type(e).__name__ for e in events] == ["PaymentEscrowed", "PresaleRefundIssued", "EscrowRefunded"]
-    assert events[1].amount == 12_000 and w.c.held == 0 and w.c.refunded == w.c.received
+    assert events[1].amount == 12_000 and campaign(w).held == 0 and campaign(w).refunded == campaign(w).received
 
 
 def test_r_pre_7_at_moq_the_campaign_succeeds_with_a_first_batch_of_70_percent_rounded_up() -> None:
     w = _with_orders(moq=20)
-    events = w.ok(CloseCampaign(CID, "merchant closes early"), START + DAY_MS)
+    events = ok(w, CloseCampaign(CID, "merchant closes early"), START + DAY_MS)
     assert of(events, CampaignClosed)[0].outcome == "succeeded"
     assert of(events, FirstBatchPlanned) == [FirstBatchPlanned(CID, 20, 14, 6, DELIVERY - 7 * DAY_MS)]
     assert of(events, PresaleRefundIssued) == [] and of(events, EscrowRefunded) == []
     assert len(of(events, DepositRefunded)) == 2, "an intent deposit goes back either way (README)"
-    assert w.c.held == 36_001, "the payments stay in escrow"
-    w.tick(DELIVERY - 7 * DAY_MS - 1)
-    final = of(w.tick(DELIVERY - 7 * DAY_MS), FinalBatchConfirmed)
+    assert campaign(w).held == 36_001, "the payments stay in escrow"
+    tick(w, DELIVERY - 7 * DAY_MS - 1)
+    final = of(tick(w, DELIVERY - 7 * DAY_MS), FinalBatchConfirmed)
     assert final == [FinalBatchConfirmed(CID, 20, 14, 6, DELIVERY - 7 * DAY_MS)]
-    assert of(w.tick(DELIVERY), FinalBatchConfirmed) == [], "once"
+    assert of(tick(w, DELIVERY), FinalBatchConfirmed) == [], "once"
 
 
 def test_r_pre_7_close_twice_is_refused_and_changes_nothing() -> None:
     w = _with_orders(moq=21)
-    w.tick(END)
-    assert "already closed (failed)" in w.refused(CloseCampaign(CID, "again"), END + 1)
-    assert of(w.tick(END + 1), CampaignClosed) == [], "a later tick closes nothing either"
+    tick(w, END)
+    assert "already closed (failed)" in w.when(CloseCampaign(CID, "again"), END + 1).refused()
+    assert of(tick(w, END + 1), CampaignClosed) == [], "a later tick closes nothing either"
 
 
 def test_r_pre_7_a_campaign_closed_before_its_launch_is_cancelled_and_its_deposits_go_back() -> None:
     w = created()
-    w.ok(CollectDeposit(CID, "d1", "m1", 2500), T0)
-    events = w.ok(CloseCampaign(CID, "changed plans"), T0)
+    ok(w, CollectDeposit(CID, "d1", "m1", 2500), T0)
+    events = ok(w, CloseCampaign(CID, "changed plans"), T0)
     assert [type(e).__name__ for e in events] == ["CampaignClosed", "DepositRefunded"]
-    assert events[0].outcome == "cancelled" and w.c.held == 0 and w.c.refunded == 2500
+    assert events[0].outcome == "cancelled" and campaign(w).held == 0 and campaign(w).refunded == 2500
 
 
 def test_pay_a_closed_campaign_without_a_pledge_is_refused_and_changes_nothing() -> None:
     w = _with_orders(moq=20)
-    w.tick(END)
-    assert "no accepted pledge for order o9" in w.refused(RecordPayment(CID, "o9", 5000, "p9"), END + 1)
-    assert "already paid" in w.refused(RecordPayment(CID, "o1", 12_000, "again"), END + 1)
-    assert "amount must be positive" in w.refused(RecordPayment(CID, "o4", -1, "neg"), END + 1)
+    tick(w, END)
+    assert "no accepted pledge for order o9" in w.when(RecordPayment(CID, "o9", 5000, "p9"), END + 1).refused()
+    assert "already paid" in w.when(RecordPayment(CID, "o1", 12_000, "again"), END + 1).refused()
+    assert "amount must be positive" in w.when(RecordPayment(CID, "o4", -1, "neg"), END + 1).refused()
 
 
 def test_a_tick_before_the_end_does_not_close() -> None:
     w = _with_orders(moq=21)
-    events = w.ok(CheckCampaignTimers(END - 1), END - 1)
-    assert of(events, CampaignClosed) == [] and w.c.status == "open"
+    events = ok(w, CheckCampaignTimers(END - 1), END - 1)
+    assert of(events, CampaignClosed) == [] and campaign(w).status == "open"

@@ -6,7 +6,7 @@ tests/unit/foldlog.py for what is checked."""
 from __future__ import annotations
 
 from hypothesis import given, settings
-from presale_world import CID, DELIVERY, END, START, T0
+from presale_builders import CID, DELIVERY, END, START, T0
 from test_presale_properties import History, command, history_st
 
 from services.presale.app import SERVICE

@@ -7,9 +7,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from presale_world import CID, EARLY_END, END, GROUP_START, START, created, launched, of
+from presale_builders import CID, EARLY_END, END, GROUP_START, START, campaign, created, launched, of, ok, pay, pledge, tick
 
-from services.presale.domain import decide, evolve, new_state
+from flexchain.testing import Scenario
+from services.presale.app import SERVICE as PRESALE
 from services.presale.messages import (
     CheckCampaignTimers,
     EscrowRefunded,
@@ -52,50 +53,50 @@ def accepted(events: list) -> PledgeAccepted:
 )
 def test_r_pre_3_the_price_is_the_phase_in_force_at_the_orders_business_time(at: int, phase: str, price: int) -> None:
     w = launched()
-    a = accepted(w.pledge("o1", 2, at))
+    a = accepted(pledge(w, "o1", 2, at))
     assert (a.phase, a.unit_price, a.units) == (phase, price, 2)
 
 
 def test_r_pre_3_a_group_in_the_last_48_h_pays_cost_x_1_5_and_completes_with_three_members() -> None:
     w = launched()
-    first = w.pledge("o1", 1, GROUP_START, "ann", "g1")
+    first = pledge(w, "o1", 1, GROUP_START, "ann", "g1")
     assert accepted(first).unit_price == GROUP and of(first, GroupJoined)[0].members == 1
-    assert "already in group g1" in of(w.pledge("o2", 1, GROUP_START + 1, "ann", "g1"), PledgeRejected)[0].reason
-    w.pledge("o3", 1, GROUP_START + 2, "bo", "g1")
-    third = w.pledge("o4", 1, GROUP_START + 3, "cy", "g1")
+    assert "already in group g1" in of(pledge(w, "o2", 1, GROUP_START + 1, "ann", "g1"), PledgeRejected)[0].reason
+    pledge(w, "o3", 1, GROUP_START + 2, "bo", "g1")
+    third = pledge(w, "o4", 1, GROUP_START + 3, "cy", "g1")
     assert of(third, GroupCompleted) == [GroupCompleted(CID, "g1", ["o1", "o3", "o4"])]
-    assert "group g1 is full" in of(w.pledge("o5", 1, GROUP_START + 4, "di", "g1"), PledgeRejected)[0].reason
+    assert "group g1 is full" in of(pledge(w, "o5", 1, GROUP_START + 4, "di", "g1"), PledgeRejected)[0].reason
 
 
 def test_r_pre_3_a_group_id_before_the_group_phase_is_ignored_and_the_phase_price_holds() -> None:
     w = launched()
-    events = w.pledge("o1", 1, START, "ann", "g1")
-    assert accepted(events).unit_price == EARLY and of(events, GroupJoined) == [] and w.c.groups == {}
+    events = pledge(w, "o1", 1, START, "ann", "g1")
+    assert accepted(events).unit_price == EARLY and of(events, GroupJoined) == [] and campaign(w).groups == {}
 
 
 def test_r_pre_3_an_incomplete_group_at_the_close_is_refunded_in_full_and_its_units_released() -> None:
     w = launched(moq=1)
-    w.pledge("solo", 5, START)
-    w.pay("solo", 5 * EARLY, START + 1)
-    w.pledge("g-a", 1, GROUP_START, "ann", "g1")
-    w.pledge("g-b", 1, GROUP_START, "bo", "g1")
-    w.pay("g-a", GROUP, GROUP_START + 1)
-    events = w.tick(END)
+    pledge(w, "solo", 5, START)
+    pay(w, "solo", 5 * EARLY, START + 1)
+    pledge(w, "g-a", 1, GROUP_START, "ann", "g1")
+    pledge(w, "g-b", 1, GROUP_START, "bo", "g1")
+    pay(w, "g-a", GROUP, GROUP_START + 1)
+    events = tick(w, END)
     assert of(events, GroupDissolved)[0].order_ids == ["g-a", "g-b"]
     assert {(e.order_id, e.amount) for e in of(events, PresaleRefundIssued)} == {("g-a", GROUP), ("g-b", 0)}
     assert [(e.order_id, e.requested) for e in of(events, EscrowRefunded)] == [("g-a", GROUP)]
-    assert w.c.status == "succeeded" and w.c.tally.pledged_units == 5, "the group's units do not count"
-    assert w.c.held == 5 * EARLY
+    assert campaign(w).status == "succeeded" and campaign(w).tally.pledged_units == 5, "the group's units do not count"
+    assert campaign(w).held == 5 * EARLY
 
 
 def test_r_pre_3_a_member_cancelling_leaves_an_incomplete_group_with_a_free_seat() -> None:
     w = launched()
-    w.pledge("o1", 1, GROUP_START, "ann", "g1")
-    w.pledge("o2", 1, GROUP_START, "bo", "g1")
-    w.ok(ReleasePledge(CID, "o1", 0, "changed mind"), GROUP_START + 1)
-    assert w.c.groups["g1"].members == ["bo"]
-    w.pledge("o3", 1, GROUP_START + 2, "cy", "g1")
-    assert of(w.pledge("o4", 1, GROUP_START + 3, "di", "g1"), GroupCompleted)[0].order_ids == ["o2", "o3", "o4"]
+    pledge(w, "o1", 1, GROUP_START, "ann", "g1")
+    pledge(w, "o2", 1, GROUP_START, "bo", "g1")
+    ok(w, ReleasePledge(CID, "o1", 0, "changed mind"), GROUP_START + 1)
+    assert campaign(w).groups["g1"].members == ["bo"]
+    pledge(w, "o3", 1, GROUP_START + 2, "cy", "g1")
+    assert of(pledge(w, "o4", 1, GROUP_START + 3, "di", "g1"), GroupCompleted)[0].order_ids == ["o2", "o3", "o4"]
 
 
 def test_r_pre_3_prices_round_half_up_to_the_cent() -> None:
@@ -108,11 +109,11 @@ def test_r_pre_3_prices_round_half_up_to_the_cent() -> None:
 
 def test_r_pre_3_ticks_switch_the_phase_once_per_boundary() -> None:
     w = launched()
-    assert w.c.phase == "early_bird"
-    assert of(w.tick(EARLY_END - 1), PhaseChanged) == []
-    assert of(w.tick(EARLY_END), PhaseChanged) == [PhaseChanged(CID, "regular", REGULAR, EARLY_END)]
-    assert of(w.tick(EARLY_END + 1), PhaseChanged) == []
-    assert of(w.tick(GROUP_START), PhaseChanged)[0].phase == "group"
+    assert campaign(w).phase == "early_bird"
+    assert of(tick(w, EARLY_END - 1), PhaseChanged) == []
+    assert of(tick(w, EARLY_END), PhaseChanged) == [PhaseChanged(CID, "regular", REGULAR, EARLY_END)]
+    assert of(tick(w, EARLY_END + 1), PhaseChanged) == []
+    assert of(tick(w, GROUP_START), PhaseChanged)[0].phase == "group"
 
 
 @pytest.mark.parametrize(
@@ -121,17 +122,17 @@ def test_r_pre_3_ticks_switch_the_phase_once_per_boundary() -> None:
 )
 def test_r_pre_3_outside_the_schedule_a_pledge_is_rejected(at: int, reason: str) -> None:
     w = launched()
-    assert reason in of(w.pledge("o1", 1, at), PledgeRejected)[0].reason
+    assert reason in of(pledge(w, "o1", 1, at), PledgeRejected)[0].reason
 
 
 def test_a_pledge_is_rejected_for_an_unknown_or_unlaunched_campaign_and_a_repeat_is_refused() -> None:
     w = created()
-    assert of(w.send(RecordPledge("nope", "o1", "m", 1), START), PledgeRejected)[0].reason == "unknown campaign nope"
-    assert "not launched" in of(w.pledge("o1", 1, START), PledgeRejected)[0].reason
+    assert of(w.when(RecordPledge("nope", "o1", "m", 1), START).events, PledgeRejected)[0].reason == "unknown campaign nope"
+    assert "not launched" in of(pledge(w, "o1", 1, START), PledgeRejected)[0].reason
     w = launched()
-    w.pledge("o1", 1, START)
-    assert isinstance(w.send(RecordPledge(CID, "o1", "m", 1), START)[0], PresaleCommandRejected)
-    assert "units must be positive" in of(w.pledge("o2", 0, START), PledgeRejected)[0].reason
+    pledge(w, "o1", 1, START)
+    assert isinstance(w.when(RecordPledge(CID, "o1", "m", 1), START).events[0], PresaleCommandRejected)
+    assert "units must be positive" in of(pledge(w, "o2", 0, START), PledgeRejected)[0].reason
 
 
 def test_replay_of_the_log_gives_the_same_state_and_deciding_again_the_same_prices() -> None:
@@ -143,21 +144,13 @@ def test_replay_of_the_log_gives_the_same_state_and_deciding_again_the_same_pric
         (RecordPledge(CID, "o3", "c", 2), EARLY_END),
         (RecordPledge(CID, "o4", "d", 1, "g"), GROUP_START),
     ]
-    before = copy.deepcopy(w.book)
-    first = [w.send(cmd, at) for cmd, at in commands]
-    rebuilt = new_state()
-    for e in w.log:
-        evolve(rebuilt, e)
-    assert rebuilt == w.book, "folding the log rebuilds the live state"
-    again = [decide(before, cmd, at) for cmd, at in commands[:1]]
+    before = copy.deepcopy(w.state)
+    first = [w.when(cmd, at).events for cmd, at in commands]
+    assert w.rebuilt() == w.state, "folding the log rebuilds the live state"
+    again = [Scenario(PRESALE, state=before).decide(cmd, at) for cmd, at in commands[:1]]
     assert again[0] == first[0]
-    replayed = copy.deepcopy(before)
-    second = []
-    for cmd, at in commands:
-        events = decide(replayed, cmd, at)
-        for e in events:
-            evolve(replayed, e)
-        second.append(events)
+    replayed = Scenario(PRESALE, state=copy.deepcopy(before))
+    second = [replayed.when(cmd, at).events for cmd, at in commands]
     assert second == first
     prices = [(a.order_id, a.unit_price) for events in first for a in of(events, PledgeAccepted)]
     assert prices == [("o1", EARLY), ("o2", EARLY), ("o3", REGULAR), ("o4", GROUP)]
@@ -168,19 +161,19 @@ def test_replay_of_the_log_gives_the_same_state_and_deciding_again_the_same_pric
 
 def test_r_pre_4_intake_closes_at_80_percent_of_capacity_and_an_order_beyond_is_rejected() -> None:
     w = launched(moq=10, capacity=101)  # cap ⌊80.8⌋ = 80 units
-    w.pledge("o1", 70, START)
-    beyond = of(w.pledge("o2", 11, START + 1), PledgeRejected)[0]
+    pledge(w, "o1", 70, START)
+    beyond = of(pledge(w, "o2", 11, START + 1), PledgeRejected)[0]
     assert beyond.reason == "beyond the capacity cap: 11 units asked, 10 left of 80 (80 % of capacity 101)"
-    reached = w.pledge("o3", 10, START + 2)
+    reached = pledge(w, "o3", 10, START + 2)
     assert of(reached, IntakeClosed)[0].reason == "capacity cap reached: 80 of 80 units"
-    assert "intake closed: capacity cap reached" in of(w.pledge("o4", 1, START + 3), PledgeRejected)[0].reason
-    w.ok(ReleasePledge(CID, "o1", 0, "unpaid"), START + 4)
-    assert of(w.pledge("o5", 1, START + 5), PledgeRejected), "intake stays closed once the cap was reached (README)"
-    assert w.c.tally.pledged_units == 10 and of(w.log, PledgeReleased)[0].units == 70
+    assert "intake closed: capacity cap reached" in of(pledge(w, "o4", 1, START + 3), PledgeRejected)[0].reason
+    ok(w, ReleasePledge(CID, "o1", 0, "unpaid"), START + 4)
+    assert of(pledge(w, "o5", 1, START + 5), PledgeRejected), "intake stays closed once the cap was reached (README)"
+    assert campaign(w).tally.pledged_units == 10 and of(w.log, PledgeReleased)[0].units == 70
 
 
 def test_r_pre_4_the_cap_counts_units_across_orders_not_orders() -> None:
     w = launched(moq=1, capacity=10)  # cap 8
     for i in range(4):
-        assert of(w.pledge(f"o{i}", 2, START + i), PledgeAccepted)
-    assert of(w.pledge("o9", 1, START + 9), PledgeRejected)
+        assert of(pledge(w, f"o{i}", 2, START + i), PledgeAccepted)
+    assert of(pledge(w, "o9", 1, START + 9), PledgeRejected)

@@ -1,20 +1,20 @@
-"""Given/when/then helpers for the loyalty decider (one partition, no routing), and the checks of
-the partition's internal bookkeeping that every test can call."""
+"""Loyalty's sugar on top of flexchain.testing: business time on UTC+8 days, members joined, purchases
+bought and completed, ticks, the ledger summed per member, and the checks of the partition's internal
+bookkeeping that every test can call."""
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 
 from flexchain.messages import Message
-from services.loyalty.domain import decide, evolve, new_state
+from flexchain.testing import Scenario
+from services.loyalty.app import service
 from services.loyalty.lifecycle import due_of
 from services.loyalty.messages import (
     LEDGER,
     CheckMemberTimers,
     CompletePurchase,
     JoinMember,
-    LoyaltyCommandRejected,
     PointsEarned,
     PointsExpired,
     PointsRedeemed,
@@ -28,6 +28,7 @@ from services.loyalty.state import NO_DAY, Loyalty, batch_points
 
 T0 = 1_767_196_800_000  # 2026-01-01 00:00 in UTC+8: the start of business day D0
 D0 = day_of(T0, LoyaltyConfig())
+LOYALTY = service()
 
 
 def at(day: int, hour: int = 10) -> int:
@@ -35,49 +36,27 @@ def at(day: int, hour: int = 10) -> int:
     return T0 + day * DAY_MS + hour * HOUR_MS
 
 
-def run(st: Loyalty, cmd: Message, now: int) -> list[Message]:
-    """Decide (which must not change the state), then fold the events."""
-    before = copy.deepcopy(st)
-    events = decide(st, cmd, now)
-    assert st == before, "decide must not change the state"
-    for e in events:
-        evolve(st, e)
-    return events
-
-
-def then_rejected(st: Loyalty, cmd: Message, now: int, *fragments: str) -> LoyaltyCommandRejected:
-    before = copy.deepcopy(st)
-    events = run(st, cmd, now)
-    assert len(events) == 1 and isinstance(events[0], LoyaltyCommandRejected), events
-    assert events[0].command == type(cmd).__name__
-    for fragment in fragments:
-        assert fragment in events[0].reason, (fragment, events[0].reason)
-    assert st == before, "a refused command changes nothing"
-    return events[0]
-
-
-def tick(st: Loyalty, day: int, hour: int = 0) -> list[Message]:
-    return run(st, CheckMemberTimers(at(day, hour) + 1), at(day, hour) + 1)
+def tick(sc: Scenario[Loyalty], day: int, hour: int = 0) -> list[Message]:
+    return sc.when(CheckMemberTimers(at(day, hour) + 1), at(day, hour) + 1).events
 
 
 def of(events: list[Message], cls: type[Message]) -> list[Message]:
     return [e for e in events if isinstance(e, cls)]
 
 
-def joined(*members: str, config: LoyaltyConfig | None = None, day: int = 0) -> Loyalty:
-    st = new_state(config)
-    for m in members:
-        run(st, JoinMember(m), at(day, 9))
-    return st
+def joined(*members: str, config: LoyaltyConfig | None = None, day: int = 0) -> Scenario[Loyalty]:
+    """A partition of the service (under `config`) where these members joined on `day`."""
+    sc = Scenario(service(config) if config else LOYALTY, at=at(day, 9))
+    return sc.given(*(JoinMember(m) for m in members))
 
 
-def buy(st: Loyalty, member: str, order: str, cents: int, day: int, *lines: tuple[str, int]) -> list[Message]:
+def buy(sc: Scenario[Loyalty], member: str, order: str, cents: int, day: int, *lines: tuple[str, int]) -> list[Message]:
     items = [PurchasedLine(sku, qty) for sku, qty in lines]
-    return run(st, RecordPurchase(member, order, cents, at(day), items), at(day))
+    return sc.when(RecordPurchase(member, order, cents, at(day), items), at(day)).events
 
 
-def bought_and_completed(st: Loyalty, member: str, order: str, cents: int, day: int, completed: int) -> list[Message]:
-    return buy(st, member, order, cents, day) + run(st, CompletePurchase(member, order, at(completed)), at(completed))
+def bought_and_completed(sc: Scenario[Loyalty], member: str, order: str, cents: int, day: int, completed: int) -> list[Message]:
+    return buy(sc, member, order, cents, day) + sc.when(CompletePurchase(member, order, at(completed)), at(completed)).events
 
 
 def totals(events: list[Message]) -> dict[str, Counter[str]]:
