@@ -14,7 +14,7 @@ from flexchain.answers import reads
 from flexchain.api import MAX_COUNT, MAX_UNITS, AsOf, StrictModel, past_entity, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message, to_record
-from services.inventory import domain, planning
+from services.inventory import domain, stock_math
 from services.inventory.answers import LowStockSuggestion, SkuView, SlowMover
 from services.inventory.messages import (
     ConfigureStockPolicy,
@@ -31,7 +31,7 @@ Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Amount = Annotated[str, Field(pattern=r"^\d{1,6}(\.\d{1,4})?$", description='a decimal >= 0 as a string, e.g. "1.5"')]
 Rate = Annotated[str, Field(pattern=r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$", description='between 0 and 1, e.g. "0.01"')]
-Days = Annotated[int, Field(ge=1, le=planning.MAX_WINDOW_DAYS)]
+Days = Annotated[int, Field(ge=1, le=stock_math.MAX_WINDOW_DAYS)]
 
 
 class SkuIn(StrictModel):
@@ -81,7 +81,7 @@ class StockPolicyIn(StrictModel):
         "conversion_rate": "0.02",
     }
 
-    lead_time_days: Annotated[int, Field(ge=0, le=planning.MAX_LEAD_TIME_DAYS)]
+    lead_time_days: Annotated[int, Field(ge=0, le=stock_math.MAX_LEAD_TIME_DAYS)]
     cover_factor: Amount = "1"
     gift_tier: Literal[1, 2, 3] | None = None
     forecast_daily_units: Amount | None = None
@@ -117,7 +117,7 @@ def _record(m: Message | None) -> dict[str, Any] | None:
     return None if m is None else to_record(m)  # decimals as exact strings
 
 
-def _policy(p: planning.StockPolicy | None) -> dict[str, Any] | None:
+def _policy(p: stock_math.StockPolicy | None) -> dict[str, Any] | None:
     if p is None:
         return None
     return {
@@ -143,9 +143,9 @@ def _suggestions(item: domain.Sku) -> dict[str, Any]:
 
 def sku_view(item: domain.Sku, now: int = 0) -> dict[str, Any]:
     """The sku as of business time `now` (the velocity counts the complete days before it)."""
-    today = planning.day_of(now)
-    policy = item.policy or planning.DEFAULT_POLICY
-    shipped = planning.shipped_in(item.shipped_by_day, today, policy.slow_mover_window_days)
+    today = stock_math.day_of(now)
+    policy = item.policy or stock_math.DEFAULT_POLICY
+    shipped = stock_math.shipped_in(item.shipped_by_day, today, policy.slow_mover_window_days)
     return {
         "sku": item.sku,
         "name": item.name,
@@ -164,7 +164,7 @@ def sku_view(item: domain.Sku, now: int = 0) -> dict[str, Any]:
         },
         "velocity": {"units_per_day": str(item.velocity(today)), "window_days": policy.velocity_window_days, "as_of_day": today},
         "sell_through": {
-            "rate": str(planning.as_decimal(planning.sell_through(shipped, item.on_hand))),
+            "rate": str(stock_math.as_decimal(stock_math.sell_through(shipped, item.on_hand))),
             "shipped": shipped,
             "window_days": policy.slow_mover_window_days,
             "floor": str(policy.sell_through_floor),

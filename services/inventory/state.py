@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flexchain.messages import Message
-from services.inventory import planning
+from services.inventory import stock_math
 from services.inventory.messages import (
     DailyStockReviewed,
     GiftWrittenOff,
@@ -36,7 +36,7 @@ from services.inventory.messages import (
     StockReturned,
     StockTransferSuggested,
 )
-from services.inventory.planning import StockPolicy
+from services.inventory.stock_math import StockPolicy
 
 DEFAULT_LOW_STOCK_FLOOR = 50  # R-INV-3a
 LIVE_STREAM_SHARE_PERCENT = 20  # R-INV-3c
@@ -100,7 +100,7 @@ class Sku:
 
     @property
     def registered_day(self) -> int | None:
-        return None if self.registered_at is None else planning.day_of(self.registered_at)
+        return None if self.registered_at is None else stock_math.day_of(self.registered_at)
 
     def effective_safety_stock(self) -> int:
         """R-INV-4 with R-INV-7: the safety stock, never below the standing stock of a presale."""
@@ -114,8 +114,8 @@ class Sku:
         return max(self.low_stock_floor, self.effective_safety_stock(), live)
 
     def velocity(self, today: int) -> Decimal:
-        window = (self.policy or planning.DEFAULT_POLICY).velocity_window_days
-        return planning.as_decimal(planning.velocity(self.shipped_by_day, today, window, self.registered_day))
+        window = (self.policy or stock_math.DEFAULT_POLICY).velocity_window_days
+        return stock_math.as_decimal(stock_math.velocity(self.shipped_by_day, today, window, self.registered_day))
 
 
 @dataclass
@@ -254,7 +254,7 @@ def _committed(item: Sku, e: ReservationCommitted) -> None:
     if item.gift_holds:
         item.gift_holds.pop(e.order_id, None)
     if e.committed_at is not None and qty:
-        planning.add_shipment(item.shipped_by_day, planning.day_of(e.committed_at), qty, planning.kept_days(item.policy))
+        stock_math.add_shipment(item.shipped_by_day, stock_math.day_of(e.committed_at), qty, stock_math.kept_days(item.policy))
 
 
 def _apply_signal(item: Sku, e: Message) -> None:

@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from flexchain.messages import Message
-from services.inventory import planning
+from services.inventory import stock_math as planning
 from services.inventory.messages import (
     ConfigureStockPolicy,
     DailyStockReviewed,
