@@ -81,7 +81,7 @@ RETURNS_WAREHOUSE = "returns"  # where returned goods go when no warehouse of th
 
 
 def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
-    whole = _PARTITION_HANDLERS.get(type(cmd))
+    whole = _PARTITION_DECIDERS.get(type(cmd))
     if whole is not None:
         return whole(state, cmd, now)
     item = state.skus.get(cmd.key)
@@ -93,7 +93,7 @@ def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
         if isinstance(cmd, ReturnStock) and cmd.campaign_id and cmd.qty > 0 and cmd.grade in GRADES:
             return _presale_goods_back(cmd, now)
         return reject(cmd, f"unknown sku {cmd.key}")
-    handler = _HANDLERS.get(type(cmd))
+    handler = _SKU_DECIDERS.get(type(cmd))
     if handler is None:
         return reject(cmd, f"{type(cmd).__name__} is not an inventory command")
     events = handler(item, cmd, now)
@@ -240,7 +240,7 @@ def _end_stream(item: Sku, cmd: Any, now: int) -> list[Message]:
     return [LiveStreamEnded(item.sku, cmd.stream_id)]
 
 
-_HANDLERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
+_SKU_DECIDERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
     ReserveStock: _reserve,
     ReleaseReservation: _release,
     CommitReservation: _commit,
@@ -254,9 +254,12 @@ _HANDLERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
 }
 
 
-_PARTITION_HANDLERS: dict[type, Callable[[Inventory, Any, int], list[Message]]] = {
+_PARTITION_DECIDERS: dict[type, Callable[[Inventory, Any, int], list[Message]]] = {
     RegisterSku: _register,
     CheckStockTimers: plan_deciders.review,
     LinkPresaleCampaign: plan_deciders.link,
     RecordPresaleClose: plan_deciders.presale_closed,
 }
+
+# every command and its decider (per sku or per partition): a test checks none is missing
+DECIDERS: dict[type, Callable[..., list[Message]]] = {**_SKU_DECIDERS, **_PARTITION_DECIDERS}
