@@ -1,6 +1,7 @@
 """Inventory's state and its fold (pure): `evolve(state, event)` applies one event through its
-evolver in `EVOLVERS` (one per event type), in place, and returns the state. The state of a partition is an :class:`Inventory` — every sku whose key hashes to
-it, plus what the partition keeps for the skus as a whole (presale links, the last reviewed day).
+evolver in `EVOLVERS` (one per event type), in place, and returns the state. The state of a partition
+is an :class:`Inventory` — every sku whose key hashes to it, plus what the partition keeps for the
+skus as a whole (presale links, the last reviewed day).
 
 Nothing is decided here: derived events (alerts, suggestions, slow movers) are decided once, in
 `domain.decide`, and folding them only sets flags — a rebuild emits nothing (R-X-2).
