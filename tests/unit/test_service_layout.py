@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-SERVICES = ("inventory",)
+SERVICES = ("inventory", "presale", "loyalty")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -28,9 +28,8 @@ def test_every_command_has_a_decider(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_service_is_wired_to_its_state_and_domain(service: str) -> None:
-    app = importlib.import_module(f"services.{service}.app")
+    service_def, _view = importlib.import_module(f"services.{service}.app").declared()
     state = importlib.import_module(f"services.{service}.state")
     domain = importlib.import_module(f"services.{service}.domain")
-    assert app.SERVICE.new_state is state.new_state
-    assert app.SERVICE.evolve is state.evolve
-    assert app.SERVICE.decide is domain.decide
+    assert service_def.evolve is state.evolve
+    assert service_def.decide is domain.decide
