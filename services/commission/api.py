@@ -41,8 +41,8 @@ from services.commission.messages import (
     SetSettlement,
     SetSkuRate,
 )
+from services.commission.model import CommissionState, Network, OrderCommission, Totals, upline_chain
 from services.commission.plan import MAX_RECRUITMENT_DEPTH, validate_plan
-from services.commission.state import CommissionState, Network, OrderCommission, Totals, upline_chain
 from services.commission.whatif import Outcome, replay_plan
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-SERVICES = ("inventory", "presale", "loyalty")
+SERVICES = ("inventory", "presale", "loyalty", "commission")
 
 
 @pytest.mark.parametrize("service", SERVICES)
