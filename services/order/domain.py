@@ -326,6 +326,12 @@ def _cancel(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     return [_cancelled(order, cmd.reason, order.paid - order.refunded_amount)]
 
 
+def _window(book: OrderBook) -> str:
+    """The configured no-reason window in whole days ("7-day " by default), for a refusal's reason."""
+    ms = book.config.return_window_ms
+    return f"{ms // DAY_MS}-day " if ms % DAY_MS == 0 else ""
+
+
 def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status not in ("paid", "shipped", "delivered", "completed"):
         return _refuse(cmd, f"order is {order.status}: only a paid order can be refunded")
@@ -351,7 +357,7 @@ def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         if rl.qty > left:
             return _refuse(cmd, f"line {rl.sku}: {rl.qty} units asked back, only {left} paid and not refunded")
         if window_closed and rl.reason != "defect":
-            return _refuse(cmd, f"line {rl.sku}: the 7-day no-reason window closed; only a defect is refunded now")
+            return _refuse(cmd, f"line {rl.sku}: the {_window(book)}no-reason window closed; only a defect is refunded now")
         refunded.append(RefundedLine(rl.sku, rl.qty, rl.reason, rl.qty * line.unit_price, order.shipped))
     after = {**order.refunded_qty}
     for r in refunded:
