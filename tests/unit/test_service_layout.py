@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-SERVICES = ("inventory", "presale", "loyalty", "commission")
+SERVICES = ("inventory", "presale", "loyalty", "commission", "order")
 
 
 @pytest.mark.parametrize("service", SERVICES)
