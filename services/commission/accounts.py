@@ -28,9 +28,9 @@ from services.commission.messages import (
     ReferralBonusAwarded,
     ReferralBonusParked,
 )
+from services.commission.model import CommissionState, Entry, refuse
 from services.commission.plan import batch_id, cutoff_of
 from services.commission.sales import qualified
-from services.commission.state import CommissionState, Entry, refuse
 
 
 def credit(state: CommissionState, cmd: CreditCommission, now: int) -> list[Message]:

@@ -18,7 +18,7 @@ from flexchain.api import MAX_CENTS, MAX_COUNT, MAX_DURATION_MS, MAX_TIME_MS, As
 from flexchain.host import Runtime, base_app
 from flexchain.httplimits import TOO_MANY_REPLAYS
 from flexchain.messages import Message, to_record
-from services.commission import answers, domain
+from services.commission import answers, domain, views
 from services.commission.accounts import batch_progress, payout_overdue
 from services.commission.messages import (
     NETWORK,
@@ -41,8 +41,8 @@ from services.commission.messages import (
     SetSettlement,
     SetSkuRate,
 )
+from services.commission.model import CommissionState, Totals, upline_chain
 from services.commission.plan import MAX_RECRUITMENT_DEPTH, validate_plan
-from services.commission.state import CommissionState, Network, OrderCommission, Totals, upline_chain
 from services.commission.whatif import Outcome, replay_plan
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -194,68 +194,6 @@ def _record(obj: Any) -> dict[str, Any]:
     return to_record(obj)
 
 
-def totals_view(t: Totals) -> dict[str, int]:
-    """Commission and bonuses apart; `earned` = commission + bonuses, and
-    earned − clawed_back = pending + payable + paid (cents)."""
-    return {
-        "commission": t.accrued - t.bonuses,
-        "bonuses": t.bonuses,
-        "earned": t.accrued,
-        "clawed_back": t.clawed,
-        "pending": t.pending,
-        "payable": t.payable,
-        "paid": t.paid,
-    }
-
-
-def order_view(order: OrderCommission) -> dict[str, Any]:
-    """The chain behind an order's commission: order → lines → levels → distributors → amounts."""
-    return {
-        "order_id": order.order_id,
-        "seller_id": order.seller_id,
-        "member_id": order.member_id,
-        "paid_at": order.paid_at,
-        "status": order.status,
-        "network_seq": order.network_seq,
-        "payable_at": order.payable_at,
-        "due_at": order.due_at,
-        "refunds": list(order.refunds),
-        "lines": [
-            {
-                "sku": line.sku,
-                "qty": line.qty,
-                "paid": line.paid,
-                "refunded": line.refunded,
-                "net_paid": line.paid - line.refunded,
-                "levels": [
-                    {
-                        "level": s.level,
-                        "distributor_id": s.distributor_id,
-                        "grade": s.grade,
-                        "rate": str(s.rate),
-                        "accrued": s.accrued,
-                        "clawed_back": s.clawed,
-                        "net": s.net,
-                        "in_account": s.in_account,
-                        "note": s.note,
-                    }
-                    for s in line.shares
-                ],
-            }
-            for line in order.lines
-        ],
-        "total": sum(s.net for line in order.lines for s in line.shares),
-    }
-
-
-def downline(net: Network, who: str, level: int = 1) -> list[dict[str, Any]]:
-    return [
-        {"distributor_id": c, "level": level, "grade": net.distributors[c].grade, "downline": downline(net, c, level + 1)}
-        for c in sorted(net.children.get(who, ()))
-        if c in net.distributors
-    ]
-
-
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain commission")
 
@@ -367,8 +305,8 @@ def build_api(rt: Runtime) -> FastAPI:
         return {
             **_record(net.distributors[distributor_id]),
             "chain": upline_chain(net.distributors, distributor_id),
-            "downline_size": _count(downline(net, distributor_id)),
-            "balances": totals_view(totals(distributor_id, src)),
+            "downline_size": views.count(views.downline(net, distributor_id)),
+            "balances": views.totals_view(totals(distributor_id, src)),
             "account": {
                 "unpaid_lines": [_record(e.line) for e in acc.entries] if acc else [],
                 "balance": sum(e.line.amount for e in acc.entries) if acc else 0,
@@ -392,8 +330,8 @@ def build_api(rt: Runtime) -> FastAPI:
     async def get_downline(distributor_id: str) -> dict[str, Any]:
         async with rt.consistent():
             known(distributor_id)
-            tree = downline(network_state().network, distributor_id)
-            return {"distributor_id": distributor_id, "size": _count(tree), "downline": tree}
+            tree = views.downline(network_state().network, distributor_id)
+            return {"distributor_id": distributor_id, "size": views.count(tree), "downline": tree}
 
     @app.get("/distributors/{distributor_id}/payouts", **reads(list[answers.Payout], not_found=True))
     async def payouts(distributor_id: str) -> list[dict[str, Any]]:
@@ -507,7 +445,7 @@ def build_api(rt: Runtime) -> FastAPI:
             for state in partitions():
                 order = state.orders.get(order_id)
                 if order is not None:
-                    return order_view(order)
+                    return views.order_view(order)
                 parked = state.parked.get(order_id)
                 if parked is not None:
                     return {**_record(parked), "status": "parked"}
@@ -579,10 +517,6 @@ def _plan_replay(body: PlanReplayIn, current: CommissionPlan, states: list[Commi
         "orders": dict(sorted(result.orders.items())),
         "note": "commission on orders only (bonuses are not split by the plan); nothing was published",
     }
-
-
-def _count(tree: list[dict[str, Any]]) -> int:
-    return sum(1 + _count(node["downline"]) for node in tree)
 
 
 def _str(d: Decimal | None) -> str | None:

@@ -15,10 +15,10 @@ from flexchain.messages import Enveloped, to_record
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
-from services.commission import PACKAGE, domain, policy
+from services.commission import PACKAGE, domain, policy, state
 from services.commission.messages import COMMANDS, EVENTS, CommissionPlan
+from services.commission.model import CommissionState
 from services.commission.plan import DAY_MS, DEFAULT_PLAN, HOUR_MS, MAX_RECRUITMENT_DEPTH
-from services.commission.state import CommissionState
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.order.messages import EVENTS as ORDER_EVENTS
 
@@ -62,9 +62,9 @@ def service(plan: CommissionPlan | None = None) -> ServiceDef[CommissionState]:
         name="commission",
         commands=COMMANDS,
         events=EVENTS,
-        new_state=lambda: domain.new_state(start),
+        new_state=lambda: state.new_state(start),
         decide=domain.decide,
-        evolve=domain.evolve,
+        evolve=state.evolve,
         routes=(
             Route("order.events", ORDER_EVENTS, policy.react_order),
             Route("inventory.events", INVENTORY_EVENTS, policy.react_inventory),

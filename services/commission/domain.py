@@ -1,11 +1,12 @@
-"""Commission's pure core: `decide(state, command, now) -> events` and `evolve(state, event)`.
+"""Commission's pure core: `decide(state, command, now) -> events` (`evolve` and `new_state` are in
+`state.py`).
 
 The rules live in one module per family — `tree` (the referral network, the plan, qualification:
 R-COM-1, R-COM-5a, R-COM-6), `rates` (sku rates and dynamic-rate rules: R-COM-2, R-COM-5), `sales`
 (accrual per line and level, clawback, payable, monthly targets, new members: R-COM-2..4)
 and `accounts` (credits, clawbacks charged, bonuses, payout batches: R-COM-3, R-COM-4). This
 module dispatches to them and handles the two broadcast commands (clock ticks, replication).
-Every refused command is one `CommissionCommandRejected` with the reason; `evolve` ignores it.
+Every refused command is one `CommissionCommandRejected` with the reason; folding it changes nothing.
 """
 
 from __future__ import annotations
@@ -18,20 +19,15 @@ from services.commission import accounts, rates, sales, tree
 from services.commission.messages import (
     NETWORK,
     CheckCommissionTimers,
-    CommissionPlan,
     NetworkChange,
     NetworkMessage,
     NetworkReplicated,
-    PlanVersion,
     ReplicateNetwork,
 )
-from services.commission.plan import DEFAULT_PLAN
-from services.commission.state import CommissionState, Network, refuse
+from services.commission.model import CommissionState, refuse
+from services.commission.state import evolve, new_state
 
-
-def new_state(plan: CommissionPlan | None = None) -> CommissionState:
-    """An empty partition; `plan` is the merchant's starting plan (the defaults of DOMAIN.md)."""
-    return CommissionState(network=Network(plans=[PlanVersion(0, 0, plan or DEFAULT_PLAN)]))
+__all__ = ["DECIDERS", "decide", "evolve", "new_state", "replicate"]
 
 
 def replicate(state: CommissionState, cmd: ReplicateNetwork, now: int) -> list[Message]:
@@ -66,7 +62,7 @@ def check_timers(state: CommissionState, cmd: CheckCommissionTimers, now: int) -
     return [*sales.close_months(state, cmd.time), *accounts.pay_batches(state, cmd.time)]
 
 
-_DECIDERS: dict[type, Callable[[CommissionState, Any, int], list[Message]]] = {
+DECIDERS: dict[type, Callable[[CommissionState, Any, int], list[Message]]] = {
     **tree.DECIDERS,
     **rates.DECIDERS,
     **sales.DECIDERS,
@@ -77,7 +73,7 @@ _DECIDERS: dict[type, Callable[[CommissionState, Any, int], list[Message]]] = {
 
 
 def decide(state: CommissionState, cmd: Message, now: int) -> list[Message]:
-    handler = _DECIDERS.get(type(cmd))
+    handler = DECIDERS.get(type(cmd))
     if handler is None:
         return refuse(cmd, f"{type(cmd).__name__} is not a commission command")
     if isinstance(cmd, NetworkMessage):
@@ -87,15 +83,3 @@ def decide(state: CommissionState, cmd: Message, now: int) -> list[Message]:
         changes = [found for e in events if (found := tree.change_of(e)) is not None]
         return events + _late_rate_changes(state, changes, now) if changes else events
     return handler(state, cmd, now)
-
-
-_EVOLVERS: dict[type, list[Callable[[CommissionState, Any], None]]] = {}
-for _module in (tree, rates, sales, accounts):
-    for _type, _fn in _module.EVOLVERS.items():
-        _EVOLVERS.setdefault(_type, []).append(_fn)
-
-
-def evolve(state: CommissionState, e: Message) -> CommissionState:
-    for fn in _EVOLVERS.get(type(e), ()):  # CommissionCommandRejected: none, it changes nothing
-        fn(state, e)
-    return state

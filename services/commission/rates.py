@@ -26,8 +26,8 @@ from services.commission.messages import (
     SetSkuRate,
     SkuRateChanged,
 )
+from services.commission.model import CommissionState, refuse
 from services.commission.plan import MAX_SKU_RATE, ZERO
-from services.commission.state import CommissionState, refuse
 
 
 def effective_rate(manual: Decimal | None, plan_rate: Decimal, rules: list[RateRule]) -> Decimal | None:

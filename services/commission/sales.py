@@ -38,8 +38,8 @@ from services.commission.messages import (
     RecordOrderPaid,
     RecordOrderRefund,
 )
+from services.commission.model import CommissionState, Line, Network, OrderCommission, Share, Totals, refuse, upline_chain
 from services.commission.plan import MAX_LEVELS, ZERO, commission, month_of, premium, tier_of
-from services.commission.state import CommissionState, Line, Network, OrderCommission, Share, Totals, refuse, upline_chain
 
 
 def merge_lines(lines: list[PaidLine]) -> list[PaidLine]:

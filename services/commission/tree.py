@@ -45,9 +45,9 @@ from services.commission.messages import (
     SkuRateChanged,
     SkuRateVersion,
 )
+from services.commission.model import CommissionState, depth, height, refuse, upline_chain
 from services.commission.plan import DAY_MS, validate_plan
 from services.commission.sales import unpark_orders
-from services.commission.state import CommissionState, depth, height, refuse, upline_chain
 
 
 def unpark(state: CommissionState, record: DistributorRecord, now: int, cmd: Message) -> list[Message]:

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.commission.messages import CommissionPlan, PlanVersion
+from services.commission.model import CommissionState, Network
 from services.commission.sales import resplit
-from services.commission.state import CommissionState, Network
 
 
 @dataclass

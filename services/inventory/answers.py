@@ -226,7 +226,7 @@ class SkuView(Answer):
     velocity: VelocityView
     sell_through: SellThroughView
     policy: StockPolicyView | None = Field(description="R-INV-4: the configured stock policy; null: none (defaults apply)")
-    live_streams: dict[str, int] = Field(description="scheduled live streams: stream id → expected sales (R-INV-3c)")
+    live_streams: dict[str, int] = Field(description="scheduled live streams: stream id → expected sales (R-INV-3)")
     suggestions: SuggestionsView
     gifts_written_off: int = Field(description="units of this gift sku written off with refunded main lines")
     warehouses: dict[str, WarehouseView] = Field(description="per warehouse name")

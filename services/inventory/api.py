@@ -13,8 +13,8 @@ from pydantic import Field
 from flexchain.answers import reads
 from flexchain.api import MAX_COUNT, MAX_UNITS, AsOf, StrictModel, past_entity, past_states, submit
 from flexchain.host import Runtime, base_app
-from flexchain.messages import Message, to_record
-from services.inventory import domain, planning
+from flexchain.messages import Message
+from services.inventory import domain, stock_math, views
 from services.inventory.answers import LowStockSuggestion, SkuView, SlowMover
 from services.inventory.messages import (
     ConfigureStockPolicy,
@@ -31,7 +31,7 @@ Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Amount = Annotated[str, Field(pattern=r"^\d{1,6}(\.\d{1,4})?$", description='a decimal >= 0 as a string, e.g. "1.5"')]
 Rate = Annotated[str, Field(pattern=r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$", description='between 0 and 1, e.g. "0.01"')]
-Days = Annotated[int, Field(ge=1, le=planning.MAX_WINDOW_DAYS)]
+Days = Annotated[int, Field(ge=1, le=stock_math.MAX_WINDOW_DAYS)]
 
 
 class SkuIn(StrictModel):
@@ -81,7 +81,7 @@ class StockPolicyIn(StrictModel):
         "conversion_rate": "0.02",
     }
 
-    lead_time_days: Annotated[int, Field(ge=0, le=planning.MAX_LEAD_TIME_DAYS)]
+    lead_time_days: Annotated[int, Field(ge=0, le=stock_math.MAX_LEAD_TIME_DAYS)]
     cover_factor: Amount = "1"
     gift_tier: Literal[1, 2, 3] | None = None
     forecast_daily_units: Amount | None = None
@@ -111,81 +111,6 @@ class StockPolicyIn(StrictModel):
 
 def _refusal(e: Message) -> bool:
     return isinstance(e, InventoryCommandRejected)
-
-
-def _record(m: Message | None) -> dict[str, Any] | None:
-    return None if m is None else to_record(m)  # decimals as exact strings
-
-
-def _policy(p: planning.StockPolicy | None) -> dict[str, Any] | None:
-    if p is None:
-        return None
-    return {
-        "lead_time_days": p.lead_time_days,
-        "cover_factor": str(p.cover_factor),
-        "gift_tier": p.gift_tier,
-        "forecast_daily_units": None if p.forecast_daily_units is None else str(p.forecast_daily_units),
-        "monthly_visitors": p.monthly_visitors,
-        "conversion_rate": str(p.conversion_rate),
-        "velocity_window_days": p.velocity_window_days,
-        "slow_mover_window_days": p.slow_mover_window_days,
-        "sell_through_floor": str(p.sell_through_floor),
-    }
-
-
-def _suggestions(item: domain.Sku) -> dict[str, Any]:
-    return {
-        "crossing": item.crossings,
-        "replenishment": _record(item.last_replenishment),
-        "transfers": [_record(t) for t in item.last_transfers],
-    }
-
-
-def sku_view(item: domain.Sku, now: int = 0) -> dict[str, Any]:
-    """The sku as of business time `now` (the velocity counts the complete days before it)."""
-    today = planning.day_of(now)
-    policy = item.policy or planning.DEFAULT_POLICY
-    shipped = planning.shipped_in(item.shipped_by_day, today, policy.slow_mover_window_days)
-    return {
-        "sku": item.sku,
-        "name": item.name,
-        "is_gift": item.is_gift,
-        "on_hand": item.on_hand,
-        "reserved": item.reserved,
-        "available": item.available,
-        "clearance": sum(w.clearance for w in item.warehouses.values()),
-        "threshold": item.threshold(),
-        "low_stock_alert": item.alert_active,
-        "safety_stock": {
-            "units": item.safety_stock,
-            "basis": item.safety_basis or ("policy" if item.policy is not None else "manual"),
-            "standing_stock": item.standing_stock,
-            "effective": item.effective_safety_stock(),
-        },
-        "velocity": {"units_per_day": str(item.velocity(today)), "window_days": policy.velocity_window_days, "as_of_day": today},
-        "sell_through": {
-            "rate": str(planning.as_decimal(planning.sell_through(shipped, item.on_hand))),
-            "shipped": shipped,
-            "window_days": policy.slow_mover_window_days,
-            "floor": str(policy.sell_through_floor),
-            "slow_moving": item.slow_moving,
-            "episodes": item.slow_episodes,
-        },
-        "policy": _policy(item.policy),
-        "live_streams": dict(sorted(item.streams.items())),
-        "suggestions": _suggestions(item),
-        "gifts_written_off": item.written_off,
-        "warehouses": {
-            name: {"on_hand": w.on_hand, "reserved": w.reserved, "available": w.available, "clearance": w.clearance}
-            for name, w in sorted(item.warehouses.items())
-        },
-        # R-INV-2: on hand = received − shipped + returned_a, clearance = returned_b, per warehouse
-        "counters": {
-            name: {"received": w.received, "shipped": w.shipped, "returned_a": w.returned_a, "returned_b": w.returned_b}
-            for name, w in sorted(item.warehouses.items())
-        },
-        "reservations": {order: dict(held) for order, held in item.reservations.items()},
-    }
 
 
 def build_api(rt: Runtime) -> FastAPI:
@@ -251,30 +176,28 @@ def build_api(rt: Runtime) -> FastAPI:
         if as_of is not None:  # R-X-4: the catalogue as it stood at that business time
             past = await past_states(rt, as_of)
             skus: list[domain.Sku] = [item for state in past.all() for item in state.skus.values()]
-            return [sku_view(s, as_of) for s in sorted(skus, key=lambda s: s.sku)]
+            return [views.sku_view(s, as_of) for s in sorted(skus, key=lambda s: s.sku)]
         async with rt.consistent():
-            return [sku_view(s, rt.now()) for s in sorted(every_sku(), key=lambda s: s.sku)]
+            return [views.sku_view(s, rt.now()) for s in sorted(every_sku(), key=lambda s: s.sku)]
 
     @app.get("/skus/{sku}", **reads(SkuView, not_found=True))
     async def get_sku(sku: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4
             item, past = await past_entity(rt, as_of, sku, lambda s: s.skus.get(sku), "sku")
-            return {**sku_view(item, as_of), "as_of": past.replayed.summary()}
+            return {**views.sku_view(item, as_of), "as_of": past.replayed.summary()}
         async with rt.consistent():
-            return sku_view(known(sku), rt.now())
+            return views.sku_view(known(sku), rt.now())
 
     @app.get("/suggestions", **reads(list[LowStockSuggestion]))
     async def suggestions() -> list[dict[str, Any]]:
         """R-INV-5: the skus below their threshold now, with what their alert suggested."""
         async with rt.consistent():
-            low = sorted((s for s in every_sku() if s.alert_active), key=lambda s: s.sku)
-            return [{"sku": s.sku, "available": s.available, "threshold": s.threshold(), **_suggestions(s)} for s in low]
+            return views.low_stock(every_sku())
 
     @app.get("/slow-movers", **reads(list[SlowMover]))
     async def slow_movers() -> list[dict[str, Any]]:
         """R-INV-6: the skus inside a slow-mover episode."""
         async with rt.consistent():
-            slow = sorted((s for s in every_sku() if s.slow_moving), key=lambda s: s.sku)
-            return [{"sku": s.sku, "on_hand": s.on_hand, "episode": s.slow_episodes} for s in slow]
+            return views.slow_movers(every_sku())
 
     return app

@@ -14,16 +14,16 @@ from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
-from services.inventory import PACKAGE, domain, policy
+from services.inventory import PACKAGE, domain, policy, state
 from services.inventory.messages import COMMANDS, EVENTS
 
 SERVICE = ServiceDef(
     name="inventory",
     commands=COMMANDS,
     events=EVENTS,
-    new_state=domain.new_state,
+    new_state=state.new_state,
     decide=domain.decide,
-    evolve=domain.evolve,
+    evolve=state.evolve,
     routes=(
         Route("order.events", policy.ORDER_EVENTS, policy.react),
         Route("presale.events", policy.PRESALE_EVENTS, policy.react_presale),

@@ -8,8 +8,8 @@ No I/O, no clock: `now` is the command's business time (R-X-1).
 * R-INV-3 the alert once per crossing, with R-INV-5's replenishment and transfer suggestions in the
   same decision, and R-INV-6a — `signals.py`;
 * R-INV-4 dynamic safety stock and R-INV-6 slow movers — the daily review (`CheckStockTimers`) and
-  `ConfigureStockPolicy`; R-INV-7 standing stock after a presale — `RecordPresaleClose`: `plans.py`;
-  the arithmetic of all four is in `planning.py`; the state and `evolve` in `state.py`.
+  `ConfigureStockPolicy`; R-INV-7 standing stock after a presale — `RecordPresaleClose`: `plan_deciders.py`;
+  the arithmetic of all four is in `stock_math.py`; the state and `evolve` in `state.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flexchain.messages import Message
-from services.inventory import plans
+from services.inventory import plan_deciders
 from services.inventory.messages import (
     Allocation,
     CheckStockTimers,
@@ -48,7 +48,7 @@ from services.inventory.messages import (
     StockReserved,
     StockReturned,
 )
-from services.inventory.plans import PRESALE_SUCCEEDED
+from services.inventory.plan_deciders import PRESALE_SUCCEEDED
 from services.inventory.signals import reject, with_signals
 from services.inventory.state import (
     DEFAULT_LOW_STOCK_FLOOR,
@@ -81,7 +81,7 @@ RETURNS_WAREHOUSE = "returns"  # where returned goods go when no warehouse of th
 
 
 def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
-    whole = _PARTITION_HANDLERS.get(type(cmd))
+    whole = _PARTITION_DECIDERS.get(type(cmd))
     if whole is not None:
         return whole(state, cmd, now)
     item = state.skus.get(cmd.key)
@@ -93,7 +93,7 @@ def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
         if isinstance(cmd, ReturnStock) and cmd.campaign_id and cmd.qty > 0 and cmd.grade in GRADES:
             return _presale_goods_back(cmd, now)
         return reject(cmd, f"unknown sku {cmd.key}")
-    handler = _HANDLERS.get(type(cmd))
+    handler = _SKU_DECIDERS.get(type(cmd))
     if handler is None:
         return reject(cmd, f"{type(cmd).__name__} is not an inventory command")
     events = handler(item, cmd, now)
@@ -217,7 +217,7 @@ def _write_off(item: Sku, cmd: Any, now: int) -> list[Message]:
     return [GiftWrittenOff(item.sku, cmd.order_id, cmd.rule_id, cmd.qty, cmd.reason)]
 
 
-# --- thresholds by hand (R-INV-3); the stock policy (R-INV-4) is in plans.py --------------------------
+# --- thresholds by hand (R-INV-3); the stock policy (R-INV-4) is in plan_deciders.py --------------------------
 
 
 def _safety(item: Sku, cmd: Any, now: int) -> list[Message]:
@@ -240,7 +240,7 @@ def _end_stream(item: Sku, cmd: Any, now: int) -> list[Message]:
     return [LiveStreamEnded(item.sku, cmd.stream_id)]
 
 
-_HANDLERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
+_SKU_DECIDERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
     ReserveStock: _reserve,
     ReleaseReservation: _release,
     CommitReservation: _commit,
@@ -249,14 +249,17 @@ _HANDLERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {
     SetSafetyStock: _safety,
     ScheduleLiveStream: _schedule,
     EndLiveStream: _end_stream,
-    ConfigureStockPolicy: plans.configure,
+    ConfigureStockPolicy: plan_deciders.configure,
     RecordGiftWriteOff: _write_off,
 }
 
 
-_PARTITION_HANDLERS: dict[type, Callable[[Inventory, Any, int], list[Message]]] = {
+_PARTITION_DECIDERS: dict[type, Callable[[Inventory, Any, int], list[Message]]] = {
     RegisterSku: _register,
-    CheckStockTimers: plans.review,
-    LinkPresaleCampaign: plans.link,
-    RecordPresaleClose: plans.presale_closed,
+    CheckStockTimers: plan_deciders.review,
+    LinkPresaleCampaign: plan_deciders.link,
+    RecordPresaleClose: plan_deciders.presale_closed,
 }
+
+# every command and its decider (per sku or per partition): a test checks none is missing
+DECIDERS: dict[type, Callable[..., list[Message]]] = {**_SKU_DECIDERS, **_PARTITION_DECIDERS}

@@ -8,7 +8,7 @@ the reservation path; the suggestions are computed only when an alert is raised.
 from __future__ import annotations
 
 from flexchain.messages import Message
-from services.inventory import planning
+from services.inventory import stock_math
 from services.inventory.messages import (
     InventoryCommandRejected,
     LiveStreamEnded,
@@ -26,8 +26,8 @@ from services.inventory.messages import (
     StockReturned,
     StockTransferSuggested,
 )
-from services.inventory.planning import StockPolicy
 from services.inventory.state import Sku, apply_threshold, policy_of
+from services.inventory.stock_math import StockPolicy
 
 
 def reject(cmd: Message, reason: str) -> list[Message]:
@@ -96,14 +96,16 @@ def _warehouses_after(item: Sku, events: list[Message]) -> dict[str, int]:
 
 def _suggestions(item: Sku, events: list[Message], available: int, threshold: int, crossing: int, now: int) -> list[Message]:
     """R-INV-5: what to order from the supplier, and what to move between warehouses."""
-    policy = _policy_after(item, events) or planning.DEFAULT_POLICY
-    measured = planning.velocity(item.shipped_by_day, planning.day_of(now), policy.velocity_window_days, item.registered_day)
-    demand = planning.daily_demand(policy, item.is_gift, measured)
-    qty = planning.replenishment_qty(threshold, available, demand, policy.lead_time_days)
+    policy = _policy_after(item, events) or stock_math.DEFAULT_POLICY
+    measured = stock_math.velocity(item.shipped_by_day, stock_math.day_of(now), policy.velocity_window_days, item.registered_day)
+    demand = stock_math.daily_demand(policy, item.is_gift, measured)
+    qty = stock_math.replenishment_qty(threshold, available, demand, policy.lead_time_days)
     out: list[Message] = [
-        ReplenishmentSuggested(item.sku, crossing, available, threshold, planning.as_decimal(demand), policy.lead_time_days, qty)
+        ReplenishmentSuggested(
+            item.sku, crossing, available, threshold, stock_math.as_decimal(demand), policy.lead_time_days, qty
+        )
     ]
-    for frm, to, n in planning.transfers(_warehouses_after(item, events), threshold):
+    for frm, to, n in stock_math.transfers(_warehouses_after(item, events), threshold):
         out.append(StockTransferSuggested(item.sku, crossing, frm, to, n))
     return out
 

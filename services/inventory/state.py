@@ -1,6 +1,7 @@
-"""Inventory's state and its fold (pure): `evolve(state, event)` applies one event, in place, and
-returns the state. The state of a partition is an :class:`Inventory` — every sku whose key hashes to
-it, plus what the partition keeps for the skus as a whole (presale links, the last reviewed day).
+"""Inventory's state and its fold (pure): `evolve(state, event)` applies one event through its
+evolver in `EVOLVERS` (one per event type), in place, and returns the state. The state of a partition
+is an :class:`Inventory` — every sku whose key hashes to it, plus what the partition keeps for the
+skus as a whole (presale links, the last reviewed day).
 
 Nothing is decided here: derived events (alerts, suggestions, slow movers) are decided once, in
 `domain.decide`, and folding them only sets flags — a rebuild emits nothing (R-X-2).
@@ -9,14 +10,17 @@ Nothing is decided here: derived events (alerts, suggestions, slow movers) are d
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from flexchain.messages import Message
-from services.inventory import planning
+from services.inventory import stock_math
 from services.inventory.messages import (
     DailyStockReviewed,
     GiftWrittenOff,
+    InventoryCommandRejected,
     LiveStreamEnded,
     LiveStreamScheduled,
     LowStockAlertCleared,
@@ -25,21 +29,23 @@ from services.inventory.messages import (
     RegularStockPlanned,
     ReplenishmentSuggested,
     ReservationCommitted,
+    ReservationRejected,
     ReservationReleased,
     SafetyStockSet,
     SkuRegistered,
     SlowMovingStockCleared,
     SlowMovingStockDetected,
+    StockBackInStock,
     StockPolicyConfigured,
     StockReceived,
     StockReserved,
     StockReturned,
     StockTransferSuggested,
 )
-from services.inventory.planning import StockPolicy
+from services.inventory.stock_math import StockPolicy
 
-DEFAULT_LOW_STOCK_FLOOR = 50  # R-INV-3a
-LIVE_STREAM_SHARE_PERCENT = 20  # R-INV-3c
+DEFAULT_LOW_STOCK_FLOOR = 50  # R-INV-3: the absolute floor
+LIVE_STREAM_SHARE_PERCENT = 20  # R-INV-3: share of a live stream's expected sales
 
 
 @dataclass
@@ -100,7 +106,7 @@ class Sku:
 
     @property
     def registered_day(self) -> int | None:
-        return None if self.registered_at is None else planning.day_of(self.registered_at)
+        return None if self.registered_at is None else stock_math.day_of(self.registered_at)
 
     def effective_safety_stock(self) -> int:
         """R-INV-4 with R-INV-7: the safety stock, never below the standing stock of a presale."""
@@ -114,8 +120,8 @@ class Sku:
         return max(self.low_stock_floor, self.effective_safety_stock(), live)
 
     def velocity(self, today: int) -> Decimal:
-        window = (self.policy or planning.DEFAULT_POLICY).velocity_window_days
-        return planning.as_decimal(planning.velocity(self.shipped_by_day, today, window, self.registered_day))
+        window = (self.policy or stock_math.DEFAULT_POLICY).velocity_window_days
+        return stock_math.as_decimal(stock_math.velocity(self.shipped_by_day, today, window, self.registered_day))
 
 
 @dataclass
@@ -156,59 +162,85 @@ def apply_threshold(item: Sku, e: Message) -> None:
         item.standing_stock = e.standing_units
 
 
+Evolver = Callable[[Inventory, Any], None]
+SkuEvolver = Callable[[Sku, Any], None]
+
+
 def evolve(state: Inventory, e: Message) -> Inventory:
-    item = state.skus.get(e.key)
-    if item is None:
-        _evolve_partition(state, e)
-        return state
-    if isinstance(e, StockReserved):  # the hot path, inline
-        held = item.reservations.setdefault(e.order_id, {})
-        for a in e.allocations:
-            item.warehouses[a.warehouse].reserved += a.qty
-            held[a.warehouse] = held.get(a.warehouse, 0) + a.qty
-        if e.gift_rule_id is not None:
-            item.gift_holds[e.order_id] = e.gift_rule_id
-    elif isinstance(e, ReservationReleased):
-        _released(item, e)
-    elif isinstance(e, StockReceived):
-        wh = item.warehouses.setdefault(e.warehouse, WarehouseStock())
-        wh.on_hand += e.qty
-        wh.received += e.qty
-    elif isinstance(e, ReservationCommitted):
-        _committed(item, e)
-    elif isinstance(e, StockReturned):
-        _came_back(item, e)
-        wh = item.warehouses.setdefault(e.warehouse, WarehouseStock())
-        if e.grade == "A":
-            wh.on_hand += e.qty
-            wh.returned_a += e.qty
-        else:
-            wh.clearance += e.qty
-            wh.returned_b += e.qty
-    elif isinstance(e, PresaleCampaignLinked | RegularStockPlanned):
-        _presale(state, e)
-        apply_threshold(item, e)
-    else:
-        _apply_signal(item, e)
-    if item.available > 0:
-        item.ever_available = True
+    """Fold one event through its evolver (`EVOLVERS`); returns the state, changed in place."""
+    evolver = EVOLVERS.get(type(e))
+    if evolver is not None:
+        evolver(state, e)
     return state
 
 
-def _evolve_partition(state: Inventory, e: Message) -> None:
-    """Events of no registered sku: a registration, the day mark, presale plans of unknown skus
-    (rejections of commands for unknown skus change nothing)."""
-    if isinstance(e, SkuRegistered):
-        standing = state.pending_standing.pop(e.sku, 0)
-        state.skus[e.sku] = Sku(
-            e.sku, e.name, e.is_gift, e.low_stock_floor, standing_stock=standing, registered_at=e.registered_at
-        )
-    elif isinstance(e, DailyStockReviewed):
+def _of_sku(apply: SkuEvolver) -> Evolver:
+    """An evolver of the event's sku: nothing for a sku this partition does not hold."""
+
+    def evolver(state: Inventory, e: Message) -> None:
+        item = state.skus.get(e.key)
+        if item is None:
+            return
+        apply(item, e)
+        if item.available > 0:
+            item.ever_available = True
+
+    return evolver
+
+
+def _unchanged(item: Sku, e: Message) -> None:
+    """Rejections and back-in-stock news: the sku stays as it was."""
+
+
+def _registered(state: Inventory, e: SkuRegistered) -> None:
+    if e.key in state.skus:
+        return  # a second registration changes nothing
+    standing = state.pending_standing.pop(e.sku, 0)
+    state.skus[e.sku] = Sku(e.sku, e.name, e.is_gift, e.low_stock_floor, standing_stock=standing, registered_at=e.registered_at)
+
+
+def _reviewed(state: Inventory, e: DailyStockReviewed) -> None:
+    if e.key not in state.skus:  # the partition's day mark (no key)
         state.reviewed_day = e.day
-    elif isinstance(e, PresaleCampaignLinked | RegularStockPlanned):
-        _presale(state, e)
+
+
+def _presale_planned(state: Inventory, e: PresaleCampaignLinked | RegularStockPlanned) -> None:
+    """R-INV-7: the link or the plan is the partition's; the plan of an unregistered sku waits for it."""
+    _presale(state, e)
+    item = state.skus.get(e.key)
+    if item is None:
         if isinstance(e, RegularStockPlanned):
             state.pending_standing[e.sku] = e.standing_units
+        return
+    apply_threshold(item, e)
+    if item.available > 0:
+        item.ever_available = True
+
+
+def _reserved(item: Sku, e: StockReserved) -> None:
+    held = item.reservations.setdefault(e.order_id, {})
+    for a in e.allocations:
+        item.warehouses[a.warehouse].reserved += a.qty
+        held[a.warehouse] = held.get(a.warehouse, 0) + a.qty
+    if e.gift_rule_id is not None:
+        item.gift_holds[e.order_id] = e.gift_rule_id
+
+
+def _received(item: Sku, e: StockReceived) -> None:
+    wh = item.warehouses.setdefault(e.warehouse, WarehouseStock())
+    wh.on_hand += e.qty
+    wh.received += e.qty
+
+
+def _returned(item: Sku, e: StockReturned) -> None:
+    _came_back(item, e)
+    wh = item.warehouses.setdefault(e.warehouse, WarehouseStock())
+    if e.grade == "A":
+        wh.on_hand += e.qty
+        wh.returned_a += e.qty
+    else:
+        wh.clearance += e.qty
+        wh.returned_b += e.qty
 
 
 def _presale(state: Inventory, e: PresaleCampaignLinked | RegularStockPlanned) -> None:
@@ -254,31 +286,72 @@ def _committed(item: Sku, e: ReservationCommitted) -> None:
     if item.gift_holds:
         item.gift_holds.pop(e.order_id, None)
     if e.committed_at is not None and qty:
-        planning.add_shipment(item.shipped_by_day, planning.day_of(e.committed_at), qty, planning.kept_days(item.policy))
+        stock_math.add_shipment(item.shipped_by_day, stock_math.day_of(e.committed_at), qty, stock_math.kept_days(item.policy))
 
 
-def _apply_signal(item: Sku, e: Message) -> None:
-    if isinstance(e, LowStockAlertRaised):
-        item.alert_active = True
-        item.crossings = e.crossing
-        item.last_replenishment = None
-        item.last_transfers = []
-    elif isinstance(e, LowStockAlertCleared):
-        item.alert_active = False
-    elif isinstance(e, ReplenishmentSuggested):
-        item.last_replenishment = e
-    elif isinstance(e, StockTransferSuggested):
-        item.last_transfers.append(e)
-    elif isinstance(e, SlowMovingStockDetected):
-        item.slow_moving = True
-        item.slow_episodes = e.episode
-    elif isinstance(e, SlowMovingStockCleared):
-        item.slow_moving = False
-    elif isinstance(e, StockPolicyConfigured):
-        item.policy = policy_of(e)
-    elif isinstance(e, GiftWrittenOff):
-        item.written_off += e.qty
-    else:
-        if isinstance(e, SafetyStockSet):
-            item.safety_basis = e.basis
-        apply_threshold(item, e)
+def _alert_raised(item: Sku, e: LowStockAlertRaised) -> None:
+    item.alert_active = True
+    item.crossings = e.crossing
+    item.last_replenishment = None
+    item.last_transfers = []
+
+
+def _alert_cleared(item: Sku, e: LowStockAlertCleared) -> None:
+    item.alert_active = False
+
+
+def _replenishment(item: Sku, e: ReplenishmentSuggested) -> None:
+    item.last_replenishment = e
+
+
+def _transfer(item: Sku, e: StockTransferSuggested) -> None:
+    item.last_transfers.append(e)
+
+
+def _slow_detected(item: Sku, e: SlowMovingStockDetected) -> None:
+    item.slow_moving = True
+    item.slow_episodes = e.episode
+
+
+def _slow_cleared(item: Sku, e: SlowMovingStockCleared) -> None:
+    item.slow_moving = False
+
+
+def _policy_configured(item: Sku, e: StockPolicyConfigured) -> None:
+    item.policy = policy_of(e)
+
+
+def _written_off(item: Sku, e: GiftWrittenOff) -> None:
+    item.written_off += e.qty
+
+
+def _safety_set(item: Sku, e: SafetyStockSet) -> None:
+    item.safety_basis = e.basis
+    apply_threshold(item, e)
+
+
+EVOLVERS: dict[type[Message], Evolver] = {
+    SkuRegistered: _registered,
+    DailyStockReviewed: _reviewed,
+    PresaleCampaignLinked: _presale_planned,
+    RegularStockPlanned: _presale_planned,
+    StockReserved: _of_sku(_reserved),
+    ReservationReleased: _of_sku(_released),
+    StockReceived: _of_sku(_received),
+    ReservationCommitted: _of_sku(_committed),
+    StockReturned: _of_sku(_returned),
+    LowStockAlertRaised: _of_sku(_alert_raised),
+    LowStockAlertCleared: _of_sku(_alert_cleared),
+    ReplenishmentSuggested: _of_sku(_replenishment),
+    StockTransferSuggested: _of_sku(_transfer),
+    SlowMovingStockDetected: _of_sku(_slow_detected),
+    SlowMovingStockCleared: _of_sku(_slow_cleared),
+    StockPolicyConfigured: _of_sku(_policy_configured),
+    GiftWrittenOff: _of_sku(_written_off),
+    SafetyStockSet: _of_sku(_safety_set),
+    LiveStreamScheduled: _of_sku(apply_threshold),
+    LiveStreamEnded: _of_sku(apply_threshold),
+    ReservationRejected: _of_sku(_unchanged),
+    StockBackInStock: _of_sku(_unchanged),
+    InventoryCommandRejected: _of_sku(_unchanged),
+}

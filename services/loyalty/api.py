@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from itertools import islice
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
@@ -15,10 +14,11 @@ from pydantic import Field
 from flexchain.answers import Clock, reads
 from flexchain.api import MAX_UNITS, AsOf, StrictModel, field_error, past_model, submit
 from flexchain.host import Runtime, base_app, clock_view
-from flexchain.messages import Enveloped, Message, to_record
-from services.loyalty import domain
+from flexchain.messages import Enveloped, Message
+from services.loyalty import domain, views
 from services.loyalty.answers import Ledger, MemberAnswer, MemberPage, UsageCycles
 from services.loyalty.app import LoyaltyView
+from services.loyalty.members import Member, batch_points
 from services.loyalty.messages import (
     SEGMENTS,
     STAGES,
@@ -26,16 +26,10 @@ from services.loyalty.messages import (
     ConfigureUsageCycle,
     JoinMember,
     LoyaltyCommandRejected,
-    PointsEarned,
-    PointsExpired,
-    PointsRedeemed,
-    PointsReleased,
-    PointsReversed,
     RecordBehaviour,
     RedeemPoints,
 )
-from services.loyalty.rules import LoyaltyConfig, day_of, day_start, iso, rfm_scores, segment
-from services.loyalty.state import NO_DAY, Member, batch_day, batch_points
+from services.loyalty.rules import LoyaltyConfig, day_of
 
 CATCH_UP_S = 5.0  # how long a member unknown to the read model waits for it to catch up
 
@@ -76,74 +70,6 @@ class CycleIn(StrictModel):
 
 def _refusal(e: Message) -> bool:
     return isinstance(e, LoyaltyCommandRejected)
-
-
-def _day(day: int, view: LoyaltyView) -> dict[str, Any]:
-    return {"date": iso(day), "at": day_start(day, view.config)}
-
-
-def _totals(view: LoyaltyView, member_id: str) -> dict[str, int]:
-    """The ledger summed: earned = available + pending + redeemed + expired + reversed (R-LOY-2)."""
-    t = dict.fromkeys(("earned", "released", "redeemed", "expired", "reversed", "shortfall"), 0)
-    for entry in view.ledger.get(member_id, []):
-        mv = entry.movement
-        if isinstance(mv, PointsEarned):
-            t["earned"] += mv.points
-        elif isinstance(mv, PointsReleased):
-            t["released"] += mv.points
-        elif isinstance(mv, PointsRedeemed):
-            t["redeemed"] += mv.points
-        elif isinstance(mv, PointsExpired):
-            t["expired"] += mv.points
-        elif isinstance(mv, PointsReversed):
-            t["reversed"] += mv.points
-            t["shortfall"] += mv.shortfall
-    return t
-
-
-def member_view(view: LoyaltyView, m: Member, now: int) -> dict[str, Any]:
-    cfg = view.config
-    today = day_of(now, cfg)
-    tier = cfg.tiers[m.tier]
-    nxt = cfg.tiers[m.tier + 1] if m.tier + 1 < len(cfg.tiers) else None
-    batches = [(batch_day(b), batch_points(b)) for b in m.batches]
-    scores = rfm_scores(m.rfm) if m.rfm >= 0 else None
-    return {
-        "member_id": m.member_id,
-        "joined": _day(m.joined, view),
-        "referral_pending_from": m.referrer,
-        "tier": {
-            "name": tier.name,
-            "discount_rate": str(tier.discount_rate),
-            "growth": m.growth,
-            "next": None if nxt is None else {"name": nxt.name, "threshold": nxt.threshold, "missing": nxt.threshold - m.growth},
-        },
-        "stage": STAGES[m.stage],
-        "rfm": {
-            "segment": segment(m.rfm),
-            "recency": scores and scores[0],
-            "frequency": scores and scores[1],
-            "monetary": scores and scores[2],
-        },
-        "purchases": {
-            "orders": m.orders,
-            "purchase_days": m.purchase_days,
-            "net_spend": m.spend,
-            "first": None if m.first_day == NO_DAY else _day(m.first_day, view),
-            "last": None if m.last_day == NO_DAY else _day(m.last_day, view),
-        },
-        "points": {
-            "available": m.available(today),
-            "pending": m.pending,
-            "held": sum(p for _, p in batches),  # available + expired batches the next tick books off
-            "expiring": [{**_day(d, view), "points": p} for d, p in batches if d > today],
-        },
-        "totals": _totals(view, m.member_id),
-        "reminders": [
-            {"sku": sku, "run_out": _day(run_out, view), "order_id": order}
-            for sku, (run_out, order) in sorted(m.reminders.items())
-        ],
-    }
 
 
 class PastView:
@@ -225,30 +151,19 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/members/{member_id}", **reads(MemberAnswer, not_found=True))
     async def get_member(member_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is None:
-            return member_view(view, known(member_id), rt.now())
+            return views.member_view(view, known(member_id), rt.now())
         # R-X-4: the same read model, folded up to that business time
         folded, replayed = await past_model(rt, "members", as_of, lambda _parts: PastView(view.config))
         past = folded.view
         m = past.state.member(member_id)
         if m is None:
             raise HTTPException(status_code=404, detail=f"no member {member_id} as of business time {as_of}")
-        return {**member_view(past, m, as_of), "as_of": replayed.summary()}
+        return {**views.member_view(past, m, as_of), "as_of": replayed.summary()}
 
     @app.get("/members/{member_id}/ledger", **reads(Ledger, not_found=True))
     async def ledger(member_id: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
         known(member_id)
-        entries = view.ledger.get(member_id, [])
-        page = [
-            {
-                "type": type(e.movement).__name__,
-                "business_time": e.business_time,
-                "event_id": e.event_id,
-                "causation_id": e.causation_id,
-                **{k: v for k, v in to_record(e.movement).items() if k != "member_id"},
-            }
-            for e in entries[offset : offset + limit]
-        ]
-        return {"member_id": member_id, "total": len(entries), "offset": offset, "entries": page}
+        return views.ledger_page(view, member_id, offset, limit)
 
     @app.get("/members", **reads(MemberPage))
     async def list_members(
@@ -259,10 +174,6 @@ def build_api(rt: Runtime) -> FastAPI:
     ) -> dict[str, Any]:
         if stage is None and segment_ is None:
             raise HTTPException(status_code=422, detail="give a stage or a segment")
-        pool: dict[str, None] = view.by_stage[stage] if stage is not None else view.by_segment.get(segment_, {})
-        if stage is not None and segment_ is not None:
-            pool = {m: None for m in pool if view.segments.get(m) == segment_}
-        page = list(islice(pool, offset, offset + limit))
-        return {"stage": stage, "segment": segment_, "total": len(pool), "offset": offset, "members": page}
+        return views.members_page(view, stage, segment_, offset, limit)
 
     return app

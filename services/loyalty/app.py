@@ -15,6 +15,7 @@ from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.loyalty import PACKAGE, domain, policy
+from services.loyalty.members import Loyalty
 from services.loyalty.messages import (
     COMMANDS,
     EVENTS,
@@ -27,7 +28,7 @@ from services.loyalty.messages import (
     UsageCycleConfigured,
 )
 from services.loyalty.rules import HOUR_MS, LoyaltyConfig
-from services.loyalty.state import Loyalty
+from services.loyalty.state import evolve, new_state
 from services.order.messages import EVENTS as ORDER_EVENTS
 
 HTTP_PORT = PACKAGE.http_port
@@ -60,9 +61,9 @@ def service(config: LoyaltyConfig | None = None) -> ServiceDef[Loyalty]:
         name="loyalty",
         commands=COMMANDS,
         events=EVENTS,
-        new_state=lambda: domain.new_state(cfg),
+        new_state=lambda: new_state(cfg),
         decide=domain.decide,
-        evolve=domain.evolve,
+        evolve=evolve,
         routes=(
             Route("order.events", ORDER_EVENTS, policy.react),
             Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react),
@@ -98,7 +99,7 @@ class LoyaltyView:
     cycles: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.state = domain.new_state(self.config)
+        self.state = new_state(self.config)
 
     def fold(self, item: Enveloped) -> None:
         msg, env = item.message, item.envelope
@@ -117,7 +118,7 @@ class LoyaltyView:
         elif isinstance(msg, LEDGER):
             entry = LedgerEntry(env.business_time, env.event_id, env.causation_id, msg)
             self.ledger.setdefault(msg.key, []).append(entry)
-        domain.evolve(self.state, msg)
+        evolve(self.state, msg)
 
     def _segment(self, member_id: str, name: str) -> None:
         old = self.segments.get(member_id)

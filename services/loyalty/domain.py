@@ -2,7 +2,7 @@
 and churn warnings (R-LOY-3), replenishment reminders (R-LOY-4), streak gifts and referrals
 (R-LOY-5) and RFM segments (R-LOY-6), for the members of one partition.
 
-`decide(state, command, now)` returns events; `evolve(state, event)` (fold.py) folds one. Derived events
+`decide(state, command, now)` returns events; `evolve(state, event)` (state.py) folds one. Derived events
 (stage changes, churn warnings, reminders, gifts, segment changes) are decided only in `decide`,
 so a rebuild from the log emits nothing. A refused command is a `LoyaltyCommandRejected` with the
 reason; it changes nothing.
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flexchain.messages import Message
-from services.loyalty.fold import evolve
 from services.loyalty.lifecycle import advance, rfm_pass
+from services.loyalty.members import Loyalty, Member, batch_day, batch_points
 from services.loyalty.messages import (
     ACTIONS,
     STAGES,
@@ -64,16 +64,12 @@ from services.loyalty.rules import (
     refunded_share,
     stage_on,
 )
-from services.loyalty.state import Loyalty, Member, batch_day, batch_points
+from services.loyalty.state import evolve, new_state
 
 __all__ = ["CANCELLED", "MAX_CYCLE_DAYS", "decide", "evolve", "new_state"]
 
 CANCELLED = "cancelled"  # the refund id of a cancellation after payment
 MAX_CYCLE_DAYS = 3650
-
-
-def new_state(config: LoyaltyConfig | None = None) -> Loyalty:
-    return Loyalty(config or LoyaltyConfig())
 
 
 # --- decide ------------------------------------------------------------------------------------
@@ -84,7 +80,7 @@ def _refuse(cmd: Message, subject: str, reason: str) -> list[Message]:
 
 
 def decide(st: Loyalty, cmd: Message, now: int) -> list[Message]:
-    handler = _DECIDERS.get(type(cmd))
+    handler = DECIDERS.get(type(cmd))
     if handler is None:
         return _refuse(cmd, cmd.key, f"{type(cmd).__name__} is not a loyalty command")
     return handler(st, cmd, now)
@@ -319,7 +315,7 @@ def _timers(st: Loyalty, cmd: CheckMemberTimers, now: int) -> list[Message]:
     return [*out, MembersEvaluated(day_start(day, cfg), cmd.time, len(rows), rescore, base, *cut)]
 
 
-_DECIDERS: dict[type, Callable[[Loyalty, Any, int], list[Message]]] = {
+DECIDERS: dict[type, Callable[[Loyalty, Any, int], list[Message]]] = {
     JoinMember: _join,
     QuoteMemberDiscount: _quote,
     RecordPurchase: _purchase,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from flexchain.messages import Message
+from services.loyalty.members import NO_DAY, Loyalty, Member, batch_day, batch_points
 from services.loyalty.messages import (
     STAGES,
     BatchPoints,
@@ -34,7 +35,6 @@ from services.loyalty.rules import (
     stage_on,
     usual_interval,
 )
-from services.loyalty.state import NO_DAY, Loyalty, Member, batch_day, batch_points
 
 
 def advance(cfg: LoyaltyConfig, m: Member, through: int) -> list[Message]:

@@ -1,266 +1,251 @@
-"""The state of one loyalty partition: every member of the partition, compactly.
+"""Loyalty's state and its fold: `new_state`, and `evolve(state, event)` that applies one event to a
+partition's state (the columnar `Loyalty` of `members.py`) through its evolver in `EVOLVERS`, one per
+event type, and returns the state.
 
-Members are rows of a struct of arrays (one `array` per field, a row per member) rather than one
-object each: a million members fit in about 250 MB and a day's clock tick reads only the rows that
-are due (`agenda`: business day → rows) plus one pass over three columns for the RFM scores. What
-few members have — point batches, reminders, a pending referral, open orders — lives in sparse
-maps keyed by row. Only `evolve` (domain.py) writes here; `decide` reads a member through
-:meth:`Loyalty.member`, a plain copy it may change freely.
+Nothing is decided here — derived events come only from `decide` (domain.py) — so folding the log
+again (a rebuild, a new instance, the read model) gives the same state and emits nothing (R-X-2).
+After any change to a member's timers the member is re-listed in the agenda under its next day.
 """
 
 from __future__ import annotations
 
-from array import array
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any
 
-from services.loyalty.rules import PROSPECT, LoyaltyConfig, money_bucket, refunded_share
+from flexchain.messages import Message
+from services.loyalty.lifecycle import due_of
+from services.loyalty.members import NO_DAY, Loyalty, Member, OpenOrder, batch, batch_day, batch_points
+from services.loyalty.messages import (
+    ACTIONS,
+    STAGES,
+    TIERS,
+    BatchPoints,
+    BehaviourRecorded,
+    ChurnWarningRaised,
+    LoyaltyCommandRejected,
+    MemberDiscountQuoted,
+    MemberJoined,
+    MembersEvaluated,
+    PointsEarned,
+    PointsExpired,
+    PointsRedeemed,
+    PointsReleased,
+    PointsReversed,
+    PurchaseCompleted,
+    PurchaseRecorded,
+    PurchaseReversed,
+    ReferralCompleted,
+    ReplenishmentReminderRaised,
+    RfmSegmentChanged,
+    StageChanged,
+    StreakGiftEarned,
+    TierChanged,
+    UsageCycleApplied,
+    UsageCycleConfigured,
+)
+from services.loyalty.rules import LoyaltyConfig, add_streak_month, day_of, month_of, rfm_code
 
-NO_DAY = -1
-_POINTS_BITS = 40
-_POINTS_MASK = (1 << _POINTS_BITS) - 1
-
-
-def batch(expires_day: int, points: int) -> int:
-    """An earning batch as one int: sorting them sorts by expiry (R-LOY-2)."""
-    return expires_day << _POINTS_BITS | points
-
-
-def batch_day(packed: int) -> int:
-    return packed >> _POINTS_BITS
-
-
-def batch_points(packed: int) -> int:
-    return packed & _POINTS_MASK
-
-
-class OpenOrder(NamedTuple):
-    """A paid order whose return window is still open: its points are pending."""
-
-    member_row: int
-    paid: int  # cents
-    refunded: int  # cents, so far
-    points: int  # earned by the order (pending)
-    paid_day: int
-
-    def reversed_points(self) -> int:
-        """Points taken back so far: the refunded share of the order's points, rounded down."""
-        return refunded_share(self.points, self.refunded, self.paid)
-
-
-@dataclass(slots=True)
-class Member:
-    """One member's columns as plain values: what `decide` reads and may change on its own copy."""
-
-    row: int
-    member_id: str
-    joined: int
-    tier: int
-    stage: int
-    first_day: int
-    last_day: int
-    orders: int
-    purchase_days: int
-    spend: int
-    interactions: int
-    pending: int
-    acts: int
-    streak: int
-    rfm: int
-    batches: list[int]
-    reminders: dict[str, tuple[int, str]]
-    referrer: str | None
-
-    @classmethod
-    def joining(cls, member_id: str, day: int) -> Member:
-        """A member not in the state yet (it joins with this command)."""
-        return cls(-1, member_id, day, 0, PROSPECT, NO_DAY, NO_DAY, 0, 0, 0, 0, 0, 0, 0, -1, [], {}, None)
-
-    def count_purchase(self, day: int, amount: int) -> None:
-        """A purchase on business day `day` in the member's figures (decide and evolve both use it)."""
-        if self.last_day != day:
-            self.purchase_days += 1  # two orders on one day are one purchase day
-        self.first_day = day if self.first_day == NO_DAY else min(self.first_day, day)
-        self.last_day = max(self.last_day, day)
-        self.orders += 1
-        self.spend += amount
-
-    @property
-    def growth(self) -> int:
-        """Growth value (R-LOY-1): 1 per whole CNY of net spend, plus interaction points."""
-        return self.spend // 100 + self.interactions
-
-    def available(self, day: int) -> int:
-        """Points that can be spent on `day`: batches that have not reached their expiry."""
-        return sum(batch_points(b) for b in self.batches if batch_day(b) > day)
+__all__ = [
+    "EVOLVERS",
+    "NO_DAY",
+    "Loyalty",
+    "Member",
+    "OpenOrder",
+    "batch",
+    "batch_day",
+    "batch_points",
+    "evolve",
+    "new_state",
+]
 
 
-def _ints() -> array[int]:
-    return array("i")
+def new_state(config: LoyaltyConfig | None = None) -> Loyalty:
+    return Loyalty(config or LoyaltyConfig())
 
 
-def _longs() -> array[int]:
-    return array("q")
+def evolve(st: Loyalty, e: Message) -> Loyalty:
+    fold = EVOLVERS.get(type(e))
+    if fold is not None:
+        fold(st, e)
+    return st
 
 
-def _bytes() -> array[int]:
-    return array("b")
+def _reschedule(st: Loyalty, row: int) -> None:
+    st.schedule(row, due_of(st, row))
 
 
-@dataclass(slots=True)
-class Loyalty:
-    """Members of one partition (rows), the timers' agenda, usage cycles and the RFM histograms."""
-
-    config: LoyaltyConfig = field(default_factory=LoyaltyConfig)
-    rows: dict[str, int] = field(default_factory=dict)
-    ids: list[str] = field(default_factory=list)
-    # one entry per row
-    joined: array[int] = field(default_factory=_ints)  # business day
-    tier: array[int] = field(default_factory=_bytes)
-    stage: array[int] = field(default_factory=_bytes)
-    first_day: array[int] = field(default_factory=_ints)  # NO_DAY: never
-    last_day: array[int] = field(default_factory=_ints)
-    orders: array[int] = field(default_factory=_ints)  # paid orders
-    purchase_days: array[int] = field(default_factory=_ints)
-    spend: array[int] = field(default_factory=_longs)  # net, cents
-    interactions: array[int] = field(default_factory=_ints)  # growth
-    pending: array[int] = field(default_factory=_longs)  # points
-    acts: array[int] = field(default_factory=_ints)  # day << 3 | actions
-    streak: array[int] = field(default_factory=_longs)  # rules.add_streak_month
-    rfm: array[int] = field(default_factory=_bytes)  # rules.rfm_code, -1
-    due: array[int] = field(default_factory=_ints)  # next timer day, NO_DAY
-    batches: list[bytes | None] = field(default_factory=list)  # sorted batch() values, packed (`batches_at`)
-    # sparse, by row
-    reminders: dict[int, dict[str, tuple[int, str]]] = field(default_factory=dict)  # sku → (run-out day, order)
-    referrers: dict[int, str] = field(default_factory=dict)  # until the referral is rewarded
-    # the partition
-    open_orders: dict[str, OpenOrder] = field(default_factory=dict)
-    cycles: dict[str, int] = field(default_factory=dict)  # sku → usage cycle, days (R-LOY-4)
-    agenda: dict[int, array[int]] = field(default_factory=dict)  # day → rows
-    hist_recency: dict[int, int] = field(default_factory=dict)  # last purchase day → members
-    hist_frequency: dict[int, int] = field(default_factory=dict)  # paid orders → members
-    hist_monetary: dict[int, int] = field(default_factory=dict)  # money_bucket(spend) → members
-    rfm_dirty: bool = False  # a purchase or refund since the last RFM pass
-    evaluated_day: int = NO_DAY  # the last business day a clock tick evaluated
-
-    # --- reading -----------------------------------------------------------------------------
-
-    def member(self, member_id: str) -> Member | None:
-        row = self.rows.get(member_id)
-        return None if row is None else self.member_at(row)
-
-    def member_at(self, row: int) -> Member:
-        return Member(
-            row,
-            self.ids[row],
-            self.joined[row],
-            self.tier[row],
-            self.stage[row],
-            self.first_day[row],
-            self.last_day[row],
-            self.orders[row],
-            self.purchase_days[row],
-            self.spend[row],
-            self.interactions[row],
-            self.pending[row],
-            self.acts[row],
-            self.streak[row],
-            self.rfm[row],
-            self.batches_at(row),
-            dict(self.reminders.get(row, {})),
-            self.referrers.get(row),
-        )
-
-    # --- writing (evolve only) ---------------------------------------------------------------
-
-    def add_member(self, member_id: str, joined_day: int, referrer: str | None) -> int:
-        row = len(self.ids)
-        self.rows[member_id] = row
-        self.ids.append(member_id)
-        for col, value in (
-            (self.joined, joined_day),
-            (self.tier, 0),
-            (self.stage, PROSPECT),
-            (self.first_day, NO_DAY),
-            (self.last_day, NO_DAY),
-            (self.orders, 0),
-            (self.purchase_days, 0),
-            (self.spend, 0),
-            (self.interactions, 0),
-            (self.pending, 0),
-            (self.acts, 0),
-            (self.streak, 0),
-            (self.rfm, -1),
-            (self.due, NO_DAY),
-        ):
-            col.append(value)
-        self.batches.append(None)
-        if referrer:
-            self.referrers[row] = referrer
-        return row
-
-    def batches_at(self, row: int) -> list[int]:
-        """The member's earning batches, soonest-expiring first."""
-        packed = self.batches[row]
-        return list(memoryview(packed).cast("q")) if packed else []
-
-    def set_batches(self, row: int, batches: list[int]) -> None:
-        # bytes: 33 bytes of overhead where an array object takes 64 (a million members hold them)
-        self.batches[row] = array("q", sorted(batches)).tobytes() if batches else None
-
-    def schedule(self, row: int, day: int) -> None:
-        """Set the member's next timer day; the agenda keeps stale entries, skipped when read."""
-        if self.due[row] == day:
-            return
-        self.due[row] = day
-        if day != NO_DAY:
-            bucket = self.agenda.get(day)
-            if bucket is None:
-                self.agenda[day] = array("i", [row])
-            else:
-                bucket.append(row)
-
-    def due_rows(self, through: int) -> list[int]:
-        """Rows whose next timer day is on or before `through`, in agenda order, each once."""
-        out: list[int] = []
-        seen: set[int] = set()
-        for day in sorted(d for d in self.agenda if d <= through):
-            for row in self.agenda[day]:
-                if self.due[row] == day and row not in seen:
-                    seen.add(row)
-                    out.append(row)
-        return out
-
-    def drop_agenda(self, through: int) -> None:
-        for day in [d for d in self.agenda if d <= through]:
-            del self.agenda[day]
-
-    # --- RFM histograms (R-LOY-6) ------------------------------------------------------------
-
-    def rfm_leave(self, row: int) -> None:
-        """Take the member's current R, F and M values out of the histograms (before a change)."""
-        if self.first_day[row] == NO_DAY:
-            return
-        _dec(self.hist_recency, self.last_day[row])
-        _dec(self.hist_frequency, self.orders[row])
-        _dec(self.hist_monetary, money_bucket(self.spend[row]))
-
-    def rfm_enter(self, row: int) -> None:
-        if self.first_day[row] == NO_DAY:
-            return
-        _inc(self.hist_recency, self.last_day[row])
-        _inc(self.hist_frequency, self.orders[row])
-        _inc(self.hist_monetary, money_bucket(self.spend[row]))
-        self.rfm_dirty = True
+def _joined(st: Loyalty, e: MemberJoined) -> None:
+    if e.member_id not in st.rows:
+        row = st.add_member(e.member_id, day_of(e.joined_at, st.config), e.referrer_id)
+        _reschedule(st, row)
 
 
-def _inc(hist: dict[int, int], key: int) -> None:
-    hist[key] = hist.get(key, 0) + 1
+def _recorded(st: Loyalty, e: PurchaseRecorded) -> None:
+    cfg = st.config
+    row = st.rows[e.member_id]
+    day = day_of(e.paid_at, cfg)
+    st.rfm_leave(row)
+    m = st.member_at(row)
+    m.count_purchase(day, e.amount)
+    st.first_day[row], st.last_day[row], st.orders[row] = m.first_day, m.last_day, m.orders
+    st.purchase_days[row], st.spend[row] = m.purchase_days, m.spend
+    st.rfm_enter(row)
+    st.open_orders[e.order_id] = OpenOrder(row, e.amount, 0, e.points, day)
+    if e.run_outs:
+        reminders = st.reminders.setdefault(row, {})
+        for r in e.run_outs:
+            reminders[r.sku] = (day_of(r.run_out_at, cfg), e.order_id)
+    _reschedule(st, row)
 
 
-def _dec(hist: dict[int, int], key: int) -> None:
-    left = hist[key] - 1
-    if left:
-        hist[key] = left
+def _add_points(st: Loyalty, row: int, expires_at: int, points: int) -> None:
+    day = day_of(expires_at, st.config)
+    batches = st.batches_at(row)
+    same = next((i for i, b in enumerate(batches) if batch_day(b) == day), None)
+    if same is None:
+        batches.append(batch(day, points))
+    else:  # batches expiring the same day are one batch
+        batches[same] = batch(day, batch_points(batches[same]) + points)
+    st.set_batches(row, batches)
+    _reschedule(st, row)
+
+
+def _take_points(st: Loyalty, row: int, taken: list[BatchPoints]) -> None:
+    left = {batch_day(b): batch_points(b) for b in st.batches_at(row)}
+    for t in taken:
+        day = day_of(t.expires_at, st.config)
+        left[day] = left.get(day, 0) - t.points
+    st.set_batches(row, [batch(d, p) for d, p in left.items() if p > 0])
+    _reschedule(st, row)
+
+
+def _earned(st: Loyalty, e: PointsEarned) -> None:
+    row = st.rows[e.member_id]
+    if e.pending:
+        st.pending[row] += e.points
+    elif e.expires_at is not None:
+        _add_points(st, row, e.expires_at, e.points)
+
+
+def _released(st: Loyalty, e: PointsReleased) -> None:
+    row = st.rows[e.member_id]
+    st.pending[row] -= e.points
+    _add_points(st, row, e.expires_at, e.points)
+
+
+def _redeemed(st: Loyalty, e: PointsRedeemed) -> None:
+    _take_points(st, st.rows[e.member_id], e.taken)
+
+
+def _expired(st: Loyalty, e: PointsExpired) -> None:
+    _take_points(st, st.rows[e.member_id], e.batches)
+
+
+def _reversed_points(st: Loyalty, e: PointsReversed) -> None:
+    row = st.rows[e.member_id]
+    st.pending[row] -= e.from_pending
+    _take_points(st, row, e.taken)
+
+
+def _completed(st: Loyalty, e: PurchaseCompleted) -> None:
+    order = st.open_orders.pop(e.order_id, None)
+    if order is not None:
+        row = order.member_row
+        st.streak[row], _ = add_streak_month(st.streak[row], month_of(order.paid_day), st.config.streak_months)
+
+
+def _purchase_reversed(st: Loyalty, e: PurchaseReversed) -> None:
+    row = st.rows[e.member_id]
+    st.rfm_leave(row)
+    st.spend[row] = max(0, st.spend[row] - e.amount)
+    st.rfm_enter(row)
+    order = st.open_orders.get(e.order_id)
+    if order is not None and order.member_row == row:
+        order = order._replace(refunded=order.refunded + e.amount)
+        if e.fully_refunded or order.refunded >= order.paid:
+            del st.open_orders[e.order_id]  # no completion will come
+        else:
+            st.open_orders[e.order_id] = order
+
+
+def _behaved(st: Loyalty, e: BehaviourRecorded) -> None:
+    row = st.rows[e.member_id]
+    day = day_of(e.recorded_at, st.config)
+    acts = st.acts[row]
+    mask = acts & 7 if acts >> 3 == day else 0
+    st.acts[row] = day << 3 | mask | 1 << ACTIONS.index(e.action)
+    st.interactions[row] += e.growth
+
+
+def _tier_changed(st: Loyalty, e: TierChanged) -> None:
+    st.tier[st.rows[e.member_id]] = TIERS.index(e.tier)
+
+
+def _stage_changed(st: Loyalty, e: StageChanged) -> None:
+    row = st.rows[e.member_id]
+    st.stage[row] = STAGES.index(e.stage)
+    _reschedule(st, row)
+
+
+def _reminded(st: Loyalty, e: ReplenishmentReminderRaised) -> None:
+    row = st.rows[e.member_id]
+    reminders = st.reminders.get(row, {})
+    if reminders.get(e.sku, (None,))[0] == day_of(e.run_out_at, st.config):
+        del reminders[e.sku]
+        if not reminders:
+            st.reminders.pop(row, None)
+    _reschedule(st, row)
+
+
+def _referred(st: Loyalty, e: ReferralCompleted) -> None:
+    st.referrers.pop(st.rows[e.member_id], None)
+
+
+def _segment(st: Loyalty, e: RfmSegmentChanged) -> None:
+    st.rfm[st.rows[e.member_id]] = rfm_code(e.recency, e.frequency, e.monetary)
+
+
+def _cycle(st: Loyalty, e: UsageCycleApplied) -> None:
+    if e.cycle_days > 0:
+        st.cycles[e.sku] = e.cycle_days
     else:
-        del hist[key]
+        st.cycles.pop(e.sku, None)
+
+
+def _evaluated(st: Loyalty, e: MembersEvaluated) -> None:
+    day = day_of(e.day, st.config)
+    st.drop_agenda(day)
+    st.evaluated_day = max(st.evaluated_day, day)
+    if e.rfm_recomputed:
+        st.rfm_dirty = False
+
+
+def _unchanged(st: Loyalty, e: Message) -> None:
+    """A quote, a churn warning, a streak gift, a refusal, and a usage cycle (each partition folds
+    it as `UsageCycleApplied`, through the router) leave the partition's state as it was."""
+
+
+EVOLVERS: dict[type[Message], Callable[[Loyalty, Any], None]] = {
+    MemberJoined: _joined,
+    PurchaseRecorded: _recorded,
+    PurchaseCompleted: _completed,
+    PurchaseReversed: _purchase_reversed,
+    BehaviourRecorded: _behaved,
+    PointsEarned: _earned,
+    PointsReleased: _released,
+    PointsRedeemed: _redeemed,
+    PointsExpired: _expired,
+    PointsReversed: _reversed_points,
+    TierChanged: _tier_changed,
+    StageChanged: _stage_changed,
+    ReplenishmentReminderRaised: _reminded,
+    ReferralCompleted: _referred,
+    RfmSegmentChanged: _segment,
+    UsageCycleApplied: _cycle,
+    MembersEvaluated: _evaluated,
+    MemberDiscountQuoted: _unchanged,
+    ChurnWarningRaised: _unchanged,
+    StreakGiftEarned: _unchanged,
+    UsageCycleConfigured: _unchanged,
+    LoyaltyCommandRejected: _unchanged,
+}

@@ -1,6 +1,6 @@
 """What order's read routes answer (`GET /orders/{order_id}`, `GET /gift-rules[/{rule_id}]`), as
 models: documented in the OpenAPI document with a real example each, and checked by FastAPI against
-every real answer (`flexchain.answers`). They mirror `order_view` and `rule_view` in `api.py`, and the
+every real answer (`flexchain.answers`). They mirror `order_view` and `rule_view` in `views.py`, and the
 event records (`to_record`) an order's `history` is made of."""
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ the read model (an order with its history)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
@@ -15,8 +14,8 @@ from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, field_error, past_entity, submit
 from flexchain.auth import SERVICE, allow
 from flexchain.host import Runtime, base_app
-from flexchain.messages import Message, to_record
-from services.order import domain
+from flexchain.messages import Message
+from services.order import domain, views
 from services.order.answers import GiftRule, Order
 from services.order.app import OrderView
 from services.order.giftstats import GiftCollector
@@ -163,32 +162,6 @@ def _refusal(e: Message) -> bool:
     return isinstance(e, (OrderCommandRejected, GiftRuleCommandRejected))
 
 
-def order_view(order: domain.Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "status": order.status,
-        "member_id": order.member_id,
-        "channel": order.channel,
-        "distributor_id": order.distributor_id,
-        "campaign_id": order.campaign_id,
-        "lines": [asdict(line) for line in order.lines],
-        "total": order.total,
-        "paid": order.paid,
-        "refunded_amount": order.refunded_amount,
-        "refunded_qty": order.refunded_qty,
-        "pay_by": order.pay_by,
-        "return_window_ends": order.return_window_ends,
-        "reservations": {sku: ("reserved" if ok else "rejected") for sku, ok in order.answers.items()},
-        "tier": order.tier,
-        "discount_rate": str(order.discount_rate) if order.discount_rate is not None else None,
-        "gifts": {
-            rule_id: {"sku": g.sku, "qty": g.qty, "unit_cost": g.unit_cost, "status": g.status, "taken_back": g.taken_back}
-            for rule_id, g in sorted(order.gifts.items())
-        },
-        "history": [{"event_type": type(e).__name__, **to_record(e)} for e in order.history],
-    }
-
-
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain order")
     view: OrderView = rt.view
@@ -272,13 +245,7 @@ def build_api(rt: Runtime) -> FastAPI:
             raise HTTPException(status_code=404, detail=f"unknown gift rule {rule_id}")
         figures = view.gifts.performance(rule_id) if rule_id in view.gifts.known() else None
         copies = [b.rule_replicas.get(rule_id) for b in rt.own.all()]
-        return {
-            **asdict(rule),
-            # the rule applies to new orders once every partition holds this version of it
-            "replicated": all(c is not None and c.version >= rule.version for c in copies),
-            "review_suggested": rule_id in book(rule_id).reviews_open,
-            "performance": asdict(figures) if figures else None,
-        }
+        return views.rule_view(rule, copies, rule_id in book(rule_id).reviews_open, figures)
 
     @app.post("/gift-rules")
     async def define_rule(body: GiftRuleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
@@ -326,8 +293,8 @@ def build_api(rt: Runtime) -> FastAPI:
     async def get_order(order_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4: the order as it stood at that business time
             order, past = await past_entity(rt, as_of, order_id, lambda s: s.orders.get(order_id), "order")
-            return {**order_view(order), "as_of": past.replayed.summary()}
+            return {**views.order_view(order), "as_of": past.replayed.summary()}
         async with rt.consistent():
-            return order_view(known(order_id))
+            return views.order_view(known(order_id))
 
     return app

@@ -18,7 +18,7 @@ from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.inventory.messages import SkuRegistered
 from services.loyalty.messages import MemberDiscountQuoted
-from services.order import PACKAGE, domain, giftstats, policy
+from services.order import PACKAGE, domain, giftstats, policy, state
 from services.order.messages import COMMANDS, EVENTS, GiftRuleChanged, ReviewGiftRule
 from services.presale.messages import EVENTS as PRESALE_EVENTS
 
@@ -51,9 +51,9 @@ def service(config: domain.OrderConfig | None = None) -> ServiceDef[domain.Order
         name="order",
         commands=COMMANDS,
         events=EVENTS,
-        new_state=lambda: domain.new_state(cfg),
+        new_state=lambda: state.new_state(cfg),
         decide=domain.decide,
-        evolve=domain.evolve,
+        evolve=state.evolve,
         routes=(
             Route("inventory.events", INVENTORY_EVENTS, policy.react),
             Route("presale.events", PRESALE_EVENTS, policy.react),

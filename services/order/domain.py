@@ -4,17 +4,18 @@ placed → confirmed (every line reserved) or rejected → paid → shipped → 
 cancel before shipping; refunds by line after payment, within the no-reason window or for a
 defect at any time; a confirmed order unpaid past the hold time is cancelled on a clock tick.
 Every refused transition is an `OrderCommandRejected` event with the reason; it changes nothing.
+The state (`OrderBook`), `new_state` and `evolve` are in `state.py`.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flexchain.messages import Message
+from services.order import gift_rules
 from services.order import gifts as gifting
 from services.order.messages import (
     CHANNELS,
@@ -23,8 +24,6 @@ from services.order.messages import (
     CancelOrder,
     CheckOrderTimers,
     ConfirmDelivery,
-    GiftAttached,
-    GiftRule,
     OrderCancelled,
     OrderCommandRejected,
     OrderCompleted,
@@ -50,75 +49,21 @@ from services.order.messages import (
     RefundOrder,
     ShipOrder,
 )
+from services.order.state import DAY_MS, MINUTE_MS, Order, OrderBook, OrderConfig, evolve, fold_into_order, new_state
 
-MINUTE_MS = 60_000
-DAY_MS = 24 * 60 * MINUTE_MS
-
-
-@dataclass(frozen=True)
-class OrderConfig:
-    """Merchant-configurable defaults (R-ORD-2)."""
-
-    payment_hold_ms: int = 30 * MINUTE_MS
-    return_window_ms: int = 7 * DAY_MS
-    member_discounts: bool = False  # wait for the loyalty service's tier discount (R-LOY-1)
-    gift_cost_cap: Decimal = gifting.GIFT_COST_CAP  # R-ORD-4
-    gift_review_min_gifts: int = 10  # R-ORD-6: gifts given before a rule's ROI is judged
-
-
-@dataclass
-class Order:
-    order_id: str
-    member_id: str
-    channel: str
-    lines: list[OrderLine]
-    distributor_id: str | None
-    campaign_id: str | None
-    total: int
-    placed_at: int
-    status: str = "placed"
-    answers: dict[str, bool] = field(default_factory=dict)
-    reject_reasons: dict[str, str] = field(default_factory=dict)
-    pay_by: int | None = None
-    paid: int = 0
-    shipped: bool = False
-    return_window_ends: int | None = None
-    refunded_qty: dict[str, int] = field(default_factory=dict)
-    refunded_amount: int = 0
-    refund_ids: set[str] = field(default_factory=set)
-    awaiting: list[str] = field(default_factory=list)
-    presale_accepted: bool | None = None
-    presale_price: int | None = None
-    presale_reason: str = ""
-    tier: str | None = None
-    discount_rate: Decimal | None = None
-    gifts: dict[str, gifting.GiftState] = field(default_factory=dict)  # by rule id
-    history: list[Message] = field(default_factory=list)
-
-    def line(self, sku: str) -> OrderLine | None:
-        return next((line for line in self.lines if line.sku == sku), None)
-
-    @property
-    def skus(self) -> list[str]:
-        return [line.sku for line in self.lines]
-
-
-@dataclass
-class OrderBook:
-    """The orders of one partition, with the timers that a clock tick checks."""
-
-    config: OrderConfig = field(default_factory=OrderConfig)
-    orders: dict[str, Order] = field(default_factory=dict)
-    pay_deadlines: dict[str, int] = field(default_factory=dict)
-    return_windows: dict[str, int] = field(default_factory=dict)
-    gift_rules: dict[str, GiftRule] = field(default_factory=dict)  # the rules whose aggregate lives here
-    rule_replicas: dict[str, GiftRule] = field(default_factory=dict)  # every rule, as this partition knows it
-    reviews_open: set[str] = field(default_factory=set)  # rules with a review suggested, not yet healthy
-
-
-def new_state(config: OrderConfig | None = None) -> OrderBook:
-    return OrderBook(config or OrderConfig())
-
+__all__ = [  # the state's names too, for the code that reads them from here
+    "DAY_MS",
+    "DECIDERS",
+    "MINUTE_MS",
+    "Order",
+    "OrderBook",
+    "OrderConfig",
+    "decide",
+    "evolve",
+    "new_state",
+    "price",
+    "validate_lines",
+]
 
 # --- decide ------------------------------------------------------------------------------------
 
@@ -143,16 +88,13 @@ def validate_lines(lines: list[OrderLine]) -> str | None:
 
 
 def decide(book: OrderBook, cmd: Message, now: int) -> list[Message]:
-    if isinstance(cmd, CheckOrderTimers):
-        return _timers(book, cmd.time)
-    if isinstance(cmd, PlaceOrder):
-        return _place(book, cmd, now)
-    if isinstance(cmd, gifting.RULE_COMMANDS):
-        return gifting.decide_rule(book, cmd)
+    whole = _BOOK_DECIDERS.get(type(cmd))
+    if whole is not None:
+        return whole(book, cmd, now)
     order = book.orders.get(cmd.key)
     if order is None:
         return _refuse(cmd, f"unknown order {cmd.key}")
-    handler = _HANDLERS.get(type(cmd))
+    handler = _ORDER_DECIDERS.get(type(cmd))
     if handler is None:
         return _refuse(cmd, f"{type(cmd).__name__} is not an order command")
     return handler(book, order, cmd, now)
@@ -227,7 +169,7 @@ def _settle(book: OrderBook, order: Order, new: Message, now: int) -> list[Messa
     """Once every awaited answer is in (counting `new`): confirm with the final prices, or reject."""
     shadow = copy.copy(order)
     shadow.answers, shadow.reject_reasons, shadow.gifts = dict(order.answers), dict(order.reject_reasons), dict(order.gifts)
-    _apply(shadow, new)
+    fold_into_order(shadow, new)
     waiting = (
         gifting.waiting_for_gifts(shadow)
         or ("stock" in shadow.awaiting and len(shadow.answers) < len(shadow.lines))
@@ -326,6 +268,12 @@ def _cancel(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     return [_cancelled(order, cmd.reason, order.paid - order.refunded_amount)]
 
 
+def _window(book: OrderBook) -> str:
+    """The configured no-reason window in whole days ("7-day " by default), for a refusal's reason."""
+    ms = book.config.return_window_ms
+    return f"{ms // DAY_MS}-day " if ms % DAY_MS == 0 else ""
+
+
 def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status not in ("paid", "shipped", "delivered", "completed"):
         return _refuse(cmd, f"order is {order.status}: only a paid order can be refunded")
@@ -351,7 +299,7 @@ def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         if rl.qty > left:
             return _refuse(cmd, f"line {rl.sku}: {rl.qty} units asked back, only {left} paid and not refunded")
         if window_closed and rl.reason != "defect":
-            return _refuse(cmd, f"line {rl.sku}: the 7-day no-reason window closed; only a defect is refunded now")
+            return _refuse(cmd, f"line {rl.sku}: the {_window(book)}no-reason window closed; only a defect is refunded now")
         refunded.append(RefundedLine(rl.sku, rl.qty, rl.reason, rl.qty * line.unit_price, order.shipped))
     after = {**order.refunded_qty}
     for r in refunded:
@@ -373,7 +321,7 @@ def _timers(book: OrderBook, time: int) -> list[Message]:
     return out
 
 
-_HANDLERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
+_ORDER_DECIDERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
     RecordLineReservation: _record,
     PayOrder: _pay,
     ShipOrder: _ship,
@@ -386,90 +334,19 @@ _HANDLERS: dict[type, Callable[[OrderBook, Order, Any, int], list[Message]]] = {
 }
 
 
-# --- evolve ------------------------------------------------------------------------------------
+def _check_timers(book: OrderBook, cmd: CheckOrderTimers, now: int) -> list[Message]:
+    return _timers(book, cmd.time)
 
 
-def evolve(book: OrderBook, e: Message) -> OrderBook:
-    if isinstance(e, gifting.RULE_EVENTS):
-        gifting.evolve_rule(book, e)
-        return book
-    if isinstance(e, OrderPlaced):
-        book.orders[e.order_id] = Order(
-            e.order_id,
-            e.member_id,
-            e.channel,
-            list(e.lines),
-            e.distributor_id,
-            e.campaign_id,
-            e.total,
-            e.placed_at,
-            awaiting=list(e.awaiting) or ["stock"],
-            history=[e],
-        )
-        for g in e.gifts:
-            gifting.apply_gift(book.orders[e.order_id], GiftAttached(e.order_id, g))
-        return book
-    order = book.orders.get(e.key)
-    if order is None or isinstance(e, OrderCommandRejected):
-        return book  # a refusal changes nothing (R-ORD-2)
-    order.history.append(e)
-    _apply(order, e)
-    if isinstance(e, OrderConfirmed):
-        book.pay_deadlines[order.order_id] = e.pay_by
-    elif isinstance(e, (OrderPaid, OrderCancelled)):
-        book.pay_deadlines.pop(order.order_id, None)
-    elif isinstance(e, OrderDelivered):
-        book.return_windows[order.order_id] = e.return_window_ends
-    elif isinstance(e, OrderCompleted) or (isinstance(e, OrderRefunded) and e.fully_refunded):
-        book.return_windows.pop(order.order_id, None)
-    return book
+def _gift_rule(book: OrderBook, cmd: Message, now: int) -> list[Message]:
+    return gift_rules.decide_rule(book, cmd)
 
 
-def _apply(order: Order, e: Message) -> None:
-    """Fold one event into one order (`evolve` keeps the partition's timer indexes)."""
-    if isinstance(e, gifting.GIFT_EVENTS):
-        gifting.apply_gift(order, e)
-    elif isinstance(e, OrderLineReserved):
-        order.answers[e.sku] = True
-    elif isinstance(e, OrderLineRejected):
-        order.answers[e.sku] = False
-        order.reject_reasons[e.sku] = e.reason
-    elif isinstance(e, OrderPresaleAnswered):
-        order.presale_accepted = e.accepted
-        order.presale_price = e.unit_price if e.accepted else None
-        order.presale_reason = e.reason
-    elif isinstance(e, OrderDiscountApplied):
-        order.tier = e.tier
-        order.discount_rate = e.discount_rate
-    elif isinstance(e, OrderConfirmed):
-        order.status = "confirmed"
-        order.pay_by = e.pay_by
-        if e.lines:  # written by the first release without lines (read as []): the placed prices stand
-            order.total = e.total
-            order.lines = list(e.lines)
-    elif isinstance(e, OrderRejected):
-        order.status = "rejected"
-        gifting.release(order)
-    elif isinstance(e, OrderPaid):
-        order.status = "paid"
-        order.paid = e.amount
-    elif isinstance(e, OrderShipped):
-        order.status = "shipped"
-        order.shipped = True
-    elif isinstance(e, OrderDelivered):
-        order.status = "delivered"
-        order.return_window_ends = e.return_window_ends
-    elif isinstance(e, OrderCompleted):
-        order.status = "completed"
-    elif isinstance(e, OrderCancelled):
-        order.status = "cancelled"
-        gifting.release(order)
-        order.refunded_amount += e.refund_amount
-    elif isinstance(e, OrderRefunded):
-        order.refund_ids.add(e.refund_id)
-        order.refunded_amount += e.amount
-        gifting.apply_refund(order, e.gifts)
-        for r in e.lines:
-            order.refunded_qty[r.sku] = order.refunded_qty.get(r.sku, 0) + r.qty
-        if e.fully_refunded:
-            order.status = "refunded"
+_BOOK_DECIDERS: dict[type, Callable[[OrderBook, Any, int], list[Message]]] = {
+    CheckOrderTimers: _check_timers,
+    PlaceOrder: _place,
+    **dict.fromkeys(gift_rules.RULE_COMMANDS, _gift_rule),
+}
+
+# every command and its decider (on the partition, or on one order): a test checks none is missing
+DECIDERS: dict[type, Callable[..., list[Message]]] = {**_BOOK_DECIDERS, **_ORDER_DECIDERS}

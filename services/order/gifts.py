@@ -1,4 +1,4 @@
-"""Gifts (pure): rules, attaching them to orders, out-of-stock fallbacks and taking them back.
+"""Gifts on orders (pure): attaching rules to orders, out-of-stock fallbacks and taking them back.
 
 * R-ORD-3 — a rule pairs a main sku with a gift. Tiers: *base* (every qualifying order),
   *interaction* (orders of members granted the gift), *surprise* (orders placed inside a window
@@ -16,8 +16,9 @@
   (`gift qty × main units refunded so far ÷ main units`, rounded down, so a whole refund takes all):
   returned goods after shipping, written off if consumable, a released hold before shipping.
 
-A rule is decided by its own aggregate (keyed by rule id, `GiftRuleChanged`) and copied to every
-partition (`ReplicateGiftRule` → `GiftRuleReplicated`, highest version wins), where the orders are.
+A rule is decided by its own aggregate (keyed by rule id, `GiftRuleChanged`: `gift_rules.py`, its
+fold `gift_rules_state.py`) and copied to every partition (`ReplicateGiftRule` → `GiftRuleReplicated`,
+highest version wins, `replicate` here), where the orders are.
 """
 
 from __future__ import annotations
@@ -29,36 +30,22 @@ from typing import TYPE_CHECKING, Any
 
 from flexchain.messages import Message
 from services.order.messages import (
-    CHANNELS,
-    GIFT_TIERS,
-    AnnounceSurpriseWindow,
-    DefineGiftRule,
     GiftAttached,
     GiftLine,
     GiftOmitted,
     GiftReserved,
     GiftRule,
-    GiftRuleChanged,
-    GiftRuleCommandRejected,
-    GiftRuleHealthy,
     GiftRuleReplicated,
-    GiftRuleReviewSuggested,
     GiftRuleSkipped,
     GiftSubstituted,
-    GrantInteractionGift,
     OrderLine,
     RefundedGift,
-    ReplicateGiftRule,
-    RetireGiftRule,
-    ReviewGiftRule,
 )
 
 if TYPE_CHECKING:
-    from services.order.domain import Order, OrderBook
+    from services.order.state import Order, OrderBook
 
 GIFT_COST_CAP = Decimal("0.15")  # R-ORD-4: of the main line's gross margin
-ROI_REVIEW_BELOW = Decimal("1.2")  # R-ORD-6: below → GiftRuleReviewSuggested
-ROI_HEALTHY = Decimal("1.5")  # R-ORD-6: at or above → healthy (re-arms the suggestion)
 OPEN = ("placed", "confirmed", "paid")  # a gift can still join or be held for these orders
 
 
@@ -93,97 +80,6 @@ def _cap_reason(cap: Decimal, sku: str, qty: int, unit_cost: int, main: OrderLin
     limit = (cap * margin).quantize(Decimal("0.01"))
     cost = qty * unit_cost
     return f"gift {sku} costs {cost} cents, over {cap:%} of the {main.sku} line's gross margin {margin} ({limit}) {when}".strip()
-
-
-# --- rules: decided by the rule's aggregate ------------------------------------------------------
-
-
-def _refuse(cmd: Any, reason: str) -> list[Message]:
-    return [GiftRuleCommandRejected(cmd.rule_id, type(cmd).__name__, reason)]
-
-
-def validate_definition(cmd: DefineGiftRule) -> str | None:
-    if cmd.tier not in GIFT_TIERS:
-        return f"tier must be one of {', '.join(GIFT_TIERS)}"
-    if min(cmd.main_unit_cost, cmd.gift_unit_cost, cmd.fallback_unit_cost) < 0:
-        return "unit costs are cents >= 0"
-    if cmd.gift_qty <= 0:
-        return "gift_qty must be a positive whole number"
-    if cmd.gift_sku == cmd.main_sku:
-        return "the gift must be another sku than the main product"
-    if cmd.fallback_sku is not None and cmd.fallback_sku in (cmd.main_sku, cmd.gift_sku):
-        return "the fallback gift must differ from the main product and the gift"
-    if not cmd.channels or any(c not in CHANNELS for c in cmd.channels):
-        return f"channels must be a non-empty list of {', '.join(CHANNELS)}"
-    return None
-
-
-def decide_rule(book: OrderBook, cmd: Message) -> list[Message]:
-    if isinstance(cmd, ReplicateGiftRule):
-        return _replicate(book, cmd.rule)
-    rule = book.gift_rules.get(cmd.key)
-    if isinstance(cmd, DefineGiftRule):
-        problem = validate_definition(cmd)
-        if problem:
-            return _refuse(cmd, problem)
-        c = cmd
-        new = GiftRule(
-            c.rule_id,
-            (rule.version if rule else 0) + 1,
-            c.tier,
-            c.main_sku,
-            c.main_unit_cost,
-            c.gift_sku,
-            c.gift_unit_cost,
-            c.gift_qty,
-            c.fallback_sku,
-            c.fallback_unit_cost,
-            c.consumable,
-            c.converts_to or c.main_sku,
-            sorted(set(c.channels)),
-            list(rule.members) if rule and rule.tier == c.tier else [],
-            rule.window_start if rule and rule.tier == c.tier else None,
-            rule.window_end if rule and rule.tier == c.tier else None,
-            True,
-        )
-        return [GiftRuleChanged(c.rule_id, "defined" if rule is None else "redefined", new)]
-    if rule is None:
-        return _refuse(cmd, f"unknown gift rule {cmd.key}")
-    if isinstance(cmd, GrantInteractionGift):
-        if rule.tier != "interaction":
-            return _refuse(cmd, f"rule {rule.rule_id} is a {rule.tier} rule: only interaction rules are granted to members")
-        if cmd.member_id in rule.members:
-            return _refuse(cmd, f"member {cmd.member_id} was already granted rule {rule.rule_id}")
-        changed = dataclasses.replace(rule, version=rule.version + 1, members=sorted([*rule.members, cmd.member_id]))
-        return [GiftRuleChanged(rule.rule_id, "member_granted", changed)]
-    if isinstance(cmd, AnnounceSurpriseWindow):
-        if rule.tier != "surprise":
-            return _refuse(cmd, f"rule {rule.rule_id} is a {rule.tier} rule: only surprise rules have a window")
-        if cmd.ends_at <= cmd.starts_at:
-            return _refuse(cmd, "the window must end after it starts")
-        changed = dataclasses.replace(rule, version=rule.version + 1, window_start=cmd.starts_at, window_end=cmd.ends_at)
-        return [GiftRuleChanged(rule.rule_id, "window_announced", changed)]
-    if isinstance(cmd, RetireGiftRule):
-        if not rule.active:
-            return _refuse(cmd, f"rule {rule.rule_id} is already retired")
-        return [GiftRuleChanged(rule.rule_id, "retired", dataclasses.replace(rule, version=rule.version + 1, active=False))]
-    if isinstance(cmd, ReviewGiftRule):
-        return _review(book, cmd)
-    return _refuse(cmd, f"{type(cmd).__name__} is not a gift-rule command")
-
-
-def _review(book: OrderBook, cmd: ReviewGiftRule) -> list[Message]:
-    """R-ORD-6: ROI below 1.2 suggests a review, once until the rule is healthy (≥ 1.5) again."""
-    perf = cmd.performance
-    if perf.gifts_given < book.config.gift_review_min_gifts or not perf.roi:
-        return []
-    roi = Decimal(perf.roi)
-    open_ = cmd.rule_id in book.reviews_open
-    if roi < ROI_REVIEW_BELOW and not open_:
-        return [GiftRuleReviewSuggested(cmd.rule_id, perf.roi, str(ROI_REVIEW_BELOW), perf)]
-    if roi >= ROI_HEALTHY and open_:
-        return [GiftRuleHealthy(cmd.rule_id, perf.roi)]
-    return []
 
 
 # --- rules on every partition: placement and surprise windows -------------------------------------
@@ -248,7 +144,9 @@ def placement_gifts(book: OrderBook, cmd: Any, now: int) -> tuple[list[GiftLine]
     return gifts, skipped
 
 
-def _replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
+def replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
+    """This partition's copy of a rule (`ReplicateGiftRule`), and a surprise window's gifts for the
+    orders of the window that are still open."""
     old = book.rule_replicas.get(rule.rule_id)
     if old is not None and old.version >= rule.version:
         return []  # this partition has it already (a re-delivered copy)
@@ -354,26 +252,6 @@ def taken_back(order: Order, refunded: dict[str, tuple[int, str]]) -> list[Refun
             shipped = order.shipped
             out.append(RefundedGift(rid, g.sku, back, shipped and not g.line.consumable, shipped and g.line.consumable, reason))
     return out
-
-
-# --- evolve ---------------------------------------------------------------------------------------
-
-
-def evolve_rule(book: OrderBook, e: Message) -> None:
-    if isinstance(e, GiftRuleChanged):
-        book.gift_rules[e.rule_id] = e.rule
-    elif isinstance(e, GiftRuleReplicated):
-        old = book.rule_replicas.get(e.rule.rule_id)
-        if old is None or old.version < e.rule.version:
-            book.rule_replicas[e.rule.rule_id] = e.rule
-    elif isinstance(e, GiftRuleReviewSuggested):
-        book.reviews_open.add(e.rule_id)
-    elif isinstance(e, GiftRuleHealthy):
-        book.reviews_open.discard(e.rule_id)
-
-
-RULE_EVENTS = (GiftRuleChanged, GiftRuleReplicated, GiftRuleReviewSuggested, GiftRuleHealthy, GiftRuleCommandRejected)
-RULE_COMMANDS = (DefineGiftRule, GrantInteractionGift, AnnounceSurpriseWindow, RetireGiftRule, ReviewGiftRule, ReplicateGiftRule)
 
 
 def apply_gift(order: Order, e: Message) -> None:

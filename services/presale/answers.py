@@ -1,5 +1,5 @@
 """What presale's read routes answer, as models (see `flexchain.answers`): the campaign list, a
-campaign's view (`campaign_view`), its pledges (`pledges_view`) and its money ledger (`ledger_lines`).
+campaign's view, its pledges and its money ledger (built by `views.py`).
 
 Amounts are integer cents (fen); times are business time, ms since the epoch (UTC)."""
 

@@ -17,10 +17,10 @@ from flexchain.api import MAX_CENTS, MAX_TIME_MS, MAX_UNITS, AsOf, StrictModel, 
 from flexchain.asof import PastStates
 from flexchain.host import Runtime, base_app
 from flexchain.messages import Message
-from services.presale import domain
+from services.presale import domain, views
 from services.presale.answers import Campaign as CampaignAnswer
 from services.presale.answers import CampaignRow, Ledger, Pledge
-from services.presale.app import CampaignCollector, ledger_lines
+from services.presale.app import CampaignCollector
 from services.presale.messages import (
     AnswerPriceRise,
     AskSupplier,
@@ -34,8 +34,7 @@ from services.presale.messages import (
     RecordSupplierAnswer,
     ScheduleCampaign,
 )
-from services.presale.rules import BUCKETS, ENDED, phase_at, unit_price
-from services.presale.state import Campaign, PresaleBook
+from services.presale.state import Campaign, PresaleBook, new_state
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Cents = Annotated[int, Field(gt=0, le=MAX_CENTS, description="an amount in cents (fen): a positive whole number")]
@@ -138,107 +137,6 @@ class QuestionIn(StrictModel):
     topic: Text
 
 
-def _refunds(c: Campaign) -> list[dict[str, Any]]:
-    return [
-        {"at": at, "kind": kind, "reference": ref, "amount": amount}
-        for at, kind, ref, amount, _ in c.ledger
-        if kind.startswith(("refund", "deposit refund"))
-    ]
-
-
-def pledges_view(c: Campaign) -> dict[str, Any]:
-    return {
-        oid: {
-            "member_id": p.member_id,
-            "units": p.units,
-            "unit_price": p.unit_price,
-            "phase": p.phase,
-            "group_id": p.group_id,
-            "status": p.status,
-            "paid": p.paid,
-            "refunded": p.refunded,
-            "price_rise_owed": p.extra_owed,
-        }
-        for oid, p in sorted(c.pledges.items())
-    }
-
-
-def campaign_view(c: Campaign, now: int, cfg: Any) -> dict[str, Any]:
-    phase = c.phase
-    price = None
-    if c.starts_at is not None and c.ends_at is not None and c.status == "open":
-        phase = phase_at(c.starts_at, c.ends_at, now, cfg)
-        price = None if phase == ENDED else unit_price(c.unit_cost, phase, False, cfg)
-    open_pledges = [p for p in c.pledges.values() if p.status == "open"]
-    return {
-        "campaign_id": c.campaign_id,
-        "product": c.product,
-        "status": c.status,
-        "phase": phase,
-        "unit_price_now": price,
-        "group_price": unit_price(c.unit_cost, "group", True, cfg),
-        "unit_cost": c.unit_cost,
-        "fan_base": c.fan_base,
-        "moq": c.moq,
-        "max_capacity": c.max_capacity,
-        "split": c.split,
-        "schedule": {"starts_at": c.starts_at, "ends_at": c.ends_at, "delivery_at": c.delivery_at},
-        "intake_closed": c.intake_closed,
-        "deposits": {"count": len(c.deposits), "held": c.buckets["deposits"], "launch_signal": c.launch_signal},
-        "pledged_units": c.tally.pledged_units,
-        "pledges": {"open": len(open_pledges), "accepted_units": c.tally.accepted_units, "paid_orders": c.tally.paid_orders},
-        "groups": {
-            gid: {"orders": g.order_ids, "completed": g.completed, "dissolved": g.dissolved}
-            for gid, g in sorted(c.groups.items())
-        },
-        "buckets": {b: c.buckets[b] for b in BUCKETS},
-        "money": {
-            "received": c.received,
-            "held": c.held,
-            "released": c.released,
-            "refunded": c.refunded,
-            "uncovered_refunds": c.uncovered,
-            "balanced": c.balanced(),
-        },
-        "first_batch_units": c.first_batch_units,
-        "final_batch_units": c.final_batch_units,
-        "milestones": {
-            m: {
-                "share": str(share),
-                "due_at": c.tally.milestone_due.get(m),
-                "reached_at": c.tally.milestones_done.get(m),
-                "buyer_notice": m in c.notices,
-                "supplier_penalty": m in c.penalties,
-            }
-            for m, share in c.milestone_shares.items()
-        },
-        "releases": [
-            {"at": at, "milestone": ref, "amount": amount} for at, kind, ref, amount, _ in c.ledger if kind == "release"
-        ],
-        "refunds": _refunds(c),
-        "price_rises": {
-            rid: {
-                "old_unit_cost": r.old_unit_cost,
-                "new_unit_cost": r.new_unit_cost,
-                "shared": r.shared,
-                "answer_by": r.answer_by,
-                "open_offers": r.offers,
-                "accepted": r.accepted,
-                "declined": r.declined,
-                "expired": r.expired,
-            }
-            for rid, r in sorted(c.rises.items())
-        },
-        "risk_signals": {
-            "active": dict(sorted(c.signals.items())),
-            "history": [
-                {"at": at, "what": what, "signal_id": sid, "level": level, "detail": detail}
-                for at, what, sid, level, detail in c.signal_log
-            ],
-        },
-    }
-
-
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain presale")
 
@@ -334,12 +232,9 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.get("/campaigns", **reads(list[CampaignRow]))
     async def list_campaigns() -> list[dict[str, Any]]:
-        now, cfg = rt.now(), domain.new_state().config
+        now, cfg = rt.now(), new_state().config
         async with rt.consistent():
-            return [
-                {"campaign_id": c.campaign_id, "status": c.status, "phase": campaign_view(c, now, cfg)["phase"]}
-                for c in sorted(campaigns(), key=lambda c: c.campaign_id)
-            ]
+            return views.campaign_rows(campaigns(), now, cfg)
 
     async def past_campaign(cid: str, at: int) -> tuple[Campaign, PastStates]:
         """R-X-4: the campaign as it stood at business time `at`, folded from the log."""
@@ -349,16 +244,16 @@ def build_api(rt: Runtime) -> FastAPI:
     async def get_campaign(cid: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:
             c, past = await past_campaign(cid, as_of)
-            return {**campaign_view(c, as_of, past.state_for(cid).config), "as_of": past.replayed.summary()}
+            return {**views.campaign_view(c, as_of, past.state_for(cid).config), "as_of": past.replayed.summary()}
         async with rt.consistent():
-            return campaign_view(known(cid), rt.now(), book(cid).config)
+            return views.campaign_view(known(cid), rt.now(), book(cid).config)
 
     @app.get("/campaigns/{cid}/pledges", **reads(dict[str, Pledge], not_found=True))
     async def pledges(cid: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:
-            return pledges_view((await past_campaign(cid, as_of))[0])
+            return views.pledges_view((await past_campaign(cid, as_of))[0])
         async with rt.consistent():
-            return pledges_view(known(cid))
+            return views.pledges_view(known(cid))
 
     @app.get("/campaigns/{cid}/ledger", **reads(Ledger, not_found=True))
     async def ledger(cid: str, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> dict[str, Any]:
@@ -367,7 +262,7 @@ def build_api(rt: Runtime) -> FastAPI:
             ledger = list(c.ledger)
             totals = {"received": c.received, "held": c.held, "released": c.released, "refunded": c.refunded}
             balanced, uncovered = c.balanced(), c.uncovered
-        lines = ledger_lines(ledger)
+        lines = views.ledger_lines(ledger)
         return {
             "campaign_id": cid,
             "lines": lines[-limit:],

@@ -17,18 +17,18 @@ from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.order.messages import EVENTS as ORDER_EVENTS
-from services.presale import PACKAGE, domain, policy
+from services.presale import PACKAGE, domain, policy, state
 from services.presale.messages import COMMANDS, EVENTS
 from services.presale.rules import BUCKETS
-from services.presale.state import Campaign, LedgerLine
+from services.presale.state import Campaign
 
 SERVICE = ServiceDef(
     name="presale",
     commands=COMMANDS,
     events=EVENTS,
-    new_state=domain.new_state,
+    new_state=state.new_state,
     decide=domain.decide,
-    evolve=domain.evolve,
+    evolve=state.evolve,
     routes=(
         Route("order.events", ORDER_EVENTS, policy.react),
         Route("clock.ticks", tuple(CLOCK_MESSAGES), policy.react),
@@ -47,40 +47,6 @@ class PresaleView:
 
     def fold(self, item: Enveloped) -> None:
         pass
-
-
-def ledger_lines(ledger: list[LedgerLine]) -> list[dict[str, Any]]:
-    """A campaign's money line by line, with running totals and the R-PRE-10 check on every line."""
-    received = released = refunded = 0
-    balances = dict.fromkeys(BUCKETS, 0)
-    out = []
-    for line, (at, kind, ref, amount, change) in enumerate(ledger, start=1):
-        if kind in ("payment", "deposit"):
-            received += amount
-        elif kind == "release":
-            released += amount
-        else:
-            refunded += amount
-        for b, delta in zip(BUCKETS, change, strict=True):
-            balances[b] += delta
-        held = sum(balances.values())
-        out.append(
-            {
-                "line": line,
-                "at": at,
-                "kind": kind,
-                "reference": ref,
-                "amount": amount,
-                "buckets": {b: d for b, d in zip(BUCKETS, change, strict=True) if d},
-                "received": received,
-                "held": held,
-                "released": released,
-                "refunded": refunded,
-                "balances": dict(balances),
-                "balanced": received == held + released + refunded,
-            }
-        )
-    return out
 
 
 class CampaignCollector(Collector):

@@ -109,10 +109,7 @@ Handler = Callable[[PresaleConfig, Campaign, Any, int], list[Message]]
 def decide(book: PresaleBook, cmd: Message, now: int) -> list[Message]:
     cfg = book.config
     if isinstance(cmd, CheckCampaignTimers):
-        out: list[Message] = []
-        for _, c in sorted(book.campaigns.items()):
-            out += _with_signals(cfg, c, _timers(cfg, c, cmd.time), cmd.time, always=True)
-        return out
+        return _check_timers(book, cmd, now)
     if isinstance(cmd, CreateCampaign):
         return _create(book, cmd, now)
     found = book.campaigns.get(cmd.key)
@@ -120,7 +117,7 @@ def decide(book: PresaleBook, cmd: Message, now: int) -> list[Message]:
         if isinstance(cmd, RecordPledge):
             return [PledgeRejected(cmd.campaign_id, cmd.order_id, f"unknown campaign {cmd.campaign_id}")]
         return refuse(cmd, f"unknown campaign {cmd.key}")
-    handler = _HANDLERS.get(type(cmd))
+    handler = _CAMPAIGN_DECIDERS.get(type(cmd))
     if handler is None:
         return refuse(cmd, f"{type(cmd).__name__} is not a presale command")
     return _with_signals(cfg, found, handler(cfg, found, cmd, now), now)
@@ -137,6 +134,14 @@ def _with_signals(cfg: PresaleConfig, c: Campaign, events: list[Message], now: i
 
 
 # --- R-PRE-1, R-PRE-2: campaigns, schedule, deposits, launch ---------------------------------------
+
+
+def _check_timers(book: PresaleBook, cmd: CheckCampaignTimers, now: int) -> list[Message]:
+    cfg = book.config
+    out: list[Message] = []
+    for _, c in sorted(book.campaigns.items()):
+        out += _with_signals(cfg, c, _timers(cfg, c, cmd.time), cmd.time, always=True)
+    return out
 
 
 def _create(book: PresaleBook, cmd: CreateCampaign, now: int) -> list[Message]:
@@ -360,7 +365,7 @@ def _timers(cfg: PresaleConfig, c: Campaign, now: int) -> list[Message]:
     return out
 
 
-_HANDLERS: dict[type, Handler] = {
+_CAMPAIGN_DECIDERS: dict[type, Handler] = {
     ScheduleCampaign: _schedule,
     CollectDeposit: _deposit,
     LaunchCampaign: _launch,
@@ -375,4 +380,11 @@ _HANDLERS: dict[type, Handler] = {
     AnswerPriceRise: answer_price_rise,
     AskSupplier: ask_supplier,
     RecordSupplierAnswer: supplier_answered,
+}
+
+# every command and its decider: the timers and creation act on the book, the rest on one campaign
+DECIDERS: dict[type, Callable[..., list[Message]]] = {
+    CheckCampaignTimers: _check_timers,
+    CreateCampaign: _create,
+    **_CAMPAIGN_DECIDERS,
 }

@@ -1,4 +1,5 @@
-"""Presale's state and its fold: `evolve(book, event)` applies one event of `presale.events`.
+"""Presale's state and its fold: `evolve(book, event)` applies one event of `presale.events` through
+its evolver in `EVOLVERS` (one per event type) and returns the book.
 
 A partition's state is a `PresaleBook`: the campaigns whose id hashes to it. A campaign's running
 figures that the risk signals read live in a small `Tally`, updated by `count` from each event alone
@@ -11,8 +12,10 @@ Money conservation (R-PRE-10) holds for every campaign after every event:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from flexchain.messages import Message
 from services.presale.messages import (
@@ -37,7 +40,9 @@ from services.presale.messages import (
     PaymentEscrowed,
     PhaseChanged,
     PledgeAccepted,
+    PledgeRejected,
     PledgeReleased,
+    PresaleCommandRejected,
     PresaleRefundIssued,
     PriceRiseAccepted,
     PriceRiseDeclined,
@@ -270,138 +275,214 @@ def new_state(config: PresaleConfig | None = None) -> PresaleBook:
 # --- evolve --------------------------------------------------------------------------------------
 
 
+Evolver = Callable[[PresaleBook, Any], None]
+
+
 def evolve(book: PresaleBook, e: Message) -> PresaleBook:
-    if isinstance(e, CampaignCreated):
-        book.campaigns[e.campaign_id] = Campaign(
-            e.campaign_id,
-            e.product,
-            e.fan_base,
-            e.moq,
-            e.max_capacity,
-            e.split,
-            dict(e.milestone_shares),
-            e.created_at,
-            Tally(status=DRAFT, unit_cost=e.unit_cost),
-        )
-        return book
-    c = book.campaigns.get(e.key)
-    if c is None:
-        return book  # refusals and rejected pledges of unknown campaigns
-    count(c.tally, e)
-    _apply(c, e)
+    """Fold one event through its evolver (`EVOLVERS`); returns the book, changed in place."""
+    evolver = EVOLVERS.get(type(e))
+    if evolver is not None:
+        evolver(book, e)
     return book
 
 
-def _apply(c: Campaign, e: Message) -> None:
-    if isinstance(e, PaymentEscrowed):
-        c.received += e.amount
-        for b, cents in e.buckets.items():
-            c.buckets[b] += cents
-        c.production_funded += e.buckets.get(PRODUCTION, 0)
-        c.pledges[e.order_id].paid += e.amount
-        c.ledger.append((e.at, "payment", e.order_id, e.amount, tuple(e.buckets.get(b, 0) for b in BUCKETS)))
-    elif isinstance(e, PledgeAccepted):
-        c.pledges[e.order_id] = Pledge(e.order_id, e.member_id, e.units, e.unit_price, e.phase)
-    elif isinstance(e, CampaignScheduled):
-        c.starts_at, c.ends_at, c.delivery_at = e.starts_at, e.ends_at, e.delivery_at
-    elif isinstance(e, DepositCollected):
-        c.deposits[e.deposit_id] = Deposit(e.member_id, e.amount)
-        c.depositors[e.member_id] = e.deposit_id
-        c.buckets[DEPOSITS] += e.amount
-        c.received += e.amount
-        c.ledger.append((e.at, "deposit", e.deposit_id, e.amount, _only(DEPOSITS, e.amount)))
-    elif isinstance(e, LaunchThresholdReached):
-        c.launch_signal = True
-    elif isinstance(e, CampaignLaunched):
-        c.launched_at = e.launched_at
-        c.phase = e.phase
-    elif isinstance(e, PhaseChanged):
-        c.phase = e.phase
-    elif isinstance(e, GroupJoined):
-        g = c.groups.setdefault(e.group_id, Group())
-        g.order_ids.append(e.order_id)
-        g.members.append(e.member_id)
-        c.pledges[e.order_id].group_id = e.group_id
-    elif isinstance(e, GroupCompleted):
-        c.groups[e.group_id].completed = True
-    elif isinstance(e, GroupDissolved):
-        c.groups[e.group_id].dissolved = True
-    elif isinstance(e, IntakeClosed):
-        c.intake_closed = e.reason
-    elif isinstance(e, EscrowRefunded):
-        for b, cents in e.taken.items():
-            c.buckets[b] -= cents
-        c.refunded += sum(e.taken.values())
-        c.uncovered += e.uncovered
-        c.production_funded -= e.taken.get(PRODUCTION, 0)
-        c.pledges[e.order_id].refunded += e.requested
-        kind = f"refund ({e.initiated_by}) {e.refund_id}"
-        c.ledger.append((e.at, kind, e.order_id, sum(e.taken.values()), tuple(-e.taken.get(b, 0) for b in BUCKETS)))
-    elif isinstance(e, PresaleRefundIssued):
-        p = c.pledges[e.order_id]
-        p.status = P_VOID
+def _campaign_created(book: PresaleBook, e: CampaignCreated) -> None:
+    book.campaigns[e.campaign_id] = Campaign(
+        e.campaign_id,
+        e.product,
+        e.fan_base,
+        e.moq,
+        e.max_capacity,
+        e.split,
+        dict(e.milestone_shares),
+        e.created_at,
+        Tally(status=DRAFT, unit_cost=e.unit_cost),
+    )
+
+
+def _of_campaign(apply: Callable[[Campaign, Any], None]) -> Evolver:
+    """An evolver of the event's campaign: its tally (`count`), then `apply`; nothing for a campaign
+    this partition does not hold (refusals and rejected pledges of unknown campaigns)."""
+
+    def evolver(book: PresaleBook, e: Message) -> None:
+        c = book.campaigns.get(e.key)
+        if c is None:
+            return
+        count(c.tally, e)
+        apply(c, e)
+
+    return evolver
+
+
+def _tallied(c: Campaign, e: Message) -> None:
+    """MilestonePlanned, MilestoneReached, SupplierQuestionAsked, SupplierAnswered: the tally holds
+    them; PledgeRejected, PresaleCommandRejected: refusals change nothing."""
+
+
+def _payment_escrowed(c: Campaign, e: PaymentEscrowed) -> None:
+    c.received += e.amount
+    for b, cents in e.buckets.items():
+        c.buckets[b] += cents
+    c.production_funded += e.buckets.get(PRODUCTION, 0)
+    c.pledges[e.order_id].paid += e.amount
+    c.ledger.append((e.at, "payment", e.order_id, e.amount, tuple(e.buckets.get(b, 0) for b in BUCKETS)))
+
+
+def _pledge_accepted(c: Campaign, e: PledgeAccepted) -> None:
+    c.pledges[e.order_id] = Pledge(e.order_id, e.member_id, e.units, e.unit_price, e.phase)
+
+
+def _campaign_scheduled(c: Campaign, e: CampaignScheduled) -> None:
+    c.starts_at, c.ends_at, c.delivery_at = e.starts_at, e.ends_at, e.delivery_at
+
+
+def _deposit_collected(c: Campaign, e: DepositCollected) -> None:
+    c.deposits[e.deposit_id] = Deposit(e.member_id, e.amount)
+    c.depositors[e.member_id] = e.deposit_id
+    c.buckets[DEPOSITS] += e.amount
+    c.received += e.amount
+    c.ledger.append((e.at, "deposit", e.deposit_id, e.amount, _only(DEPOSITS, e.amount)))
+
+
+def _launch_threshold_reached(c: Campaign, e: LaunchThresholdReached) -> None:
+    c.launch_signal = True
+
+
+def _campaign_launched(c: Campaign, e: CampaignLaunched) -> None:
+    c.launched_at = e.launched_at
+    c.phase = e.phase
+
+
+def _phase_changed(c: Campaign, e: PhaseChanged) -> None:
+    c.phase = e.phase
+
+
+def _group_joined(c: Campaign, e: GroupJoined) -> None:
+    g = c.groups.setdefault(e.group_id, Group())
+    g.order_ids.append(e.order_id)
+    g.members.append(e.member_id)
+    c.pledges[e.order_id].group_id = e.group_id
+
+
+def _group_completed(c: Campaign, e: GroupCompleted) -> None:
+    c.groups[e.group_id].completed = True
+
+
+def _group_dissolved(c: Campaign, e: GroupDissolved) -> None:
+    c.groups[e.group_id].dissolved = True
+
+
+def _intake_closed(c: Campaign, e: IntakeClosed) -> None:
+    c.intake_closed = e.reason
+
+
+def _escrow_refunded(c: Campaign, e: EscrowRefunded) -> None:
+    for b, cents in e.taken.items():
+        c.buckets[b] -= cents
+    c.refunded += sum(e.taken.values())
+    c.uncovered += e.uncovered
+    c.production_funded -= e.taken.get(PRODUCTION, 0)
+    c.pledges[e.order_id].refunded += e.requested
+    kind = f"refund ({e.initiated_by}) {e.refund_id}"
+    c.ledger.append((e.at, kind, e.order_id, sum(e.taken.values()), tuple(-e.taken.get(b, 0) for b in BUCKETS)))
+
+
+def _presale_refund_issued(c: Campaign, e: PresaleRefundIssued) -> None:
+    p = c.pledges[e.order_id]
+    p.status = P_VOID
+    _withdraw_offer(c, p)
+
+
+def _pledge_released(c: Campaign, e: PledgeReleased) -> None:
+    p = c.pledges[e.order_id]
+    p.units -= e.units
+    if p.units == 0 and p.status == P_OPEN:
+        p.status = P_RELEASED
         _withdraw_offer(c, p)
-    elif isinstance(e, PledgeReleased):
-        p = c.pledges[e.order_id]
-        p.units -= e.units
-        if p.units == 0 and p.status == P_OPEN:
-            p.status = P_RELEASED
-            _withdraw_offer(c, p)
-        if p.group_id is not None and p.units == 0:
-            g = c.groups[p.group_id]
-            if not g.completed and p.order_id in g.order_ids:  # an incomplete group loses the member
-                i = g.order_ids.index(p.order_id)
-                del g.order_ids[i]
-                del g.members[i]
-    elif isinstance(e, DepositRefunded):
-        c.deposits[e.deposit_id].refunded = True
-        c.buckets[DEPOSITS] -= e.amount
-        c.refunded += e.amount
-        c.ledger.append((e.at, "deposit refund", e.deposit_id, e.amount, _only(DEPOSITS, -e.amount)))
-    elif isinstance(e, CampaignClosed):
-        c.closed_at = e.closed_at
-        c.phase = "ended"
-        if c.intake_closed is None:
-            c.intake_closed = e.reason
-    elif isinstance(e, FirstBatchPlanned):
-        c.first_batch_units = e.first_batch_units
-        c.confirm_by = e.confirm_by
-    elif isinstance(e, FinalBatchConfirmed):
-        c.final_batch_units = e.final_batch_units
-    elif isinstance(e, FundsReleased):
-        c.buckets[PRODUCTION] -= e.amount
-        c.ledger.append((e.at, "release", e.milestone, e.amount, _only(PRODUCTION, -e.amount)))
-    elif isinstance(e, PriceRiseRecorded):
-        c.rises[e.rise_id] = PriceRise(e.old_unit_cost, e.new_unit_cost, e.shared, e.answer_by)
-    elif isinstance(e, PriceRiseOffered):
-        c.rises[e.rise_id].offers[e.order_id] = e.extra_amount
-        c.pledges[e.order_id].offer = e.rise_id
-    elif isinstance(e, PriceRiseAccepted):
-        rise = c.rises[e.rise_id]
-        rise.offers.pop(e.order_id, None)
-        rise.accepted[e.order_id] = e.extra_amount
-        c.pledges[e.order_id].offer = None
-        c.pledges[e.order_id].extra_owed += e.extra_amount
-    elif isinstance(e, PriceRiseDeclined):
-        rise = c.rises[e.rise_id]
-        rise.offers.pop(e.order_id, None)
-        rise.declined.append(e.order_id)
-        c.pledges[e.order_id].offer = None
-    elif isinstance(e, PriceRiseOfferExpired):
-        rise = c.rises[e.rise_id]
-        rise.offers.pop(e.order_id, None)
-        rise.expired.append(e.order_id)
-        c.pledges[e.order_id].offer = None
-    elif isinstance(e, BuyerNoticeRequired):
-        c.notices.add(e.milestone)
-    elif isinstance(e, SupplierPenaltyDue):
-        c.penalties.add(e.milestone)
-    elif isinstance(e, RiskSignalRaised):
-        c.signals[e.signal_id] = e.level
-        c.signal_log.append((e.at, "raised", e.signal_id, e.level, e.detail))
-    elif isinstance(e, RiskSignalCleared):
-        c.signals.pop(e.signal_id, None)
-        c.signal_log.append((e.at, "cleared", e.signal_id, e.level, e.detail))
+    if p.group_id is not None and p.units == 0:
+        g = c.groups[p.group_id]
+        if not g.completed and p.order_id in g.order_ids:  # an incomplete group loses the member
+            i = g.order_ids.index(p.order_id)
+            del g.order_ids[i]
+            del g.members[i]
+
+
+def _deposit_refunded(c: Campaign, e: DepositRefunded) -> None:
+    c.deposits[e.deposit_id].refunded = True
+    c.buckets[DEPOSITS] -= e.amount
+    c.refunded += e.amount
+    c.ledger.append((e.at, "deposit refund", e.deposit_id, e.amount, _only(DEPOSITS, -e.amount)))
+
+
+def _campaign_closed(c: Campaign, e: CampaignClosed) -> None:
+    c.closed_at = e.closed_at
+    c.phase = "ended"
+    if c.intake_closed is None:
+        c.intake_closed = e.reason
+
+
+def _first_batch_planned(c: Campaign, e: FirstBatchPlanned) -> None:
+    c.first_batch_units = e.first_batch_units
+    c.confirm_by = e.confirm_by
+
+
+def _final_batch_confirmed(c: Campaign, e: FinalBatchConfirmed) -> None:
+    c.final_batch_units = e.final_batch_units
+
+
+def _funds_released(c: Campaign, e: FundsReleased) -> None:
+    c.buckets[PRODUCTION] -= e.amount
+    c.ledger.append((e.at, "release", e.milestone, e.amount, _only(PRODUCTION, -e.amount)))
+
+
+def _price_rise_recorded(c: Campaign, e: PriceRiseRecorded) -> None:
+    c.rises[e.rise_id] = PriceRise(e.old_unit_cost, e.new_unit_cost, e.shared, e.answer_by)
+
+
+def _price_rise_offered(c: Campaign, e: PriceRiseOffered) -> None:
+    c.rises[e.rise_id].offers[e.order_id] = e.extra_amount
+    c.pledges[e.order_id].offer = e.rise_id
+
+
+def _price_rise_accepted(c: Campaign, e: PriceRiseAccepted) -> None:
+    rise = c.rises[e.rise_id]
+    rise.offers.pop(e.order_id, None)
+    rise.accepted[e.order_id] = e.extra_amount
+    c.pledges[e.order_id].offer = None
+    c.pledges[e.order_id].extra_owed += e.extra_amount
+
+
+def _price_rise_declined(c: Campaign, e: PriceRiseDeclined) -> None:
+    rise = c.rises[e.rise_id]
+    rise.offers.pop(e.order_id, None)
+    rise.declined.append(e.order_id)
+    c.pledges[e.order_id].offer = None
+
+
+def _price_rise_offer_expired(c: Campaign, e: PriceRiseOfferExpired) -> None:
+    rise = c.rises[e.rise_id]
+    rise.offers.pop(e.order_id, None)
+    rise.expired.append(e.order_id)
+    c.pledges[e.order_id].offer = None
+
+
+def _buyer_notice_required(c: Campaign, e: BuyerNoticeRequired) -> None:
+    c.notices.add(e.milestone)
+
+
+def _supplier_penalty_due(c: Campaign, e: SupplierPenaltyDue) -> None:
+    c.penalties.add(e.milestone)
+
+
+def _risk_signal_raised(c: Campaign, e: RiskSignalRaised) -> None:
+    c.signals[e.signal_id] = e.level
+    c.signal_log.append((e.at, "raised", e.signal_id, e.level, e.detail))
+
+
+def _risk_signal_cleared(c: Campaign, e: RiskSignalCleared) -> None:
+    c.signals.pop(e.signal_id, None)
+    c.signal_log.append((e.at, "cleared", e.signal_id, e.level, e.detail))
+
     # MilestonePlanned, MilestoneReached, SupplierQuestionAsked, SupplierAnswered: the tally holds them;
     # PledgeRejected, PresaleCommandRejected: refusals change nothing
 
@@ -415,3 +496,42 @@ def _withdraw_offer(c: Campaign, p: Pledge) -> None:
     if p.offer is not None:
         c.rises[p.offer].offers.pop(p.order_id, None)
         p.offer = None
+
+
+EVOLVERS: dict[type[Message], Evolver] = {
+    CampaignCreated: _campaign_created,
+    PaymentEscrowed: _of_campaign(_payment_escrowed),
+    PledgeAccepted: _of_campaign(_pledge_accepted),
+    CampaignScheduled: _of_campaign(_campaign_scheduled),
+    DepositCollected: _of_campaign(_deposit_collected),
+    LaunchThresholdReached: _of_campaign(_launch_threshold_reached),
+    CampaignLaunched: _of_campaign(_campaign_launched),
+    PhaseChanged: _of_campaign(_phase_changed),
+    GroupJoined: _of_campaign(_group_joined),
+    GroupCompleted: _of_campaign(_group_completed),
+    GroupDissolved: _of_campaign(_group_dissolved),
+    IntakeClosed: _of_campaign(_intake_closed),
+    EscrowRefunded: _of_campaign(_escrow_refunded),
+    PresaleRefundIssued: _of_campaign(_presale_refund_issued),
+    PledgeReleased: _of_campaign(_pledge_released),
+    DepositRefunded: _of_campaign(_deposit_refunded),
+    CampaignClosed: _of_campaign(_campaign_closed),
+    FirstBatchPlanned: _of_campaign(_first_batch_planned),
+    FinalBatchConfirmed: _of_campaign(_final_batch_confirmed),
+    FundsReleased: _of_campaign(_funds_released),
+    PriceRiseRecorded: _of_campaign(_price_rise_recorded),
+    PriceRiseOffered: _of_campaign(_price_rise_offered),
+    PriceRiseAccepted: _of_campaign(_price_rise_accepted),
+    PriceRiseDeclined: _of_campaign(_price_rise_declined),
+    PriceRiseOfferExpired: _of_campaign(_price_rise_offer_expired),
+    BuyerNoticeRequired: _of_campaign(_buyer_notice_required),
+    SupplierPenaltyDue: _of_campaign(_supplier_penalty_due),
+    RiskSignalRaised: _of_campaign(_risk_signal_raised),
+    RiskSignalCleared: _of_campaign(_risk_signal_cleared),
+    MilestonePlanned: _of_campaign(_tallied),
+    MilestoneReached: _of_campaign(_tallied),
+    SupplierQuestionAsked: _of_campaign(_tallied),
+    SupplierAnswered: _of_campaign(_tallied),
+    PledgeRejected: _of_campaign(_tallied),
+    PresaleCommandRejected: _of_campaign(_tallied),
+}

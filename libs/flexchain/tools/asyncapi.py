@@ -2,9 +2,9 @@
 the catalogue, for teams that subscribe from other systems: topic names, keys, partitions,
 retention, the Avro schema of each message (Confluent wire format) and what the records mean.
 
-`flexchain asyncapi` prints it (or writes it with ``--out``); ``deploy/asyncapi/flexchain.json``
-is the committed copy, kept equal to this output by the deployment tests, which also validate it
-with the AsyncAPI project's own parser (@asyncapi/parser with its Avro schema parser).
+`flexchain asyncapi` prints it (or writes it with ``--out``). No copy is committed: the deployment
+test (``tests/deploy/test_asyncapi.py``) generates it and validates it with the AsyncAPI project's
+own parser (@asyncapi/parser with its Avro schema parser).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from flexchain.messages import Message
 from flexchain.testing import Scenario
-from services.inventory import planning
+from services.inventory import stock_math as planning
 from services.inventory.messages import (
     ConfigureStockPolicy,
     DailyStockReviewed,

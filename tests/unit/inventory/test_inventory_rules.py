@@ -1,4 +1,4 @@
-"""Given/when/then on the inventory decider: R-INV-1, R-INV-2, R-INV-3 (R-INV-3c live streams) and R-INV-6a.
+"""Given/when/then on the inventory decider: R-INV-1, R-INV-2, R-INV-3 (live streams included) and R-INV-6a.
 
 *Given* a history of events folded with ``evolve``, *when* a command is decided at business time ``T0``,
 *then* exactly these events follow (derived alerts included), and folding them gives the stated stock.

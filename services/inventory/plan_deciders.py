@@ -1,6 +1,6 @@
 """Inventory's plans (pure deciders): R-INV-4 the stock policy and the dynamic safety stock, the
 daily review of R-INV-4 and R-INV-6 (slow movers), R-INV-7 the standing stock after a presale.
-The arithmetic is in `planning.py`; the alert these changes may raise is `signals.with_signals`.
+The arithmetic is in `stock_math.py`; the alert these changes may raise is `signals.with_signals`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from flexchain.messages import Message
-from services.inventory import planning
+from services.inventory import stock_math
 from services.inventory.messages import (
     ConfigureStockPolicy,
     DailyStockReviewed,
@@ -20,9 +20,9 @@ from services.inventory.messages import (
     SlowMovingStockDetected,
     StockPolicyConfigured,
 )
-from services.inventory.planning import StockPolicy
 from services.inventory.signals import reject, with_signals
 from services.inventory.state import Inventory, Sku, policy_of
+from services.inventory.stock_math import StockPolicy
 
 PRESALE_SUCCEEDED = "succeeded"  # presale's CampaignClosed.outcome of a campaign that will produce
 
@@ -32,10 +32,10 @@ PRESALE_SUCCEEDED = "succeeded"  # presale's CampaignClosed.outcome of a campaig
 
 def _policy_problem(item: Sku, cmd: ConfigureStockPolicy) -> str | None:
     def bad_window(days: int | None) -> bool:
-        return days is not None and not 1 <= days <= planning.MAX_WINDOW_DAYS
+        return days is not None and not 1 <= days <= stock_math.MAX_WINDOW_DAYS
 
-    if not 0 <= cmd.lead_time_days <= planning.MAX_LEAD_TIME_DAYS:
-        return f"lead_time_days must be between 0 and {planning.MAX_LEAD_TIME_DAYS}"
+    if not 0 <= cmd.lead_time_days <= stock_math.MAX_LEAD_TIME_DAYS:
+        return f"lead_time_days must be between 0 and {stock_math.MAX_LEAD_TIME_DAYS}"
     if not cmd.cover_factor.is_finite() or cmd.cover_factor < 0:
         return "cover_factor must be >= 0"
     if cmd.monthly_visitors < 0:
@@ -43,7 +43,7 @@ def _policy_problem(item: Sku, cmd: ConfigureStockPolicy) -> str | None:
     if not cmd.conversion_rate.is_finite() or not 0 <= cmd.conversion_rate <= 1:
         return "conversion_rate must be between 0 and 1"
     if bad_window(cmd.velocity_window_days) or bad_window(cmd.slow_mover_window_days):
-        return f"windows must be between 1 and {planning.MAX_WINDOW_DAYS} days"
+        return f"windows must be between 1 and {stock_math.MAX_WINDOW_DAYS} days"
     floor = cmd.sell_through_floor
     if floor is not None and (not floor.is_finite() or not 0 <= floor <= 1):
         return "sell_through_floor must be between 0 and 1"
@@ -53,7 +53,7 @@ def _policy_problem(item: Sku, cmd: ConfigureStockPolicy) -> str | None:
     if cmd.gift_tier is not None:
         if not item.is_gift:
             return f"{item.sku} is not a gift sku: gift tiers apply to gifts only (R-INV-4)"
-        if cmd.gift_tier not in planning.GIFT_TIERS:
+        if cmd.gift_tier not in stock_math.GIFT_TIERS:
             return "gift_tier must be 1, 2 or 3"
         if cmd.gift_tier == 2 and forecast is None:
             return "a tier-2 (seasonal) gift follows a forecast: give forecast_daily_units (R-INV-4)"
@@ -64,7 +64,7 @@ def configure(item: Sku, cmd: Any, now: int) -> list[Message]:
     problem = _policy_problem(item, cmd)
     if problem:
         return reject(cmd, problem)
-    d = planning.DEFAULT_POLICY
+    d = stock_math.DEFAULT_POLICY
     configured = StockPolicyConfigured(
         item.sku,
         cmd.lead_time_days,
@@ -78,7 +78,7 @@ def configure(item: Sku, cmd: Any, now: int) -> list[Message]:
         d.sell_through_floor if cmd.sell_through_floor is None else Decimal(cmd.sell_through_floor),
     )
     out: list[Message] = [configured]
-    changed = _safety_change(item, policy_of(configured), planning.day_of(now))
+    changed = _safety_change(item, policy_of(configured), stock_math.day_of(now))
     if changed is not None:
         out.append(changed)
     return out
@@ -86,11 +86,11 @@ def configure(item: Sku, cmd: Any, now: int) -> list[Message]:
 
 def _safety_change(item: Sku, policy: StockPolicy, today: int) -> SafetyStockSet | None:
     """R-INV-4: the safety stock the policy gives today, as an event if it differs from the current one."""
-    measured = planning.velocity(item.shipped_by_day, today, policy.velocity_window_days, item.registered_day)
-    units, demand, basis = planning.safety_stock(policy, item.is_gift, measured)
+    measured = stock_math.velocity(item.shipped_by_day, today, policy.velocity_window_days, item.registered_day)
+    units, demand, basis = stock_math.safety_stock(policy, item.is_gift, measured)
     if units == item.safety_stock:
         return None  # only a change is an event: nothing repeats
-    return SafetyStockSet(item.sku, units, planning.as_decimal(demand), basis)
+    return SafetyStockSet(item.sku, units, stock_math.as_decimal(demand), basis)
 
 
 # --- the daily review: R-INV-4 safety stock, R-INV-6 slow movers -------------------------------------
@@ -100,7 +100,7 @@ def review(state: Inventory, cmd: Any, now: int) -> list[Message]:
     """The first tick of a business day reviews every sku of the partition once; later ticks of
     the day, and ticks of days already reviewed, change nothing."""
     time = cmd.time
-    today = planning.day_of(time)
+    today = stock_math.day_of(time)
     if not state.skus or (state.reviewed_day is not None and today <= state.reviewed_day):
         return []
     out: list[Message] = []
@@ -117,11 +117,11 @@ def _slow_mover(item: Sku, today: int) -> list[Message]:
     """R-INV-6: sell-through below the floor over the window starts an episode (one event); at or
     above the floor, or nothing on hand, ends it. A sku listed less than a window ago, or with
     nothing on hand, is never flagged."""
-    policy = item.policy or planning.DEFAULT_POLICY
+    policy = item.policy or stock_math.DEFAULT_POLICY
     window = policy.slow_mover_window_days
     on_hand = item.on_hand
-    shipped = planning.shipped_in(item.shipped_by_day, today, window)
-    rate = planning.sell_through(shipped, on_hand)
+    shipped = stock_math.shipped_in(item.shipped_by_day, today, window)
+    rate = stock_math.sell_through(shipped, on_hand)
     slow = on_hand > 0 and rate < policy.sell_through_floor
     if slow and not item.slow_moving:
         listed = item.registered_day
@@ -129,10 +129,10 @@ def _slow_mover(item: Sku, today: int) -> list[Message]:
             return []
         episode = item.slow_episodes + 1
         floor = policy.sell_through_floor
-        detected = SlowMovingStockDetected(item.sku, episode, planning.as_decimal(rate), shipped, on_hand, window, floor, today)
+        detected = SlowMovingStockDetected(item.sku, episode, stock_math.as_decimal(rate), shipped, on_hand, window, floor, today)
         return [detected]
     if item.slow_moving and not slow:
-        return [SlowMovingStockCleared(item.sku, item.slow_episodes, planning.as_decimal(rate), shipped, on_hand, today)]
+        return [SlowMovingStockCleared(item.sku, item.slow_episodes, stock_math.as_decimal(rate), shipped, on_hand, today)]
     return []
 
 
@@ -152,8 +152,8 @@ def presale_closed(state: Inventory, cmd: Any, now: int) -> list[Message]:
     if sku is None or cmd.outcome != PRESALE_SUCCEEDED:
         return []
     item = state.skus.get(sku)
-    policy = (item.policy if item is not None else None) or planning.DEFAULT_POLICY
-    units = planning.standing_stock(cmd.pledged_units, policy.monthly_visitors, policy.conversion_rate)
+    policy = (item.policy if item is not None else None) or stock_math.DEFAULT_POLICY
+    units = stock_math.standing_stock(cmd.pledged_units, policy.monthly_visitors, policy.conversion_rate)
     plan = RegularStockPlanned(sku, cmd.campaign_id, cmd.pledged_units, policy.monthly_visitors, policy.conversion_rate, units)
     if item is None:
         return [plan]  # kept for the sku: it applies when the sku is registered

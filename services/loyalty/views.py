@@ -1,0 +1,118 @@
+"""Loyalty's read-model queries (pure): what the read routes of `api.py` answer — a member, its points
+ledger page by page, the members of a stage or segment — built from the read model (`LoyaltyView`,
+in `app.py`); the answer models are in `answers.py`."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from flexchain.messages import to_record
+from services.loyalty.app import LoyaltyView
+from services.loyalty.members import NO_DAY, Member, batch_day, batch_points
+from services.loyalty.messages import (
+    STAGES,
+    PointsEarned,
+    PointsExpired,
+    PointsRedeemed,
+    PointsReleased,
+    PointsReversed,
+)
+from services.loyalty.rules import day_of, day_start, iso, rfm_scores, segment
+
+
+def _day(day: int, view: LoyaltyView) -> dict[str, Any]:
+    return {"date": iso(day), "at": day_start(day, view.config)}
+
+
+def _totals(view: LoyaltyView, member_id: str) -> dict[str, int]:
+    """The ledger summed: earned = available + pending + redeemed + expired + reversed (R-LOY-2)."""
+    t = dict.fromkeys(("earned", "released", "redeemed", "expired", "reversed", "shortfall"), 0)
+    for entry in view.ledger.get(member_id, []):
+        mv = entry.movement
+        if isinstance(mv, PointsEarned):
+            t["earned"] += mv.points
+        elif isinstance(mv, PointsReleased):
+            t["released"] += mv.points
+        elif isinstance(mv, PointsRedeemed):
+            t["redeemed"] += mv.points
+        elif isinstance(mv, PointsExpired):
+            t["expired"] += mv.points
+        elif isinstance(mv, PointsReversed):
+            t["reversed"] += mv.points
+            t["shortfall"] += mv.shortfall
+    return t
+
+
+def member_view(view: LoyaltyView, m: Member, now: int) -> dict[str, Any]:
+    cfg = view.config
+    today = day_of(now, cfg)
+    tier = cfg.tiers[m.tier]
+    nxt = cfg.tiers[m.tier + 1] if m.tier + 1 < len(cfg.tiers) else None
+    batches = [(batch_day(b), batch_points(b)) for b in m.batches]
+    scores = rfm_scores(m.rfm) if m.rfm >= 0 else None
+    return {
+        "member_id": m.member_id,
+        "joined": _day(m.joined, view),
+        "referral_pending_from": m.referrer,
+        "tier": {
+            "name": tier.name,
+            "discount_rate": str(tier.discount_rate),
+            "growth": m.growth,
+            "next": None if nxt is None else {"name": nxt.name, "threshold": nxt.threshold, "missing": nxt.threshold - m.growth},
+        },
+        "stage": STAGES[m.stage],
+        "rfm": {
+            "segment": segment(m.rfm),
+            "recency": scores and scores[0],
+            "frequency": scores and scores[1],
+            "monetary": scores and scores[2],
+        },
+        "purchases": {
+            "orders": m.orders,
+            "purchase_days": m.purchase_days,
+            "net_spend": m.spend,
+            "first": None if m.first_day == NO_DAY else _day(m.first_day, view),
+            "last": None if m.last_day == NO_DAY else _day(m.last_day, view),
+        },
+        "points": {
+            "available": m.available(today),
+            "pending": m.pending,
+            "held": sum(p for _, p in batches),  # available + expired batches the next tick books off
+            "expiring": [{**_day(d, view), "points": p} for d, p in batches if d > today],
+        },
+        "totals": _totals(view, m.member_id),
+        "reminders": [
+            {"sku": sku, "run_out": _day(run_out, view), "order_id": order}
+            for sku, (run_out, order) in sorted(m.reminders.items())
+        ],
+    }
+
+
+def ledger_page(view: LoyaltyView, member_id: str, offset: int, limit: int) -> dict[str, Any]:
+    """The member's point movements, oldest first, from `offset`."""
+    entries = view.ledger.get(member_id, [])
+    page = [
+        {
+            "type": type(e.movement).__name__,
+            "business_time": e.business_time,
+            "event_id": e.event_id,
+            "causation_id": e.causation_id,
+            **{k: v for k, v in to_record(e.movement).items() if k != "member_id"},
+        }
+        for e in entries[offset : offset + limit]
+    ]
+    return {"member_id": member_id, "total": len(entries), "offset": offset, "entries": page}
+
+
+def members_page(view: LoyaltyView, stage: str | None, segment_: str | None, offset: int, limit: int) -> dict[str, Any]:
+    """The members of a stage, of a segment, or of both, in the order they entered it."""
+    pool: dict[str, None] = {}
+    if stage is not None:
+        pool = view.by_stage[stage]
+    elif segment_ is not None:
+        pool = view.by_segment.get(segment_, {})
+    if stage is not None and segment_ is not None:
+        pool = {m: None for m in pool if view.segments.get(m) == segment_}
+    page = list(islice(pool, offset, offset + limit))
+    return {"stage": stage, "segment": segment_, "total": len(pool), "offset": offset, "members": page}

@@ -1,0 +1,51 @@
+"""Order's read-model queries (pure): what the read routes of `api.py` answer — an order with its
+history, a gift rule with its replication, review and performance — built from the folded state;
+the answer models are in `answers.py`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from flexchain.messages import to_record
+from services.order.messages import GiftPerformance, GiftRule
+from services.order.state import Order
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "status": order.status,
+        "member_id": order.member_id,
+        "channel": order.channel,
+        "distributor_id": order.distributor_id,
+        "campaign_id": order.campaign_id,
+        "lines": [asdict(line) for line in order.lines],
+        "total": order.total,
+        "paid": order.paid,
+        "refunded_amount": order.refunded_amount,
+        "refunded_qty": order.refunded_qty,
+        "pay_by": order.pay_by,
+        "return_window_ends": order.return_window_ends,
+        "reservations": {sku: ("reserved" if ok else "rejected") for sku, ok in order.answers.items()},
+        "tier": order.tier,
+        "discount_rate": str(order.discount_rate) if order.discount_rate is not None else None,
+        "gifts": {
+            rule_id: {"sku": g.sku, "qty": g.qty, "unit_cost": g.unit_cost, "status": g.status, "taken_back": g.taken_back}
+            for rule_id, g in sorted(order.gifts.items())
+        },
+        "history": [{"event_type": type(e).__name__, **to_record(e)} for e in order.history],
+    }
+
+
+def rule_view(
+    rule: GiftRule, copies: list[GiftRule | None], review_open: bool, figures: GiftPerformance | None
+) -> dict[str, Any]:
+    """A gift rule as its aggregate holds it, with `copies`: each partition's replica of it."""
+    return {
+        **asdict(rule),
+        # the rule applies to new orders once every partition holds this version of it
+        "replicated": all(c is not None and c.version >= rule.version for c in copies),
+        "review_suggested": review_open,
+        "performance": asdict(figures) if figures else None,
+    }
