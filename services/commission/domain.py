@@ -31,7 +31,7 @@ from services.commission.state import CommissionState, Network, refuse
 
 def new_state(plan: CommissionPlan | None = None) -> CommissionState:
     """An empty partition; `plan` is the merchant's starting plan (the defaults of DOMAIN.md)."""
-    return CommissionState(network=Network(plans=[PlanVersion(0, 0, plan or DEFAULT_PLAN)]))
+    return CommissionState(network=Network(plans=[PlanVersion(effective_from=0, seq=0, plan=plan or DEFAULT_PLAN)]))
 
 
 def replicate(state: CommissionState, cmd: ReplicateNetwork, now: int) -> list[Message]:
@@ -39,7 +39,7 @@ def replicate(state: CommissionState, cmd: ReplicateNetwork, now: int) -> list[M
     already has it). A distributor's first record also releases what waited for it here."""
     if cmd.seq <= state.network.seq:
         return []
-    out: list[Message] = [NetworkReplicated(cmd.seq, cmd.change)]
+    out: list[Message] = [NetworkReplicated(seq=cmd.seq, change=cmd.change)]
     record = cmd.change.distributor
     if record is not None and record.distributor_id not in state.network.distributors:
         out += tree.unpark(state, record, now, cmd)

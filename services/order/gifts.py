@@ -40,7 +40,7 @@ from services.order.messages import (
     GiftRule,
     GiftRuleChanged,
     GiftRuleCommandRejected,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleReplicated,
     GiftRuleReviewSuggested,
     GiftRuleSkipped,
@@ -99,7 +99,7 @@ def _cap_reason(cap: Decimal, sku: str, qty: int, unit_cost: int, main: OrderLin
 
 
 def _refuse(cmd: Any, reason: str) -> list[Message]:
-    return [GiftRuleCommandRejected(cmd.rule_id, type(cmd).__name__, reason)]
+    return [GiftRuleCommandRejected(rule_id=cmd.rule_id, command=type(cmd).__name__, reason=reason)]
 
 
 def validate_definition(cmd: DefineGiftRule) -> str | None:
@@ -128,25 +128,25 @@ def decide_rule(book: OrderBook, cmd: Message) -> list[Message]:
             return _refuse(cmd, problem)
         c = cmd
         new = GiftRule(
-            c.rule_id,
-            (rule.version if rule else 0) + 1,
-            c.tier,
-            c.main_sku,
-            c.main_unit_cost,
-            c.gift_sku,
-            c.gift_unit_cost,
-            c.gift_qty,
-            c.fallback_sku,
-            c.fallback_unit_cost,
-            c.consumable,
-            c.converts_to or c.main_sku,
-            sorted(set(c.channels)),
-            list(rule.members) if rule and rule.tier == c.tier else [],
-            rule.window_start if rule and rule.tier == c.tier else None,
-            rule.window_end if rule and rule.tier == c.tier else None,
-            True,
+            rule_id=c.rule_id,
+            version=(rule.version if rule else 0) + 1,
+            tier=c.tier,
+            main_sku=c.main_sku,
+            main_unit_cost=c.main_unit_cost,
+            gift_sku=c.gift_sku,
+            gift_unit_cost=c.gift_unit_cost,
+            gift_qty=c.gift_qty,
+            fallback_sku=c.fallback_sku,
+            fallback_unit_cost=c.fallback_unit_cost,
+            consumable=c.consumable,
+            converts_to=c.converts_to or c.main_sku,
+            channels=sorted(set(c.channels)),
+            members=list(rule.members) if rule and rule.tier == c.tier else [],
+            window_start=rule.window_start if rule and rule.tier == c.tier else None,
+            window_end=rule.window_end if rule and rule.tier == c.tier else None,
+            active=True,
         )
-        return [GiftRuleChanged(c.rule_id, "defined" if rule is None else "redefined", new)]
+        return [GiftRuleChanged(rule_id=c.rule_id, change="defined" if rule is None else "redefined", rule=new)]
     if rule is None:
         return _refuse(cmd, f"unknown gift rule {cmd.key}")
     if isinstance(cmd, GrantInteractionGift):
@@ -155,18 +155,22 @@ def decide_rule(book: OrderBook, cmd: Message) -> list[Message]:
         if cmd.member_id in rule.members:
             return _refuse(cmd, f"member {cmd.member_id} was already granted rule {rule.rule_id}")
         changed = dataclasses.replace(rule, version=rule.version + 1, members=sorted([*rule.members, cmd.member_id]))
-        return [GiftRuleChanged(rule.rule_id, "member_granted", changed)]
+        return [GiftRuleChanged(rule_id=rule.rule_id, change="member_granted", rule=changed)]
     if isinstance(cmd, AnnounceSurpriseWindow):
         if rule.tier != "surprise":
             return _refuse(cmd, f"rule {rule.rule_id} is a {rule.tier} rule: only surprise rules have a window")
         if cmd.ends_at <= cmd.starts_at:
             return _refuse(cmd, "the window must end after it starts")
         changed = dataclasses.replace(rule, version=rule.version + 1, window_start=cmd.starts_at, window_end=cmd.ends_at)
-        return [GiftRuleChanged(rule.rule_id, "window_announced", changed)]
+        return [GiftRuleChanged(rule_id=rule.rule_id, change="window_announced", rule=changed)]
     if isinstance(cmd, RetireGiftRule):
         if not rule.active:
             return _refuse(cmd, f"rule {rule.rule_id} is already retired")
-        return [GiftRuleChanged(rule.rule_id, "retired", dataclasses.replace(rule, version=rule.version + 1, active=False))]
+        return [
+            GiftRuleChanged(
+                rule_id=rule.rule_id, change="retired", rule=dataclasses.replace(rule, version=rule.version + 1, active=False)
+            )
+        ]
     if isinstance(cmd, ReviewGiftRule):
         return _review(book, cmd)
     return _refuse(cmd, f"{type(cmd).__name__} is not a gift-rule command")
@@ -180,9 +184,9 @@ def _review(book: OrderBook, cmd: ReviewGiftRule) -> list[Message]:
     roi = Decimal(perf.roi)
     open_ = cmd.rule_id in book.reviews_open
     if roi < ROI_REVIEW_BELOW and not open_:
-        return [GiftRuleReviewSuggested(cmd.rule_id, perf.roi, str(ROI_REVIEW_BELOW), perf)]
+        return [GiftRuleReviewSuggested(rule_id=cmd.rule_id, roi=perf.roi, threshold=str(ROI_REVIEW_BELOW), performance=perf)]
     if roi >= ROI_HEALTHY and open_:
-        return [GiftRuleHealthy(cmd.rule_id, perf.roi)]
+        return [GiftRuleRecovered(rule_id=cmd.rule_id, roi=perf.roi)]
     return []
 
 
@@ -203,16 +207,16 @@ def _qualifies(rule: GiftRule, order: Any, member_id: str, placed_at: int) -> bo
 
 def _gift_line(rule: GiftRule) -> GiftLine:
     return GiftLine(
-        rule.rule_id,
-        rule.gift_sku,
-        rule.gift_qty,
-        rule.gift_unit_cost,
-        rule.main_sku,
-        rule.tier,
-        rule.consumable,
-        rule.fallback_sku,
-        rule.fallback_unit_cost,
-        rule.main_unit_cost,
+        rule_id=rule.rule_id,
+        sku=rule.gift_sku,
+        qty=rule.gift_qty,
+        unit_cost=rule.gift_unit_cost,
+        main_sku=rule.main_sku,
+        tier=rule.tier,
+        consumable=rule.consumable,
+        fallback_sku=rule.fallback_sku,
+        fallback_unit_cost=rule.fallback_unit_cost,
+        main_unit_cost=rule.main_unit_cost,
     )
 
 
@@ -220,11 +224,16 @@ def _attach(cap: Decimal, rule: GiftRule, order_id: str, lines: list[OrderLine],
     """The gift line of `rule` for an order, or the recorded reason it is skipped."""
     main = next(line for line in lines if line.sku == rule.main_sku)
     if rule.gift_sku in taken:
-        return GiftRuleSkipped(order_id, rule.rule_id, rule.gift_sku, f"gift {rule.gift_sku} is already in the order")
+        return GiftRuleSkipped(
+            order_id=order_id,
+            rule_id=rule.rule_id,
+            gift_sku=rule.gift_sku,
+            reason=f"gift {rule.gift_sku} is already in the order",
+        )
     if not within_cap(cap, rule.gift_qty, rule.gift_unit_cost, main, rule.main_unit_cost):
         r = rule
         reason = _cap_reason(cap, r.gift_sku, r.gift_qty, r.gift_unit_cost, main, r.main_unit_cost, "at the list price")
-        return GiftRuleSkipped(order_id, rule.rule_id, rule.gift_sku, reason)
+        return GiftRuleSkipped(order_id=order_id, rule_id=rule.rule_id, gift_sku=rule.gift_sku, reason=reason)
     return _gift_line(rule)
 
 
@@ -252,7 +261,7 @@ def _replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
     old = book.rule_replicas.get(rule.rule_id)
     if old is not None and old.version >= rule.version:
         return []  # this partition has it already (a re-delivered copy)
-    out: list[Message] = [GiftRuleReplicated(rule)]
+    out: list[Message] = [GiftRuleReplicated(rule=rule)]
     window_news = rule.tier == "surprise" and rule.window_start is not None
     if window_news and (old is None or (old.window_start, old.window_end) != (rule.window_start, rule.window_end)):
         for order_id in sorted(book.orders):
@@ -262,7 +271,7 @@ def _replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
             if not _qualifies(rule, order, order.member_id, order.placed_at):
                 continue
             got = _attach(book.config.gift_cost_cap, rule, order_id, order.lines, skus_in_use(order))
-            out.append(GiftAttached(order_id, got) if isinstance(got, GiftLine) else got)
+            out.append(GiftAttached(order_id=order_id, gift=got) if isinstance(got, GiftLine) else got)
     return out
 
 
@@ -288,21 +297,32 @@ def on_stock_answer(book: OrderBook, order: Order, gift: GiftState, reserved: bo
     late = order.status not in OPEN or _main_refunded(order, gift.line.main_sku)
     if reserved:
         if late:
-            return GiftOmitted(oid, rid, gift.sku, f"the order is {order.status} or its main line refunded: the gift is not sent")
-        return GiftReserved(oid, rid, gift.sku)
+            return GiftOmitted(
+                order_id=oid,
+                rule_id=rid,
+                sku=gift.sku,
+                reason=f"the order is {order.status} or its main line refunded: the gift is not sent",
+            )
+        return GiftReserved(order_id=oid, rule_id=rid, sku=gift.sku)
     reason = f"gift {gift.sku} out of stock ({why})"
     fallback = gift.line.fallback_sku
     if late or fallback is None or gift.tried_fallback:
-        return GiftOmitted(oid, rid, gift.sku, reason + ("" if fallback and not late else "; no fallback gift"))
+        return GiftOmitted(
+            order_id=oid, rule_id=rid, sku=gift.sku, reason=reason + ("" if fallback and not late else "; no fallback gift")
+        )
     if fallback in skus_in_use(order):
-        return GiftOmitted(oid, rid, gift.sku, f"{reason}; fallback {fallback} is already in the order")
+        return GiftOmitted(
+            order_id=oid, rule_id=rid, sku=gift.sku, reason=f"{reason}; fallback {fallback} is already in the order"
+        )
     main = order.line(gift.line.main_sku)
     assert main is not None
     cap, cost, main_cost = book.config.gift_cost_cap, gift.line.fallback_unit_cost, gift.line.main_unit_cost
     if not within_cap(cap, gift.qty, cost, main, main_cost):
         over = _cap_reason(cap, fallback, gift.qty, cost, main, main_cost, "")
-        return GiftOmitted(oid, rid, gift.sku, f"{reason}; fallback {over}")
-    return GiftSubstituted(oid, rid, gift.sku, fallback, gift.qty, cost, reason)
+        return GiftOmitted(order_id=oid, rule_id=rid, sku=gift.sku, reason=f"{reason}; fallback {over}")
+    return GiftSubstituted(
+        order_id=oid, rule_id=rid, from_sku=gift.sku, to_sku=fallback, qty=gift.qty, unit_cost=cost, reason=reason
+    )
 
 
 def waiting_for_gifts(order: Order) -> bool:
@@ -321,7 +341,7 @@ def over_cap_at(book: OrderBook, order: Order, lines: list[OrderLine]) -> list[M
             continue
         if not within_cap(cap, g.qty, g.unit_cost, main, g.line.main_unit_cost):
             reason = _cap_reason(cap, g.sku, g.qty, g.unit_cost, main, g.line.main_unit_cost, "at the final price")
-            out.append(GiftRuleSkipped(order.order_id, rid, g.sku, reason))
+            out.append(GiftRuleSkipped(order_id=order.order_id, rule_id=rid, gift_sku=g.sku, reason=reason))
     return out
 
 
@@ -352,7 +372,16 @@ def taken_back(order: Order, refunded: dict[str, tuple[int, str]]) -> list[Refun
         back = g.qty * after // main.qty - g.taken_back
         if back > 0:
             shipped = order.shipped
-            out.append(RefundedGift(rid, g.sku, back, shipped and not g.line.consumable, shipped and g.line.consumable, reason))
+            out.append(
+                RefundedGift(
+                    rule_id=rid,
+                    sku=g.sku,
+                    qty=back,
+                    goods_returned=shipped and not g.line.consumable,
+                    written_off=shipped and g.line.consumable,
+                    reason=reason,
+                )
+            )
     return out
 
 
@@ -368,11 +397,11 @@ def evolve_rule(book: OrderBook, e: Message) -> None:
             book.rule_replicas[e.rule.rule_id] = e.rule
     elif isinstance(e, GiftRuleReviewSuggested):
         book.reviews_open.add(e.rule_id)
-    elif isinstance(e, GiftRuleHealthy):
+    elif isinstance(e, GiftRuleRecovered):
         book.reviews_open.discard(e.rule_id)
 
 
-RULE_EVENTS = (GiftRuleChanged, GiftRuleReplicated, GiftRuleReviewSuggested, GiftRuleHealthy, GiftRuleCommandRejected)
+RULE_EVENTS = (GiftRuleChanged, GiftRuleReplicated, GiftRuleReviewSuggested, GiftRuleRecovered, GiftRuleCommandRejected)
 RULE_COMMANDS = (DefineGiftRule, GrantInteractionGift, AnnounceSurpriseWindow, RetireGiftRule, ReviewGiftRule, ReplicateGiftRule)
 
 

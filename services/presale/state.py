@@ -47,7 +47,7 @@ from services.presale.messages import (
     RiskSignalCleared,
     RiskSignalRaised,
     SupplierAnswered,
-    SupplierPenaltyDue,
+    SupplierPenaltyIncurred,
     SupplierQuestionAsked,
 )
 from services.presale.rules import BUCKETS, DAY_MS, DEPOSITS, PRODUCTION, UPCOMING, PresaleConfig
@@ -394,7 +394,7 @@ def _apply(c: Campaign, e: Message) -> None:
         c.pledges[e.order_id].offer = None
     elif isinstance(e, BuyerNoticeRequired):
         c.notices.add(e.milestone)
-    elif isinstance(e, SupplierPenaltyDue):
+    elif isinstance(e, SupplierPenaltyIncurred):
         c.penalties.add(e.milestone)
     elif isinstance(e, RiskSignalRaised):
         c.signals[e.signal_id] = e.level

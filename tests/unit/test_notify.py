@@ -158,7 +158,7 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
 
     config = parse([hook(name="ops", url="http://sink/ok"), hook(name="gone", url="http://sink/gone")], "test")
     parked: list[tuple[str, bytes | None, dict[str, bytes]]] = []
-    back_in_stock = event("StockBackInStock", 1)
+    back_in_stock = event("StockBecameAvailable", 1)
     value, eid = CODEC.encode(back_in_stock), back_in_stock.envelope.event_id
 
     async def park(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
@@ -178,7 +178,7 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
                 DECODE,
                 structlog.get_logger(),
             )
-            rec = Record("inventory.events", 2, 40, 0.0, b"k", value, {"type": b"StockBackInStock"})
+            rec = Record("inventory.events", 2, 40, 0.0, b"k", value, {"type": b"StockBecameAvailable"})
             await step.handle(rec, DECODE.read(value))
             quiet = CODEC.encode(event("StockReceived", 2))
             await step.handle(Record("inventory.events", 2, 41, 0.0, b"k", quiet, {}), DECODE.read(quiet))
@@ -206,7 +206,7 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
         b"2",
         b"40",
     )
-    assert h["flexchain.target.webhook"] == b"gone" and h["type"] == b"StockBackInStock"
+    assert h["flexchain.target.webhook"] == b"gone" and h["type"] == b"StockBecameAvailable"
     assert junk == b"junk" and h2["flexchain.dlq.reason"].startswith(b"undecodable: not in the wire format")
     # parked again after the redrive: the original source, the redrive count carried
     assert h3["flexchain.source.topic"] == b"inventory.events" and h3["flexchain.source.offset"] == b"40"

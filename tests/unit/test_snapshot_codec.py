@@ -60,8 +60,17 @@ def envelopes(log: list[Message]) -> list[Enveloped]:
     for i, e in enumerate(log):
         key = e.key
         versions[key] = versions.get(key, 0) + 1
-        env = Envelope(f"e{i}", type(e).__name__, key, versions[key], T0 + i * 60_000, key, f"c{i // 2}", "test")
-        out.append(Enveloped(env, e))
+        env = Envelope(
+            event_id=f"e{i}",
+            event_type=type(e).__name__,
+            aggregate_id=key,
+            aggregate_version=versions[key],
+            business_time=T0 + i * 60_000,
+            correlation_id=key,
+            causation_id=f"c{i // 2}",
+            producer="test",
+        )
+        out.append(Enveloped(envelope=env, message=e))
     return out
 
 

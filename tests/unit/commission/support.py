@@ -39,4 +39,4 @@ def refused(state: CommissionState, cmd: Message, now: int = T0) -> str:
 
 
 def reg(d: str, upline: str | None = None, **kw: object) -> RegisterDistributor:
-    return RegisterDistributor(NETWORK, d, upline_id=upline, **kw)  # type: ignore[arg-type]
+    return RegisterDistributor(network_id=NETWORK, distributor_id=d, upline_id=upline, **kw)  # type: ignore[arg-type]

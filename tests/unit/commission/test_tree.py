@@ -38,7 +38,9 @@ from tests.unit.commission.support import T0, given, refused, reg, when
 
 def chain_abc(levels: int = 2, depth: int | None = None) -> CommissionState:
     """a ← b ← c (c recruited by b, b by a); `depth`: a cap on recruitment depth."""
-    plan: list[Message] = [SetCommissionLevels(NETWORK, levels, depth)] if (levels, depth) != (2, None) else []
+    plan: list[Message] = (
+        [SetCommissionLevels(network_id=NETWORK, levels=levels, max_chain_depth=depth)] if (levels, depth) != (2, None) else []
+    )
     return given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
 
 
@@ -48,7 +50,16 @@ def chain_abc(levels: int = 2, depth: int | None = None) -> CommissionState:
 def test_a_distributor_joins_under_their_recruiter() -> None:
     state = given(reg("a"))
     events = when(state, reg("b", "a", name="Bea", grade="gold"), T0 + 5)
-    assert events == [DistributorRegistered(NETWORK, 2, DistributorRecord("b", "Bea", "a", "gold", None, T0 + 5), False)]
+    assert events == [
+        DistributorRegistered(
+            network_id=NETWORK,
+            seq=2,
+            distributor=DistributorRecord(
+                distributor_id="b", name="Bea", upline_id="a", grade="gold", qualified_until=None, registered_at=T0 + 5
+            ),
+            sponsored=False,
+        )
+    ]
     assert state.network.children == {"a": {"b"}}
 
 
@@ -73,50 +84,62 @@ def test_recruitment_goes_deeper_than_the_commission_levels() -> None:
     for i, (who, upline) in enumerate([("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")]):
         [e] = when(state, reg(who, upline))
         assert isinstance(e, DistributorRegistered) and e.seq == 5 + i and e.distributor.upline_id == upline
-    cycle = refused(state, LinkDistributor(NETWORK, "a", "g"))
+    cycle = refused(state, LinkDistributor(network_id=NETWORK, distributor_id="a", upline_id="g"))
     assert cycle == "linking a under g would make a cycle: a → g → f → e → d → c → b → a"
-    assert "cycle" in refused(state, LinkDistributor(NETWORK, "c", "e"))
+    assert "cycle" in refused(state, LinkDistributor(network_id=NETWORK, distributor_id="c", upline_id="e"))
 
 
 def test_a_merchant_may_cap_recruitment_depth() -> None:
     state = chain_abc(depth=3)  # depth 3 = the cap
     reason = refused(state, reg("d", "c"))
     assert reason == "chain too deep: d → c → b → a would be 4 levels, the recruitment depth cap is 3 (max_chain_depth, R-COM-1)"
-    shallow = given(SetCommissionLevels(NETWORK, 2, 2), reg("a"), reg("b", "a"))
+    shallow = given(SetCommissionLevels(network_id=NETWORK, levels=2, max_chain_depth=2), reg("a"), reg("b", "a"))
     assert "would be 3 levels, the recruitment depth cap is 2" in refused(shallow, reg("c", "b"))
     # the cap cannot go below a chain the tree holds; 0 lifts it; leaving it out keeps it
-    assert "chains of 3 levels" in refused(state, SetCommissionLevels(NETWORK, 2, 2))
-    [kept] = when(state, SetCommissionLevels(NETWORK, 3))
+    assert "chains of 3 levels" in refused(state, SetCommissionLevels(network_id=NETWORK, levels=2, max_chain_depth=2))
+    [kept] = when(state, SetCommissionLevels(network_id=NETWORK, levels=3))
     assert isinstance(kept, CommissionPlanChanged) and kept.plan.max_chain_depth == 3 and kept.plan.levels == 3
-    [lifted] = when(state, SetCommissionLevels(NETWORK, 3, 0))
+    [lifted] = when(state, SetCommissionLevels(network_id=NETWORK, levels=3, max_chain_depth=0))
     assert isinstance(lifted, CommissionPlanChanged) and lifted.plan.max_chain_depth == 0
     assert isinstance(when(state, reg("d", "c"))[0], DistributorRegistered)
 
 
 def test_a_link_that_would_make_a_cycle_is_refused_with_the_path() -> None:
     state = chain_abc()
-    assert refused(state, LinkDistributor(NETWORK, "a", "c")) == "linking a under c would make a cycle: a → c → b → a"
-    assert "cycle" in refused(state, LinkDistributor(NETWORK, "a", "b"))
-    assert "(a cycle)" in refused(state, LinkDistributor(NETWORK, "a", "a"))
+    assert (
+        refused(state, LinkDistributor(network_id=NETWORK, distributor_id="a", upline_id="c"))
+        == "linking a under c would make a cycle: a → c → b → a"
+    )
+    assert "cycle" in refused(state, LinkDistributor(network_id=NETWORK, distributor_id="a", upline_id="b"))
+    assert "(a cycle)" in refused(state, LinkDistributor(network_id=NETWORK, distributor_id="a", upline_id="a"))
 
 
 def test_a_link_is_checked_with_the_whole_downline_it_moves() -> None:
-    state = given(SetCommissionLevels(NETWORK, 2, 3), reg("a"), reg("b", "a"), reg("x"), reg("y", "x"))
+    state = given(
+        SetCommissionLevels(network_id=NETWORK, levels=2, max_chain_depth=3), reg("a"), reg("b", "a"), reg("x"), reg("y", "x")
+    )
     # moving x (with y below) under b would make y the 4th level
-    reason = refused(state, LinkDistributor(NETWORK, "x", "b"))
+    reason = refused(state, LinkDistributor(network_id=NETWORK, distributor_id="x", upline_id="b"))
     assert reason.startswith("chain too deep: under b → a, x and their downline would reach 4 levels")
-    assert when(state, LinkDistributor(NETWORK, "x", "a")) == [
-        DistributorLinked(NETWORK, 6, DistributorRecord("x", "", "a", "standard", None, T0), None)
+    assert when(state, LinkDistributor(network_id=NETWORK, distributor_id="x", upline_id="a")) == [
+        DistributorLinked(
+            network_id=NETWORK,
+            seq=6,
+            distributor=DistributorRecord(
+                distributor_id="x", name="", upline_id="a", grade="standard", qualified_until=None, registered_at=T0
+            ),
+            previous_upline_id=None,
+        )
     ]
     assert state.network.children == {"a": {"b", "x"}, "x": {"y"}}
-    assert "already linked" in refused(state, LinkDistributor(NETWORK, "x", "a"))
+    assert "already linked" in refused(state, LinkDistributor(network_id=NETWORK, distributor_id="x", upline_id="a"))
 
 
 def test_commission_never_flows_more_than_three_levels() -> None:
     state = chain_abc()
-    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 4))
-    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(NETWORK, 0))
-    [changed] = when(state, SetCommissionLevels(NETWORK, 3), T0 + 1)
+    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(network_id=NETWORK, levels=4))
+    assert "never flows more than 3 levels" in refused(state, SetCommissionLevels(network_id=NETWORK, levels=0))
+    [changed] = when(state, SetCommissionLevels(network_id=NETWORK, levels=3), T0 + 1)
     assert isinstance(changed, CommissionPlanChanged) and changed.plan.levels == 3 and changed.effective_from == T0 + 1
 
 
@@ -126,17 +149,17 @@ def test_commission_never_flows_more_than_three_levels() -> None:
 def test_level_rates_keep_level_one_within_15_to_20_percent_and_deeper_levels_smaller() -> None:
     state = given()
     d = Decimal
-    assert "within 0.15–0.20" in refused(state, SetLevelRates(NETWORK, [d("0.25"), d("0.05"), d("0.02")]))
-    assert "smaller than level 2's" in refused(state, SetLevelRates(NETWORK, [d("0.18"), d("0.05"), d("0.05")]))
-    [changed] = when(state, SetLevelRates(NETWORK, [d("0.18"), d("0.06"), d("0.03")]))
+    assert "within 0.15–0.20" in refused(state, SetLevelRates(network_id=NETWORK, rates=[d("0.25"), d("0.05"), d("0.02")]))
+    assert "smaller than level 2's" in refused(state, SetLevelRates(network_id=NETWORK, rates=[d("0.18"), d("0.05"), d("0.05")]))
+    [changed] = when(state, SetLevelRates(network_id=NETWORK, rates=[d("0.18"), d("0.06"), d("0.03")]))
     assert isinstance(changed, CommissionPlanChanged) and changed.plan.level_rates == [d("0.18"), d("0.06"), d("0.03")]
 
 
 def test_a_grade_must_exist_and_change() -> None:
     state = given(reg("a"))
-    assert "unknown grade" in refused(state, SetDistributorGrade(NETWORK, "a", "platinum"))
-    assert "already standard" in refused(state, SetDistributorGrade(NETWORK, "a", "standard"))
-    when(state, SetDistributorGrade(NETWORK, "a", "gold"))
+    assert "unknown grade" in refused(state, SetDistributorGrade(network_id=NETWORK, distributor_id="a", grade="platinum"))
+    assert "already standard" in refused(state, SetDistributorGrade(network_id=NETWORK, distributor_id="a", grade="standard"))
+    when(state, SetDistributorGrade(network_id=NETWORK, distributor_id="a", grade="gold"))
     assert state.network.distributors["a"].grade == "gold"
 
 
@@ -144,13 +167,13 @@ def test_a_grade_must_exist_and_change() -> None:
 
 
 def test_a_distributor_joining_without_an_upline_gets_the_default_sponsor() -> None:
-    state = given(reg("house"), SetDefaultSponsor(NETWORK, "house"))
+    state = given(reg("house"), SetDefaultSponsor(network_id=NETWORK, distributor_id="house"))
     [e] = when(state, reg("solo"))
     assert isinstance(e, DistributorRegistered) and e.distributor.upline_id == "house" and e.sponsored
     [e] = when(state, reg("recruit", "solo"))
     assert isinstance(e, DistributorRegistered) and e.distributor.upline_id == "solo" and not e.sponsored
-    assert "unknown distributor" in refused(state, SetDefaultSponsor(NETWORK, "ghost"))
-    when(state, SetDefaultSponsor(NETWORK, None))
+    assert "unknown distributor" in refused(state, SetDefaultSponsor(network_id=NETWORK, distributor_id="ghost"))
+    when(state, SetDefaultSponsor(network_id=NETWORK, distributor_id=None))
     [e] = when(state, reg("alone"))
     assert isinstance(e, DistributorRegistered) and e.distributor.upline_id is None
 
@@ -161,13 +184,21 @@ def test_a_distributor_joining_without_an_upline_gets_the_default_sponsor() -> N
 def test_a_qualification_warning_comes_once_30_days_before_then_the_expiry_once() -> None:
     until = T0 + 100 * DAY_MS
     state = given(reg("a", qualified_until=until), reg("b"))
-    assert when(state, CheckNetworkTimers(NETWORK, until - 31 * DAY_MS)) == []
-    assert when(state, CheckNetworkTimers(NETWORK, until - 30 * DAY_MS)) == [QualificationExpiryWarned(NETWORK, "a", until, 30)]
-    assert when(state, CheckNetworkTimers(NETWORK, until - 29 * DAY_MS)) == []
-    assert when(state, CheckNetworkTimers(NETWORK, until)) == [QualificationExpired(NETWORK, "a", until)]
-    assert when(state, CheckNetworkTimers(NETWORK, until + DAY_MS)) == []
+    assert when(state, CheckNetworkTimers(network_id=NETWORK, time=until - 31 * DAY_MS)) == []
+    assert when(state, CheckNetworkTimers(network_id=NETWORK, time=until - 30 * DAY_MS)) == [
+        QualificationExpiryWarned(network_id=NETWORK, distributor_id="a", qualified_until=until, days_left=30)
+    ]
+    assert when(state, CheckNetworkTimers(network_id=NETWORK, time=until - 29 * DAY_MS)) == []
+    assert when(state, CheckNetworkTimers(network_id=NETWORK, time=until)) == [
+        QualificationExpired(network_id=NETWORK, distributor_id="a", qualified_until=until)
+    ]
+    assert when(state, CheckNetworkTimers(network_id=NETWORK, time=until + DAY_MS)) == []
     # renewed: a new expiry, a new warning
     later = until + 200 * DAY_MS
-    when(state, RenewQualification(NETWORK, "a", later), until + DAY_MS)
-    assert when(state, CheckNetworkTimers(NETWORK, later - 10 * DAY_MS)) == [QualificationExpiryWarned(NETWORK, "a", later, 10)]
-    assert "must end in the future" in refused(state, RenewQualification(NETWORK, "a", T0), T0 + DAY_MS)
+    when(state, RenewQualification(network_id=NETWORK, distributor_id="a", qualified_until=later), until + DAY_MS)
+    assert when(state, CheckNetworkTimers(network_id=NETWORK, time=later - 10 * DAY_MS)) == [
+        QualificationExpiryWarned(network_id=NETWORK, distributor_id="a", qualified_until=later, days_left=10)
+    ]
+    assert "must end in the future" in refused(
+        state, RenewQualification(network_id=NETWORK, distributor_id="a", qualified_until=T0), T0 + DAY_MS
+    )

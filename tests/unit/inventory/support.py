@@ -48,26 +48,26 @@ class World:
         return self.state.skus[sku]
 
     def register(self, sku: str, at: int = T0, gift: bool = False, floor: int | None = None) -> None:
-        self.run(RegisterSku(sku, sku, gift, floor), at)
+        self.run(RegisterSku(sku=sku, name=sku, is_gift=gift, low_stock_floor=floor), at)
 
     def receive(self, sku: str, qty: int, warehouse: str = NORTH, at: int = T0) -> list[Message]:
-        return self.run(ReceiveStock(sku, warehouse, qty, "po"), at)
+        return self.run(ReceiveStock(sku=sku, warehouse=warehouse, qty=qty, reference="po"), at)
 
     def ship(self, sku: str, qty: int, at: int) -> list[Message]:
         """An order of `qty` units reserved and shipped at `at` (a sale, for the velocity)."""
         order = f"o-{next(self._orders)}"
-        events = self.run(ReserveStock(sku, order, qty), at)
-        return events + self.run(CommitReservation(sku, order), at)
+        events = self.run(ReserveStock(sku=sku, order_id=order, qty=qty), at)
+        return events + self.run(CommitReservation(sku=sku, order_id=order), at)
 
     def sell_daily(self, sku: str, per_day: int, days: int, first_day_at: int) -> None:
         for d in range(days):
             self.ship(sku, per_day, first_day_at + d * DAY + 10 * HOUR)
 
     def configure(self, sku: str, lead: int, cover: str = "1", at: int = T0, **kw: object) -> list[Message]:
-        return self.run(ConfigureStockPolicy(sku, lead, Decimal(cover), **kw), at)  # type: ignore[arg-type]
+        return self.run(ConfigureStockPolicy(sku=sku, lead_time_days=lead, cover_factor=Decimal(cover), **kw), at)  # type: ignore[arg-type]
 
     def tick(self, at: int) -> list[Message]:
-        return self.run(CheckStockTimers(at), at)
+        return self.run(CheckStockTimers(time=at), at)
 
     def rebuilt(self) -> Inventory:
         state = new_state()

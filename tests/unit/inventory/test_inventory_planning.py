@@ -71,8 +71,19 @@ def test_r_inv_4_configuring_the_policy_sets_velocity_x_lead_time_x_cover_factor
     w = selling_mask()
     events = w.configure(MASK, 10, "1.5")
     assert events == [
-        StockPolicyConfigured(MASK, 10, Decimal("1.5"), None, None, 0, Decimal("0"), 28, 30, Decimal("0.20")),
-        SafetyStockSet(MASK, 30, Decimal("2"), "velocity"),  # ⌈2 × 10 × 1.5⌉
+        StockPolicyConfigured(
+            sku=MASK,
+            lead_time_days=10,
+            cover_factor=Decimal("1.5"),
+            gift_tier=None,
+            forecast_daily_units=None,
+            monthly_visitors=0,
+            conversion_rate=Decimal("0"),
+            velocity_window_days=28,
+            slow_mover_window_days=30,
+            sell_through_floor=Decimal("0.20"),
+        ),
+        SafetyStockSet(sku=MASK, units=30, daily_demand=Decimal("2"), basis="velocity"),  # ⌈2 × 10 × 1.5⌉
     ]
     assert w.sku(MASK).threshold() == 30
 
@@ -81,9 +92,12 @@ def test_r_inv_4_the_first_tick_of_a_day_recomputes_and_only_a_change_is_an_even
     w = selling_mask()
     w.configure(MASK, 10, "1.5")
     w.ship(MASK, 2, T0 + 10 * HOUR)  # day D0 sells as usual
-    assert w.tick(T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "velocity still 2: nothing to say"
+    assert w.tick(T0 + DAY + HOUR) == [DailyStockReviewed(day=D0 + 1, skus=1)], "velocity still 2: nothing to say"
     events = w.tick(T0 + 2 * DAY + HOUR)  # D0 + 1 sold nothing: 54 / 28 per day
-    assert events == [SafetyStockSet(MASK, 29, Decimal("1.9286"), "velocity"), DailyStockReviewed(D0 + 2, 1)]
+    assert events == [
+        SafetyStockSet(sku=MASK, units=29, daily_demand=Decimal("1.9286"), basis="velocity"),
+        DailyStockReviewed(day=D0 + 2, skus=1),
+    ]
     assert w.tick(T0 + 2 * DAY + 5 * HOUR) == [], "a later tick of the same day"
     assert w.tick(T0 + DAY) == [], "a tick of a day already reviewed"
     assert w.sku(MASK).safety_stock == 29
@@ -91,15 +105,15 @@ def test_r_inv_4_the_first_tick_of_a_day_recomputes_and_only_a_change_is_an_even
 
 def test_r_inv_4_a_sku_without_a_policy_keeps_its_hand_set_safety_stock() -> None:
     w = selling_mask()
-    w.run(SetSafetyStock(MASK, 12))
-    assert w.tick(T0 + HOUR) == [DailyStockReviewed(D0, 1)]
+    w.run(SetSafetyStock(sku=MASK, units=12))
+    assert w.tick(T0 + HOUR) == [DailyStockReviewed(day=D0, skus=1)]
     assert w.sku(MASK).safety_stock == 12
 
 
 def test_r_inv_4_with_a_policy_the_safety_stock_is_not_set_by_hand() -> None:
     w = selling_mask()
     w.configure(MASK, 10)
-    events = w.run(SetSafetyStock(MASK, 12))
+    events = w.run(SetSafetyStock(sku=MASK, units=12))
     assert len(events) == 1 and isinstance(events[0], InventoryCommandRejected)
     assert "follows its stock policy" in events[0].reason
     assert w.sku(MASK).safety_stock == 20
@@ -125,7 +139,7 @@ def gift_world(per_day: int = 1) -> World:
 def test_r_inv_4_gift_tiers(kw: dict[str, object], units: int, demand: Decimal, basis: str) -> None:
     w = gift_world(per_day=2)
     events = w.configure(GIFT, 4, "1.5", **kw)
-    assert of_type(events, SafetyStockSet) == [SafetyStockSet(GIFT, units, demand, basis)]
+    assert of_type(events, SafetyStockSet) == [SafetyStockSet(sku=GIFT, units=units, daily_demand=demand, basis=basis)]
 
 
 def test_r_inv_4_a_tier_2_gift_follows_a_new_forecast() -> None:
@@ -133,26 +147,28 @@ def test_r_inv_4_a_tier_2_gift_follows_a_new_forecast() -> None:
     w.configure(GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("2"))
     assert w.sku(GIFT).safety_stock == 20
     events = w.configure(GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("0.25"))
-    assert of_type(events, SafetyStockSet) == [SafetyStockSet(GIFT, 3, Decimal("0.25"), "gift_tier_2_forecast")]
+    assert of_type(events, SafetyStockSet) == [
+        SafetyStockSet(sku=GIFT, units=3, daily_demand=Decimal("0.25"), basis="gift_tier_2_forecast")
+    ]
 
 
 @pytest.mark.parametrize(
     ("cmd", "fragment"),
     [
-        (ConfigureStockPolicy(MASK, 5, gift_tier=1), "not a gift sku"),
-        (ConfigureStockPolicy(GIFT, 5, gift_tier=2), "follows a forecast"),
-        (ConfigureStockPolicy(GIFT, 5, gift_tier=4), "gift_tier must be 1, 2 or 3"),
-        (ConfigureStockPolicy(MASK, -1), "lead_time_days"),
-        (ConfigureStockPolicy(MASK, 366), "lead_time_days"),
-        (ConfigureStockPolicy(MASK, 5, Decimal("-0.5")), "cover_factor"),
-        (ConfigureStockPolicy(MASK, 5, Decimal("NaN")), "cover_factor"),
-        (ConfigureStockPolicy(MASK, 5, monthly_visitors=-1), "monthly_visitors"),
-        (ConfigureStockPolicy(MASK, 5, conversion_rate=Decimal("1.01")), "conversion_rate"),
-        (ConfigureStockPolicy(MASK, 5, velocity_window_days=0), "windows"),
-        (ConfigureStockPolicy(MASK, 5, slow_mover_window_days=400), "windows"),
-        (ConfigureStockPolicy(MASK, 5, sell_through_floor=Decimal("2")), "sell_through_floor"),
-        (ConfigureStockPolicy(GIFT, 5, forecast_daily_units=Decimal("-1")), "forecast_daily_units"),
-        (ConfigureStockPolicy("ghost", 5), "unknown sku ghost"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, gift_tier=1), "not a gift sku"),
+        (ConfigureStockPolicy(sku=GIFT, lead_time_days=5, gift_tier=2), "follows a forecast"),
+        (ConfigureStockPolicy(sku=GIFT, lead_time_days=5, gift_tier=4), "gift_tier must be 1, 2 or 3"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=-1), "lead_time_days"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=366), "lead_time_days"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, cover_factor=Decimal("-0.5")), "cover_factor"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, cover_factor=Decimal("NaN")), "cover_factor"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, monthly_visitors=-1), "monthly_visitors"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, conversion_rate=Decimal("1.01")), "conversion_rate"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, velocity_window_days=0), "windows"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, slow_mover_window_days=400), "windows"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, sell_through_floor=Decimal("2")), "sell_through_floor"),
+        (ConfigureStockPolicy(sku=GIFT, lead_time_days=5, forecast_daily_units=Decimal("-1")), "forecast_daily_units"),
+        (ConfigureStockPolicy(sku="ghost", lead_time_days=5), "unknown sku ghost"),
     ],
 )
 def test_r_inv_4_an_invalid_policy_is_refused_and_changes_nothing(cmd: ConfigureStockPolicy, fragment: str) -> None:
@@ -175,24 +191,28 @@ def test_r_inv_4_a_tick_that_raises_the_safety_stock_above_available_raises_the_
     w.receive(MASK, 40, at=T0 + 13 * HOUR)  # available 58: cleared
     events = w.tick(T0 + DAY + HOUR)  # velocity (54 + 36) / 28 → safety ⌈90 / 28 × 20⌉ = 65 > 58
     assert events == [
-        SafetyStockSet(MASK, 65, Decimal("3.2143"), "velocity"),
-        LowStockAlertRaised(MASK, 58, 65, 3),
-        ReplenishmentSuggested(MASK, 3, 58, 65, Decimal("3.2143"), 20, 72),  # 65 − 58 + ⌈90 / 28 × 20⌉
-        DailyStockReviewed(D0 + 1, 1),
+        SafetyStockSet(sku=MASK, units=65, daily_demand=Decimal("3.2143"), basis="velocity"),
+        LowStockAlertRaised(sku=MASK, available=58, threshold=65, crossing=3),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=3, available=58, threshold=65, daily_demand=Decimal("3.2143"), lead_time_days=20, qty=72
+        ),  # 65 − 58 + ⌈90 / 28 × 20⌉
+        DailyStockReviewed(day=D0 + 1, skus=1),
     ]
 
 
 def test_r_inv_3c_the_live_stream_share_still_counts_next_to_a_dynamic_safety_stock() -> None:
     w = selling_mask()
     w.configure(MASK, 10, "1.5")  # safety 30, available 44
-    events = w.run(ScheduleLiveStream(MASK, "live-1", 500), T0 + HOUR)  # 20 % of 500 = 100
+    events = w.run(ScheduleLiveStream(sku=MASK, stream_id="live-1", expected_sales=500), T0 + HOUR)  # 20 % of 500 = 100
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested) == [
-        LowStockAlertRaised(MASK, 44, 100, 1),
-        ReplenishmentSuggested(MASK, 1, 44, 100, Decimal("2"), 10, 76),  # 100 − 44 + 2 × 10
+        LowStockAlertRaised(sku=MASK, available=44, threshold=100, crossing=1),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=1, available=44, threshold=100, daily_demand=Decimal("2"), lead_time_days=10, qty=76
+        ),  # 100 − 44 + 2 × 10
     ]
     assert w.sku(MASK).threshold() == 100
-    events = w.run(EndLiveStream(MASK, "live-1"), T0 + 2 * HOUR)
-    assert of_type(events, LowStockAlertCleared) == [LowStockAlertCleared(MASK, 44, 30, 1)]
+    events = w.run(EndLiveStream(sku=MASK, stream_id="live-1"), T0 + 2 * HOUR)
+    assert of_type(events, LowStockAlertCleared) == [LowStockAlertCleared(sku=MASK, available=44, threshold=30, crossing=1)]
 
 
 def test_r_inv_4_sales_per_day_keep_only_the_longest_window() -> None:
@@ -208,10 +228,12 @@ def test_r_inv_4_sales_per_day_keep_only_the_longest_window() -> None:
 def test_r_inv_5_the_replenishment_refills_the_threshold_and_covers_the_lead_time() -> None:
     w = selling_mask()
     w.configure(MASK, 10, "1.5")  # threshold 30, available 44
-    events = w.run(ReserveStock(MASK, "big", 15), T0 + HOUR)
+    events = w.run(ReserveStock(sku=MASK, order_id="big", qty=15), T0 + HOUR)
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested, StockTransferSuggested) == [
-        LowStockAlertRaised(MASK, 29, 30, 1),
-        ReplenishmentSuggested(MASK, 1, 29, 30, Decimal("2"), 10, 21),  # 30 − 29 + ⌈2 × 10⌉
+        LowStockAlertRaised(sku=MASK, available=29, threshold=30, crossing=1),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=1, available=29, threshold=30, daily_demand=Decimal("2"), lead_time_days=10, qty=21
+        ),  # 30 − 29 + ⌈2 × 10⌉
     ]
     assert w.sku(MASK).last_replenishment == events[-1]
 
@@ -228,23 +250,29 @@ def two_warehouses() -> World:
 
 def test_r_inv_5_surplus_moves_toward_the_warehouse_that_is_short() -> None:
     w = two_warehouses()
-    events = w.run(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH))  # north 40, south 5
+    events = w.run(ReserveStock(sku=MASK, order_id="o-1", qty=15, preferred_warehouse=SOUTH))  # north 40, south 5
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested, StockTransferSuggested) == [
-        LowStockAlertRaised(MASK, 45, 50, 2),
-        ReplenishmentSuggested(MASK, 2, 45, 50, Decimal("0"), 0, 5),
-        StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15),  # share ⌈50 / 2⌉ = 25: north has 15 above it
+        LowStockAlertRaised(sku=MASK, available=45, threshold=50, crossing=2),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=2, available=45, threshold=50, daily_demand=Decimal("0"), lead_time_days=0, qty=5
+        ),
+        StockTransferSuggested(
+            sku=MASK, crossing=2, from_warehouse=NORTH, to_warehouse=SOUTH, qty=15
+        ),  # share ⌈50 / 2⌉ = 25: north has 15 above it
     ]
-    assert w.sku(MASK).last_transfers == [StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15)]
+    assert w.sku(MASK).last_transfers == [
+        StockTransferSuggested(sku=MASK, crossing=2, from_warehouse=NORTH, to_warehouse=SOUTH, qty=15)
+    ]
 
 
 def test_r_inv_5_no_transfer_without_a_surplus_or_a_second_warehouse() -> None:
     w = two_warehouses()
-    events = w.run(ReserveStock(MASK, "o-1", 30))  # north 10, south 20: nobody above 25
+    events = w.run(ReserveStock(sku=MASK, order_id="o-1", qty=30))  # north 10, south 20: nobody above 25
     assert of_type(events, StockTransferSuggested) == [] and of_type(events, ReplenishmentSuggested)
     single = World()
     single.register(MASK)
     single.receive(MASK, 60)
-    assert of_type(single.run(ReserveStock(MASK, "o-1", 20)), StockTransferSuggested) == []
+    assert of_type(single.run(ReserveStock(sku=MASK, order_id="o-1", qty=20)), StockTransferSuggested) == []
 
 
 def test_r_inv_5_transfers_serve_the_lowest_first_from_the_largest_surplus() -> None:
@@ -255,11 +283,13 @@ def test_r_inv_5_transfers_serve_the_lowest_first_from_the_largest_surplus() -> 
 
 def test_r_inv_5_suggestions_come_once_per_crossing_and_again_with_the_next_one() -> None:
     w = two_warehouses()
-    w.run(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH))
+    w.run(ReserveStock(sku=MASK, order_id="o-1", qty=15, preferred_warehouse=SOUTH))
     for i in range(2, 5):
-        assert of_type(w.run(ReserveStock(MASK, f"o-{i}", 1)), ReplenishmentSuggested, StockTransferSuggested) == []
+        assert (
+            of_type(w.run(ReserveStock(sku=MASK, order_id=f"o-{i}", qty=1)), ReplenishmentSuggested, StockTransferSuggested) == []
+        )
     w.receive(MASK, 100, NORTH)  # cleared
-    events = w.run(ReserveStock(MASK, "o-9", 100))
+    events = w.run(ReserveStock(sku=MASK, order_id="o-9", qty=100))
     assert [e.crossing for e in of_type(events, ReplenishmentSuggested)] == [3]
     assert w.sku(MASK).last_replenishment is not None and w.sku(MASK).last_replenishment.crossing == 3
     assert w.rebuilt() == w.state
@@ -281,19 +311,30 @@ def test_r_inv_6_a_sku_selling_through_below_20_percent_is_detected_once_per_epi
     w.ship(SERUM, 1, T0 - 35 * DAY)  # outside the 30-day window
     events = w.tick(T0 + HOUR)
     assert events == [
-        SlowMovingStockDetected(SERUM, 1, Decimal("0"), 0, 99, 30, Decimal("0.20"), D0),
-        DailyStockReviewed(D0, 1),
+        SlowMovingStockDetected(
+            sku=SERUM, episode=1, sell_through=Decimal("0"), shipped=0, on_hand=99, window_days=30, floor=Decimal("0.20"), day=D0
+        ),
+        DailyStockReviewed(day=D0, skus=1),
     ]
-    assert w.tick(T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "same episode: nothing new"
+    assert w.tick(T0 + DAY + HOUR) == [DailyStockReviewed(day=D0 + 1, skus=1)], "same episode: nothing new"
     w.ship(SERUM, 25, T0 + DAY + 2 * HOUR)  # 25 / (25 + 74) = 25 % ≥ 20 %
     assert w.tick(T0 + 2 * DAY + HOUR) == [
-        SlowMovingStockCleared(SERUM, 1, Decimal("0.2525"), 25, 74, D0 + 2),
-        DailyStockReviewed(D0 + 2, 1),
+        SlowMovingStockCleared(sku=SERUM, episode=1, sell_through=Decimal("0.2525"), shipped=25, on_hand=74, day=D0 + 2),
+        DailyStockReviewed(day=D0 + 2, skus=1),
     ]
     assert not w.sku(SERUM).slow_moving
     events = w.tick(T0 + 32 * DAY + HOUR)  # the sale of day D0 + 1 left the window
     assert of_type(events, SlowMovingStockDetected) == [
-        SlowMovingStockDetected(SERUM, 2, Decimal("0"), 0, 74, 30, Decimal("0.20"), D0 + 32)
+        SlowMovingStockDetected(
+            sku=SERUM,
+            episode=2,
+            sell_through=Decimal("0"),
+            shipped=0,
+            on_hand=74,
+            window_days=30,
+            floor=Decimal("0.20"),
+            day=D0 + 32,
+        )
     ]
     assert w.rebuilt() == w.state
 
@@ -311,7 +352,7 @@ def test_r_inv_6_a_sku_with_nothing_on_hand_is_not_flagged_and_running_out_ends_
     assert of_type(w.tick(T0 + HOUR), SlowMovingStockDetected) != []
     w.ship(SERUM, 5, T0 + 2 * HOUR)
     assert of_type(w.tick(T0 + DAY + HOUR), SlowMovingStockCleared) == [
-        SlowMovingStockCleared(SERUM, 1, Decimal("1"), 5, 0, D0 + 1)
+        SlowMovingStockCleared(sku=SERUM, episode=1, sell_through=Decimal("1"), shipped=5, on_hand=0, day=D0 + 1)
     ]
 
 
@@ -327,7 +368,9 @@ def test_r_inv_6_the_window_and_the_floor_follow_the_sku_policy() -> None:
     w.ship(SERUM, 30, T0 - 5 * DAY)  # 30 / 100: fine by the default floor
     w.configure(SERUM, 0, sell_through_floor=Decimal("0.5"), slow_mover_window_days=7)
     assert of_type(w.tick(T0 + HOUR), SlowMovingStockDetected) == [
-        SlowMovingStockDetected(SERUM, 1, Decimal("0.3"), 30, 70, 7, Decimal("0.5"), D0)
+        SlowMovingStockDetected(
+            sku=SERUM, episode=1, sell_through=Decimal("0.3"), shipped=30, on_hand=70, window_days=7, floor=Decimal("0.5"), day=D0
+        )
     ]
 
 
@@ -352,35 +395,58 @@ def presale_tote(register: bool = True) -> World:
         w.register(TOTE, floor=5)
         w.receive(TOTE, 100)
         w.configure(TOTE, 0, monthly_visitors=5000, conversion_rate=Decimal("0.01"))
-    assert w.run(LinkPresaleCampaign(TOTE, "camp-1")) == [PresaleCampaignLinked(TOTE, "camp-1")]
+    assert w.run(LinkPresaleCampaign(sku=TOTE, campaign_id="camp-1")) == [PresaleCampaignLinked(sku=TOTE, campaign_id="camp-1")]
     return w
 
 
 def test_r_inv_7_a_successful_close_plans_the_regular_stock_and_asks_for_it() -> None:
     w = presale_tote()
-    events = w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY)
+    events = w.run(RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0 + DAY), T0 + DAY)
     assert events == [
-        RegularStockPlanned(TOTE, "camp-1", 500, 5000, Decimal("0.01"), 250),
-        LowStockAlertRaised(TOTE, 100, 250, 1),  # the standing stock is the floor under the safety stock
-        ReplenishmentSuggested(TOTE, 1, 100, 250, Decimal("0"), 0, 150),
+        RegularStockPlanned(
+            sku=TOTE,
+            campaign_id="camp-1",
+            presold_units=500,
+            monthly_visitors=5000,
+            conversion_rate=Decimal("0.01"),
+            standing_units=250,
+        ),
+        LowStockAlertRaised(
+            sku=TOTE, available=100, threshold=250, crossing=1
+        ),  # the standing stock is the floor under the safety stock
+        ReplenishmentSuggested(
+            sku=TOTE, crossing=1, available=100, threshold=250, daily_demand=Decimal("0"), lead_time_days=0, qty=150
+        ),
     ]
     assert w.sku(TOTE).threshold() == 250 and w.sku(TOTE).effective_safety_stock() == 250
-    assert w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY) == [], "planned once"
-    assert w.run(LinkPresaleCampaign(TOTE, "camp-1")) == [PresaleCampaignLinked(TOTE, "camp-1")]
+    assert (
+        w.run(RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0 + DAY), T0 + DAY)
+        == []
+    ), "planned once"
+    assert w.run(LinkPresaleCampaign(sku=TOTE, campaign_id="camp-1")) == [PresaleCampaignLinked(sku=TOTE, campaign_id="camp-1")]
     assert w.rebuilt() == w.state
 
 
 def test_r_inv_7_other_partitions_and_failed_campaigns_plan_nothing() -> None:
     w = presale_tote()
-    assert w.run(RecordPresaleClose("camp-elsewhere", "succeeded", 500, T0)) == []
-    assert w.run(RecordPresaleClose("camp-1", "failed", 12, T0)) == []
-    assert w.run(LinkPresaleCampaign(TOTE, "camp-1")) == [], "a re-delivered link"
+    assert w.run(RecordPresaleClose(campaign_id="camp-elsewhere", outcome="succeeded", pledged_units=500, closed_at=T0)) == []
+    assert w.run(RecordPresaleClose(campaign_id="camp-1", outcome="failed", pledged_units=12, closed_at=T0)) == []
+    assert w.run(LinkPresaleCampaign(sku=TOTE, campaign_id="camp-1")) == [], "a re-delivered link"
 
 
 def test_r_inv_7_a_plan_for_a_sku_not_registered_yet_applies_when_it_is() -> None:
     w = presale_tote(register=False)
-    events = w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0))
-    assert events == [RegularStockPlanned(TOTE, "camp-1", 500, 0, Decimal("0"), 150)]  # no visitors known
+    events = w.run(RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0))
+    assert events == [
+        RegularStockPlanned(
+            sku=TOTE,
+            campaign_id="camp-1",
+            presold_units=500,
+            monthly_visitors=0,
+            conversion_rate=Decimal("0"),
+            standing_units=150,
+        )
+    ]  # no visitors known
     w.register(TOTE)
     assert w.sku(TOTE).standing_stock == 150 and w.sku(TOTE).threshold() == 150
     assert w.state.pending_standing == {} and w.rebuilt() == w.state
@@ -388,7 +454,7 @@ def test_r_inv_7_a_plan_for_a_sku_not_registered_yet_applies_when_it_is() -> Non
 
 def test_r_inv_7_the_standing_stock_floors_the_dynamic_safety_stock() -> None:
     w = presale_tote()
-    w.run(RecordPresaleClose("camp-1", "succeeded", 500, T0))
+    w.run(RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0))
     w.configure(TOTE, 10, monthly_visitors=5000, conversion_rate=Decimal("0.01"))  # velocity 0: safety 0
     assert w.sku(TOTE).safety_stock == 0 and w.sku(TOTE).threshold() == 250
 

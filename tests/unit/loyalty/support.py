@@ -57,7 +57,7 @@ def then_rejected(st: Loyalty, cmd: Message, now: int, *fragments: str) -> Loyal
 
 
 def tick(st: Loyalty, day: int, hour: int = 0) -> list[Message]:
-    return run(st, CheckMemberTimers(at(day, hour) + 1), at(day, hour) + 1)
+    return run(st, CheckMemberTimers(time=at(day, hour) + 1), at(day, hour) + 1)
 
 
 def of(events: list[Message], cls: type[Message]) -> list[Message]:
@@ -67,17 +67,19 @@ def of(events: list[Message], cls: type[Message]) -> list[Message]:
 def joined(*members: str, config: LoyaltyConfig | None = None, day: int = 0) -> Loyalty:
     st = new_state(config)
     for m in members:
-        run(st, JoinMember(m), at(day, 9))
+        run(st, JoinMember(member_id=m), at(day, 9))
     return st
 
 
 def buy(st: Loyalty, member: str, order: str, cents: int, day: int, *lines: tuple[str, int]) -> list[Message]:
-    items = [PurchasedLine(sku, qty) for sku, qty in lines]
-    return run(st, RecordPurchase(member, order, cents, at(day), items), at(day))
+    items = [PurchasedLine(sku=sku, qty=qty) for sku, qty in lines]
+    return run(st, RecordPurchase(member_id=member, order_id=order, amount=cents, paid_at=at(day), lines=items), at(day))
 
 
 def bought_and_completed(st: Loyalty, member: str, order: str, cents: int, day: int, completed: int) -> list[Message]:
-    return buy(st, member, order, cents, day) + run(st, CompletePurchase(member, order, at(completed)), at(completed))
+    return buy(st, member, order, cents, day) + run(
+        st, CompletePurchase(member_id=member, order_id=order, completed_at=at(completed)), at(completed)
+    )
 
 
 def totals(events: list[Message]) -> dict[str, Counter[str]]:

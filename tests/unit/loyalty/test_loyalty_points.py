@@ -59,38 +59,50 @@ def expiry_of(day: int) -> int:
 
 def test_a_member_joins_as_a_regular_prospect() -> None:
     st = new_state()
-    assert run(st, JoinMember("ann"), at(0)) == [MemberJoined("ann", None, at(0), "api")]
+    assert run(st, JoinMember(member_id="ann"), at(0)) == [
+        MemberJoined(member_id="ann", referrer_id=None, joined_at=at(0), via="api")
+    ]
     m = st.member("ann")
     assert m is not None and (m.tier, m.stage, m.growth) == (0, 0, 0)
 
 
 def test_joining_twice_or_referring_oneself_is_refused() -> None:
     st = joined("ann")
-    then_rejected(st, JoinMember("ann"), at(1), "already joined")
-    then_rejected(st, JoinMember("bob", "bob"), at(1), "cannot refer themselves")
+    then_rejected(st, JoinMember(member_id="ann"), at(1), "already joined")
+    then_rejected(st, JoinMember(member_id="bob", referrer_id="bob"), at(1), "cannot refer themselves")
 
 
 def test_r_loy_1_a_non_member_is_quoted_the_regular_price_and_does_not_join() -> None:
     st = new_state()
-    assert run(st, QuoteMemberDiscount("zoe", "o1"), at(0)) == [MemberDiscountQuoted("zoe", "o1", "regular", Decimal("1.0"))]
+    assert run(st, QuoteMemberDiscount(member_id="zoe", order_id="o1"), at(0)) == [
+        MemberDiscountQuoted(member_id="zoe", order_id="o1", tier="regular", discount_rate=Decimal("1.0"))
+    ]
     assert st.rows == {}
 
 
 def test_r_loy_1_spend_raises_the_tier_and_the_quote_follows_it() -> None:
     st = joined("ann")
     events = buy(st, "ann", "o1", 100_000, 1)  # 1 000 CNY → growth 1 000 → silver
-    assert of(events, TierChanged) == [TierChanged("ann", "regular", "silver", 1_000, Decimal("0.9"), at(1))]
-    assert run(st, QuoteMemberDiscount("ann", "o2"), at(2)) == [MemberDiscountQuoted("ann", "o2", "silver", Decimal("0.9"))]
+    assert of(events, TierChanged) == [
+        TierChanged(
+            member_id="ann", previous="regular", tier="silver", growth=1_000, discount_rate=Decimal("0.9"), changed_at=at(1)
+        )
+    ]
+    assert run(st, QuoteMemberDiscount(member_id="ann", order_id="o2"), at(2)) == [
+        MemberDiscountQuoted(member_id="ann", order_id="o2", tier="silver", discount_rate=Decimal("0.9"))
+    ]
     assert of(buy(st, "ann", "o2", 400_000, 2), TierChanged)[0].tier == "gold"
     assert of(buy(st, "ann", "o3", 1_500_000, 3), TierChanged)[0].tier == "diamond"
-    assert run(st, QuoteMemberDiscount("ann", "o4"), at(4))[0] == MemberDiscountQuoted("ann", "o4", "diamond", Decimal("0.7"))
+    assert run(st, QuoteMemberDiscount(member_id="ann", order_id="o4"), at(4))[0] == MemberDiscountQuoted(
+        member_id="ann", order_id="o4", tier="diamond", discount_rate=Decimal("0.7")
+    )
 
 
 def test_r_loy_1_interactions_add_growth_value() -> None:
     st = joined("ann")
     buy(st, "ann", "o1", 99_800, 1)  # 998 growth
-    assert run(st, RecordBehaviour("ann", "share"), at(1))[-1] == TierChanged(
-        "ann", "regular", "silver", 1_000, Decimal("0.9"), at(1)
+    assert run(st, RecordBehaviour(member_id="ann", action="share"), at(1))[-1] == TierChanged(
+        member_id="ann", previous="regular", tier="silver", growth=1_000, discount_rate=Decimal("0.9"), changed_at=at(1)
     )
 
 
@@ -98,9 +110,11 @@ def test_r_loy_1_r_x_3_a_refund_takes_the_tier_down() -> None:
     st = joined("ann")
     buy(st, "ann", "o1", 500_000, 1)
     assert st.member("ann").tier == 2  # type: ignore[union-attr]
-    events = run(st, ReversePurchase("ann", "o1", "r1", 200_000, False), at(3))
-    assert of(events, TierChanged) == [TierChanged("ann", "gold", "silver", 3_000, Decimal("0.9"), at(3))]
-    assert run(st, QuoteMemberDiscount("ann", "o2"), at(3))[0].tier == "silver"  # type: ignore[attr-defined]
+    events = run(st, ReversePurchase(member_id="ann", order_id="o1", refund_id="r1", amount=200_000, fully_refunded=False), at(3))
+    assert of(events, TierChanged) == [
+        TierChanged(member_id="ann", previous="gold", tier="silver", growth=3_000, discount_rate=Decimal("0.9"), changed_at=at(3))
+    ]
+    assert run(st, QuoteMemberDiscount(member_id="ann", order_id="o2"), at(3))[0].tier == "silver"  # type: ignore[attr-defined]
 
 
 # --- earning and pending (R-LOY-2) ----------------------------------------------------------------
@@ -110,15 +124,17 @@ def test_r_loy_2_one_point_per_whole_cny_paid_pending_until_the_window_closes() 
     st = joined("ann")
     events = buy(st, "ann", "o1", 150_099, 1, ("mask", 2))  # 1 500.99 CNY: the cents earn nothing
     assert events[:2] == [
-        PurchaseRecorded("ann", "o1", 150_099, 1_500, at(1), events[0].lines, []),  # type: ignore[attr-defined]
-        PointsEarned("ann", 1_500, "order", "OrderPaid:o1", True, None),
+        PurchaseRecorded(
+            member_id="ann", order_id="o1", amount=150_099, points=1_500, paid_at=at(1), lines=events[0].lines, run_outs=[]
+        ),  # type: ignore[attr-defined]
+        PointsEarned(member_id="ann", points=1_500, reason="order", source="OrderPaid:o1", pending=True, expires_at=None),
     ]
     m = st.member("ann")
     assert m is not None and (m.pending, m.available(D0 + 1)) == (1_500, 0)
-    events = run(st, CompletePurchase("ann", "o1", at(10)), at(10))
+    events = run(st, CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10))
     assert events == [
-        PurchaseCompleted("ann", "o1", at(10)),
-        PointsReleased("ann", "o1", 1_500, "OrderCompleted:o1", expiry_of(10)),
+        PurchaseCompleted(member_id="ann", order_id="o1", completed_at=at(10)),
+        PointsReleased(member_id="ann", order_id="o1", points=1_500, source="OrderCompleted:o1", expires_at=expiry_of(10)),
     ]
     m = st.member("ann")
     assert m is not None and (m.pending, m.available(D0 + 10)) == (0, 1_500)
@@ -136,16 +152,16 @@ def test_an_order_under_one_cny_earns_no_points_but_counts_as_a_purchase() -> No
 def test_a_customer_joins_with_a_first_paid_order() -> None:
     st = new_state()
     events = buy(st, "zoe", "o1", 5_000, 0)
-    assert events[0] == MemberJoined("zoe", None, at(0), "order")
-    assert of(events, StageChanged) == [StageChanged("zoe", "prospect", "new", at(0))]
+    assert events[0] == MemberJoined(member_id="zoe", referrer_id=None, joined_at=at(0), via="order")
+    assert of(events, StageChanged) == [StageChanged(member_id="zoe", previous="prospect", stage="new", changed_at=at(0))]
 
 
 def test_completing_twice_or_an_unknown_order_is_refused() -> None:
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 10_000, 1, 9)
-    then_rejected(st, CompletePurchase("ann", "o1", at(10)), at(10), "no pending points")
-    then_rejected(st, CompletePurchase("ann", "o9", at(10)), at(10), "no pending points")
-    then_rejected(st, CompletePurchase("bob", "o1", at(10)), at(10), "unknown member bob")
+    then_rejected(st, CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10), "no pending points")
+    then_rejected(st, CompletePurchase(member_id="ann", order_id="o9", completed_at=at(10)), at(10), "no pending points")
+    then_rejected(st, CompletePurchase(member_id="bob", order_id="o1", completed_at=at(10)), at(10), "unknown member bob")
 
 
 # --- refunds (R-LOY-2, R-X-3) -----------------------------------------------------------------------
@@ -154,15 +170,24 @@ def test_completing_twice_or_an_unknown_order_is_refused() -> None:
 def test_r_loy_2_a_partial_refund_while_pending_takes_back_its_share_rounded_down() -> None:
     st = joined("ann")
     buy(st, "ann", "o1", 150_050, 1)  # 1 500 points
-    events = run(st, ReversePurchase("ann", "o1", "r1", 50_000, False), at(2))
+    events = run(st, ReversePurchase(member_id="ann", order_id="o1", refund_id="r1", amount=50_000, fully_refunded=False), at(2))
     # 1 500 × 500.00 / 1 500.50 = 499.8 → 499
     assert events == [
-        PurchaseReversed("ann", "o1", "r1", 50_000, False),
-        PointsReversed("ann", "o1", "r1", 499, 499, 0, "OrderRefunded:o1/r1", []),
+        PurchaseReversed(member_id="ann", order_id="o1", refund_id="r1", amount=50_000, fully_refunded=False),
+        PointsReversed(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            points=499,
+            from_pending=499,
+            shortfall=0,
+            source="OrderRefunded:o1/r1",
+            taken=[],
+        ),
     ]
-    events = run(st, ReversePurchase("ann", "o1", "r2", 50_000, False), at(3))
+    events = run(st, ReversePurchase(member_id="ann", order_id="o1", refund_id="r2", amount=50_000, fully_refunded=False), at(3))
     assert of(events, PointsReversed)[0].points == 500  # type: ignore[attr-defined]  # cumulative 999.6 → 999
-    released = of(run(st, CompletePurchase("ann", "o1", at(10)), at(10)), PointsReleased)
+    released = of(run(st, CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10)), PointsReleased)
     assert released[0].points == 1_500 - 999  # type: ignore[attr-defined]
     check_bookkeeping(st)
 
@@ -170,20 +195,52 @@ def test_r_loy_2_a_partial_refund_while_pending_takes_back_its_share_rounded_dow
 def test_r_loy_2_a_cancellation_after_payment_takes_back_every_pending_point() -> None:
     st = joined("ann")
     buy(st, "ann", "o1", 12_345, 1)
-    events = run(st, ReversePurchase("ann", "o1", CANCELLED, 12_345, True), at(1))
-    assert of(events, PointsReversed) == [PointsReversed("ann", "o1", CANCELLED, 123, 123, 0, "OrderCancelled:o1", [])]
+    events = run(
+        st, ReversePurchase(member_id="ann", order_id="o1", refund_id=CANCELLED, amount=12_345, fully_refunded=True), at(1)
+    )
+    assert of(events, PointsReversed) == [
+        PointsReversed(
+            member_id="ann",
+            order_id="o1",
+            refund_id=CANCELLED,
+            points=123,
+            from_pending=123,
+            shortfall=0,
+            source="OrderCancelled:o1",
+            taken=[],
+        )
+    ]
     assert st.member("ann").pending == 0 and "o1" not in st.open_orders  # type: ignore[union-attr]
-    then_rejected(st, CompletePurchase("ann", "o1", at(9)), at(9), "no pending points")
+    then_rejected(st, CompletePurchase(member_id="ann", order_id="o1", completed_at=at(9)), at(9), "no pending points")
 
 
 def test_r_loy_2_a_refund_after_completion_takes_points_soonest_expiring_first() -> None:
     st = joined("ann")
-    run(st, RecordBehaviour("ann", "checkin"), at(0))  # 5 points, expiring first
+    run(st, RecordBehaviour(member_id="ann", action="checkin"), at(0))  # 5 points, expiring first
     bought_and_completed(st, "ann", "o1", 20_000, 1, 9)  # 200 points
-    events = run(st, ReversePurchase("ann", "o1", "r1", 10_050, False, 20_000, 0), at(20))  # a defect: 200 × ½ → 100
+    events = run(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=10_050,
+            fully_refunded=False,
+            paid_total=20_000,
+            refunded_before=0,
+        ),
+        at(20),
+    )  # a defect: 200 × ½ → 100
     assert of(events, PointsReversed) == [
         PointsReversed(
-            "ann", "o1", "r1", 100, 0, 0, "OrderRefunded:o1/r1", [BatchPoints(expiry_of(0), 5), BatchPoints(expiry_of(9), 95)]
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            points=100,
+            from_pending=0,
+            shortfall=0,
+            source="OrderRefunded:o1/r1",
+            taken=[BatchPoints(expires_at=expiry_of(0), points=5), BatchPoints(expires_at=expiry_of(9), points=95)],
         )
     ]
     assert st.member("ann").available(D0 + 20) == 105  # type: ignore[union-attr]
@@ -192,8 +249,20 @@ def test_r_loy_2_a_refund_after_completion_takes_points_soonest_expiring_first()
 def test_r_loy_2_points_already_spent_are_a_shortfall_never_a_negative_balance() -> None:
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 30_000, 1, 9)  # 300 points
-    run(st, RedeemPoints("ann", "rd1", 250, "mug"), at(10))
-    events = run(st, ReversePurchase("ann", "o1", "r1", 30_000, True, 30_000, 0), at(11))
+    run(st, RedeemPoints(member_id="ann", redemption_id="rd1", points=250, reward="mug"), at(10))
+    events = run(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=30_000,
+            fully_refunded=True,
+            paid_total=30_000,
+            refunded_before=0,
+        ),
+        at(11),
+    )
     reversed_ = of(events, PointsReversed)[0]
     assert (reversed_.points, reversed_.shortfall) == (50, 250)  # type: ignore[attr-defined]
     assert st.member("ann").available(D0 + 11) == 0  # type: ignore[union-attr]
@@ -205,14 +274,50 @@ def test_r_loy_2_a_full_refund_across_completion_takes_back_every_point_the_orde
     # given an order of 500.35 CNY (500 points), 376.90 of it refunded while its points are pending
     st = joined("ann")
     buy(st, "ann", "o1", 50_035, 1)
-    events = run(st, ReversePurchase("ann", "o1", "r1", 37_690, False, 50_035, 0), at(2))
+    events = run(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=37_690,
+            fully_refunded=False,
+            paid_total=50_035,
+            refunded_before=0,
+        ),
+        at(2),
+    )
     assert of(events, PointsReversed)[0].points == 376  # type: ignore[attr-defined]  # 500 × 37 690 / 50 035 = 376.6
-    assert of(run(st, CompletePurchase("ann", "o1", at(10)), at(10)), PointsReleased)[0].points == 124  # type: ignore[attr-defined]
+    assert (
+        of(run(st, CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10)), PointsReleased)[0].points
+        == 124
+    )  # type: ignore[attr-defined]
     # when the rest (123.45 CNY) is refunded for a defect after completion
-    events = run(st, ReversePurchase("ann", "o1", "r2", 12_345, True, 50_035, 37_690), at(20))
+    events = run(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r2",
+            amount=12_345,
+            fully_refunded=True,
+            paid_total=50_035,
+            refunded_before=37_690,
+        ),
+        at(20),
+    )
     # then it takes back the 124 points left, not 123 (1 per whole CNY of its own amount): none is kept
     assert of(events, PointsReversed) == [
-        PointsReversed("ann", "o1", "r2", 124, 0, 0, "OrderRefunded:o1/r2", [BatchPoints(expiry_of(10), 124)])
+        PointsReversed(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r2",
+            points=124,
+            from_pending=0,
+            shortfall=0,
+            source="OrderRefunded:o1/r2",
+            taken=[BatchPoints(expires_at=expiry_of(10), points=124)],
+        )
     ]
     m = st.member("ann")
     assert m is not None and (m.available(D0 + 20), m.pending, m.batches) == (0, 0, [])
@@ -226,7 +331,15 @@ def test_r_loy_2_defect_refunds_after_completion_add_up_to_every_point_the_order
     # when its three lines of 199.90 CNY are refunded one by one for a defect
     got = []
     for i in range(3):
-        cmd = ReversePurchase("ann", "o1", f"r{i + 1}", 19_990, i == 2, 59_970, i * 19_990)
+        cmd = ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id=f"r{i + 1}",
+            amount=19_990,
+            fully_refunded=i == 2,
+            paid_total=59_970,
+            refunded_before=i * 19_990,
+        )
         got += [e.points for e in of(run(st, cmd, at(20 + i)), PointsReversed)]  # type: ignore[attr-defined]
     # then each takes the cumulative share less what the others took (⌊599 / 3⌋ = 199, ⌊599 × ⅔⌋ = 399):
     # 599 in all, where 1 point per whole CNY of each refund would leave 2 with the member
@@ -238,9 +351,33 @@ def test_r_loy_2_defect_refunds_after_completion_add_up_to_every_point_the_order
 def test_r_loy_2_what_was_spent_of_an_order_refunded_in_parts_is_a_shortfall() -> None:
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 59_970, 1, 9)  # 599 points
-    events = run(st, ReversePurchase("ann", "o1", "r1", 19_990, False, 59_970, 0), at(20))  # 199 back
-    events += run(st, RedeemPoints("ann", "rd1", 300, "mug"), at(21))  # 100 left
-    events += run(st, ReversePurchase("ann", "o1", "r2", 39_980, True, 59_970, 19_990), at(22))  # 400 owed
+    events = run(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=19_990,
+            fully_refunded=False,
+            paid_total=59_970,
+            refunded_before=0,
+        ),
+        at(20),
+    )  # 199 back
+    events += run(st, RedeemPoints(member_id="ann", redemption_id="rd1", points=300, reward="mug"), at(21))  # 100 left
+    events += run(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r2",
+            amount=39_980,
+            fully_refunded=True,
+            paid_total=59_970,
+            refunded_before=19_990,
+        ),
+        at(22),
+    )  # 400 owed
     last = of(events, PointsReversed)[-1]
     assert (last.points, last.shortfall) == (100, 300)  # type: ignore[attr-defined]
     t = totals(events)["ann"]
@@ -253,7 +390,14 @@ def test_r_loy_2_a_refund_without_the_orders_figures_takes_1_point_per_whole_cny
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 59_970, 1, 9)
     got = [
-        of(run(st, ReversePurchase("ann", "o1", f"r{i}", 19_990, i == 2), at(20 + i)), PointsReversed)[0].points  # type: ignore[attr-defined]
+        of(
+            run(
+                st,
+                ReversePurchase(member_id="ann", order_id="o1", refund_id=f"r{i}", amount=19_990, fully_refunded=i == 2),
+                at(20 + i),
+            ),
+            PointsReversed,
+        )[0].points  # type: ignore[attr-defined]
         for i in range(3)
     ]
     assert got == [199, 199, 199]
@@ -262,12 +406,43 @@ def test_r_loy_2_a_refund_without_the_orders_figures_takes_1_point_per_whole_cny
 def test_a_refund_with_negative_order_figures_is_refused() -> None:
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 10_000, 1, 9)
-    then_rejected(st, ReversePurchase("ann", "o1", "r1", 5_000, False, 10_000, -1), at(20), "cannot be negative")
-    then_rejected(st, ReversePurchase("ann", "o1", "r1", 5_000, False, -10_000, 0), at(20), "cannot be negative")
+    then_rejected(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=5_000,
+            fully_refunded=False,
+            paid_total=10_000,
+            refunded_before=-1,
+        ),
+        at(20),
+        "cannot be negative",
+    )
+    then_rejected(
+        st,
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=5_000,
+            fully_refunded=False,
+            paid_total=-10_000,
+            refunded_before=0,
+        ),
+        at(20),
+        "cannot be negative",
+    )
 
 
 def test_a_refund_for_an_unknown_member_is_refused() -> None:
-    then_rejected(joined("ann"), ReversePurchase("bob", "o1", "r1", 100, False), at(1), "unknown member bob")
+    then_rejected(
+        joined("ann"),
+        ReversePurchase(member_id="bob", order_id="o1", refund_id="r1", amount=100, fully_refunded=False),
+        at(1),
+        "unknown member bob",
+    )
 
 
 # --- behaviour points (R-LOY-2) --------------------------------------------------------------------
@@ -275,25 +450,36 @@ def test_a_refund_for_an_unknown_member_is_refused() -> None:
 
 def test_r_loy_2_behaviour_points_at_most_once_per_business_day_each() -> None:
     st = joined("ann")
-    assert run(st, RecordBehaviour("ann", "checkin"), at(1, 9)) == [
-        BehaviourRecorded("ann", "checkin", "", 1, at(1, 9)),
-        PointsEarned("ann", 5, "checkin", f"checkin:{iso(D0 + 1)}", False, expiry_of(1)),
+    assert run(st, RecordBehaviour(member_id="ann", action="checkin"), at(1, 9)) == [
+        BehaviourRecorded(member_id="ann", action="checkin", reference="", growth=1, recorded_at=at(1, 9)),
+        PointsEarned(
+            member_id="ann", points=5, reason="checkin", source=f"checkin:{iso(D0 + 1)}", pending=False, expires_at=expiry_of(1)
+        ),
     ]
-    then_rejected(st, RecordBehaviour("ann", "checkin"), at(1, 23), "checkin already recorded on 2026-01-02", "once per day")
-    assert of(run(st, RecordBehaviour("ann", "share", "video-7"), at(1, 23)), PointsEarned)[0].points == 10  # type: ignore[attr-defined]
-    assert of(run(st, RecordBehaviour("ann", "review", "o1"), at(1, 23)), PointsEarned)[0].points == 20  # type: ignore[attr-defined]
-    assert of(run(st, RecordBehaviour("ann", "checkin"), at(2, 0)), PointsEarned)  # midnight UTC+8: a new day
+    then_rejected(
+        st,
+        RecordBehaviour(member_id="ann", action="checkin"),
+        at(1, 23),
+        "checkin already recorded on 2026-01-02",
+        "once per day",
+    )
+    assert (
+        of(run(st, RecordBehaviour(member_id="ann", action="share", reference="video-7"), at(1, 23)), PointsEarned)[0].points
+        == 10
+    )  # type: ignore[attr-defined]
+    assert of(run(st, RecordBehaviour(member_id="ann", action="review", reference="o1"), at(1, 23)), PointsEarned)[0].points == 20  # type: ignore[attr-defined]
+    assert of(run(st, RecordBehaviour(member_id="ann", action="checkin"), at(2, 0)), PointsEarned)  # midnight UTC+8: a new day
 
 
 def test_the_business_day_is_the_merchants_not_utcs() -> None:
     st = joined("ann")
-    run(st, RecordBehaviour("ann", "checkin"), at(1, 7))  # 23:00 UTC on day 0, 07:00 in UTC+8 on day 1
-    then_rejected(st, RecordBehaviour("ann", "checkin"), at(1, 20), "already recorded")
+    run(st, RecordBehaviour(member_id="ann", action="checkin"), at(1, 7))  # 23:00 UTC on day 0, 07:00 in UTC+8 on day 1
+    then_rejected(st, RecordBehaviour(member_id="ann", action="checkin"), at(1, 20), "already recorded")
 
 
 @pytest.mark.parametrize(("member", "action", "fragment"), [("bob", "checkin", "unknown member"), ("ann", "like", "action")])
 def test_bad_behaviour_commands_are_refused(member: str, action: str, fragment: str) -> None:
-    then_rejected(joined("ann"), RecordBehaviour(member, action), at(1), fragment)
+    then_rejected(joined("ann"), RecordBehaviour(member_id=member, action=action), at(1), fragment)
 
 
 # --- redemption and expiry (R-LOY-2) ------------------------------------------------------------------
@@ -302,22 +488,39 @@ def test_bad_behaviour_commands_are_refused(member: str, action: str, fragment: 
 def test_r_loy_2_redeem_more_than_available_is_refused_and_changes_nothing() -> None:
     st = joined("ann")
     buy(st, "ann", "o1", 50_000, 1)  # 500 pending: not redeemable yet
-    then_rejected(st, RedeemPoints("ann", "rd1", 1, "coupon"), at(2), "cannot redeem 1 points: 0 available")
-    run(st, CompletePurchase("ann", "o1", at(9)), at(9))
-    then_rejected(st, RedeemPoints("ann", "rd1", 501, "coupon"), at(9), "cannot redeem 501 points: 500 available")
-    then_rejected(st, RedeemPoints("ann", "rd1", 0, "coupon"), at(9), "positive")
-    then_rejected(st, RedeemPoints("bob", "rd1", 5, "coupon"), at(9), "unknown member bob")
-    assert run(st, RedeemPoints("ann", "rd1", 500, "coupon"), at(9)) == [
-        PointsRedeemed("ann", "rd1", 500, "coupon", "redemption:rd1", [BatchPoints(expiry_of(9), 500)])
+    then_rejected(
+        st,
+        RedeemPoints(member_id="ann", redemption_id="rd1", points=1, reward="coupon"),
+        at(2),
+        "cannot redeem 1 points: 0 available",
+    )
+    run(st, CompletePurchase(member_id="ann", order_id="o1", completed_at=at(9)), at(9))
+    then_rejected(
+        st,
+        RedeemPoints(member_id="ann", redemption_id="rd1", points=501, reward="coupon"),
+        at(9),
+        "cannot redeem 501 points: 500 available",
+    )
+    then_rejected(st, RedeemPoints(member_id="ann", redemption_id="rd1", points=0, reward="coupon"), at(9), "positive")
+    then_rejected(st, RedeemPoints(member_id="bob", redemption_id="rd1", points=5, reward="coupon"), at(9), "unknown member bob")
+    assert run(st, RedeemPoints(member_id="ann", redemption_id="rd1", points=500, reward="coupon"), at(9)) == [
+        PointsRedeemed(
+            member_id="ann",
+            redemption_id="rd1",
+            points=500,
+            reward="coupon",
+            source="redemption:rd1",
+            taken=[BatchPoints(expires_at=expiry_of(9), points=500)],
+        )
     ]
 
 
 def test_r_loy_2_redemption_spends_the_soonest_expiring_batch_first() -> None:
     st = joined("ann")
     bought_and_completed(st, "ann", "o1", 10_000, 1, 40)  # 100, expiring later
-    run(st, RecordBehaviour("ann", "review"), at(5))  # 20, expiring first
-    events = run(st, RedeemPoints("ann", "rd1", 50, "mug"), at(41))
-    assert events[0].taken == [BatchPoints(expiry_of(5), 20), BatchPoints(expiry_of(40), 30)]  # type: ignore[attr-defined]
+    run(st, RecordBehaviour(member_id="ann", action="review"), at(5))  # 20, expiring first
+    events = run(st, RedeemPoints(member_id="ann", redemption_id="rd1", points=50, reward="mug"), at(41))
+    assert events[0].taken == [BatchPoints(expires_at=expiry_of(5), points=20), BatchPoints(expires_at=expiry_of(40), points=30)]  # type: ignore[attr-defined]
     assert [(batch_day(b), batch_points(b)) for b in st.member("ann").batches] == [  # type: ignore[union-attr]
         (add_months(D0 + 40, 12), 70)
     ]
@@ -325,12 +528,16 @@ def test_r_loy_2_redemption_spends_the_soonest_expiring_batch_first() -> None:
 
 def test_r_loy_2_each_batch_expires_on_its_own_day() -> None:
     st = joined("ann")
-    run(st, RecordBehaviour("ann", "checkin"), at(0))
-    run(st, RecordBehaviour("ann", "share"), at(31))
+    run(st, RecordBehaviour(member_id="ann", action="checkin"), at(0))
+    run(st, RecordBehaviour(member_id="ann", action="share"), at(31))
     expires_first = add_months(D0, 12) - D0  # 2027-01-01
     assert not of(tick(st, expires_first - 1), PointsExpired)
     events = tick(st, expires_first)
-    assert of(events, PointsExpired) == [PointsExpired("ann", 5, "expiry:2027-01-01", [BatchPoints(expiry_of(0), 5)])]
+    assert of(events, PointsExpired) == [
+        PointsExpired(
+            member_id="ann", points=5, source="expiry:2027-01-01", batches=[BatchPoints(expires_at=expiry_of(0), points=5)]
+        )
+    ]
     assert st.member("ann").available(D0 + expires_first) == 10  # type: ignore[union-attr]
     assert of(tick(st, expires_first + 31), PointsExpired)[0].points == 10  # type: ignore[attr-defined]
     check_bookkeeping(st)
@@ -338,13 +545,20 @@ def test_r_loy_2_each_batch_expires_on_its_own_day() -> None:
 
 def test_a_batch_past_its_expiry_is_not_spent_even_before_the_tick_books_it_off() -> None:
     st = joined("ann")
-    run(st, RecordBehaviour("ann", "checkin"), at(0))
-    then_rejected(st, RedeemPoints("ann", "rd1", 5, "mug"), at(add_months(D0, 12) - D0, 1), "0 available")
+    run(st, RecordBehaviour(member_id="ann", action="checkin"), at(0))
+    then_rejected(
+        st,
+        RedeemPoints(member_id="ann", redemption_id="rd1", points=5, reward="mug"),
+        at(add_months(D0, 12) - D0, 1),
+        "0 available",
+    )
 
 
 def test_r_loy_5_a_referrer_is_rewarded_and_an_unknown_referrer_refused() -> None:
     st = joined("ann")
-    assert run(st, RewardReferrer("ann", "bob", "o1"), at(3)) == [
-        PointsEarned("ann", 200, "referral", "referral:bob", False, expiry_of(3))
+    assert run(st, RewardReferrer(member_id="ann", referred_id="bob", order_id="o1"), at(3)) == [
+        PointsEarned(
+            member_id="ann", points=200, reason="referral", source="referral:bob", pending=False, expires_at=expiry_of(3)
+        )
     ]
-    then_rejected(st, RewardReferrer("zed", "bob", "o1"), at(3), "unknown referrer zed")
+    then_rejected(st, RewardReferrer(member_id="zed", referred_id="bob", order_id="o1"), at(3), "unknown referrer zed")

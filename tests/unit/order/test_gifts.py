@@ -25,7 +25,7 @@ from services.order.messages import (
     GiftPerformance,
     GiftRuleChanged,
     GiftRuleCommandRejected,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleReplicated,
     GiftRuleReviewSuggested,
     GiftRuleSkipped,
@@ -77,15 +77,21 @@ def with_rule(book: OrderBook, cmd: Message) -> list[Message]:
     """Decide the rule change on its aggregate, then replicate it like the router does."""
     changed = apply(book, cmd)
     assert isinstance(changed[0], GiftRuleChanged)
-    return apply(book, ReplicateGiftRule(changed[0].rule))
+    return apply(book, ReplicateGiftRule(rule=changed[0].rule))
 
 
-def place(book: OrderBook, oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0) -> list[Message]:  # noqa: E501
-    return apply(book, PlaceOrder(oid, member, channel, [OrderLine(MASK, qty, MASK_PRICE)]), at)
+def place(
+    book: OrderBook, oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0
+) -> list[Message]:
+    return apply(
+        book,
+        PlaceOrder(order_id=oid, member_id=member, channel=channel, lines=[OrderLine(sku=MASK, qty=qty, unit_price=MASK_PRICE)]),
+        at,
+    )
 
 
 def answer(book: OrderBook, sku: str, ok: bool = True, oid: str = "o1") -> list[Message]:
-    return apply(book, RecordLineReservation(oid, sku, ok, "" if ok else "only 0 available"))
+    return apply(book, RecordLineReservation(order_id=oid, sku=sku, reserved=ok, reason="" if ok else "only 0 available"))
 
 
 def confirmed_with_gift(book: OrderBook, oid: str = "o1", qty: int = 1) -> None:
@@ -103,16 +109,40 @@ def test_base_gift_is_attached_to_a_live_order_of_the_main_sku() -> None:
     with_rule(book, rule())
     placed = place(book)[0]
     assert isinstance(placed, OrderPlaced)
-    assert placed.gifts == [GiftLine("r-eye", EYE, 1, 800, MASK, "base", False, None, 0, MASK_COST)]
+    assert placed.gifts == [
+        GiftLine(
+            rule_id="r-eye",
+            sku=EYE,
+            qty=1,
+            unit_cost=800,
+            main_sku=MASK,
+            tier="base",
+            consumable=False,
+            fallback_sku=None,
+            fallback_unit_cost=0,
+            main_unit_cost=MASK_COST,
+        )
+    ]
 
 
 def test_no_gift_outside_the_rule_channels_without_the_main_sku_or_for_a_campaign_order() -> None:
     book = new_state()
     with_rule(book, rule())
     assert place(book, "o-article", channel="article")[0].gifts == []  # type: ignore[attr-defined]
-    other = apply(book, PlaceOrder("o-pen", "m1", "live", [OrderLine(PEN, 1, 500)]))
+    other = apply(
+        book, PlaceOrder(order_id="o-pen", member_id="m1", channel="live", lines=[OrderLine(sku=PEN, qty=1, unit_price=500)])
+    )
     assert other[0].gifts == []  # type: ignore[attr-defined]
-    campaign = apply(book, PlaceOrder("o-pre", "m1", "live", [OrderLine(MASK, 1, MASK_PRICE)], campaign_id="c1"))
+    campaign = apply(
+        book,
+        PlaceOrder(
+            order_id="o-pre",
+            member_id="m1",
+            channel="live",
+            lines=[OrderLine(sku=MASK, qty=1, unit_price=MASK_PRICE)],
+            campaign_id="c1",
+        ),
+    )
     assert campaign[0].gifts == [] and len(campaign) == 1  # type: ignore[attr-defined]
 
 
@@ -120,7 +150,7 @@ def test_an_interaction_gift_goes_only_to_granted_members() -> None:
     book = new_state()
     with_rule(book, rule("r-q", tier="interaction"))
     assert place(book, "o1", member="m1")[0].gifts == []  # type: ignore[attr-defined]
-    with_rule(book, GrantInteractionGift("r-q", "m2"))
+    with_rule(book, GrantInteractionGift(rule_id="r-q", member_id="m2"))
     assert [g.rule_id for g in place(book, "o2", member="m2")[0].gifts] == ["r-q"]  # type: ignore[attr-defined]
     assert place(book, "o3", member="m1")[0].gifts == []  # type: ignore[attr-defined]
 
@@ -133,16 +163,16 @@ def test_a_surprise_window_announced_afterwards_attaches_the_gift_to_open_orders
     place(book, "o-late", at=T0 + 1_000)
     for oid in ("o-in", "o-shipped", "o-late"):
         answer(book, MASK, oid=oid)
-    apply(book, PayOrder("o-shipped", MASK_PRICE, "p"))
-    apply(book, ShipOrder("o-shipped", "t"))
-    out = with_rule(book, AnnounceSurpriseWindow("r-s", T0, T0 + 500))
+    apply(book, PayOrder(order_id="o-shipped", amount=MASK_PRICE, payment_ref="p"))
+    apply(book, ShipOrder(order_id="o-shipped", tracking="t"))
+    out = with_rule(book, AnnounceSurpriseWindow(rule_id="r-s", starts_at=T0, ends_at=T0 + 500))
     assert isinstance(out[0], GiftRuleReplicated)
     assert [(type(e).__name__, e.key) for e in out[1:]] == [("GiftAttached", "o-in")]
-    assert apply(book, ReplicateGiftRule(out[0].rule)) == []  # a re-delivered copy changes nothing
+    assert apply(book, ReplicateGiftRule(rule=out[0].rule)) == []  # a re-delivered copy changes nothing
     # the confirmed order ships with the surprise gift once the warehouse holds it
     answer(book, EYE, oid="o-in")
-    apply(book, PayOrder("o-in", MASK_PRICE, "p"))
-    shipped = apply(book, ShipOrder("o-in", "t"))
+    apply(book, PayOrder(order_id="o-in", amount=MASK_PRICE, payment_ref="p"))
+    shipped = apply(book, ShipOrder(order_id="o-in", tracking="t"))
     assert isinstance(shipped[0], OrderShipped) and shipped[0].skus == [MASK, EYE]
 
 
@@ -170,11 +200,11 @@ def test_the_cap_is_checked_again_on_the_discounted_price_at_confirmation() -> N
     place(book)
     answer(book, MASK)
     answer(book, EYE)
-    out = apply(book, RecordMemberDiscount("o1", "silver", Decimal("0.9")))
+    out = apply(book, RecordMemberDiscount(order_id="o1", tier="silver", discount_rate=Decimal("0.9")))
     assert isinstance(out[-2], GiftRuleSkipped) and "at the final price" in out[-2].reason
     assert isinstance(out[-1], OrderConfirmed)
-    apply(book, PayOrder("o1", 9_000, "p"))
-    shipped = apply(book, ShipOrder("o1", "t"))[0]
+    apply(book, PayOrder(order_id="o1", amount=9_000, payment_ref="p"))
+    shipped = apply(book, ShipOrder(order_id="o1", tracking="t"))[0]
     assert shipped.skus == [MASK]  # type: ignore[attr-defined]  # the skipped gift's hold is not shipped
 
 
@@ -187,7 +217,17 @@ def test_an_out_of_stock_gift_is_replaced_by_the_fallback() -> None:
     place(book)
     answer(book, MASK)
     sub = answer(book, EYE, ok=False)
-    assert sub == [GiftSubstituted("o1", "r-eye", EYE, CLOTH, 1, 300, "gift eye-trial out of stock (only 0 available)")]
+    assert sub == [
+        GiftSubstituted(
+            order_id="o1",
+            rule_id="r-eye",
+            from_sku=EYE,
+            to_sku=CLOTH,
+            qty=1,
+            unit_cost=300,
+            reason="gift eye-trial out of stock (only 0 available)",
+        )
+    ]
     assert isinstance(answer(book, CLOTH)[-1], OrderConfirmed)
     assert book.orders["o1"].gifts["r-eye"].sku == CLOTH
 
@@ -219,16 +259,16 @@ def test_a_cancel_releases_the_gift_and_a_late_gift_answer_gives_its_hold_back()
     place(book)
     answer(book, MASK)
     answer(book, EYE)
-    out = apply(book, CancelOrder("o1", "changed my mind"))
+    out = apply(book, CancelOrder(order_id="o1", reason="changed my mind"))
     assert isinstance(out[0], OrderCancelled) and out[0].release_skus == [MASK, EYE]
     # a surprise gift answered after the order shipped is omitted (inventory releases its hold)
     book2 = new_state()
     with_rule(book2, rule("r-s", tier="surprise"))
     place(book2)
     answer(book2, MASK)
-    with_rule(book2, AnnounceSurpriseWindow("r-s", T0, T0 + 1))
-    apply(book2, PayOrder("o1", MASK_PRICE, "p"))
-    assert apply(book2, ShipOrder("o1", "t"))[0].skus == [MASK]  # type: ignore[attr-defined]
+    with_rule(book2, AnnounceSurpriseWindow(rule_id="r-s", starts_at=T0, ends_at=T0 + 1))
+    apply(book2, PayOrder(order_id="o1", amount=MASK_PRICE, payment_ref="p"))
+    assert apply(book2, ShipOrder(order_id="o1", tracking="t"))[0].skus == [MASK]  # type: ignore[attr-defined]
     late = answer(book2, EYE)
     assert isinstance(late[0], GiftOmitted) and late[0].sku == EYE
 
@@ -238,22 +278,22 @@ def test_a_cancel_releases_the_gift_and_a_late_gift_answer_gives_its_hold_back()
 
 def _paid(book: OrderBook, qty: int, shipped: bool) -> None:
     confirmed_with_gift(book, qty=qty)
-    apply(book, PayOrder("o1", qty * MASK_PRICE, "p"))
+    apply(book, PayOrder(order_id="o1", amount=qty * MASK_PRICE, payment_ref="p"))
     if shipped:
-        apply(book, ShipOrder("o1", "t"))
-        apply(book, ConfirmDelivery("o1"))
+        apply(book, ShipOrder(order_id="o1", tracking="t"))
+        apply(book, ConfirmDelivery(order_id="o1"))
 
 
 def test_refunds_take_gifts_back_in_proportion_and_all_of_them_with_the_last_unit() -> None:
     book = new_state()
     with_rule(book, rule(gift_qty=2))
     _paid(book, qty=4, shipped=True)
-    first = apply(book, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")]))[0]
+    first = apply(book, RefundOrder(order_id="o1", refund_id="r1", lines=[RefundLine(sku=MASK, qty=1, reason="no_reason")]))[0]
     assert isinstance(first, OrderRefunded) and first.gifts == []  # 2 × 1/4 rounds down to 0
-    second = apply(book, RefundOrder("o1", "r2", [RefundLine(MASK, 1, "late")]))[0]
-    assert second.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "late")]  # type: ignore[attr-defined]
-    last = apply(book, RefundOrder("o1", "r3", [RefundLine(MASK, 2, "defect")]))[0]
-    assert last.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "defect")]  # type: ignore[attr-defined]
+    second = apply(book, RefundOrder(order_id="o1", refund_id="r2", lines=[RefundLine(sku=MASK, qty=1, reason="late")]))[0]
+    assert second.gifts == [RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=True, written_off=False, reason="late")]  # type: ignore[attr-defined]
+    last = apply(book, RefundOrder(order_id="o1", refund_id="r3", lines=[RefundLine(sku=MASK, qty=2, reason="defect")]))[0]
+    assert last.gifts == [RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=True, written_off=False, reason="defect")]  # type: ignore[attr-defined]
     assert book.orders["o1"].gifts["r-eye"].taken_back == 2
 
 
@@ -261,13 +301,15 @@ def test_a_consumable_gift_is_written_off_and_an_unshipped_gift_released() -> No
     book = new_state()
     with_rule(book, rule(consumable=True))
     _paid(book, qty=1, shipped=True)
-    out = apply(book, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "defect")]))[0]
-    assert out.gifts == [RefundedGift("r-eye", EYE, 1, False, True, "defect")]  # type: ignore[attr-defined]
+    out = apply(book, RefundOrder(order_id="o1", refund_id="r1", lines=[RefundLine(sku=MASK, qty=1, reason="defect")]))[0]
+    assert out.gifts == [RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=False, written_off=True, reason="defect")]  # type: ignore[attr-defined]
     book2 = new_state()
     with_rule(book2, rule(consumable=True))
     _paid(book2, qty=1, shipped=False)
-    out2 = apply(book2, RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")]))[0]
-    assert out2.gifts == [RefundedGift("r-eye", EYE, 1, False, False, "no_reason")]  # type: ignore[attr-defined]
+    out2 = apply(book2, RefundOrder(order_id="o1", refund_id="r1", lines=[RefundLine(sku=MASK, qty=1, reason="no_reason")]))[0]
+    assert out2.gifts == [
+        RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=False, written_off=False, reason="no_reason")
+    ]  # type: ignore[attr-defined]
 
 
 # --- rules and R-ORD-6 ----------------------------------------------------------------------------
@@ -282,31 +324,41 @@ def test_bad_rules_are_refused_with_the_reason_and_change_nothing() -> None:
         (rule(fallback_sku=EYE), "fallback gift must differ"),
         (rule(gift_qty=0), "gift_qty"),
         (rule(channels=["tv"]), "channels"),
-        (GrantInteractionGift("nope", "m1"), "unknown gift rule"),
+        (GrantInteractionGift(rule_id="nope", member_id="m1"), "unknown gift rule"),
     ]:
         out = decide(book, cmd, T0)
         assert len(out) == 1 and isinstance(out[0], GiftRuleCommandRejected) and why in out[0].reason, (cmd, out)
         evolve(book, out[0])
     assert book == before
     apply(book, rule())
-    out = decide(book, GrantInteractionGift("r-eye", "m1"), T0)
+    out = decide(book, GrantInteractionGift(rule_id="r-eye", member_id="m1"), T0)
     assert isinstance(out[0], GiftRuleCommandRejected) and "base rule" in out[0].reason
 
 
 def _perf(roi: str, given: int = 20) -> GiftPerformance:
-    return GiftPerformance(given, 0, given, "1", "0", "0", 0, 1000, roi)
+    return GiftPerformance(
+        gifts_given=given,
+        gifts_taken_back=0,
+        recipients=given,
+        acceptance="1",
+        conversion="0",
+        rebuy="0",
+        ltv_uplift=0,
+        gift_cost=1000,
+        roi=roi,
+    )
 
 
 def test_a_review_is_suggested_once_below_1_2_and_again_only_after_healthy() -> None:
     book = new_state()
     apply(book, rule())
-    assert apply(book, ReviewGiftRule("r-eye", _perf("1.19", given=9))) == []  # too few gifts to judge
-    first = apply(book, ReviewGiftRule("r-eye", _perf("1.19")))
+    assert apply(book, ReviewGiftRule(rule_id="r-eye", performance=_perf("1.19", given=9))) == []  # too few gifts to judge
+    first = apply(book, ReviewGiftRule(rule_id="r-eye", performance=_perf("1.19")))
     assert [type(e) for e in first] == [GiftRuleReviewSuggested]
-    assert apply(book, ReviewGiftRule("r-eye", _perf("0.5"))) == []  # same episode
-    assert apply(book, ReviewGiftRule("r-eye", _perf("1.4"))) == []  # not healthy yet
-    assert [type(e) for e in apply(book, ReviewGiftRule("r-eye", _perf("1.5")))] == [GiftRuleHealthy]
-    assert [type(e) for e in apply(book, ReviewGiftRule("r-eye", _perf("1.0")))] == [GiftRuleReviewSuggested]
+    assert apply(book, ReviewGiftRule(rule_id="r-eye", performance=_perf("0.5"))) == []  # same episode
+    assert apply(book, ReviewGiftRule(rule_id="r-eye", performance=_perf("1.4"))) == []  # not healthy yet
+    assert [type(e) for e in apply(book, ReviewGiftRule(rule_id="r-eye", performance=_perf("1.5")))] == [GiftRuleRecovered]
+    assert [type(e) for e in apply(book, ReviewGiftRule(rule_id="r-eye", performance=_perf("1.0")))] == [GiftRuleReviewSuggested]
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -333,8 +385,8 @@ def test_gift_cost_never_exceeds_the_cap_and_a_gift_never_fails_an_order(
     costs = dict(gift_cost=gift_cost, fallback_unit_cost=fallback_cost, main_unit_cost=main_cost)
     cmd = rule(gift_qty=gift_qty, fallback_sku=CLOTH, **costs)
     with_rule(book, cmd)
-    apply(book, PlaceOrder("o1", "m1", "live", [OrderLine(MASK, qty, price)]))
-    apply(book, RecordMemberDiscount("o1", "t", Decimal(rate)))
+    apply(book, PlaceOrder(order_id="o1", member_id="m1", channel="live", lines=[OrderLine(sku=MASK, qty=qty, unit_price=price)]))
+    apply(book, RecordMemberDiscount(order_id="o1", tier="t", discount_rate=Decimal(rate)))
     order = book.orders["o1"]
     answer(book, MASK, main_ok)
     for sku, ok in ((EYE, gift_ok), (CLOTH, fallback_ok)):

@@ -44,7 +44,7 @@ from services.order.messages import (
 
 OID = "ord-1"
 MASK, EYE = "mask-01", "eye-01"
-LINES = [OrderLine(MASK, 2, 1990), OrderLine(EYE, 1, 500)]
+LINES = [OrderLine(sku=MASK, qty=2, unit_price=1990), OrderLine(sku=EYE, qty=1, unit_price=500)]
 TOTAL = 2 * 1990 + 500  # cents
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, ms
@@ -62,11 +62,11 @@ WINDOW_ENDS = T_DELIVERED + WINDOW_MS
 
 
 def place(order_id: str = OID, lines: list[OrderLine] | None = None, channel: str = "live") -> PlaceOrder:
-    return PlaceOrder(order_id, "member-1", channel, list(LINES if lines is None else lines))
+    return PlaceOrder(order_id=order_id, member_id="member-1", channel=channel, lines=list(LINES if lines is None else lines))
 
 
 def answer(sku: str, reserved: bool = True, reason: str = "", order_id: str = OID) -> RecordLineReservation:
-    return RecordLineReservation(order_id, sku, reserved, reason)
+    return RecordLineReservation(order_id=order_id, sku=sku, reserved=reserved, reason=reason)
 
 
 def apply(book: OrderBook, cmd: Message, now: int) -> list[Message]:
@@ -82,14 +82,21 @@ HISTORY: dict[str, list[tuple[Message, int]]] = {}
 HISTORY["placed"] = [(place(), T0)]
 HISTORY["confirmed"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE), T_ANSWER)]
 HISTORY["rejected"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE, False, "sold out"), T_ANSWER)]
-HISTORY["paid"] = [*HISTORY["confirmed"], (PayOrder(OID, TOTAL, "pay-1"), T_PAID)]
-HISTORY["shipped"] = [*HISTORY["paid"], (ShipOrder(OID, "SF123"), T_SHIPPED)]
-HISTORY["delivered"] = [*HISTORY["shipped"], (ConfirmDelivery(OID), T_DELIVERED)]
-HISTORY["completed"] = [*HISTORY["delivered"], (CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS)]
-HISTORY["cancelled"] = [*HISTORY["confirmed"], (CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS)]
+HISTORY["paid"] = [*HISTORY["confirmed"], (PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), T_PAID)]
+HISTORY["shipped"] = [*HISTORY["paid"], (ShipOrder(order_id=OID, tracking="SF123"), T_SHIPPED)]
+HISTORY["delivered"] = [*HISTORY["shipped"], (ConfirmDelivery(order_id=OID), T_DELIVERED)]
+HISTORY["completed"] = [*HISTORY["delivered"], (CheckOrderTimers(time=WINDOW_ENDS), WINDOW_ENDS)]
+HISTORY["cancelled"] = [*HISTORY["confirmed"], (CancelOrder(order_id=OID, reason="changed my mind"), T0 + MINUTE_MS)]
 HISTORY["refunded"] = [
     *HISTORY["delivered"],
-    (RefundOrder(OID, "rf-all", [RefundLine(MASK, 2, "no_reason"), RefundLine(EYE, 1, "no_reason")]), T0 + 3 * DAY_MS),
+    (
+        RefundOrder(
+            order_id=OID,
+            refund_id="rf-all",
+            lines=[RefundLine(sku=MASK, qty=2, reason="no_reason"), RefundLine(sku=EYE, qty=1, reason="no_reason")],
+        ),
+        T0 + 3 * DAY_MS,
+    ),
 ]
 STATUSES = tuple(HISTORY)
 
@@ -139,8 +146,20 @@ def status(book: OrderBook, order_id: str = OID) -> str:
 
 def test_r_ord_1_a_valid_order_is_placed_with_its_total_in_cents() -> None:
     book = new_state()
-    cmd = PlaceOrder(OID, "member-1", "live", list(LINES), distributor_id="dist-7", campaign_id="camp-2")
-    expected = OrderPlaced(OID, "member-1", "live", LINES, "dist-7", "camp-2", TOTAL, T0, ["presale"])
+    cmd = PlaceOrder(
+        order_id=OID, member_id="member-1", channel="live", lines=list(LINES), distributor_id="dist-7", campaign_id="camp-2"
+    )
+    expected = OrderPlaced(
+        order_id=OID,
+        member_id="member-1",
+        channel="live",
+        lines=LINES,
+        distributor_id="dist-7",
+        campaign_id="camp-2",
+        total=TOTAL,
+        placed_at=T0,
+        awaiting=["presale"],
+    )
     then_accepted(book, cmd, T0, [expected])
     order = book.orders[OID]
     assert (order.status, order.total, order.placed_at, order.lines) == ("placed", TOTAL, T0, LINES)
@@ -164,15 +183,15 @@ def test_r_ord_1_an_order_without_lines_is_refused() -> None:
 
 @pytest.mark.parametrize("qty", [0, -1])
 def test_r_ord_1_a_line_quantity_must_be_positive(qty: int) -> None:
-    then_refused(new_state(), place(lines=[OrderLine(MASK, qty, 1990)]), T0, MASK, "qty must be a positive")
+    then_refused(new_state(), place(lines=[OrderLine(sku=MASK, qty=qty, unit_price=1990)]), T0, MASK, "qty must be a positive")
 
 
 def test_r_ord_1_a_negative_unit_price_is_refused() -> None:
-    then_refused(new_state(), place(lines=[OrderLine(MASK, 1, -1)]), T0, MASK, "unit_price")
+    then_refused(new_state(), place(lines=[OrderLine(sku=MASK, qty=1, unit_price=-1)]), T0, MASK, "unit_price")
 
 
 def test_r_ord_1_the_same_sku_on_two_lines_is_refused() -> None:
-    lines = [OrderLine(MASK, 1, 1990), OrderLine(MASK, 2, 1990)]
+    lines = [OrderLine(sku=MASK, qty=1, unit_price=1990), OrderLine(sku=MASK, qty=2, unit_price=1990)]
     then_refused(new_state(), place(lines=lines), T0, MASK, "two lines")
 
 
@@ -186,7 +205,7 @@ def test_r_ord_1_an_existing_order_id_is_refused(existing: str) -> None:
 
 def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
     book = given("placed")
-    then_accepted(book, answer(MASK), T_ANSWER, [OrderLineReserved(OID, MASK)])
+    then_accepted(book, answer(MASK), T_ANSWER, [OrderLineReserved(order_id=OID, sku=MASK)])
     assert status(book) == "placed"
     assert book.pay_deadlines == {}
 
@@ -194,7 +213,12 @@ def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
 def test_r_ord_2_all_lines_reserved_confirms_with_pay_by_now_plus_30_minutes() -> None:
     book = given("placed")
     apply(book, answer(MASK), T0 + 500)
-    then_accepted(book, answer(EYE), T_ANSWER, [OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY, TOTAL, LINES)])
+    then_accepted(
+        book,
+        answer(EYE),
+        T_ANSWER,
+        [OrderLineReserved(order_id=OID, sku=EYE), OrderConfirmed(order_id=OID, pay_by=PAY_BY, total=TOTAL, lines=LINES)],
+    )
     assert status(book) == "confirmed"
     assert book.orders[OID].pay_by == T_ANSWER + 30 * 60_000
     assert book.pay_deadlines == {OID: PAY_BY}
@@ -204,7 +228,7 @@ def test_r_ord_2_the_payment_hold_is_configurable() -> None:
     book = given("placed", OrderConfig(payment_hold_ms=5 * MINUTE_MS))
     apply(book, answer(MASK), T_ANSWER)
     events = apply(book, answer(EYE), T_ANSWER)
-    assert events[-1] == OrderConfirmed(OID, T_ANSWER + 5 * MINUTE_MS, TOTAL, LINES)
+    assert events[-1] == OrderConfirmed(order_id=OID, pay_by=T_ANSWER + 5 * MINUTE_MS, total=TOTAL, lines=LINES)
 
 
 def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lines() -> None:
@@ -215,8 +239,10 @@ def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lin
         answer(EYE, False, "only 0 available, 1 requested"),
         T_ANSWER,
         [
-            OrderLineRejected(OID, EYE, "only 0 available, 1 requested"),
-            OrderRejected(OID, f"stock not available ({EYE}: only 0 available, 1 requested)", [MASK]),
+            OrderLineRejected(order_id=OID, sku=EYE, reason="only 0 available, 1 requested"),
+            OrderRejected(
+                order_id=OID, reason=f"stock not available ({EYE}: only 0 available, 1 requested)", release_skus=[MASK]
+            ),
         ],
     )
     assert status(book) == "rejected"
@@ -225,12 +251,12 @@ def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lin
 
 def test_r_ord_2_a_rejection_waits_for_every_answer_before_rejecting() -> None:
     book = given("placed")
-    then_accepted(book, answer(MASK, False, "sold out"), T_ANSWER, [OrderLineRejected(OID, MASK, "sold out")])
+    then_accepted(book, answer(MASK, False, "sold out"), T_ANSWER, [OrderLineRejected(order_id=OID, sku=MASK, reason="sold out")])
     assert status(book) == "placed"
     events = apply(book, answer(EYE), T_ANSWER)
     assert events == [
-        OrderLineReserved(OID, EYE),
-        OrderRejected(OID, f"stock not available ({MASK}: sold out)", [EYE]),
+        OrderLineReserved(order_id=OID, sku=EYE),
+        OrderRejected(order_id=OID, reason=f"stock not available ({MASK}: sold out)", release_skus=[EYE]),
     ]
 
 
@@ -273,7 +299,21 @@ def test_r_ord_2_an_answer_for_an_unknown_order_is_refused() -> None:
 def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
     book = given("confirmed")
     then_accepted(
-        book, PayOrder(OID, TOTAL, "pay-1"), T_PAID, [OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES)]
+        book,
+        PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"),
+        T_PAID,
+        [
+            OrderPaid(
+                order_id=OID,
+                amount=TOTAL,
+                payment_ref="pay-1",
+                paid_at=T_PAID,
+                member_id="member-1",
+                distributor_id=None,
+                campaign_id=None,
+                lines=LINES,
+            )
+        ],
     )
     assert status(book) == "paid"
     assert book.orders[OID].paid == TOTAL
@@ -282,26 +322,41 @@ def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "confirmed"])
 def test_r_ord_2_only_a_confirmed_order_can_be_paid(st: str) -> None:
-    then_refused(given(st), PayOrder(OID, TOTAL, "pay-x"), T_PAID, f"order is {st}", "only a confirmed order")
+    then_refused(
+        given(st), PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-x"), T_PAID, f"order is {st}", "only a confirmed order"
+    )
 
 
 @pytest.mark.parametrize("amount", [0, TOTAL - 1, TOTAL + 1])
 def test_r_ord_2_a_payment_must_equal_the_total(amount: int) -> None:
-    then_refused(given("confirmed"), PayOrder(OID, amount, "pay-x"), T_PAID, str(amount), str(TOTAL))
+    then_refused(given("confirmed"), PayOrder(order_id=OID, amount=amount, payment_ref="pay-x"), T_PAID, str(amount), str(TOTAL))
 
 
 def test_r_ord_2_payment_one_ms_before_the_hold_ends_is_accepted() -> None:
-    events = decide(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY - 1)
-    assert events == [OrderPaid(OID, TOTAL, "pay-1", PAY_BY - 1, "member-1", None, None, LINES)]
+    events = decide(given("confirmed"), PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), PAY_BY - 1)
+    assert events == [
+        OrderPaid(
+            order_id=OID,
+            amount=TOTAL,
+            payment_ref="pay-1",
+            paid_at=PAY_BY - 1,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            lines=LINES,
+        )
+    ]
 
 
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_payment_at_or_after_the_hold_expiry_is_refused(late: int) -> None:
-    then_refused(given("confirmed"), PayOrder(OID, TOTAL, "pay-1"), PAY_BY + late, "payment hold expired")
+    then_refused(
+        given("confirmed"), PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), PAY_BY + late, "payment hold expired"
+    )
 
 
 def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
-    then_refused(new_state(), PayOrder("ghost", 100, "p"), T0, "unknown order ghost")
+    then_refused(new_state(), PayOrder(order_id="ghost", amount=100, payment_ref="p"), T0, "unknown order ghost")
 
 
 # --- ship (paid → shipped) ----------------------------------------------------------------------
@@ -309,20 +364,30 @@ def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
 
 def test_r_ord_2_a_paid_order_ships_every_line() -> None:
     book = given("paid")
-    then_accepted(book, ShipOrder(OID, "SF123"), T_SHIPPED, [OrderShipped(OID, "SF123", [MASK, EYE], None)])
+    then_accepted(
+        book,
+        ShipOrder(order_id=OID, tracking="SF123"),
+        T_SHIPPED,
+        [OrderShipped(order_id=OID, tracking="SF123", skus=[MASK, EYE], campaign_id=None)],
+    )
     assert status(book) == "shipped"
     assert book.orders[OID].shipped
 
 
 def test_r_ord_2a_a_line_refunded_in_full_before_shipping_is_not_shipped() -> None:
     book = given("paid")
-    apply(book, RefundOrder(OID, "rf-1", [RefundLine(EYE, 1, "no_reason")]), T_PAID + 1)
-    then_accepted(book, ShipOrder(OID, "SF1"), T_SHIPPED, [OrderShipped(OID, "SF1", [MASK], None)])
+    apply(book, RefundOrder(order_id=OID, refund_id="rf-1", lines=[RefundLine(sku=EYE, qty=1, reason="no_reason")]), T_PAID + 1)
+    then_accepted(
+        book,
+        ShipOrder(order_id=OID, tracking="SF1"),
+        T_SHIPPED,
+        [OrderShipped(order_id=OID, tracking="SF1", skus=[MASK], campaign_id=None)],
+    )
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "paid"])
 def test_r_ord_2_only_a_paid_order_can_be_shipped(st: str) -> None:
-    then_refused(given(st), ShipOrder(OID, "SF9"), T_SHIPPED, f"order is {st}", "only a paid order")
+    then_refused(given(st), ShipOrder(order_id=OID, tracking="SF9"), T_SHIPPED, f"order is {st}", "only a paid order")
 
 
 # --- deliver (shipped → delivered; the 7-day window starts) --------------------------------------
@@ -330,15 +395,15 @@ def test_r_ord_2_only_a_paid_order_can_be_shipped(st: str) -> None:
 
 def test_r_ord_2_a_shipped_order_is_delivered_and_the_7_day_window_opens() -> None:
     book = given("shipped")
-    expected = OrderDelivered(OID, T_DELIVERED, T_DELIVERED + 7 * 24 * 3_600_000)
-    then_accepted(book, ConfirmDelivery(OID), T_DELIVERED, [expected])
+    expected = OrderDelivered(order_id=OID, delivered_at=T_DELIVERED, return_window_ends=T_DELIVERED + 7 * 24 * 3_600_000)
+    then_accepted(book, ConfirmDelivery(order_id=OID), T_DELIVERED, [expected])
     assert status(book) == "delivered"
     assert book.return_windows == {OID: WINDOW_ENDS}
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "shipped"])
 def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
-    then_refused(given(st), ConfirmDelivery(OID), T_DELIVERED, f"order is {st}", "only a shipped order")
+    then_refused(given(st), ConfirmDelivery(order_id=OID), T_DELIVERED, f"order is {st}", "only a shipped order")
 
 
 # --- cancel (allowed before shipping) ------------------------------------------------------------
@@ -347,53 +412,92 @@ def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
 @pytest.mark.parametrize("st", ["placed", "confirmed"])
 def test_r_ord_2_an_unpaid_order_is_cancelled_and_its_stock_released(st: str) -> None:
     book = given(st)
-    expected = OrderCancelled(OID, "changed my mind", [MASK, EYE], 0, "member-1", None, None)
-    then_accepted(book, CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS, [expected])
+    expected = OrderCancelled(
+        order_id=OID,
+        reason="changed my mind",
+        release_skus=[MASK, EYE],
+        refund_amount=0,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    then_accepted(book, CancelOrder(order_id=OID, reason="changed my mind"), T0 + MINUTE_MS, [expected])
     assert status(book) == "cancelled"
     assert book.pay_deadlines == {}
-    assert decide(book, CheckOrderTimers(PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
+    assert decide(book, CheckOrderTimers(time=PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
 
 
 def test_r_ord_2_a_paid_order_is_cancelled_with_a_refund_of_what_was_paid() -> None:
     book = given("paid")
-    expected = OrderCancelled(OID, "out of town", [MASK, EYE], TOTAL, "member-1", None, None)
-    then_accepted(book, CancelOrder(OID, "out of town"), T_PAID + 1, [expected])
+    expected = OrderCancelled(
+        order_id=OID,
+        reason="out of town",
+        release_skus=[MASK, EYE],
+        refund_amount=TOTAL,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    then_accepted(book, CancelOrder(order_id=OID, reason="out of town"), T_PAID + 1, [expected])
     assert status(book) == "cancelled"
 
 
 def test_r_ord_2a_cancelling_after_a_partial_refund_refunds_only_the_rest() -> None:
     book = given("paid")
-    apply(book, RefundOrder(OID, "rf-1", [RefundLine(MASK, 1, "no_reason")]), T_PAID + 1)
-    events = apply(book, CancelOrder(OID, "never mind"), T_PAID + 2)
-    assert events == [OrderCancelled(OID, "never mind", [MASK, EYE], TOTAL - 1990, "member-1", None, None)]
+    apply(book, RefundOrder(order_id=OID, refund_id="rf-1", lines=[RefundLine(sku=MASK, qty=1, reason="no_reason")]), T_PAID + 1)
+    events = apply(book, CancelOrder(order_id=OID, reason="never mind"), T_PAID + 2)
+    assert events == [
+        OrderCancelled(
+            order_id=OID,
+            reason="never mind",
+            release_skus=[MASK, EYE],
+            refund_amount=TOTAL - 1990,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+        )
+    ]
 
 
 @pytest.mark.parametrize("st", ["shipped", "delivered", "completed"])
 def test_r_ord_2_cancel_after_shipping_is_refused_and_points_to_a_refund(st: str) -> None:
-    then_refused(given(st), CancelOrder(OID, "too late"), T0 + 9 * DAY_MS, f"order is {st}", "ask for a refund")
+    then_refused(given(st), CancelOrder(order_id=OID, reason="too late"), T0 + 9 * DAY_MS, f"order is {st}", "ask for a refund")
 
 
 @pytest.mark.parametrize("st", ["cancelled", "rejected", "refunded"])
 def test_r_ord_2_cancel_of_a_closed_order_is_refused(st: str) -> None:
-    then_refused(given(st), CancelOrder(OID, "again"), T0 + 3 * DAY_MS, f"order is {st}", "nothing to cancel")
+    then_refused(given(st), CancelOrder(order_id=OID, reason="again"), T0 + 3 * DAY_MS, f"order is {st}", "nothing to cancel")
 
 
 def test_r_ord_2_cancel_of_an_unknown_order_is_refused() -> None:
-    then_refused(new_state(), CancelOrder("ghost", "x"), T0, "unknown order ghost")
+    then_refused(new_state(), CancelOrder(order_id="ghost", reason="x"), T0, "unknown order ghost")
 
 
 # --- refunds (R-ORD-2, R-ORD-2a) -----------------------------------------------------------------
 
 
 def refund(refund_id: str, *lines: tuple[str, int, str]) -> RefundOrder:
-    return RefundOrder(OID, refund_id, [RefundLine(sku, qty, why) for sku, qty, why in lines])
+    return RefundOrder(
+        order_id=OID, refund_id=refund_id, lines=[RefundLine(sku=sku, qty=qty, reason=why) for sku, qty, why in lines]
+    )
 
 
 def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_the_goods_back() -> None:
     book = given("delivered")
     now = T_DELIVERED + DAY_MS
-    lines = [RefundedLine(MASK, 1, "no_reason", 1990, True)]
-    expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
+    lines = [RefundedLine(sku=MASK, qty=1, reason="no_reason", amount=1990, goods_returned=True)]
+    expected = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=1990,
+        fully_refunded=False,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=TOTAL,
+        refunded_before=0,
+    )
     then_accepted(book, refund("rf-1", (MASK, 1, "no_reason")), now, [expected])
     order = book.orders[OID]
     assert (order.status, order.refunded_qty, order.refunded_amount) == ("delivered", {MASK: 1}, 1990)
@@ -402,8 +506,19 @@ def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_t
 
 def test_r_ord_2a_a_refund_before_shipping_returns_no_goods() -> None:
     book = given("paid")
-    lines = [RefundedLine(EYE, 1, "late", 500, False)]
-    expected = OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
+    lines = [RefundedLine(sku=EYE, qty=1, reason="late", amount=500, goods_returned=False)]
+    expected = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=500,
+        fully_refunded=False,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=TOTAL,
+        refunded_before=0,
+    )
     then_accepted(book, refund("rf-1", (EYE, 1, "late")), T_PAID + 1, [expected])
     assert status(book) == "paid"
 
@@ -436,8 +551,21 @@ def test_r_ord_2a_refunds_that_add_up_to_the_whole_order_make_it_refunded() -> N
 @pytest.mark.parametrize("reason", REFUND_REASONS)
 def test_r_ord_2a_every_listed_reason_is_accepted_inside_the_window(reason: str) -> None:
     events = decide(given("delivered"), refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
-    lines = [RefundedLine(EYE, 1, reason, 500, True)]
-    assert events == [OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)]
+    lines = [RefundedLine(sku=EYE, qty=1, reason=reason, amount=500, goods_returned=True)]
+    assert events == [
+        OrderRefunded(
+            order_id=OID,
+            refund_id="rf-1",
+            lines=lines,
+            amount=500,
+            fully_refunded=False,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            paid_total=TOTAL,
+            refunded_before=0,
+        )
+    ]
 
 
 @pytest.mark.parametrize("reason", ["", "changed_mind", "NO_REASON"])
@@ -504,7 +632,7 @@ def test_r_ord_2_a_completed_order_takes_no_more_no_reason_refunds(reason: str) 
 def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund_at_that_instant() -> None:
     """The completion timer and the refund must agree on when the window closes (both at `ends`)."""
     book = given("delivered")
-    apply(book, CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS)
+    apply(book, CheckOrderTimers(time=WINDOW_ENDS), WINDOW_ENDS)
     assert status(book) == "completed"
     then_refused(book, refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS, "window closed")
 
@@ -513,8 +641,19 @@ def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund
 def test_r_ord_2_a_defect_is_refunded_at_any_time_even_after_completion(st: str) -> None:
     now = WINDOW_ENDS + 365 * DAY_MS
     book = given(st)
-    lines = [RefundedLine(MASK, 1, "defect", 1990, True)]
-    expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
+    lines = [RefundedLine(sku=MASK, qty=1, reason="defect", amount=1990, goods_returned=True)]
+    expected = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=1990,
+        fully_refunded=False,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=TOTAL,
+        refunded_before=0,
+    )
     then_accepted(book, refund("rf-1", (MASK, 1, "defect")), now, [expected])
     assert status(book) == st
     last = apply(book, refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now)
@@ -531,7 +670,7 @@ def test_r_ord_2_a_refund_mixing_a_defect_and_a_late_no_reason_line_is_refused_w
 
 
 def tick(book: OrderBook, time: int) -> list[Message]:
-    return decide(book, CheckOrderTimers(time), time)
+    return decide(book, CheckOrderTimers(time=time), time)
 
 
 def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> None:
@@ -541,15 +680,23 @@ def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> Non
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_an_unpaid_confirmed_order_is_cancelled_from_the_deadline_on(late: int) -> None:
     book = given("confirmed")
-    expected = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0, "member-1", None, None)
-    then_accepted(book, CheckOrderTimers(PAY_BY + late), PAY_BY + late, [expected])
+    expected = OrderCancelled(
+        order_id=OID,
+        reason="not paid within the payment hold time",
+        release_skus=[MASK, EYE],
+        refund_amount=0,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    then_accepted(book, CheckOrderTimers(time=PAY_BY + late), PAY_BY + late, [expected])
     assert status(book) == "cancelled"
     assert tick(book, PAY_BY + 2 * DAY_MS) == [], "cancelled once, never again"
 
 
 def test_r_ord_2_a_payment_refused_for_expiry_is_followed_by_the_cancellation() -> None:
     book = given("confirmed")
-    then_refused(book, PayOrder(OID, TOTAL, "pay-1"), PAY_BY, "hold expired")
+    then_refused(book, PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), PAY_BY, "hold expired")
     assert [type(e) for e in tick(book, PAY_BY)] == [OrderCancelled]
 
 
@@ -567,9 +714,13 @@ def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> 
     book = given("delivered")
     then_accepted(
         book,
-        CheckOrderTimers(WINDOW_ENDS + late),
+        CheckOrderTimers(time=WINDOW_ENDS + late),
         WINDOW_ENDS + late,
-        [OrderCompleted(OID, WINDOW_ENDS + late, "member-1", None, None)],
+        [
+            OrderCompleted(
+                order_id=OID, completed_at=WINDOW_ENDS + late, member_id="member-1", distributor_id=None, campaign_id=None
+            )
+        ],
     )
     assert status(book) == "completed"
     assert book.return_windows == {}
@@ -579,7 +730,9 @@ def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> 
 def test_r_ord_2_a_partly_refunded_order_still_completes() -> None:
     book = given("delivered")
     apply(book, refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1)
-    assert tick(book, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS, "member-1", None, None)]
+    assert tick(book, WINDOW_ENDS) == [
+        OrderCompleted(order_id=OID, completed_at=WINDOW_ENDS, member_id="member-1", distributor_id=None, campaign_id=None)
+    ]
 
 
 def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
@@ -589,9 +742,9 @@ def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
 def test_r_ord_2_one_tick_handles_every_due_order_of_the_partition_in_id_order() -> None:
     book = new_state()
     for oid in ("b", "a", "c"):
-        apply(book, place(oid, [OrderLine(MASK, 1, 100)]), T0)
+        apply(book, place(oid, [OrderLine(sku=MASK, qty=1, unit_price=100)]), T0)
         apply(book, answer(MASK, order_id=oid), T_ANSWER)
-    apply(book, PayOrder("c", 100, "p"), T_PAID)
+    apply(book, PayOrder(order_id="c", amount=100, payment_ref="p"), T_PAID)
     events = tick(book, PAY_BY)
     assert [(type(e), e.key) for e in events] == [(OrderCancelled, "a"), (OrderCancelled, "b")]
 
@@ -603,5 +756,17 @@ def test_r_ord_2_a_tick_on_an_empty_partition_is_silent() -> None:
 def test_an_event_sent_as_a_command_is_refused() -> None:
     book = given("confirmed")
     then_refused(
-        book, OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES), T_PAID, "OrderPaid is not an order command"
+        book,
+        OrderPaid(
+            order_id=OID,
+            amount=TOTAL,
+            payment_ref="pay-1",
+            paid_at=T_PAID,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            lines=LINES,
+        ),
+        T_PAID,
+        "OrderPaid is not an order command",
     )

@@ -72,13 +72,15 @@ class World:
         return reason
 
     def pledge(self, oid: str, units: int, now: int, member: str | None = None, group: str | None = None) -> list[Message]:
-        return self.send(RecordPledge(CID, oid, member or f"m-{oid}", units, group), now)
+        return self.send(
+            RecordPledge(campaign_id=CID, order_id=oid, member_id=member or f"m-{oid}", units=units, group_id=group), now
+        )
 
     def pay(self, oid: str, amount: int, now: int) -> list[Message]:
-        return self.ok(RecordPayment(CID, oid, amount, f"pay-{oid}"), now)
+        return self.ok(RecordPayment(campaign_id=CID, order_id=oid, amount=amount, payment_ref=f"pay-{oid}"), now)
 
     def tick(self, at: int) -> list[Message]:
-        return self.ok(CheckCampaignTimers(at), at)
+        return self.ok(CheckCampaignTimers(time=at), at)
 
 
 def of(events: list[Message], kind: type) -> list[Any]:
@@ -87,14 +89,25 @@ def of(events: list[Message], kind: type) -> list[Any]:
 
 def created(moq: int = 30, capacity: int = 500, split: str = "standard", fan_base: int = 38_000) -> World:
     w = World()
-    w.ok(CreateCampaign(CID, "glow notebook", COST, fan_base, moq, capacity, split), T0)
+    w.ok(
+        CreateCampaign(
+            campaign_id=CID,
+            product="glow notebook",
+            unit_cost=COST,
+            fan_base=fan_base,
+            moq=moq,
+            max_capacity=capacity,
+            split=split,
+        ),
+        T0,
+    )
     return w
 
 
 def launched(moq: int = 30, capacity: int = 500, split: str = "standard", fan_base: int = 38_000) -> World:
     """Given a campaign scheduled START..END, launched (forced) before it opens, the opening tick seen."""
     w = created(moq, capacity, split, fan_base)
-    w.ok(ScheduleCampaign(CID, START, END, DELIVERY), T0)
-    w.ok(LaunchCampaign(CID, force=True), T0)
+    w.ok(ScheduleCampaign(campaign_id=CID, starts_at=START, ends_at=END, delivery_at=DELIVERY), T0)
+    w.ok(LaunchCampaign(campaign_id=CID, force=True), T0)
     w.tick(START)
     return w

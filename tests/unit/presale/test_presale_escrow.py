@@ -62,7 +62,7 @@ def test_a_paid_order_cancelled_is_refunded_out_of_escrow_and_its_units_released
     w = launched()
     w.pledge("o1", 3, START)
     w.pay("o1", 7_200, START + 1)
-    events = w.ok(ReleasePledge(CID, "o1", 7_200, "member cancelled"), START + 2)
+    events = w.ok(ReleasePledge(campaign_id=CID, order_id="o1", refund_amount=7_200, reason="member cancelled"), START + 2)
     refund = of(events, EscrowRefunded)[0]
     assert (refund.refund_id, refund.requested, refund.initiated_by, refund.uncovered) == ("cancel-o1", 7_200, "buyer", 0)
     assert refund.taken == split(7_200, "standard")
@@ -73,9 +73,13 @@ def test_a_partial_refund_returns_its_amount_and_units_and_never_more_than_was_p
     w = launched()
     w.pledge("o1", 3, START)
     w.pay("o1", 7_200, START + 1)
-    w.ok(RecordOrderRefund(CID, "o1", "r1", 2_400, 1, False), START + 2)
+    w.ok(
+        RecordOrderRefund(campaign_id=CID, order_id="o1", refund_id="r1", amount=2_400, units=1, fully_refunded=False), START + 2
+    )
     assert w.c.pledges["o1"].net == 4_800 and w.c.tally.pledged_units == 2
-    events = w.ok(RecordOrderRefund(CID, "o1", "r2", 9_999, 5, True), START + 3)
+    events = w.ok(
+        RecordOrderRefund(campaign_id=CID, order_id="o1", refund_id="r2", amount=9_999, units=5, fully_refunded=True), START + 3
+    )
     assert of(events, EscrowRefunded)[0].requested == 4_800, "capped at what the order still has"
     assert w.c.held == 0 and w.c.refunded == 7_200 and w.c.pledges["o1"].status == "released"
 
@@ -86,7 +90,15 @@ def test_the_order_services_echo_of_a_presale_refund_moves_no_money_twice() -> N
     w.pay("o1", 4_800, START + 1)
     w.tick(END)  # fails: presale-c1-o1 refunded out of escrow
     assert w.c.refunded == 4_800
-    assert w.send(RecordOrderRefund(CID, "o1", f"presale-{CID}-o1", 4_800, 2, True), END + 1) == []
+    assert (
+        w.send(
+            RecordOrderRefund(
+                campaign_id=CID, order_id="o1", refund_id=f"presale-{CID}-o1", amount=4_800, units=2, fully_refunded=True
+            ),
+            END + 1,
+        )
+        == []
+    )
     assert w.c.refunded == 4_800 and w.c.held == 0
 
 
@@ -97,37 +109,57 @@ def _succeeded() -> object:
     w = launched(moq=2)
     w.pledge("o1", 2, START)
     w.pay("o1", 10_000, START + 1)  # production 4000
-    w.ok(CloseCampaign(CID, "done"), START + 2)
+    w.ok(CloseCampaign(campaign_id=CID, reason="done"), START + 2)
     return w
 
 
 def test_r_pre_6_each_milestone_with_evidence_releases_its_share_of_the_production_reserve() -> None:
     w = _succeeded()
-    e1 = w.ok(RecordMilestone(CID, "materials_bought", "invoice #88"), START + 3)  # 30 % of 4000
-    assert of(e1, FundsReleased) == [FundsReleased(CID, "materials_bought", 1_200, "invoice #88", 2_800, START + 3)]
-    e2 = w.ok(RecordMilestone(CID, "sample_approved", "photo"), START + 4)  # 50 % cumulative
+    e1 = w.ok(RecordMilestone(campaign_id=CID, milestone="materials_bought", evidence="invoice #88"), START + 3)  # 30 % of 4000
+    assert of(e1, FundsReleased) == [
+        FundsReleased(
+            campaign_id=CID,
+            milestone="materials_bought",
+            amount=1_200,
+            evidence="invoice #88",
+            production_left=2_800,
+            at=START + 3,
+        )
+    ]
+    e2 = w.ok(RecordMilestone(campaign_id=CID, milestone="sample_approved", evidence="photo"), START + 4)  # 50 % cumulative
     assert of(e2, FundsReleased)[0].amount == 800
-    w.ok(RecordMilestone(CID, "production_finished", "QC report"), START + 5)
-    w.ok(RecordMilestone(CID, "shipped", "SF12345"), START + 6)
+    w.ok(RecordMilestone(campaign_id=CID, milestone="production_finished", evidence="QC report"), START + 5)
+    w.ok(RecordMilestone(campaign_id=CID, milestone="shipped", evidence="SF12345"), START + 6)
     assert w.c.released == 4_000 and w.c.buckets["production"] == 0
     assert w.c.buckets["risk"] == 2_500, "other buckets are not released by milestones"
 
 
 def test_r_pre_6_a_release_never_exceeds_what_the_bucket_holds() -> None:
     w = _succeeded()
-    w.ok(RecordOrderRefund(CID, "o1", "r1", 5_000, 1, False), START + 3)  # production 4000 → 2000
+    w.ok(
+        RecordOrderRefund(campaign_id=CID, order_id="o1", refund_id="r1", amount=5_000, units=1, fully_refunded=False), START + 3
+    )  # production 4000 → 2000
     assert w.c.buckets["production"] == 2_000 and w.c.production_funded == 2_000
-    assert "the production reserve holds 2000" in w.refused(RecordMilestone(CID, "shipped", "x", 2_001), START + 4)
-    assert "the milestones reached allow 400" in w.refused(RecordMilestone(CID, "shipped", "x", 401), START + 4)
-    assert of(w.ok(RecordMilestone(CID, "shipped", "x", 300), START + 4), FundsReleased)[0].amount == 300
+    assert "the production reserve holds 2000" in w.refused(
+        RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x", amount=2_001), START + 4
+    )
+    assert "the milestones reached allow 400" in w.refused(
+        RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x", amount=401), START + 4
+    )
+    assert (
+        of(w.ok(RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x", amount=300), START + 4), FundsReleased)[
+            0
+        ].amount
+        == 300
+    )
 
 
 @pytest.mark.parametrize(
     ("cmd", "reason"),
     [
-        (RecordMilestone(CID, "painted", "x"), "unknown milestone painted"),
-        (RecordMilestone(CID, "shipped", "  "), "needs evidence"),
-        (RecordMilestone(CID, "shipped", "x", -5), "amount must be positive"),
+        (RecordMilestone(campaign_id=CID, milestone="painted", evidence="x"), "unknown milestone painted"),
+        (RecordMilestone(campaign_id=CID, milestone="shipped", evidence="  "), "needs evidence"),
+        (RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x", amount=-5), "amount must be positive"),
     ],
 )
 def test_r_pre_6_bad_milestones_are_refused(cmd: RecordMilestone, reason: str) -> None:
@@ -138,18 +170,20 @@ def test_r_pre_6_nothing_is_released_before_success_or_twice() -> None:
     w = launched(moq=2)
     w.pledge("o1", 2, START)
     w.pay("o1", 10_000, START + 1)
-    assert "released only after it succeeded" in w.refused(RecordMilestone(CID, "shipped", "x"), START + 2)
-    w.ok(CloseCampaign(CID, "done"), START + 2)
-    reached = w.ok(RecordMilestone(CID, "shipped", "x"), START + 3)
+    assert "released only after it succeeded" in w.refused(
+        RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x"), START + 2
+    )
+    w.ok(CloseCampaign(campaign_id=CID, reason="done"), START + 2)
+    reached = w.ok(RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x"), START + 3)
     assert of(reached, MilestoneReached)[0].days_late == 0
-    assert "already reached" in w.refused(RecordMilestone(CID, "shipped", "x"), START + 4)
+    assert "already reached" in w.refused(RecordMilestone(campaign_id=CID, milestone="shipped", evidence="x"), START + 4)
 
 
 def test_r_pre_6_a_refund_after_releases_takes_what_is_left_and_records_the_uncovered_rest() -> None:
     w = _succeeded()
     for m in ("materials_bought", "sample_approved", "production_finished", "shipped"):
-        w.ok(RecordMilestone(CID, m, "ok"), START + 3)
-    events = w.ok(ReleasePledge(CID, "o1", 10_000, "defect"), START + 4)
+        w.ok(RecordMilestone(campaign_id=CID, milestone=m, evidence="ok"), START + 3)
+    events = w.ok(ReleasePledge(campaign_id=CID, order_id="o1", refund_amount=10_000, reason="defect"), START + 4)
     refund = of(events, EscrowRefunded)[0]
     assert sum(refund.taken.values()) == 6_000 and refund.uncovered == 4_000
     assert w.c.held == 0 and w.c.released == 4_000 and w.c.refunded == 6_000 and w.c.uncovered == 4_000
