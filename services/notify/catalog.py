@@ -110,6 +110,19 @@ NOTIFIABLE: dict[str, Notice] = {
     ),
 }
 
+# A notifiable event renamed (issue 17: events say what happened): records written before carry the
+# old name, and a webhook configured before may list it — both mean the type of today's name.
+FORMERLY: dict[str, str] = {
+    "StockBackInStock": "StockBecameAvailable",  # formerly
+    "SupplierPenaltyDue": "SupplierPenaltyIncurred",  # formerly
+}
+
+
+def current_name(event_type: str) -> str:
+    """The type's name today (a former name of a renamed type → its new name)."""
+    return FORMERLY.get(event_type, event_type)
+
+
 LANGUAGES = ("zh", "en")
 
 
