@@ -205,3 +205,28 @@ def test_encode_refuses_a_message_that_does_not_fit_its_schema(codec: Codec) -> 
 def test_a_codec_reads_schemas_from_the_folder_it_is_given(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         Codec(MESSAGES, root=tmp_path)
+
+
+def _records_of(tp: Any) -> list[type]:
+    """The dataclasses a field type holds (nested records of a message), at any depth."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [tp]
+    return [r for arg in typing.get_args(tp) for r in _records_of(arg)]
+
+
+def test_every_message_and_record_in_it_is_built_by_keyword() -> None:
+    """kw_only (issue 17): a message with a dozen fields cannot be built with two of them swapped."""
+    seen: set[type] = {Envelope, Enveloped}
+    todo: list[type] = [*MESSAGES, Envelope, Enveloped]
+    while todo:
+        cls = todo.pop()
+        fields = dataclasses.fields(cls)
+        assert all(f.kw_only for f in fields), f"{cls.__qualname__}: @dataclass(..., kw_only=True)"
+        hints = typing.get_type_hints(cls)
+        for f in fields:
+            for nested in _records_of(hints[f.name]):
+                if nested not in seen:
+                    seen.add(nested)
+                    todo.append(nested)
+    with pytest.raises(TypeError, match="positional"):
+        OrderLine("mask", 1, 1990)  # type: ignore[misc]
