@@ -16,7 +16,9 @@ Three passes, in this order:
    never change). The current ``schemas/<service>/<Old>.avsc`` is removed; the schema writer
    (``flexchain schemas``) then writes the new one and records it as version 1 of the new name.
 2. **kw_only**: every dataclass defined in a message module (``services/*/messages.py``,
-   ``flexchain.messages``) gets ``kw_only=True`` in its ``@dataclass(...)``.
+   ``flexchain.messages``: ``Envelope``, ``Enveloped``), every dataclass deriving ``Message`` anywhere in
+   ``services/`` or ``libs/flexchain`` (so a class moved by another refactoring is still found) and every
+   record nested in one gets ``kw_only=True`` in its ``@dataclass(...)``.
 3. **Keywords**: every call of such a class with positional arguments gets ``field=`` before each
    of them, the field names read from ``dataclasses.fields`` of the imported class. The class is
    resolved from the file's imports (``from services.order.messages import OrderPlaced as P``,
@@ -24,10 +26,17 @@ Three passes, in this order:
    module, a class used in its own module). Only source text before each argument is inserted:
    layout, comments and parentheses stay as they were.
 
+Then every changed Python file is run through ``ruff format`` (the keywords make long lines); a file
+that was not ruff-formatted before is formatted whole, and the script says which. Last, ``flexchain
+schemas write`` writes the renamed types' schemas and records them (a no-op when nothing changed: the
+``.avsc`` of a class does not change with ``kw_only``).
+
 What it cannot rewrite, it reports (file:line) and leaves alone: a call with ``*args``, a class
 reached through a variable (``cls(...)``, ``type(m)(...)``), more positional arguments than fields.
 Hypothesis' ``st.builds(Class, a, b)`` is rewritten like a call (``st.builds(Class, f1=a, f2=b)``); other
-ways of calling a class positionally (``map(Class, ...)``, ``functools.partial``) are not seen.
+ways of calling a class positionally (``map(Class, ...)``, ``functools.partial``) are not seen, and a
+statement under ``# fmt: skip`` keeps its (now longer) line: wrap it by hand if ruff's E501 says so.
+Tests decide: a positional construction it missed fails with ``TypeError: ... positional``.
 """
 
 from __future__ import annotations
@@ -41,8 +50,10 @@ import re
 import subprocess
 import sys
 import tokenize
+import typing
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_DIRS = ("services", "libs", "tests", "bench", "examples", "scripts")
@@ -129,16 +140,44 @@ def message_modules() -> list[str]:
 
 
 def message_classes() -> dict[str, dict[str, type]]:
-    """module → {class name → class}: every dataclass defined in a message module."""
-    out: dict[str, dict[str, type]] = {}
+    """module → {class name → class}: every dataclass defined in a message module, and — wherever a
+    refactoring moved it — every dataclass deriving ``Message`` in ``services/`` or ``libs/flexchain``
+    (``ClockTicked`` into the kernel, a service's messages split), with the records nested in them."""
+    from flexchain.messages import Message
+
+    found: list[type] = []
     for name in message_modules():
         module = importlib.import_module(name)
-        out[name] = {
-            k: v
-            for k, v in vars(module).items()
-            if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == name
-        }
+        found += [
+            v for v in vars(module).values() if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == name
+        ]
+    for path in [*files(("services",), "*.py"), *files(("libs/flexchain",), "*.py")]:
+        name = module_name(path)
+        if name is None or name.endswith("__main__"):
+            continue
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # a module that needs what this machine lacks: no message class of ours in it
+            continue
+        found += [
+            v for v in vars(module).values() if isinstance(v, type) and issubclass(v, Message) and dataclasses.is_dataclass(v)
+        ]
+    out: dict[str, dict[str, type]] = {}
+    todo = list(found)
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ in out.get(cls.__module__, {}):
+            continue
+        out.setdefault(cls.__module__, {})[cls.__name__] = cls
+        hints = typing.get_type_hints(cls)
+        todo += [r for f in dataclasses.fields(cls) for r in _records(hints.get(f.name))]
     return out
+
+
+def _records(tp: Any) -> list[type]:
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [tp]
+    return [r for arg in typing.get_args(tp) for r in _records(arg)]
 
 
 def module_name(path: Path) -> str | None:
@@ -235,9 +274,7 @@ def _dotted(node: ast.expr) -> str | None:
     return None
 
 
-def keywords(
-    src: str, path: Path, classes: dict[str, dict[str, type]], problems: list[str], spans: list[tuple[int, int]]
-) -> str:
+def keywords(src: str, path: Path, classes: dict[str, dict[str, type]], problems: list[str], spans: list[tuple[int, int]]) -> str:
     """``field=`` before every positional argument of a message construction; the lines of each
     rewritten call go to ``spans`` (inserting text keeps every line where it was)."""
     tree = ast.parse(src)

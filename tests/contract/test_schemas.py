@@ -228,5 +228,6 @@ def test_every_message_and_record_in_it_is_built_by_keyword() -> None:
                 if nested not in seen:
                     seen.add(nested)
                     todo.append(nested)
+    build: Any = OrderLine  # through a variable: scripts/codemods/kw_messages.py leaves this call be
     with pytest.raises(TypeError, match="positional"):
-        OrderLine("mask", 1, 1990)  # type: ignore[misc]
+        build("mask", 1, 1990)
