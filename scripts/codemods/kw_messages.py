@@ -402,6 +402,7 @@ def main() -> int:
     # few files; a changed one of those is formatted whole: `ruff format --range` leaves long calls be)
     for path, was_formatted in formatted.items():
         ruff("format", "--quiet", str(path))
+        ruff("check", "--quiet", "--fix", "--select", "RUF100", str(path), check=False)  # a `noqa: E501` now unused
         if not was_formatted:
             print(f"formatted whole (was not ruff-formatted before): {path.relative_to(ROOT)}")
     # the renamed classes' schemas: written, and recorded as version 1 of the new names (a no-op when
