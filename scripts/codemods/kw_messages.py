@@ -228,6 +228,7 @@ class Resolver:
         self.by_identity = {id(c): c for mod in classes.values() for c in mod.values()}
         self.names: dict[str, type] = {}
         self.modules: dict[str, str] = {}  # local dotted name → message module
+        self.others: dict[str, str] = {}  # local dotted name → another module (it may re-export a message class)
         if this_module in classes:
             self.names.update(classes[this_module])
         for node in ast.walk(tree):
@@ -239,10 +240,14 @@ class Resolver:
                         self.modules[local] = full
                     elif (cls := self._exported(node.module, alias.name)) is not None:
                         self.names[local] = cls
+                    else:
+                        self.others[local] = full
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name in classes:
                         self.modules[alias.asname or alias.name] = alias.name
+                    else:
+                        self.others[alias.asname or alias.name] = alias.name
 
     def _exported(self, module: str, name: str) -> type | None:
         if module in self.classes:
@@ -262,6 +267,8 @@ class Resolver:
             dotted = _dotted(func.value)
             if dotted in self.modules:
                 return self.classes[self.modules[dotted]].get(func.attr)
+            if dotted in self.others:  # `import tests.unit.x as props` … `props.RegisterSku(...)`, re-exported
+                return self._exported(self.others[dotted], func.attr)
         return None
 
 

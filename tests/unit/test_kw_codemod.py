@@ -36,6 +36,8 @@ order = PlaceOrder(
 )
 other = m.OrderLine(*parts)
 lines = st.builds(Line, st.text(), st.integers())
+import tests.unit.inventory.test_inventory_properties as props
+sku = props.RegisterSku("s1", "mask")
 """
 
 EXPECTED = """\
@@ -52,6 +54,8 @@ order = PlaceOrder(
 )
 other = m.OrderLine(*parts)
 lines = st.builds(Line, sku=st.text(), qty=st.integers())
+import tests.unit.inventory.test_inventory_properties as props
+sku = props.RegisterSku(sku="s1", name="mask")
 """
 
 
