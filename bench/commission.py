@@ -77,8 +77,17 @@ REPLICATED = r'flexchain_commission_events_out_total\{.*type="NetworkReplicated"
 
 
 def record(msg: Message, producer: str, at: int) -> Record:
-    env = Envelope(str(uuid.uuid4()), type(msg).__name__, msg.key, 1, at, msg.key or "bench", None, producer)
-    return msg.key.encode(), CODEC.encode(Enveloped(env, msg)), [("type", type(msg).__name__.encode())]
+    env = Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type=type(msg).__name__,
+        aggregate_id=msg.key,
+        aggregate_version=1,
+        business_time=at,
+        correlation_id=msg.key or "bench",
+        causation_id=None,
+        producer=producer,
+    )
+    return msg.key.encode(), CODEC.encode(Enveloped(envelope=env, message=msg)), [("type", type(msg).__name__.encode())]
 
 
 def chains(c: int) -> list[tuple[str, str, str]]:
@@ -87,10 +96,10 @@ def chains(c: int) -> list[tuple[str, str, str]]:
 
 
 def setup_commands(cs: list[tuple[str, str, str]]) -> list[Record]:
-    out = [record(SetCommissionLevels(NETWORK, 3, 3), "bench", T0)]
+    out = [record(SetCommissionLevels(network_id=NETWORK, levels=3, max_chain_depth=3), "bench", T0)]
     for seller, mid, top in cs:
         for who, up in ((top, None), (mid, top), (seller, mid)):
-            out.append(record(RegisterDistributor(NETWORK, who, upline_id=up), "bench", T0))
+            out.append(record(RegisterDistributor(network_id=NETWORK, distributor_id=who, upline_id=up), "bench", T0))
     return out
 
 
@@ -102,8 +111,9 @@ def paid_orders(n: int, cs: list[tuple[str, str, str]], members: int, tag: str, 
         price = rng.randint(1_000, 99_999)
         at = T0 + 60_000 + i
         msg = OrderPaid(
-            f"o-{tag}-{i:09d}", price, f"pay-{i:09d}", at, f"m-{rng.randrange(members):06d}", seller, None,
-            [OrderLine(rng.choice(SKUS), 1, price)],
+            order_id=f"o-{tag}-{i:09d}", amount=price, payment_ref=f"pay-{i:09d}", paid_at=at,
+            member_id=f"m-{rng.randrange(members):06d}", distributor_id=seller, campaign_id=None,
+            lines=[OrderLine(sku=rng.choice(SKUS), qty=1, unit_price=price)],
         )  # fmt: skip
         out.append(record(msg, "order", at))
     return out

@@ -116,8 +116,17 @@ SKUS = {"water": 15, "mask": 30, "mug": 0, "tee": 0}  # usage cycle in days (0: 
 
 def record(msg: Message, at: int, producer: str = "bench") -> Record:
     cid = str(uuid.uuid4())
-    env = Envelope(cid, type(msg).__name__, msg.key, 0, at, msg.key or cid, None, producer)
-    return msg.key.encode(), CODEC.encode(Enveloped(env, msg)), [("type", type(msg).__name__.encode())]
+    env = Envelope(
+        event_id=cid,
+        event_type=type(msg).__name__,
+        aggregate_id=msg.key,
+        aggregate_version=0,
+        business_time=at,
+        correlation_id=msg.key or cid,
+        causation_id=None,
+        producer=producer,
+    )
+    return msg.key.encode(), CODEC.encode(Enveloped(envelope=env, message=msg)), [("type", type(msg).__name__.encode())]
 
 
 # --- the simulated year (shared with tests/integration/test_loyalty_year.py) ------------------------
@@ -145,7 +154,7 @@ class YearScenario:
         names = [f"m{i:05d}" for i in range(self.members)]
         for i, name in enumerate(names):
             referrer = names[rng.randrange(i)] if i and rng.random() < 0.1 else None
-            self.joins.append(JoinMember(name, referrer))
+            self.joins.append(JoinMember(member_id=name, referrer_id=referrer))
         by_week: dict[int, list[tuple[int, Message]]] = {}
 
         def at(day: int, hour: float) -> int:
@@ -166,25 +175,80 @@ class YearScenario:
                 oid = f"o{n:07d}"
                 picked = rng.sample(sorted(SKUS), rng.randint(1, 2))
                 lines = [
-                    OrderLine(sku, rng.randint(1, 3), rng.randint(10, 400) * 100 + rng.choice((0, 50, 99))) for sku in picked
+                    OrderLine(sku=sku, qty=rng.randint(1, 3), unit_price=rng.randint(10, 400) * 100 + rng.choice((0, 50, 99)))
+                    for sku in picked
                 ]
                 total = sum(line.qty * line.unit_price for line in lines)
                 hour = rng.uniform(8, 21)
-                emit(at(day, hour - 0.5), OrderPlaced(oid, name, "live", lines, None, None, total, at(day, hour - 0.5)))
-                emit(at(day, hour), OrderPaid(oid, total, f"pay-{oid}", at(day, hour), name, None, None, lines))
+                emit(
+                    at(day, hour - 0.5),
+                    OrderPlaced(
+                        order_id=oid,
+                        member_id=name,
+                        channel="live",
+                        lines=lines,
+                        distributor_id=None,
+                        campaign_id=None,
+                        total=total,
+                        placed_at=at(day, hour - 0.5),
+                    ),
+                )
+                emit(
+                    at(day, hour),
+                    OrderPaid(
+                        order_id=oid,
+                        amount=total,
+                        payment_ref=f"pay-{oid}",
+                        paid_at=at(day, hour),
+                        member_id=name,
+                        distributor_id=None,
+                        campaign_id=None,
+                        lines=lines,
+                    ),
+                )
                 fate = rng.random()
                 if fate < 0.02:  # cancelled after payment, before shipping: no completion
-                    emit(at(day, hour + 0.5), OrderCancelled(oid, "changed mind", picked, total, name, None, None))
+                    emit(
+                        at(day, hour + 0.5),
+                        OrderCancelled(
+                            order_id=oid,
+                            reason="changed mind",
+                            release_skus=picked,
+                            refund_amount=total,
+                            member_id=name,
+                            distributor_id=None,
+                            campaign_id=None,
+                        ),
+                    )
                 else:
                     if fate < 0.08:  # one line refunded within the return window
                         line = lines[0]
-                        refund = RefundedLine(line.sku, 1, "no_reason", line.unit_price, True)
+                        refund = RefundedLine(
+                            sku=line.sku, qty=1, reason="no_reason", amount=line.unit_price, goods_returned=True
+                        )
                         full = len(lines) == 1 and line.qty == 1
-                        emit(at(day + 3, 12), OrderRefunded(oid, "r1", [refund], line.unit_price, full, name, None, None))
+                        emit(
+                            at(day + 3, 12),
+                            OrderRefunded(
+                                order_id=oid,
+                                refund_id="r1",
+                                lines=[refund],
+                                amount=line.unit_price,
+                                fully_refunded=full,
+                                member_id=name,
+                                distributor_id=None,
+                                campaign_id=None,
+                            ),
+                        )
                         if full:
                             day += max(7, int(habit * rng.uniform(0.7, 1.3)))
                             continue
-                    emit(at(day + 10, 9), OrderCompleted(oid, at(day + 10, 9), name, None, None))
+                    emit(
+                        at(day + 10, 9),
+                        OrderCompleted(
+                            order_id=oid, completed_at=at(day + 10, 9), member_id=name, distributor_id=None, campaign_id=None
+                        ),
+                    )
                 day += max(7, int(habit * rng.uniform(0.7, 1.3)))
         self.orders = n
         last_week = (self.days + self.tail_days) // 7 + 1
@@ -195,7 +259,7 @@ class YearScenario:
         return [T0 + d * DAY_MS + 30 * 60_000 for d in range(7 * week, 7 * week + 7) if d <= self.days + self.tail_days]
 
     def cycles(self) -> list[Message]:
-        return [ConfigureUsageCycle(sku, days) for sku, days in SKUS.items() if days]
+        return [ConfigureUsageCycle(sku=sku, cycle_days=days) for sku, days in SKUS.items() if days]
 
     def oracle(self, config: LoyaltyConfig | None = None) -> dict[str, Counter[tuple[Any, ...]]]:
         """The same year through the pure domain in one partition, in business-time order."""
@@ -219,7 +283,7 @@ class YearScenario:
                 for cmd in policy.react(event):
                     handle(cmd, t)
             for t in self.ticks(w):
-                handle(CheckMemberTimers(t), t)
+                handle(CheckMemberTimers(time=t), t)
         return story(log)
 
 
@@ -291,7 +355,7 @@ async def drive_year(
         command (a tick long past: nothing is due) on every partition, then its offset committed."""
         marks = {}
         for p in sorted(await producer.partitions_for(commands)):
-            _, value, headers = record(CheckMemberTimers(T0), T0)
+            _, value, headers = record(CheckMemberTimers(time=T0), T0)
             marks[p] = (await (await producer.send(commands, value, partition=p, headers=headers))).offset
 
         async def done() -> bool:
@@ -364,9 +428,24 @@ def paid_orders(n: int, members: int, rng: random.Random) -> list[Record]:
         at = T0 + i * 365 * DAY_MS // n + rng.randrange(DAY_MS)
         member = f"m{rng.randrange(members):07d}"
         picked = rng.sample(sorted(SKUS), rng.randint(1, 2))
-        lines = [OrderLine(sku, rng.randint(1, 3), rng.randint(1000, 9999)) for sku in picked]
+        lines = [OrderLine(sku=sku, qty=rng.randint(1, 3), unit_price=rng.randint(1000, 9999)) for sku in picked]
         total = sum(line.qty * line.unit_price for line in lines)
-        out.append(record(OrderPaid(f"o{i:09d}", total, f"pay{i:09d}", at, member, None, None, lines), at, "order"))
+        out.append(
+            record(
+                OrderPaid(
+                    order_id=f"o{i:09d}",
+                    amount=total,
+                    payment_ref=f"pay{i:09d}",
+                    paid_at=at,
+                    member_id=member,
+                    distributor_id=None,
+                    campaign_id=None,
+                    lines=lines,
+                ),
+                at,
+                "order",
+            )
+        )
     return out
 
 
@@ -467,7 +546,7 @@ def history(members: int, rng: random.Random) -> list[tuple[int, Message]]:
     for i in range(members):
         m = f"m-{i:07d}"
         join = rng.randrange(0, 330)
-        cmds.append((T0 + join * DAY_MS + 9 * HOUR_MS, JoinMember(m)))
+        cmds.append((T0 + join * DAY_MS + 9 * HOUR_MS, JoinMember(member_id=m)))
         if rng.random() < 0.6:
             d = join
             for k in range(rng.randint(1, 4)):
@@ -475,15 +554,22 @@ def history(members: int, rng: random.Random) -> list[tuple[int, Message]]:
                 if d >= 365:
                     break
                 oid = f"o-{i:07d}-{k}"
-                lines = [PurchasedLine("water" if rng.random() < 0.3 else "tee", rng.randint(1, 3))]
+                lines = [PurchasedLine(sku="water" if rng.random() < 0.3 else "tee", qty=rng.randint(1, 3))]
                 at = T0 + d * DAY_MS + 12 * HOUR_MS
-                cmds.append((at, RecordPurchase(m, oid, rng.randint(20, 800) * 100 + 50, at, lines)))
+                cmds.append(
+                    (
+                        at,
+                        RecordPurchase(
+                            member_id=m, order_id=oid, amount=rng.randint(20, 800) * 100 + 50, paid_at=at, lines=lines
+                        ),
+                    )
+                )
                 if d + 10 < 365:
                     done = T0 + (d + 10) * DAY_MS + 9 * HOUR_MS
-                    cmds.append((done, CompletePurchase(m, oid, done)))
+                    cmds.append((done, CompletePurchase(member_id=m, order_id=oid, completed_at=done)))
         if rng.random() < 0.3:
             at = T0 + rng.randint(join, 364) * DAY_MS + 20 * HOUR_MS
-            cmds.append((at, RecordBehaviour(m, "checkin")))
+            cmds.append((at, RecordBehaviour(member_id=m, action="checkin")))
     cmds.sort(key=lambda x: x[0])
     return cmds
 
@@ -513,13 +599,13 @@ def build_partition(members: int, rng: random.Random) -> tuple[Loyalty, int, flo
             domain.evolve(st, e)
 
     t0 = time.perf_counter()
-    do(ApplyUsageCycle("water", 15), T0)
+    do(ApplyUsageCycle(sku="water", cycle_days=15), T0)
     cmds = history(members, rng)
     ticked = -1
     for at, cmd in cmds:
         day = (at - T0) // DAY_MS
         if day != ticked and (day % 7 == 0 or day >= 358):
-            do(CheckMemberTimers(T0 + day * DAY_MS + 60_000), T0 + day * DAY_MS + 60_000)
+            do(CheckMemberTimers(time=T0 + day * DAY_MS + 60_000), T0 + day * DAY_MS + 60_000)
             ticked = day
         do(cmd, at)
     return st, len(cmds), time.perf_counter() - t0
@@ -573,7 +659,7 @@ def measure_state(path: Path, how: str) -> dict[str, Any]:
     trimmed = proc.memory_info().rss - rss0
     tick_at = T0 + 365 * DAY_MS + 60_000
     t0 = time.perf_counter()
-    events = domain.decide(st, CheckMemberTimers(tick_at), tick_at)
+    events = domain.decide(st, CheckMemberTimers(time=tick_at), tick_at)
     decided = time.perf_counter() - t0
     for e in events:
         domain.evolve(st, e)

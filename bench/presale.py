@@ -84,8 +84,17 @@ EARLY_PRICE = 2_400
 
 
 def record(msg: Message, at: int, producer: str) -> Record:
-    env = Envelope(str(uuid.uuid4()), type(msg).__name__, msg.key, 0, at, msg.key, None, producer)
-    return msg.key.encode(), CODEC.encode(Enveloped(env, msg)), [("type", type(msg).__name__.encode())]
+    env = Envelope(
+        event_id=str(uuid.uuid4()),
+        event_type=type(msg).__name__,
+        aggregate_id=msg.key,
+        aggregate_version=0,
+        business_time=at,
+        correlation_id=msg.key,
+        causation_id=None,
+        producer=producer,
+    )
+    return msg.key.encode(), CODEC.encode(Enveloped(envelope=env, message=msg)), [("type", type(msg).__name__.encode())]
 
 
 def campaign_ids(n: int) -> list[str]:
@@ -96,9 +105,17 @@ def setup_commands(campaigns: list[str], payments: int) -> list[Record]:
     cap = payments * 10  # the 80 % intake cap never bites
     out = []
     for cid in campaigns:
-        out.append(record(CreateCampaign(cid, "bench notebook", UNIT_COST, 100_000, 1, cap), T0, "bench"))
-        out.append(record(ScheduleCampaign(cid, START, END), T0, "bench"))
-        out.append(record(LaunchCampaign(cid, force=True), T0, "bench"))
+        out.append(
+            record(
+                CreateCampaign(
+                    campaign_id=cid, product="bench notebook", unit_cost=UNIT_COST, fan_base=100_000, moq=1, max_capacity=cap
+                ),
+                T0,
+                "bench",
+            )
+        )
+        out.append(record(ScheduleCampaign(campaign_id=cid, starts_at=START, ends_at=END), T0, "bench"))
+        out.append(record(LaunchCampaign(campaign_id=cid, force=True), T0, "bench"))
     return out
 
 
@@ -108,18 +125,44 @@ def order_ids(n: int, tag: str) -> list[str]:
 
 def placed_events(orders: list[str], campaigns: list[str], rng: random.Random) -> tuple[list[Record], dict[str, str]]:
     owner = {o: rng.choice(campaigns) for o in orders}
-    lines = [OrderLine("notebook", 1, EARLY_PRICE)]
+    lines = [OrderLine(sku="notebook", qty=1, unit_price=EARLY_PRICE)]
     recs = [
-        record(OrderPlaced(o, "m-bench", "live", lines, None, owner[o], EARLY_PRICE, START + 1), START + 1, "order")
+        record(
+            OrderPlaced(
+                order_id=o,
+                member_id="m-bench",
+                channel="live",
+                lines=lines,
+                distributor_id=None,
+                campaign_id=owner[o],
+                total=EARLY_PRICE,
+                placed_at=START + 1,
+            ),
+            START + 1,
+            "order",
+        )
         for o in orders
     ]
     return recs, owner
 
 
 def paid_events(orders: list[str], owner: dict[str, str]) -> list[Record]:
-    lines = [OrderLine("notebook", 1, EARLY_PRICE)]
+    lines = [OrderLine(sku="notebook", qty=1, unit_price=EARLY_PRICE)]
     return [
-        record(OrderPaid(o, EARLY_PRICE, f"pay-{o[-9:]}", START + 2, "m-bench", None, owner[o], lines), START + 2, "order")
+        record(
+            OrderPaid(
+                order_id=o,
+                amount=EARLY_PRICE,
+                payment_ref=f"pay-{o[-9:]}",
+                paid_at=START + 2,
+                member_id="m-bench",
+                distributor_id=None,
+                campaign_id=owner[o],
+                lines=lines,
+            ),
+            START + 2,
+            "order",
+        )
         for o in orders
     ]
 

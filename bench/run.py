@@ -126,13 +126,22 @@ def service_retries(proc: ServiceProcess) -> int:
 def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> Envelope:
     """As tests/support.envelope_for: what a client puts around a command."""
     cid = command_id or str(uuid.uuid4())
-    return Envelope(cid, type(cmd).__name__, cmd.key, 0, at, cmd.key or cid, None, "bench")
+    return Envelope(
+        event_id=cid,
+        event_type=type(cmd).__name__,
+        aggregate_id=cmd.key,
+        aggregate_version=0,
+        business_time=at,
+        correlation_id=cmd.key or cid,
+        causation_id=None,
+        producer="bench",
+    )
 
 
 def command_record(cmd: Message, command_id: str | None = None) -> tuple[str, Record]:
     env = envelope_for(cmd, command_id, int(time.time() * 1000))
     name = type(cmd).__name__
-    return env.event_id, (cmd.key.encode(), CODEC.encode(Enveloped(env, cmd)), [("type", name.encode())])
+    return env.event_id, (cmd.key.encode(), CODEC.encode(Enveloped(envelope=env, message=cmd)), [("type", name.encode())])
 
 
 def sku_names(n: int) -> list[str]:
@@ -142,8 +151,8 @@ def sku_names(n: int) -> list[str]:
 def setup_commands(skus: list[str]) -> list[Record]:
     out = []
     for sku in skus:
-        out.append(command_record(RegisterSku(sku, f"bench {sku}"))[1])
-        out.append(command_record(ReceiveStock(sku, "w1", BIG_QTY, "bench"))[1])
+        out.append(command_record(RegisterSku(sku=sku, name=f"bench {sku}"))[1])
+        out.append(command_record(ReceiveStock(sku=sku, warehouse="w1", qty=BIG_QTY, reference="bench"))[1])
     return out
 
 
@@ -153,7 +162,7 @@ def order_id(tag: str, i: int) -> str:
 
 def reserve_commands(n: int, skus: list[str], tag: str, rng: random.Random) -> list[tuple[str, Record]]:
     """n ReserveStock commands (unique order ids of one width, random skus, qty 1): all the same size."""
-    return [command_record(ReserveStock(rng.choice(skus), order_id(tag, i), 1)) for i in range(n)]
+    return [command_record(ReserveStock(sku=rng.choice(skus), order_id=order_id(tag, i), qty=1)) for i in range(n)]
 
 
 def log_events(m: int, skus: list[str], rng: random.Random) -> Iterator[Record]:
@@ -166,12 +175,24 @@ def log_events(m: int, skus: list[str], rng: random.Random) -> Iterator[Record]:
         agg = msg.key
         versions[agg] += 1
         name = type(msg).__name__
-        env = Envelope(derived_id(cause, 0), name, agg, versions[agg], t0 + i, corr, cause, "inventory")
-        return agg.encode(), CODEC.encode(Enveloped(env, msg)), [("type", name.encode())]
+        env = Envelope(
+            event_id=derived_id(cause, 0),
+            event_type=name,
+            aggregate_id=agg,
+            aggregate_version=versions[agg],
+            business_time=t0 + i,
+            correlation_id=corr,
+            causation_id=cause,
+            producer="inventory",
+        )
+        return agg.encode(), CODEC.encode(Enveloped(envelope=env, message=msg)), [("type", name.encode())]
 
     i = 0
     for sku in skus:
-        for msg in (SkuRegistered(sku, f"bench {sku}", False, 50), StockReceived(sku, "w1", BIG_QTY, "bench")):
+        for msg in (
+            SkuRegistered(sku=sku, name=f"bench {sku}", is_gift=False, low_stock_floor=50),
+            StockReceived(sku=sku, warehouse="w1", qty=BIG_QTY, reference="bench"),
+        ):
             if i >= m:
                 return
             yield ev(msg, str(uuid.uuid4()), sku, i)
@@ -180,11 +201,11 @@ def log_events(m: int, skus: list[str], rng: random.Random) -> Iterator[Record]:
     while i < m:
         sku = rng.choice(skus)
         oid = f"o-rb-{order:09d}"
-        alloc = [Allocation("w1", 1)]
-        yield ev(StockReserved(sku, oid, 1, alloc), str(uuid.uuid4()), oid, i)
+        alloc = [Allocation(warehouse="w1", qty=1)]
+        yield ev(StockReserved(sku=sku, order_id=oid, qty=1, allocations=alloc), str(uuid.uuid4()), oid, i)
         i += 1
         if i < m:
-            yield ev(ReservationCommitted(sku, oid, alloc), str(uuid.uuid4()), oid, i)
+            yield ev(ReservationCommitted(sku=sku, order_id=oid, allocations=alloc), str(uuid.uuid4()), oid, i)
             i += 1
         order += 1
 
@@ -646,7 +667,19 @@ async def saga_latency(s: Settings, skus: list[str], rate: float, seconds: float
     records = []
     for i in range(int(rate * seconds) + 10):
         oid = f"so-{tag}-{i:07d}"
-        records.append((oid, command_record(PlaceOrder(oid, "m-bench", "live", [OrderLine(rng.choice(skus), 1, 1000)]))[1]))
+        records.append(
+            (
+                oid,
+                command_record(
+                    PlaceOrder(
+                        order_id=oid,
+                        member_id="m-bench",
+                        channel="live",
+                        lines=[OrderLine(sku=rng.choice(skus), qty=1, unit_price=1000)],
+                    )
+                )[1],
+            )
+        )
     stage_of = {(s.name(t), etype): k for k, (t, etype, _) in enumerate(SAGA_STAGES)}
     seen: dict[str, list[float | None]] = {}
     outcomes = {"OrderConfirmed": 0, "OrderRejected": 0}

@@ -64,18 +64,35 @@ def main() -> None:
     inv = inventory.new_state()
     for i in range(n):
         k = f"sku-{i}"
-        inventory.evolve(inv, SkuRegistered(k, "A face mask", False, 50, 1))
-        inventory.evolve(inv, StockReceived(k, "north", 100, "r"))
-        inventory.evolve(inv, StockReceived(k, "south", 100, "r"))
-        inventory.evolve(inv, StockReserved(k, f"o-{i}", 2, [Allocation("north", 1), Allocation("south", 1)]))
+        inventory.evolve(inv, SkuRegistered(sku=k, name="A face mask", is_gift=False, low_stock_floor=50, registered_at=1))
+        inventory.evolve(inv, StockReceived(sku=k, warehouse="north", qty=100, reference="r"))
+        inventory.evolve(inv, StockReceived(sku=k, warehouse="south", qty=100, reference="r"))
+        inventory.evolve(
+            inv,
+            StockReserved(
+                sku=k,
+                order_id=f"o-{i}",
+                qty=2,
+                allocations=[Allocation(warehouse="north", qty=1), Allocation(warehouse="south", qty=1)],
+            ),
+        )
     measure("inventory: skus, 2 warehouses and 1 reservation each", PartitionState(inv, next_offset=4 * n), inventory.Inventory)
     del inv
 
     book = order.new_state()
     now = 1_767_225_600_000
     for i in range(n):
-        place = PlaceOrder(f"ord-{i}", f"m-{i % 5000}", "live", [OrderLine("s1", 1, 1000), OrderLine("s2", 2, 500)])
-        for cmd in (place, RecordLineReservation(f"ord-{i}", "s1", True, ""), RecordLineReservation(f"ord-{i}", "s2", True, "")):
+        place = PlaceOrder(
+            order_id=f"ord-{i}",
+            member_id=f"m-{i % 5000}",
+            channel="live",
+            lines=[OrderLine(sku="s1", qty=1, unit_price=1000), OrderLine(sku="s2", qty=2, unit_price=500)],
+        )
+        for cmd in (
+            place,
+            RecordLineReservation(order_id=f"ord-{i}", sku="s1", reserved=True, reason=""),
+            RecordLineReservation(order_id=f"ord-{i}", sku="s2", reserved=True, reason=""),
+        ):
             for e in order.decide(book, cmd, now):
                 order.evolve(book, e)
     measure("order: confirmed orders, 2 lines, 4 events of history", PartitionState(book, next_offset=4 * n), order.OrderBook)

@@ -118,4 +118,16 @@ def event(type_name: str, n: int, event_id: str | None = None) -> Enveloped:
     cls = BY_NAME[type_name]
     msg: Message = sample(cls, type_name, n)
     eid = event_id or str(uuid.uuid4())
-    return Enveloped(Envelope(eid, type_name, msg.key, n, 1_700_000_000_000 + n, f"order-{n}", None, cls.SERVICE), msg)
+    return Enveloped(
+        envelope=Envelope(
+            event_id=eid,
+            event_type=type_name,
+            aggregate_id=msg.key,
+            aggregate_version=n,
+            business_time=1_700_000_000_000 + n,
+            correlation_id=f"order-{n}",
+            causation_id=None,
+            producer=cls.SERVICE,
+        ),
+        message=msg,
+    )

@@ -76,7 +76,16 @@ def settings(bootstrap: str, prefix: str) -> Settings:
 
 def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> Envelope:
     cid = command_id or str(uuid.uuid4())
-    return Envelope(cid, type(cmd).__name__, cmd.key, 0, at, cmd.key or cid, None, "test")
+    return Envelope(
+        event_id=cid,
+        event_type=type(cmd).__name__,
+        aggregate_id=cmd.key,
+        aggregate_version=0,
+        business_time=at,
+        correlation_id=cmd.key or cid,
+        causation_id=None,
+        producer="test",
+    )
 
 
 async def publish_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
@@ -90,7 +99,7 @@ async def publish_raw(bootstrap: str, topic: str, records: list[tuple[bytes | No
 
 
 async def publish(bootstrap: str, topic: str, items: list[tuple[Message, Envelope]]) -> None:
-    await publish_raw(bootstrap, topic, [(m.key.encode(), CODEC.encode(Enveloped(e, m))) for m, e in items])
+    await publish_raw(bootstrap, topic, [(m.key.encode(), CODEC.encode(Enveloped(envelope=e, message=m))) for m, e in items])
 
 
 async def read_all(bootstrap: str, topic: str, decode: bool = True) -> list[Any]:

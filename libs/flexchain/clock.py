@@ -40,8 +40,17 @@ class ClockPublisher:
 
         assert self.producer is not None
         tick_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"flexchain-clock/{CLOCK_ID}/{at}"))
-        env = Envelope(tick_id, "ClockTicked", CLOCK_ID, 0, at, tick_id, None, "clock")
-        value = self.codec.encode(Enveloped(env, ClockTicked(CLOCK_ID, at)))
+        env = Envelope(
+            event_id=tick_id,
+            event_type="ClockTicked",
+            aggregate_id=CLOCK_ID,
+            aggregate_version=0,
+            business_time=at,
+            correlation_id=tick_id,
+            causation_id=None,
+            producer="clock",
+        )
+        value = self.codec.encode(Enveloped(envelope=env, message=ClockTicked(clock_id=CLOCK_ID, time=at)))
         await self.producer.send_and_wait(
             self.settings.name(TOPIC), value, key=CLOCK_ID.encode(), headers=[("type", b"ClockTicked")]
         )

@@ -88,8 +88,17 @@ class Runtime:
         assert self.producer is not None
         cid = command_id or str(uuid.uuid4())
         name = type(cmd).__name__
-        env = Envelope(cid, name, cmd.key, 0, self.now(), correlation_id or cmd.key or cid, None, f"{self.svc.name}-api")
-        value = self.codec.encode(Enveloped(env, cmd))
+        env = Envelope(
+            event_id=cid,
+            event_type=name,
+            aggregate_id=cmd.key,
+            aggregate_version=0,
+            business_time=self.now(),
+            correlation_id=correlation_id or cmd.key or cid,
+            causation_id=None,
+            producer=f"{self.svc.name}-api",
+        )
+        value = self.codec.encode(Enveloped(envelope=env, message=cmd))
         fut = self.waiters.expect(cid) if wait > 0 else None
         await self.producer.send_and_wait(
             self.settings.name(self.svc.topics["commands"]), value, key=cmd.key.encode(), headers=[("type", name.encode())]

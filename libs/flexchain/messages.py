@@ -32,7 +32,7 @@ def derived_id(cause: str, index: int, scope: str = "") -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{scope}/{cause}/{index}"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
     """Metadata of one message; ``business_time`` is milliseconds since the epoch, UTC (R-X-1)."""
 
@@ -51,6 +51,9 @@ class Message:
 
     KEY: ClassVar[str] = ""
     SERVICE: ClassVar[str] = ""
+    #: the names this type was written under before it was renamed: records in the log keep them
+    #: (their schema, envelope ``event_type`` and ``type`` header), and are read as this class
+    FORMERLY: ClassVar[tuple[str, ...]] = ()
 
     @property
     def key(self) -> str:
@@ -64,11 +67,16 @@ class Message:
     def full_name(cls) -> str:
         return f"flexchain.{cls.SERVICE}.{cls.__name__}"
 
+    @classmethod
+    def former_full_names(cls) -> list[str]:
+        """The Avro full names of the records written under this type's former names."""
+        return [f"flexchain.{cls.SERVICE}.{name}" for name in cls.FORMERLY]
+
 
 M = TypeVar("M", bound=Message)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Enveloped:
     """A message with its envelope: what flows on a topic."""
 
@@ -125,7 +133,7 @@ def _compile(cls: type) -> None:
     """Generate the two converters of a dataclass once: straight-line code, no per-field loop.
 
     Decoding is on the hot path of every rebuild, so `from_record` for a class with fields
-    `a: str, b: Decimal` becomes `lambda r: cls(r["a"], c1(r["b"]))`."""
+    `a: str, b: Decimal` becomes `lambda r: cls(a=r["a"], b=c1(r["b"]))` (messages are kw_only)."""
     hints = typing.get_type_hints(cls)
     env: dict[str, Any] = {"cls": cls}
     to_parts: list[str] = []
@@ -139,10 +147,10 @@ def _compile(cls: type) -> None:
             env[f"t{i}"] = to_r
             to_parts.append(f"{key}: t{i}(o.{f.name})")
         if from_r is _ident:
-            from_parts.append(f"r[{key}]")
+            from_parts.append(f"{f.name}=r[{key}]")
         else:
             env[f"f{i}"] = from_r
-            from_parts.append(f"f{i}(r[{key}])")
+            from_parts.append(f"{f.name}=f{i}(r[{key}])")
     exec(f"def to(o): return {{{', '.join(to_parts)}}}", env)  # generated from type hints
     exec(f"def fr(r): return cls({', '.join(from_parts)})", env)
     _TO[cls] = env["to"]

@@ -1080,7 +1080,10 @@ class Router(_TransactionalLoop):
         super().__init__(svc, settings, codec, metrics, f"{svc.name}-router", topics, clients)
         self._redrive_topic = self.names["redrive"]
         self._react = {settings.name(r.topic): r.react for r in svc.routes}
-        self._types = {settings.name(r.topic): {m.__name__.encode() for m in r.messages} for r in svc.routes}
+        # the `type` header of each routed message: its name, and the names old records of it carry
+        self._types = {
+            settings.name(r.topic): {n.encode() for m in r.messages for n in (m.__name__, *m.FORMERLY)} for r in svc.routes
+        }
         self._commands_topic = self.names["commands"]
         self._partitions: list[int] = []
 
@@ -1138,16 +1141,16 @@ class Router(_TransactionalLoop):
         try:
             for i, cmd in enumerate(commands):
                 env = Envelope(
-                    derived_id(eenv.event_id, i, f"{self.svc.name}-router"),
-                    type(cmd).__name__,
-                    cmd.key,
-                    0,
-                    eenv.business_time,
-                    eenv.correlation_id,
-                    eenv.event_id,
-                    f"{self.svc.name}-router",
+                    event_id=derived_id(eenv.event_id, i, f"{self.svc.name}-router"),
+                    event_type=type(cmd).__name__,
+                    aggregate_id=cmd.key,
+                    aggregate_version=0,
+                    business_time=eenv.business_time,
+                    correlation_id=eenv.correlation_id,
+                    causation_id=eenv.event_id,
+                    producer=f"{self.svc.name}-router",
                 )
-                routed.append((cmd, self.codec.encode(Enveloped(env, cmd))))
+                routed.append((cmd, self.codec.encode(Enveloped(envelope=env, message=cmd))))
         except Exception as exc:  # a command that does not fit its schema: nothing routed, event parked
             self.log.exception("encoding a routed command failed", correlation_id=eenv.correlation_id, event_type=eenv.event_type)
             self.dead_letter(rec, f"encode failed: {exc!r}", out, source)

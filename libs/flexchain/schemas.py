@@ -107,6 +107,8 @@ def schema_for(cls: type[Message]) -> dict[str, Any]:
     """The Avro schema that a message class implies (used to write and to check the .avsc)."""
     namespace = f"flexchain.{cls.SERVICE}"
     doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    if doc.startswith(f"{cls.__name__}(*, "):  # no docstring: dataclass's signature, published before kw_only
+        doc = f"{cls.__name__}({doc.removeprefix(f'{cls.__name__}(*, ')}"
     schema: dict[str, Any] = {
         "type": "record",
         "name": cls.__name__,
@@ -115,6 +117,8 @@ def schema_for(cls: type[Message]) -> dict[str, Any]:
     }
     if doc:
         schema["doc"] = doc
+    if cls.FORMERLY:  # a renamed type: Avro readers resolve records of the old name to this one
+        schema["aliases"] = cls.former_full_names()
     return schema
 
 

@@ -114,11 +114,19 @@ def filling(**values: Any) -> Upcast:
     return upcast
 
 
+def renamed(record: Record) -> Record:
+    """``upcast`` of a renamed type: the record as written (the envelope is given the new name)."""
+    return record
+
+
 def declared_upcasters(classes: Iterable[type[Message]]) -> list[Upcaster]:
-    """The ``UPCASTERS`` of the modules that define ``classes`` (``services/<svc>/messages.py``)."""
+    """The ``UPCASTERS`` of the modules that define ``classes`` (``services/<svc>/messages.py``), then
+    one per former name of a renamed class (``Message.FORMERLY``): its old records read as the class."""
+    classes = list(classes)
     out: list[Upcaster] = []
     for module in dict.fromkeys(cls.__module__ for cls in classes):
         out += getattr(sys.modules.get(module), "UPCASTERS", ())
+    out += [Upcaster(old, renamed, target=cls) for cls in classes for old in cls.former_full_names()]
     return out
 
 
@@ -166,7 +174,7 @@ class _Resolved:
         record = schemaless_reader(io.BytesIO(body), self.writer, self.reader)
         assert isinstance(record, dict)
         envelope = from_record(Envelope, record.pop("envelope"))
-        return Enveloped(envelope, from_record(self.cls, record))
+        return Enveloped(envelope=envelope, message=from_record(self.cls, record))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +209,7 @@ class _Upcasted:
         if missing:
             raise DecodeError(f"{self.label}: the upcaster of {self.upcaster.source} gave {cls.__name__} no value for {missing}")
         envelope = from_record(Envelope, rec.pop("envelope"))
-        return Enveloped(envelope, from_record(cls, rec))
+        return Enveloped(envelope=envelope, message=from_record(cls, rec))
 
 
 def _complete(value: Any, schema: Any) -> Any:
@@ -386,7 +394,7 @@ class Codec:
             message = from_record(entry.cls, record)
         except Exception as exc:  # any malformed body is a decode failure, not a crash
             raise DecodeError(f"body does not match schema {schema_id} ({entry.cls.__name__}): {exc!r}") from exc
-        return Enveloped(envelope, message)
+        return Enveloped(envelope=envelope, message=message)
 
     # --- records written with another schema than the current one ---
 

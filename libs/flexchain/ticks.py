@@ -18,7 +18,7 @@ from flexchain.messages import Message
 TOPIC = "clock.ticks"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClockTicked(Message):
     """Business time has advanced to `time` (ms since the epoch, UTC)."""
 

@@ -37,7 +37,15 @@ def credit(state: CommissionState, cmd: CreditCommission, now: int) -> list[Mess
     if not cmd.lines:
         return []
     total = sum(line.amount for line in cmd.lines)
-    return [CommissionCredited(cmd.distributor_id, cmd.seller_id, list(cmd.lines), total, cmd.available_at)]
+    return [
+        CommissionCredited(
+            distributor_id=cmd.distributor_id,
+            seller_id=cmd.seller_id,
+            lines=list(cmd.lines),
+            total=total,
+            available_at=cmd.available_at,
+        )
+    ]
 
 
 def charge(state: CommissionState, cmd: ChargeClawback, now: int) -> list[Message]:
@@ -45,14 +53,26 @@ def charge(state: CommissionState, cmd: ChargeClawback, now: int) -> list[Messag
         return []
     total = sum(line.amount for line in cmd.lines)
     return [
-        ClawbackCharged(cmd.distributor_id, cmd.seller_id, cmd.order_id, cmd.refund_id, list(cmd.lines), total, cmd.available_at)
+        ClawbackCharged(
+            distributor_id=cmd.distributor_id,
+            seller_id=cmd.seller_id,
+            order_id=cmd.order_id,
+            refund_id=cmd.refund_id,
+            lines=list(cmd.lines),
+            total=total,
+            available_at=cmd.available_at,
+        )
     ]
 
 
 def award_referral(state: CommissionState, cmd: AwardReferralBonus, now: int) -> list[Message]:
     rec = state.network.distributors.get(cmd.distributor_id)
     if rec is None:  # registration not replicated here yet: keep it
-        return [ReferralBonusParked(cmd.distributor_id, cmd.member_id, cmd.order_id, cmd.paid_at)]
+        return [
+            ReferralBonusParked(
+                distributor_id=cmd.distributor_id, member_id=cmd.member_id, order_id=cmd.order_id, paid_at=cmd.paid_at
+            )
+        ]
     return _award(state, rec, cmd.member_id, cmd.order_id, cmd.paid_at, now, cmd)
 
 
@@ -64,7 +84,11 @@ def _award(
     amount = state.network.plan_at(paid_at).plan.referral_bonus
     if amount <= 0:
         return refuse(cmd, "the referral bonus is switched off (0)", rec.distributor_id)
-    return [ReferralBonusAwarded(rec.distributor_id, member, order_id, amount, now)]
+    return [
+        ReferralBonusAwarded(
+            distributor_id=rec.distributor_id, member_id=member, order_id=order_id, amount=amount, awarded_at=now
+        )
+    ]
 
 
 def unpark_bonuses(state: CommissionState, rec: DistributorRecord, now: int, cmd: Message) -> list[Message]:
@@ -85,7 +109,7 @@ def pay_batches(state: CommissionState, time: int) -> list[Message]:
     bid = batch_id(cutoff)
     out: list[Message] = []
     if cutoff > state.settled_cutoff:
-        out.append(PayoutCutoffPassed(bid, cutoff, time))
+        out.append(PayoutCutoffPassed(batch_id=bid, cutoff=cutoff, passed_at=time))
     for who, acc in sorted(state.accounts.items()):
         if not acc.entries or acc.last_cutoff >= cutoff:
             continue
@@ -93,7 +117,18 @@ def pay_batches(state: CommissionState, time: int) -> list[Message]:
         gross = sum(x.amount for x in lines if x.amount > 0)
         deductions = sum(x.amount for x in lines if x.amount < 0)
         if gross > 0 and gross + deductions > 0:
-            out.append(PayoutBatchSettled(who, bid, cutoff, lines, gross, deductions, gross + deductions, time))
+            out.append(
+                PayoutBatchSettled(
+                    distributor_id=who,
+                    batch_id=bid,
+                    cutoff=cutoff,
+                    lines=lines,
+                    gross=gross,
+                    deductions=deductions,
+                    net=gross + deductions,
+                    paid_at=time,
+                )
+            )
     return out
 
 
@@ -121,7 +156,12 @@ def _charged(state: CommissionState, e: ClawbackCharged) -> None:
 
 
 def _referral(state: CommissionState, e: ReferralBonusAwarded) -> None:
-    _bonus(state, e.distributor_id, PayoutLine("referral_bonus", e.member_id, "", 0, e.amount), e.awarded_at)
+    _bonus(
+        state,
+        e.distributor_id,
+        PayoutLine(kind="referral_bonus", ref=e.member_id, sku="", level=0, amount=e.amount),
+        e.awarded_at,
+    )
     parked = state.parked_bonuses.get(e.distributor_id)
     if parked is not None:
         rest = [p for p in parked if p.member_id != e.member_id]
@@ -137,7 +177,9 @@ def _referral_parked(state: CommissionState, e: ReferralBonusParked) -> None:
 
 def _monthly(state: CommissionState, e: MonthlyTargetClosed) -> None:
     if e.bonus > 0:
-        _bonus(state, e.distributor_id, PayoutLine("monthly_bonus", e.month, "", 0, e.bonus), e.closed_at)
+        _bonus(
+            state, e.distributor_id, PayoutLine(kind="monthly_bonus", ref=e.month, sku="", level=0, amount=e.bonus), e.closed_at
+        )
 
 
 def batch_progress(states: Iterable[CommissionState], cutoff: int) -> tuple[int, int]:

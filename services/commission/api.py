@@ -269,25 +269,40 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.post("/distributors")
     async def register(body: DistributorIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        cmd = RegisterDistributor(NETWORK, body.distributor_id, body.name, body.upline_id, body.grade, body.qualified_until)
+        cmd = RegisterDistributor(
+            network_id=NETWORK,
+            distributor_id=body.distributor_id,
+            name=body.name,
+            upline_id=body.upline_id,
+            grade=body.grade,
+            qualified_until=body.qualified_until,
+        )
         return await go(cmd, idempotency_key, wait)
 
     @app.put("/distributors/{distributor_id}/upline")
     async def link(distributor_id: str, body: UplineIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(distributor_id)
-        return await go(LinkDistributor(NETWORK, distributor_id, body.upline_id), idempotency_key, wait)
+        return await go(
+            LinkDistributor(network_id=NETWORK, distributor_id=distributor_id, upline_id=body.upline_id), idempotency_key, wait
+        )
 
     @app.put("/distributors/{distributor_id}/grade")
     async def grade(distributor_id: str, body: GradeIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(distributor_id)
-        return await go(SetDistributorGrade(NETWORK, distributor_id, body.grade), idempotency_key, wait)
+        return await go(
+            SetDistributorGrade(network_id=NETWORK, distributor_id=distributor_id, grade=body.grade), idempotency_key, wait
+        )
 
     @app.put("/distributors/{distributor_id}/qualification")
     async def qualification(
         distributor_id: str, body: QualificationIn, idempotency_key: IdemKey = None, wait: Wait = 5.0
     ) -> JSONResponse:
         known(distributor_id)
-        return await go(RenewQualification(NETWORK, distributor_id, body.qualified_until), idempotency_key, wait)
+        return await go(
+            RenewQualification(network_id=NETWORK, distributor_id=distributor_id, qualified_until=body.qualified_until),
+            idempotency_key,
+            wait,
+        )
 
     @app.get("/distributors", **reads(list[answers.DistributorListed]))
     async def list_distributors() -> list[dict[str, Any]]:
@@ -369,28 +384,38 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.put("/plan/levels")
     async def levels(body: LevelsIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(SetCommissionLevels(NETWORK, body.levels, body.max_chain_depth), idempotency_key, wait)
+        return await go(
+            SetCommissionLevels(network_id=NETWORK, levels=body.levels, max_chain_depth=body.max_chain_depth),
+            idempotency_key,
+            wait,
+        )
 
     @app.put("/plan/level-rates")
     async def level_rates(body: LevelRatesIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(SetLevelRates(NETWORK, [Decimal(r) for r in body.rates]), idempotency_key, wait)
+        return await go(SetLevelRates(network_id=NETWORK, rates=[Decimal(r) for r in body.rates]), idempotency_key, wait)
 
     @app.put("/plan/grades/{grade}")
     async def premiums(grade: str, body: PremiumsIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(SetGradePremiums(NETWORK, grade, [Decimal(p) for p in body.premiums]), idempotency_key, wait)
+        return await go(
+            SetGradePremiums(network_id=NETWORK, grade=grade, premiums=[Decimal(p) for p in body.premiums]), idempotency_key, wait
+        )
 
     @app.put("/plan/default-sponsor")
     async def sponsor(body: SponsorIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(SetDefaultSponsor(NETWORK, body.distributor_id), idempotency_key, wait)
+        return await go(SetDefaultSponsor(network_id=NETWORK, distributor_id=body.distributor_id), idempotency_key, wait)
 
     @app.put("/plan/settlement")
     async def settlement(body: SettlementIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(SetSettlement(NETWORK, body.payout_delay_ms, body.batch_interval_ms), idempotency_key, wait)
+        return await go(
+            SetSettlement(network_id=NETWORK, payout_delay_ms=body.payout_delay_ms, batch_interval_ms=body.batch_interval_ms),
+            idempotency_key,
+            wait,
+        )
 
     @app.put("/plan/bonuses")
     async def bonuses(body: BonusesIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        tiers = [BonusTier(t.threshold, t.bonus) for t in body.tiers]
-        return await go(SetBonuses(NETWORK, tiers, body.referral_bonus), idempotency_key, wait)
+        tiers = [BonusTier(threshold=t.threshold, bonus=t.bonus) for t in body.tiers]
+        return await go(SetBonuses(network_id=NETWORK, tiers=tiers, referral_bonus=body.referral_bonus), idempotency_key, wait)
 
     @app.get("/rates/skus", **reads(dict[str, answers.SkuRate]))
     async def sku_rates() -> dict[str, Any]:
@@ -410,7 +435,7 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.put("/rates/skus/{sku}")
     async def set_sku_rate(sku: str, body: SkuRateIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         rate = Decimal(body.rate) if body.rate is not None else None
-        return await go(SetSkuRate(NETWORK, sku, rate), idempotency_key, wait)
+        return await go(SetSkuRate(network_id=NETWORK, sku=sku, rate=rate), idempotency_key, wait)
 
     @app.get("/rate-rules", **reads(answers.RateRules))
     async def rules() -> dict[str, Any]:
@@ -424,18 +449,28 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.put("/rate-rules/{rule_id}")
     async def set_rule(rule_id: str, body: RuleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         rule = RateRule(
-            rule_id, body.signal, list(body.skus), Decimal(body.delta), body.threshold, Decimal(body.floor), Decimal(body.ceiling)
+            rule_id=rule_id,
+            signal=body.signal,
+            skus=list(body.skus),
+            delta=Decimal(body.delta),
+            threshold=body.threshold,
+            floor=Decimal(body.floor),
+            ceiling=Decimal(body.ceiling),
         )
-        return await go(SetRateRule(NETWORK, rule), idempotency_key, wait)
+        return await go(SetRateRule(network_id=NETWORK, rule=rule), idempotency_key, wait)
 
     @app.delete("/rate-rules/{rule_id}")
     async def remove_rule(rule_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(RemoveRateRule(NETWORK, rule_id), idempotency_key, wait)
+        return await go(RemoveRateRule(network_id=NETWORK, rule_id=rule_id), idempotency_key, wait)
 
     @app.post("/stock-signals")
     async def signal(body: SignalIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         """A stock signal by hand (e.g. `overstock` before inventory detects it) for the rate rules."""
-        return await go(ApplyStockSignal(NETWORK, body.sku, body.signal, body.value, "http"), idempotency_key, wait)
+        return await go(
+            ApplyStockSignal(network_id=NETWORK, sku=body.sku, signal=body.signal, value=body.value, source="http"),
+            idempotency_key,
+            wait,
+        )
 
     # --- the chain of an order, payout batches (R-COM-3, R-COM-6) ---------------------------------
 

@@ -35,7 +35,7 @@ def replicate(state: CommissionState, cmd: ReplicateNetwork, now: int) -> list[M
     already has it). A distributor's first record also releases what waited for it here."""
     if cmd.seq <= state.network.seq:
         return []
-    out: list[Message] = [NetworkReplicated(cmd.seq, cmd.change)]
+    out: list[Message] = [NetworkReplicated(seq=cmd.seq, change=cmd.change)]
     record = cmd.change.distributor
     if record is not None and record.distributor_id not in state.network.distributors:
         out += tree.unpark(state, record, now, cmd)

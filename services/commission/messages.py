@@ -49,7 +49,7 @@ class PartitionMessage(CommissionMessage):
 # --- records carried inside messages -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DistributorRecord:
     """A distributor as the network knows it; `qualified_until` None = no expiry (R-COM-6)."""
 
@@ -61,7 +61,7 @@ class DistributorRecord:
     registered_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BonusTier:
     """Monthly target: net sales of the month >= `threshold` cents earn `bonus` cents (R-COM-4)."""
 
@@ -69,7 +69,7 @@ class BonusTier:
     bonus: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionPlan:
     """The merchant's commission plan (R-COM-1..4, R-COM-6).
 
@@ -90,7 +90,7 @@ class CommissionPlan:
     qualification_warning_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanVersion:
     """A plan in force for orders paid from `effective_from` (R-COM-5: applies to orders paid after)."""
 
@@ -99,7 +99,7 @@ class PlanVersion:
     plan: CommissionPlan
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SkuRateVersion:
     """A sku's level-1 rate from `effective_from`; None = the plan's level-1 rate."""
 
@@ -109,7 +109,7 @@ class SkuRateVersion:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkChange:
     """One replicated change of the network: exactly one field is set."""
 
@@ -118,7 +118,7 @@ class NetworkChange:
     sku_rate: SkuRateVersion | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RateRule:
     """A dynamic-rate rule (R-COM-5): while `signal` for a sku is >= `threshold`, the sku's level-1
     rate moves by `delta`, kept within [`floor`, `ceiling`]. `skus` empty = every sku."""
@@ -132,7 +132,7 @@ class RateRule:
     ceiling: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PaidLine:
     """What was paid for one sku of an order (cents)."""
 
@@ -141,7 +141,7 @@ class PaidLine:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundAmount:
     """What a refund gave back for one sku (cents)."""
 
@@ -149,7 +149,7 @@ class RefundAmount:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LevelShare:
     """One level's commission on one line: who, at which rate, how much (R-COM-6 chain)."""
 
@@ -161,7 +161,7 @@ class LevelShare:
     note: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccruedLine:
     sku: str
     qty: int
@@ -169,7 +169,7 @@ class AccruedLine:
     shares: list[LevelShare]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LevelClawback:
     """Commission taken back at one level; `after_release` = the share was already in the
     beneficiary's account (payable), so it is charged there (a negative line, R-COM-3)."""
@@ -180,7 +180,7 @@ class LevelClawback:
     after_release: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClawbackLine:
     sku: str
     refunded_amount: int
@@ -188,7 +188,7 @@ class ClawbackLine:
     levels: list[LevelClawback]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LevelAdjustment:
     """A share's net commission changed by `delta` when a rate change reached the order late;
     `after_release`: settled through the beneficiary's account (credit or charge)."""
@@ -200,7 +200,7 @@ class LevelAdjustment:
     after_release: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayoutLine:
     """One line of an account: `kind` commission | clawback | adjustment | referral_bonus | monthly_bonus; `ref` the
     order id (or member id, month); `amount` signed cents (a clawback is negative)."""
@@ -212,7 +212,7 @@ class PayoutLine:
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BeneficiaryPayout:
     distributor_id: str
     lines: list[PayoutLine]
@@ -222,7 +222,7 @@ class BeneficiaryPayout:
 # --- network commands (key: network_id) -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterDistributor(NetworkMessage):
     """A distributor joins, recruited by `upline_id`; none → the default sponsor (R-COM-1, R-COM-5a)."""
 
@@ -234,7 +234,7 @@ class RegisterDistributor(NetworkMessage):
     qualified_until: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LinkDistributor(NetworkMessage):
     """Put a distributor (and their downline) under another upline (R-COM-1)."""
 
@@ -243,14 +243,14 @@ class LinkDistributor(NetworkMessage):
     upline_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetDistributorGrade(NetworkMessage):
     network_id: str
     distributor_id: str
     grade: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RenewQualification(NetworkMessage):
     """The distributor's qualification now runs until `qualified_until` (R-COM-6)."""
 
@@ -259,7 +259,7 @@ class RenewQualification(NetworkMessage):
     qualified_until: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetCommissionLevels(NetworkMessage):
     """Commission flows up `levels` levels (1..3, R-COM-1). `max_chain_depth`, when given, also caps how
     deep the tree may grow by recruitment (0: no cap); None leaves the cap as it is."""
@@ -269,7 +269,7 @@ class SetCommissionLevels(NetworkMessage):
     max_chain_depth: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetLevelRates(NetworkMessage):
     """Rates of levels 1, 2, 3 (R-COM-2: level 1 within 15–20 %, each deeper level smaller)."""
 
@@ -277,7 +277,7 @@ class SetLevelRates(NetworkMessage):
     rates: list[Decimal]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetGradePremiums(NetworkMessage):
     """What a grade adds to the rate at each level (R-COM-2: rates differ by grade)."""
 
@@ -286,7 +286,7 @@ class SetGradePremiums(NetworkMessage):
     premiums: list[Decimal]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetDefaultSponsor(NetworkMessage):
     """Who a distributor joining without an upline is placed under (None: nobody) (R-COM-5a)."""
 
@@ -294,7 +294,7 @@ class SetDefaultSponsor(NetworkMessage):
     distributor_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetSettlement(NetworkMessage):
     """Payable commission is released `payout_delay_ms` after it became payable (T+7) and paid in
     batches every `batch_interval_ms` (R-COM-3)."""
@@ -304,7 +304,7 @@ class SetSettlement(NetworkMessage):
     batch_interval_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetBonuses(NetworkMessage):
     """Monthly target tiers and the referral bonus per new member, cents (R-COM-4)."""
 
@@ -313,7 +313,7 @@ class SetBonuses(NetworkMessage):
     referral_bonus: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetSkuRate(NetworkMessage):
     """A sku's own level-1 rate (None: back to the plan's) (R-COM-2: rates differ by product)."""
 
@@ -322,7 +322,7 @@ class SetSkuRate(NetworkMessage):
     rate: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetRateRule(NetworkMessage):
     """Add or replace a dynamic-rate rule (R-COM-5)."""
 
@@ -330,13 +330,13 @@ class SetRateRule(NetworkMessage):
     rule: RateRule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RemoveRateRule(NetworkMessage):
     network_id: str
     rule_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyStockSignal(NetworkMessage):
     """Stock state of a sku (from inventory events or by hand): `signal` now measures `value`."""
 
@@ -347,7 +347,7 @@ class ApplyStockSignal(NetworkMessage):
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckNetworkTimers(NetworkMessage):
     """Business time reached `time`: qualification warnings and expiries (R-COM-6)."""
 
@@ -358,7 +358,7 @@ class CheckNetworkTimers(NetworkMessage):
 # --- seller commands (key: the level-1 distributor) -------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordOrderPaid(DistributorMessage):
     """An order sold by `distributor_id` was paid (from OrderPaid): split its commission (R-COM-3)."""
 
@@ -369,7 +369,7 @@ class RecordOrderPaid(DistributorMessage):
     lines: list[PaidLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordOrderRefund(DistributorMessage):
     """Money went back for an order (OrderRefunded; OrderCancelled after payment = `everything`)."""
 
@@ -380,7 +380,7 @@ class RecordOrderRefund(DistributorMessage):
     everything: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordOrderCompleted(DistributorMessage):
     """The order's return window closed (OrderCompleted): its commission becomes payable."""
 
@@ -392,7 +392,7 @@ class RecordOrderCompleted(DistributorMessage):
 # --- account commands (key: the beneficiary) ------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreditCommission(DistributorMessage):
     """Payable commission of a seller's order, into the beneficiary's account, due from `available_at`."""
 
@@ -402,7 +402,7 @@ class CreditCommission(DistributorMessage):
     lines: list[PayoutLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeClawback(DistributorMessage):
     """Commission already in the account, taken back after a refund: a negative line, due with the
     commission it takes back (so it nets in the same batch, or in the next one if that was paid)."""
@@ -415,7 +415,7 @@ class ChargeClawback(DistributorMessage):
     lines: list[PayoutLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AwardReferralBonus(DistributorMessage):
     """`member_id` is a new member brought by `distributor_id` (R-COM-4)."""
 
@@ -428,7 +428,7 @@ class AwardReferralBonus(DistributorMessage):
 # --- member commands ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordMemberPurchase(MemberMessage):
     """A member paid an order (from OrderPaid): is this their first one?"""
 
@@ -441,7 +441,7 @@ class RecordMemberPurchase(MemberMessage):
 # --- broadcast commands ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckCommissionTimers(PartitionMessage):
     """Business time reached `time` on this partition: release due commission (T+7), close months,
     pay batches (R-COM-3, R-COM-4). Sent to every partition for each clock tick."""
@@ -449,7 +449,7 @@ class CheckCommissionTimers(PartitionMessage):
     time: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplicateNetwork(PartitionMessage):
     """A network change (`seq`), copied to every partition so each can split its orders locally."""
 
@@ -460,7 +460,7 @@ class ReplicateNetwork(PartitionMessage):
 # --- network events -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DistributorRegistered(NetworkMessage):
     """A distributor joined; `sponsored` when the default sponsor became their upline (R-COM-5a)."""
 
@@ -470,7 +470,7 @@ class DistributorRegistered(NetworkMessage):
     sponsored: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DistributorLinked(NetworkMessage):
     network_id: str
     seq: int
@@ -478,7 +478,7 @@ class DistributorLinked(NetworkMessage):
     previous_upline_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DistributorGradeChanged(NetworkMessage):
     network_id: str
     seq: int
@@ -486,7 +486,7 @@ class DistributorGradeChanged(NetworkMessage):
     previous_grade: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QualificationRenewed(NetworkMessage):
     network_id: str
     seq: int
@@ -494,7 +494,7 @@ class QualificationRenewed(NetworkMessage):
     previous_until: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QualificationExpiryWarned(NetworkMessage):
     """A qualification ends within the warning period (default 30 days) (R-COM-6)."""
 
@@ -504,7 +504,7 @@ class QualificationExpiryWarned(NetworkMessage):
     days_left: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QualificationExpired(NetworkMessage):
     """A qualification ended: no commission or bonus accrues to the distributor until renewed."""
 
@@ -513,7 +513,7 @@ class QualificationExpired(NetworkMessage):
     qualified_until: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionPlanChanged(NetworkMessage):
     """The plan changed (`change` says what); it applies to orders paid from `effective_from`."""
 
@@ -524,7 +524,7 @@ class CommissionPlanChanged(NetworkMessage):
     effective_from: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SkuRateChanged(NetworkMessage):
     """A sku's level-1 rate changed (by hand or by a rule, R-COM-5); `rate` None = the plan's rate;
     `manual_rate` the hand-set base the rules start from; applies to orders paid from `effective_from`."""
@@ -540,19 +540,19 @@ class SkuRateChanged(NetworkMessage):
     rule_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RateRuleSet(NetworkMessage):
     network_id: str
     rule: RateRule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RateRuleRemoved(NetworkMessage):
     network_id: str
     rule_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RateRuleTriggered(NetworkMessage):
     """A rule became active (signal crossed its threshold) or inactive for a sku (R-COM-5)."""
 
@@ -567,7 +567,7 @@ class RateRuleTriggered(NetworkMessage):
 # --- seller events ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionAccrued(DistributorMessage):
     """The commission of a paid order, split per line and level up the chain (R-COM-1..3, R-COM-6):
     pending until the return window closes. Keyed by the level-1 distributor (the seller);
@@ -582,7 +582,7 @@ class CommissionAccrued(DistributorMessage):
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CustomerFirstSeen(DistributorMessage):
     """A member bought through this partition's sellers for the first time: the member's partition
     is asked whether they are a new member (R-COM-4). Seen here before = not new: nothing to ask."""
@@ -593,7 +593,7 @@ class CustomerFirstSeen(DistributorMessage):
     paid_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionRecomputed(DistributorMessage):
     """A rate change in force when the order was paid reached its partition after the order was split
     (R-COM-5: a change applies to every order paid after it): the shares as they should be (`lines`,
@@ -609,7 +609,7 @@ class CommissionRecomputed(DistributorMessage):
     due_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCommissionParked(DistributorMessage):
     """A paid order whose seller this partition does not know yet: kept (with its later refunds and
     completion) until the distributor's registration reaches the partition."""
@@ -623,7 +623,7 @@ class OrderCommissionParked(DistributorMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionClawedBack(DistributorMessage):
     """A refund took back commission at every level in proportion (R-COM-3, R-X-3); `due_at`: when the
     order's commission is (or was) due, if it is already in the beneficiaries' accounts."""
@@ -636,7 +636,7 @@ class CommissionClawedBack(DistributorMessage):
     due_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionBecamePayable(DistributorMessage):
     """The return window closed: the order's commission is payable and goes to each beneficiary's
     account (`payouts`), to be paid in the first batch from `due_at` (T+7, R-COM-3)."""
@@ -649,7 +649,7 @@ class CommissionBecamePayable(DistributorMessage):
     payouts: list[BeneficiaryPayout]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MonthlyTargetClosed(DistributorMessage):
     """A month closed for a seller: net sales, the tier reached and its bonus, the growth value
     (1 per CNY of net sales, cumulative) — a target, never a quota (R-COM-4)."""
@@ -667,7 +667,7 @@ class MonthlyTargetClosed(DistributorMessage):
 # --- account events -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionCredited(DistributorMessage):
     distributor_id: str
     seller_id: str
@@ -676,7 +676,7 @@ class CommissionCredited(DistributorMessage):
     available_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClawbackCharged(DistributorMessage):
     """A clawback of commission already in the account: a negative line, netted in the batch where it
     is due or, after payout, in the next one (R-COM-3)."""
@@ -690,7 +690,7 @@ class ClawbackCharged(DistributorMessage):
     available_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReferralBonusAwarded(DistributorMessage):
     """50 CNY (default) for a new member the distributor brought (R-COM-4)."""
 
@@ -701,7 +701,7 @@ class ReferralBonusAwarded(DistributorMessage):
     awarded_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReferralBonusParked(DistributorMessage):
     """A referral for a distributor this partition does not know yet; awarded when it does."""
 
@@ -711,7 +711,7 @@ class ReferralBonusParked(DistributorMessage):
     paid_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayoutBatchSettled(DistributorMessage):
     """One distributor's part of payout batch `batch_id` (cutoff `cutoff`): its lines, the positive
     `gross`, the `deductions` (clawbacks carried, negative) and the `net` paid (R-COM-3)."""
@@ -729,7 +729,7 @@ class PayoutBatchSettled(DistributorMessage):
 # --- member and partition events --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewMemberRecorded(MemberMessage):
     """A member's first paid order; with a distributor, it earns them the referral bonus."""
 
@@ -739,7 +739,7 @@ class NewMemberRecorded(MemberMessage):
     paid_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayoutCutoffPassed(PartitionMessage):
     """This partition has settled its part of payout batch `batch_id` (cutoff `cutoff`), with or
     without payouts of its own: once every partition has, the batch is complete (R-COM-3)."""
@@ -749,7 +749,7 @@ class PayoutCutoffPassed(PartitionMessage):
     passed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkReplicated(PartitionMessage):
     """This partition's copy of the network took change `seq` (kept per partition, not for subscribers)."""
 
@@ -757,7 +757,7 @@ class NetworkReplicated(PartitionMessage):
     change: NetworkChange
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommissionCommandRejected(CommissionMessage):
     """A command was refused with a reason; nothing changed."""
 

@@ -36,7 +36,11 @@ from services.commission.plan import DEFAULT_PLAN
 
 
 def refuse(cmd: Message, reason: str, aggregate: str | None = None) -> list[Message]:
-    return [CommissionCommandRejected(aggregate if aggregate is not None else cmd.key, type(cmd).__name__, reason)]
+    return [
+        CommissionCommandRejected(
+            aggregate_id=aggregate if aggregate is not None else cmd.key, command=type(cmd).__name__, reason=reason
+        )
+    ]
 
 
 @dataclass(slots=True)
@@ -46,7 +50,7 @@ class Network:
     seq: int = 0
     distributors: dict[str, DistributorRecord] = field(default_factory=dict)
     children: dict[str, set[str]] = field(default_factory=dict)
-    plans: list[PlanVersion] = field(default_factory=lambda: [PlanVersion(0, 0, DEFAULT_PLAN)])
+    plans: list[PlanVersion] = field(default_factory=lambda: [PlanVersion(effective_from=0, seq=0, plan=DEFAULT_PLAN)])
     sku_rates: dict[str, list[SkuRateVersion]] = field(default_factory=dict)
 
     @property

@@ -39,7 +39,11 @@ DEFAULT_PLAN = CommissionPlan(
     default_sponsor=None,
     payout_delay_ms=7 * DAY_MS,  # T+7
     batch_interval_ms=DAY_MS,  # a batch every business day (00:00 UTC)
-    bonus_tiers=[BonusTier(1_000_000, 20_000), BonusTier(3_000_000, 80_000), BonusTier(5_000_000, 150_000)],
+    bonus_tiers=[
+        BonusTier(threshold=1_000_000, bonus=20_000),
+        BonusTier(threshold=3_000_000, bonus=80_000),
+        BonusTier(threshold=5_000_000, bonus=150_000),
+    ],
     referral_bonus=5_000,  # 50 CNY per new member (R-COM-4)
     qualification_warning_ms=30 * DAY_MS,  # R-COM-6
 )

@@ -81,7 +81,10 @@ def react_inventory(event: Message) -> list[Message]:
     signals = STOCK_SIGNALS.get(type(event).__name__)
     if signals is None:
         return []
-    return [ApplyStockSignal(NETWORK, sku, signal, value, type(event).__name__) for sku, signal, value in signals(event)]
+    return [
+        ApplyStockSignal(network_id=NETWORK, sku=sku, signal=signal, value=value, source=type(event).__name__)
+        for sku, signal, value in signals(event)
+    ]
 
 
 # --- order events ------------------------------------------------------------------------------
@@ -90,25 +93,55 @@ def react_inventory(event: Message) -> list[Message]:
 def react_order(event: Message) -> list[Message]:
     if isinstance(event, OrderPaid):
         if event.distributor_id:  # the member check follows the accrual, when the member is new there
-            lines = [PaidLine(line.sku, line.qty, line.qty * line.unit_price) for line in event.lines]
-            return [RecordOrderPaid(event.distributor_id, event.order_id, event.member_id, event.paid_at, lines)]
+            lines = [PaidLine(sku=line.sku, qty=line.qty, amount=line.qty * line.unit_price) for line in event.lines]
+            return [
+                RecordOrderPaid(
+                    distributor_id=event.distributor_id,
+                    order_id=event.order_id,
+                    member_id=event.member_id,
+                    paid_at=event.paid_at,
+                    lines=lines,
+                )
+            ]
         if REFERRAL_SOURCE == "order" and event.member_id:  # bought without a distributor: not a new member for anyone later
-            return [RecordMemberPurchase(event.member_id, event.order_id, None, event.paid_at)]
+            return [
+                RecordMemberPurchase(
+                    member_id=event.member_id, order_id=event.order_id, distributor_id=None, paid_at=event.paid_at
+                )
+            ]
         return []
     if isinstance(event, OrderRefunded) and event.distributor_id:
-        refunds = [RefundAmount(line.sku, line.amount) for line in event.lines]
-        return [RecordOrderRefund(event.distributor_id, event.order_id, event.refund_id, refunds, False)]
+        refunds = [RefundAmount(sku=line.sku, amount=line.amount) for line in event.lines]
+        return [
+            RecordOrderRefund(
+                distributor_id=event.distributor_id,
+                order_id=event.order_id,
+                refund_id=event.refund_id,
+                lines=refunds,
+                everything=False,
+            )
+        ]
     if isinstance(event, OrderCancelled) and event.distributor_id and event.refund_amount > 0:
-        return [RecordOrderRefund(event.distributor_id, event.order_id, f"cancel-{event.order_id}", [], True)]
+        return [
+            RecordOrderRefund(
+                distributor_id=event.distributor_id,
+                order_id=event.order_id,
+                refund_id=f"cancel-{event.order_id}",
+                lines=[],
+                everything=True,
+            )
+        ]
     if isinstance(event, OrderCompleted) and event.distributor_id:
-        return [RecordOrderCompleted(event.distributor_id, event.order_id, event.completed_at)]
+        return [
+            RecordOrderCompleted(distributor_id=event.distributor_id, order_id=event.order_id, completed_at=event.completed_at)
+        ]
     return []
 
 
 def react_clock(event: Message) -> list[Message]:
     if isinstance(event, ClockTicked):
         # empty key: one per partition; the network's timers go to its own partition
-        return [CheckCommissionTimers(event.time), CheckNetworkTimers(NETWORK, event.time)]
+        return [CheckCommissionTimers(time=event.time), CheckNetworkTimers(network_id=NETWORK, time=event.time)]
     return []
 
 
@@ -134,14 +167,21 @@ ROUTED_OWN_EVENTS: tuple[type[Message], ...] = (
 def react_own(event: Message) -> list[Message]:
     found = change_of(event)
     if found is not None:
-        return [ReplicateNetwork(*found)]
+        seq, change = found
+        return [ReplicateNetwork(seq=seq, change=change)]
     if isinstance(event, CustomerFirstSeen):
         if REFERRAL_SOURCE == "order":
-            return [RecordMemberPurchase(event.member_id, event.order_id, event.distributor_id, event.paid_at)]
+            return [
+                RecordMemberPurchase(
+                    member_id=event.member_id, order_id=event.order_id, distributor_id=event.distributor_id, paid_at=event.paid_at
+                )
+            ]
         return []
     if isinstance(event, CommissionBecamePayable):
         return [
-            CreditCommission(p.distributor_id, event.distributor_id, event.due_at, list(p.lines))
+            CreditCommission(
+                distributor_id=p.distributor_id, seller_id=event.distributor_id, available_at=event.due_at, lines=list(p.lines)
+            )
             for p in event.payouts
             if p.lines
         ]
@@ -151,16 +191,27 @@ def react_own(event: Message) -> list[Message]:
             for lc in line.levels:
                 if lc.after_release and lc.amount:
                     charges.setdefault(lc.distributor_id, []).append(
-                        PayoutLine("clawback", event.order_id, line.sku, lc.level, -lc.amount)
+                        PayoutLine(kind="clawback", ref=event.order_id, sku=line.sku, level=lc.level, amount=-lc.amount)
                     )
         return [
-            ChargeClawback(who, event.distributor_id, event.order_id, event.refund_id, event.due_at, lines)
+            ChargeClawback(
+                distributor_id=who,
+                seller_id=event.distributor_id,
+                order_id=event.order_id,
+                refund_id=event.refund_id,
+                available_at=event.due_at,
+                lines=lines,
+            )
             for who, lines in charges.items()
         ]
     if isinstance(event, CommissionRecomputed):
         return _settle_adjustments(event)
     if isinstance(event, NewMemberRecorded) and event.distributor_id:
-        return [AwardReferralBonus(event.distributor_id, event.member_id, event.order_id, event.paid_at)]
+        return [
+            AwardReferralBonus(
+                distributor_id=event.distributor_id, member_id=event.member_id, order_id=event.order_id, paid_at=event.paid_at
+            )
+        ]
     return []
 
 
@@ -172,9 +223,22 @@ def _settle_adjustments(event: CommissionRecomputed) -> list[Message]:
     charges: dict[str, list[PayoutLine]] = {}
     for a in event.adjustments:
         if a.after_release and a.delta:
-            line = PayoutLine("adjustment", event.order_id, a.sku, a.level, a.delta)
+            line = PayoutLine(kind="adjustment", ref=event.order_id, sku=a.sku, level=a.level, amount=a.delta)
             (credits if a.delta > 0 else charges).setdefault(a.distributor_id, []).append(line)
-    out: list[Message] = [CreditCommission(who, event.distributor_id, event.due_at, ls) for who, ls in credits.items()]
+    out: list[Message] = [
+        CreditCommission(distributor_id=who, seller_id=event.distributor_id, available_at=event.due_at, lines=ls)
+        for who, ls in credits.items()
+    ]
     ref = f"recompute-{event.network_seq}"
-    out += [ChargeClawback(who, event.distributor_id, event.order_id, ref, event.due_at, ls) for who, ls in charges.items()]
+    out += [
+        ChargeClawback(
+            distributor_id=who,
+            seller_id=event.distributor_id,
+            order_id=event.order_id,
+            refund_id=ref,
+            available_at=event.due_at,
+            lines=ls,
+        )
+        for who, ls in charges.items()
+    ]
     return out

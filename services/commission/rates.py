@@ -58,7 +58,19 @@ def _recompute(
     old = net.current_sku_rate(sku)
     if new == old and not force:
         return []
-    return [SkuRateChanged(cmd.network_id, seq, sku, new, old, manual, now, reason, rule_id)]
+    return [
+        SkuRateChanged(
+            network_id=cmd.network_id,
+            seq=seq,
+            sku=sku,
+            rate=new,
+            previous_rate=old,
+            manual_rate=manual,
+            effective_from=now,
+            reason=reason,
+            rule_id=rule_id,
+        )
+    ]
 
 
 def set_sku_rate(state: CommissionState, cmd: SetSkuRate, now: int) -> list[Message]:
@@ -94,7 +106,7 @@ def set_rule(state: CommissionState, cmd: SetRateRule, now: int) -> list[Message
         return refuse(cmd, f"rule {cmd.rule.rule_id} is active on {', '.join(active_on)}; remove it first")
     if state.authority.rules.get(cmd.rule.rule_id) == cmd.rule:
         return refuse(cmd, f"rule {cmd.rule.rule_id} already says so")
-    return [RateRuleSet(cmd.network_id, cmd.rule)]
+    return [RateRuleSet(network_id=cmd.network_id, rule=cmd.rule)]
 
 
 def remove_rule(state: CommissionState, cmd: RemoveRateRule, now: int) -> list[Message]:
@@ -107,14 +119,16 @@ def remove_rule(state: CommissionState, cmd: RemoveRateRule, now: int) -> list[M
     for sku, ids in sorted(auth.active.items()):
         if cmd.rule_id not in ids:
             continue
-        out.append(RateRuleTriggered(cmd.network_id, cmd.rule_id, sku, False, rule.signal, 0))
+        out.append(
+            RateRuleTriggered(network_id=cmd.network_id, rule_id=cmd.rule_id, sku=sku, active=False, signal=rule.signal, value=0)
+        )
         remaining = [r for r in ids if r != cmd.rule_id]
         changed = _recompute(
             state, cmd, sku, auth.manual.get(sku), remaining, seq + 1, now, f"rule {cmd.rule_id} removed", cmd.rule_id
         )
         seq += len(changed)
         out += changed
-    return [*out, RateRuleRemoved(cmd.network_id, cmd.rule_id)]
+    return [*out, RateRuleRemoved(network_id=cmd.network_id, rule_id=cmd.rule_id)]
 
 
 def apply_signal(state: CommissionState, cmd: ApplyStockSignal, now: int) -> list[Message]:
@@ -131,7 +145,11 @@ def apply_signal(state: CommissionState, cmd: ApplyStockSignal, now: int) -> lis
         on = cmd.value >= rule.threshold
         if on == (rule_id in active):
             continue
-        out.append(RateRuleTriggered(cmd.network_id, rule_id, cmd.sku, on, cmd.signal, cmd.value))
+        out.append(
+            RateRuleTriggered(
+                network_id=cmd.network_id, rule_id=rule_id, sku=cmd.sku, active=on, signal=cmd.signal, value=cmd.value
+            )
+        )
         fired.append(f"{rule_id} {'on' if on else 'off'}")
         if on:
             active.append(rule_id)

@@ -47,7 +47,9 @@ def merge_lines(lines: list[PaidLine]) -> list[PaidLine]:
     merged: dict[str, PaidLine] = {}
     for line in lines:
         prev = merged.get(line.sku)
-        merged[line.sku] = line if prev is None else PaidLine(line.sku, prev.qty + line.qty, prev.amount + line.amount)
+        merged[line.sku] = (
+            line if prev is None else PaidLine(sku=line.sku, qty=prev.qty + line.qty, amount=prev.amount + line.amount)
+        )
     return list(merged.values())
 
 
@@ -70,7 +72,9 @@ def line_shares(
         rate, note = base + premium(plan, rec.grade, level), ""
         if not qualified(rec, paid_at):
             rate, note = ZERO, f"qualification expired at {rec.qualified_until}"
-        shares.append(LevelShare(level, who, rec.grade, rate, commission(rate, amount), note))
+        shares.append(
+            LevelShare(level=level, distributor_id=who, grade=rec.grade, rate=rate, amount=commission(rate, amount), note=note)
+        )
     return shares
 
 
@@ -88,18 +92,34 @@ def accrue(
     net = state.network
     chain = upline_chain(records, seller, min(net.plan_at(paid_at).plan.levels, MAX_LEVELS))
     out = [
-        AccruedLine(line.sku, line.qty, line.amount, line_shares(net, records, chain, line.sku, line.amount, paid_at))
+        AccruedLine(
+            sku=line.sku,
+            qty=line.qty,
+            paid_amount=line.amount,
+            shares=line_shares(net, records, chain, line.sku, line.amount, paid_at),
+        )
         for line in lines
     ]
     total = sum(s.amount for line in out for s in line.shares)
-    return CommissionAccrued(seller, order_id, member_id, paid_at, net.seq, out, total)
+    return CommissionAccrued(
+        distributor_id=seller,
+        order_id=order_id,
+        member_id=member_id,
+        paid_at=paid_at,
+        network_seq=net.seq,
+        lines=out,
+        total=total,
+    )
 
 
 def accrued_with_customer(state: CommissionState, acc: CommissionAccrued) -> list[Message]:
     """The accrual, and the member's first purchase through this partition's sellers, if it is one."""
     if acc.member_id in state.customers:
         return [acc]
-    return [acc, CustomerFirstSeen(acc.distributor_id, acc.member_id, acc.order_id, acc.paid_at)]
+    return [
+        acc,
+        CustomerFirstSeen(distributor_id=acc.distributor_id, member_id=acc.member_id, order_id=acc.order_id, paid_at=acc.paid_at),
+    ]
 
 
 def recompute(state: CommissionState, net: Network, change: NetworkChange, effective_from: int, now: int) -> list[Message]:
@@ -132,7 +152,12 @@ def resplit(state: CommissionState, net: Network, order: OrderCommission, now: i
     if any(who not in records for who in chain):
         return None
     lines = [
-        AccruedLine(line.sku, line.qty, line.paid, line_shares(net, records, chain, line.sku, line.paid, order.paid_at))
+        AccruedLine(
+            sku=line.sku,
+            qty=line.qty,
+            paid_amount=line.paid,
+            shares=line_shares(net, records, chain, line.sku, line.paid, order.paid_at),
+        )
         for line in order.lines
     ]
     adjustments: list[LevelAdjustment] = []
@@ -145,7 +170,15 @@ def resplit(state: CommissionState, net: Network, order: OrderCommission, now: i
             after = commission(share.rate, line.paid - line.refunded) if share is not None else 0
             if after != before:
                 who = share.distributor_id if share is not None else old_net[level].distributor_id
-                adjustments.append(LevelAdjustment(line.sku, level, who, after - before, order.status == "payable"))
+                adjustments.append(
+                    LevelAdjustment(
+                        sku=line.sku,
+                        level=level,
+                        distributor_id=who,
+                        delta=after - before,
+                        after_release=order.status == "payable",
+                    )
+                )
     unchanged = all(
         [(s.level, s.distributor_id, s.rate, s.accrued) for s in line.shares]
         == [(s.level, s.distributor_id, s.rate, s.amount) for s in new.shares]
@@ -154,7 +187,16 @@ def resplit(state: CommissionState, net: Network, order: OrderCommission, now: i
     if unchanged:
         return None
     total = sum(a.delta for a in adjustments)
-    return CommissionRecomputed(order.seller_id, order.order_id, net.seq, lines, adjustments, total, now, order.due_at)
+    return CommissionRecomputed(
+        distributor_id=order.seller_id,
+        order_id=order.order_id,
+        network_seq=net.seq,
+        lines=lines,
+        adjustments=adjustments,
+        total_delta=total,
+        recomputed_at=now,
+        due_at=order.due_at,
+    )
 
 
 def record_paid(state: CommissionState, cmd: RecordOrderPaid, now: int) -> list[Message]:
@@ -165,7 +207,17 @@ def record_paid(state: CommissionState, cmd: RecordOrderPaid, now: int) -> list[
     lines = merge_lines(cmd.lines)
     if cmd.distributor_id not in state.network.distributors:  # not registered, or not replicated here yet
         reason = f"distributor {cmd.distributor_id} is not known (yet): the commission waits for the registration"
-        return [OrderCommissionParked(cmd.distributor_id, cmd.order_id, cmd.member_id, cmd.paid_at, lines, None, reason)]
+        return [
+            OrderCommissionParked(
+                distributor_id=cmd.distributor_id,
+                order_id=cmd.order_id,
+                member_id=cmd.member_id,
+                paid_at=cmd.paid_at,
+                lines=lines,
+                completed_at=None,
+                reason=reason,
+            )
+        ]
     acc = accrue(state, state.network.distributors, cmd.distributor_id, cmd.order_id, cmd.member_id, cmd.paid_at, lines)
     return accrued_with_customer(state, acc)
 
@@ -192,7 +244,10 @@ def record_refund(state: CommissionState, cmd: RecordOrderRefund, now: int) -> l
         if parked is None:
             return refuse(cmd, f"no commission recorded for order {cmd.order_id}")
         asked = {r.sku: r.amount for r in cmd.lines}
-        lines = [PaidLine(p.sku, p.qty, 0 if cmd.everything else max(0, p.amount - asked.get(p.sku, 0))) for p in parked.lines]
+        lines = [
+            PaidLine(sku=p.sku, qty=p.qty, amount=0 if cmd.everything else max(0, p.amount - asked.get(p.sku, 0)))
+            for p in parked.lines
+        ]
         return [dataclasses.replace(parked, lines=lines)]
     if cmd.refund_id in order.refunds:
         return refuse(cmd, f"refund {cmd.refund_id} was already clawed back")
@@ -210,9 +265,18 @@ def record_refund(state: CommissionState, cmd: RecordOrderRefund, now: int) -> l
         for s in line.shares:
             back = s.net - commission(s.rate, net_amount)
             total += back
-            levels.append(LevelClawback(s.level, s.distributor_id, back, s.in_account))
-        out.append(ClawbackLine(line.sku, refunded, net_amount, levels))
-    return [CommissionClawedBack(cmd.distributor_id, cmd.order_id, cmd.refund_id, out, total, order.due_at)]
+            levels.append(LevelClawback(level=s.level, distributor_id=s.distributor_id, amount=back, after_release=s.in_account))
+        out.append(ClawbackLine(sku=line.sku, refunded_amount=refunded, net_amount=net_amount, levels=levels))
+    return [
+        CommissionClawedBack(
+            distributor_id=cmd.distributor_id,
+            order_id=cmd.order_id,
+            refund_id=cmd.refund_id,
+            lines=out,
+            total=total,
+            due_at=order.due_at,
+        )
+    ]
 
 
 def record_completed(state: CommissionState, cmd: RecordOrderCompleted, now: int) -> list[Message]:
@@ -234,9 +298,11 @@ def payable(state: CommissionState, seller: str, order_id: str, at: int, shares:
     lines: dict[str, list[PayoutLine]] = {}
     for sku, level, who, amount in shares:
         if amount:
-            lines.setdefault(who, []).append(PayoutLine("commission", order_id, sku, level, amount))
-    payouts = [BeneficiaryPayout(who, ls, sum(x.amount for x in ls)) for who, ls in lines.items()]
-    return CommissionBecamePayable(seller, order_id, at, due, sum(p.total for p in payouts), payouts)
+            lines.setdefault(who, []).append(PayoutLine(kind="commission", ref=order_id, sku=sku, level=level, amount=amount))
+    payouts = [BeneficiaryPayout(distributor_id=who, lines=ls, total=sum(x.amount for x in ls)) for who, ls in lines.items()]
+    return CommissionBecamePayable(
+        distributor_id=seller, order_id=order_id, payable_at=at, due_at=due, total=sum(p.total for p in payouts), payouts=payouts
+    )
 
 
 def unpark_orders(state: CommissionState, records: Mapping[str, DistributorRecord], seller: str) -> list[Message]:
@@ -271,7 +337,18 @@ def close_months(state: CommissionState, time: int) -> list[Message]:
             if bonus and (rec is None or not qualified(rec, time)):
                 bonus, note = 0, "no bonus: qualification expired (R-COM-6)"
             growth += net_sales
-            out.append(MonthlyTargetClosed(seller, month, net_sales, tier, bonus, max(0, growth) // 100, time, note))
+            out.append(
+                MonthlyTargetClosed(
+                    distributor_id=seller,
+                    month=month,
+                    net_sales=net_sales,
+                    tier=tier,
+                    bonus=bonus,
+                    growth_value=max(0, growth) // 100,
+                    closed_at=time,
+                    note=note,
+                )
+            )
     return out
 
 
@@ -281,7 +358,9 @@ def close_months(state: CommissionState, time: int) -> list[Message]:
 def record_member(state: CommissionState, cmd: RecordMemberPurchase, now: int) -> list[Message]:
     if cmd.member_id in state.members:
         return []  # not new: nothing to record
-    return [NewMemberRecorded(cmd.member_id, cmd.order_id, cmd.distributor_id, cmd.paid_at)]
+    return [
+        NewMemberRecorded(member_id=cmd.member_id, order_id=cmd.order_id, distributor_id=cmd.distributor_id, paid_at=cmd.paid_at)
+    ]
 
 
 DECIDERS: dict[type, Callable[[CommissionState, Any, int], list[Message]]] = {

@@ -25,7 +25,7 @@ Evolver = Callable[[CommissionState, Any], None]
 
 def new_state(plan: CommissionPlan | None = None) -> CommissionState:
     """An empty partition; `plan` is the merchant's starting plan (the defaults of DOMAIN.md)."""
-    return CommissionState(network=Network(plans=[PlanVersion(0, 0, plan or DEFAULT_PLAN)]))
+    return CommissionState(network=Network(plans=[PlanVersion(effective_from=0, seq=0, plan=plan or DEFAULT_PLAN)]))
 
 
 def evolve(state: CommissionState, e: Message) -> CommissionState:

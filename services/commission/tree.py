@@ -95,9 +95,14 @@ def register(state: CommissionState, cmd: RegisterDistributor, now: int) -> list
                 f"chain too deep: {_path([d, *above])} would be {len(above) + 1} levels, "
                 f"the recruitment depth cap is {cap} (max_chain_depth, R-COM-1)",
             )
-    record = DistributorRecord(d, cmd.name, upline, cmd.grade, cmd.qualified_until, now)
+    record = DistributorRecord(
+        distributor_id=d, name=cmd.name, upline_id=upline, grade=cmd.grade, qualified_until=cmd.qualified_until, registered_at=now
+    )
     # orders of this distributor may have waited in this very partition (the network's own)
-    return [DistributorRegistered(cmd.network_id, net.seq + 1, record, sponsored), *unpark(state, record, now, cmd)]
+    return [
+        DistributorRegistered(network_id=cmd.network_id, seq=net.seq + 1, distributor=record, sponsored=sponsored),
+        *unpark(state, record, now, cmd),
+    ]
 
 
 def link(state: CommissionState, cmd: LinkDistributor, now: int) -> list[Message]:
@@ -123,7 +128,14 @@ def link(state: CommissionState, cmd: LinkDistributor, now: int) -> list[Message
             f"chain too deep: under {_path(above)}, {d} and their downline would reach {deepest} levels, "
             f"the recruitment depth cap is {cap} (max_chain_depth, R-COM-1)",
         )
-    return [DistributorLinked(cmd.network_id, net.seq + 1, dataclasses.replace(rec, upline_id=u), rec.upline_id)]
+    return [
+        DistributorLinked(
+            network_id=cmd.network_id,
+            seq=net.seq + 1,
+            distributor=dataclasses.replace(rec, upline_id=u),
+            previous_upline_id=rec.upline_id,
+        )
+    ]
 
 
 def set_grade(state: CommissionState, cmd: SetDistributorGrade, now: int) -> list[Message]:
@@ -135,7 +147,14 @@ def set_grade(state: CommissionState, cmd: SetDistributorGrade, now: int) -> lis
         return refuse(cmd, f"unknown grade {cmd.grade}; grades: {', '.join(sorted(net.plan.grade_premiums))}")
     if rec.grade == cmd.grade:
         return refuse(cmd, f"{cmd.distributor_id} is already {cmd.grade}")
-    return [DistributorGradeChanged(cmd.network_id, net.seq + 1, dataclasses.replace(rec, grade=cmd.grade), rec.grade)]
+    return [
+        DistributorGradeChanged(
+            network_id=cmd.network_id,
+            seq=net.seq + 1,
+            distributor=dataclasses.replace(rec, grade=cmd.grade),
+            previous_grade=rec.grade,
+        )
+    ]
 
 
 def renew(state: CommissionState, cmd: RenewQualification, now: int) -> list[Message]:
@@ -148,7 +167,7 @@ def renew(state: CommissionState, cmd: RenewQualification, now: int) -> list[Mes
     if rec.qualified_until == cmd.qualified_until:
         return refuse(cmd, f"the qualification already runs until {cmd.qualified_until}")
     new = dataclasses.replace(rec, qualified_until=cmd.qualified_until)
-    return [QualificationRenewed(cmd.network_id, net.seq + 1, new, rec.qualified_until)]
+    return [QualificationRenewed(network_id=cmd.network_id, seq=net.seq + 1, distributor=new, previous_until=rec.qualified_until)]
 
 
 def check_qualifications(state: CommissionState, cmd: CheckNetworkTimers, now: int) -> list[Message]:
@@ -161,9 +180,13 @@ def check_qualifications(state: CommissionState, cmd: CheckNetworkTimers, now: i
             continue
         if t >= until:
             if auth.expired.get(d) != until:
-                out.append(QualificationExpired(cmd.network_id, d, until))
+                out.append(QualificationExpired(network_id=cmd.network_id, distributor_id=d, qualified_until=until))
         elif t >= until - plan.qualification_warning_ms and auth.warned.get(d) != until:
-            out.append(QualificationExpiryWarned(cmd.network_id, d, until, -(-(until - t) // DAY_MS)))
+            out.append(
+                QualificationExpiryWarned(
+                    network_id=cmd.network_id, distributor_id=d, qualified_until=until, days_left=-(-(until - t) // DAY_MS)
+                )
+            )
     return out
 
 
@@ -177,7 +200,9 @@ def _plan_change(state: CommissionState, cmd: Any, now: int, change: str, **fiel
         return refuse(cmd, problem)
     if plan == state.network.plan:
         return refuse(cmd, "the plan already says so")
-    return [CommissionPlanChanged(cmd.network_id, state.network.seq + 1, change, plan, now)]
+    return [
+        CommissionPlanChanged(network_id=cmd.network_id, seq=state.network.seq + 1, change=change, plan=plan, effective_from=now)
+    ]
 
 
 def set_levels(state: CommissionState, cmd: SetCommissionLevels, now: int) -> list[Message]:
@@ -246,11 +271,17 @@ DECIDERS: dict[type, Callable[[CommissionState, Any, int], list[Message]]] = {
 def change_of(event: Message) -> tuple[int, NetworkChange] | None:
     """The replicated change an authoritative network event carries (None: not replicated)."""
     if isinstance(event, (DistributorRegistered, DistributorLinked, DistributorGradeChanged, QualificationRenewed)):
-        return event.seq, NetworkChange(event.distributor, None, None)
+        return event.seq, NetworkChange(distributor=event.distributor, plan=None, sku_rate=None)
     if isinstance(event, CommissionPlanChanged):
-        return event.seq, NetworkChange(None, PlanVersion(event.effective_from, event.seq, event.plan), None)
+        return event.seq, NetworkChange(
+            distributor=None, plan=PlanVersion(effective_from=event.effective_from, seq=event.seq, plan=event.plan), sku_rate=None
+        )
     if isinstance(event, SkuRateChanged):
-        return event.seq, NetworkChange(None, None, SkuRateVersion(event.sku, event.rate, event.effective_from, event.seq))
+        return event.seq, NetworkChange(
+            distributor=None,
+            plan=None,
+            sku_rate=SkuRateVersion(sku=event.sku, rate=event.rate, effective_from=event.effective_from, seq=event.seq),
+        )
     return None
 
 

@@ -45,7 +45,7 @@ class WhatIf:
 def _with_plan(net: Network, plan: CommissionPlan) -> Network:
     """The partition's network with `plan` as the only plan ever in force (a copy: nothing shared changes)."""
     seq = net.seq + 1
-    return Network(seq, net.distributors, net.children, [PlanVersion(0, seq, plan)], net.sku_rates)
+    return Network(seq, net.distributors, net.children, [PlanVersion(effective_from=0, seq=seq, plan=plan)], net.sku_rates)
 
 
 def replay_plan(states: Iterable[CommissionState], plan: CommissionPlan, paid_from: int = 0) -> WhatIf:

@@ -96,16 +96,16 @@ class StockPolicyIn(StrictModel):
             return None if v is None else Decimal(v)
 
         return ConfigureStockPolicy(
-            sku,
-            self.lead_time_days,
-            Decimal(self.cover_factor),
-            self.gift_tier,
-            dec(self.forecast_daily_units),
-            self.monthly_visitors,
-            Decimal(self.conversion_rate),
-            self.velocity_window_days,
-            self.slow_mover_window_days,
-            dec(self.sell_through_floor),
+            sku=sku,
+            lead_time_days=self.lead_time_days,
+            cover_factor=Decimal(self.cover_factor),
+            gift_tier=self.gift_tier,
+            forecast_daily_units=dec(self.forecast_daily_units),
+            monthly_visitors=self.monthly_visitors,
+            conversion_rate=Decimal(self.conversion_rate),
+            velocity_window_days=self.velocity_window_days,
+            slow_mover_window_days=self.slow_mover_window_days,
+            sell_through_floor=dec(self.sell_through_floor),
         )
 
 
@@ -144,17 +144,23 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.post("/skus")
     async def register(body: SkuIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(RegisterSku(body.sku, body.name, body.is_gift, body.low_stock_floor), idempotency_key, wait)
+        return await go(
+            RegisterSku(sku=body.sku, name=body.name, is_gift=body.is_gift, low_stock_floor=body.low_stock_floor),
+            idempotency_key,
+            wait,
+        )
 
     @app.post("/skus/{sku}/receipts")
     async def receive(sku: str, body: ReceiptIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(sku)
-        return await go(ReceiveStock(sku, body.warehouse, body.qty, body.reference), idempotency_key, wait)
+        return await go(
+            ReceiveStock(sku=sku, warehouse=body.warehouse, qty=body.qty, reference=body.reference), idempotency_key, wait
+        )
 
     @app.put("/skus/{sku}/safety-stock")
     async def safety(sku: str, body: SafetyStockIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(sku)
-        return await go(SetSafetyStock(sku, body.units), idempotency_key, wait)
+        return await go(SetSafetyStock(sku=sku, units=body.units), idempotency_key, wait)
 
     @app.put("/skus/{sku}/stock-policy")
     async def stock_policy(sku: str, body: StockPolicyIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
@@ -164,12 +170,14 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.post("/skus/{sku}/live-streams")
     async def stream(sku: str, body: LiveStreamIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(sku)
-        return await go(ScheduleLiveStream(sku, body.stream_id, body.expected_sales), idempotency_key, wait)
+        return await go(
+            ScheduleLiveStream(sku=sku, stream_id=body.stream_id, expected_sales=body.expected_sales), idempotency_key, wait
+        )
 
     @app.delete("/skus/{sku}/live-streams/{stream_id}")
     async def end_stream(sku: str, stream_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(sku)
-        return await go(EndLiveStream(sku, stream_id), idempotency_key, wait)
+        return await go(EndLiveStream(sku=sku, stream_id=stream_id), idempotency_key, wait)
 
     @app.get("/skus", **reads(list[SkuView]))
     async def list_skus(as_of: AsOf = None) -> list[dict[str, Any]]:

@@ -87,7 +87,9 @@ def decide(state: Inventory, cmd: Message, now: int) -> list[Message]:
     item = state.skus.get(cmd.key)
     if item is None:
         if isinstance(cmd, ReserveStock):
-            return [ReservationRejected(cmd.sku, cmd.order_id, cmd.qty, 0, f"unknown sku {cmd.sku}")]
+            return [
+                ReservationRejected(sku=cmd.sku, order_id=cmd.order_id, qty=cmd.qty, available=0, reason=f"unknown sku {cmd.sku}")
+            ]
         if isinstance(cmd, ReleaseReservation | RecordGiftWriteOff):
             return []  # nothing of it is held here: nothing to give back or to record
         if isinstance(cmd, ReturnStock) and cmd.campaign_id and cmd.qty > 0 and cmd.grade in GRADES:
@@ -110,7 +112,7 @@ def _register(state: Inventory, cmd: Any, now: int) -> list[Message]:
     floor = DEFAULT_LOW_STOCK_FLOOR if cmd.low_stock_floor is None else cmd.low_stock_floor
     if floor < 0:
         return reject(cmd, "low_stock_floor must be >= 0")
-    return [SkuRegistered(cmd.sku, cmd.name, cmd.is_gift, floor, now)]
+    return [SkuRegistered(sku=cmd.sku, name=cmd.name, is_gift=cmd.is_gift, low_stock_floor=floor, registered_at=now)]
 
 
 # --- stock commands (R-INV-1, R-INV-2) ----------------------------------------------------------------
@@ -121,7 +123,7 @@ def _allocate(item: Sku, qty: int, preferred: str | None) -> list[Allocation]:
     if preferred is not None:
         wh = item.warehouses.get(preferred)
         if wh is not None and wh.available >= qty:
-            return [Allocation(preferred, qty)]
+            return [Allocation(warehouse=preferred, qty=qty)]
     out: list[Allocation] = []
     left = qty
     for name, wh in sorted(item.warehouses.items(), key=lambda kv: (-kv[1].available, kv[0])):
@@ -129,7 +131,7 @@ def _allocate(item: Sku, qty: int, preferred: str | None) -> list[Allocation]:
             break
         take = min(left, wh.available)
         if take > 0:
-            out.append(Allocation(name, take))
+            out.append(Allocation(warehouse=name, qty=take))
             left -= take
     return out
 
@@ -139,21 +141,41 @@ def _receive(item: Sku, cmd: Any, now: int) -> list[Message]:
         return reject(cmd, "qty must be a positive whole number")
     if not cmd.warehouse:
         return reject(cmd, "warehouse is required")
-    return [StockReceived(item.sku, cmd.warehouse, cmd.qty, cmd.reference)]
+    return [StockReceived(sku=item.sku, warehouse=cmd.warehouse, qty=cmd.qty, reference=cmd.reference)]
 
 
 def _reserve(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.order_id in item.reservations:
-        return [ReservationRejected(item.sku, cmd.order_id, cmd.qty, item.available, "order already holds a reservation")]
+        return [
+            ReservationRejected(
+                sku=item.sku,
+                order_id=cmd.order_id,
+                qty=cmd.qty,
+                available=item.available,
+                reason="order already holds a reservation",
+            )
+        ]
     if cmd.qty <= 0:
-        return [ReservationRejected(item.sku, cmd.order_id, cmd.qty, item.available, "qty must be positive")]
+        return [
+            ReservationRejected(
+                sku=item.sku, order_id=cmd.order_id, qty=cmd.qty, available=item.available, reason="qty must be positive"
+            )
+        ]
     available = item.available
     if cmd.qty > available:  # R-INV-1: available never goes below zero
         return [
-            ReservationRejected(item.sku, cmd.order_id, cmd.qty, available, f"only {available} available, {cmd.qty} requested")
+            ReservationRejected(
+                sku=item.sku,
+                order_id=cmd.order_id,
+                qty=cmd.qty,
+                available=available,
+                reason=f"only {available} available, {cmd.qty} requested",
+            )
         ]
     allocations = _allocate(item, cmd.qty, cmd.preferred_warehouse)
-    return [StockReserved(item.sku, cmd.order_id, cmd.qty, allocations, cmd.gift_rule_id)]
+    return [
+        StockReserved(sku=item.sku, order_id=cmd.order_id, qty=cmd.qty, allocations=allocations, gift_rule_id=cmd.gift_rule_id)
+    ]
 
 
 def _release(item: Sku, cmd: Any, now: int) -> list[Message]:
@@ -169,16 +191,23 @@ def _release(item: Sku, cmd: Any, now: int) -> list[Message]:
     for wh, qty in sorted(held.items()):
         take = min(qty, want)
         if take:
-            allocations.append(Allocation(wh, take))
+            allocations.append(Allocation(warehouse=wh, qty=take))
             want -= take
-    return [ReservationReleased(item.sku, cmd.order_id, allocations, cmd.reason)]
+    return [ReservationReleased(sku=item.sku, order_id=cmd.order_id, allocations=allocations, reason=cmd.reason)]
 
 
 def _commit(item: Sku, cmd: Any, now: int) -> list[Message]:
     held = item.reservations.get(cmd.order_id)
     if not held:
         return reject(cmd, f"order {cmd.order_id} holds no reservation of {item.sku}")
-    return [ReservationCommitted(item.sku, cmd.order_id, [Allocation(w, q) for w, q in sorted(held.items())], now)]
+    return [
+        ReservationCommitted(
+            sku=item.sku,
+            order_id=cmd.order_id,
+            allocations=[Allocation(warehouse=w, qty=q) for w, q in sorted(held.items())],
+            committed_at=now,
+        )
+    ]
 
 
 def _return(item: Sku, cmd: Any, now: int) -> list[Message]:
@@ -195,11 +224,11 @@ def _return(item: Sku, cmd: Any, now: int) -> list[Message]:
         for name, qty in sorted(shipped.items(), key=lambda kv: (-kv[1], kv[0])):
             take = min(left, qty)
             if take > 0:
-                out.append(StockReturned(item.sku, cmd.order_id, name, take, cmd.grade))
+                out.append(StockReturned(sku=item.sku, order_id=cmd.order_id, warehouse=name, qty=take, grade=cmd.grade))
                 left -= take
     if left:
         warehouse = cmd.warehouse or next(iter(item.warehouses), None) or RETURNS_WAREHOUSE
-        out.append(StockReturned(item.sku, cmd.order_id, warehouse, left, cmd.grade))
+        out.append(StockReturned(sku=item.sku, order_id=cmd.order_id, warehouse=warehouse, qty=left, grade=cmd.grade))
     return out
 
 
@@ -208,13 +237,16 @@ def _presale_goods_back(cmd: ReturnStock, now: int) -> list[Message]:
     production): the sku joins the catalogue (no low-stock floor) and the goods the returns warehouse."""
     name = f"{cmd.sku} (returned from presale {cmd.campaign_id})"
     warehouse = cmd.warehouse or RETURNS_WAREHOUSE
-    return [SkuRegistered(cmd.sku, name, False, 0, now), StockReturned(cmd.sku, cmd.order_id, warehouse, cmd.qty, cmd.grade)]
+    return [
+        SkuRegistered(sku=cmd.sku, name=name, is_gift=False, low_stock_floor=0, registered_at=now),
+        StockReturned(sku=cmd.sku, order_id=cmd.order_id, warehouse=warehouse, qty=cmd.qty, grade=cmd.grade),
+    ]
 
 
 def _write_off(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.qty <= 0:
         return reject(cmd, "qty must be positive")
-    return [GiftWrittenOff(item.sku, cmd.order_id, cmd.rule_id, cmd.qty, cmd.reason)]
+    return [GiftWrittenOff(sku=item.sku, order_id=cmd.order_id, rule_id=cmd.rule_id, qty=cmd.qty, reason=cmd.reason)]
 
 
 # --- thresholds by hand (R-INV-3); the stock policy (R-INV-4) is in plan_deciders.py --------------------------
@@ -225,19 +257,19 @@ def _safety(item: Sku, cmd: Any, now: int) -> list[Message]:
         return reject(cmd, "units must be >= 0")
     if item.policy is not None:
         return reject(cmd, f"the safety stock of {item.sku} follows its stock policy (R-INV-4): change the policy instead")
-    return [SafetyStockSet(item.sku, cmd.units)]
+    return [SafetyStockSet(sku=item.sku, units=cmd.units)]
 
 
 def _schedule(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.expected_sales < 0:
         return reject(cmd, "expected_sales must be >= 0")
-    return [LiveStreamScheduled(item.sku, cmd.stream_id, cmd.expected_sales)]
+    return [LiveStreamScheduled(sku=item.sku, stream_id=cmd.stream_id, expected_sales=cmd.expected_sales)]
 
 
 def _end_stream(item: Sku, cmd: Any, now: int) -> list[Message]:
     if cmd.stream_id not in item.streams:
         return reject(cmd, f"no live stream {cmd.stream_id} is scheduled for {item.sku}")
-    return [LiveStreamEnded(item.sku, cmd.stream_id)]
+    return [LiveStreamEnded(sku=item.sku, stream_id=cmd.stream_id)]
 
 
 _SKU_DECIDERS: dict[type, Callable[[Sku, Any, int], list[Message]]] = {

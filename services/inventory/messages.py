@@ -23,7 +23,7 @@ class PartitionMessage(InventoryMessage):
     KEY: ClassVar[str] = ""  # sent to every partition / kept by each partition
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Allocation:
     """Units of one reservation held in one warehouse."""
 
@@ -34,7 +34,7 @@ class Allocation:
 # --- commands ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterSku(InventoryMessage):
     """Add a sku to the catalogue; `low_stock_floor` overrides the default absolute floor (R-INV-3a)."""
 
@@ -44,7 +44,7 @@ class RegisterSku(InventoryMessage):
     low_stock_floor: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReceiveStock(InventoryMessage):
     """Goods arrived in a warehouse."""
 
@@ -54,7 +54,7 @@ class ReceiveStock(InventoryMessage):
     reference: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReserveStock(InventoryMessage):
     """Hold `qty` units for one order line (saga step; R-INV-1, R-INV-2)."""
 
@@ -65,7 +65,7 @@ class ReserveStock(InventoryMessage):
     gift_rule_id: str | None = None  # the hold is the gift of this order gift rule (R-ORD-3)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReleaseReservation(InventoryMessage):
     """Give back an order's reservation (all of it, or `qty` units) on cancel, reject or refund.
 
@@ -79,7 +79,7 @@ class ReleaseReservation(InventoryMessage):
     gift_rule_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommitReservation(InventoryMessage):
     """The order shipped: reserved units leave the warehouse (R-INV-2)."""
 
@@ -87,7 +87,7 @@ class CommitReservation(InventoryMessage):
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReturnStock(InventoryMessage):
     """Returned goods: grade A back to stock, grade B to clearance (R-INV-2). Without `warehouse`
     they go back where the order's units shipped from. `campaign_id`: the goods of a presale order,
@@ -102,7 +102,7 @@ class ReturnStock(InventoryMessage):
     campaign_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetSafetyStock(InventoryMessage):
     """Set the sku's safety stock (one of the low-stock thresholds, R-INV-3b)."""
 
@@ -110,7 +110,7 @@ class SetSafetyStock(InventoryMessage):
     units: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleLiveStream(InventoryMessage):
     """A live stream will sell this sku; 20 % of `expected_sales` becomes a threshold (R-INV-3c)."""
 
@@ -119,7 +119,7 @@ class ScheduleLiveStream(InventoryMessage):
     expected_sales: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndLiveStream(InventoryMessage):
     """The live stream is over; its threshold no longer applies."""
 
@@ -127,7 +127,7 @@ class EndLiveStream(InventoryMessage):
     stream_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigureStockPolicy(InventoryMessage):
     """The sku's planning figures (R-INV-4, R-INV-6, R-INV-7); replaces the previous policy whole.
 
@@ -148,7 +148,7 @@ class ConfigureStockPolicy(InventoryMessage):
     sell_through_floor: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckStockTimers(PartitionMessage):
     """Business time reached `time` on this partition: the first tick of a business day reviews
     every sku of the partition (velocity → safety stock, slow movers). Routed from `clock.ticks`
@@ -157,7 +157,7 @@ class CheckStockTimers(PartitionMessage):
     time: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LinkPresaleCampaign(InventoryMessage):
     """A presale campaign sells this sku (routed from presale's `CampaignCreated`, its `product`)."""
 
@@ -165,7 +165,7 @@ class LinkPresaleCampaign(InventoryMessage):
     campaign_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPresaleClose(PartitionMessage):
     """A presale campaign closed (routed from `CampaignClosed` to every partition: the one that holds
     the campaign's sku plans its regular stock, R-INV-7)."""
@@ -176,7 +176,7 @@ class RecordPresaleClose(PartitionMessage):
     closed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordGiftWriteOff(InventoryMessage):
     """A consumable gift that shipped was written off with its refunded main line (R-ORD-2a): no
     unit comes back; recorded so the sku's log says where its units went."""
@@ -191,7 +191,7 @@ class RecordGiftWriteOff(InventoryMessage):
 # --- events ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SkuRegistered(InventoryMessage):
     """A sku joined the catalogue."""
 
@@ -202,7 +202,7 @@ class SkuRegistered(InventoryMessage):
     registered_at: int | None = None  # business time (ms); None in events written before it was kept
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockReceived(InventoryMessage):
     """Units arrived in a warehouse."""
 
@@ -212,7 +212,7 @@ class StockReceived(InventoryMessage):
     reference: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockReserved(InventoryMessage):
     """Units held for an order line (or for a gift of `gift_rule_id`), per warehouse."""
 
@@ -223,7 +223,7 @@ class StockReserved(InventoryMessage):
     gift_rule_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReservationRejected(InventoryMessage):
     """An order line could not be reserved; `available` is what there was."""
 
@@ -234,7 +234,7 @@ class ReservationRejected(InventoryMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReservationReleased(InventoryMessage):
     """Reserved units went back to available."""
 
@@ -244,7 +244,7 @@ class ReservationReleased(InventoryMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReservationCommitted(InventoryMessage):
     """Reserved units shipped: on hand and reserved both went down; `committed_at` (business time,
     ms) dates the shipment for the sales velocity (R-INV-4, R-INV-6)."""
@@ -255,7 +255,7 @@ class ReservationCommitted(InventoryMessage):
     committed_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockReturned(InventoryMessage):
     """Returned units: grade A to on-hand stock, grade B to the clearance bucket."""
 
@@ -266,7 +266,7 @@ class StockReturned(InventoryMessage):
     grade: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SafetyStockSet(InventoryMessage):
     """The sku's safety stock changed: set by hand (`basis` None) or computed from its policy
     (R-INV-4): `basis` velocity, gift_tier_1, gift_tier_2_forecast or gift_tier_3, with the daily
@@ -278,7 +278,7 @@ class SafetyStockSet(InventoryMessage):
     basis: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LiveStreamScheduled(InventoryMessage):
     """A live stream selling this sku is scheduled."""
 
@@ -287,7 +287,7 @@ class LiveStreamScheduled(InventoryMessage):
     expected_sales: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LiveStreamEnded(InventoryMessage):
     """A live stream selling this sku is over."""
 
@@ -295,7 +295,7 @@ class LiveStreamEnded(InventoryMessage):
     stream_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LowStockAlertRaised(InventoryMessage):
     """Available stock fell below the threshold (once per crossing, R-INV-3)."""
 
@@ -305,7 +305,7 @@ class LowStockAlertRaised(InventoryMessage):
     crossing: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LowStockAlertCleared(InventoryMessage):
     """Available stock recovered above the threshold: the next crossing raises a new alert."""
 
@@ -315,15 +315,16 @@ class LowStockAlertCleared(InventoryMessage):
     crossing: int
 
 
-@dataclass(frozen=True, slots=True)
-class StockBackInStock(InventoryMessage):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockBecameAvailable(InventoryMessage):
     """A sku that had run out is available again (R-INV-6a)."""
 
+    FORMERLY: ClassVar[tuple[str, ...]] = ("StockBackInStock",)
     sku: str
     available: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockPolicyConfigured(InventoryMessage):
     """The sku's planning figures, every default filled in (R-INV-4, R-INV-6, R-INV-7)."""
 
@@ -339,7 +340,7 @@ class StockPolicyConfigured(InventoryMessage):
     sell_through_floor: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplenishmentSuggested(InventoryMessage):
     """With a low-stock alert (R-INV-5): order `qty` = threshold − available + ⌈daily demand ×
     lead time⌉ from the supplier. `crossing` names the alert it belongs to."""
@@ -353,7 +354,7 @@ class ReplenishmentSuggested(InventoryMessage):
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockTransferSuggested(InventoryMessage):
     """With a low-stock alert (R-INV-5): move `qty` units from a warehouse holding more than its
     share of the threshold to one holding less."""
@@ -365,7 +366,7 @@ class StockTransferSuggested(InventoryMessage):
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SlowMovingStockDetected(InventoryMessage):
     """Sell-through over the window fell below the floor (R-INV-6): once per episode. Sell-through =
     shipped in the window / (shipped in the window + on hand); `day` is the business day (days since
@@ -381,7 +382,7 @@ class SlowMovingStockDetected(InventoryMessage):
     day: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SlowMovingStockCleared(InventoryMessage):
     """The sku sells again (sell-through at or above the floor) or has nothing on hand: the next
     fall below the floor is a new episode."""
@@ -394,7 +395,7 @@ class SlowMovingStockCleared(InventoryMessage):
     day: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DailyStockReviewed(PartitionMessage):
     """This partition reviewed business day `day` (days since the epoch, UTC) for its `skus` skus:
     later ticks of the same day change nothing."""
@@ -403,7 +404,7 @@ class DailyStockReviewed(PartitionMessage):
     skus: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PresaleCampaignLinked(InventoryMessage):
     """A presale campaign sells this sku; its close will plan the sku's regular stock (R-INV-7)."""
 
@@ -411,7 +412,7 @@ class PresaleCampaignLinked(InventoryMessage):
     campaign_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegularStockPlanned(InventoryMessage):
     """A presale campaign closed successfully (R-INV-7): the regular catalogue keeps `standing_units`
     = ⌈presold × 0.3 + monthly visitors × conversion rate × 2⌉; they become the floor under the
@@ -425,7 +426,7 @@ class RegularStockPlanned(InventoryMessage):
     standing_units: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftWrittenOff(InventoryMessage):
     """A consumable gift that shipped was written off with its refunded main line: nothing came back."""
 
@@ -436,7 +437,7 @@ class GiftWrittenOff(InventoryMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InventoryCommandRejected(InventoryMessage):
     """A command was refused; nothing changed."""
 
@@ -474,7 +475,7 @@ EVENTS: tuple[type[Message], ...] = (
     LiveStreamEnded,
     LowStockAlertRaised,
     LowStockAlertCleared,
-    StockBackInStock,
+    StockBecameAvailable,
     StockPolicyConfigured,
     ReplenishmentSuggested,
     StockTransferSuggested,

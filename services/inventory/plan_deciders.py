@@ -66,16 +66,16 @@ def configure(item: Sku, cmd: Any, now: int) -> list[Message]:
         return reject(cmd, problem)
     d = stock_math.DEFAULT_POLICY
     configured = StockPolicyConfigured(
-        item.sku,
-        cmd.lead_time_days,
-        Decimal(cmd.cover_factor),
-        cmd.gift_tier,
-        None if cmd.forecast_daily_units is None else Decimal(cmd.forecast_daily_units),
-        cmd.monthly_visitors,
-        Decimal(cmd.conversion_rate),
-        cmd.velocity_window_days or d.velocity_window_days,
-        cmd.slow_mover_window_days or d.slow_mover_window_days,
-        d.sell_through_floor if cmd.sell_through_floor is None else Decimal(cmd.sell_through_floor),
+        sku=item.sku,
+        lead_time_days=cmd.lead_time_days,
+        cover_factor=Decimal(cmd.cover_factor),
+        gift_tier=cmd.gift_tier,
+        forecast_daily_units=None if cmd.forecast_daily_units is None else Decimal(cmd.forecast_daily_units),
+        monthly_visitors=cmd.monthly_visitors,
+        conversion_rate=Decimal(cmd.conversion_rate),
+        velocity_window_days=cmd.velocity_window_days or d.velocity_window_days,
+        slow_mover_window_days=cmd.slow_mover_window_days or d.slow_mover_window_days,
+        sell_through_floor=d.sell_through_floor if cmd.sell_through_floor is None else Decimal(cmd.sell_through_floor),
     )
     out: list[Message] = [configured]
     changed = _safety_change(item, policy_of(configured), stock_math.day_of(now))
@@ -90,7 +90,7 @@ def _safety_change(item: Sku, policy: StockPolicy, today: int) -> SafetyStockSet
     units, demand, basis = stock_math.safety_stock(policy, item.is_gift, measured)
     if units == item.safety_stock:
         return None  # only a change is an event: nothing repeats
-    return SafetyStockSet(item.sku, units, stock_math.as_decimal(demand), basis)
+    return SafetyStockSet(sku=item.sku, units=units, daily_demand=stock_math.as_decimal(demand), basis=basis)
 
 
 # --- the daily review: R-INV-4 safety stock, R-INV-6 slow movers -------------------------------------
@@ -109,7 +109,7 @@ def review(state: Inventory, cmd: Any, now: int) -> list[Message]:
         if changed is not None:
             out.extend(with_signals(item, [changed], time))
         out.extend(_slow_mover(item, today))
-    out.append(DailyStockReviewed(today, len(state.skus)))
+    out.append(DailyStockReviewed(day=today, skus=len(state.skus)))
     return out
 
 
@@ -129,10 +129,28 @@ def _slow_mover(item: Sku, today: int) -> list[Message]:
             return []
         episode = item.slow_episodes + 1
         floor = policy.sell_through_floor
-        detected = SlowMovingStockDetected(item.sku, episode, stock_math.as_decimal(rate), shipped, on_hand, window, floor, today)
+        detected = SlowMovingStockDetected(
+            sku=item.sku,
+            episode=episode,
+            sell_through=stock_math.as_decimal(rate),
+            shipped=shipped,
+            on_hand=on_hand,
+            window_days=window,
+            floor=floor,
+            day=today,
+        )
         return [detected]
     if item.slow_moving and not slow:
-        return [SlowMovingStockCleared(item.sku, item.slow_episodes, stock_math.as_decimal(rate), shipped, on_hand, today)]
+        return [
+            SlowMovingStockCleared(
+                sku=item.sku,
+                episode=item.slow_episodes,
+                sell_through=stock_math.as_decimal(rate),
+                shipped=shipped,
+                on_hand=on_hand,
+                day=today,
+            )
+        ]
     return []
 
 
@@ -142,7 +160,7 @@ def _slow_mover(item: Sku, today: int) -> list[Message]:
 def link(state: Inventory, cmd: Any, now: int) -> list[Message]:
     if not cmd.sku or not cmd.campaign_id or state.campaigns.get(cmd.campaign_id) == cmd.sku:
         return []  # a re-delivered link changes nothing
-    return [PresaleCampaignLinked(cmd.sku, cmd.campaign_id)]
+    return [PresaleCampaignLinked(sku=cmd.sku, campaign_id=cmd.campaign_id)]
 
 
 def presale_closed(state: Inventory, cmd: Any, now: int) -> list[Message]:
@@ -154,7 +172,14 @@ def presale_closed(state: Inventory, cmd: Any, now: int) -> list[Message]:
     item = state.skus.get(sku)
     policy = (item.policy if item is not None else None) or stock_math.DEFAULT_POLICY
     units = stock_math.standing_stock(cmd.pledged_units, policy.monthly_visitors, policy.conversion_rate)
-    plan = RegularStockPlanned(sku, cmd.campaign_id, cmd.pledged_units, policy.monthly_visitors, policy.conversion_rate, units)
+    plan = RegularStockPlanned(
+        sku=sku,
+        campaign_id=cmd.campaign_id,
+        presold_units=cmd.pledged_units,
+        monthly_visitors=policy.monthly_visitors,
+        conversion_rate=policy.conversion_rate,
+        standing_units=units,
+    )
     if item is None:
         return [plan]  # kept for the sku: it applies when the sku is registered
     return with_signals(item, [plan], now)

@@ -76,15 +76,18 @@ def react(event: Message) -> list[Message]:
     if isinstance(event, (OrderPlaced, OrderShipped)) and event.campaign_id:
         return []  # presale goods are made after the campaign: nothing to reserve or commit yet
     if isinstance(event, OrderPlaced):
-        lines = [ReserveStock(line.sku, event.order_id, line.qty) for line in event.lines]
-        gifts = [ReserveStock(g.sku, event.order_id, g.qty, gift_rule_id=g.rule_id) for g in event.gifts]
+        lines = [ReserveStock(sku=line.sku, order_id=event.order_id, qty=line.qty) for line in event.lines]
+        gifts = [ReserveStock(sku=g.sku, order_id=event.order_id, qty=g.qty, gift_rule_id=g.rule_id) for g in event.gifts]
         return [*lines, *gifts]
     if isinstance(event, OrderRejected):
-        return [ReleaseReservation(sku, event.order_id, "order rejected") for sku in event.release_skus]
+        return [ReleaseReservation(sku=sku, order_id=event.order_id, reason="order rejected") for sku in event.release_skus]
     if isinstance(event, OrderCancelled):
-        return [ReleaseReservation(sku, event.order_id, f"order cancelled: {event.reason}") for sku in event.release_skus]
+        return [
+            ReleaseReservation(sku=sku, order_id=event.order_id, reason=f"order cancelled: {event.reason}")
+            for sku in event.release_skus
+        ]
     if isinstance(event, OrderShipped):
-        return [CommitReservation(sku, event.order_id) for sku in event.skus]
+        return [CommitReservation(sku=sku, order_id=event.order_id) for sku in event.skus]
     if isinstance(event, OrderRefunded):
         return _refunded(event)
     return _gift(event)
@@ -94,9 +97,13 @@ def _refunded(event: OrderRefunded) -> list[Message]:
     out: list[Message] = []
     for line in event.lines:
         if line.goods_returned:
-            out.append(ReturnStock(line.sku, event.order_id, line.qty, _grade(line.reason), campaign_id=event.campaign_id))
+            out.append(
+                ReturnStock(
+                    sku=line.sku, order_id=event.order_id, qty=line.qty, grade=_grade(line.reason), campaign_id=event.campaign_id
+                )
+            )
         else:
-            out.append(ReleaseReservation(line.sku, event.order_id, "order refunded", line.qty))
+            out.append(ReleaseReservation(sku=line.sku, order_id=event.order_id, reason="order refunded", qty=line.qty))
     out.extend(_gift_back(event.order_id, g) for g in event.gifts)
     return out
 
@@ -104,39 +111,43 @@ def _refunded(event: OrderRefunded) -> list[Message]:
 def _gift_back(order_id: str, g: RefundedGift) -> Message:
     """R-ORD-2a: a gift goes back with its main line."""
     if g.written_off:  # a consumable that shipped: nothing comes back, the write-off is recorded
-        return RecordGiftWriteOff(g.sku, order_id, g.rule_id, g.qty, g.reason)
+        return RecordGiftWriteOff(sku=g.sku, order_id=order_id, rule_id=g.rule_id, qty=g.qty, reason=g.reason)
     if g.goods_returned:
-        return ReturnStock(g.sku, order_id, g.qty, _grade(g.reason))
-    return ReleaseReservation(g.sku, order_id, GIFT_TAKEN_BACK, g.qty, gift_rule_id=g.rule_id)
+        return ReturnStock(sku=g.sku, order_id=order_id, qty=g.qty, grade=_grade(g.reason))
+    return ReleaseReservation(sku=g.sku, order_id=order_id, reason=GIFT_TAKEN_BACK, qty=g.qty, gift_rule_id=g.rule_id)
 
 
 def _gift(event: Message) -> list[Message]:
     """Gifts that change after placement (R-ORD-3, R-ORD-4, R-ORD-5)."""
     if isinstance(event, GiftAttached):
         g = event.gift
-        return [ReserveStock(g.sku, event.order_id, g.qty, gift_rule_id=g.rule_id)]
+        return [ReserveStock(sku=g.sku, order_id=event.order_id, qty=g.qty, gift_rule_id=g.rule_id)]
     if isinstance(event, GiftSubstituted):
-        return [ReserveStock(event.to_sku, event.order_id, event.qty, gift_rule_id=event.rule_id)]
+        return [ReserveStock(sku=event.to_sku, order_id=event.order_id, qty=event.qty, gift_rule_id=event.rule_id)]
     if isinstance(event, GiftOmitted):
         reason = f"gift omitted: {event.reason}"
-        return [ReleaseReservation(event.sku, event.order_id, reason, gift_rule_id=event.rule_id)]
+        return [ReleaseReservation(sku=event.sku, order_id=event.order_id, reason=reason, gift_rule_id=event.rule_id)]
     if isinstance(event, GiftRuleSkipped):
         reason = f"gift rule skipped: {event.reason}"
-        return [ReleaseReservation(event.gift_sku, event.order_id, reason, gift_rule_id=event.rule_id)]
+        return [ReleaseReservation(sku=event.gift_sku, order_id=event.order_id, reason=reason, gift_rule_id=event.rule_id)]
     return []
 
 
 def react_presale(event: Message) -> list[Message]:
     """R-INV-7: a campaign's product is linked to its sku; its close plans the regular stock."""
     if isinstance(event, CampaignCreated):
-        return [LinkPresaleCampaign(event.product, event.campaign_id)] if event.product else []
+        return [LinkPresaleCampaign(sku=event.product, campaign_id=event.campaign_id)] if event.product else []
     if isinstance(event, CampaignClosed) and event.outcome == PRESALE_SUCCEEDED:  # failed: nothing to plan
-        return [RecordPresaleClose(event.campaign_id, event.outcome, event.pledged_units, event.closed_at)]
+        return [
+            RecordPresaleClose(
+                campaign_id=event.campaign_id, outcome=event.outcome, pledged_units=event.pledged_units, closed_at=event.closed_at
+            )
+        ]
     return []
 
 
 def react_clock(event: Message) -> list[Message]:
     """R-X-1: business time reaches every partition (empty key)."""
     if isinstance(event, ClockTicked):
-        return [CheckStockTimers(event.time)]
+        return [CheckStockTimers(time=event.time)]
     return []

@@ -19,7 +19,7 @@ from services.inventory.messages import (
     ReplenishmentSuggested,
     ReservationReleased,
     SafetyStockSet,
-    StockBackInStock,
+    StockBecameAvailable,
     StockPolicyConfigured,
     StockReceived,
     StockReserved,
@@ -47,12 +47,12 @@ def with_signals(item: Sku, events: list[Message], now: int) -> list[Message]:
     out = list(events)
     if not item.alert_active and after < threshold:  # R-INV-3: once per crossing
         crossing = item.crossings + 1
-        out.append(LowStockAlertRaised(item.sku, after, threshold, crossing))
+        out.append(LowStockAlertRaised(sku=item.sku, available=after, threshold=threshold, crossing=crossing))
         out.extend(_suggestions(item, events, after, threshold, crossing, now))
     elif item.alert_active and after > threshold:  # recovered above: re-armed
-        out.append(LowStockAlertCleared(item.sku, after, threshold, item.crossings))
+        out.append(LowStockAlertCleared(sku=item.sku, available=after, threshold=threshold, crossing=item.crossings))
     if before == 0 and after > 0 and item.ever_available:
-        out.append(StockBackInStock(item.sku, after))  # R-INV-6a
+        out.append(StockBecameAvailable(sku=item.sku, available=after))  # R-INV-6a
     return out
 
 
@@ -102,11 +102,17 @@ def _suggestions(item: Sku, events: list[Message], available: int, threshold: in
     qty = stock_math.replenishment_qty(threshold, available, demand, policy.lead_time_days)
     out: list[Message] = [
         ReplenishmentSuggested(
-            item.sku, crossing, available, threshold, stock_math.as_decimal(demand), policy.lead_time_days, qty
+            sku=item.sku,
+            crossing=crossing,
+            available=available,
+            threshold=threshold,
+            daily_demand=stock_math.as_decimal(demand),
+            lead_time_days=policy.lead_time_days,
+            qty=qty,
         )
     ]
     for frm, to, n in stock_math.transfers(_warehouses_after(item, events), threshold):
-        out.append(StockTransferSuggested(item.sku, crossing, frm, to, n))
+        out.append(StockTransferSuggested(sku=item.sku, crossing=crossing, from_warehouse=frm, to_warehouse=to, qty=n))
     return out
 
 

@@ -35,7 +35,7 @@ from services.inventory.messages import (
     SkuRegistered,
     SlowMovingStockCleared,
     SlowMovingStockDetected,
-    StockBackInStock,
+    StockBecameAvailable,
     StockPolicyConfigured,
     StockReceived,
     StockReserved,
@@ -352,6 +352,6 @@ EVOLVERS: dict[type[Message], Evolver] = {
     LiveStreamScheduled: _of_sku(apply_threshold),
     LiveStreamEnded: _of_sku(apply_threshold),
     ReservationRejected: _of_sku(_unchanged),
-    StockBackInStock: _of_sku(_unchanged),
+    StockBecameAvailable: _of_sku(_unchanged),
     InventoryCommandRejected: _of_sku(_unchanged),
 }

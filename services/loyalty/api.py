@@ -119,24 +119,26 @@ def build_api(rt: Runtime) -> FastAPI:
     async def join(body: JoinIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         if body.referrer_id is not None and not await joined(body.referrer_id):
             raise field_error(["referrer_id"], f"unknown member {body.referrer_id}")
-        return await go(JoinMember(body.member_id, body.referrer_id), idempotency_key, wait)
+        return await go(JoinMember(member_id=body.member_id, referrer_id=body.referrer_id), idempotency_key, wait)
 
     @app.post("/members/{member_id}/behaviours")
     async def behave(member_id: str, body: BehaviourIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         await joined(member_id)
         known(member_id)
-        return await go(RecordBehaviour(member_id, body.action, body.reference), idempotency_key, wait)
+        return await go(RecordBehaviour(member_id=member_id, action=body.action, reference=body.reference), idempotency_key, wait)
 
     @app.post("/members/{member_id}/redemptions")
     async def redeem(member_id: str, body: RedeemIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         await joined(member_id)
         known(member_id)
         rid = body.redemption_id or idempotency_key or f"rd-{uuid.uuid4().hex[:12]}"
-        return await go(RedeemPoints(member_id, rid, body.points, body.reward), idempotency_key, wait)
+        return await go(
+            RedeemPoints(member_id=member_id, redemption_id=rid, points=body.points, reward=body.reward), idempotency_key, wait
+        )
 
     @app.put("/usage-cycles/{sku}")
     async def cycle(sku: str, body: CycleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(ConfigureUsageCycle(sku, body.cycle_days), idempotency_key, wait)
+        return await go(ConfigureUsageCycle(sku=sku, cycle_days=body.cycle_days), idempotency_key, wait)
 
     @app.get("/usage-cycles", **reads(UsageCycles))
     async def cycles() -> dict[str, Any]:

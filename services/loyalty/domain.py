@@ -76,7 +76,7 @@ MAX_CYCLE_DAYS = 3650
 
 
 def _refuse(cmd: Message, subject: str, reason: str) -> list[Message]:
-    return [LoyaltyCommandRejected(subject, type(cmd).__name__, reason)]
+    return [LoyaltyCommandRejected(subject=subject, command=type(cmd).__name__, reason=reason)]
 
 
 def decide(st: Loyalty, cmd: Message, now: int) -> list[Message]:
@@ -100,7 +100,16 @@ def _tier_change(st: Loyalty, m: Member, at: int) -> list[Message]:
         return []
     tier = st.config.tiers[idx]
     previous, m.tier = st.config.tiers[m.tier].name, idx
-    return [TierChanged(m.member_id, previous, tier.name, m.growth, tier.discount_rate, at)]
+    return [
+        TierChanged(
+            member_id=m.member_id,
+            previous=previous,
+            tier=tier.name,
+            growth=m.growth,
+            discount_rate=tier.discount_rate,
+            changed_at=at,
+        )
+    ]
 
 
 def _expires_at(cfg: LoyaltyConfig, day: int) -> int:
@@ -118,7 +127,7 @@ def _take(batches: list[int], points: int, day: int, cfg: LoyaltyConfig) -> list
         if batch_day(b) <= day:
             continue  # expired, the tick has not removed it yet
         n = min(need, batch_points(b))
-        taken.append(BatchPoints(day_start(batch_day(b), cfg), n))
+        taken.append(BatchPoints(expires_at=day_start(batch_day(b), cfg), points=n))
         need -= n
     return taken
 
@@ -130,14 +139,16 @@ def _join(st: Loyalty, cmd: JoinMember, now: int) -> list[Message]:
         return _refuse(cmd, cmd.member_id, f"member {cmd.member_id} has already joined")
     if cmd.referrer_id == cmd.member_id:
         return _refuse(cmd, cmd.member_id, "a member cannot refer themselves")
-    return [MemberJoined(cmd.member_id, cmd.referrer_id or None, now, "api")]
+    return [MemberJoined(member_id=cmd.member_id, referrer_id=cmd.referrer_id or None, joined_at=now, via="api")]
 
 
 def _quote(st: Loyalty, cmd: QuoteMemberDiscount, now: int) -> list[Message]:
     """R-LOY-1: the tier in force when the order is placed; a non-member pays the regular price."""
     row = st.rows.get(cmd.member_id)
     tier = st.config.tiers[st.tier[row] if row is not None else 0]
-    return [MemberDiscountQuoted(cmd.member_id, cmd.order_id, tier.name, tier.discount_rate)]
+    return [
+        MemberDiscountQuoted(member_id=cmd.member_id, order_id=cmd.order_id, tier=tier.name, discount_rate=tier.discount_rate)
+    ]
 
 
 def _purchase(st: Loyalty, cmd: RecordPurchase, now: int) -> list[Message]:
@@ -150,7 +161,7 @@ def _purchase(st: Loyalty, cmd: RecordPurchase, now: int) -> list[Message]:
     out: list[Message] = []
     m = st.member(cmd.member_id)
     if m is None:  # a customer becomes a member with a first paid order
-        out.append(MemberJoined(cmd.member_id, None, cmd.paid_at, "order"))
+        out.append(MemberJoined(member_id=cmd.member_id, referrer_id=None, joined_at=cmd.paid_at, via="order"))
         m = Member.joining(cmd.member_id, day)
     out += advance(cfg, m, day)  # what was due before this purchase happens first
     points = order_points(cfg, cmd.amount)  # R-LOY-2: whole CNY, cents dropped
@@ -159,14 +170,33 @@ def _purchase(st: Loyalty, cmd: RecordPurchase, now: int) -> list[Message]:
         cycle = st.cycles.get(line.sku, 0)
         if cycle > 0 and line.qty > 0:  # R-LOY-4: a supply not yet run out is added to
             start = max(day, m.reminders[line.sku][0]) if line.sku in m.reminders else day
-            run_outs.append(RunOut(line.sku, day_start(start + line.qty * cycle, cfg)))
-    out.append(PurchaseRecorded(cmd.member_id, cmd.order_id, cmd.amount, points, cmd.paid_at, list(cmd.lines), run_outs))
+            run_outs.append(RunOut(sku=line.sku, run_out_at=day_start(start + line.qty * cycle, cfg)))
+    out.append(
+        PurchaseRecorded(
+            member_id=cmd.member_id,
+            order_id=cmd.order_id,
+            amount=cmd.amount,
+            points=points,
+            paid_at=cmd.paid_at,
+            lines=list(cmd.lines),
+            run_outs=run_outs,
+        )
+    )
     if points:
-        out.append(PointsEarned(cmd.member_id, points, "order", f"OrderPaid:{cmd.order_id}", True, None))
+        out.append(
+            PointsEarned(
+                member_id=cmd.member_id,
+                points=points,
+                reason="order",
+                source=f"OrderPaid:{cmd.order_id}",
+                pending=True,
+                expires_at=None,
+            )
+        )
     m.count_purchase(day, cmd.amount)
     stage = stage_on(cfg, m.last_day, m.joined, m.first_day, m.last_day, m.orders, m.purchase_days)
     if stage != m.stage:
-        out.append(StageChanged(m.member_id, STAGES[m.stage], STAGES[stage], cmd.paid_at))
+        out.append(StageChanged(member_id=m.member_id, previous=STAGES[m.stage], stage=STAGES[stage], changed_at=cmd.paid_at))
     return out + _tier_change(st, m, cmd.paid_at)
 
 
@@ -179,18 +209,38 @@ def _complete(st: Loyalty, cmd: CompletePurchase, now: int) -> list[Message]:
     if order is None or order.member_row != m.row:
         return _refuse(cmd, cmd.member_id, f"order {cmd.order_id} has no pending points (unknown, completed or refunded)")
     day = day_of(cmd.completed_at, cfg)
-    out: list[Message] = [PurchaseCompleted(cmd.member_id, cmd.order_id, cmd.completed_at)]
+    out: list[Message] = [PurchaseCompleted(member_id=cmd.member_id, order_id=cmd.order_id, completed_at=cmd.completed_at)]
     release = order.points - order.reversed_points()
     if release > 0:  # R-LOY-2: pending until the return window closes
         source = f"OrderCompleted:{cmd.order_id}"
-        out.append(PointsReleased(cmd.member_id, cmd.order_id, release, source, _expires_at(cfg, day)))
+        out.append(
+            PointsReleased(
+                member_id=cmd.member_id, order_id=cmd.order_id, points=release, source=source, expires_at=_expires_at(cfg, day)
+            )
+        )
     _, months = add_streak_month(m.streak, month_of(order.paid_day), cfg.streak_months)
     if months:  # R-LOY-5: completed purchases in consecutive months
-        out.append(StreakGiftEarned(cmd.member_id, [month_name(x) for x in months], cfg.streak_gift_sku, cmd.order_id))
+        out.append(
+            StreakGiftEarned(
+                member_id=cmd.member_id,
+                months=[month_name(x) for x in months],
+                gift_sku=cfg.streak_gift_sku,
+                order_id=cmd.order_id,
+            )
+        )
     if m.referrer is not None:  # R-LOY-5: the referred member's first completed purchase
         pts = cfg.referral_points
-        out.append(PointsEarned(cmd.member_id, pts, "referral", f"referral:{cmd.member_id}", False, _expires_at(cfg, day)))
-        out.append(ReferralCompleted(cmd.member_id, m.referrer, cmd.order_id, pts))
+        out.append(
+            PointsEarned(
+                member_id=cmd.member_id,
+                points=pts,
+                reason="referral",
+                source=f"referral:{cmd.member_id}",
+                pending=False,
+                expires_at=_expires_at(cfg, day),
+            )
+        )
+        out.append(ReferralCompleted(member_id=cmd.member_id, referrer_id=m.referrer, order_id=cmd.order_id, points=pts))
     return out
 
 
@@ -205,7 +255,15 @@ def _reverse(st: Loyalty, cmd: ReversePurchase, now: int) -> list[Message]:
     if cmd.paid_total < 0 or cmd.refunded_before < 0:
         return _refuse(cmd, cmd.member_id, "an order's paid and refunded amounts cannot be negative")
     source = f"OrderCancelled:{cmd.order_id}" if cmd.refund_id == CANCELLED else f"OrderRefunded:{cmd.order_id}/{cmd.refund_id}"
-    out: list[Message] = [PurchaseReversed(cmd.member_id, cmd.order_id, cmd.refund_id, cmd.amount, cmd.fully_refunded)]
+    out: list[Message] = [
+        PurchaseReversed(
+            member_id=cmd.member_id,
+            order_id=cmd.order_id,
+            refund_id=cmd.refund_id,
+            amount=cmd.amount,
+            fully_refunded=cmd.fully_refunded,
+        )
+    ]
     order = st.open_orders.get(cmd.order_id)
     taken: list[BatchPoints] = []
     if order is not None and order.member_row == m.row:  # still pending: the exact refunded share
@@ -217,7 +275,18 @@ def _reverse(st: Loyalty, cmd: ReversePurchase, now: int) -> list[Message]:
         taken = _take(m.batches, points, day_of(now, cfg), cfg)
     got = from_pending + sum(t.points for t in taken)
     if points > 0:
-        out.append(PointsReversed(cmd.member_id, cmd.order_id, cmd.refund_id, got, from_pending, points - got, source, taken))
+        out.append(
+            PointsReversed(
+                member_id=cmd.member_id,
+                order_id=cmd.order_id,
+                refund_id=cmd.refund_id,
+                points=got,
+                from_pending=from_pending,
+                shortfall=points - got,
+                source=source,
+                taken=taken,
+            )
+        )
     m.spend = max(0, m.spend - cmd.amount)
     return out + _tier_change(st, m, now)
 
@@ -251,8 +320,15 @@ def _behaviour(st: Loyalty, cmd: RecordBehaviour, now: int) -> list[Message]:
     points, growth = cfg.behaviour_points[cmd.action], cfg.behaviour_growth[cmd.action]
     source = f"{cmd.action}:{iso(day)}"
     out: list[Message] = [
-        BehaviourRecorded(cmd.member_id, cmd.action, cmd.reference, growth, now),
-        PointsEarned(cmd.member_id, points, cmd.action, source, False, _expires_at(cfg, day)),
+        BehaviourRecorded(member_id=cmd.member_id, action=cmd.action, reference=cmd.reference, growth=growth, recorded_at=now),
+        PointsEarned(
+            member_id=cmd.member_id,
+            points=points,
+            reason=cmd.action,
+            source=source,
+            pending=False,
+            expires_at=_expires_at(cfg, day),
+        ),
     ]
     m.interactions += growth
     return out + _tier_change(st, m, now)
@@ -270,7 +346,16 @@ def _redeem(st: Loyalty, cmd: RedeemPoints, now: int) -> list[Message]:
         return _refuse(cmd, cmd.member_id, f"cannot redeem {cmd.points} points: {available} available")
     taken = _take(m.batches, cmd.points, day, st.config)
     source = f"redemption:{cmd.redemption_id}"
-    return [PointsRedeemed(cmd.member_id, cmd.redemption_id, cmd.points, cmd.reward, source, taken)]
+    return [
+        PointsRedeemed(
+            member_id=cmd.member_id,
+            redemption_id=cmd.redemption_id,
+            points=cmd.points,
+            reward=cmd.reward,
+            source=source,
+            taken=taken,
+        )
+    ]
 
 
 def _reward_referrer(st: Loyalty, cmd: RewardReferrer, now: int) -> list[Message]:
@@ -278,7 +363,16 @@ def _reward_referrer(st: Loyalty, cmd: RewardReferrer, now: int) -> list[Message
         return _refuse(cmd, cmd.member_id, f"unknown referrer {cmd.member_id}")
     cfg = st.config
     expires = _expires_at(cfg, day_of(now, cfg))
-    return [PointsEarned(cmd.member_id, cfg.referral_points, "referral", f"referral:{cmd.referred_id}", False, expires)]
+    return [
+        PointsEarned(
+            member_id=cmd.member_id,
+            points=cfg.referral_points,
+            reason="referral",
+            source=f"referral:{cmd.referred_id}",
+            pending=False,
+            expires_at=expires,
+        )
+    ]
 
 
 def _configure_cycle(st: Loyalty, cmd: ConfigureUsageCycle, now: int) -> list[Message]:
@@ -286,13 +380,13 @@ def _configure_cycle(st: Loyalty, cmd: ConfigureUsageCycle, now: int) -> list[Me
         return _refuse(cmd, cmd.sku, "a sku is required")
     if not 0 <= cmd.cycle_days <= MAX_CYCLE_DAYS:
         return _refuse(cmd, cmd.sku, f"cycle_days must be between 0 and {MAX_CYCLE_DAYS}")
-    return [UsageCycleConfigured(cmd.sku, cmd.cycle_days)]
+    return [UsageCycleConfigured(sku=cmd.sku, cycle_days=cmd.cycle_days)]
 
 
 def _apply_cycle(st: Loyalty, cmd: ApplyUsageCycle, now: int) -> list[Message]:
     if st.cycles.get(cmd.sku, 0) == cmd.cycle_days:
         return []
-    return [UsageCycleApplied(cmd.sku, cmd.cycle_days)]
+    return [UsageCycleApplied(sku=cmd.sku, cycle_days=cmd.cycle_days)]
 
 
 def _timers(st: Loyalty, cmd: CheckMemberTimers, now: int) -> list[Message]:
@@ -312,7 +406,18 @@ def _timers(st: Loyalty, cmd: CheckMemberTimers, now: int) -> list[Message]:
     if rescore:
         changes, base, cut = rfm_pass(st)
         out += changes
-    return [*out, MembersEvaluated(day_start(day, cfg), cmd.time, len(rows), rescore, base, *cut)]
+    recency, frequency, monetary = cut
+    evaluated = MembersEvaluated(
+        day=day_start(day, cfg),
+        time=cmd.time,
+        due=len(rows),
+        rfm_recomputed=rescore,
+        rfm_members=base,
+        recency_cuts=recency,
+        frequency_cuts=frequency,
+        monetary_cuts=monetary,
+    )
+    return [*out, evaluated]
 
 
 DECIDERS: dict[type, Callable[[Loyalty, Any, int], list[Message]]] = {

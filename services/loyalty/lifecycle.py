@@ -45,29 +45,44 @@ def advance(cfg: LoyaltyConfig, m: Member, through: int) -> list[Message]:
         m.batches = [b for b in m.batches if batch_day(b) > through]
         out.append(
             PointsExpired(
-                m.member_id,
-                sum(batch_points(b) for b in expired),
-                f"expiry:{iso(through)}",
-                [BatchPoints(day_start(batch_day(b), cfg), batch_points(b)) for b in expired],
+                member_id=m.member_id,
+                points=sum(batch_points(b) for b in expired),
+                source=f"expiry:{iso(through)}",
+                batches=[BatchPoints(expires_at=day_start(batch_day(b), cfg), points=batch_points(b)) for b in expired],
             )
         )
     for sku in sorted(m.reminders):
         run_out, order_id = m.reminders[sku]
         remind = run_out - cfg.reminder_lead_days
         if remind <= through:  # R-LOY-4: 7 days before the estimated run-out
-            out.append(ReplenishmentReminderRaised(m.member_id, sku, order_id, day_start(run_out, cfg), day_start(remind, cfg)))
+            out.append(
+                ReplenishmentReminderRaised(
+                    member_id=m.member_id,
+                    sku=sku,
+                    order_id=order_id,
+                    run_out_at=day_start(run_out, cfg),
+                    remind_at=day_start(remind, cfg),
+                )
+            )
             del m.reminders[sku]
     while True:  # R-LOY-3: each stage the member passes through, in order
         day = next_stage_day(cfg, m.stage, m.joined, m.first_day, m.last_day, m.orders, m.purchase_days)
         if day is None or day > through:
             break
         stage = stage_on(cfg, day, m.joined, m.first_day, m.last_day, m.orders, m.purchase_days)
-        out.append(StageChanged(m.member_id, STAGES[m.stage], STAGES[stage], day_start(day, cfg)))
+        out.append(
+            StageChanged(member_id=m.member_id, previous=STAGES[m.stage], stage=STAGES[stage], changed_at=day_start(day, cfg))
+        )
         if stage == DECLINING:  # once per entry into declining, with the evidence
             interval = usual_interval(cfg, m.first_day, m.last_day, m.purchase_days)
             out.append(
                 ChurnWarningRaised(
-                    m.member_id, day_start(m.last_day, cfg), interval, day - m.last_day, m.orders, day_start(day, cfg)
+                    member_id=m.member_id,
+                    last_purchase_at=day_start(m.last_day, cfg),
+                    usual_interval_days=interval,
+                    gap_days=day - m.last_day,
+                    purchases=m.orders,
+                    raised_at=day_start(day, cfg),
                 )
             )
         m.stage = stage
@@ -133,5 +148,9 @@ def rfm_pass(st: Loyalty) -> tuple[list[Message], int, list[list[int]]]:
         new = bisect_right(r_cuts, last) * 25 + bisect_right(f_cuts, orders) * 5 + bisect_right(m_cuts, spend)
         if new != code:
             r, f, m = rfm_scores(new)
-            out.append(RfmSegmentChanged(ids[row], r, f, m, segment(new), segment(code)))
+            out.append(
+                RfmSegmentChanged(
+                    member_id=ids[row], recency=r, frequency=f, monetary=m, segment=segment(new), previous_segment=segment(code)
+                )
+            )
     return out, base, [r_cuts, f_cuts, m_cuts]

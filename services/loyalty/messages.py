@@ -25,7 +25,7 @@ class LoyaltyMessage(Message):
     SERVICE: ClassVar[str] = "loyalty"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PurchasedLine:
     """Units of a sku in a paid order (for replenishment reminders)."""
 
@@ -33,7 +33,7 @@ class PurchasedLine:
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunOut:
     """When a member's supply of a consumable is estimated to run out (R-LOY-4)."""
 
@@ -41,7 +41,7 @@ class RunOut:
     run_out_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BatchPoints:
     """Points of the earning batch that expires at `expires_at` (R-LOY-2)."""
 
@@ -52,7 +52,7 @@ class BatchPoints:
 # --- commands ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JoinMember(LoyaltyMessage):
     """A customer joins, optionally referred by an existing member (R-LOY-5)."""
 
@@ -60,7 +60,7 @@ class JoinMember(LoyaltyMessage):
     referrer_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuoteMemberDiscount(LoyaltyMessage):
     """The order service asks for the member's tier discount (routed from OrderPlaced, R-LOY-1)."""
 
@@ -68,7 +68,7 @@ class QuoteMemberDiscount(LoyaltyMessage):
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPurchase(LoyaltyMessage):
     """A paid order (routed from OrderPaid): spend, growth, pending points, life cycle."""
 
@@ -79,7 +79,7 @@ class RecordPurchase(LoyaltyMessage):
     lines: list[PurchasedLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompletePurchase(LoyaltyMessage):
     """The order's return window closed (routed from OrderCompleted): its points become available."""
 
@@ -88,7 +88,7 @@ class CompletePurchase(LoyaltyMessage):
     completed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReversePurchase(LoyaltyMessage):
     """Money went back (routed from OrderRefunded, or OrderCancelled after payment, R-X-3).
 
@@ -106,7 +106,7 @@ class ReversePurchase(LoyaltyMessage):
     refunded_before: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordBehaviour(LoyaltyMessage):
     """A check-in, share or review (R-LOY-2); `reference` names what was shared or reviewed."""
 
@@ -115,7 +115,7 @@ class RecordBehaviour(LoyaltyMessage):
     reference: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RedeemPoints(LoyaltyMessage):
     """Spend available points on a reward (goods or a coupon), soonest-expiring first (R-LOY-2)."""
 
@@ -125,7 +125,7 @@ class RedeemPoints(LoyaltyMessage):
     reward: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RewardReferrer(LoyaltyMessage):
     """The member's referral completed a first purchase (routed from ReferralCompleted, R-LOY-5)."""
 
@@ -134,7 +134,7 @@ class RewardReferrer(LoyaltyMessage):
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigureUsageCycle(LoyaltyMessage):
     """One unit of `sku` lasts `cycle_days` days (0: not a consumable) (R-LOY-4)."""
 
@@ -143,7 +143,7 @@ class ConfigureUsageCycle(LoyaltyMessage):
     cycle_days: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyUsageCycle(LoyaltyMessage):
     """A configured usage cycle, sent to every partition (routed from UsageCycleConfigured)."""
 
@@ -152,7 +152,7 @@ class ApplyUsageCycle(LoyaltyMessage):
     cycle_days: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckMemberTimers(LoyaltyMessage):
     """Business time reached `time` on this partition: stages, expiry, reminders, RFM (R-X-1).
 
@@ -165,7 +165,7 @@ class CheckMemberTimers(LoyaltyMessage):
 # --- events ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberJoined(LoyaltyMessage):
     """A member joined, through the API or with a first paid order (`via`: api | order)."""
 
@@ -175,7 +175,7 @@ class MemberJoined(LoyaltyMessage):
     via: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberDiscountQuoted(LoyaltyMessage):
     """The member's tier and its price factor when the order was placed (1.0 for a non-member)."""
 
@@ -185,7 +185,7 @@ class MemberDiscountQuoted(LoyaltyMessage):
     discount_rate: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PurchaseRecorded(LoyaltyMessage):
     """A paid order: `points` pending until it completes; consumables' estimated run-outs."""
 
@@ -198,7 +198,7 @@ class PurchaseRecorded(LoyaltyMessage):
     run_outs: list[RunOut]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PurchaseCompleted(LoyaltyMessage):
     """The order's return window closed; its points and its month count as final."""
 
@@ -207,7 +207,7 @@ class PurchaseCompleted(LoyaltyMessage):
     completed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PurchaseReversed(LoyaltyMessage):
     """`amount` cents of the order went back: spend and growth value go down (R-X-3)."""
 
@@ -218,7 +218,7 @@ class PurchaseReversed(LoyaltyMessage):
     fully_refunded: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BehaviourRecorded(LoyaltyMessage):
     """A check-in, share or review on a business day; `growth`: the growth value it adds."""
 
@@ -229,7 +229,7 @@ class BehaviourRecorded(LoyaltyMessage):
     recorded_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PointsEarned(LoyaltyMessage):
     """Ledger: points earned. Order points are `pending` (no expiry yet); others expire at `expires_at`."""
 
@@ -241,7 +241,7 @@ class PointsEarned(LoyaltyMessage):
     expires_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PointsReleased(LoyaltyMessage):
     """Ledger: an order's pending points became available (its return window closed)."""
 
@@ -252,7 +252,7 @@ class PointsReleased(LoyaltyMessage):
     expires_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PointsRedeemed(LoyaltyMessage):
     """Ledger: points spent on a reward, taken from the soonest-expiring batches first."""
 
@@ -264,7 +264,7 @@ class PointsRedeemed(LoyaltyMessage):
     taken: list[BatchPoints]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PointsExpired(LoyaltyMessage):
     """Ledger: earning batches reached their expiry."""
 
@@ -274,7 +274,7 @@ class PointsExpired(LoyaltyMessage):
     batches: list[BatchPoints]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PointsReversed(LoyaltyMessage):
     """Ledger: points of a refunded order taken back; `shortfall` could not be (never below zero)."""
 
@@ -288,7 +288,7 @@ class PointsReversed(LoyaltyMessage):
     taken: list[BatchPoints]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TierChanged(LoyaltyMessage):
     """The member's growth value crossed a tier threshold, up or down (R-LOY-1)."""
 
@@ -300,7 +300,7 @@ class TierChanged(LoyaltyMessage):
     changed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageChanged(LoyaltyMessage):
     """The member's life-cycle stage changed; `changed_at` is the business day it took effect (R-LOY-3)."""
 
@@ -310,7 +310,7 @@ class StageChanged(LoyaltyMessage):
     changed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChurnWarningRaised(LoyaltyMessage):
     """The member entered *declining*: the gap since the last purchase exceeds 1.5 × the usual interval."""
 
@@ -322,7 +322,7 @@ class ChurnWarningRaised(LoyaltyMessage):
     raised_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplenishmentReminderRaised(LoyaltyMessage):
     """The member's consumable runs out in 7 days, as estimated from the last purchase (R-LOY-4)."""
 
@@ -333,7 +333,7 @@ class ReplenishmentReminderRaised(LoyaltyMessage):
     remind_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreakGiftEarned(LoyaltyMessage):
     """Completed purchases in consecutive months earned a gift (R-LOY-5); `months` as YYYY-MM."""
 
@@ -343,7 +343,7 @@ class StreakGiftEarned(LoyaltyMessage):
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReferralCompleted(LoyaltyMessage):
     """The referred member's first purchase completed: both sides are rewarded (R-LOY-5)."""
 
@@ -353,7 +353,7 @@ class ReferralCompleted(LoyaltyMessage):
     points: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RfmSegmentChanged(LoyaltyMessage):
     """The member's RFM quintile scores (1–5) or segment changed (R-LOY-6)."""
 
@@ -365,7 +365,7 @@ class RfmSegmentChanged(LoyaltyMessage):
     previous_segment: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UsageCycleConfigured(LoyaltyMessage):
     """A sku's usage cycle was set (0: not a consumable)."""
 
@@ -374,7 +374,7 @@ class UsageCycleConfigured(LoyaltyMessage):
     cycle_days: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UsageCycleApplied(LoyaltyMessage):
     """This partition uses the sku's usage cycle from now on."""
 
@@ -383,7 +383,7 @@ class UsageCycleApplied(LoyaltyMessage):
     cycle_days: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MembersEvaluated(LoyaltyMessage):
     """A partition evaluated its members through business day `day` (a clock tick at `time`).
 
@@ -403,7 +403,7 @@ class MembersEvaluated(LoyaltyMessage):
     monetary_cuts: list[int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoyaltyCommandRejected(LoyaltyMessage):
     """A command was refused with a reason; nothing changed. `subject`: the member id or sku."""
 

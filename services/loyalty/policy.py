@@ -31,33 +31,39 @@ from services.order.messages import OrderCancelled, OrderCompleted, OrderPaid, O
 
 def react(event: Message) -> list[Message]:
     if isinstance(event, ClockTicked):
-        return [CheckMemberTimers(event.time)]  # empty key: every partition
+        return [CheckMemberTimers(time=event.time)]  # empty key: every partition
     if isinstance(event, ReferralCompleted):
-        return [RewardReferrer(event.referrer_id, event.member_id, event.order_id)]
+        return [RewardReferrer(member_id=event.referrer_id, referred_id=event.member_id, order_id=event.order_id)]
     if isinstance(event, UsageCycleConfigured):
-        return [ApplyUsageCycle(event.sku, event.cycle_days)]
+        return [ApplyUsageCycle(sku=event.sku, cycle_days=event.cycle_days)]
     member = getattr(event, "member_id", "")
     if not member:  # an empty key would broadcast a member's command to every partition
         return []
     if isinstance(event, OrderPlaced):
-        return [QuoteMemberDiscount(member, event.order_id)]
+        return [QuoteMemberDiscount(member_id=member, order_id=event.order_id)]
     if isinstance(event, OrderPaid):
-        lines = [PurchasedLine(line.sku, line.qty) for line in event.lines]
-        return [RecordPurchase(member, event.order_id, event.amount, event.paid_at, lines)]
+        lines = [PurchasedLine(sku=line.sku, qty=line.qty) for line in event.lines]
+        return [
+            RecordPurchase(member_id=member, order_id=event.order_id, amount=event.amount, paid_at=event.paid_at, lines=lines)
+        ]
     if isinstance(event, OrderCompleted):
-        return [CompletePurchase(member, event.order_id, event.completed_at)]
+        return [CompletePurchase(member_id=member, order_id=event.order_id, completed_at=event.completed_at)]
     if isinstance(event, OrderRefunded):
         return [
             ReversePurchase(
-                member,
-                event.order_id,
-                event.refund_id,
-                event.amount,
-                event.fully_refunded,
-                event.paid_total,  # the order's figures: an exact take-back after completion (R-LOY-2)
-                event.refunded_before,
+                member_id=member,
+                order_id=event.order_id,
+                refund_id=event.refund_id,
+                amount=event.amount,
+                fully_refunded=event.fully_refunded,
+                paid_total=event.paid_total,  # the order's figures: an exact take-back after completion (R-LOY-2)
+                refunded_before=event.refunded_before,
             )
         ]
     if isinstance(event, OrderCancelled) and event.refund_amount > 0:
-        return [ReversePurchase(member, event.order_id, CANCELLED, event.refund_amount, True)]
+        return [
+            ReversePurchase(
+                member_id=member, order_id=event.order_id, refund_id=CANCELLED, amount=event.refund_amount, fully_refunded=True
+            )
+        ]
     return []

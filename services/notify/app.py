@@ -16,6 +16,7 @@ core services' transactions, so the consumer is switched to ``read_committed`` h
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -41,7 +42,7 @@ from flexchain.subscribe import (
     faust_codec,
 )
 from services.notify import delivery
-from services.notify.catalog import NOTIFIABLE
+from services.notify.catalog import NOTIFIABLE, current_name
 from services.notify.config import ConfigError, NotifyConfig, NotifySettings, Webhook, load
 
 SERVICE = "notify"
@@ -147,6 +148,8 @@ class Notifier:
 
     async def handle(self, rec: Record, value: Event | Undecodable) -> None:
         value = await self._readable(rec, value)
+        if isinstance(value, Event) and current_name(value.type) != value.type:  # written under a former name
+            value = dataclasses.replace(value, type=current_name(value.type))
         redriven = rec.topic == self.redrive_topic
         label = self.metrics.label(value.type) if isinstance(value, Event) else UNREADABLE
         self.metrics.messages_in.labels(rec.topic if not redriven else self.redrive_topic, label).inc()

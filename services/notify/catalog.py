@@ -50,7 +50,7 @@ NOTIFIABLE: dict[str, Notice] = {
         "滞销预警：{sku} 近 {window_days} 天售罄率 {sell_through}，在库 {on_hand} 件。",
         "Slow mover: {sku} sold through {sell_through} over {window_days} days, {on_hand} on hand.",
     ),
-    "StockBackInStock": Notice(
+    "StockBecameAvailable": Notice(
         "inventory",
         "R-INV-6a",
         "到货通知：{sku} 已恢复供应，可用 {available} 件。",
@@ -69,7 +69,7 @@ NOTIFIABLE: dict[str, Notice] = {
         "预售活动 {campaign_id}：{milestone} 已延误 {days_late} 天，请通知买家。",
         "Campaign {campaign_id}: {milestone} is {days_late} days late; the buyers must be told.",
     ),
-    "SupplierPenaltyDue": Notice(
+    "SupplierPenaltyIncurred": Notice(
         "presale",
         "R-PRE-9",
         "预售活动 {campaign_id}：供应商 {milestone} 延误 {days_late} 天，应支付违约金。",
@@ -109,6 +109,19 @@ NOTIFIABLE: dict[str, Notice] = {
         "Gift rule {rule_id}: ROI {roi} is below {threshold}; review it.",
     ),
 }
+
+# A notifiable event renamed (issue 17: events say what happened): records written before carry the
+# old name, and a webhook configured before may list it — both mean the type of today's name.
+FORMERLY: dict[str, str] = {
+    "StockBackInStock": "StockBecameAvailable",  # formerly
+    "SupplierPenaltyDue": "SupplierPenaltyIncurred",  # formerly
+}
+
+
+def current_name(event_type: str) -> str:
+    """The type's name today (a former name of a renamed type → its new name)."""
+    return FORMERLY.get(event_type, event_type)
+
 
 LANGUAGES = ("zh", "en")
 

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.notify.catalog import NOTIFIABLE
+from services.notify.catalog import NOTIFIABLE, current_name
 
 ALL = "*"
 
@@ -48,6 +48,7 @@ class Webhook(BaseModel):
     @field_validator("events")
     @classmethod
     def _known(cls, events: list[str]) -> list[str]:
+        events = [current_name(e) for e in events]  # a type's former name (before a rename) still subscribes
         unknown = [e for e in events if e != ALL and e not in NOTIFIABLE]
         if unknown:
             raise ValueError(f"unknown event type(s) {unknown}; notifiable: {', '.join(NOTIFIABLE)}")

@@ -202,40 +202,48 @@ def build_api(rt: Runtime) -> FastAPI:
                 if line.sku not in known_skus:
                     raise field_error(["lines", i, "sku"], f"unknown sku {line.sku}")
         # a campaign's line is priced when presale answers (the phase price, R-PRE-3); until then 0
-        lines = [OrderLine(line.sku, line.qty, line.unit_price or 0) for line in body.lines]
+        lines = [OrderLine(sku=line.sku, qty=line.qty, unit_price=line.unit_price or 0) for line in body.lines]
         problem = domain.validate_lines(lines)
         if problem:
             raise field_error(["lines"], problem)
         order_id = body.order_id or idempotency_key or f"o-{uuid.uuid4().hex[:12]}"
-        cmd = PlaceOrder(order_id, body.member_id, body.channel, lines, body.distributor_id, body.campaign_id, body.group_id)
+        cmd = PlaceOrder(
+            order_id=order_id,
+            member_id=body.member_id,
+            channel=body.channel,
+            lines=lines,
+            distributor_id=body.distributor_id,
+            campaign_id=body.campaign_id,
+            group_id=body.group_id,
+        )
         return await go(cmd, idempotency_key, wait)
 
     @app.post("/orders/{order_id}/payment", **allow(SERVICE))
     async def pay(order_id: str, body: PaymentIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
-        return await go(PayOrder(order_id, body.amount, body.payment_ref), idempotency_key, wait)
+        return await go(PayOrder(order_id=order_id, amount=body.amount, payment_ref=body.payment_ref), idempotency_key, wait)
 
     @app.post("/orders/{order_id}/shipment")
     async def ship(order_id: str, body: ShipmentIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
-        return await go(ShipOrder(order_id, body.tracking), idempotency_key, wait)
+        return await go(ShipOrder(order_id=order_id, tracking=body.tracking), idempotency_key, wait)
 
     @app.post("/orders/{order_id}/delivery")
     async def deliver(order_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
-        return await go(ConfirmDelivery(order_id), idempotency_key, wait)
+        return await go(ConfirmDelivery(order_id=order_id), idempotency_key, wait)
 
     @app.post("/orders/{order_id}/cancellation", **allow(SERVICE))
     async def cancel(order_id: str, body: CancelIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
-        return await go(CancelOrder(order_id, body.reason), idempotency_key, wait)
+        return await go(CancelOrder(order_id=order_id, reason=body.reason), idempotency_key, wait)
 
     @app.post("/orders/{order_id}/refunds")
     async def refund(order_id: str, body: RefundIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(order_id)
         refund_id = body.refund_id or idempotency_key or f"r-{uuid.uuid4().hex[:12]}"
-        lines = [RefundLine(line.sku, line.qty, line.reason) for line in body.lines]
-        return await go(RefundOrder(order_id, refund_id, lines), idempotency_key, wait)
+        lines = [RefundLine(sku=line.sku, qty=line.qty, reason=line.reason) for line in body.lines]
+        return await go(RefundOrder(order_id=order_id, refund_id=refund_id, lines=lines), idempotency_key, wait)
 
     # --- gift rules (R-ORD-3..6) -------------------------------------------------------------------
 
@@ -259,15 +267,17 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.post("/gift-rules/{rule_id}/members")
     async def grant(rule_id: str, body: MemberIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(GrantInteractionGift(rule_id, body.member_id), idempotency_key, wait)
+        return await go(GrantInteractionGift(rule_id=rule_id, member_id=body.member_id), idempotency_key, wait)
 
     @app.post("/gift-rules/{rule_id}/surprise-window")
     async def window(rule_id: str, body: WindowIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(AnnounceSurpriseWindow(rule_id, body.starts_at, body.ends_at), idempotency_key, wait)
+        return await go(
+            AnnounceSurpriseWindow(rule_id=rule_id, starts_at=body.starts_at, ends_at=body.ends_at), idempotency_key, wait
+        )
 
     @app.post("/gift-rules/{rule_id}/retirement")
     async def retire(rule_id: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        return await go(RetireGiftRule(rule_id), idempotency_key, wait)
+        return await go(RetireGiftRule(rule_id=rule_id), idempotency_key, wait)
 
     @app.post("/gift-rules/{rule_id}/review")
     async def review(rule_id: str, wait: Wait = 5.0) -> JSONResponse:
@@ -277,7 +287,7 @@ def build_api(rt: Runtime) -> FastAPI:
             perf = view.gifts.performance(rule_id) if rule_id in view.gifts.known() else None
         if perf is None:
             raise HTTPException(status_code=409, detail={"command": "ReviewGiftRule", "reason": "no figures for the rule yet"})
-        return await go(ReviewGiftRule(rule_id, perf), None, wait)
+        return await go(ReviewGiftRule(rule_id=rule_id, performance=perf), None, wait)
 
     @app.get("/gift-rules", **reads(list[GiftRule]))
     async def list_rules() -> list[dict[str, Any]]:

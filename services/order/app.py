@@ -103,7 +103,7 @@ async def review_gift_rules(rt: Runtime, stopping: asyncio.Event, every: float) 
             figures = f"{perf.gifts_given}:{perf.gifts_taken_back}:{perf.recipients}:{perf.roi}"
             if not perf.roi or sent.get(rule_id) == figures:
                 continue
-            await rt.send(ReviewGiftRule(rule_id, perf), command_id=f"gift-review:{rule_id}:{figures}")
+            await rt.send(ReviewGiftRule(rule_id=rule_id, performance=perf), command_id=f"gift-review:{rule_id}:{figures}")
             sent[rule_id] = figures
 
 

@@ -116,17 +116,17 @@ def _place(book: OrderBook, cmd: PlaceOrder, now: int) -> list[Message]:
         awaiting.append("loyalty")
     attached, skipped = gifting.placement_gifts(book, cmd, now)  # R-ORD-3, R-ORD-4
     placed = OrderPlaced(
-        cmd.order_id,
-        cmd.member_id,
-        cmd.channel,
-        list(cmd.lines),
-        cmd.distributor_id,
-        cmd.campaign_id,
-        total,
-        now,
-        awaiting,
-        cmd.group_id,
-        attached,
+        order_id=cmd.order_id,
+        member_id=cmd.member_id,
+        channel=cmd.channel,
+        lines=list(cmd.lines),
+        distributor_id=cmd.distributor_id,
+        campaign_id=cmd.campaign_id,
+        total=total,
+        placed_at=now,
+        awaiting=awaiting,
+        group_id=cmd.group_id,
+        gifts=attached,
     )
     return [placed, *skipped]
 
@@ -139,7 +139,9 @@ def _record(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "placed" or "stock" not in order.awaiting or cmd.sku in order.answers or order.line(cmd.sku) is None:
         return []  # a late or repeated answer: the saga already moved on (stock is released by sku)
     first: Message = (
-        OrderLineReserved(order.order_id, cmd.sku) if cmd.reserved else OrderLineRejected(order.order_id, cmd.sku, cmd.reason)
+        OrderLineReserved(order_id=order.order_id, sku=cmd.sku)
+        if cmd.reserved
+        else OrderLineRejected(order_id=order.order_id, sku=cmd.sku, reason=cmd.reason)
     )
     return [first, *_settle(book, order, first, now)]
 
@@ -147,14 +149,16 @@ def _record(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
 def _presale_answer(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "placed" or "presale" not in order.awaiting or order.presale_accepted is not None:
         return []
-    first = OrderPresaleAnswered(order.order_id, cmd.accepted, cmd.unit_price, cmd.phase, cmd.reason)
+    first = OrderPresaleAnswered(
+        order_id=order.order_id, accepted=cmd.accepted, unit_price=cmd.unit_price, phase=cmd.phase, reason=cmd.reason
+    )
     return [first, *_settle(book, order, first, now)]
 
 
 def _discount(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "placed" or "loyalty" not in order.awaiting or order.discount_rate is not None:
         return []
-    first = OrderDiscountApplied(order.order_id, cmd.tier, Decimal(cmd.discount_rate))
+    first = OrderDiscountApplied(order_id=order.order_id, tier=cmd.tier, discount_rate=Decimal(cmd.discount_rate))
     return [first, *_settle(book, order, first, now)]
 
 
@@ -184,15 +188,15 @@ def _settle(book: OrderBook, order: Order, new: Message, now: int) -> list[Messa
     if reasons:
         reserved = [sku for sku, ok in shadow.answers.items() if ok] + gifting.held_skus(shadow)
         what = "presale refused" if shadow.presale_accepted is False else "stock not available"
-        return [OrderRejected(order.order_id, f"{what} ({'; '.join(reasons)})", reserved)]
+        return [OrderRejected(order_id=order.order_id, reason=f"{what} ({'; '.join(reasons)})", release_skus=reserved)]
     base = shadow.presale_price
     lines = [
-        OrderLine(line.sku, line.qty, price(line.unit_price if base is None else base, shadow.discount_rate))
+        OrderLine(sku=line.sku, qty=line.qty, unit_price=price(line.unit_price if base is None else base, shadow.discount_rate))
         for line in order.lines
     ]
     total = sum(line.qty * line.unit_price for line in lines)
     skipped = gifting.over_cap_at(book, shadow, lines)  # R-ORD-4 on the final prices
-    return [*skipped, OrderConfirmed(order.order_id, now + book.config.payment_hold_ms, total, lines)]
+    return [*skipped, OrderConfirmed(order_id=order.order_id, pay_by=now + book.config.payment_hold_ms, total=total, lines=lines)]
 
 
 def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -204,7 +208,9 @@ def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[M
     if order.status not in ("paid", "shipped", "delivered", "completed"):
         return []
     lines = [
-        RefundedLine(line.sku, left, PRESALE_REFUND_REASON, left * line.unit_price, order.shipped)
+        RefundedLine(
+            sku=line.sku, qty=left, reason=PRESALE_REFUND_REASON, amount=left * line.unit_price, goods_returned=order.shipped
+        )
         for line in order.lines
         if (left := line.qty - order.refunded_qty.get(line.sku, 0)) > 0
     ]
@@ -213,7 +219,15 @@ def _presale_refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[M
 
 def _cancelled(order: Order, reason: str, refund: int) -> OrderCancelled:
     release = [] if order.campaign_id else [*order.skus, *gifting.held_skus(order)]
-    return OrderCancelled(order.order_id, reason, release, refund, order.member_id, order.distributor_id, order.campaign_id)
+    return OrderCancelled(
+        order_id=order.order_id,
+        reason=reason,
+        release_skus=release,
+        refund_amount=refund,
+        member_id=order.member_id,
+        distributor_id=order.distributor_id,
+        campaign_id=order.campaign_id,
+    )
 
 
 def _refunded(order: Order, refund_id: str, lines: list[RefundedLine], full: bool) -> OrderRefunded:
@@ -221,15 +235,15 @@ def _refunded(order: Order, refund_id: str, lines: list[RefundedLine], full: boo
     back = gifting.taken_back(order, {r.sku: (r.qty, r.reason) for r in lines})  # R-ORD-2a
     o = order
     return OrderRefunded(
-        o.order_id,
-        refund_id,
-        lines,
-        amount,
-        full,
-        o.member_id,
-        o.distributor_id,
-        o.campaign_id,
-        back,
+        order_id=o.order_id,
+        refund_id=refund_id,
+        lines=lines,
+        amount=amount,
+        fully_refunded=full,
+        member_id=o.member_id,
+        distributor_id=o.distributor_id,
+        campaign_id=o.campaign_id,
+        gifts=back,
         paid_total=o.paid,
         refunded_before=o.refunded_amount,  # this refund is added when the event is folded
     )
@@ -243,7 +257,18 @@ def _pay(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if cmd.amount != order.total:
         return _refuse(cmd, f"amount {cmd.amount} does not match the order total {order.total} (cents)")
     o = order
-    return [OrderPaid(o.order_id, cmd.amount, cmd.payment_ref, now, o.member_id, o.distributor_id, o.campaign_id, list(o.lines))]
+    return [
+        OrderPaid(
+            order_id=o.order_id,
+            amount=cmd.amount,
+            payment_ref=cmd.payment_ref,
+            paid_at=now,
+            member_id=o.member_id,
+            distributor_id=o.distributor_id,
+            campaign_id=o.campaign_id,
+            lines=list(o.lines),
+        )
+    ]
 
 
 def _ship(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -251,13 +276,15 @@ def _ship(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
         return _refuse(cmd, f"order is {order.status}: only a paid order can be shipped")
     in_parcel = gifting.shipped(order)
     skus = [line.sku for line in order.lines if order.refunded_qty.get(line.sku, 0) < line.qty] + [g.sku for g in in_parcel]
-    return [OrderShipped(order.order_id, cmd.tracking, skus, order.campaign_id, in_parcel)]
+    return [
+        OrderShipped(order_id=order.order_id, tracking=cmd.tracking, skus=skus, campaign_id=order.campaign_id, gifts=in_parcel)
+    ]
 
 
 def _deliver(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
     if order.status != "shipped":
         return _refuse(cmd, f"order is {order.status}: only a shipped order can be delivered")
-    return [OrderDelivered(order.order_id, now, now + book.config.return_window_ms)]
+    return [OrderDelivered(order_id=order.order_id, delivered_at=now, return_window_ends=now + book.config.return_window_ms)]
 
 
 def _cancel(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
@@ -300,7 +327,9 @@ def _refund(book: OrderBook, order: Order, cmd: Any, now: int) -> list[Message]:
             return _refuse(cmd, f"line {rl.sku}: {rl.qty} units asked back, only {left} paid and not refunded")
         if window_closed and rl.reason != "defect":
             return _refuse(cmd, f"line {rl.sku}: the {_window(book)}no-reason window closed; only a defect is refunded now")
-        refunded.append(RefundedLine(rl.sku, rl.qty, rl.reason, rl.qty * line.unit_price, order.shipped))
+        refunded.append(
+            RefundedLine(sku=rl.sku, qty=rl.qty, reason=rl.reason, amount=rl.qty * line.unit_price, goods_returned=order.shipped)
+        )
     after = {**order.refunded_qty}
     for r in refunded:
         after[r.sku] = after.get(r.sku, 0) + r.qty
@@ -317,7 +346,15 @@ def _timers(book: OrderBook, time: int) -> list[Message]:
     for order_id, ends in sorted(book.return_windows.items()):
         if ends <= time:
             order = book.orders[order_id]
-            out.append(OrderCompleted(order_id, time, order.member_id, order.distributor_id, order.campaign_id))
+            out.append(
+                OrderCompleted(
+                    order_id=order_id,
+                    completed_at=time,
+                    member_id=order.member_id,
+                    distributor_id=order.distributor_id,
+                    campaign_id=order.campaign_id,
+                )
+            )
     return out
 
 

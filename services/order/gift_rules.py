@@ -21,7 +21,7 @@ from services.order.messages import (
     GiftRule,
     GiftRuleChanged,
     GiftRuleCommandRejected,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleReviewSuggested,
     GrantInteractionGift,
     ReplicateGiftRule,
@@ -39,7 +39,7 @@ RULE_COMMANDS = (DefineGiftRule, GrantInteractionGift, AnnounceSurpriseWindow, R
 
 
 def _refuse(cmd: Any, reason: str) -> list[Message]:
-    return [GiftRuleCommandRejected(cmd.rule_id, type(cmd).__name__, reason)]
+    return [GiftRuleCommandRejected(rule_id=cmd.rule_id, command=type(cmd).__name__, reason=reason)]
 
 
 def validate_definition(cmd: DefineGiftRule) -> str | None:
@@ -68,25 +68,25 @@ def decide_rule(book: OrderBook, cmd: Message) -> list[Message]:
             return _refuse(cmd, problem)
         c = cmd
         new = GiftRule(
-            c.rule_id,
-            (rule.version if rule else 0) + 1,
-            c.tier,
-            c.main_sku,
-            c.main_unit_cost,
-            c.gift_sku,
-            c.gift_unit_cost,
-            c.gift_qty,
-            c.fallback_sku,
-            c.fallback_unit_cost,
-            c.consumable,
-            c.converts_to or c.main_sku,
-            sorted(set(c.channels)),
-            list(rule.members) if rule and rule.tier == c.tier else [],
-            rule.window_start if rule and rule.tier == c.tier else None,
-            rule.window_end if rule and rule.tier == c.tier else None,
-            True,
+            rule_id=c.rule_id,
+            version=(rule.version if rule else 0) + 1,
+            tier=c.tier,
+            main_sku=c.main_sku,
+            main_unit_cost=c.main_unit_cost,
+            gift_sku=c.gift_sku,
+            gift_unit_cost=c.gift_unit_cost,
+            gift_qty=c.gift_qty,
+            fallback_sku=c.fallback_sku,
+            fallback_unit_cost=c.fallback_unit_cost,
+            consumable=c.consumable,
+            converts_to=c.converts_to or c.main_sku,
+            channels=sorted(set(c.channels)),
+            members=list(rule.members) if rule and rule.tier == c.tier else [],
+            window_start=rule.window_start if rule and rule.tier == c.tier else None,
+            window_end=rule.window_end if rule and rule.tier == c.tier else None,
+            active=True,
         )
-        return [GiftRuleChanged(c.rule_id, "defined" if rule is None else "redefined", new)]
+        return [GiftRuleChanged(rule_id=c.rule_id, change="defined" if rule is None else "redefined", rule=new)]
     if rule is None:
         return _refuse(cmd, f"unknown gift rule {cmd.key}")
     if isinstance(cmd, GrantInteractionGift):
@@ -95,18 +95,22 @@ def decide_rule(book: OrderBook, cmd: Message) -> list[Message]:
         if cmd.member_id in rule.members:
             return _refuse(cmd, f"member {cmd.member_id} was already granted rule {rule.rule_id}")
         changed = dataclasses.replace(rule, version=rule.version + 1, members=sorted([*rule.members, cmd.member_id]))
-        return [GiftRuleChanged(rule.rule_id, "member_granted", changed)]
+        return [GiftRuleChanged(rule_id=rule.rule_id, change="member_granted", rule=changed)]
     if isinstance(cmd, AnnounceSurpriseWindow):
         if rule.tier != "surprise":
             return _refuse(cmd, f"rule {rule.rule_id} is a {rule.tier} rule: only surprise rules have a window")
         if cmd.ends_at <= cmd.starts_at:
             return _refuse(cmd, "the window must end after it starts")
         changed = dataclasses.replace(rule, version=rule.version + 1, window_start=cmd.starts_at, window_end=cmd.ends_at)
-        return [GiftRuleChanged(rule.rule_id, "window_announced", changed)]
+        return [GiftRuleChanged(rule_id=rule.rule_id, change="window_announced", rule=changed)]
     if isinstance(cmd, RetireGiftRule):
         if not rule.active:
             return _refuse(cmd, f"rule {rule.rule_id} is already retired")
-        return [GiftRuleChanged(rule.rule_id, "retired", dataclasses.replace(rule, version=rule.version + 1, active=False))]
+        return [
+            GiftRuleChanged(
+                rule_id=rule.rule_id, change="retired", rule=dataclasses.replace(rule, version=rule.version + 1, active=False)
+            )
+        ]
     if isinstance(cmd, ReviewGiftRule):
         return _review(book, cmd)
     return _refuse(cmd, f"{type(cmd).__name__} is not a gift-rule command")
@@ -120,7 +124,7 @@ def _review(book: OrderBook, cmd: ReviewGiftRule) -> list[Message]:
     roi = Decimal(perf.roi)
     open_ = cmd.rule_id in book.reviews_open
     if roi < ROI_REVIEW_BELOW and not open_:
-        return [GiftRuleReviewSuggested(cmd.rule_id, perf.roi, str(ROI_REVIEW_BELOW), perf)]
+        return [GiftRuleReviewSuggested(rule_id=cmd.rule_id, roi=perf.roi, threshold=str(ROI_REVIEW_BELOW), performance=perf)]
     if roi >= ROI_HEALTHY and open_:
-        return [GiftRuleHealthy(cmd.rule_id, perf.roi)]
+        return [GiftRuleRecovered(rule_id=cmd.rule_id, roi=perf.roi)]
     return []

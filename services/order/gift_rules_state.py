@@ -12,7 +12,7 @@ from flexchain.messages import Message
 from services.order.messages import (
     GiftRuleChanged,
     GiftRuleCommandRejected,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleReplicated,
     GiftRuleReviewSuggested,
 )
@@ -35,7 +35,7 @@ def _review_suggested(book: OrderBook, e: GiftRuleReviewSuggested) -> None:
     book.reviews_open.add(e.rule_id)
 
 
-def _healthy(book: OrderBook, e: GiftRuleHealthy) -> None:
+def _healthy(book: OrderBook, e: GiftRuleRecovered) -> None:
     book.reviews_open.discard(e.rule_id)
 
 
@@ -47,7 +47,7 @@ EVOLVERS: dict[type[Message], Callable[[OrderBook, Any], None]] = {
     GiftRuleChanged: _changed,
     GiftRuleReplicated: _replicated,
     GiftRuleReviewSuggested: _review_suggested,
-    GiftRuleHealthy: _healthy,
+    GiftRuleRecovered: _healthy,
     GiftRuleCommandRejected: _unchanged,
 }
 RULE_EVENTS = tuple(EVOLVERS)

@@ -99,16 +99,16 @@ def _qualifies(rule: GiftRule, order: Any, member_id: str, placed_at: int) -> bo
 
 def _gift_line(rule: GiftRule) -> GiftLine:
     return GiftLine(
-        rule.rule_id,
-        rule.gift_sku,
-        rule.gift_qty,
-        rule.gift_unit_cost,
-        rule.main_sku,
-        rule.tier,
-        rule.consumable,
-        rule.fallback_sku,
-        rule.fallback_unit_cost,
-        rule.main_unit_cost,
+        rule_id=rule.rule_id,
+        sku=rule.gift_sku,
+        qty=rule.gift_qty,
+        unit_cost=rule.gift_unit_cost,
+        main_sku=rule.main_sku,
+        tier=rule.tier,
+        consumable=rule.consumable,
+        fallback_sku=rule.fallback_sku,
+        fallback_unit_cost=rule.fallback_unit_cost,
+        main_unit_cost=rule.main_unit_cost,
     )
 
 
@@ -116,11 +116,16 @@ def _attach(cap: Decimal, rule: GiftRule, order_id: str, lines: list[OrderLine],
     """The gift line of `rule` for an order, or the recorded reason it is skipped."""
     main = next(line for line in lines if line.sku == rule.main_sku)
     if rule.gift_sku in taken:
-        return GiftRuleSkipped(order_id, rule.rule_id, rule.gift_sku, f"gift {rule.gift_sku} is already in the order")
+        return GiftRuleSkipped(
+            order_id=order_id,
+            rule_id=rule.rule_id,
+            gift_sku=rule.gift_sku,
+            reason=f"gift {rule.gift_sku} is already in the order",
+        )
     if not within_cap(cap, rule.gift_qty, rule.gift_unit_cost, main, rule.main_unit_cost):
         r = rule
         reason = _cap_reason(cap, r.gift_sku, r.gift_qty, r.gift_unit_cost, main, r.main_unit_cost, "at the list price")
-        return GiftRuleSkipped(order_id, rule.rule_id, rule.gift_sku, reason)
+        return GiftRuleSkipped(order_id=order_id, rule_id=rule.rule_id, gift_sku=rule.gift_sku, reason=reason)
     return _gift_line(rule)
 
 
@@ -150,7 +155,7 @@ def replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
     old = book.rule_replicas.get(rule.rule_id)
     if old is not None and old.version >= rule.version:
         return []  # this partition has it already (a re-delivered copy)
-    out: list[Message] = [GiftRuleReplicated(rule)]
+    out: list[Message] = [GiftRuleReplicated(rule=rule)]
     window_news = rule.tier == "surprise" and rule.window_start is not None
     if window_news and (old is None or (old.window_start, old.window_end) != (rule.window_start, rule.window_end)):
         for order_id in sorted(book.orders):
@@ -160,7 +165,7 @@ def replicate(book: OrderBook, rule: GiftRule) -> list[Message]:
             if not _qualifies(rule, order, order.member_id, order.placed_at):
                 continue
             got = _attach(book.config.gift_cost_cap, rule, order_id, order.lines, skus_in_use(order))
-            out.append(GiftAttached(order_id, got) if isinstance(got, GiftLine) else got)
+            out.append(GiftAttached(order_id=order_id, gift=got) if isinstance(got, GiftLine) else got)
     return out
 
 
@@ -186,21 +191,32 @@ def on_stock_answer(book: OrderBook, order: Order, gift: GiftState, reserved: bo
     late = order.status not in OPEN or _main_refunded(order, gift.line.main_sku)
     if reserved:
         if late:
-            return GiftOmitted(oid, rid, gift.sku, f"the order is {order.status} or its main line refunded: the gift is not sent")
-        return GiftReserved(oid, rid, gift.sku)
+            return GiftOmitted(
+                order_id=oid,
+                rule_id=rid,
+                sku=gift.sku,
+                reason=f"the order is {order.status} or its main line refunded: the gift is not sent",
+            )
+        return GiftReserved(order_id=oid, rule_id=rid, sku=gift.sku)
     reason = f"gift {gift.sku} out of stock ({why})"
     fallback = gift.line.fallback_sku
     if late or fallback is None or gift.tried_fallback:
-        return GiftOmitted(oid, rid, gift.sku, reason + ("" if fallback and not late else "; no fallback gift"))
+        return GiftOmitted(
+            order_id=oid, rule_id=rid, sku=gift.sku, reason=reason + ("" if fallback and not late else "; no fallback gift")
+        )
     if fallback in skus_in_use(order):
-        return GiftOmitted(oid, rid, gift.sku, f"{reason}; fallback {fallback} is already in the order")
+        return GiftOmitted(
+            order_id=oid, rule_id=rid, sku=gift.sku, reason=f"{reason}; fallback {fallback} is already in the order"
+        )
     main = order.line(gift.line.main_sku)
     assert main is not None
     cap, cost, main_cost = book.config.gift_cost_cap, gift.line.fallback_unit_cost, gift.line.main_unit_cost
     if not within_cap(cap, gift.qty, cost, main, main_cost):
         over = _cap_reason(cap, fallback, gift.qty, cost, main, main_cost, "")
-        return GiftOmitted(oid, rid, gift.sku, f"{reason}; fallback {over}")
-    return GiftSubstituted(oid, rid, gift.sku, fallback, gift.qty, cost, reason)
+        return GiftOmitted(order_id=oid, rule_id=rid, sku=gift.sku, reason=f"{reason}; fallback {over}")
+    return GiftSubstituted(
+        order_id=oid, rule_id=rid, from_sku=gift.sku, to_sku=fallback, qty=gift.qty, unit_cost=cost, reason=reason
+    )
 
 
 def waiting_for_gifts(order: Order) -> bool:
@@ -219,7 +235,7 @@ def over_cap_at(book: OrderBook, order: Order, lines: list[OrderLine]) -> list[M
             continue
         if not within_cap(cap, g.qty, g.unit_cost, main, g.line.main_unit_cost):
             reason = _cap_reason(cap, g.sku, g.qty, g.unit_cost, main, g.line.main_unit_cost, "at the final price")
-            out.append(GiftRuleSkipped(order.order_id, rid, g.sku, reason))
+            out.append(GiftRuleSkipped(order_id=order.order_id, rule_id=rid, gift_sku=g.sku, reason=reason))
     return out
 
 
@@ -250,7 +266,16 @@ def taken_back(order: Order, refunded: dict[str, tuple[int, str]]) -> list[Refun
         back = g.qty * after // main.qty - g.taken_back
         if back > 0:
             shipped = order.shipped
-            out.append(RefundedGift(rid, g.sku, back, shipped and not g.line.consumable, shipped and g.line.consumable, reason))
+            out.append(
+                RefundedGift(
+                    rule_id=rid,
+                    sku=g.sku,
+                    qty=back,
+                    goods_returned=shipped and not g.line.consumable,
+                    written_off=shipped and g.line.consumable,
+                    reason=reason,
+                )
+            )
     return out
 
 

@@ -29,7 +29,7 @@ from services.order.messages import (
     GiftPerformance,
     GiftRule,
     GiftRuleChanged,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleReviewSuggested,
     OrderCancelled,
     OrderPaid,
@@ -44,7 +44,7 @@ FOLDED = (
     "OrderCancelled",
     "GiftRuleChanged",
     "GiftRuleReviewSuggested",
-    "GiftRuleHealthy",
+    "GiftRuleRecovered",
 )
 
 
@@ -84,7 +84,7 @@ class GiftStats:
     def fold(self, m: Message) -> None:
         if isinstance(m, GiftRuleChanged):
             self._figures(m.rule_id).rule = m.rule
-        elif isinstance(m, (GiftRuleReviewSuggested, GiftRuleHealthy)):
+        elif isinstance(m, (GiftRuleReviewSuggested, GiftRuleRecovered)):
             self._figures(m.rule_id).review_open = isinstance(m, GiftRuleReviewSuggested)
         elif isinstance(m, OrderPaid):
             self.orders[m.order_id] = PaidOrder(m.member_id, m.paid_at, m.amount, frozenset(line.sku for line in m.lines))

@@ -31,7 +31,7 @@ class PartitionMessage(OrderMessage):
     KEY: ClassVar[str] = ""  # broadcast to every partition / kept by each partition
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderLine:
     """One line: `unit_price` in cents (fen)."""
 
@@ -40,7 +40,7 @@ class OrderLine:
     unit_price: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundLine:
     """Units of one line to refund, and why."""
 
@@ -49,7 +49,7 @@ class RefundLine:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundedLine:
     """Units of one line refunded, the amount in cents, and whether goods come back."""
 
@@ -60,7 +60,7 @@ class RefundedLine:
     goods_returned: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftRule:
     """A gift rule (R-ORD-3): `gift_qty` of `gift_sku` with every qualifying order of `main_sku`.
 
@@ -87,7 +87,7 @@ class GiftRule:
     active: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftLine:
     """A gift attached to an order: free to the member, `unit_cost` cents to the merchant."""
 
@@ -103,7 +103,7 @@ class GiftLine:
     main_unit_cost: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundedGift:
     """A gift taken back with its main line (R-ORD-2a): returned goods, a released hold, or written off."""
 
@@ -115,7 +115,7 @@ class RefundedGift:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftPerformance:
     """A gift rule's figures (R-ORD-6); rates and ROI as decimal strings, cost in cents."""
 
@@ -133,7 +133,7 @@ class GiftPerformance:
 # --- commands ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlaceOrder(OrderMessage):
     """A member orders lines through a channel (R-ORD-1)."""
 
@@ -146,7 +146,7 @@ class PlaceOrder(OrderMessage):
     group_id: str | None = None  # a three-person group of a presale campaign (R-PRE-3)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordLineReservation(OrderMessage):
     """Inventory's answer for one line (routed from `inventory.events`)."""
 
@@ -156,7 +156,7 @@ class RecordLineReservation(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PayOrder(OrderMessage):
     """Payment received for a confirmed order; `amount` in cents must equal the order total."""
 
@@ -165,7 +165,7 @@ class PayOrder(OrderMessage):
     payment_ref: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ShipOrder(OrderMessage):
     """The order left the warehouse."""
 
@@ -173,14 +173,14 @@ class ShipOrder(OrderMessage):
     tracking: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConfirmDelivery(OrderMessage):
     """The member received the order; the 7-day no-reason return window starts."""
 
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelOrder(OrderMessage):
     """Cancel before shipping (R-ORD-2)."""
 
@@ -188,7 +188,7 @@ class CancelOrder(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundOrder(OrderMessage):
     """Refund some or all lines, each with a reason (R-ORD-2, R-ORD-2a)."""
 
@@ -197,7 +197,7 @@ class RefundOrder(OrderMessage):
     lines: list[RefundLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckOrderTimers(OrderMessage):
     """Business time reached `time` on this partition: cancel unpaid holds, close return windows.
 
@@ -207,7 +207,7 @@ class CheckOrderTimers(OrderMessage):
     time: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPresaleAnswer(OrderMessage):
     """The presale service's answer to a campaign order: the phase price, or a refusal (routed)."""
 
@@ -218,7 +218,7 @@ class RecordPresaleAnswer(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordMemberDiscount(OrderMessage):
     """The loyalty service's tier discount for the member, in force when the order was placed (routed)."""
 
@@ -227,7 +227,7 @@ class RecordMemberDiscount(OrderMessage):
     discount_rate: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPresaleRefund(OrderMessage):
     """The presale service refunded this order from escrow (a failed campaign, R-PRE-7) (routed)."""
 
@@ -237,7 +237,7 @@ class RecordPresaleRefund(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DefineGiftRule(GiftRuleMessage):
     """Create or replace a gift rule (R-ORD-3, R-ORD-4, R-ORD-5). Costs in cents."""
 
@@ -255,7 +255,7 @@ class DefineGiftRule(GiftRuleMessage):
     channels: list[str] = field(default_factory=lambda: list(GIFT_CHANNELS))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GrantInteractionGift(GiftRuleMessage):
     """An interaction-tier rule's gift goes to this member's qualifying orders (a question picked
     during the stream, R-ORD-3)."""
@@ -264,7 +264,7 @@ class GrantInteractionGift(GiftRuleMessage):
     member_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AnnounceSurpriseWindow(GiftRuleMessage):
     """A surprise-tier rule's window, announced afterwards: orders placed in [starts_at, ends_at)
     that have not shipped get the gift (R-ORD-3)."""
@@ -274,14 +274,14 @@ class AnnounceSurpriseWindow(GiftRuleMessage):
     ends_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetireGiftRule(GiftRuleMessage):
     """The rule attaches no more gifts; gifts already attached stay."""
 
     rule_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReviewGiftRule(GiftRuleMessage):
     """The rule's current figures (computed by the read model over every partition, R-ORD-6)."""
 
@@ -289,7 +289,7 @@ class ReviewGiftRule(GiftRuleMessage):
     performance: GiftPerformance
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplicateGiftRule(PartitionMessage):
     """Copy a rule change to every partition (routed from `GiftRuleChanged`)."""
 
@@ -299,7 +299,7 @@ class ReplicateGiftRule(PartitionMessage):
 # --- events ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderPlaced(OrderMessage):
     """An order was placed; its lines await stock reservations. `total` in cents."""
 
@@ -316,7 +316,7 @@ class OrderPlaced(OrderMessage):
     gifts: list[GiftLine] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderLineReserved(OrderMessage):
     """Stock for one line is held."""
 
@@ -324,7 +324,7 @@ class OrderLineReserved(OrderMessage):
     sku: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderLineRejected(OrderMessage):
     """Stock for one line could not be held."""
 
@@ -333,7 +333,7 @@ class OrderLineRejected(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderConfirmed(OrderMessage):
     """Every answer is in; payment of `total` (final unit prices in `lines`) is due by `pay_by` (ms)."""
 
@@ -343,7 +343,7 @@ class OrderConfirmed(OrderMessage):
     lines: list[OrderLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderPresaleAnswered(OrderMessage):
     """The campaign's answer: its phase price per unit (cents), or why the pledge was refused."""
 
@@ -354,7 +354,7 @@ class OrderPresaleAnswered(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderDiscountApplied(OrderMessage):
     """The member's tier discount in force when the order was placed (R-LOY-1)."""
 
@@ -363,7 +363,7 @@ class OrderDiscountApplied(OrderMessage):
     discount_rate: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRejected(OrderMessage):
     """At least one line could not be reserved; `release_skus` lines that were reserved go back."""
 
@@ -372,7 +372,7 @@ class OrderRejected(OrderMessage):
     release_skus: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderPaid(OrderMessage):
     """Payment received (cents) for `lines` at their final unit prices."""
 
@@ -386,7 +386,7 @@ class OrderPaid(OrderMessage):
     lines: list[OrderLine]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderShipped(OrderMessage):
     """Goods left the warehouse; reservations are committed."""
 
@@ -397,7 +397,7 @@ class OrderShipped(OrderMessage):
     gifts: list[GiftLine] = field(default_factory=list)  # the gifts in the parcel (R-ORD-6 counts them)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderDelivered(OrderMessage):
     """The member received the goods; no-reason returns are open until `return_window_ends`."""
 
@@ -406,7 +406,7 @@ class OrderDelivered(OrderMessage):
     return_window_ends: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCompleted(OrderMessage):
     """The return window closed: points and commissions of the order are final."""
 
@@ -417,7 +417,7 @@ class OrderCompleted(OrderMessage):
     campaign_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCancelled(OrderMessage):
     """Cancelled before shipping; held stock goes back; `refund_amount` cents if it was paid."""
 
@@ -430,7 +430,7 @@ class OrderCancelled(OrderMessage):
     campaign_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRefunded(OrderMessage):
     """Lines refunded; `amount` in cents; `fully_refunded` when nothing paid remains.
 
@@ -451,7 +451,7 @@ class OrderRefunded(OrderMessage):
     refunded_before: int = 0  # cents refunded before this refund (cancellations included)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftAttached(OrderMessage):
     """A gift joined an order after it was placed (a surprise window announced afterwards)."""
 
@@ -459,7 +459,7 @@ class GiftAttached(OrderMessage):
     gift: GiftLine
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftReserved(OrderMessage):
     """Stock for a gift is held."""
 
@@ -468,7 +468,7 @@ class GiftReserved(OrderMessage):
     sku: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftSubstituted(OrderMessage):
     """The gift was out of stock: the rule's fallback gift is asked for instead (R-ORD-5)."""
 
@@ -481,7 +481,7 @@ class GiftSubstituted(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftOmitted(OrderMessage):
     """No gift of this rule comes with the order (out of stock, no fallback, or too late); any
     hold on `sku` goes back. The order goes on (R-ORD-5)."""
@@ -492,7 +492,7 @@ class GiftOmitted(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftRuleSkipped(OrderMessage):
     """A qualifying rule was not applied to the order, with the reason — the gift's cost is over
     the cap of the main line's gross margin (R-ORD-4), or its sku is already in the order."""
@@ -503,7 +503,7 @@ class GiftRuleSkipped(OrderMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftRuleChanged(GiftRuleMessage):
     """A gift rule as it is after a change (`change` names it: defined, member_granted,
     window_announced, retired)."""
@@ -513,14 +513,14 @@ class GiftRuleChanged(GiftRuleMessage):
     rule: GiftRule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftRuleReplicated(PartitionMessage):
     """This partition's copy of a gift rule took `rule.version` (kept per partition)."""
 
     rule: GiftRule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftRuleReviewSuggested(GiftRuleMessage):
     """The rule's gift ROI fell below the review line (1.2, R-ORD-6): once until it is healthy again."""
 
@@ -530,15 +530,16 @@ class GiftRuleReviewSuggested(GiftRuleMessage):
     performance: GiftPerformance
 
 
-@dataclass(frozen=True, slots=True)
-class GiftRuleHealthy(GiftRuleMessage):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GiftRuleRecovered(GiftRuleMessage):
     """The rule's ROI is back at or above the healthy line (1.5): a later fall is suggested again."""
 
+    FORMERLY: ClassVar[tuple[str, ...]] = ("GiftRuleHealthy",)
     rule_id: str
     roi: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GiftRuleCommandRejected(GiftRuleMessage):
     """A gift-rule command was refused with a reason; nothing changed."""
 
@@ -547,7 +548,7 @@ class GiftRuleCommandRejected(GiftRuleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderCommandRejected(OrderMessage):
     """A command was refused with a reason; nothing changed."""
 
@@ -597,7 +598,7 @@ EVENTS: tuple[type[Message], ...] = (
     GiftRuleChanged,
     GiftRuleReplicated,
     GiftRuleReviewSuggested,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleCommandRejected,
     OrderCommandRejected,
 )

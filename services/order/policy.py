@@ -29,19 +29,21 @@ from services.presale.messages import PledgeAccepted, PledgeRejected, PresaleRef
 
 def react(event: Message) -> list[Message]:
     if isinstance(event, StockReserved):
-        return [RecordLineReservation(event.order_id, event.sku, True, "")]
+        return [RecordLineReservation(order_id=event.order_id, sku=event.sku, reserved=True, reason="")]
     if isinstance(event, ReservationRejected):
-        return [RecordLineReservation(event.order_id, event.sku, False, event.reason)]
+        return [RecordLineReservation(order_id=event.order_id, sku=event.sku, reserved=False, reason=event.reason)]
     if isinstance(event, PledgeAccepted):
-        return [RecordPresaleAnswer(event.order_id, True, event.unit_price, event.phase, "")]
+        return [
+            RecordPresaleAnswer(order_id=event.order_id, accepted=True, unit_price=event.unit_price, phase=event.phase, reason="")
+        ]
     if isinstance(event, PledgeRejected):
-        return [RecordPresaleAnswer(event.order_id, False, 0, "", event.reason)]
+        return [RecordPresaleAnswer(order_id=event.order_id, accepted=False, unit_price=0, phase="", reason=event.reason)]
     if isinstance(event, PresaleRefundIssued):
-        return [RecordPresaleRefund(event.order_id, event.refund_id, event.amount, event.reason)]
+        return [RecordPresaleRefund(order_id=event.order_id, refund_id=event.refund_id, amount=event.amount, reason=event.reason)]
     if isinstance(event, MemberDiscountQuoted):
-        return [RecordMemberDiscount(event.order_id, event.tier, event.discount_rate)]
+        return [RecordMemberDiscount(order_id=event.order_id, tier=event.tier, discount_rate=event.discount_rate)]
     if isinstance(event, GiftRuleChanged):
-        return [ReplicateGiftRule(event.rule)]  # empty key: sent to every partition
+        return [ReplicateGiftRule(rule=event.rule)]  # empty key: sent to every partition
     if isinstance(event, ClockTicked):
-        return [CheckOrderTimers(event.time)]  # empty key: sent to every partition
+        return [CheckOrderTimers(time=event.time)]  # empty key: sent to every partition
     return []

@@ -132,7 +132,7 @@ def _placed(book: OrderBook, e: OrderPlaced) -> None:
         history=[e],
     )
     for g in e.gifts:
-        gifting.apply_gift(book.orders[e.order_id], GiftAttached(e.order_id, g))
+        gifting.apply_gift(book.orders[e.order_id], GiftAttached(order_id=e.order_id, gift=g))
 
 
 def _unchanged(book: OrderBook, e: Message) -> None:

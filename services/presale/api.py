@@ -169,7 +169,14 @@ def build_api(rt: Runtime) -> FastAPI:
             if not shares or sum(shares.values()) != 1:
                 raise field_error(["milestone_shares"], "the shares must add up to 1")
         cmd = CreateCampaign(
-            body.campaign_id, body.product, body.unit_cost, body.fan_base, body.moq, body.max_capacity, body.split, shares
+            campaign_id=body.campaign_id,
+            product=body.product,
+            unit_cost=body.unit_cost,
+            fan_base=body.fan_base,
+            moq=body.moq,
+            max_capacity=body.max_capacity,
+            split=body.split,
+            milestone_shares=shares,
         )
         return await go(cmd, idempotency_key, wait)
 
@@ -178,57 +185,75 @@ def build_api(rt: Runtime) -> FastAPI:
         known(cid)
         if body.ends_at <= body.starts_at:
             raise field_error(["ends_at"], "must come after starts_at")
-        return await go(ScheduleCampaign(cid, body.starts_at, body.ends_at, body.delivery_at), idempotency_key, wait)
+        return await go(
+            ScheduleCampaign(campaign_id=cid, starts_at=body.starts_at, ends_at=body.ends_at, delivery_at=body.delivery_at),
+            idempotency_key,
+            wait,
+        )
 
     @app.post("/campaigns/{cid}/deposits")
     async def deposit(cid: str, body: DepositIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
         deposit_id = body.deposit_id or idempotency_key or f"d-{uuid.uuid4().hex[:12]}"
-        return await go(CollectDeposit(cid, deposit_id, body.member_id, body.amount), idempotency_key, wait)
+        return await go(
+            CollectDeposit(campaign_id=cid, deposit_id=deposit_id, member_id=body.member_id, amount=body.amount),
+            idempotency_key,
+            wait,
+        )
 
     @app.post("/campaigns/{cid}/launch")
     async def launch(cid: str, body: LaunchIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
-        return await go(LaunchCampaign(cid, body.force), idempotency_key, wait)
+        return await go(LaunchCampaign(campaign_id=cid, force=body.force), idempotency_key, wait)
 
     @app.post("/campaigns/{cid}/close")
     async def close(cid: str, body: CloseIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
-        return await go(CloseCampaign(cid, body.reason), idempotency_key, wait)
+        return await go(CloseCampaign(campaign_id=cid, reason=body.reason), idempotency_key, wait)
 
     @app.put("/campaigns/{cid}/milestones/{milestone}/plan")
     async def plan(cid: str, milestone: str, body: PlanIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
-        return await go(PlanMilestone(cid, milestone, body.due_at), idempotency_key, wait)
+        return await go(PlanMilestone(campaign_id=cid, milestone=milestone, due_at=body.due_at), idempotency_key, wait)
 
     @app.post("/campaigns/{cid}/milestones/{milestone}")
     async def milestone(
         cid: str, milestone: str, body: MilestoneIn, idempotency_key: IdemKey = None, wait: Wait = 5.0
     ) -> JSONResponse:
         known(cid)
-        return await go(RecordMilestone(cid, milestone, body.evidence, body.amount), idempotency_key, wait)
+        return await go(
+            RecordMilestone(campaign_id=cid, milestone=milestone, evidence=body.evidence, amount=body.amount),
+            idempotency_key,
+            wait,
+        )
 
     @app.post("/campaigns/{cid}/price-rises")
     async def price_rise(cid: str, body: PriceRiseIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
         rise_id = body.rise_id or idempotency_key or f"rise-{uuid.uuid4().hex[:8]}"
-        return await go(RecordPriceRise(cid, rise_id, body.new_unit_cost, body.evidence), idempotency_key, wait)
+        return await go(
+            RecordPriceRise(campaign_id=cid, rise_id=rise_id, new_unit_cost=body.new_unit_cost, evidence=body.evidence),
+            idempotency_key,
+            wait,
+        )
 
     @app.post("/campaigns/{cid}/price-rises/{rise_id}/answers")
     async def answer(cid: str, rise_id: str, body: AnswerIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
-        return await go(AnswerPriceRise(cid, rise_id, body.order_id, body.accept), idempotency_key, wait)
+        return await go(
+            AnswerPriceRise(campaign_id=cid, rise_id=rise_id, order_id=body.order_id, accept=body.accept), idempotency_key, wait
+        )
 
     @app.post("/campaigns/{cid}/supplier/questions")
     async def ask(cid: str, body: QuestionIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
         qid = body.question_id or idempotency_key or f"q-{uuid.uuid4().hex[:8]}"
-        return await go(AskSupplier(cid, qid, body.topic), idempotency_key, wait)
+        return await go(AskSupplier(campaign_id=cid, question_id=qid, topic=body.topic), idempotency_key, wait)
 
     @app.post("/campaigns/{cid}/supplier/questions/{qid}/answer")
     async def supplier_answer(cid: str, qid: str, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
         known(cid)
-        return await go(RecordSupplierAnswer(cid, qid), idempotency_key, wait)
+        return await go(RecordSupplierAnswer(campaign_id=cid, question_id=qid), idempotency_key, wait)
 
     @app.get("/campaigns", **reads(list[CampaignRow]))
     async def list_campaigns() -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ from services.presale.messages import (
     RecordSupplierAnswer,
     ReleasePledge,
     ScheduleCampaign,
-    SupplierPenaltyDue,
+    SupplierPenaltyIncurred,
 )
 from services.presale.money import (
     drop_pledge,
@@ -115,7 +115,9 @@ def decide(book: PresaleBook, cmd: Message, now: int) -> list[Message]:
     found = book.campaigns.get(cmd.key)
     if found is None:
         if isinstance(cmd, RecordPledge):
-            return [PledgeRejected(cmd.campaign_id, cmd.order_id, f"unknown campaign {cmd.campaign_id}")]
+            return [
+                PledgeRejected(campaign_id=cmd.campaign_id, order_id=cmd.order_id, reason=f"unknown campaign {cmd.campaign_id}")
+            ]
         return refuse(cmd, f"unknown campaign {cmd.key}")
     handler = _CAMPAIGN_DECIDERS.get(type(cmd))
     if handler is None:
@@ -165,7 +167,15 @@ def _create(book: PresaleBook, cmd: CreateCampaign, now: int) -> list[Message]:
         return refuse(cmd, f"milestone shares must add up to 1, got {sum(shares.values())}")
     return [
         CampaignCreated(
-            cmd.campaign_id, cmd.product, cmd.unit_cost, cmd.fan_base, cmd.moq, cmd.max_capacity, cmd.split, shares, now
+            campaign_id=cmd.campaign_id,
+            product=cmd.product,
+            unit_cost=cmd.unit_cost,
+            fan_base=cmd.fan_base,
+            moq=cmd.moq,
+            max_capacity=cmd.max_capacity,
+            split=cmd.split,
+            milestone_shares=shares,
+            created_at=now,
         )
     ]
 
@@ -182,12 +192,12 @@ def _schedule(cfg: PresaleConfig, c: Campaign, cmd: ScheduleCampaign, now: int) 
         return refuse(cmd, "delivery must come after the campaign ends")
     return [
         CampaignScheduled(
-            c.campaign_id,
-            cmd.starts_at,
-            cmd.ends_at,
-            cmd.delivery_at,
-            cmd.starts_at + cfg.early_bird_ms,
-            cmd.ends_at - cfg.group_ms,
+            campaign_id=c.campaign_id,
+            starts_at=cmd.starts_at,
+            ends_at=cmd.ends_at,
+            delivery_at=cmd.delivery_at,
+            early_bird_ends=cmd.starts_at + cfg.early_bird_ms,
+            group_starts=cmd.ends_at - cfg.group_ms,
         )
     ]
 
@@ -204,10 +214,19 @@ def _deposit(cfg: PresaleConfig, c: Campaign, cmd: CollectDeposit, now: int) -> 
     if cmd.member_id in c.depositors:
         return refuse(cmd, f"member {cmd.member_id} already left deposit {c.depositors[cmd.member_id]}")
     depositors = len(c.depositors) + 1
-    out: list[Message] = [DepositCollected(c.campaign_id, cmd.deposit_id, cmd.member_id, cmd.amount, depositors, now)]
+    out: list[Message] = [
+        DepositCollected(
+            campaign_id=c.campaign_id,
+            deposit_id=cmd.deposit_id,
+            member_id=cmd.member_id,
+            amount=cmd.amount,
+            depositors=depositors,
+            at=now,
+        )
+    ]
     needed = launch_threshold(c.fan_base, cfg)
     if not c.launch_signal and depositors >= needed:  # R-PRE-2, once
-        out.append(LaunchThresholdReached(c.campaign_id, depositors, needed, c.fan_base))
+        out.append(LaunchThresholdReached(campaign_id=c.campaign_id, depositors=depositors, needed=needed, fan_base=c.fan_base))
     return out
 
 
@@ -227,7 +246,11 @@ def _launch(cfg: PresaleConfig, c: Campaign, cmd: LaunchCampaign, now: int) -> l
             "launch with force to override",
         )
     phase = phase_at(c.starts_at, c.ends_at, now, cfg)
-    return [CampaignLaunched(c.campaign_id, now, len(c.depositors), c.launch_signal, phase)]
+    return [
+        CampaignLaunched(
+            campaign_id=c.campaign_id, launched_at=now, depositors=len(c.depositors), validated=c.launch_signal, phase=phase
+        )
+    ]
 
 
 # --- R-PRE-3, R-PRE-4: pledges ------------------------------------------------------------------
@@ -235,7 +258,7 @@ def _launch(cfg: PresaleConfig, c: Campaign, cmd: LaunchCampaign, now: int) -> l
 
 def _pledge(cfg: PresaleConfig, c: Campaign, cmd: RecordPledge, now: int) -> list[Message]:
     def reject(reason: str) -> list[Message]:
-        return [PledgeRejected(c.campaign_id, cmd.order_id, reason)]
+        return [PledgeRejected(campaign_id=c.campaign_id, order_id=cmd.order_id, reason=reason)]
 
     if cmd.order_id in c.pledges:
         return refuse(cmd, f"order {cmd.order_id} is already pledged")
@@ -267,15 +290,32 @@ def _pledge(cfg: PresaleConfig, c: Campaign, cmd: RecordPledge, now: int) -> lis
         if cmd.member_id in group.members:
             return reject(f"member {cmd.member_id} is already in group {gid}")
     price = unit_price(c.unit_cost, phase, gid is not None, cfg)
-    out: list[Message] = [PledgeAccepted(c.campaign_id, cmd.order_id, cmd.member_id, cmd.units, price, phase)]
+    out: list[Message] = [
+        PledgeAccepted(
+            campaign_id=c.campaign_id,
+            order_id=cmd.order_id,
+            member_id=cmd.member_id,
+            units=cmd.units,
+            unit_price=price,
+            phase=phase,
+        )
+    ]
     if gid is not None:
         orders = [*(group.order_ids if group is not None else []), cmd.order_id]
-        out.append(GroupJoined(c.campaign_id, gid, cmd.order_id, cmd.member_id, len(orders)))
+        out.append(
+            GroupJoined(
+                campaign_id=c.campaign_id, group_id=gid, order_id=cmd.order_id, member_id=cmd.member_id, members=len(orders)
+            )
+        )
         if len(orders) == cfg.group_size:
-            out.append(GroupCompleted(c.campaign_id, gid, orders))
+            out.append(GroupCompleted(campaign_id=c.campaign_id, group_id=gid, order_ids=orders))
     pledged = c.tally.pledged_units + cmd.units
     if pledged >= cap:  # R-PRE-4: intake closes when the cap is reached
-        out.append(IntakeClosed(c.campaign_id, f"capacity cap reached: {pledged} of {cap} units", pledged, now))
+        out.append(
+            IntakeClosed(
+                campaign_id=c.campaign_id, reason=f"capacity cap reached: {pledged} of {cap} units", pledged_units=pledged, at=now
+            )
+        )
     return out
 
 
@@ -288,14 +328,18 @@ def _close(cfg: PresaleConfig, c: Campaign, cmd: CloseCampaign, now: int) -> lis
     if not cmd.reason.strip():
         return refuse(cmd, "say why the campaign closes")
     if c.status in (DRAFT, SCHEDULED):
-        out: list[Message] = [CampaignClosed(c.campaign_id, CANCELLED, 0, c.moq, cmd.reason, now)]
+        out: list[Message] = [
+            CampaignClosed(
+                campaign_id=c.campaign_id, outcome=CANCELLED, pledged_units=0, moq=c.moq, reason=cmd.reason, closed_at=now
+            )
+        ]
         return out + _refund_deposits(c, "campaign cancelled before its launch", now)
     return _close_events(cfg, c, now, cmd.reason)
 
 
 def _refund_deposits(c: Campaign, reason: str, now: int) -> list[Message]:
     return [
-        DepositRefunded(c.campaign_id, did, d.member_id, d.amount, reason, now)
+        DepositRefunded(campaign_id=c.campaign_id, deposit_id=did, member_id=d.member_id, amount=d.amount, reason=reason, at=now)
         for did, d in sorted(c.deposits.items())
         if not d.refunded
     ]
@@ -307,28 +351,44 @@ def _close_events(cfg: PresaleConfig, c: Campaign, now: int, reason: str) -> lis
     out: list[Message] = []
     held = held_split(c)
     if c.intake_closed is None:
-        out.append(IntakeClosed(c.campaign_id, reason, c.tally.pledged_units, now))
+        out.append(IntakeClosed(campaign_id=c.campaign_id, reason=reason, pledged_units=c.tally.pledged_units, at=now))
     dropped: set[str] = set()
     for gid, g in sorted(c.groups.items()):
         if g.completed or g.dissolved or not g.order_ids:
             continue
         why = f"group {gid} incomplete at the close ({len(g.order_ids)} of {cfg.group_size})"
-        out.append(GroupDissolved(c.campaign_id, gid, list(g.order_ids), why))
+        out.append(GroupDissolved(campaign_id=c.campaign_id, group_id=gid, order_ids=list(g.order_ids), reason=why))
         for oid in g.order_ids:
             out += drop_pledge(c, c.pledges[oid], held, now, why)
             dropped.add(oid)
     pledged = c.tally.pledged_units - sum(c.pledges[o].units for o in dropped)
     if pledged < c.moq:
         why = f"campaign failed: {pledged} units pledged, MOQ {c.moq}"
-        out.append(CampaignClosed(c.campaign_id, FAILED, pledged, c.moq, reason, now))
+        out.append(
+            CampaignClosed(
+                campaign_id=c.campaign_id, outcome=FAILED, pledged_units=pledged, moq=c.moq, reason=reason, closed_at=now
+            )
+        )
         for oid, p in sorted(c.pledges.items()):
             if oid not in dropped and p.status != P_VOID and (p.status == P_OPEN or p.net > 0):
                 out += drop_pledge(c, p, held, now, why)
         return out + _refund_deposits(c, why, now)
-    out.append(CampaignClosed(c.campaign_id, SUCCEEDED, pledged, c.moq, reason, now))
+    out.append(
+        CampaignClosed(
+            campaign_id=c.campaign_id, outcome=SUCCEEDED, pledged_units=pledged, moq=c.moq, reason=reason, closed_at=now
+        )
+    )
     batch = first_batch(pledged, cfg)
     confirm_by = c.delivery_at - cfg.final_batch_lead_ms if c.delivery_at is not None else None
-    out.append(FirstBatchPlanned(c.campaign_id, pledged, batch, pledged - batch, confirm_by))
+    out.append(
+        FirstBatchPlanned(
+            campaign_id=c.campaign_id,
+            pledged_units=pledged,
+            first_batch_units=batch,
+            remaining_units=pledged - batch,
+            confirm_by=confirm_by,
+        )
+    )
     return out + _refund_deposits(c, "campaign succeeded: the intent deposit goes back", now)
 
 
@@ -341,7 +401,7 @@ def _timers(cfg: PresaleConfig, c: Campaign, now: int) -> list[Message]:
     out: list[Message] = []
     for rid, rise in sorted(c.rises.items()):
         if rise.answer_by is not None and now >= rise.answer_by:
-            out += [PriceRiseOfferExpired(c.campaign_id, rid, oid) for oid in sorted(rise.offers)]
+            out += [PriceRiseOfferExpired(campaign_id=c.campaign_id, rise_id=rid, order_id=oid) for oid in sorted(rise.offers)]
     if c.status == OPEN:
         assert c.starts_at is not None and c.ends_at is not None
         if now >= c.ends_at:
@@ -349,19 +409,31 @@ def _timers(cfg: PresaleConfig, c: Campaign, now: int) -> list[Message]:
         else:
             phase = phase_at(c.starts_at, c.ends_at, now, cfg)
             if phase != c.phase:
-                out.append(PhaseChanged(c.campaign_id, phase, unit_price(c.unit_cost, phase, False, cfg), now))
+                out.append(
+                    PhaseChanged(
+                        campaign_id=c.campaign_id, phase=phase, unit_price=unit_price(c.unit_cost, phase, False, cfg), at=now
+                    )
+                )
     if c.status == SUCCEEDED and c.confirm_by is not None and c.final_batch_units is None and now >= c.confirm_by:
         batch = c.first_batch_units or 0
-        out.append(FinalBatchConfirmed(c.campaign_id, c.tally.pledged_units, batch, max(0, c.tally.pledged_units - batch), now))
+        out.append(
+            FinalBatchConfirmed(
+                campaign_id=c.campaign_id,
+                pledged_units=c.tally.pledged_units,
+                first_batch_units=batch,
+                final_batch_units=max(0, c.tally.pledged_units - batch),
+                at=now,
+            )
+        )
     if c.status in (OPEN, SUCCEEDED):
         for m, due in sorted(c.tally.milestone_due.items()):
             if m in c.tally.milestones_done:
                 continue
             late = now - due
             if late > cfg.notice_late_ms and m not in c.notices:
-                out.append(BuyerNoticeRequired(c.campaign_id, m, due, late // DAY_MS))
+                out.append(BuyerNoticeRequired(campaign_id=c.campaign_id, milestone=m, due_at=due, days_late=late // DAY_MS))
             if late > cfg.penalty_late_ms and m not in c.penalties:
-                out.append(SupplierPenaltyDue(c.campaign_id, m, due, late // DAY_MS))
+                out.append(SupplierPenaltyIncurred(campaign_id=c.campaign_id, milestone=m, due_at=due, days_late=late // DAY_MS))
     return out
 
 

@@ -27,7 +27,7 @@ def presale_refund_id(campaign_id: str, order_id: str) -> str:
 # --- commands: the merchant (HTTP) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateCampaign(PresaleMessage):
     """A campaign for a product (R-PRE-1); `split` is "standard" (40/25/20/15) or "simple" (50/30/20)."""
 
@@ -41,7 +41,7 @@ class CreateCampaign(PresaleMessage):
     milestone_shares: dict[str, Decimal] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleCampaign(PresaleMessage):
     """When the campaign runs (business time, ms); `delivery_at` dates the final batch (R-PRE-7)."""
 
@@ -51,7 +51,7 @@ class ScheduleCampaign(PresaleMessage):
     delivery_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CollectDeposit(PresaleMessage):
     """An intent deposit before the launch (R-PRE-2), held in escrow apart from the buckets."""
 
@@ -61,7 +61,7 @@ class CollectDeposit(PresaleMessage):
     amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LaunchCampaign(PresaleMessage):
     """Open the campaign; refused below the 1.5 % deposit signal unless `force` (R-PRE-2)."""
 
@@ -69,7 +69,7 @@ class LaunchCampaign(PresaleMessage):
     force: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CloseCampaign(PresaleMessage):
     """Close now (R-PRE-7): below MOQ it fails and everything is refunded, else it succeeds."""
 
@@ -77,7 +77,7 @@ class CloseCampaign(PresaleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanMilestone(PresaleMessage):
     """The supplier's committed date for a milestone (R-PRE-9 lateness is measured against it)."""
 
@@ -86,7 +86,7 @@ class PlanMilestone(PresaleMessage):
     due_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordMilestone(PresaleMessage):
     """A milestone reached, with evidence: releases its share of the production reserve (R-PRE-6).
 
@@ -98,7 +98,7 @@ class RecordMilestone(PresaleMessage):
     amount: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPriceRise(PresaleMessage):
     """The material cost per unit rose to `new_unit_cost` (R-PRE-8)."""
 
@@ -108,7 +108,7 @@ class RecordPriceRise(PresaleMessage):
     evidence: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AnswerPriceRise(PresaleMessage):
     """A buyer accepts the shared rise or leaves with a full refund (R-PRE-8)."""
 
@@ -118,7 +118,7 @@ class AnswerPriceRise(PresaleMessage):
     accept: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AskSupplier(PresaleMessage):
     """A question put to the supplier; its answer time is watched (R-PRE-9, yellow > 24 h)."""
 
@@ -127,7 +127,7 @@ class AskSupplier(PresaleMessage):
     topic: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordSupplierAnswer(PresaleMessage):
     """The supplier answered a question."""
 
@@ -138,7 +138,7 @@ class RecordSupplierAnswer(PresaleMessage):
 # --- commands: routed from order.events and clock.ticks ---------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPledge(PresaleMessage):
     """A campaign order was placed (routed from OrderPlaced): price it by phase, or refuse it."""
 
@@ -149,7 +149,7 @@ class RecordPledge(PresaleMessage):
     group_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordPayment(PresaleMessage):
     """A campaign order was paid (routed from OrderPaid): the money goes into escrow (R-PRE-5)."""
 
@@ -159,7 +159,7 @@ class RecordPayment(PresaleMessage):
     payment_ref: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReleasePledge(PresaleMessage):
     """A campaign order was cancelled (routed from OrderCancelled): units back, `refund_amount` out of escrow."""
 
@@ -169,7 +169,7 @@ class ReleasePledge(PresaleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordOrderRefund(PresaleMessage):
     """A campaign order was (partly) refunded by the order service (routed from OrderRefunded)."""
 
@@ -181,7 +181,7 @@ class RecordOrderRefund(PresaleMessage):
     fully_refunded: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckCampaignTimers(PresaleMessage):
     """Business time reached `time` on this partition: phases, the schedule end, batches, offers,
     supplier lateness, time-based risk signals. Sent to every partition (empty key) per clock tick."""
@@ -193,7 +193,7 @@ class CheckCampaignTimers(PresaleMessage):
 # --- events --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignCreated(PresaleMessage):
     """A campaign exists (R-PRE-1); `milestone_shares` sum to 1."""
 
@@ -208,7 +208,7 @@ class CampaignCreated(PresaleMessage):
     created_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignScheduled(PresaleMessage):
     """The schedule; the early bird ends at `early_bird_ends`, the group phase starts at `group_starts`."""
 
@@ -220,7 +220,7 @@ class CampaignScheduled(PresaleMessage):
     group_starts: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DepositCollected(PresaleMessage):
     """An intent deposit is held (R-PRE-2); `depositors` counted after it."""
 
@@ -232,7 +232,7 @@ class DepositCollected(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LaunchThresholdReached(PresaleMessage):
     """Depositors reached 1.5 % of the fan base: the campaign is worth launching (R-PRE-2)."""
 
@@ -242,7 +242,7 @@ class LaunchThresholdReached(PresaleMessage):
     fan_base: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignLaunched(PresaleMessage):
     """Intake is open from `starts_at`; `validated` false when launched with force below the signal."""
 
@@ -253,7 +253,7 @@ class CampaignLaunched(PresaleMessage):
     phase: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseChanged(PresaleMessage):
     """The price phase switched (R-PRE-3); `unit_price` is the solo price of the new phase."""
 
@@ -263,7 +263,7 @@ class PhaseChanged(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PledgeAccepted(PresaleMessage):
     """A campaign order is pledged at `unit_price` cents, the phase price in force when it was placed."""
 
@@ -275,7 +275,7 @@ class PledgeAccepted(PresaleMessage):
     phase: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PledgeRejected(PresaleMessage):
     """A campaign order is refused (campaign unknown, not open, closed, beyond the capacity cap, …)."""
 
@@ -284,7 +284,7 @@ class PledgeRejected(PresaleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupJoined(PresaleMessage):
     """An order joined a three-person group (R-PRE-3); `members` after it."""
 
@@ -295,7 +295,7 @@ class GroupJoined(PresaleMessage):
     members: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupCompleted(PresaleMessage):
     """The group has its three members: its price holds."""
 
@@ -304,7 +304,7 @@ class GroupCompleted(PresaleMessage):
     order_ids: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupDissolved(PresaleMessage):
     """A group incomplete at the close: its orders are refunded in full and their units released."""
 
@@ -314,7 +314,7 @@ class GroupDissolved(PresaleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IntakeClosed(PresaleMessage):
     """No more pledges: capacity cap reached (R-PRE-4), the schedule ended, or the campaign closed."""
 
@@ -324,7 +324,7 @@ class IntakeClosed(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentEscrowed(PresaleMessage):
     """A payment is held in escrow, split into the buckets exactly (R-PRE-5); `buckets` sum to `amount`."""
 
@@ -336,7 +336,7 @@ class PaymentEscrowed(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EscrowRefunded(PresaleMessage):
     """Money left escrow for a refund: `taken` per bucket; `uncovered` is what no bucket held.
 
@@ -356,7 +356,7 @@ class EscrowRefunded(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PresaleRefundIssued(PresaleMessage):
     """Presale refunds this order (R-PRE-7, R-PRE-8): the order service refunds it with `refund_id`.
 
@@ -369,7 +369,7 @@ class PresaleRefundIssued(PresaleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PledgeReleased(PresaleMessage):
     """Pledged units given back (order cancelled or refunded, group dissolved, buyer left, campaign failed).
 
@@ -382,7 +382,7 @@ class PledgeReleased(PresaleMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DepositRefunded(PresaleMessage):
     """An intent deposit went back to its member (at the close, either way)."""
 
@@ -394,7 +394,7 @@ class DepositRefunded(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CampaignClosed(PresaleMessage):
     """The close (R-PRE-7): `outcome` succeeded, failed (pledged < MOQ) or cancelled (never launched)."""
 
@@ -406,7 +406,7 @@ class CampaignClosed(PresaleMessage):
     closed_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FirstBatchPlanned(PresaleMessage):
     """A successful campaign's first production batch: 70 % of pledged units (R-PRE-7)."""
 
@@ -417,7 +417,7 @@ class FirstBatchPlanned(PresaleMessage):
     confirm_by: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FinalBatchConfirmed(PresaleMessage):
     """One week before delivery: the rest of the production, from the units pledged now."""
 
@@ -428,7 +428,7 @@ class FinalBatchConfirmed(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MilestonePlanned(PresaleMessage):
     """The supplier committed to a date for a milestone."""
 
@@ -437,7 +437,7 @@ class MilestonePlanned(PresaleMessage):
     due_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MilestoneReached(PresaleMessage):
     """A milestone with its evidence; `days_late` against its planned date (0 when on time or unplanned)."""
 
@@ -449,7 +449,7 @@ class MilestoneReached(PresaleMessage):
     days_late: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FundsReleased(PresaleMessage):
     """Production reserve released against a milestone (R-PRE-6); `production_left` after it."""
 
@@ -461,7 +461,7 @@ class FundsReleased(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceRiseRecorded(PresaleMessage):
     """The material cost rose. `shared` when ≥ 30 %: buyers bear `buyer_share_per_unit`, the creator the rest."""
 
@@ -476,7 +476,7 @@ class PriceRiseRecorded(PresaleMessage):
     answer_by: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceRiseOffered(PresaleMessage):
     """A buyer is offered to accept `extra_amount` cents more or to leave with a full refund (R-PRE-8)."""
 
@@ -488,7 +488,7 @@ class PriceRiseOffered(PresaleMessage):
     answer_by: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceRiseAccepted(PresaleMessage):
     """The buyer stays and owes `extra_amount` (collected outside escrow, see README)."""
 
@@ -498,7 +498,7 @@ class PriceRiseAccepted(PresaleMessage):
     extra_amount: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceRiseDeclined(PresaleMessage):
     """The buyer leaves: refunded in full, units released."""
 
@@ -507,7 +507,7 @@ class PriceRiseDeclined(PresaleMessage):
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceRiseOfferExpired(PresaleMessage):
     """No answer in time: the buyer keeps the pledge at the old price (the creator bears the share)."""
 
@@ -516,7 +516,7 @@ class PriceRiseOfferExpired(PresaleMessage):
     order_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SupplierQuestionAsked(PresaleMessage):
     """A question to the supplier, asked at `asked_at`."""
 
@@ -526,7 +526,7 @@ class SupplierQuestionAsked(PresaleMessage):
     asked_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SupplierAnswered(PresaleMessage):
     """The supplier answered after `answered_at − asked_at` ms."""
 
@@ -536,7 +536,7 @@ class SupplierAnswered(PresaleMessage):
     answered_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuyerNoticeRequired(PresaleMessage):
     """A step is late by more than 5 days: the buyers must be told (R-PRE-9)."""
 
@@ -546,17 +546,18 @@ class BuyerNoticeRequired(PresaleMessage):
     days_late: int
 
 
-@dataclass(frozen=True, slots=True)
-class SupplierPenaltyDue(PresaleMessage):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupplierPenaltyIncurred(PresaleMessage):
     """The supplier is late by more than 14 days and owes a penalty toward refund costs (R-PRE-9)."""
 
+    FORMERLY: ClassVar[tuple[str, ...]] = ("SupplierPenaltyDue",)
     campaign_id: str
     milestone: str
     due_at: int
     days_late: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSignalRaised(PresaleMessage):
     """A red / yellow / green signal (R-PRE-9) became true; `signal_id` names its cause."""
 
@@ -568,7 +569,7 @@ class RiskSignalRaised(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RiskSignalCleared(PresaleMessage):
     """A signal's condition no longer holds."""
 
@@ -580,7 +581,7 @@ class RiskSignalCleared(PresaleMessage):
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PresaleCommandRejected(PresaleMessage):
     """A command was refused with a reason; nothing changed."""
 
@@ -639,7 +640,7 @@ EVENTS: tuple[type[Message], ...] = (
     SupplierQuestionAsked,
     SupplierAnswered,
     BuyerNoticeRequired,
-    SupplierPenaltyDue,
+    SupplierPenaltyIncurred,
     RiskSignalRaised,
     RiskSignalCleared,
     PresaleCommandRejected,

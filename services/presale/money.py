@@ -55,7 +55,18 @@ def escrow_refund(
     taken, uncovered = take_refund(held, amount, c.split)
     for b, cents in taken.items():
         held[b] -= cents
-    return EscrowRefunded(c.campaign_id, p.order_id, refund_id, amount, taken, uncovered, reason, by, units, now)
+    return EscrowRefunded(
+        campaign_id=c.campaign_id,
+        order_id=p.order_id,
+        refund_id=refund_id,
+        requested=amount,
+        taken=taken,
+        uncovered=uncovered,
+        reason=reason,
+        initiated_by=by,
+        units=units,
+        at=now,
+    )
 
 
 def drop_pledge(c: Campaign, p: Pledge, held: dict[str, int], now: int, reason: str) -> list[Message]:
@@ -63,11 +74,13 @@ def drop_pledge(c: Campaign, p: Pledge, held: dict[str, int], now: int, reason: 
     same refund id, or cancels it when unpaid) and release its units."""
     rid = presale_refund_id(c.campaign_id, p.order_id)
     amount = max(0, p.net)
-    out: list[Message] = [PresaleRefundIssued(c.campaign_id, p.order_id, rid, amount, reason)]
+    out: list[Message] = [
+        PresaleRefundIssued(campaign_id=c.campaign_id, order_id=p.order_id, refund_id=rid, amount=amount, reason=reason)
+    ]
     if amount > 0:
         out.append(escrow_refund(c, p, held, amount, rid, reason, "presale", p.units, now))
     if p.units > 0:
-        out.append(PledgeReleased(c.campaign_id, p.order_id, p.units, 0, reason))
+        out.append(PledgeReleased(campaign_id=c.campaign_id, order_id=p.order_id, units=p.units, units_left=0, reason=reason))
     return out
 
 
@@ -80,12 +93,23 @@ def record_payment(cfg: PresaleConfig, c: Campaign, cmd: RecordPayment, now: int
     if p.paid > 0:
         return refuse(cmd, f"order {cmd.order_id} is already paid")
     parts = split(cmd.amount, c.split)  # R-PRE-5
-    out: list[Message] = [PaymentEscrowed(c.campaign_id, cmd.order_id, cmd.amount, cmd.payment_ref, parts, now)]
+    out: list[Message] = [
+        PaymentEscrowed(
+            campaign_id=c.campaign_id,
+            order_id=cmd.order_id,
+            amount=cmd.amount,
+            payment_ref=cmd.payment_ref,
+            buckets=parts,
+            at=now,
+        )
+    ]
     if p.status != P_OPEN:  # paid after presale dropped the pledge (failed campaign, …): straight back
         held = {b: c.buckets[b] + parts[b] for b in SPLIT_BUCKETS}
         reason = f"paid after the pledge was dropped (campaign {c.status})"
         rid = presale_refund_id(c.campaign_id, p.order_id)
-        out.append(PresaleRefundIssued(c.campaign_id, p.order_id, rid, cmd.amount, reason))
+        out.append(
+            PresaleRefundIssued(campaign_id=c.campaign_id, order_id=p.order_id, refund_id=rid, amount=cmd.amount, reason=reason)
+        )
         out.append(escrow_refund(c, p, held, cmd.amount, rid, reason, "presale", 0, now))
     return out
 
@@ -97,7 +121,9 @@ def buyer_refund(c: Campaign, p: Pledge, refund_id: str, asked: int, units: int,
     if amount > 0:
         out.append(escrow_refund(c, p, held_split(c), amount, refund_id, reason, "buyer", units, now))
     if units > 0:
-        out.append(PledgeReleased(c.campaign_id, p.order_id, units, p.units - units, reason))
+        out.append(
+            PledgeReleased(campaign_id=c.campaign_id, order_id=p.order_id, units=units, units_left=p.units - units, reason=reason)
+        )
     return out
 
 
@@ -134,7 +160,7 @@ def plan_milestone(cfg: PresaleConfig, c: Campaign, cmd: PlanMilestone, now: int
         return refuse(cmd, f"milestone {cmd.milestone} was already reached")
     if cmd.due_at <= 0:
         return refuse(cmd, "due_at must be a business time (ms)")
-    return [MilestonePlanned(c.campaign_id, cmd.milestone, cmd.due_at)]
+    return [MilestonePlanned(campaign_id=c.campaign_id, milestone=cmd.milestone, due_at=cmd.due_at)]
 
 
 def record_milestone(cfg: PresaleConfig, c: Campaign, cmd: RecordMilestone, now: int) -> list[Message]:
@@ -159,7 +185,20 @@ def record_milestone(cfg: PresaleConfig, c: Campaign, cmd: RecordMilestone, now:
     amount = allowed if cmd.amount is None else cmd.amount
     due = c.tally.milestone_due.get(cmd.milestone)
     late = max(0, (now - due) // DAY_MS) if due is not None else 0
-    out: list[Message] = [MilestoneReached(c.campaign_id, cmd.milestone, cmd.evidence, now, due, late)]
+    out: list[Message] = [
+        MilestoneReached(
+            campaign_id=c.campaign_id, milestone=cmd.milestone, evidence=cmd.evidence, at=now, due_at=due, days_late=late
+        )
+    ]
     if amount > 0:
-        out.append(FundsReleased(c.campaign_id, cmd.milestone, amount, cmd.evidence, held - amount, now))
+        out.append(
+            FundsReleased(
+                campaign_id=c.campaign_id,
+                milestone=cmd.milestone,
+                amount=amount,
+                evidence=cmd.evidence,
+                production_left=held - amount,
+                at=now,
+            )
+        )
     return out

@@ -31,21 +31,34 @@ def is_presale_echo(event: OrderRefunded) -> bool:
 
 def react(event: Message) -> list[Message]:
     if isinstance(event, ClockTicked):
-        return [CheckCampaignTimers(event.time)]  # empty key: sent to every partition
+        return [CheckCampaignTimers(time=event.time)]  # empty key: sent to every partition
     campaign = getattr(event, "campaign_id", None)
     if campaign is None:
         return []
     if isinstance(event, OrderPlaced):
         units = sum(line.qty for line in event.lines)
         group = getattr(event, "group_id", None)  # R-PRE-3: carried once the order service has it
-        return [RecordPledge(campaign, event.order_id, event.member_id, units, group)]
+        return [
+            RecordPledge(campaign_id=campaign, order_id=event.order_id, member_id=event.member_id, units=units, group_id=group)
+        ]
     if isinstance(event, OrderPaid):
-        return [RecordPayment(campaign, event.order_id, event.amount, event.payment_ref)]
+        return [RecordPayment(campaign_id=campaign, order_id=event.order_id, amount=event.amount, payment_ref=event.payment_ref)]
     if isinstance(event, OrderCancelled):
-        return [ReleasePledge(campaign, event.order_id, event.refund_amount, event.reason)]
+        return [
+            ReleasePledge(campaign_id=campaign, order_id=event.order_id, refund_amount=event.refund_amount, reason=event.reason)
+        ]
     if isinstance(event, OrderRefunded):
         if is_presale_echo(event):
             return []
         units = sum(line.qty for line in event.lines)
-        return [RecordOrderRefund(campaign, event.order_id, event.refund_id, event.amount, units, event.fully_refunded)]
+        return [
+            RecordOrderRefund(
+                campaign_id=campaign,
+                order_id=event.order_id,
+                refund_id=event.refund_id,
+                amount=event.amount,
+                units=units,
+                fully_refunded=event.fully_refunded,
+            )
+        ]
     return []

@@ -87,9 +87,9 @@ def signal_events(c: Campaign, t: Tally, now: int, cfg: PresaleConfig) -> list[M
     for sid in sorted(c.signals):
         if sid not in want:
             level, rule = c.signals[sid], sid.split(":")[1]
-            out.append(RiskSignalCleared(c.campaign_id, sid, level, rule, why, now))
+            out.append(RiskSignalCleared(campaign_id=c.campaign_id, signal_id=sid, level=level, rule=rule, detail=why, at=now))
     for sid in sorted(want):
         if sid not in c.signals:
             level, rule, detail = want[sid]
-            out.append(RiskSignalRaised(c.campaign_id, sid, level, rule, detail, now))
+            out.append(RiskSignalRaised(campaign_id=c.campaign_id, signal_id=sid, level=level, rule=rule, detail=detail, at=now))
     return out

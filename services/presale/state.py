@@ -52,7 +52,7 @@ from services.presale.messages import (
     RiskSignalCleared,
     RiskSignalRaised,
     SupplierAnswered,
-    SupplierPenaltyDue,
+    SupplierPenaltyIncurred,
     SupplierQuestionAsked,
 )
 from services.presale.rules import BUCKETS, DAY_MS, DEPOSITS, PRODUCTION, UPCOMING, PresaleConfig
@@ -470,7 +470,7 @@ def _buyer_notice_required(c: Campaign, e: BuyerNoticeRequired) -> None:
     c.notices.add(e.milestone)
 
 
-def _supplier_penalty_due(c: Campaign, e: SupplierPenaltyDue) -> None:
+def _supplier_penalty_due(c: Campaign, e: SupplierPenaltyIncurred) -> None:
     c.penalties.add(e.milestone)
 
 
@@ -525,7 +525,7 @@ EVOLVERS: dict[type[Message], Evolver] = {
     PriceRiseDeclined: _of_campaign(_price_rise_declined),
     PriceRiseOfferExpired: _of_campaign(_price_rise_offer_expired),
     BuyerNoticeRequired: _of_campaign(_buyer_notice_required),
-    SupplierPenaltyDue: _of_campaign(_supplier_penalty_due),
+    SupplierPenaltyIncurred: _of_campaign(_supplier_penalty_due),
     RiskSignalRaised: _of_campaign(_risk_signal_raised),
     RiskSignalCleared: _of_campaign(_risk_signal_cleared),
     MilestonePlanned: _of_campaign(_tallied),

@@ -42,13 +42,32 @@ def record_price_rise(cfg: PresaleConfig, c: Campaign, cmd: RecordPriceRise, now
     answer_by = now + cfg.answer_window_ms if shared else None
     per_unit = Decimal(new - old) * cfg.buyer_share if shared else Decimal(0)
     out: list[Message] = [
-        PriceRiseRecorded(c.campaign_id, cmd.rise_id, old, new, rise_rate(old, new), shared, per_unit, cmd.evidence, answer_by)
+        PriceRiseRecorded(
+            campaign_id=c.campaign_id,
+            rise_id=cmd.rise_id,
+            old_unit_cost=old,
+            new_unit_cost=new,
+            rise_rate=rise_rate(old, new),
+            shared=shared,
+            buyer_share_per_unit=per_unit,
+            evidence=cmd.evidence,
+            answer_by=answer_by,
+        )
     ]
     if answer_by is not None:
         for oid, p in sorted(c.pledges.items()):
             if p.status == P_OPEN and p.units > 0:
                 extra = buyer_extra(old, new, p.units, cfg)
-                out.append(PriceRiseOffered(c.campaign_id, cmd.rise_id, oid, p.member_id, extra, answer_by))
+                out.append(
+                    PriceRiseOffered(
+                        campaign_id=c.campaign_id,
+                        rise_id=cmd.rise_id,
+                        order_id=oid,
+                        member_id=p.member_id,
+                        extra_amount=extra,
+                        answer_by=answer_by,
+                    )
+                )
     return out
 
 
@@ -62,8 +81,12 @@ def answer_price_rise(cfg: PresaleConfig, c: Campaign, cmd: AnswerPriceRise, now
     if now >= rise.answer_by:
         return refuse(cmd, f"the offer expired at {iso(rise.answer_by)}")
     if cmd.accept:
-        return [PriceRiseAccepted(c.campaign_id, cmd.rise_id, cmd.order_id, rise.offers[cmd.order_id])]
-    declined: list[Message] = [PriceRiseDeclined(c.campaign_id, cmd.rise_id, cmd.order_id)]
+        return [
+            PriceRiseAccepted(
+                campaign_id=c.campaign_id, rise_id=cmd.rise_id, order_id=cmd.order_id, extra_amount=rise.offers[cmd.order_id]
+            )
+        ]
+    declined: list[Message] = [PriceRiseDeclined(campaign_id=c.campaign_id, rise_id=cmd.rise_id, order_id=cmd.order_id)]
     return declined + drop_pledge(c, c.pledges[cmd.order_id], held_split(c), now, f"left after price rise {cmd.rise_id}")
 
 
@@ -75,11 +98,11 @@ def ask_supplier(cfg: PresaleConfig, c: Campaign, cmd: AskSupplier, now: int) ->
         return refuse(cmd, f"question {cmd.question_id} is already open")
     if not cmd.topic.strip():
         return refuse(cmd, "a question needs a topic")
-    return [SupplierQuestionAsked(c.campaign_id, cmd.question_id, cmd.topic, now)]
+    return [SupplierQuestionAsked(campaign_id=c.campaign_id, question_id=cmd.question_id, topic=cmd.topic, asked_at=now)]
 
 
 def supplier_answered(cfg: PresaleConfig, c: Campaign, cmd: RecordSupplierAnswer, now: int) -> list[Message]:
     asked = c.tally.questions_open.get(cmd.question_id)
     if asked is None:
         return refuse(cmd, f"no open question {cmd.question_id}")
-    return [SupplierAnswered(c.campaign_id, cmd.question_id, asked, max(now, asked))]
+    return [SupplierAnswered(campaign_id=c.campaign_id, question_id=cmd.question_id, asked_at=asked, answered_at=max(now, asked))]

@@ -27,7 +27,9 @@ from services.order import domain as order_domain
 from services.order.messages import OrderConfirmed, OrderLine, OrderPlaced
 
 MESSAGES = all_messages()
-BY_NAME = {cls.full_name(): cls for cls in MESSAGES}
+# a renamed type's old versions (recorded under the name they were written with) read as the new class
+BY_NAME = {name: cls for cls in MESSAGES for name in (cls.full_name(), *cls.former_full_names())}
+RENAMED = [(cls, old) for cls in MESSAGES for old in cls.FORMERLY]
 HISTORY = recorded(SCHEMAS_DIR)
 VERSIONS = [v for versions in HISTORY.values() for v in versions]
 UPCASTERS = all_upcasters()
@@ -148,7 +150,7 @@ def test_old_and_current_records_interleaved_all_decode(codec: Codec) -> None:
         stream.append((wire, cls, written["envelope"]["event_id"]))
         current = codec.decode(wire)  # the same record, now written with the current schema
         env = dataclasses.replace(current.envelope, event_id=f"current-{i}")
-        stream.append((codec.encode(Enveloped(env, current.message)), cls, env.event_id))
+        stream.append((codec.encode(Enveloped(envelope=env, message=current.message)), cls, env.event_id))
     ids = set()
     for wire, cls, event_id in stream:
         item = codec.decode(wire)
@@ -164,11 +166,20 @@ def test_a_first_release_confirmation_keeps_the_order_as_placed(codec: Codec) ->
     confirmed = codec.decode(wire).message
     assert isinstance(confirmed, OrderConfirmed) and confirmed.lines == [] and confirmed.total == 0
     book = order_domain.new_state()
-    placed = OrderPlaced(confirmed.order_id, "m-1", "live", [OrderLine("mask", 2, 1990)], None, None, 3980, 1)
+    placed = OrderPlaced(
+        order_id=confirmed.order_id,
+        member_id="m-1",
+        channel="live",
+        lines=[OrderLine(sku="mask", qty=2, unit_price=1990)],
+        distributor_id=None,
+        campaign_id=None,
+        total=3980,
+        placed_at=1,
+    )
     order_domain.evolve(book, placed)
     order_domain.evolve(book, confirmed)
     order = book.orders[confirmed.order_id]
-    assert (order.status, order.total, order.lines) == ("confirmed", 3980, [OrderLine("mask", 2, 1990)])
+    assert (order.status, order.total, order.lines) == ("confirmed", 3980, [OrderLine(sku="mask", qty=2, unit_price=1990)])
 
 
 def test_without_its_upcaster_an_incompatible_old_version_is_a_clear_decode_error() -> None:
@@ -188,6 +199,40 @@ def test_a_writer_type_without_a_class_is_a_clear_decode_error() -> None:
     narrow = Codec([cls for cls in MESSAGES if cls.SERVICE == "inventory"])
     with pytest.raises(DecodeError, match=r"writer type flexchain\.order\.OrderShipped has no class"):
         narrow.decode(wire)
+
+
+def test_renamed_events_are_named_in_the_past_tense_and_keep_their_old_records() -> None:
+    assert {(cls.__name__, old) for cls, old in RENAMED} >= {  # formerly: issue 17 item 7
+        ("GiftRuleRecovered", "GiftRuleHealthy"),  # formerly
+        ("SupplierPenaltyIncurred", "SupplierPenaltyDue"),  # formerly
+        ("StockBecameAvailable", "StockBackInStock"),  # formerly
+    }
+    for cls, old in RENAMED:
+        assert HISTORY[(cls.SERVICE, old)], f"{old}: its released schema stays in the history"
+        assert not schema_path(cls).with_name(f"{old}.avsc").exists(), f"{old}: no current schema under the old name"
+        assert load_json(schema_path(cls))["aliases"] == [f"flexchain.{cls.SERVICE}.{old}"]
+
+
+@pytest.mark.parametrize(("cls", "old"), RENAMED, ids=[old for _, old in RENAMED])
+def test_a_record_written_under_a_former_name_reads_as_the_renamed_class(codec: Codec, cls: type[Message], old: str) -> None:
+    """A record of the old name, as its release wrote it (its schema and id, the old name in the
+    envelope): today's codec reads it as the new class, the envelope naming the type read."""
+    version = HISTORY[(cls.SERVICE, old)][-1]
+    schema = version.schema()
+    record = Values(7).of(schema, {})
+    record["envelope"]["event_type"] = old
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, local_schema_id(schema, SCHEMAS_DIR)))
+    schemaless_writer(buf, parse_schema(schema), record, strict=True)
+    item = codec.decode(buf.getvalue())
+    assert type(item.message) is cls
+    assert item.envelope.event_type == cls.__name__
+    assert {**dataclasses.asdict(item.envelope), "event_type": old} == record["envelope"]
+    assert to_record(item.message) == {k: v for k, v in record.items() if k != "envelope"}
+    # a codec without the renamed class's own upcaster would not read it: the rename is what reads it
+    bare = Codec(MESSAGES, upcasters=[u for u in UPCASTERS if u.target is not cls])
+    with pytest.raises(DecodeError, match=f"writer type flexchain\\.{cls.SERVICE}\\.{old} has no class"):
+        bare.decode(buf.getvalue())
 
 
 def test_an_id_in_no_schema_is_still_unknown(codec: Codec) -> None:

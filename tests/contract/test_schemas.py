@@ -123,7 +123,7 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
 @settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_each_message_round_trips_through_the_codec(codec: Codec, cls: type[Message], data: st.DataObject) -> None:
-    item = Enveloped(data.draw(strategy_for(Envelope)), data.draw(strategy_for(cls)))
+    item = Enveloped(envelope=data.draw(strategy_for(Envelope)), message=data.draw(strategy_for(cls)))
     wire = codec.encode(item)
     assert wire[0] == MAGIC
     assert int.from_bytes(wire[1:5], "big") == codec.schema_id(cls)
@@ -131,9 +131,27 @@ def test_each_message_round_trips_through_the_codec(codec: Codec, cls: type[Mess
 
 
 def sample() -> Enveloped:
-    env = Envelope("evt-1", "OrderPlaced", "ord-1", 1, 1_767_225_600_000, "corr-1", None, "order")
-    msg = OrderPlaced("ord-1", "m-1", "live", [OrderLine("mask-01", 2, 1990)], None, "camp-1", 3980, 1)
-    return Enveloped(env, msg)
+    env = Envelope(
+        event_id="evt-1",
+        event_type="OrderPlaced",
+        aggregate_id="ord-1",
+        aggregate_version=1,
+        business_time=1_767_225_600_000,
+        correlation_id="corr-1",
+        causation_id=None,
+        producer="order",
+    )
+    msg = OrderPlaced(
+        order_id="ord-1",
+        member_id="m-1",
+        channel="live",
+        lines=[OrderLine(sku="mask-01", qty=2, unit_price=1990)],
+        distributor_id=None,
+        campaign_id="camp-1",
+        total=3980,
+        placed_at=1,
+    )
+    return Enveloped(envelope=env, message=msg)
 
 
 def test_a_hand_built_order_placed_round_trips(codec: Codec) -> None:
@@ -181,9 +199,35 @@ def test_decode_rejects_every_truncation_of_the_body(codec: Codec) -> None:
 def test_encode_refuses_a_message_that_does_not_fit_its_schema(codec: Codec) -> None:
     bad = dataclasses.replace(sample().message, total="4480")
     with pytest.raises((ValueError, TypeError)):
-        codec.encode(Enveloped(sample().envelope, bad))
+        codec.encode(Enveloped(envelope=sample().envelope, message=bad))
 
 
 def test_a_codec_reads_schemas_from_the_folder_it_is_given(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         Codec(MESSAGES, root=tmp_path)
+
+
+def _records_of(tp: Any) -> list[type]:
+    """The dataclasses a field type holds (nested records of a message), at any depth."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return [tp]
+    return [r for arg in typing.get_args(tp) for r in _records_of(arg)]
+
+
+def test_every_message_and_record_in_it_is_built_by_keyword() -> None:
+    """kw_only (issue 17): a message with a dozen fields cannot be built with two of them swapped."""
+    seen: set[type] = {Envelope, Enveloped}
+    todo: list[type] = [*MESSAGES, Envelope, Enveloped]
+    while todo:
+        cls = todo.pop()
+        fields = dataclasses.fields(cls)
+        assert all(f.kw_only for f in fields), f"{cls.__qualname__}: @dataclass(..., kw_only=True)"
+        hints = typing.get_type_hints(cls)
+        for f in fields:
+            for nested in _records_of(hints[f.name]):
+                if nested not in seen:
+                    seen.add(nested)
+                    todo.append(nested)
+    build: Any = OrderLine  # through a variable: scripts/codemods/kw_messages.py leaves this call be
+    with pytest.raises(TypeError, match="positional"):
+        build("mask", 1, 1990)

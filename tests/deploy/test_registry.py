@@ -215,10 +215,14 @@ def test_the_codec_reads_old_schema_versions_through_the_registry(registry: str)
     assert httpx.get(f"{registry}/schemas/ids/{shipped_id}", timeout=10).status_code == 200
 
     shipped = codec.decode(old_shipped)
-    assert shipped.message == OrderShipped("o-1", "SF1", ["mask"], None, [])  # fields v1 lacked: their defaults
+    assert shipped.message == OrderShipped(
+        order_id="o-1", tracking="SF1", skus=["mask"], campaign_id=None, gifts=[]
+    )  # fields v1 lacked: their defaults
     assert shipped.envelope.event_id == "e-1" and shipped.envelope.aggregate_version == 3
-    assert codec.decode(old_confirmed).message == OrderConfirmed("o-1", 99, 0, [])  # through the order upcaster
-    assert codec.decode(local).message == OrderShipped("o-2", "SF2", [], None, [])
+    assert codec.decode(old_confirmed).message == OrderConfirmed(
+        order_id="o-1", pay_by=99, total=0, lines=[]
+    )  # through the order upcaster
+    assert codec.decode(local).message == OrderShipped(order_id="o-2", tracking="SF2", skus=[], campaign_id=None, gifts=[])
     unknown = max(shipped_id, confirmed_id, codec.schema_id(OrderShipped)) + 10_000
     with pytest.raises(DecodeError, match=f"unknown schema id {unknown}: not a current schema, not in the schema registry"):
         codec.decode(old_shipped[:1] + unknown.to_bytes(4, "big") + old_shipped[5:])
@@ -328,8 +332,21 @@ def test_a_service_codec_registers_and_resolves_through_tls_and_basic_auth(
             for k, v in env.items():
                 mp.setenv(k, v)
             decoder = EventDecoder.from_env(schemas_dir=tmp_path / "none")  # the registry only
-        envelope = Envelope("e-1", "SkuRegistered", "mask", 1, 1_767_225_600_000, "c", "c", "inventory")
-        event = decoder.decode(codec.encode(Enveloped(envelope, SkuRegistered("mask", "Mask", False, 5))))
+        envelope = Envelope(
+            event_id="e-1",
+            event_type="SkuRegistered",
+            aggregate_id="mask",
+            aggregate_version=1,
+            business_time=1_767_225_600_000,
+            correlation_id="c",
+            causation_id="c",
+            producer="inventory",
+        )
+        event = decoder.decode(
+            codec.encode(
+                Enveloped(envelope=envelope, message=SkuRegistered(sku="mask", name="Mask", is_gift=False, low_stock_floor=5))
+            )
+        )
         assert (event.type, event.body["sku"], event.schema_id) == ("SkuRegistered", "mask", schema_id)
 
         with pytest.raises(httpx.HTTPStatusError) as wrong:

@@ -134,8 +134,26 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         # --- an order paid through c: split per line and level; a partial refund claws back in proportion.
         # c's partition learns of c one hop after the registration: until then the order is parked
         # (a refund meanwhile would be folded into the parked lines); the refund follows the split
-        paid = OrderPaid("o1", 13_333, "p1", T0 + 1, "m1", "c", None, [OrderLine("mask", 1, 10_000), OrderLine("eye", 1, 3_333)])
-        refund = OrderRefunded("o1", "r1", [RefundedLine("eye", 1, "no_reason", 3_333, True)], 3_333, False, "m1", "c", None)
+        paid = OrderPaid(
+            order_id="o1",
+            amount=13_333,
+            payment_ref="p1",
+            paid_at=T0 + 1,
+            member_id="m1",
+            distributor_id="c",
+            campaign_id=None,
+            lines=[OrderLine(sku="mask", qty=1, unit_price=10_000), OrderLine(sku="eye", qty=1, unit_price=3_333)],
+        )
+        refund = OrderRefunded(
+            order_id="o1",
+            refund_id="r1",
+            lines=[RefundedLine(sku="eye", qty=1, reason="no_reason", amount=3_333, goods_returned=True)],
+            amount=3_333,
+            fully_refunded=False,
+            member_id="m1",
+            distributor_id="c",
+            campaign_id=None,
+        )
         _send(suite, "order.events", (paid, T0 + 1))
         until(lambda: get(f"{url}/orders/o1/commission"), lambda c: c["status"] == "pending", "o1 split")
         _send(suite, "order.events", (refund, T0 + 2))
@@ -147,7 +165,14 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         assert chain["lines"][1]["levels"][1]["accrued"] == 167 and chain["status"] == "pending"
 
         # --- completed: payable, due T+7; paid in the batch of the first cutoff after that
-        _send(suite, "order.events", (OrderCompleted("o1", T0 + 9 * DAY, "m1", "c", None), T0 + 9 * DAY))
+        _send(
+            suite,
+            "order.events",
+            (
+                OrderCompleted(order_id="o1", completed_at=T0 + 9 * DAY, member_id="m1", distributor_id="c", campaign_id=None),
+                T0 + 9 * DAY,
+            ),
+        )
         eventually(lambda: get(f"{url}/orders/o1/commission")["status"] == "payable")
         # the commission reaches each beneficiary's account one hop later, c's referral bonus (m1 was a
         # new member) three hops after the split: a batch pays what is on the accounts at its cutoff
@@ -166,7 +191,16 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         ]
 
         # --- a defect refund after payout: a negative balance carried into the next batch (R-COM-3)
-        late = OrderRefunded("o1", "r2", [RefundedLine("mask", 1, "defect", 10_000, True)], 10_000, True, "m1", "c", None)
+        late = OrderRefunded(
+            order_id="o1",
+            refund_id="r2",
+            lines=[RefundedLine(sku="mask", qty=1, reason="defect", amount=10_000, goods_returned=True)],
+            amount=10_000,
+            fully_refunded=True,
+            member_id="m1",
+            distributor_id="c",
+            campaign_id=None,
+        )
         _send(suite, "order.events", (late, T0 + 17 * DAY))
         b = until(lambda: get(f"{url}/distributors/b")["balances"], lambda x: x["payable"] < 0, "a negative balance")
         assert b == {
@@ -183,7 +217,16 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         assert put(f"{url}/plan/levels", {"levels": 2}).status_code == 200
         plan = get(f"{url}/plan")["current"]
         assert plan["effective_from"] == T0 + 20 * DAY and plan["plan"]["levels"] == 2
-        paid2 = OrderPaid("o2", 10_000, "p2", T0 + 20 * DAY + 1, "m1", "c", None, [OrderLine("mask", 1, 10_000)])
+        paid2 = OrderPaid(
+            order_id="o2",
+            amount=10_000,
+            payment_ref="p2",
+            paid_at=T0 + 20 * DAY + 1,
+            member_id="m1",
+            distributor_id="c",
+            campaign_id=None,
+            lines=[OrderLine(sku="mask", qty=1, unit_price=10_000)],
+        )
         _send(suite, "order.events", (paid2, T0 + 20 * DAY + 1))
         chain2 = _split(url, "o2", plan["seq"])
         assert _levels(chain2) == [[(1, "c", "0.15", 1500), (2, "b", "0.05", 500)]]
@@ -191,12 +234,25 @@ def test_commission_on_business_time_through_http(kafka_bootstrap: str, prefix: 
         # --- dynamic rates: low stock past the rule's threshold moves the sku's rate (R-COM-5)
         rule = {"signal": "low_stock", "skus": ["serum"], "delta": "-0.05", "threshold": 10, "floor": "0.08", "ceiling": "0.20"}
         assert put(f"{url}/rate-rules/scarce", rule).status_code == 200
-        _send(suite, "inventory.events", (LowStockAlertRaised("serum", 45, 50, 1), T0 + 21 * DAY))  # 5 short: below 10
-        _send(suite, "inventory.events", (LowStockAlertRaised("serum", 20, 50, 2), T0 + 22 * DAY))  # 30 short
+        _send(
+            suite, "inventory.events", (LowStockAlertRaised(sku="serum", available=45, threshold=50, crossing=1), T0 + 21 * DAY)
+        )  # 5 short: below 10
+        _send(
+            suite, "inventory.events", (LowStockAlertRaised(sku="serum", available=20, threshold=50, crossing=2), T0 + 22 * DAY)
+        )  # 30 short
         rates = until(lambda: get(f"{url}/rates/skus"), lambda r: "serum" in r, "serum's rate changed")
         assert rates["serum"]["rate"] == "0.10" and rates["serum"]["active_rules"] == ["scarce"]
         assert [v["effective_from"] for v in rates["serum"]["history"]] == [T0 + 22 * DAY]
-        paid3 = OrderPaid("o3", 10_000, "p3", T0 + 22 * DAY + 1, "m1", "c", None, [OrderLine("serum", 1, 10_000)])
+        paid3 = OrderPaid(
+            order_id="o3",
+            amount=10_000,
+            payment_ref="p3",
+            paid_at=T0 + 22 * DAY + 1,
+            member_id="m1",
+            distributor_id="c",
+            campaign_id=None,
+            lines=[OrderLine(sku="serum", qty=1, unit_price=10_000)],
+        )
         _send(suite, "order.events", (paid3, T0 + 22 * DAY + 1))
         # the rate changed on the network's partition; o3 is split on c's, which may learn of it later
         chain3 = _split(url, "o3", rates["serum"]["history"][-1]["seq"])

@@ -80,7 +80,7 @@ def test_order_life_cycle_on_business_time(kafka_bootstrap: str, prefix: str, da
         eventually(lambda: _status(order, "idle") == "cancelled", what="unpaid hold cancelled")
         eventually(lambda: get(f"{inv}/skus/cream")["available"] == 6, what="its stock released")
         back = [
-            e for e in events(kafka_bootstrap, suite.topic("inventory.events")) if e.envelope.event_type == "StockBackInStock"
+            e for e in events(kafka_bootstrap, suite.topic("inventory.events")) if e.envelope.event_type == "StockBecameAvailable"
         ]
         assert len(back) == 1 and back[0].message.available == 6
 

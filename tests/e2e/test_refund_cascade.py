@@ -708,7 +708,7 @@ def check_stock_log(log: list[Enveloped], oracle: Oracle) -> list[str]:
 
     for i, e in enumerate(log):
         m, kind = e.message, e.envelope.event_type
-        if kind in ("ReservationRejected", "LowStockAlertRaised", "LowStockAlertCleared", "StockBackInStock"):
+        if kind in ("ReservationRejected", "LowStockAlertRaised", "LowStockAlertCleared", "StockBecameAvailable"):
             if m.available != available(m.sku):
                 out.append(f"inventory event {i} {kind} {m.sku}: says available {m.available}, the log gives {available(m.sku)}")
             continue

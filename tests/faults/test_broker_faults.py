@@ -31,7 +31,7 @@ def test_broker_killed_mid_stream_loses_and_doubles_nothing(
     rng = random.Random(int(down))
     try:
         inv0, inv1 = two_instances(suite, data_dir, SKUS)
-        commands = [ReserveStock(rng.choice(SKUS), f"bk-{i:07d}", 1) for i in range(6000)]
+        commands = [ReserveStock(sku=rng.choice(SKUS), order_id=f"bk-{i:07d}", qty=1) for i in range(6000)]
         feeder = stream(bootstrap, suite.topic("inventory.commands"), commands, seconds=10.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inventory is working")
         killable_broker.kill9()

@@ -177,7 +177,7 @@ def test_node_killed_mid_stream_services_ride_the_failover_out(
 
         # the victim, chosen before the stream (leadership does not move while every node runs; it
         # is wherever earlier tests left it: a node killed before leads less until Kafka rebalances it)
-        commands = [ReserveStock(rng.choice(SKUS), f"cf-{i:07d}", 1) for i in range(N)]
+        commands = [ReserveStock(sku=rng.choice(SKUS), order_id=f"cf-{i:07d}", qty=1) for i in range(N)]
         load = Counter(_partition(cmd.sku) for cmd in commands)
         tids = {p: f"{prefix}inventory-inventory.commands-{p}" for p in range(PARTITIONS)}
         coordinators = {p: asyncio.run(c.transaction_coordinator(tid)) for p, tid in tids.items()}

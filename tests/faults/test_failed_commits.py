@@ -49,7 +49,8 @@ def test_failed_and_fenced_commits_leave_no_trace(kafka_bootstrap: str, prefix: 
                 what=f"{sku} received",
             )
         orders = {
-            f"fc{i:04d}": [OrderLine(s, rng.randint(1, 6), 100) for s in rng.sample(SKUS, rng.randint(1, 3))] for i in range(400)
+            f"fc{i:04d}": [OrderLine(sku=s, qty=rng.randint(1, 6), unit_price=100) for s in rng.sample(SKUS, rng.randint(1, 3))]
+            for i in range(400)
         }
 
         stop = threading.Event()
@@ -71,7 +72,7 @@ def test_failed_and_fenced_commits_leave_no_trace(kafka_bootstrap: str, prefix: 
 
         t = threading.Thread(target=fencer, daemon=True)
         t.start()
-        items = [PlaceOrder(oid, "m", "live", lines) for oid, lines in orders.items()]
+        items = [PlaceOrder(order_id=oid, member_id="m", channel="live", lines=lines) for oid, lines in orders.items()]
         for start in range(0, len(items), 25):
             chunk = [(c, envelope_for(c)) for c in items[start : start + 25]]
             run(publish(kafka_bootstrap, suite.topic("order.commands"), chunk))

@@ -85,7 +85,7 @@ def stream(bootstrap: str, topic: str, commands: list[ReserveStock], seconds: fl
             for i in range(0, len(commands), chunk):
                 for cmd in commands[i : i + chunk]:
                     env = envelope_for(cmd, at=int(time.time() * 1000))
-                    value = CODEC.encode(Enveloped(env, cmd))
+                    value = CODEC.encode(Enveloped(envelope=env, message=cmd))
                     await producer.send(topic, value, key=cmd.key.encode(), headers=[("type", b"ReserveStock")])
                 delay = t0 + seconds * (i + chunk) / len(commands) - time.monotonic()
                 if delay > 0:
@@ -140,7 +140,7 @@ def test_frozen_inventory_instance_applies_nothing_twice(
     try:
         inv0, inv1 = two_instances(suite, data_dir, SKUS)
         eventually(lambda: len(owned(inv0.url)) in range(1, 6), what="inv0 owns some")
-        commands = [ReserveStock(rng.choice(SKUS), f"fz-{i:07d}", 1) for i in range(N)]
+        commands = [ReserveStock(sku=rng.choice(SKUS), order_id=f"fz-{i:07d}", qty=1) for i in range(N)]
         feeder = stream(kafka_bootstrap, suite.topic("inventory.commands"), commands, seconds=12.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inv0 is working")
         # freeze it while a transaction is open (its marker file exists), not between two
@@ -206,7 +206,18 @@ def test_frozen_commission_instance_accrues_every_order_once(
             sel, mid, top = rng.choice(chains)
             amount = rng.randint(100, 50_000)
             member = f"m{n // 3}"  # a new member every third order: a referral bonus each
-            paid.append(OrderPaid(f"o{n:06d}", amount, "p", T0 + n, member, sel, None, [OrderLine("sku", 1, amount)]))
+            paid.append(
+                OrderPaid(
+                    order_id=f"o{n:06d}",
+                    amount=amount,
+                    payment_ref="p",
+                    paid_at=T0 + n,
+                    member_id=member,
+                    distributor_id=sel,
+                    campaign_id=None,
+                    lines=[OrderLine(sku="sku", qty=1, unit_price=amount)],
+                )
+            )
             for rate, who in zip(RATES, (sel, mid, top), strict=True):
                 expected[who] += commission(rate, amount)
         feeder = stream_events(kafka_bootstrap, suite.topic("order.events"), paid, seconds=12.0)
@@ -252,8 +263,17 @@ def stream_events(bootstrap: str, topic: str, events: list[OrderPaid], seconds: 
         try:
             t0 = time.monotonic()
             for i, ev in enumerate(events):
-                env = Envelope(str(uuid.uuid4()), "OrderPaid", ev.key, 1, ev.paid_at, ev.key, None, "order")
-                value = CODEC.encode(Enveloped(env, ev))
+                env = Envelope(
+                    event_id=str(uuid.uuid4()),
+                    event_type="OrderPaid",
+                    aggregate_id=ev.key,
+                    aggregate_version=1,
+                    business_time=ev.paid_at,
+                    correlation_id=ev.key,
+                    causation_id=None,
+                    producer="order",
+                )
+                value = CODEC.encode(Enveloped(envelope=env, message=ev))
                 await producer.send(topic, value, key=ev.key.encode(), headers=[("type", b"OrderPaid")])
                 delay = t0 + seconds * (i + 1) / len(events) - time.monotonic()
                 if delay > 0.01:

@@ -67,7 +67,7 @@ def test_instance_cut_off_from_the_broker_recovers_and_applies_nothing_twice(
         eventually(lambda: len(owned(inv0.url)) in range(1, PARTITIONS), what="inv0 owns some partitions, inv1 the others")
         assert proxy.open_connections > 0, "instance 0 talks to the broker through the proxy"
 
-        commands = [ReserveStock(rng.choice(SKUS), f"nc-{i:07d}", 1) for i in range(6000)]
+        commands = [ReserveStock(sku=rng.choice(SKUS), order_id=f"nc-{i:07d}", qty=1) for i in range(6000)]
         feeder = stream(bootstrap, suite.topic("inventory.commands"), commands, seconds=10.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inv0 is working")
 

@@ -44,7 +44,7 @@ def publish(bootstrap: str, topic: str, codec: Codec, messages: list[Message], p
         await producer.start()
         try:
             for m in messages:
-                value = codec.encode(Enveloped(envelope_for(m), m))
+                value = codec.encode(Enveloped(envelope=envelope_for(m), message=m))
                 await producer.send_and_wait(topic, value, key=m.key.encode(), partition=partition)
         finally:
             await producer.stop()

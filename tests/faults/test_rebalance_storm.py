@@ -50,7 +50,7 @@ def test_instances_come_and_go_during_handovers_and_nothing_is_applied_twice(
         live["seed"] = first
         start()
         n = int(os.environ.get("FLEXCHAIN_STORM_COMMANDS", "8000"))
-        commands = [ReserveStock(rng.choice(SKUS), f"rs-{i:07d}", 1) for i in range(n)]
+        commands = [ReserveStock(sku=rng.choice(SKUS), order_id=f"rs-{i:07d}", qty=1) for i in range(n)]
         feeder = stream(kafka_bootstrap, suite.topic("inventory.commands"), commands, seconds=ROUNDS * 2.5 + 5)
         actions: list[str] = []
         for _ in range(ROUNDS):

@@ -101,9 +101,9 @@ class Trickle:
             try:
                 t0, i = time.monotonic(), 0
                 while not self._stop.is_set():
-                    cmd = ReserveStock(self._rng.choice(BY_PARTITION[i % PARTITIONS]), f"so-b-{i:07d}", 1)
+                    cmd = ReserveStock(sku=self._rng.choice(BY_PARTITION[i % PARTITIONS]), order_id=f"so-b-{i:07d}", qty=1)
                     env = envelope_for(cmd, at=int(time.time() * 1000))
-                    value = CODEC.encode(Enveloped(env, cmd))
+                    value = CODEC.encode(Enveloped(envelope=env, message=cmd))
                     await producer.send(topic, value, key=cmd.key.encode(), headers=[("type", b"ReserveStock")])
                     self.sent.append(cmd)
                     i += 1
@@ -171,7 +171,7 @@ def test_instance_takes_over_while_the_snapshot_store_is_down(
         inv0, inv1 = two_instances(suite, data_dir, SKUS)
         eventually(lambda: len(owned(inv0.url)) in range(1, PARTITIONS), what="inv0 owns some partitions, inv1 the others")
 
-        first = [ReserveStock(rng.choice(SKUS), f"so-a-{i:07d}", 1) for i in range(4000)]
+        first = [ReserveStock(sku=rng.choice(SKUS), order_id=f"so-a-{i:07d}", qty=1) for i in range(4000)]
         feeder = stream(kafka_bootstrap, suite.topic("inventory.commands"), first, seconds=10.0)
         eventually(lambda: metric(inv0.url, "flexchain_inventory_events_out_total") > 100, what="inv0 is working")
 

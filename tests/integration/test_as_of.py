@@ -42,13 +42,30 @@ def test_stock_as_of_each_past_day(kafka_bootstrap: str, prefix: str, data_dir: 
 
         _tick(suite, T1 + DAY, url)
         post(f"{url}/skus/mask/receipts", {"warehouse": "guangzhou", "qty": 40})
-        place = OrderPlaced("o-1", "m-1", "live", [OrderLine("mask", 30, 5900)], None, None, 177_000, T1 + DAY)
+        place = OrderPlaced(
+            order_id="o-1",
+            member_id="m-1",
+            channel="live",
+            lines=[OrderLine(sku="mask", qty=30, unit_price=5900)],
+            distributor_id=None,
+            campaign_id=None,
+            total=177_000,
+            placed_at=T1 + DAY,
+        )
         _publish(suite, "order.events", (place, T1 + DAY))
         eventually(lambda: _stock(url)["reserved"] == 30, what="the order's hold")
         day2 = _stock(url)
 
         _tick(suite, T1 + 2 * DAY, url)
-        cancel = OrderCancelled("o-1", "buyer changed mind", ["mask"], 0, "m-1", None, None)
+        cancel = OrderCancelled(
+            order_id="o-1",
+            reason="buyer changed mind",
+            release_skus=["mask"],
+            refund_amount=0,
+            member_id="m-1",
+            distributor_id=None,
+            campaign_id=None,
+        )
         _publish(suite, "order.events", (cancel, T1 + 2 * DAY))
         eventually(lambda: _stock(url)["reserved"] == 0, what="the hold released")
         day3 = _stock(url)

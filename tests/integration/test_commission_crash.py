@@ -72,18 +72,53 @@ def test_kill_9_during_payout_batches_pays_every_line_once(kafka_bootstrap: str,
                 i = rng.randrange(CHAINS)
                 oid, sku, amount = f"o{day}-{n}", rng.choice(("mask", "serum", "cream")), rng.randint(1, 50_000)
                 member = f"m{day}-{n}" if n % 4 else "regular"  # some new members: referral bonuses too
-                batch.append((OrderPaid(oid, amount, "p", now, member, f"seller{i}", None, [OrderLine(sku, 1, amount)]), now))
+                batch.append(
+                    (
+                        OrderPaid(
+                            order_id=oid,
+                            amount=amount,
+                            payment_ref="p",
+                            paid_at=now,
+                            member_id=member,
+                            distributor_id=f"seller{i}",
+                            campaign_id=None,
+                            lines=[OrderLine(sku=sku, qty=1, unit_price=amount)],
+                        ),
+                        now,
+                    )
+                )
                 chain = (f"seller{i}", f"mid{i}", f"top{i}")
                 refunded = amount // 3 if n % 10 == 0 else 0  # some refunded in part before completion
                 if refunded:
-                    rl = RefundedLine(sku, 1, "no_reason", refunded, True)
-                    batch.append((OrderRefunded(oid, "r1", [rl], refunded, False, member, chain[0], None), now + 1))
+                    rl = RefundedLine(sku=sku, qty=1, reason="no_reason", amount=refunded, goods_returned=True)
+                    batch.append(
+                        (
+                            OrderRefunded(
+                                order_id=oid,
+                                refund_id="r1",
+                                lines=[rl],
+                                amount=refunded,
+                                fully_refunded=False,
+                                member_id=member,
+                                distributor_id=chain[0],
+                                campaign_id=None,
+                            ),
+                            now + 1,
+                        )
+                    )
                 for level, who in enumerate(chain, start=1):
                     share = commission(RATES[level - 1], amount - refunded)
                     expected[who] += share
                     if share:
                         lines.add((who, oid, sku, level))
-                batch.append((OrderCompleted(oid, now + 2, member, chain[0], None), now + 2))
+                batch.append(
+                    (
+                        OrderCompleted(
+                            order_id=oid, completed_at=now + 2, member_id=member, distributor_id=chain[0], campaign_id=None
+                        ),
+                        now + 2,
+                    )
+                )
             _publish(suite, batch)
             _tick(suite, now + 10)  # releases the day's payable commission (T+0 here)
             time.sleep(1.0)

@@ -33,7 +33,7 @@ def test_kill_9_inventory_while_orders_stream_in(kafka_bootstrap: str, prefix: s
         orders: dict[str, list[OrderLine]] = {}
         for i in range(300):
             skus = rng.sample(SKUS, rng.randint(1, 3))
-            orders[f"o{i:03d}"] = [OrderLine(s, rng.randint(1, 8), 1000) for s in skus]
+            orders[f"o{i:03d}"] = [OrderLine(sku=s, qty=rng.randint(1, 8), unit_price=1000) for s in skus]
 
         kills = 0
         stop = threading.Event()
@@ -50,7 +50,7 @@ def test_kill_9_inventory_while_orders_stream_in(kafka_bootstrap: str, prefix: s
 
         t = threading.Thread(target=killer)
         t.start()
-        items = [(PlaceOrder(oid, "m", "live", lines), None) for oid, lines in orders.items()]
+        items = [(PlaceOrder(order_id=oid, member_id="m", channel="live", lines=lines), None) for oid, lines in orders.items()]
         for start in range(0, len(items), 20):
             chunk = [(cmd, envelope_for(cmd)) for cmd, _ in items[start : start + 20]]
             run(publish(kafka_bootstrap, suite.topic("order.commands"), chunk))

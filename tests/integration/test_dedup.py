@@ -68,7 +68,9 @@ def publish_at(bootstrap: str, topic: str, items: list[tuple[Message, Envelope, 
         await producer.start()
         try:
             for msg, env, ts in items:
-                await producer.send_and_wait(topic, CODEC.encode(Enveloped(env, msg)), key=msg.key.encode(), timestamp_ms=ts)
+                await producer.send_and_wait(
+                    topic, CODEC.encode(Enveloped(envelope=env, message=msg)), key=msg.key.encode(), timestamp_ms=ts
+                )
         finally:
             await producer.stop()
 
@@ -83,17 +85,17 @@ def test_a_command_older_than_the_dedup_horizon_is_refused_not_applied_twice(
     now = int(time.time() * 1000)
     try:
         inv = suite.start("inventory")
-        reg, first = RegisterSku("hz", "horizon"), ReceiveStock("hz", "w1", 10, "PO-1")
+        reg, first = RegisterSku(sku="hz", name="horizon"), ReceiveStock(sku="hz", warehouse="w1", qty=10, reference="PO-1")
         env_first = envelope_for(first, "po-1-receipt")
         publish_at(kafka_bootstrap, topic, [(reg, envelope_for(reg), now - 2 * HOUR), (first, env_first, now - 2 * HOUR)])
-        later = ReceiveStock("hz", "w1", 1, "PO-2")
+        later = ReceiveStock(sku="hz", warehouse="w1", qty=1, reference="PO-2")
         publish_at(kafka_bootstrap, topic, [(later, envelope_for(later), now)])  # the partition moves on
         eventually(lambda: get(f"{inv.url}/skus/hz")["on_hand"] == 11, what="both receipts applied")
         # the first receipt's record again (a replay): its id is forgotten — and it is refused, not applied
         publish_at(kafka_bootstrap, topic, [(first, env_first, now - 2 * HOUR)])
-        old_new = ReceiveStock("hz", "w1", 100, "PO-0")  # never seen, but from before the horizon
+        old_new = ReceiveStock(sku="hz", warehouse="w1", qty=100, reference="PO-0")  # never seen, but from before the horizon
         publish_at(kafka_bootstrap, topic, [(old_new, envelope_for(old_new), now - 90 * 60_000)])
-        fresh = ReceiveStock("hz", "w1", 2, "PO-3")
+        fresh = ReceiveStock(sku="hz", warehouse="w1", qty=2, reference="PO-3")
         publish_at(kafka_bootstrap, topic, [(fresh, envelope_for(fresh), now + 1)])
         eventually(lambda: get(f"{inv.url}/skus/hz")["on_hand"] == 13, what="the fresh one applied")
         dlq = eventually(

@@ -37,14 +37,35 @@ def test_list_show_and_dry_run(kafka_bootstrap: str, prefix: str) -> None:
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, flexchain_topic_prefix=prefix)
     commands, dlq_topic = prefix + "inventory.commands", prefix + "inventory.dlq"
     run(kafka.ensure_topics(settings, [commands, dlq_topic], partitions=2))
-    sku = RegisterSku("sku-1", "A thing")
-    order = OrderPlaced("o1", "m", "live", [OrderLine("x", 1, 1)], None, None, 1, 0)
+    sku = RegisterSku(sku="sku-1", name="A thing")
+    order = OrderPlaced(
+        order_id="o1",
+        member_id="m",
+        channel="live",
+        lines=[OrderLine(sku="x", qty=1, unit_price=1)],
+        distributor_id=None,
+        campaign_id=None,
+        total=1,
+        placed_at=0,
+    )
     records = [
         parked(
-            commands, 1, 7, b"sku-1", CODEC.encode(Enveloped(envelope_for(sku, "cmd-1"), sku)), "decide failed: ValueError('x')"
+            commands,
+            1,
+            7,
+            b"sku-1",
+            CODEC.encode(Enveloped(envelope=envelope_for(sku, "cmd-1"), message=sku)),
+            "decide failed: ValueError('x')",
         ),
         parked(commands, 0, 3, b"junk", b"\xde\xad not avro", "not in the wire format: magic byte -34"),
-        parked(prefix + "order.events", 2, 11, b"o1", CODEC.encode(Enveloped(envelope_for(order), order)), "policy failed: boom"),
+        parked(
+            prefix + "order.events",
+            2,
+            11,
+            b"o1",
+            CODEC.encode(Enveloped(envelope=envelope_for(order), message=order)),
+            "policy failed: boom",
+        ),
     ]
 
     async def write() -> list[str]:

@@ -97,7 +97,7 @@ def test_parked_fixed_redriven_applied_once_and_a_second_redrive_changes_nothing
         run(publish_raw(kafka_bootstrap, suite.topic("toy.commands"), [(b"p", written_with(poke_v2, p, envelope_for(p)))]))
         run(publish_raw(kafka_bootstrap, suite.topic("toysrc.events"), [(b"s", written_with(source_v2, s, envelope_for(s)))]))
         bad, marker = Poke("bad", 1, "decide"), Poke("k", 1, "ok")  # `bad`: its decide always raises
-        current = [(m.key.encode(), old.encode(Enveloped(envelope_for(m), m))) for m in (bad, marker)]
+        current = [(m.key.encode(), old.encode(Enveloped(envelope=envelope_for(m), message=m))) for m in (bad, marker)]
         run(publish_raw(kafka_bootstrap, suite.topic("toy.commands"), current))
         eventually(lambda: item(toy.url, "k") == 1, what="processing goes on")
         first = {d.source_topic: d for d in parked(old, 3)}

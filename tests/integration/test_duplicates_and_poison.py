@@ -29,8 +29,8 @@ def test_the_same_command_twice_changes_nothing_also_after_restart(kafka_bootstr
     topic = suite.topic("inventory.commands")
     try:
         inv = suite.start("inventory")
-        reg = RegisterSku("dup", "Duplicate test")
-        receive = ReceiveStock("dup", "w1", 10, "PO-9")
+        reg = RegisterSku(sku="dup", name="Duplicate test")
+        receive = ReceiveStock(sku="dup", warehouse="w1", qty=10, reference="PO-9")
         env = envelope_for(receive)
         run(publish(kafka_bootstrap, topic, [(reg, envelope_for(reg)), (receive, env), (receive, env)]))
         eventually(lambda: get(f"{inv.url}/skus/dup")["on_hand"] == 10)
@@ -39,7 +39,7 @@ def test_the_same_command_twice_changes_nothing_also_after_restart(kafka_bootstr
         inv.stop()
         inv = suite.start("inventory")
         run(publish(kafka_bootstrap, topic, [(receive, env)]))  # the same id again, after a rebuild
-        marker = ReceiveStock("dup", "w1", 1, "marker")
+        marker = ReceiveStock(sku="dup", warehouse="w1", qty=1, reference="marker")
         run(publish(kafka_bootstrap, topic, [(marker, envelope_for(marker))]))
         eventually(lambda: get(f"{inv.url}/skus/dup")["on_hand"] == 11, what="marker applied")
         received = [
@@ -56,7 +56,16 @@ def test_poison_records_go_to_the_dlq_and_processing_continues(kafka_bootstrap: 
     try:
         inv = suite.start("inventory")
         unknown_schema = struct.pack(">bI", 0, 999_999) + b"\x02\x04"
-        wrong_service = OrderPlaced("o1", "m", "live", [OrderLine("x", 1, 1)], None, None, 1, 0)
+        wrong_service = OrderPlaced(
+            order_id="o1",
+            member_id="m",
+            channel="live",
+            lines=[OrderLine(sku="x", qty=1, unit_price=1)],
+            distributor_id=None,
+            campaign_id=None,
+            total=1,
+            placed_at=0,
+        )
         run(
             publish_raw(
                 kafka_bootstrap,
@@ -70,7 +79,7 @@ def test_poison_records_go_to_the_dlq_and_processing_continues(kafka_bootstrap: 
         run(publish(kafka_bootstrap, suite.topic("inventory.commands"), [(wrong_service, envelope_for(wrong_service))]))
         # the router's input can be poisoned too
         run(publish_raw(kafka_bootstrap, suite.topic("order.events"), [(b"o-junk", b"\x00\x00")]))
-        good = RegisterSku("after-poison", "still working")
+        good = RegisterSku(sku="after-poison", name="still working")
         run(publish(kafka_bootstrap, suite.topic("inventory.commands"), [(good, envelope_for(good))]))
 
         eventually(lambda: get(f"{inv.url}/skus/after-poison")["sku"] == "after-poison", what="processing continued")

@@ -77,8 +77,22 @@ def _sales(suite: Suite, url: str) -> None:
     for i, day in enumerate((3, 9, 15, 21)):
         at = T0 - day * DAY + 10 * HOUR
         oid = f"o-{i}"
-        items.append((OrderPlaced(oid, "m-1", "live", [OrderLine("mask", 7, 1990)], None, None, 13_930, at), at))
-        items.append((OrderShipped(oid, f"SF{i}", ["mask"]), at + HOUR))
+        items.append(
+            (
+                OrderPlaced(
+                    order_id=oid,
+                    member_id="m-1",
+                    channel="live",
+                    lines=[OrderLine(sku="mask", qty=7, unit_price=1990)],
+                    distributor_id=None,
+                    campaign_id=None,
+                    total=13_930,
+                    placed_at=at,
+                ),
+                at,
+            )
+        )
+        items.append((OrderShipped(order_id=oid, tracking=f"SF{i}", skus=["mask"]), at + HOUR))
     _publish(suite, "order.events", *items)
     eventually(lambda: get(f"{url}/skus/mask")["counters"]["sh"]["shipped"] == 28, what="the sales shipped")
 
@@ -121,8 +135,20 @@ def test_a_tick_and_a_presale_close_derive_their_events_once_also_after_a_rebuil
         assert get(f"{url}/slow-movers") == [{"sku": "serum", "on_hand": 100, "episode": 1}]
 
         # R-INV-7: the campaign for tote closes with 500 presold: 500 × 0.3 + 5000 × 0.01 × 2 = 250
-        created = CampaignCreated("camp-1", "tote", 2_000, 100_000, 50, 1_000, "standard", {}, T0)
-        closed = CampaignClosed("camp-1", "succeeded", 500, 50, "ended", T0 + 2 * HOUR)
+        created = CampaignCreated(
+            campaign_id="camp-1",
+            product="tote",
+            unit_cost=2_000,
+            fan_base=100_000,
+            moq=50,
+            max_capacity=1_000,
+            split="standard",
+            milestone_shares={},
+            created_at=T0,
+        )
+        closed = CampaignClosed(
+            campaign_id="camp-1", outcome="succeeded", pledged_units=500, moq=50, reason="ended", closed_at=T0 + 2 * HOUR
+        )
         _publish(suite, "presale.events", (created, T0), (closed, T0 + 2 * HOUR))
         tote_view = eventually(lambda: (t := get(f"{url}/skus/tote"))["threshold"] == 250 and t, what="standing stock")
         assert tote_view["safety_stock"]["standing_stock"] == 250 and tote_view["low_stock_alert"]
@@ -143,7 +169,9 @@ def test_a_tick_and_a_presale_close_derive_their_events_once_also_after_a_rebuil
         n = _partitions(url)
         ticks, closes = _routed(url, "CheckStockTimers"), _routed(url, "RecordPresaleClose")
         _tick(suite, T0 + 3 * HOUR, url)
-        again = CampaignClosed("camp-1", "succeeded", 500, 50, "ended", T0 + 2 * HOUR)
+        again = CampaignClosed(
+            campaign_id="camp-1", outcome="succeeded", pledged_units=500, moq=50, reason="ended", closed_at=T0 + 2 * HOUR
+        )
         _publish(suite, "presale.events", (again, T0 + 3 * HOUR))
         eventually(lambda: _routed(url, "CheckStockTimers") == ticks + n, what="the tick reached every partition")
         eventually(lambda: _routed(url, "RecordPresaleClose") == closes + n, what="the close reached every partition")

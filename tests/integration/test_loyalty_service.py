@@ -69,11 +69,35 @@ def test_points_tiers_referral_and_refusals_through_the_service(kafka_bootstrap:
         eventually(lambda: len(_loyalty(suite, "UsageCycleApplied")) == 6, what="on all six partitions")
 
         # R-LOY-1: an order placed by a regular member is quoted 1.0; an unknown one too
-        lines = [OrderLine("water", 2, 50_000), OrderLine("mug", 1, 50_050)]
+        lines = [OrderLine(sku="water", qty=2, unit_price=50_000), OrderLine(sku="mug", qty=1, unit_price=50_050)]
         _order_events(
             suite,
-            (OrderPlaced("o1", BOB, "live", lines, None, None, 150_050, T0 + 2 * HOUR), T0 + 2 * HOUR),
-            (OrderPlaced("o0", "walk-in", "live", lines, None, None, 150_050, T0 + 2 * HOUR), T0 + 2 * HOUR),
+            (
+                OrderPlaced(
+                    order_id="o1",
+                    member_id=BOB,
+                    channel="live",
+                    lines=lines,
+                    distributor_id=None,
+                    campaign_id=None,
+                    total=150_050,
+                    placed_at=T0 + 2 * HOUR,
+                ),
+                T0 + 2 * HOUR,
+            ),
+            (
+                OrderPlaced(
+                    order_id="o0",
+                    member_id="walk-in",
+                    channel="live",
+                    lines=lines,
+                    distributor_id=None,
+                    campaign_id=None,
+                    total=150_050,
+                    placed_at=T0 + 2 * HOUR,
+                ),
+                T0 + 2 * HOUR,
+            ),
         )
         quotes = eventually(lambda: len(_loyalty(suite, "MemberDiscountQuoted")) == 2 and _loyalty(suite, "MemberDiscountQuoted"))
         assert {(q.order_id, q.tier, q.discount_rate) for q in quotes} == {
@@ -82,17 +106,41 @@ def test_points_tiers_referral_and_refusals_through_the_service(kafka_bootstrap:
         }
 
         # R-LOY-2: 1 point per whole CNY, pending until the return window closes; a refund takes its share back
-        paid = OrderPaid("o1", 150_050, "pay-1", T0 + 3 * HOUR, BOB, None, None, lines)
+        paid = OrderPaid(
+            order_id="o1",
+            amount=150_050,
+            payment_ref="pay-1",
+            paid_at=T0 + 3 * HOUR,
+            member_id=BOB,
+            distributor_id=None,
+            campaign_id=None,
+            lines=lines,
+        )
         _order_events(suite, (paid, T0 + 3 * HOUR))
         eventually(lambda: get(f"{url}/members/{BOB}")["points"]["pending"] == 1_500, what="pending points")
         bob = get(f"{url}/members/{BOB}")
         assert bob["tier"]["name"] == "silver" and bob["stage"] == "new" and bob["points"]["available"] == 0
         assert bob["reminders"] == [{"sku": "water", "run_out": {"date": "2026-01-21", "at": T0 + 20 * DAY}, "order_id": "o1"}]
-        refund = OrderRefunded("o1", "r1", [RefundedLine("mug", 1, "no_reason", 50_050, True)], 50_050, False, BOB, None, None)
+        refund = OrderRefunded(
+            order_id="o1",
+            refund_id="r1",
+            lines=[RefundedLine(sku="mug", qty=1, reason="no_reason", amount=50_050, goods_returned=True)],
+            amount=50_050,
+            fully_refunded=False,
+            member_id=BOB,
+            distributor_id=None,
+            campaign_id=None,
+        )
         _order_events(suite, (refund, T0 + 2 * DAY))
         # 1 500 × 500.50 / 1 500.50 = 500.17: 500 taken back, 1 000 left pending
         eventually(lambda: get(f"{url}/members/{BOB}")["points"]["pending"] == 1_000, what="refund taken back")
-        _order_events(suite, (OrderCompleted("o1", T0 + 9 * DAY, BOB, None, None), T0 + 9 * DAY))
+        _order_events(
+            suite,
+            (
+                OrderCompleted(order_id="o1", completed_at=T0 + 9 * DAY, member_id=BOB, distributor_id=None, campaign_id=None),
+                T0 + 9 * DAY,
+            ),
+        )
         eventually(lambda: get(f"{url}/members/{BOB}")["points"]["available"] == 1_200, what="released + referral")
         eventually(lambda: get(f"{url}/members/{ANN}")["points"]["available"] == 200, what="the referrer rewarded")
 

@@ -90,7 +90,7 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
                 "secret_env": "CRM_SECRET",
                 "events": ["ChurnWarningRaised", "ReplenishmentReminderRaised"],
             },
-            {"name": "broken", "url": sink.url("/broken"), "secret": SECRETS["broken"], "events": ["SupplierPenaltyDue"]},
+            {"name": "broken", "url": sink.url("/broken"), "secret": SECRETS["broken"], "events": ["SupplierPenaltyIncurred"]},
         ]
         env = {
             "CRM_SECRET": SECRETS["crm"],
@@ -108,7 +108,7 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
                 event(t, 100 + i) for i, t in enumerate(("StockReceived", "OrderPlaced", "PointsEarned", "CommissionAccrued"))
             ]
             # an aborted alert for the same sku as a committed one (same partition, before it): never delivered
-            aborted = Enveloped(dataclasses.replace(derived[0].envelope, event_id="aborted"), derived[0].message)
+            aborted = Enveloped(envelope=dataclasses.replace(derived[0].envelope, event_id="aborted"), message=derived[0].message)
             run(produce(kafka_bootstrap, prefix, [aborted], abort=True))
             where = run(produce(kafka_bootstrap, prefix, quiet + derived))
             ids = {e.envelope.event_id for e in derived}
@@ -138,7 +138,7 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
                     assert doc["data"][type(e.message).KEY] == e.message.key
 
             # the webhook that always fails: 6 attempts with one key, then notify.dlq with our DLQ headers
-            penalty = next(e for e in derived if type(e.message).__name__ == "SupplierPenaltyDue").envelope.event_id
+            penalty = next(e for e in derived if type(e.message).__name__ == "SupplierPenaltyIncurred").envelope.event_id
             attempts = sink.all("/broken")
             assert len(attempts) == 6 and {r.headers["Idempotency-Key"] for r in attempts} == {penalty}
             assert len({r.headers["X-Flexchain-Signature"] for r in attempts}) == 1
@@ -148,9 +148,9 @@ def test_every_derived_event_delivered_signed_retried_and_parked(kafka_bootstrap
             assert h["flexchain.source.topic"] == topic and int(h["flexchain.source.partition"]) == partition
             assert int(h["flexchain.source.offset"]) == offset
             assert "failed 6 times" in h["flexchain.dlq.reason"] and "500" in h["flexchain.dlq.reason"]
-            assert h["flexchain.target.webhook"] == "broken" and h["type"] == "SupplierPenaltyDue"
+            assert h["flexchain.target.webhook"] == "broken" and h["type"] == "SupplierPenaltyIncurred"
             assert CODEC.decode(rec.value).envelope.event_id == penalty  # the record as it was read
-            assert metric(notify.url, "flexchain_notify_dead_lettered_total", "SupplierPenaltyDue") == 1
+            assert metric(notify.url, "flexchain_notify_dead_lettered_total", "SupplierPenaltyIncurred") == 1
             assert metric(notify.url, "flexchain_notify_delivered_total", "ChurnWarningRaised") == 2  # ops + crm
 
             # the dead letter redriven by the operator's command once the webhook works again: delivered to

@@ -55,7 +55,7 @@ MINUTE = 60_000
 DAY = 86_400_000
 HISTORY = recorded()
 SKUS = ("mask", "serum")
-ORDERS = ("o1", "o2", "o3")
+ORDERS = ("o1", "o2", "o3", "o5")
 
 
 def _flow(suite: Suite, inv: str, order: str) -> int:
@@ -66,7 +66,12 @@ def _flow(suite: Suite, inv: str, order: str) -> int:
     assert post(f"{inv}/skus/mask/receipts", {"warehouse": "sh", "qty": 30}).status_code == 200
     assert post(f"{inv}/skus/mask/receipts", {"warehouse": "gz", "qty": 10}).status_code == 200
     assert post(f"{inv}/skus/serum/receipts", {"warehouse": "sh", "qty": 8}).status_code == 200
-    orders = {"o1": [("mask", 5, 1990)], "o2": [("mask", 2, 1990), ("serum", 3, 4900)], "o3": [("serum", 500, 4900)]}
+    orders = {
+        "o1": [("mask", 5, 1990)],
+        "o2": [("mask", 2, 1990), ("serum", 3, 4900)],
+        "o3": [("serum", 500, 4900)],
+        "o5": [("serum", 5, 4900)],  # the last serum: cancelled, it is available again (R-INV-6a, a renamed event)
+    }
     for oid, lines in orders.items():
         body = {"order_id": oid, "member_id": f"m-{oid}", "channel": "live",
                 "lines": [{"sku": s, "qty": q, "unit_price": p} for s, q, p in lines]}  # fmt: skip
@@ -77,6 +82,8 @@ def _flow(suite: Suite, inv: str, order: str) -> int:
     assert post(f"{order}/orders/o1/payment", {"amount": 9950, "payment_ref": "pay-1"}).status_code == 200
     assert post(f"{order}/orders/o1/shipment", {"tracking": "SF1"}).status_code == 200
     assert post(f"{order}/orders/o2/cancellation", {"reason": "changed mind"}).status_code == 200
+    assert post(f"{order}/orders/o5/cancellation", {"reason": "changed mind"}).status_code == 200
+    eventually(lambda: get(f"{inv}/skus/serum")["available"] == 8, what="o2 and o5 released")
     eventually(lambda: get(f"{inv}/skus/mask")["reserved"] == 0 and get(f"{inv}/skus/mask")["on_hand"] == 35, what="o1 shipped")
     mid = T0 + MINUTE
     _at(suite, mid + MINUTE, inv, order)  # after `mid`: what follows is not in the as-of answers at `mid`
@@ -136,15 +143,17 @@ def _project(value: Any, t: Any, named: dict[str, Any]) -> Any:
     return value if kind == "enum" else _project(value, kind, named)
 
 
-def _as_first_release(service: str, item: Enveloped) -> tuple[bytes, int]:
-    """The record projected onto the oldest schema of its type, under that schema's id; and the version."""
-    oldest = HISTORY[(service, type(item.message).__name__)][0]
+def _as_first_release(service: str, item: Enveloped) -> tuple[bytes, int, str]:
+    """The record projected onto the oldest schema of its type, under that schema's id; the version, and
+    the type name it was written under (a renamed type's first name: its schema, envelope and header)."""
+    name = next(iter(item.message.FORMERLY), type(item.message).__name__)
+    oldest = HISTORY[(service, name)][0]
     schema = oldest.schema()
-    record = {**to_record(item.message), "envelope": to_record(item.envelope)}
+    record = {**to_record(item.message), "envelope": {**to_record(item.envelope), "event_type": name}}
     buf = io.BytesIO()
     buf.write(struct.pack(">bI", 0, local_schema_id(schema)))
     schemaless_writer(buf, parse_schema(schema), _project(record, schema, {}), strict=True)
-    return buf.getvalue(), oldest.number
+    return buf.getvalue(), oldest.number, name
 
 
 async def _append(bootstrap: str, topic: str, records: list[tuple[int, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
@@ -207,12 +216,14 @@ def test_a_log_written_by_the_first_release_rebuilds_routes_and_answers(
         out = copied[f"{service}.events"] = []
         for rec in run(read_all(kafka_bootstrap, suite.topic(f"{service}.events"), decode=False)):
             item = CODEC.decode(rec.value)
-            value, version = _as_first_release(service, item)
-            versions_used[(type(item.message).__name__, version)] += 1
-            out.append((rec.partition, rec.key, value, list(rec.headers)))
+            value, version, name = _as_first_release(service, item)
+            versions_used[(name, version)] += 1
+            headers = [(k, name.encode() if k == "type" else v) for k, v in rec.headers]
+            out.append((rec.partition, rec.key, value, headers))
     assert versions_used[("OrderShipped", 1)] and versions_used[("OrderConfirmed", 1)] and versions_used[("StockReserved", 1)]
     assert versions_used[("OrderCompleted", 1)] and versions_used[("OrderRefunded", 1)] and versions_used[("SkuRegistered", 1)]
     assert any(len(HISTORY[("order", t)]) == 1 for t, _ in versions_used), "current encodings interleaved"
+    assert versions_used[("StockBackInStock", 1)], "a renamed event, written under its former name"  # formerly
     names = {t: old_prefix + t for t in copied}
     run(kafka.ensure_topics(settings(kafka_bootstrap, old_prefix), list(names.values())))
     for topic, records in copied.items():

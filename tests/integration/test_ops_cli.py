@@ -58,7 +58,7 @@ def _partition(key: str) -> int:
 
 def _receive(suite: Suite, *receipts: tuple[str, int, str]) -> None:
     """ReceiveStock commands (sku, qty, command id) straight to the command topic, in one go."""
-    cmds = [ReceiveStock(sku, "sh", qty, cid) for sku, qty, cid in receipts]
+    cmds = [ReceiveStock(sku=sku, warehouse="sh", qty=qty, reference=cid) for sku, qty, cid in receipts]
     run(publish(suite.bootstrap, suite.topic("inventory.commands"), [(c, envelope_for(c, c.reference)) for c in cmds]))
 
 

@@ -59,7 +59,7 @@ def placed(oid: str, cid: str, units: int, at: int, member: str = "m") -> OrderP
         order_id=oid,
         member_id=member,
         channel="live",
-        lines=[OrderLine("notebook", units, 0)],
+        lines=[OrderLine(sku="notebook", qty=units, unit_price=0)],
         distributor_id=None,
         campaign_id=cid,
         total=0,
@@ -68,7 +68,16 @@ def placed(oid: str, cid: str, units: int, at: int, member: str = "m") -> OrderP
 
 
 def paid(oid: str, cid: str, amount: int, at: int) -> OrderPaid:
-    return OrderPaid(oid, amount, f"pay-{oid}", at, "m", None, cid, [OrderLine("notebook", 1, amount)])
+    return OrderPaid(
+        order_id=oid,
+        amount=amount,
+        payment_ref=f"pay-{oid}",
+        paid_at=at,
+        member_id="m",
+        distributor_id=None,
+        campaign_id=cid,
+        lines=[OrderLine(sku="notebook", qty=1, unit_price=amount)],
+    )
 
 
 def order_events(suite: Suite, items: list[tuple[Message, int]]) -> None:
@@ -150,14 +159,46 @@ def test_a_failed_campaign_refunds_every_cent_exactly_once_across_kill_9(
         issued = [e.message for e in presale_events(suite, "PresaleRefundIssued")]
         echoes: list[tuple[Message, int]] = []
         for r in issued:
-            line = RefundedLine("notebook", units[r.order_id], "campaign_failed", r.amount, False)
-            echoes.append((OrderRefunded(r.order_id, r.refund_id, [line], r.amount, True, "m", None, "big"), END + HOUR_MS))
+            line = RefundedLine(
+                sku="notebook", qty=units[r.order_id], reason="campaign_failed", amount=r.amount, goods_returned=False
+            )
+            echoes.append(
+                (
+                    OrderRefunded(
+                        order_id=r.order_id,
+                        refund_id=r.refund_id,
+                        lines=[line],
+                        amount=r.amount,
+                        fully_refunded=True,
+                        member_id="m",
+                        distributor_id=None,
+                        campaign_id="big",
+                    ),
+                    END + HOUR_MS,
+                )
+            )
         order_events(suite, echoes[:60])
         pre.kill9()
         order_events(suite, echoes[60:])
         pre = suite.start("presale")
         # a cancellation echo of an already refunded order, and a second close: both move nothing
-        order_events(suite, [(OrderCancelled("o000", "campaign failed", [], 0, "m", None, "big"), END + 2 * HOUR_MS)])
+        order_events(
+            suite,
+            [
+                (
+                    OrderCancelled(
+                        order_id="o000",
+                        reason="campaign failed",
+                        release_skus=[],
+                        refund_amount=0,
+                        member_id="m",
+                        distributor_id=None,
+                        campaign_id="big",
+                    ),
+                    END + 2 * HOUR_MS,
+                )
+            ],
+        )
         again = post(f"{pre.url}/campaigns/big/close", {"reason": "again"})
         assert again.status_code == 409 and "already closed (failed)" in again.json()["detail"]["reason"]
 

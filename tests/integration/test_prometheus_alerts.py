@@ -286,9 +286,12 @@ def test_the_dashboard_queries_answer_from_prometheus(prometheus: Prometheus, su
     s, urls = suite
     # traffic for the rate panels: commands for inventory (low stock included), a clock tick every
     # service's router reads, a presale campaign for the per-campaign gauges
-    reg, rec = RegisterSku("prom-sku", "Prometheus test"), ReceiveStock("prom-sku", "w1", 5, "PO-prom")
+    reg, rec = (
+        RegisterSku(sku="prom-sku", name="Prometheus test"),
+        ReceiveStock(sku="prom-sku", warehouse="w1", qty=5, reference="PO-prom"),
+    )
     run(publish(s.bootstrap, s.topic("inventory.commands"), [(reg, envelope_for(reg)), (rec, envelope_for(rec))]))
-    tick = ClockTicked("clock", TICK)
+    tick = ClockTicked(clock_id="clock", time=TICK)
     run(publish(s.bootstrap, s.topic("clock.ticks"), [(tick, envelope_for(tick, at=TICK))]))
     if "presale" in urls:
         body = {"campaign_id": "prom-c", "product": "x", "unit_cost": 100, "fan_base": 1000, "moq": 1, "max_capacity": 10}

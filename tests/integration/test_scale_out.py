@@ -18,7 +18,7 @@ SKUS = [f"s{i}" for i in range(12)]
 
 
 def _stream(suite: Suite, orders: dict[str, list[OrderLine]]) -> None:
-    items = [PlaceOrder(oid, "m", "mini_program", lines) for oid, lines in orders.items()]
+    items = [PlaceOrder(order_id=oid, member_id="m", channel="mini_program", lines=lines) for oid, lines in orders.items()]
     run(publish(suite.bootstrap, suite.topic("order.commands"), [(c, envelope_for(c)) for c in items]))
 
 
@@ -58,7 +58,10 @@ def test_two_instances_share_partitions_and_survive_one_leaving(kafka_bootstrap:
         p0, p1 = eventually(lambda: (o := owned()) and o[0] and o[1] and o, what="both instances own partitions")
         assert p0 | p1 == {str(p) for p in range(6)} and not p0 & p1
 
-        orders = {f"a{i:03d}": [OrderLine(s, rng.randint(1, 6), 100) for s in rng.sample(SKUS, 2)] for i in range(150)}
+        orders = {
+            f"a{i:03d}": [OrderLine(sku=s, qty=rng.randint(1, 6), unit_price=100) for s in rng.sample(SKUS, 2)]
+            for i in range(150)
+        }
         _stream(suite, orders)
         first = eventually(lambda: _decided(suite, 150), timeout=60, what="first wave decided")
         _settle(inv0.url, orders, first)  # rejected orders' releases done: the state is quiet
@@ -74,7 +77,10 @@ def test_two_instances_share_partitions_and_survive_one_leaving(kafka_bootstrap:
         for p, d in before.items():
             assert after[p]["digest"] == d["digest"], f"partition {p} rebuilt by instance 0 differs"
 
-        more = {f"b{i:03d}": [OrderLine(s, rng.randint(1, 6), 100) for s in rng.sample(SKUS, 2)] for i in range(100)}
+        more = {
+            f"b{i:03d}": [OrderLine(sku=s, qty=rng.randint(1, 6), unit_price=100) for s in rng.sample(SKUS, 2)]
+            for i in range(100)
+        }
         _stream(suite, more)
         order_events = eventually(lambda: _decided(suite, 250), timeout=60, what="second wave decided")
         orders.update(more)

@@ -76,16 +76,16 @@ class OwnLog:
             version = self.live.versions.get(agg, 0) + 1
             self.live.versions[agg] = version
             env = Envelope(
-                derived_id(cause, i, self.svc.name),
-                type(ev).__name__,
-                agg,
-                version,
-                now,
-                cmd.key or command_id,
-                command_id,
-                self.svc.name,
+                event_id=derived_id(cause, i, self.svc.name),
+                event_type=type(ev).__name__,
+                aggregate_id=agg,
+                aggregate_version=version,
+                business_time=now,
+                correlation_id=cmd.key or command_id,
+                causation_id=command_id,
+                producer=self.svc.name,
             )
-            self.log.append((Enveloped(env, ev), digest))
+            self.log.append((Enveloped(envelope=env, message=ev), digest))
         if events:
             self.live.remember(command_id, Applied(now, digest), self.horizon_ms)
             self.commands.append(range(start, len(self.log)))
@@ -137,7 +137,7 @@ def with_repeats(
                 agg = item.envelope.aggregate_id
                 other = next((log[k][0].message for k in range(n) if k != i and log[k][0].envelope.aggregate_id == agg), None)
                 env = dataclasses.replace(item.envelope, event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"forged/{which}")))
-                item = Enveloped(env, other if other is not None else item.message)
+                item = Enveloped(envelope=env, message=other if other is not None else item.message)
             inserted.setdefault(at, []).append((item, digest))
     out: list[Record] = []
     originals: list[bool] = []

@@ -35,7 +35,21 @@ def config() -> dict[str, Any]:
 
 
 def wire(cmd: Message, cid: str) -> bytes:
-    return CODEC.encode(Enveloped(Envelope(cid, type(cmd).__name__, cmd.key, 0, 1234, f"corr-{cid}", None, "bench"), cmd))
+    return CODEC.encode(
+        Enveloped(
+            envelope=Envelope(
+                event_id=cid,
+                event_type=type(cmd).__name__,
+                aggregate_id=cmd.key,
+                aggregate_version=0,
+                business_time=1234,
+                correlation_id=f"corr-{cid}",
+                causation_id=None,
+                producer="bench",
+            ),
+            message=cmd,
+        )
+    )
 
 
 def run(job: Job, state: list[Any] | None, cmd: Message, cid: str) -> tuple[list[Any] | None, Enveloped | None]:
@@ -52,31 +66,49 @@ def test_schema_ids_are_flexchains_and_the_self_contained_schemas_give_them() ->
 
 def test_the_job_answers_as_the_service_with_flexchains_bytes() -> None:
     job = Job(config())
-    state, out = run(job, None, RegisterSku("sku-1", "one"), "c1")
+    state, out = run(job, None, RegisterSku(sku="sku-1", name="one"), "c1")
     assert out is None and state is not None
-    state, out = run(job, state, ReceiveStock("sku-1", "w1", 3), "c2")
+    state, out = run(job, state, ReceiveStock(sku="sku-1", warehouse="w1", qty=3), "c2")
     assert out is None and state is not None and state[1] == 3
 
-    state, out = run(job, state, ReserveStock("sku-1", "o-1", 2), "c3")
+    state, out = run(job, state, ReserveStock(sku="sku-1", order_id="o-1", qty=2), "c3")
     assert out is not None
-    assert out.message == StockReserved("sku-1", "o-1", 2, [Allocation("w1", 2)])
+    assert out.message == StockReserved(sku="sku-1", order_id="o-1", qty=2, allocations=[Allocation(warehouse="w1", qty=2)])
     env = out.envelope
     assert (env.event_id, env.causation_id, env.correlation_id) == (derived_id("c3", 0, "inventory"), "c3", "corr-c3")
     assert (env.event_type, env.aggregate_id, env.aggregate_version, env.business_time) == ("StockReserved", "sku-1", 1, 1234)
     assert job.type_header(CODEC.encode(out)) == b"StockReserved"
 
-    state, out = run(job, state, ReserveStock("sku-1", "o-2", 2), "c4")
-    assert out is not None and out.message == ReservationRejected("sku-1", "o-2", 2, 1, "only 1 available, 2 requested")
+    state, out = run(job, state, ReserveStock(sku="sku-1", order_id="o-2", qty=2), "c4")
+    assert out is not None and out.message == ReservationRejected(
+        sku="sku-1", order_id="o-2", qty=2, available=1, reason="only 1 available, 2 requested"
+    )
     assert out.envelope.aggregate_version == 2
-    _, out = run(job, None, ReserveStock("sku-9", "o-3", 1), "c5")
-    assert out is not None and out.message == ReservationRejected("sku-9", "o-3", 1, 0, "unknown sku sku-9")
+    _, out = run(job, None, ReserveStock(sku="sku-9", order_id="o-3", qty=1), "c5")
+    assert out is not None and out.message == ReservationRejected(
+        sku="sku-9", order_id="o-3", qty=1, available=0, reason="unknown sku sku-9"
+    )
 
 
 def test_a_record_of_another_type_or_format_is_no_command() -> None:
     job = Job(config())
     assert job.command(None) is None
     assert job.command(b"\x01\x00\x00\x00\x01rest") is None
-    answer = CODEC.encode(Enveloped(Envelope("e", "StockReserved", "s", 1, 0, "c", None, "x"), StockReserved("s", "o", 1, [])))
+    answer = CODEC.encode(
+        Enveloped(
+            envelope=Envelope(
+                event_id="e",
+                event_type="StockReserved",
+                aggregate_id="s",
+                aggregate_version=1,
+                business_time=0,
+                correlation_id="c",
+                causation_id=None,
+                producer="x",
+            ),
+            message=StockReserved(sku="s", order_id="o", qty=1, allocations=[]),
+        )
+    )
     assert job.command(answer) is None
 
 

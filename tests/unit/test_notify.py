@@ -158,7 +158,7 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
 
     config = parse([hook(name="ops", url="http://sink/ok"), hook(name="gone", url="http://sink/gone")], "test")
     parked: list[tuple[str, bytes | None, dict[str, bytes]]] = []
-    back_in_stock = event("StockBackInStock", 1)
+    back_in_stock = event("StockBecameAvailable", 1)
     value, eid = CODEC.encode(back_in_stock), back_in_stock.envelope.event_id
 
     async def park(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
@@ -178,7 +178,7 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
                 DECODE,
                 structlog.get_logger(),
             )
-            rec = Record("inventory.events", 2, 40, 0.0, b"k", value, {"type": b"StockBackInStock"})
+            rec = Record("inventory.events", 2, 40, 0.0, b"k", value, {"type": b"StockBecameAvailable"})
             await step.handle(rec, DECODE.read(value))
             quiet = CODEC.encode(event("StockReceived", 2))
             await step.handle(Record("inventory.events", 2, 41, 0.0, b"k", quiet, {}), DECODE.read(quiet))
@@ -206,8 +206,66 @@ def test_the_step_parks_a_refusal_at_once_an_unreadable_record_and_redelivers_to
         b"2",
         b"40",
     )
-    assert h["flexchain.target.webhook"] == b"gone" and h["type"] == b"StockBackInStock"
+    assert h["flexchain.target.webhook"] == b"gone" and h["type"] == b"StockBecameAvailable"
     assert junk == b"junk" and h2["flexchain.dlq.reason"].startswith(b"undecodable: not in the wire format")
     # parked again after the redrive: the original source, the redrive count carried
     assert h3["flexchain.source.topic"] == b"inventory.events" and h3["flexchain.source.offset"] == b"40"
     assert h3["flexchain.redrive.count"] == b"1"
+
+
+# --- renamed types (issue 17: events named for what happened) ----------------------------------------
+
+
+def test_the_former_names_of_notifiable_types_are_those_of_the_renamed_classes() -> None:
+    from services.notify.catalog import FORMERLY
+
+    renamed = {old: cls.__name__ for cls in all_messages() for old in cls.FORMERLY if cls.__name__ in NOTIFIABLE}
+    assert renamed == FORMERLY and renamed
+
+
+def test_a_webhook_listing_a_former_name_gets_the_renamed_type() -> None:
+    config = parse([hook(events=["SupplierPenaltyDue", "LowStockAlertRaised"])], "test")  # formerly SupplierPenaltyDue
+    assert config.webhooks[0].events == ["SupplierPenaltyIncurred", "LowStockAlertRaised"]
+    assert [w.name for w in config.targets("SupplierPenaltyIncurred")] == ["ops"]
+
+
+def test_a_record_written_under_a_former_name_is_delivered_as_the_renamed_type() -> None:
+    import asyncio
+
+    import httpx
+    import structlog
+
+    from services.notify.app import REDRIVE, Notifier, NotifyMetrics, Record
+
+    bodies: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    config = parse([hook(events=["StockBecameAvailable"])], "test")
+    current = DECODE.read(CODEC.encode(event("StockBecameAvailable", 1)))
+    assert isinstance(current, Event)
+    old = Event(**{**{f: getattr(current, f) for f in Event.__slots__}, "type": "StockBackInStock"})  # formerly
+
+    async def park(topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        raise AssertionError("nothing is parked")
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            step = Notifier(
+                config,
+                {"ops": SECRET.encode()},
+                client,
+                delivery.Backoff(5, 0.001, 0.001),
+                NotifyMetrics(config.webhooks),
+                park,
+                "notify.dlq",
+                REDRIVE,
+                DECODE,
+                structlog.get_logger(),
+            )
+            await step.handle(Record("inventory.events", 2, 40, 0.0, b"k", b"", {}), old)
+
+    asyncio.run(scenario())
+    assert [b["type"] for b in bodies] == ["StockBecameAvailable"]

@@ -48,81 +48,137 @@ MASK, EYE, SERUM = "mask-01", "eye-01", "serum-01"
 
 
 def test_r_inv_2_an_order_placed_reserves_every_line() -> None:
-    lines = [OrderLine(MASK, 2, 1990), OrderLine(EYE, 1, 500), OrderLine(SERUM, 3, 0)]
-    event = OrderPlaced(OID, "m-1", "live", lines, "d-1", None, 4480, 0)
+    lines = [
+        OrderLine(sku=MASK, qty=2, unit_price=1990),
+        OrderLine(sku=EYE, qty=1, unit_price=500),
+        OrderLine(sku=SERUM, qty=3, unit_price=0),
+    ]
+    event = OrderPlaced(
+        order_id=OID,
+        member_id="m-1",
+        channel="live",
+        lines=lines,
+        distributor_id="d-1",
+        campaign_id=None,
+        total=4480,
+        placed_at=0,
+    )
     assert inventory_policy.react(event) == [
-        ReserveStock(MASK, OID, 2),
-        ReserveStock(EYE, OID, 1),
-        ReserveStock(SERUM, OID, 3),
+        ReserveStock(sku=MASK, order_id=OID, qty=2),
+        ReserveStock(sku=EYE, order_id=OID, qty=1),
+        ReserveStock(sku=SERUM, order_id=OID, qty=3),
     ]
 
 
 def test_r_inv_2_the_reservations_of_a_placed_order_are_keyed_by_sku() -> None:
-    event = OrderPlaced(OID, "m-1", "live", [OrderLine(MASK, 2, 1990)], None, None, 3980, 0)
+    event = OrderPlaced(
+        order_id=OID,
+        member_id="m-1",
+        channel="live",
+        lines=[OrderLine(sku=MASK, qty=2, unit_price=1990)],
+        distributor_id=None,
+        campaign_id=None,
+        total=3980,
+        placed_at=0,
+    )
     assert [c.key for c in inventory_policy.react(event)] == [MASK]
 
 
 def test_r_inv_2_a_rejected_order_releases_the_lines_that_were_reserved() -> None:
-    event = OrderRejected(OID, "stock not available (eye-01: sold out)", [MASK, SERUM])
+    event = OrderRejected(order_id=OID, reason="stock not available (eye-01: sold out)", release_skus=[MASK, SERUM])
     assert inventory_policy.react(event) == [
-        ReleaseReservation(MASK, OID, "order rejected"),
-        ReleaseReservation(SERUM, OID, "order rejected"),
+        ReleaseReservation(sku=MASK, order_id=OID, reason="order rejected"),
+        ReleaseReservation(sku=SERUM, order_id=OID, reason="order rejected"),
     ]
 
 
 def test_r_inv_2_a_rejected_order_with_nothing_reserved_releases_nothing() -> None:
-    assert inventory_policy.react(OrderRejected(OID, "stock not available", [])) == []
+    assert inventory_policy.react(OrderRejected(order_id=OID, reason="stock not available", release_skus=[])) == []
 
 
 def test_r_inv_2_a_cancelled_order_releases_every_sku_with_the_reason() -> None:
-    event = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0, "m", None, None)
+    event = OrderCancelled(
+        order_id=OID,
+        reason="not paid within the payment hold time",
+        release_skus=[MASK, EYE],
+        refund_amount=0,
+        member_id="m",
+        distributor_id=None,
+        campaign_id=None,
+    )
     assert inventory_policy.react(event) == [
-        ReleaseReservation(MASK, OID, "order cancelled: not paid within the payment hold time"),
-        ReleaseReservation(EYE, OID, "order cancelled: not paid within the payment hold time"),
+        ReleaseReservation(sku=MASK, order_id=OID, reason="order cancelled: not paid within the payment hold time"),
+        ReleaseReservation(sku=EYE, order_id=OID, reason="order cancelled: not paid within the payment hold time"),
     ]
     assert all(isinstance(c, ReleaseReservation) and c.qty is None for c in inventory_policy.react(event))
 
 
 def test_r_inv_2_a_shipped_order_commits_its_reservations() -> None:
-    event = OrderShipped(OID, "SF123", [MASK, EYE], None)
-    assert inventory_policy.react(event) == [CommitReservation(MASK, OID), CommitReservation(EYE, OID)]
+    event = OrderShipped(order_id=OID, tracking="SF123", skus=[MASK, EYE], campaign_id=None)
+    assert inventory_policy.react(event) == [CommitReservation(sku=MASK, order_id=OID), CommitReservation(sku=EYE, order_id=OID)]
 
 
 @pytest.mark.parametrize(("reason", "grade"), [("no_reason", "A"), ("late", "A"), ("defect", "B"), ("damaged", "B")])
 def test_r_inv_2_returned_goods_are_graded_by_the_refund_reason(reason: str, grade: str) -> None:
-    event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 2, reason, 3980, True)], 3980, False, "m", None, None)
-    assert inventory_policy.react(event) == [ReturnStock(MASK, OID, 2, grade)]
+    event = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=[RefundedLine(sku=MASK, qty=2, reason=reason, amount=3980, goods_returned=True)],
+        amount=3980,
+        fully_refunded=False,
+        member_id="m",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    assert inventory_policy.react(event) == [ReturnStock(sku=MASK, order_id=OID, qty=2, grade=grade)]
 
 
 def test_r_inv_2_a_refund_before_shipping_releases_only_the_refunded_units() -> None:
-    event = OrderRefunded(OID, "rf-1", [RefundedLine(MASK, 1, "no_reason", 1990, False)], 1990, False, "m", None, None)
-    assert inventory_policy.react(event) == [ReleaseReservation(MASK, OID, "order refunded", 1)]
+    event = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=[RefundedLine(sku=MASK, qty=1, reason="no_reason", amount=1990, goods_returned=False)],
+        amount=1990,
+        fully_refunded=False,
+        member_id="m",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    assert inventory_policy.react(event) == [ReleaseReservation(sku=MASK, order_id=OID, reason="order refunded", qty=1)]
 
 
 def test_r_x_3_one_refund_event_cascades_to_every_line() -> None:
     event = OrderRefunded(
-        OID,
-        "rf-1",
-        [RefundedLine(MASK, 2, "defect", 3980, True), RefundedLine(EYE, 1, "no_reason", 500, True)],
-        4480,
-        True,
-        "m",
-        None,
-        None,
+        order_id=OID,
+        refund_id="rf-1",
+        lines=[
+            RefundedLine(sku=MASK, qty=2, reason="defect", amount=3980, goods_returned=True),
+            RefundedLine(sku=EYE, qty=1, reason="no_reason", amount=500, goods_returned=True),
+        ],
+        amount=4480,
+        fully_refunded=True,
+        member_id="m",
+        distributor_id=None,
+        campaign_id=None,
     )
-    assert inventory_policy.react(event) == [ReturnStock(MASK, OID, 2, "B"), ReturnStock(EYE, OID, 1, "A")]
+    assert inventory_policy.react(event) == [
+        ReturnStock(sku=MASK, order_id=OID, qty=2, grade="B"),
+        ReturnStock(sku=EYE, order_id=OID, qty=1, grade="A"),
+    ]
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        OrderConfirmed(OID, 1, 100, []),
-        OrderPaid(OID, 100, "p", 1, "m", None, None, []),
-        OrderDelivered(OID, 1, 2),
-        OrderCompleted(OID, 3, "m", None, None),
-        OrderCommandRejected(OID, "PayOrder", "no"),
-        StockReserved(MASK, OID, 1, [Allocation("wh", 1)]),
-        ClockTicked("clock", 1),
+        OrderConfirmed(order_id=OID, pay_by=1, total=100, lines=[]),
+        OrderPaid(
+            order_id=OID, amount=100, payment_ref="p", paid_at=1, member_id="m", distributor_id=None, campaign_id=None, lines=[]
+        ),
+        OrderDelivered(order_id=OID, delivered_at=1, return_window_ends=2),
+        OrderCompleted(order_id=OID, completed_at=3, member_id="m", distributor_id=None, campaign_id=None),
+        OrderCommandRejected(order_id=OID, command="PayOrder", reason="no"),
+        StockReserved(sku=MASK, order_id=OID, qty=1, allocations=[Allocation(warehouse="wh", qty=1)]),
+        ClockTicked(clock_id="clock", time=1),
     ],
 )
 def test_inventory_policy_ignores_events_that_ask_nothing_of_stock(event: Message) -> None:
@@ -133,30 +189,46 @@ def test_inventory_policy_ignores_events_that_ask_nothing_of_stock(event: Messag
 
 
 def test_r_ord_2_a_stock_reservation_is_recorded_on_the_order() -> None:
-    event = StockReserved(MASK, OID, 2, [Allocation("wh-north", 1), Allocation("wh-south", 1)])
+    event = StockReserved(
+        sku=MASK,
+        order_id=OID,
+        qty=2,
+        allocations=[Allocation(warehouse="wh-north", qty=1), Allocation(warehouse="wh-south", qty=1)],
+    )
     (cmd,) = order_policy.react(event)
-    assert cmd == RecordLineReservation(OID, MASK, True, "")
+    assert cmd == RecordLineReservation(order_id=OID, sku=MASK, reserved=True, reason="")
     assert cmd.key == OID, "the answer goes back to the order's partition"
 
 
 def test_r_ord_2_a_rejected_reservation_is_recorded_with_its_reason() -> None:
-    event = ReservationRejected(MASK, OID, 5, 3, "only 3 available, 5 requested")
-    assert order_policy.react(event) == [RecordLineReservation(OID, MASK, False, "only 3 available, 5 requested")]
+    event = ReservationRejected(sku=MASK, order_id=OID, qty=5, available=3, reason="only 3 available, 5 requested")
+    assert order_policy.react(event) == [
+        RecordLineReservation(order_id=OID, sku=MASK, reserved=False, reason="only 3 available, 5 requested")
+    ]
 
 
 def test_r_ord_2_a_clock_tick_checks_the_timers_of_every_partition() -> None:
-    (cmd,) = order_policy.react(ClockTicked("clock", 1_767_225_600_000))
-    assert cmd == CheckOrderTimers(1_767_225_600_000)
+    (cmd,) = order_policy.react(ClockTicked(clock_id="clock", time=1_767_225_600_000))
+    assert cmd == CheckOrderTimers(time=1_767_225_600_000)
     assert cmd.key == "", "an empty key: the router sends it to every partition"
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        StockReceived(MASK, "wh", 1, ""),
-        LowStockAlertRaised(MASK, 1, 50, 1),
-        OrderPlaced(OID, "m", "live", [OrderLine(MASK, 1, 1)], None, None, 1, 0),
-        OrderShipped(OID, "t", [MASK], None),
+        StockReceived(sku=MASK, warehouse="wh", qty=1, reference=""),
+        LowStockAlertRaised(sku=MASK, available=1, threshold=50, crossing=1),
+        OrderPlaced(
+            order_id=OID,
+            member_id="m",
+            channel="live",
+            lines=[OrderLine(sku=MASK, qty=1, unit_price=1)],
+            distributor_id=None,
+            campaign_id=None,
+            total=1,
+            placed_at=0,
+        ),
+        OrderShipped(order_id=OID, tracking="t", skus=[MASK], campaign_id=None),
     ],
 )
 def test_order_policy_ignores_everything_else(event: Message) -> None:

@@ -38,7 +38,7 @@ from services.inventory.messages import (
     ScheduleLiveStream,
     SetSafetyStock,
     SkuRegistered,
-    StockBackInStock,
+    StockBecameAvailable,
 )
 from services.order import domain as order_domain
 from services.order import policy as order_policy
@@ -78,15 +78,24 @@ wh_st = st.sampled_from(WAREHOUSES)
 order_st = st.sampled_from(ORDER_IDS)
 
 inventory_command_st = st.one_of(
-    st.builds(RegisterSku, sku_st, st.just("item"), st.booleans(), st.none() | st.integers(-1, 80)),
-    st.builds(ReceiveStock, sku_st, st.sampled_from((*WAREHOUSES, "")), st.integers(-2, 60)),
-    st.builds(ReserveStock, sku_st, order_st, st.integers(-1, 80), st.none() | wh_st),
-    st.builds(ReleaseReservation, sku_st, order_st, st.just("test"), st.none() | st.integers(-1, 40)),
-    st.builds(CommitReservation, sku_st, order_st),
-    st.builds(ReturnStock, sku_st, order_st, st.integers(-1, 20), st.sampled_from("ABC"), st.none() | wh_st),
-    st.builds(SetSafetyStock, sku_st, st.integers(-5, 120)),
-    st.builds(ScheduleLiveStream, sku_st, st.sampled_from(STREAMS), st.integers(-1, 800)),
-    st.builds(EndLiveStream, sku_st, st.sampled_from(STREAMS)),
+    st.builds(
+        RegisterSku, sku=sku_st, name=st.just("item"), is_gift=st.booleans(), low_stock_floor=st.none() | st.integers(-1, 80)
+    ),
+    st.builds(ReceiveStock, sku=sku_st, warehouse=st.sampled_from((*WAREHOUSES, "")), qty=st.integers(-2, 60)),
+    st.builds(ReserveStock, sku=sku_st, order_id=order_st, qty=st.integers(-1, 80), preferred_warehouse=st.none() | wh_st),
+    st.builds(ReleaseReservation, sku=sku_st, order_id=order_st, reason=st.just("test"), qty=st.none() | st.integers(-1, 40)),
+    st.builds(CommitReservation, sku=sku_st, order_id=order_st),
+    st.builds(
+        ReturnStock,
+        sku=sku_st,
+        order_id=order_st,
+        qty=st.integers(-1, 20),
+        grade=st.sampled_from("ABC"),
+        warehouse=st.none() | wh_st,
+    ),
+    st.builds(SetSafetyStock, sku=sku_st, units=st.integers(-5, 120)),
+    st.builds(ScheduleLiveStream, sku=sku_st, stream_id=st.sampled_from(STREAMS), expected_sales=st.integers(-1, 800)),
+    st.builds(EndLiveStream, sku=sku_st, stream_id=st.sampled_from(STREAMS)),
 )
 
 
@@ -125,7 +134,7 @@ def test_inventory_live_state_is_the_fold_of_its_log_and_stock_never_goes_negati
 ) -> None:
     live = inventory_domain.new_state()
     log: list[Message] = []
-    setup: list[Message] = [RegisterSku("s1", "mask"), RegisterSku("s2", "eye mask")]  # s3 only if drawn
+    setup: list[Message] = [RegisterSku(sku="s1", name="mask"), RegisterSku(sku="s2", name="eye mask")]  # s3 only if drawn
     for i, cmd in enumerate([*setup, *commands]):
         before = copy.deepcopy(live)
         events = inventory_domain.decide(live, cmd, T0 + i * MINUTE)
@@ -148,7 +157,7 @@ def test_inventory_live_state_is_the_fold_of_its_log_and_stock_never_goes_negati
             assert item.available >= item.threshold()
         # R-INV-6a: back in stock exactly when a sku that had stock goes from 0 to > 0 available.
         was = before.skus[cmd.key]
-        back = [e for e in events if isinstance(e, StockBackInStock)]
+        back = [e for e in events if isinstance(e, StockBecameAvailable)]
         expected_back = was.available == 0 and item.available > 0 and was.ever_available
         assert len(back) == int(expected_back), (was, item, events)
 
@@ -162,9 +171,48 @@ GIFT_SKUS = ("g1", "g2")
 ALL = list(CHANNELS)
 GIFT_RULES = (  # R-ORD-3..5: a fallback that runs out too, a costly consumable often over the cap, a gift
     # sku that is often a main line of the same order (skipped)
-    DefineGiftRule("r-g1", "base", "s1", 1000, "g1", 50, 1, "g2", 40, False, None, ALL),
-    DefineGiftRule("r-cap", "base", "s2", 2000, "g2", 300, 2, None, 0, True, None, ALL),
-    DefineGiftRule("r-dup", "base", "s3", 0, "s1", 10, 1, None, 0, False, None, ALL),
+    DefineGiftRule(
+        rule_id="r-g1",
+        tier="base",
+        main_sku="s1",
+        main_unit_cost=1000,
+        gift_sku="g1",
+        gift_unit_cost=50,
+        gift_qty=1,
+        fallback_sku="g2",
+        fallback_unit_cost=40,
+        consumable=False,
+        converts_to=None,
+        channels=ALL,
+    ),
+    DefineGiftRule(
+        rule_id="r-cap",
+        tier="base",
+        main_sku="s2",
+        main_unit_cost=2000,
+        gift_sku="g2",
+        gift_unit_cost=300,
+        gift_qty=2,
+        fallback_sku=None,
+        fallback_unit_cost=0,
+        consumable=True,
+        converts_to=None,
+        channels=ALL,
+    ),
+    DefineGiftRule(
+        rule_id="r-dup",
+        tier="base",
+        main_sku="s3",
+        main_unit_cost=0,
+        gift_sku="s1",
+        gift_unit_cost=10,
+        gift_qty=1,
+        fallback_sku=None,
+        fallback_unit_cost=0,
+        consumable=False,
+        converts_to=None,
+        channels=ALL,
+    ),
 )
 SAGA_SKUS = (*SKUS, "s4")  # s4 is never registered: its lines are rejected by inventory
 SAGA_ORDERS = tuple(f"ord-{i}" for i in range(8))
@@ -253,14 +301,19 @@ def command_for(saga: Saga, action: Action) -> Message | None:
         unused = [oid for oid in SAGA_ORDERS if oid not in saga.orders.orders]
         oid = unused[0] if fresh and unused else SAGA_ORDERS[len(lines) % len(SAGA_ORDERS)]
         channel = CHANNELS[len(known) % len(CHANNELS)] if good_channel else "tv"
-        return PlaceOrder(oid, "m-1", channel, [OrderLine(*line) for line in lines])
+        return PlaceOrder(
+            order_id=oid,
+            member_id="m-1",
+            channel=channel,
+            lines=[OrderLine(sku=sku, qty=qty, unit_price=price) for sku, qty, price in lines],
+        )
     if kind in ("tick", "wait"):
         saga.now += args[0]
-        return ClockTicked("clock", saga.now) if kind == "tick" else None
+        return ClockTicked(clock_id="clock", time=saga.now) if kind == "tick" else None
     if kind == "receive":
         sku, warehouse, qty = args
         saga.received[sku] += qty
-        return ReceiveStock(sku, warehouse, qty, "po")
+        return ReceiveStock(sku=sku, warehouse=warehouse, qty=qty, reference="po")
     if kind == "refund":  # aim most refunds at orders that can take one
         refundable = [o for o in known if saga.orders.orders[o].status in ("paid", "shipped", "delivered", "completed")]
         known = refundable or known
@@ -270,20 +323,24 @@ def command_for(saga: Saga, action: Action) -> Message | None:
         kind = {"confirmed": "pay", "paid": "ship", "shipped": "deliver"}.get(order.status if order else "", "")
         if not kind:
             saga.now += 8 * DAY if order and order.status == "delivered" else MINUTE
-            return ClockTicked("clock", saga.now)
+            return ClockTicked(clock_id="clock", time=saga.now)
         args = [args[0], True]
     if kind == "pay":
         total = order.total if order else 100
-        return PayOrder(oid, total if args[1] else total + 1, f"pay-{oid}")
+        return PayOrder(order_id=oid, amount=total if args[1] else total + 1, payment_ref=f"pay-{oid}")
     if kind == "ship":
-        return ShipOrder(oid, "SF1")
+        return ShipOrder(order_id=oid, tracking="SF1")
     if kind == "deliver":
-        return ConfirmDelivery(oid)
+        return ConfirmDelivery(order_id=oid)
     if kind == "cancel":
-        return CancelOrder(oid, "changed my mind")
+        return CancelOrder(order_id=oid, reason="changed my mind")
     rid, picks = args[1:]
     skus = order.skus if order else ["s1"]
-    return RefundOrder(oid, f"rf-{rid}", [RefundLine(skus[i % len(skus)], qty, why) for i, qty, why in picks])
+    return RefundOrder(
+        order_id=oid,
+        refund_id=f"rf-{rid}",
+        lines=[RefundLine(sku=skus[i % len(skus)], qty=qty, reason=why) for i, qty, why in picks],
+    )
 
 
 def expected_stock(saga: Saga) -> tuple[Counter[str], Counter[str], Counter[str]]:
@@ -372,15 +429,15 @@ def fold_orders(log: list[Message]) -> order_domain.OrderBook:
 def test_the_stock_saga_keeps_orders_and_stock_consistent(actions: list[Action]) -> None:
     saga = Saga()
     for sku in SKUS:
-        saga.send(RegisterSku(sku, sku))
+        saga.send(RegisterSku(sku=sku, name=sku))
     for sku in GIFT_SKUS:
-        saga.send(RegisterSku(sku, sku, True))
+        saga.send(RegisterSku(sku=sku, name=sku, is_gift=True))
     for rule in GIFT_RULES:
         saga.send(rule)
     stock = (("s1", "north", 60), ("s1", "south", 40), ("s2", "south", 80), ("s3", "north", 20))
     stock += (("g1", "north", 1), ("g2", "south", 1))  # scarce: fallbacks and omissions happen
     for sku, warehouse, qty in stock:
-        saga.send(ReceiveStock(sku, warehouse, qty))
+        saga.send(ReceiveStock(sku=sku, warehouse=warehouse, qty=qty))
         saga.received[sku] += qty
     for action in actions:
         before = {oid: o.status for oid, o in saga.orders.orders.items()}
@@ -400,8 +457,8 @@ def test_folding_the_order_log_from_scratch_equals_the_live_order_book(actions: 
     """(c) after every step, not only at the end; refusals fold to nothing (R-ORD-2)."""
     saga = Saga()
     for sku in SKUS:
-        saga.send(RegisterSku(sku, sku))
-        saga.send(ReceiveStock(sku, "north", 40))
+        saga.send(RegisterSku(sku=sku, name=sku))
+        saga.send(ReceiveStock(sku=sku, warehouse="north", qty=40))
     for rule in GIFT_RULES:
         saga.send(rule)
     for action in actions:

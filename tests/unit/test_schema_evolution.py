@@ -142,7 +142,16 @@ UPCASTERS = [
 
 
 def envelope(event_type: str, n: int) -> Envelope:
-    return Envelope(f"e-{n}", event_type, f"agg-{n}", n, 1_767_225_600_000 + n, f"c-{n}", None, "shop")
+    return Envelope(
+        event_id=f"e-{n}",
+        event_type=event_type,
+        aggregate_id=f"agg-{n}",
+        aggregate_version=n,
+        business_time=1_767_225_600_000 + n,
+        correlation_id=f"c-{n}",
+        causation_id=None,
+        producer="shop",
+    )
 
 
 @pytest.fixture
@@ -165,7 +174,7 @@ def old_records(root: Path) -> list[bytes]:
         Old.PriceSet("mask", "12.50"),
         Old.Note("n-1", "hello", "x"),
     ]
-    return [codec.encode(Enveloped(envelope(type(m).__name__, i), m)) for i, m in enumerate(items, start=1)]
+    return [codec.encode(Enveloped(envelope=envelope(type(m).__name__, i), message=m)) for i, m in enumerate(items, start=1)]
 
 
 def test_a_release_with_upcasters_reads_every_old_record(root: Path) -> None:
@@ -185,7 +194,10 @@ def test_a_release_with_upcasters_reads_every_old_record(root: Path) -> None:
     assert [i.envelope.event_type for i in read] == ["ParcelSent", "StockAdded", "StockRemoved", "PriceSet", "Note"]
     assert [i.envelope.event_id for i in read] == ["e-1", "e-2", "e-3", "e-4", "e-5"]
     # interleaved with records the new release writes, a fold sees one consistent history
-    new = [codec.encode(Enveloped(envelope(type(m).__name__, 9), m)) for m in (StockAdded("mask", 3), PriceSet("mask", 990))]
+    new = [
+        codec.encode(Enveloped(envelope=envelope(type(m).__name__, 9), message=m))
+        for m in (StockAdded("mask", 3), PriceSet("mask", 990))
+    ]
     stock, price = 0, 0
     for wire in [log[1], new[0], log[2], log[3], new[1]]:
         m = codec.decode(wire).message
@@ -277,7 +289,7 @@ class _Registry(RegistryClient):
 def test_the_registry_names_the_writer_schema_once_per_id(root: Path) -> None:
     registry = _Registry()
     old = Codec(OLD, registry=registry, root=root)  # release 1 registered its schemas
-    wire = old.encode(Enveloped(envelope("Note", 1), Old.Note("n-1", "hi", "x")))
+    wire = old.encode(Enveloped(envelope=envelope("Note", 1), message=Old.Note("n-1", "hi", "x")))
     write_release(NEW, plan_release(NEW, UPCASTERS, root), root)
     new = Codec(NEW, registry=registry, root=root, upcasters=UPCASTERS)
     registry.down = True
@@ -293,7 +305,7 @@ def test_the_registry_names_the_writer_schema_once_per_id(root: Path) -> None:
 
 def test_an_id_the_registry_does_not_know_is_looked_up_in_the_history(root: Path) -> None:
     """Records written before the registry was configured carry local ids: the history reads them."""
-    wire = Codec(OLD, root=root).encode(Enveloped(envelope("Note", 1), Old.Note("n-1", "hi", "x")))
+    wire = Codec(OLD, root=root).encode(Enveloped(envelope=envelope("Note", 1), message=Old.Note("n-1", "hi", "x")))
     write_release(NEW, plan_release(NEW, UPCASTERS, root), root)
     new = Codec(NEW, registry=_Registry(), root=root, upcasters=UPCASTERS)
     assert new.decode(wire).message == Note("n-1", "hi", "zh")

@@ -94,7 +94,12 @@ def test_a_breaking_change_is_refused_and_nothing_is_written(root: Path, monkeyp
 def test_a_compatible_change_is_written_and_recorded_as_the_next_version(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     n = len(recorded(root)[("inventory", "ReceiveStock")])
     old_codec = Codec(ORIGINAL, root=root)  # records of the release before the change
-    old = old_codec.encode(Enveloped(envelope_for(ReceiveStock("mask", "sh", 5)), ReceiveStock("mask", "sh", 5)))
+    old = old_codec.encode(
+        Enveloped(
+            envelope=envelope_for(ReceiveStock(sku="mask", warehouse="sh", qty=5)),
+            message=ReceiveStock(sku="mask", warehouse="sh", qty=5),
+        )
+    )
     edited = Edited.ReceiveStock
     _with(monkeypatch, edited)
     result = RUNNER.invoke(app, ["schemas", "write", "--root", str(root)])

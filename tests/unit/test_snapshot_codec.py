@@ -60,8 +60,17 @@ def envelopes(log: list[Message]) -> list[Enveloped]:
     for i, e in enumerate(log):
         key = e.key
         versions[key] = versions.get(key, 0) + 1
-        env = Envelope(f"e{i}", type(e).__name__, key, versions[key], T0 + i * 60_000, key, f"c{i // 2}", "test")
-        out.append(Enveloped(env, e))
+        env = Envelope(
+            event_id=f"e{i}",
+            event_type=type(e).__name__,
+            aggregate_id=key,
+            aggregate_version=versions[key],
+            business_time=T0 + i * 60_000,
+            correlation_id=key,
+            causation_id=f"c{i // 2}",
+            producer="test",
+        )
+        out.append(Enveloped(envelope=env, message=e))
     return out
 
 
@@ -95,11 +104,11 @@ cut_st = st.floats(0.0, 1.0)
 def test_order_and_inventory_partitions_round_trip(actions: list[Any], cut: float) -> None:
     saga = Saga()
     for sku in SKUS:
-        saga.send(inventory_props.RegisterSku(sku, sku))
-        saga.send(inventory_props.ReceiveStock(sku, "north", 40))
+        saga.send(inventory_props.RegisterSku(sku=sku, name=sku))
+        saga.send(inventory_props.ReceiveStock(sku=sku, warehouse="north", qty=40))
     for sku in GIFT_SKUS:
-        saga.send(inventory_props.RegisterSku(sku, sku, True))
-        saga.send(inventory_props.ReceiveStock(sku, "south", 1))
+        saga.send(inventory_props.RegisterSku(sku=sku, name=sku, is_gift=True))
+        saga.send(inventory_props.ReceiveStock(sku=sku, warehouse="south", qty=1))
     for rule in GIFT_RULES:
         saga.send(rule)
     for action in actions:
@@ -118,14 +127,14 @@ def test_inventory_partitions_with_policies_signals_and_presale_links_round_trip
     log: list[Message] = []
     now = inventory_props.T0 - 40 * inventory_props.DAY
     setup = [
-        inventory_props.RegisterSku("s1", "mask"),
-        inventory_props.RegisterSku("s2", "serum", False, 5),
-        inventory_props.RegisterSku("g1", "trial", True, 0),
+        inventory_props.RegisterSku(sku="s1", name="mask"),
+        inventory_props.RegisterSku(sku="s2", name="serum", is_gift=False, low_stock_floor=5),
+        inventory_props.RegisterSku(sku="g1", name="trial", is_gift=True, low_stock_floor=0),
     ]
     for commands, hours in [(setup, 0), *steps]:
         now += hours * inventory_props.HOUR
         for cmd in commands:
-            command = cmd if cmd is not None else inventory_props.CheckStockTimers(now)
+            command = cmd if cmd is not None else inventory_props.CheckStockTimers(time=now)
             events = inventory_domain.decide(live, command, now)
             for e in events:
                 inventory_domain.evolve(live, e)

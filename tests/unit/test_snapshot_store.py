@@ -70,12 +70,18 @@ def postgres_url() -> Iterator[str]:
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         shutil.chown(root, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -F"
     log = root / "server.log"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -103,8 +109,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def partition(next_offset: int = 42, skus: int = 3) -> PartitionState:
     state = Inventory()
     for i in range(skus):
-        evolve(state, SkuRegistered(f"sku-{i}", "mask", False, 50, 1))
-        evolve(state, StockReceived(f"sku-{i}", "north", 10 + i, "r"))
+        evolve(state, SkuRegistered(sku=f"sku-{i}", name="mask", is_gift=False, low_stock_floor=50, registered_at=1))
+        evolve(state, StockReceived(sku=f"sku-{i}", warehouse="north", qty=10 + i, reference="r"))
     return PartitionState(state, {"cmd-1": Applied(1000, "d1"), "cmd-2": Applied(2000, "d2")}, {"sku-0": 2}, 2000, next_offset)
 
 
@@ -276,8 +282,11 @@ def test_a_pickle_is_never_loaded(url: str) -> None:
     engine = create_engine(url)
     legacy.create(engine)
     with engine.begin() as conn:
-        conn.execute(legacy.insert().values(service=SVC, partition=0, cluster_id=CLUSTER, state_format=FORMAT,
-                                            next_offset=5, taken_at=0, state=evil))
+        conn.execute(
+            legacy.insert().values(
+                service=SVC, partition=0, cluster_id=CLUSTER, state_format=FORMAT, next_offset=5, taken_at=0, state=evil
+            )
+        )
     engine.dispose()
     fresh = SnapshotStore(url, key=KEY)
     got, logs = load(fresh)

@@ -74,7 +74,7 @@ class Log:
             causation_id=None,
             producer=producer,
         )
-        value = self.codec.encode(Enveloped(env, cmd))
+        value = self.codec.encode(Enveloped(envelope=env, message=cmd))
         return self.raw(value, cmd.key.encode() or None, at, (("type", type(cmd).__name__.encode()),))
 
 

@@ -13,7 +13,7 @@ COMMISSION = service()
 
 
 def reg(d: str, upline: str | None = None, **kw: object) -> RegisterDistributor:
-    return RegisterDistributor(NETWORK, d, upline_id=upline, **kw)  # type: ignore[arg-type]
+    return RegisterDistributor(network_id=NETWORK, distributor_id=d, upline_id=upline, **kw)  # type: ignore[arg-type]
 
 
 def totals(h: Harness[CommissionState], who: str) -> Totals:

@@ -51,12 +51,18 @@ R15, R5, R2 = D("0.15"), D("0.05"), D("0.02")
 
 def network(levels: int = 2) -> Scenario[CommissionState]:
     """a ← b ← c ← (c sells); levels as configured."""
-    plan: list[Message] = [SetCommissionLevels(NETWORK, levels)] if levels != 2 else []
+    plan: list[Message] = [SetCommissionLevels(network_id=NETWORK, levels=levels)] if levels != 2 else []
     return Scenario(COMMISSION, at=T0).given(*plan, reg("a"), reg("b", "a"), reg("c", "b"))
 
 
 def paid(order: str = "o1", seller: str = "c", *lines: PaidLine, at: int = T0 + 1) -> RecordOrderPaid:
-    return RecordOrderPaid(seller, order, "m1", at, list(lines) or [PaidLine("mask", 2, 10_000)])
+    return RecordOrderPaid(
+        distributor_id=seller,
+        order_id=order,
+        member_id="m1",
+        paid_at=at,
+        lines=list(lines) or [PaidLine(sku="mask", qty=2, amount=10_000)],
+    )
 
 
 def accrual(events: list[Message]) -> CommissionAccrued:
@@ -76,19 +82,27 @@ def test_two_levels_by_default_fifteen_and_five_percent() -> None:
     sc = network()
     [e, first] = sc.when(paid()).events
     assert e == CommissionAccrued(
-        "c",
-        "o1",
-        "m1",
-        T0 + 1,
-        3,  # computed with the network as of change 3 (c's registration)
-        [
+        distributor_id="c",
+        order_id="o1",
+        member_id="m1",
+        paid_at=T0 + 1,
+        network_seq=3,  # computed with the network as of change 3 (c's registration)
+        lines=[
             AccruedLine(
-                "mask", 2, 10_000, [LevelShare(1, "c", "standard", R15, 1500, ""), LevelShare(2, "b", "standard", R5, 500, "")]
+                sku="mask",
+                qty=2,
+                paid_amount=10_000,
+                shares=[
+                    LevelShare(level=1, distributor_id="c", grade="standard", rate=R15, amount=1500, note=""),
+                    LevelShare(level=2, distributor_id="b", grade="standard", rate=R5, amount=500, note=""),
+                ],
             )
         ],
-        2000,
+        total=2000,
     )
-    assert first == CustomerFirstSeen("c", "m1", "o1", T0 + 1)  # the member's partition is asked: a new member?
+    assert first == CustomerFirstSeen(
+        distributor_id="c", member_id="m1", order_id="o1", paid_at=T0 + 1
+    )  # the member's partition is asked: a new member?
     [_] = sc.when(paid("o2")).events  # m1 bought here before: not new, nothing to ask
 
 
@@ -97,7 +111,7 @@ def test_three_levels_when_configured_and_never_past_the_configured_depth() -> N
     e = accrual(sc.when(paid()).events)
     assert shares(e) == [(1, "c", R15, 1500), (2, "b", R5, 500), (3, "a", R2, 200)]
     # back to 2 levels: a is still c's third level in the tree but earns nothing any more
-    sc.when(SetCommissionLevels(NETWORK, 2), T0 + 2)
+    sc.when(SetCommissionLevels(network_id=NETWORK, levels=2), T0 + 2)
     e = accrual(sc.when(paid("o2", at=T0 + 3)).events)
     assert shares(e) == [(1, "c", R15, 1500), (2, "b", R5, 500)]
 
@@ -115,17 +129,19 @@ def test_a_deep_sellers_commission_reaches_exactly_the_configured_levels_nearest
 
 def test_the_level_one_rate_follows_the_product_and_each_level_the_beneficiarys_grade() -> None:
     sc = Scenario(COMMISSION, at=T0).given(
-        reg("a", grade="gold"), reg("b", "a", grade="silver"), SetSkuRate(NETWORK, "serum", D("0.18"))
+        reg("a", grade="gold"), reg("b", "a", grade="silver"), SetSkuRate(network_id=NETWORK, sku="serum", rate=D("0.18"))
     )
-    sc.when(SetGradePremiums(NETWORK, "silver", [D("0.01"), D("0.01")]))
-    e = accrual(sc.when(paid("o1", "b", PaidLine("serum", 1, 10_000), PaidLine("mask", 1, 10_000))).events)
+    sc.when(SetGradePremiums(network_id=NETWORK, grade="silver", premiums=[D("0.01"), D("0.01")]))
+    e = accrual(
+        sc.when(paid("o1", "b", PaidLine(sku="serum", qty=1, amount=10_000), PaidLine(sku="mask", qty=1, amount=10_000))).events
+    )
     # serum: sku rate 18 % + silver 1 % at level 1; gold adds 1 % at level 2. mask: plan 15 % + 1 %
     assert shares(e) == [(1, "b", D("0.19"), 1900), (2, "a", D("0.06"), 600), (1, "b", D("0.16"), 1600), (2, "a", D("0.06"), 600)]
 
 
 def test_a_rate_change_applies_to_orders_paid_after_it() -> None:
     sc = network()
-    sc.when(SetSkuRate(NETWORK, "mask", D("0.08")), T0 + 100)
+    sc.when(SetSkuRate(network_id=NETWORK, sku="mask", rate=D("0.08")), T0 + 100)
     before = accrual(sc.when(paid("o1", at=T0 + 99), T0 + 200).events)  # paid before the change, processed after
     after = accrual(sc.when(paid("o2", at=T0 + 100), T0 + 200).events)
     assert shares(before)[0] == (1, "c", R15, 1500)
@@ -140,14 +156,24 @@ def test_an_expired_qualification_earns_nothing_and_says_why() -> None:
         (1, 1500, ""),
         (2, 0, f"qualification expired at {T0 + 10}"),
     ]
-    sc.when(RenewQualification(NETWORK, "a", T0 + 100 * DAY_MS), T0 + 12)
+    sc.when(RenewQualification(network_id=NETWORK, distributor_id="a", qualified_until=T0 + 100 * DAY_MS), T0 + 12)
     e = accrual(sc.when(paid("o2", "b", at=T0 + 13), T0 + 13).events)
     assert shares(e)[1] == (2, "a", R5, 500)
 
 
 def test_amounts_round_half_up_to_the_cent_per_line_and_level() -> None:
     sc = network()
-    e = accrual(sc.when(paid("o1", "c", PaidLine("a", 1, 10), PaidLine("b", 1, 3), PaidLine("c", 1, 1))).events)
+    e = accrual(
+        sc.when(
+            paid(
+                "o1",
+                "c",
+                PaidLine(sku="a", qty=1, amount=10),
+                PaidLine(sku="b", qty=1, amount=3),
+                PaidLine(sku="c", qty=1, amount=1),
+            )
+        ).events
+    )
     # 15 % of 10 = 1.5 → 2; 5 % of 10 = 0.5 → 1; 15 % of 3 = 0.45 → 0; 5 % of 3 = 0.15 → 0
     assert [s[3] for s in shares(e)] == [2, 1, 0, 0, 0, 0]
 
@@ -156,22 +182,34 @@ def test_an_order_of_an_unknown_seller_waits_for_the_registration_with_its_refun
     sc = network()
     [e] = sc.when(paid("o1", "z")).events
     assert isinstance(e, OrderCommissionParked) and "not known (yet)" in e.reason
-    sc.when(RecordOrderRefund("z", "o1", "r1", [RefundAmount("mask", 4_000)], False))
-    sc.when(RecordOrderCompleted("z", "o1", T0 + 9 * DAY_MS))
+    sc.when(
+        RecordOrderRefund(
+            distributor_id="z", order_id="o1", refund_id="r1", lines=[RefundAmount(sku="mask", amount=4_000)], everything=False
+        )
+    )
+    sc.when(RecordOrderCompleted(distributor_id="z", order_id="o1", completed_at=T0 + 9 * DAY_MS))
     registered = Scenario(COMMISSION, at=T0).given(reg("a"), reg("b", "a"), reg("z", "b")).state.network.distributors["z"]
-    events = sc.when(ReplicateNetwork(sc.state.network.seq + 1, change_of_record(registered)), T0 + 10 * DAY_MS).events
+    events = sc.when(ReplicateNetwork(seq=sc.state.network.seq + 1, change=change_of_record(registered)), T0 + 10 * DAY_MS).events
     accrued, payable = events[1], events[-1]
     assert shares(accrued) == [(1, "z", R15, 900), (2, "b", R5, 300)]  # on the 6 000 still paid
-    z_line, b_line = PayoutLine("commission", "o1", "mask", 1, 900), PayoutLine("commission", "o1", "mask", 2, 300)
-    payouts = [BeneficiaryPayout("z", [z_line], 900), BeneficiaryPayout("b", [b_line], 300)]
-    assert payable == CommissionBecamePayable("z", "o1", T0 + 9 * DAY_MS, T0 + 16 * DAY_MS, 1200, payouts)
+    z_line, b_line = (
+        PayoutLine(kind="commission", ref="o1", sku="mask", level=1, amount=900),
+        PayoutLine(kind="commission", ref="o1", sku="mask", level=2, amount=300),
+    )
+    payouts = [
+        BeneficiaryPayout(distributor_id="z", lines=[z_line], total=900),
+        BeneficiaryPayout(distributor_id="b", lines=[b_line], total=300),
+    ]
+    assert payable == CommissionBecamePayable(
+        distributor_id="z", order_id="o1", payable_at=T0 + 9 * DAY_MS, due_at=T0 + 16 * DAY_MS, total=1200, payouts=payouts
+    )
     assert sc.state.parked == {}
 
 
 def change_of_record(record: object) -> object:
     from services.commission.messages import DistributorRegistered
 
-    found = change_of(DistributorRegistered(NETWORK, 0, record, False))  # type: ignore[arg-type]
+    found = change_of(DistributorRegistered(network_id=NETWORK, seq=0, distributor=record, sponsored=False))  # type: ignore[arg-type]
     assert found is not None
     return found[1]
 
@@ -181,41 +219,67 @@ def change_of_record(record: object) -> object:
 
 def test_a_partial_refund_claws_back_in_proportion_at_every_level() -> None:
     sc = network(levels=3)
-    sc.when(paid("o1", "c", PaidLine("mask", 3, 3333)))  # 15 % → 500 (499.95), 5 % → 167, 2 % → 67
-    [e] = sc.when(RecordOrderRefund("c", "o1", "r1", [RefundAmount("mask", 1111)], False)).events
+    sc.when(paid("o1", "c", PaidLine(sku="mask", qty=3, amount=3333)))  # 15 % → 500 (499.95), 5 % → 167, 2 % → 67
+    [e] = sc.when(
+        RecordOrderRefund(
+            distributor_id="c", order_id="o1", refund_id="r1", lines=[RefundAmount(sku="mask", amount=1111)], everything=False
+        )
+    ).events
     # what stays is round(rate × 2222): 333, 111, 44 → clawed 167, 56, 23
     assert e == CommissionClawedBack(
-        "c",
-        "o1",
-        "r1",
-        [
+        distributor_id="c",
+        order_id="o1",
+        refund_id="r1",
+        lines=[
             _claw(
                 "mask",
                 1111,
                 2222,
-                [LevelClawback(1, "c", 167, False), LevelClawback(2, "b", 56, False), LevelClawback(3, "a", 23, False)],
+                [
+                    LevelClawback(level=1, distributor_id="c", amount=167, after_release=False),
+                    LevelClawback(level=2, distributor_id="b", amount=56, after_release=False),
+                    LevelClawback(level=3, distributor_id="a", amount=23, after_release=False),
+                ],
             )
         ],
-        246,
-        None,  # not in the accounts yet
+        total=246,
+        due_at=None,  # not in the accounts yet
     )
-    [e] = sc.when(RecordOrderRefund("c", "o1", "r2", [RefundAmount("mask", 2222)], False)).events
+    [e] = sc.when(
+        RecordOrderRefund(
+            distributor_id="c", order_id="o1", refund_id="r2", lines=[RefundAmount(sku="mask", amount=2222)], everything=False
+        )
+    ).events
     assert isinstance(e, CommissionClawedBack) and [lc.amount for lc in e.lines[0].levels] == [333, 111, 44]
     assert all(s.net == 0 for s in sc.state.orders["o1"].lines[0].shares), "a full refund takes back every cent"
-    assert "was already clawed back" in sc.when(RecordOrderRefund("c", "o1", "r2", [RefundAmount("mask", 1)], False)).refused()
-    assert "nothing left" in sc.when(RecordOrderRefund("c", "o1", "r3", [RefundAmount("mask", 1)], False)).refused()
+    assert (
+        "was already clawed back"
+        in sc.when(
+            RecordOrderRefund(
+                distributor_id="c", order_id="o1", refund_id="r2", lines=[RefundAmount(sku="mask", amount=1)], everything=False
+            )
+        ).refused()
+    )
+    assert (
+        "nothing left"
+        in sc.when(
+            RecordOrderRefund(
+                distributor_id="c", order_id="o1", refund_id="r3", lines=[RefundAmount(sku="mask", amount=1)], everything=False
+            )
+        ).refused()
+    )
 
 
 def _claw(sku: str, refunded: int, net: int, levels: list[LevelClawback]) -> object:
     from services.commission.messages import ClawbackLine
 
-    return ClawbackLine(sku, refunded, net, levels)
+    return ClawbackLine(sku=sku, refunded_amount=refunded, net_amount=net, levels=levels)
 
 
 def test_a_cancellation_after_payment_takes_everything_back() -> None:
     sc = network()
-    sc.when(paid("o1", "c", PaidLine("mask", 1, 999), PaidLine("cream", 1, 2001)))
-    [e] = sc.when(RecordOrderRefund("c", "o1", "cancel-o1", [], True)).events
+    sc.when(paid("o1", "c", PaidLine(sku="mask", qty=1, amount=999), PaidLine(sku="cream", qty=1, amount=2001)))
+    [e] = sc.when(RecordOrderRefund(distributor_id="c", order_id="o1", refund_id="cancel-o1", lines=[], everything=True)).events
     assert isinstance(e, CommissionClawedBack) and e.total == commission(R15, 999) + commission(R5, 999) + commission(
         R15, 2001
     ) + commission(R5, 2001)
@@ -226,20 +290,34 @@ def test_a_cancellation_after_payment_takes_everything_back() -> None:
 
 
 def tick(h: Harness, at: int) -> None:
-    h.publish(ClockTicked("main", at), at)
+    h.publish(ClockTicked(clock_id="main", time=at), at)
     h.run()
 
 
 def flow(levels: int = 3) -> Harness:
     h = Harness(COMMISSION, 3)
-    for cmd in (SetCommissionLevels(NETWORK, levels, 3), reg("a"), reg("b", "a"), reg("c", "b")):
+    for cmd in (
+        SetCommissionLevels(network_id=NETWORK, levels=levels, max_chain_depth=3),
+        reg("a"),
+        reg("b", "a"),
+        reg("c", "b"),
+    ):
         h.send(cmd, T0)
     h.run()
     return h
 
 
 def order_paid(oid: str, amount: int, member: str = "m1", seller: str | None = "c", at: int = T0 + 1) -> OrderPaid:
-    return OrderPaid(oid, amount, "pay", at, member, seller, None, [OrderLine("mask", 1, amount)])
+    return OrderPaid(
+        order_id=oid,
+        amount=amount,
+        payment_ref="pay",
+        paid_at=at,
+        member_id=member,
+        distributor_id=seller,
+        campaign_id=None,
+        lines=[OrderLine(sku="mask", qty=1, unit_price=amount)],
+    )
 
 
 def batches(h: Harness) -> list[PayoutBatchSettled]:
@@ -253,11 +331,16 @@ def test_commission_is_pending_then_payable_then_paid_t_plus_7_in_a_batch() -> N
     h.run()
     assert (totals(h, "c").pending, totals(h, "b").pending, totals(h, "a").pending) == (1500, 500, 200)
     completed = T0 + 9 * DAY_MS + 5
-    h.publish(OrderCompleted("o1", completed, "m1", "c", None), completed)
+    h.publish(
+        OrderCompleted(order_id="o1", completed_at=completed, member_id="m1", distributor_id="c", campaign_id=None), completed
+    )
     h.run()
     assert (totals(h, "b").pending, totals(h, "b").payable) == (0, 500)
     [entry] = h.state_of("b").accounts["b"].entries  # in b's account, due T+7
-    assert (entry.line, entry.available_at) == (PayoutLine("commission", "o1", "mask", 2, 500), completed + 7 * DAY_MS)
+    assert (entry.line, entry.available_at) == (
+        PayoutLine(kind="commission", ref="o1", sku="mask", level=2, amount=500),
+        completed + 7 * DAY_MS,
+    )
     tick(h, completed + 7 * DAY_MS)  # the batch of that day's cutoff (00:00) is before it was due
     assert batches(h) == []
     next_cutoff = (completed + 7 * DAY_MS) // DAY_MS * DAY_MS + DAY_MS
@@ -267,7 +350,14 @@ def test_commission_is_pending_then_payable_then_paid_t_plus_7_in_a_batch() -> N
     paid_b = [p for p in batches(h) if p.distributor_id == "b"]
     assert paid_b == [
         PayoutBatchSettled(
-            "b", "2026-01-18T00:00Z", next_cutoff, [PayoutLine("commission", "o1", "mask", 2, 500)], 500, 0, 500, next_cutoff
+            distributor_id="b",
+            batch_id="2026-01-18T00:00Z",
+            cutoff=next_cutoff,
+            lines=[PayoutLine(kind="commission", ref="o1", sku="mask", level=2, amount=500)],
+            gross=500,
+            deductions=0,
+            net=500,
+            paid_at=next_cutoff,
         )
     ]
     assert {p.distributor_id: p.net for p in batches(h)} == {"a": 200, "b": 500, "c": 1500}
@@ -298,21 +388,35 @@ def test_a_refund_after_payout_is_a_negative_balance_netted_in_the_next_batch() 
     h = flow()
     for oid in ("o1", "o2"):
         h.publish(order_paid(oid, 10_000), T0 + 1)
-    h.publish(OrderCompleted("o1", T0 + 2, "m1", "c", None), T0 + 2)
+    h.publish(OrderCompleted(order_id="o1", completed_at=T0 + 2, member_id="m1", distributor_id="c", campaign_id=None), T0 + 2)
     h.run()
     day8 = T0 + 8 * DAY_MS
     tick(h, day8)  # o1 due at T0 + 7 days + 2 ms: paid in the batch of day 8
     assert totals(h, "b").paid == 500
-    refund = OrderRefunded("o1", "r1", [RefundedLine("mask", 1, "defect", 10_000, True)], 10_000, True, "m1", "c", None)
+    refund = OrderRefunded(
+        order_id="o1",
+        refund_id="r1",
+        lines=[RefundedLine(sku="mask", qty=1, reason="defect", amount=10_000, goods_returned=True)],
+        amount=10_000,
+        fully_refunded=True,
+        member_id="m1",
+        distributor_id="c",
+        campaign_id=None,
+    )
     h.publish(refund, day8 + 1)
     h.run()
     t = totals(h, "b")
     assert (t.clawed, t.payable, t.paid) == (500, -500, 500), "after payout: a negative balance"
-    assert h.state_of("b").accounts["b"].entries[0].line == PayoutLine("clawback", "o1", "mask", 2, -500)
+    assert h.state_of("b").accounts["b"].entries[0].line == PayoutLine(
+        kind="clawback", ref="o1", sku="mask", level=2, amount=-500
+    )
     tick(h, day8 + 2 * DAY_MS)
     assert [p.net for p in batches(h) if p.distributor_id == "b"] == [500], "nothing to pay while negative"
     # o2 (500 for b) completes: netted against the -500: still nothing paid, nothing lost
-    h.publish(OrderCompleted("o2", day8 + 2 * DAY_MS, "m1", "c", None), day8 + 2 * DAY_MS)
+    h.publish(
+        OrderCompleted(order_id="o2", completed_at=day8 + 2 * DAY_MS, member_id="m1", distributor_id="c", campaign_id=None),
+        day8 + 2 * DAY_MS,
+    )
     h.run()
     tick(h, day8 + 9 * DAY_MS)
     tick(h, day8 + 10 * DAY_MS)
@@ -327,9 +431,18 @@ def test_a_refund_of_payable_commission_before_payout_nets_in_the_same_batch() -
     h.publish(order_paid("o1", 10_000), T0 + 1)
     h.publish(order_paid("o2", 20_000), T0 + 1)
     for oid in ("o1", "o2"):
-        h.publish(OrderCompleted(oid, T0 + 2, "m1", "c", None), T0 + 2)
+        h.publish(OrderCompleted(order_id=oid, completed_at=T0 + 2, member_id="m1", distributor_id="c", campaign_id=None), T0 + 2)
     h.run()  # both in the accounts, due T+7
-    refund = OrderRefunded("o2", "r1", [RefundedLine("mask", 1, "defect", 20_000, True)], 20_000, True, "m1", "c", None)
+    refund = OrderRefunded(
+        order_id="o2",
+        refund_id="r1",
+        lines=[RefundedLine(sku="mask", qty=1, reason="defect", amount=20_000, goods_returned=True)],
+        amount=20_000,
+        fully_refunded=True,
+        member_id="m1",
+        distributor_id="c",
+        campaign_id=None,
+    )
     h.publish(refund, T0 + 3 * DAY_MS)  # a defect: refunded after the window closed
     h.run()
     tick(h, T0 + 8 * DAY_MS)
@@ -340,7 +453,18 @@ def test_a_refund_of_payable_commission_before_payout_nets_in_the_same_batch() -
 def test_a_cancellation_before_completion_leaves_nothing_to_pay() -> None:
     h = flow()
     h.publish(order_paid("o1", 10_000), T0 + 1)
-    h.publish(OrderCancelled("o1", "changed mind", ["mask"], 10_000, "m1", "c", None), T0 + 2)
+    h.publish(
+        OrderCancelled(
+            order_id="o1",
+            reason="changed mind",
+            release_skus=["mask"],
+            refund_amount=10_000,
+            member_id="m1",
+            distributor_id="c",
+            campaign_id=None,
+        ),
+        T0 + 2,
+    )
     h.run()
     for who in "abc":
         t = totals(h, who)
@@ -359,7 +483,7 @@ def test_a_new_members_first_paid_order_earns_the_distributor_50_cny_once() -> N
     h.run()
     assert totals(h, "c").bonuses == 5_000
     entries = h.state_of("c").accounts["c"].entries
-    assert [e.line for e in entries] == [PayoutLine("referral_bonus", "new-1", "", 0, 5_000)]
+    assert [e.line for e in entries] == [PayoutLine(kind="referral_bonus", ref="new-1", sku="", level=0, amount=5_000)]
 
 
 def test_the_monthly_target_bonus_follows_the_tier_reached_and_never_penalises() -> None:
@@ -368,7 +492,16 @@ def test_the_monthly_target_bonus_follows_the_tier_reached_and_never_penalises()
     h.publish(order_paid("o1", 2_000_000, "m1"), T0 + DAY_MS)  # 20 000 CNY in January
     h.publish(order_paid("o2", 1_500_000, "m2"), T0 + 2 * DAY_MS)
     h.publish(
-        OrderRefunded("o2", "r1", [RefundedLine("mask", 1, "defect", 600_000, False)], 600_000, False, "m2", "c", None),
+        OrderRefunded(
+            order_id="o2",
+            refund_id="r1",
+            lines=[RefundedLine(sku="mask", qty=1, reason="defect", amount=600_000, goods_returned=False)],
+            amount=600_000,
+            fully_refunded=False,
+            member_id="m2",
+            distributor_id="c",
+            campaign_id=None,
+        ),
         T0 + 3 * DAY_MS,
     )
     h.publish(order_paid("o3", 100, "m3", seller="quiet"), T0 + 3 * DAY_MS)

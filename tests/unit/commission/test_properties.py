@@ -97,8 +97,14 @@ class World:
         self.now = T0
         self.orders: dict[str, Paid] = {}
         self.sku_rates: dict[str, list[tuple[int, Decimal | None]]] = {}
-        setup = [SetCommissionLevels(NETWORK, levels, 3), SetSettlement(NETWORK, 2 * DAY_MS, DAY_MS)]
-        setup += [RegisterDistributor(NETWORK, d, upline_id=u, grade=GRADES.get(d, "standard")) for d, u in TREE.items()]
+        setup = [
+            SetCommissionLevels(network_id=NETWORK, levels=levels, max_chain_depth=3),
+            SetSettlement(network_id=NETWORK, payout_delay_ms=2 * DAY_MS, batch_interval_ms=DAY_MS),
+        ]
+        setup += [
+            RegisterDistributor(network_id=NETWORK, distributor_id=d, upline_id=u, grade=GRADES.get(d, "standard"))
+            for d, u in TREE.items()
+        ]
         for cmd in setup:
             self.h.send(cmd, T0)
         self.h.run()
@@ -126,7 +132,16 @@ class World:
                 if sku not in lines:
                     lines[sku] = (qty, price)
             oid = f"o{len(self.orders)}"
-            ev = OrderPaid(oid, 0, "p", self.now, member, seller, None, [OrderLine(s, q, p) for s, (q, p) in lines.items()])
+            ev = OrderPaid(
+                order_id=oid,
+                amount=0,
+                payment_ref="p",
+                paid_at=self.now,
+                member_id=member,
+                distributor_id=seller,
+                campaign_id=None,
+                lines=[OrderLine(sku=s, qty=q, unit_price=p) for s, (q, p) in lines.items()],
+            )
             self.orders[oid] = Paid(seller, self.now, {s: q * p for s, (q, p) in lines.items()}, member=member)
             self.h.publish(ev, self.now)
         elif kind in ("refund", "cancel", "complete"):
@@ -139,13 +154,29 @@ class World:
             if kind == "complete":
                 if not o.completed:
                     o.completed = True
-                    self.h.publish(OrderCompleted(oid, self.now, "m", o.seller, None), self.now)
+                    self.h.publish(
+                        OrderCompleted(
+                            order_id=oid, completed_at=self.now, member_id="m", distributor_id=o.seller, campaign_id=None
+                        ),
+                        self.now,
+                    )
                 return
             if kind == "cancel":
                 left = {s: a - o.refunded.get(s, 0) for s, a in o.lines.items()}
                 o.refunded = dict(o.lines)
                 o.cancelled = True
-                self.h.publish(OrderCancelled(oid, "x", [], sum(left.values()), "m", o.seller, None), self.now)
+                self.h.publish(
+                    OrderCancelled(
+                        order_id=oid,
+                        reason="x",
+                        release_skus=[],
+                        refund_amount=sum(left.values()),
+                        member_id="m",
+                        distributor_id=o.seller,
+                        campaign_id=None,
+                    ),
+                    self.now,
+                )
                 return
             _, _, sku, pct = op
             if sku not in o.lines:
@@ -154,17 +185,29 @@ class World:
             if amount <= 0:
                 return
             o.refunded[sku] = o.refunded.get(sku, 0) + amount
-            rl = RefundedLine(sku, 1, "defect", amount, True)
-            self.h.publish(OrderRefunded(oid, f"r{self.now}", [rl], amount, False, "m", o.seller, None), self.now)
+            rl = RefundedLine(sku=sku, qty=1, reason="defect", amount=amount, goods_returned=True)
+            self.h.publish(
+                OrderRefunded(
+                    order_id=oid,
+                    refund_id=f"r{self.now}",
+                    lines=[rl],
+                    amount=amount,
+                    fully_refunded=False,
+                    member_id="m",
+                    distributor_id=o.seller,
+                    campaign_id=None,
+                ),
+                self.now,
+            )
         elif kind == "tick":
             self.now += op[1] * DAY_MS // 2
-            self.h.publish(ClockTicked("main", self.now), self.now)
+            self.h.publish(ClockTicked(clock_id="main", time=self.now), self.now)
         elif kind == "rate":
             rate = D(op[2]) if op[2] is not None else None
             current = self.sku_rates.get(op[1], [(0, None)])[-1][1]
             if rate != current:  # the same rate again is refused: it changes nothing
                 self.sku_rates.setdefault(op[1], [(0, None)]).append((self.now, rate))
-            self.h.send(SetSkuRate(NETWORK, op[1], rate), self.now)
+            self.h.send(SetSkuRate(network_id=NETWORK, sku=op[1], rate=rate), self.now)
         self.some_steps()
 
     def rate(self, sku: str, level: int, who: str, paid_at: int) -> Decimal:
@@ -187,10 +230,13 @@ class World:
         for oid, o in sorted(self.orders.items()):
             if not o.completed and not o.cancelled:
                 o.completed = True
-                self.h.publish(OrderCompleted(oid, self.now, "m", o.seller, None), self.now)
+                self.h.publish(
+                    OrderCompleted(order_id=oid, completed_at=self.now, member_id="m", distributor_id=o.seller, campaign_id=None),
+                    self.now,
+                )
         self.h.run()
         for days in (3, 4):  # due T+2: the batch of the next cutoff pays it
-            self.h.publish(ClockTicked("main", self.now + days * DAY_MS), self.now + days * DAY_MS)
+            self.h.publish(ClockTicked(clock_id="main", time=self.now + days * DAY_MS), self.now + days * DAY_MS)
             self.h.run()
 
 
@@ -300,11 +346,11 @@ def test_the_tree_never_holds_a_cycle_or_an_over_deep_chain_and_replicas_converg
     h = Harness(COMMISSION, 3)
     for i, op in enumerate(ops):
         if op[0] == "register":
-            h.send(RegisterDistributor(NETWORK, op[1], upline_id=op[2]), T0 + i)
+            h.send(RegisterDistributor(network_id=NETWORK, distributor_id=op[1], upline_id=op[2]), T0 + i)
         elif op[0] == "link":
-            h.send(LinkDistributor(NETWORK, op[1], op[2]), T0 + i)
+            h.send(LinkDistributor(network_id=NETWORK, distributor_id=op[1], upline_id=op[2]), T0 + i)
         else:
-            h.send(SetCommissionLevels(NETWORK, op[1], op[2]), T0 + i)
+            h.send(SetCommissionLevels(network_id=NETWORK, levels=op[1], max_chain_depth=op[2]), T0 + i)
         for _ in range(rnd.randint(0, 6)):
             options = h.steps()
             if options:

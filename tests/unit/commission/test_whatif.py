@@ -35,7 +35,7 @@ def kept(states: list[CommissionState]) -> dict[str, int]:
 def lived(levels: int, rates: list[Decimal] | None, ops: list, seed: int) -> World:  # type: ignore[type-arg]
     w = World(levels, random.Random(seed))
     if rates is not None:
-        w.h.send(SetLevelRates(NETWORK, rates), T0)
+        w.h.send(SetLevelRates(network_id=NETWORK, rates=rates), T0)
         w.h.run()
     for op in ops:
         w.apply(op)

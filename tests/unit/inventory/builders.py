@@ -40,18 +40,18 @@ def world() -> Scenario[Inventory]:
 
 
 def register(sc: Scenario[Inventory], sku: str, at: int = T0, gift: bool = False, floor: int | None = None) -> None:
-    sc.when(RegisterSku(sku, sku, gift, floor), at)
+    sc.when(RegisterSku(sku=sku, name=sku, is_gift=gift, low_stock_floor=floor), at)
 
 
 def receive(sc: Scenario[Inventory], sku: str, qty: int, warehouse: str = NORTH, at: int = T0) -> list[Message]:
-    return sc.when(ReceiveStock(sku, warehouse, qty, "po"), at).events
+    return sc.when(ReceiveStock(sku=sku, warehouse=warehouse, qty=qty, reference="po"), at).events
 
 
 def ship(sc: Scenario[Inventory], sku: str, qty: int, at: int) -> list[Message]:
     """An order of `qty` units reserved and shipped at `at` (a sale, for the velocity); orders o-1, o-2, …"""
     order = f"o-{next(_orders.setdefault(sc, itertools.count(1)))}"
-    events = sc.when(ReserveStock(sku, order, qty), at).events
-    return events + sc.when(CommitReservation(sku, order), at).events
+    events = sc.when(ReserveStock(sku=sku, order_id=order, qty=qty), at).events
+    return events + sc.when(CommitReservation(sku=sku, order_id=order), at).events
 
 
 def sell_daily(sc: Scenario[Inventory], sku: str, per_day: int, days: int, first_day_at: int) -> None:
@@ -60,8 +60,8 @@ def sell_daily(sc: Scenario[Inventory], sku: str, per_day: int, days: int, first
 
 
 def configure(sc: Scenario[Inventory], sku: str, lead: int, cover: str = "1", at: int = T0, **kw: object) -> list[Message]:
-    return sc.when(ConfigureStockPolicy(sku, lead, Decimal(cover), **kw), at).events  # type: ignore[arg-type]
+    return sc.when(ConfigureStockPolicy(sku=sku, lead_time_days=lead, cover_factor=Decimal(cover), **kw), at).events  # type: ignore[arg-type]
 
 
 def tick(sc: Scenario[Inventory], at: int) -> list[Message]:
-    return sc.when(CheckStockTimers(at), at).events
+    return sc.when(CheckStockTimers(time=at), at).events

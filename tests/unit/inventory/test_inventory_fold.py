@@ -24,22 +24,22 @@ def test_folding_inventorys_log_with_repeats_gives_the_live_partition(
     own = OwnLog(SERVICE, horizon, partition=1)
     now = T0 - 40 * DAY
     setup: list[Message | None] = [
-        RegisterSku("s1", "mask"),
-        RegisterSku("s2", "serum", False, 5),
-        RegisterSku("g1", "trial", True, 0),
+        RegisterSku(sku="s1", name="mask"),
+        RegisterSku(sku="s2", name="serum", is_gift=False, low_stock_floor=5),
+        RegisterSku(sku="g1", name="trial", is_gift=True, low_stock_floor=0),
     ]
     for commands, hours in [(setup, 0), *steps]:
         now += hours * HOUR
         for cmd in commands:
-            own.handle(cmd if cmd is not None else CheckStockTimers(now), now)  # a tick: broadcast, no key
+            own.handle(cmd if cmd is not None else CheckStockTimers(time=now), now)  # a tick: broadcast, no key
     check_fold(own, repeats)
 
 
 def test_the_check_catches_a_fold_without_the_version_rule() -> None:
     """The property can fail: evolving a repeated receipt again counts its units twice."""
     own = OwnLog(SERVICE, DAY)
-    own.handle(RegisterSku("s1", "mask"), T0)
-    own.handle(ReceiveStock("s1", "north", 10, "po-1"), T0 + HOUR)
+    own.handle(RegisterSku(sku="s1", name="mask"), T0)
+    own.handle(ReceiveStock(sku="s1", warehouse="north", qty=10, reference="po-1"), T0 + HOUR)
     check_fold(own, [("event", 1, 0)])
     with pytest.raises(AssertionError, match="repeats in the log change nothing"):
         check_fold(own, [("event", 1, 0)], fold=naive_fold)

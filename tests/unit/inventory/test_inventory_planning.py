@@ -88,8 +88,19 @@ def test_r_inv_4_configuring_the_policy_sets_velocity_x_lead_time_x_cover_factor
     w = selling_mask()
     events = configure(w, MASK, 10, "1.5")
     assert events == [
-        StockPolicyConfigured(MASK, 10, Decimal("1.5"), None, None, 0, Decimal("0"), 28, 30, Decimal("0.20")),
-        SafetyStockSet(MASK, 30, Decimal("2"), "velocity"),  # ⌈2 × 10 × 1.5⌉
+        StockPolicyConfigured(
+            sku=MASK,
+            lead_time_days=10,
+            cover_factor=Decimal("1.5"),
+            gift_tier=None,
+            forecast_daily_units=None,
+            monthly_visitors=0,
+            conversion_rate=Decimal("0"),
+            velocity_window_days=28,
+            slow_mover_window_days=30,
+            sell_through_floor=Decimal("0.20"),
+        ),
+        SafetyStockSet(sku=MASK, units=30, daily_demand=Decimal("2"), basis="velocity"),  # ⌈2 × 10 × 1.5⌉
     ]
     assert w.state.skus[MASK].threshold() == 30
 
@@ -98,9 +109,12 @@ def test_r_inv_4_the_first_tick_of_a_day_recomputes_and_only_a_change_is_an_even
     w = selling_mask()
     configure(w, MASK, 10, "1.5")
     ship(w, MASK, 2, T0 + 10 * HOUR)  # day D0 sells as usual
-    assert tick(w, T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "velocity still 2: nothing to say"
+    assert tick(w, T0 + DAY + HOUR) == [DailyStockReviewed(day=D0 + 1, skus=1)], "velocity still 2: nothing to say"
     events = tick(w, T0 + 2 * DAY + HOUR)  # D0 + 1 sold nothing: 54 / 28 per day
-    assert events == [SafetyStockSet(MASK, 29, Decimal("1.9286"), "velocity"), DailyStockReviewed(D0 + 2, 1)]
+    assert events == [
+        SafetyStockSet(sku=MASK, units=29, daily_demand=Decimal("1.9286"), basis="velocity"),
+        DailyStockReviewed(day=D0 + 2, skus=1),
+    ]
     assert tick(w, T0 + 2 * DAY + 5 * HOUR) == [], "a later tick of the same day"
     assert tick(w, T0 + DAY) == [], "a tick of a day already reviewed"
     assert w.state.skus[MASK].safety_stock == 29
@@ -108,15 +122,15 @@ def test_r_inv_4_the_first_tick_of_a_day_recomputes_and_only_a_change_is_an_even
 
 def test_r_inv_4_a_sku_without_a_policy_keeps_its_hand_set_safety_stock() -> None:
     w = selling_mask()
-    w.when(SetSafetyStock(MASK, 12))
-    assert tick(w, T0 + HOUR) == [DailyStockReviewed(D0, 1)]
+    w.when(SetSafetyStock(sku=MASK, units=12))
+    assert tick(w, T0 + HOUR) == [DailyStockReviewed(day=D0, skus=1)]
     assert w.state.skus[MASK].safety_stock == 12
 
 
 def test_r_inv_4_with_a_policy_the_safety_stock_is_not_set_by_hand() -> None:
     w = selling_mask()
     configure(w, MASK, 10)
-    events = w.when(SetSafetyStock(MASK, 12)).events
+    events = w.when(SetSafetyStock(sku=MASK, units=12)).events
     assert len(events) == 1 and isinstance(events[0], InventoryCommandRejected)
     assert "follows its stock policy" in events[0].reason
     assert w.state.skus[MASK].safety_stock == 20
@@ -142,7 +156,7 @@ def gift_world(per_day: int = 1) -> Scenario[Inventory]:
 def test_r_inv_4_gift_tiers(kw: dict[str, object], units: int, demand: Decimal, basis: str) -> None:
     w = gift_world(per_day=2)
     events = configure(w, GIFT, 4, "1.5", **kw)
-    assert of_type(events, SafetyStockSet) == [SafetyStockSet(GIFT, units, demand, basis)]
+    assert of_type(events, SafetyStockSet) == [SafetyStockSet(sku=GIFT, units=units, daily_demand=demand, basis=basis)]
 
 
 def test_r_inv_4_a_tier_2_gift_follows_a_new_forecast() -> None:
@@ -150,26 +164,28 @@ def test_r_inv_4_a_tier_2_gift_follows_a_new_forecast() -> None:
     configure(w, GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("2"))
     assert w.state.skus[GIFT].safety_stock == 20
     events = configure(w, GIFT, 10, gift_tier=2, forecast_daily_units=Decimal("0.25"))
-    assert of_type(events, SafetyStockSet) == [SafetyStockSet(GIFT, 3, Decimal("0.25"), "gift_tier_2_forecast")]
+    assert of_type(events, SafetyStockSet) == [
+        SafetyStockSet(sku=GIFT, units=3, daily_demand=Decimal("0.25"), basis="gift_tier_2_forecast")
+    ]
 
 
 @pytest.mark.parametrize(
     ("cmd", "fragment"),
     [
-        (ConfigureStockPolicy(MASK, 5, gift_tier=1), "not a gift sku"),
-        (ConfigureStockPolicy(GIFT, 5, gift_tier=2), "follows a forecast"),
-        (ConfigureStockPolicy(GIFT, 5, gift_tier=4), "gift_tier must be 1, 2 or 3"),
-        (ConfigureStockPolicy(MASK, -1), "lead_time_days"),
-        (ConfigureStockPolicy(MASK, 366), "lead_time_days"),
-        (ConfigureStockPolicy(MASK, 5, Decimal("-0.5")), "cover_factor"),
-        (ConfigureStockPolicy(MASK, 5, Decimal("NaN")), "cover_factor"),
-        (ConfigureStockPolicy(MASK, 5, monthly_visitors=-1), "monthly_visitors"),
-        (ConfigureStockPolicy(MASK, 5, conversion_rate=Decimal("1.01")), "conversion_rate"),
-        (ConfigureStockPolicy(MASK, 5, velocity_window_days=0), "windows"),
-        (ConfigureStockPolicy(MASK, 5, slow_mover_window_days=400), "windows"),
-        (ConfigureStockPolicy(MASK, 5, sell_through_floor=Decimal("2")), "sell_through_floor"),
-        (ConfigureStockPolicy(GIFT, 5, forecast_daily_units=Decimal("-1")), "forecast_daily_units"),
-        (ConfigureStockPolicy("ghost", 5), "unknown sku ghost"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, gift_tier=1), "not a gift sku"),
+        (ConfigureStockPolicy(sku=GIFT, lead_time_days=5, gift_tier=2), "follows a forecast"),
+        (ConfigureStockPolicy(sku=GIFT, lead_time_days=5, gift_tier=4), "gift_tier must be 1, 2 or 3"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=-1), "lead_time_days"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=366), "lead_time_days"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, cover_factor=Decimal("-0.5")), "cover_factor"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, cover_factor=Decimal("NaN")), "cover_factor"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, monthly_visitors=-1), "monthly_visitors"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, conversion_rate=Decimal("1.01")), "conversion_rate"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, velocity_window_days=0), "windows"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, slow_mover_window_days=400), "windows"),
+        (ConfigureStockPolicy(sku=MASK, lead_time_days=5, sell_through_floor=Decimal("2")), "sell_through_floor"),
+        (ConfigureStockPolicy(sku=GIFT, lead_time_days=5, forecast_daily_units=Decimal("-1")), "forecast_daily_units"),
+        (ConfigureStockPolicy(sku="ghost", lead_time_days=5), "unknown sku ghost"),
     ],
 )
 def test_r_inv_4_an_invalid_policy_is_refused_and_changes_nothing(cmd: ConfigureStockPolicy, fragment: str) -> None:
@@ -192,24 +208,28 @@ def test_r_inv_4_a_tick_that_raises_the_safety_stock_above_available_raises_the_
     receive(w, MASK, 40, at=T0 + 13 * HOUR)  # available 58: cleared
     events = tick(w, T0 + DAY + HOUR)  # velocity (54 + 36) / 28 → safety ⌈90 / 28 × 20⌉ = 65 > 58
     assert events == [
-        SafetyStockSet(MASK, 65, Decimal("3.2143"), "velocity"),
-        LowStockAlertRaised(MASK, 58, 65, 3),
-        ReplenishmentSuggested(MASK, 3, 58, 65, Decimal("3.2143"), 20, 72),  # 65 − 58 + ⌈90 / 28 × 20⌉
-        DailyStockReviewed(D0 + 1, 1),
+        SafetyStockSet(sku=MASK, units=65, daily_demand=Decimal("3.2143"), basis="velocity"),
+        LowStockAlertRaised(sku=MASK, available=58, threshold=65, crossing=3),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=3, available=58, threshold=65, daily_demand=Decimal("3.2143"), lead_time_days=20, qty=72
+        ),  # 65 − 58 + ⌈90 / 28 × 20⌉
+        DailyStockReviewed(day=D0 + 1, skus=1),
     ]
 
 
 def test_r_inv_3c_the_live_stream_share_still_counts_next_to_a_dynamic_safety_stock() -> None:
     w = selling_mask()
     configure(w, MASK, 10, "1.5")  # safety 30, available 44
-    events = w.when(ScheduleLiveStream(MASK, "live-1", 500), T0 + HOUR).events  # 20 % of 500 = 100
+    events = w.when(ScheduleLiveStream(sku=MASK, stream_id="live-1", expected_sales=500), T0 + HOUR).events  # 20 % of 500 = 100
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested) == [
-        LowStockAlertRaised(MASK, 44, 100, 1),
-        ReplenishmentSuggested(MASK, 1, 44, 100, Decimal("2"), 10, 76),  # 100 − 44 + 2 × 10
+        LowStockAlertRaised(sku=MASK, available=44, threshold=100, crossing=1),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=1, available=44, threshold=100, daily_demand=Decimal("2"), lead_time_days=10, qty=76
+        ),  # 100 − 44 + 2 × 10
     ]
     assert w.state.skus[MASK].threshold() == 100
-    events = w.when(EndLiveStream(MASK, "live-1"), T0 + 2 * HOUR).events
-    assert of_type(events, LowStockAlertCleared) == [LowStockAlertCleared(MASK, 44, 30, 1)]
+    events = w.when(EndLiveStream(sku=MASK, stream_id="live-1"), T0 + 2 * HOUR).events
+    assert of_type(events, LowStockAlertCleared) == [LowStockAlertCleared(sku=MASK, available=44, threshold=30, crossing=1)]
 
 
 def test_r_inv_4_sales_per_day_keep_only_the_longest_window() -> None:
@@ -225,10 +245,12 @@ def test_r_inv_4_sales_per_day_keep_only_the_longest_window() -> None:
 def test_r_inv_5_the_replenishment_refills_the_threshold_and_covers_the_lead_time() -> None:
     w = selling_mask()
     configure(w, MASK, 10, "1.5")  # threshold 30, available 44
-    events = w.when(ReserveStock(MASK, "big", 15), T0 + HOUR).events
+    events = w.when(ReserveStock(sku=MASK, order_id="big", qty=15), T0 + HOUR).events
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested, StockTransferSuggested) == [
-        LowStockAlertRaised(MASK, 29, 30, 1),
-        ReplenishmentSuggested(MASK, 1, 29, 30, Decimal("2"), 10, 21),  # 30 − 29 + ⌈2 × 10⌉
+        LowStockAlertRaised(sku=MASK, available=29, threshold=30, crossing=1),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=1, available=29, threshold=30, daily_demand=Decimal("2"), lead_time_days=10, qty=21
+        ),  # 30 − 29 + ⌈2 × 10⌉
     ]
     assert w.state.skus[MASK].last_replenishment == events[-1]
 
@@ -245,23 +267,29 @@ def two_warehouses() -> Scenario[Inventory]:
 
 def test_r_inv_5_surplus_moves_toward_the_warehouse_that_is_short() -> None:
     w = two_warehouses()
-    events = w.when(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH)).events  # north 40, south 5
+    events = w.when(ReserveStock(sku=MASK, order_id="o-1", qty=15, preferred_warehouse=SOUTH)).events  # north 40, south 5
     assert of_type(events, LowStockAlertRaised, ReplenishmentSuggested, StockTransferSuggested) == [
-        LowStockAlertRaised(MASK, 45, 50, 2),
-        ReplenishmentSuggested(MASK, 2, 45, 50, Decimal("0"), 0, 5),
-        StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15),  # share ⌈50 / 2⌉ = 25: north has 15 above it
+        LowStockAlertRaised(sku=MASK, available=45, threshold=50, crossing=2),
+        ReplenishmentSuggested(
+            sku=MASK, crossing=2, available=45, threshold=50, daily_demand=Decimal("0"), lead_time_days=0, qty=5
+        ),
+        StockTransferSuggested(
+            sku=MASK, crossing=2, from_warehouse=NORTH, to_warehouse=SOUTH, qty=15
+        ),  # share ⌈50 / 2⌉ = 25: north has 15 above it
     ]
-    assert w.state.skus[MASK].last_transfers == [StockTransferSuggested(MASK, 2, NORTH, SOUTH, 15)]
+    assert w.state.skus[MASK].last_transfers == [
+        StockTransferSuggested(sku=MASK, crossing=2, from_warehouse=NORTH, to_warehouse=SOUTH, qty=15)
+    ]
 
 
 def test_r_inv_5_no_transfer_without_a_surplus_or_a_second_warehouse() -> None:
     w = two_warehouses()
-    events = w.when(ReserveStock(MASK, "o-1", 30)).events  # north 10, south 20: nobody above 25
+    events = w.when(ReserveStock(sku=MASK, order_id="o-1", qty=30)).events  # north 10, south 20: nobody above 25
     assert of_type(events, StockTransferSuggested) == [] and of_type(events, ReplenishmentSuggested)
     single = world()
     register(single, MASK)
     receive(single, MASK, 60)
-    assert of_type(single.when(ReserveStock(MASK, "o-1", 20)).events, StockTransferSuggested) == []
+    assert of_type(single.when(ReserveStock(sku=MASK, order_id="o-1", qty=20)).events, StockTransferSuggested) == []
 
 
 def test_r_inv_5_transfers_serve_the_lowest_first_from_the_largest_surplus() -> None:
@@ -272,11 +300,16 @@ def test_r_inv_5_transfers_serve_the_lowest_first_from_the_largest_surplus() -> 
 
 def test_r_inv_5_suggestions_come_once_per_crossing_and_again_with_the_next_one() -> None:
     w = two_warehouses()
-    w.when(ReserveStock(MASK, "o-1", 15, preferred_warehouse=SOUTH))
+    w.when(ReserveStock(sku=MASK, order_id="o-1", qty=15, preferred_warehouse=SOUTH))
     for i in range(2, 5):
-        assert of_type(w.when(ReserveStock(MASK, f"o-{i}", 1)).events, ReplenishmentSuggested, StockTransferSuggested) == []
+        assert (
+            of_type(
+                w.when(ReserveStock(sku=MASK, order_id=f"o-{i}", qty=1)).events, ReplenishmentSuggested, StockTransferSuggested
+            )
+            == []
+        )
     receive(w, MASK, 100, NORTH)  # cleared
-    events = w.when(ReserveStock(MASK, "o-9", 100)).events
+    events = w.when(ReserveStock(sku=MASK, order_id="o-9", qty=100)).events
     assert [e.crossing for e in of_type(events, ReplenishmentSuggested)] == [3]
     assert w.state.skus[MASK].last_replenishment is not None and w.state.skus[MASK].last_replenishment.crossing == 3
     assert w.rebuilt() == w.state
@@ -298,19 +331,30 @@ def test_r_inv_6_a_sku_selling_through_below_20_percent_is_detected_once_per_epi
     ship(w, SERUM, 1, T0 - 35 * DAY)  # outside the 30-day window
     events = tick(w, T0 + HOUR)
     assert events == [
-        SlowMovingStockDetected(SERUM, 1, Decimal("0"), 0, 99, 30, Decimal("0.20"), D0),
-        DailyStockReviewed(D0, 1),
+        SlowMovingStockDetected(
+            sku=SERUM, episode=1, sell_through=Decimal("0"), shipped=0, on_hand=99, window_days=30, floor=Decimal("0.20"), day=D0
+        ),
+        DailyStockReviewed(day=D0, skus=1),
     ]
-    assert tick(w, T0 + DAY + HOUR) == [DailyStockReviewed(D0 + 1, 1)], "same episode: nothing new"
+    assert tick(w, T0 + DAY + HOUR) == [DailyStockReviewed(day=D0 + 1, skus=1)], "same episode: nothing new"
     ship(w, SERUM, 25, T0 + DAY + 2 * HOUR)  # 25 / (25 + 74) = 25 % ≥ 20 %
     assert tick(w, T0 + 2 * DAY + HOUR) == [
-        SlowMovingStockCleared(SERUM, 1, Decimal("0.2525"), 25, 74, D0 + 2),
-        DailyStockReviewed(D0 + 2, 1),
+        SlowMovingStockCleared(sku=SERUM, episode=1, sell_through=Decimal("0.2525"), shipped=25, on_hand=74, day=D0 + 2),
+        DailyStockReviewed(day=D0 + 2, skus=1),
     ]
     assert not w.state.skus[SERUM].slow_moving
     events = tick(w, T0 + 32 * DAY + HOUR)  # the sale of day D0 + 1 left the window
     assert of_type(events, SlowMovingStockDetected) == [
-        SlowMovingStockDetected(SERUM, 2, Decimal("0"), 0, 74, 30, Decimal("0.20"), D0 + 32)
+        SlowMovingStockDetected(
+            sku=SERUM,
+            episode=2,
+            sell_through=Decimal("0"),
+            shipped=0,
+            on_hand=74,
+            window_days=30,
+            floor=Decimal("0.20"),
+            day=D0 + 32,
+        )
     ]
     assert w.rebuilt() == w.state
 
@@ -328,7 +372,7 @@ def test_r_inv_6_a_sku_with_nothing_on_hand_is_not_flagged_and_running_out_ends_
     assert of_type(tick(w, T0 + HOUR), SlowMovingStockDetected) != []
     ship(w, SERUM, 5, T0 + 2 * HOUR)
     assert of_type(tick(w, T0 + DAY + HOUR), SlowMovingStockCleared) == [
-        SlowMovingStockCleared(SERUM, 1, Decimal("1"), 5, 0, D0 + 1)
+        SlowMovingStockCleared(sku=SERUM, episode=1, sell_through=Decimal("1"), shipped=5, on_hand=0, day=D0 + 1)
     ]
 
 
@@ -344,7 +388,9 @@ def test_r_inv_6_the_window_and_the_floor_follow_the_sku_policy() -> None:
     ship(w, SERUM, 30, T0 - 5 * DAY)  # 30 / 100: fine by the default floor
     configure(w, SERUM, 0, sell_through_floor=Decimal("0.5"), slow_mover_window_days=7)
     assert of_type(tick(w, T0 + HOUR), SlowMovingStockDetected) == [
-        SlowMovingStockDetected(SERUM, 1, Decimal("0.3"), 30, 70, 7, Decimal("0.5"), D0)
+        SlowMovingStockDetected(
+            sku=SERUM, episode=1, sell_through=Decimal("0.3"), shipped=30, on_hand=70, window_days=7, floor=Decimal("0.5"), day=D0
+        )
     ]
 
 
@@ -369,35 +415,69 @@ def presale_tote(registered: bool = True) -> Scenario[Inventory]:
         register(w, TOTE, floor=5)
         receive(w, TOTE, 100)
         configure(w, TOTE, 0, monthly_visitors=5000, conversion_rate=Decimal("0.01"))
-    assert w.when(LinkPresaleCampaign(TOTE, "camp-1")).events == [PresaleCampaignLinked(TOTE, "camp-1")]
+    assert w.when(LinkPresaleCampaign(sku=TOTE, campaign_id="camp-1")).events == [
+        PresaleCampaignLinked(sku=TOTE, campaign_id="camp-1")
+    ]
     return w
 
 
 def test_r_inv_7_a_successful_close_plans_the_regular_stock_and_asks_for_it() -> None:
     w = presale_tote()
-    events = w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY).events
+    events = w.when(
+        RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0 + DAY), T0 + DAY
+    ).events
     assert events == [
-        RegularStockPlanned(TOTE, "camp-1", 500, 5000, Decimal("0.01"), 250),
-        LowStockAlertRaised(TOTE, 100, 250, 1),  # the standing stock is the floor under the safety stock
-        ReplenishmentSuggested(TOTE, 1, 100, 250, Decimal("0"), 0, 150),
+        RegularStockPlanned(
+            sku=TOTE,
+            campaign_id="camp-1",
+            presold_units=500,
+            monthly_visitors=5000,
+            conversion_rate=Decimal("0.01"),
+            standing_units=250,
+        ),
+        LowStockAlertRaised(
+            sku=TOTE, available=100, threshold=250, crossing=1
+        ),  # the standing stock is the floor under the safety stock
+        ReplenishmentSuggested(
+            sku=TOTE, crossing=1, available=100, threshold=250, daily_demand=Decimal("0"), lead_time_days=0, qty=150
+        ),
     ]
     assert w.state.skus[TOTE].threshold() == 250 and w.state.skus[TOTE].effective_safety_stock() == 250
-    assert w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0 + DAY), T0 + DAY).events == [], "planned once"
-    assert w.when(LinkPresaleCampaign(TOTE, "camp-1")).events == [PresaleCampaignLinked(TOTE, "camp-1")]
+    assert (
+        w.when(
+            RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0 + DAY), T0 + DAY
+        ).events
+        == []
+    ), "planned once"
+    assert w.when(LinkPresaleCampaign(sku=TOTE, campaign_id="camp-1")).events == [
+        PresaleCampaignLinked(sku=TOTE, campaign_id="camp-1")
+    ]
     assert w.rebuilt() == w.state
 
 
 def test_r_inv_7_other_partitions_and_failed_campaigns_plan_nothing() -> None:
     w = presale_tote()
-    assert w.when(RecordPresaleClose("camp-elsewhere", "succeeded", 500, T0)).events == []
-    assert w.when(RecordPresaleClose("camp-1", "failed", 12, T0)).events == []
-    assert w.when(LinkPresaleCampaign(TOTE, "camp-1")).events == [], "a re-delivered link"
+    assert (
+        w.when(RecordPresaleClose(campaign_id="camp-elsewhere", outcome="succeeded", pledged_units=500, closed_at=T0)).events
+        == []
+    )
+    assert w.when(RecordPresaleClose(campaign_id="camp-1", outcome="failed", pledged_units=12, closed_at=T0)).events == []
+    assert w.when(LinkPresaleCampaign(sku=TOTE, campaign_id="camp-1")).events == [], "a re-delivered link"
 
 
 def test_r_inv_7_a_plan_for_a_sku_not_registered_yet_applies_when_it_is() -> None:
     w = presale_tote(registered=False)
-    events = w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0)).events
-    assert events == [RegularStockPlanned(TOTE, "camp-1", 500, 0, Decimal("0"), 150)]  # no visitors known
+    events = w.when(RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0)).events
+    assert events == [
+        RegularStockPlanned(
+            sku=TOTE,
+            campaign_id="camp-1",
+            presold_units=500,
+            monthly_visitors=0,
+            conversion_rate=Decimal("0"),
+            standing_units=150,
+        )
+    ]  # no visitors known
     register(w, TOTE)
     assert w.state.skus[TOTE].standing_stock == 150 and w.state.skus[TOTE].threshold() == 150
     assert w.state.pending_standing == {} and w.rebuilt() == w.state
@@ -405,7 +485,7 @@ def test_r_inv_7_a_plan_for_a_sku_not_registered_yet_applies_when_it_is() -> Non
 
 def test_r_inv_7_the_standing_stock_floors_the_dynamic_safety_stock() -> None:
     w = presale_tote()
-    w.when(RecordPresaleClose("camp-1", "succeeded", 500, T0))
+    w.when(RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0))
     configure(w, TOTE, 10, monthly_visitors=5000, conversion_rate=Decimal("0.01"))  # velocity 0: safety 0
     assert w.state.skus[TOTE].safety_stock == 0 and w.state.skus[TOTE].threshold() == 250
 

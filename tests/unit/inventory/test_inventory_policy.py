@@ -50,12 +50,32 @@ def gift(rule: str = "r-1", sku: str = EYE, qty: int = 1, consumable: bool = Fal
 
 
 def placed(*gifts: GiftLine, campaign: str | None = None) -> OrderPlaced:
-    return OrderPlaced(OID, "m-1", "live", [OrderLine(MASK, 2, 1990)], None, campaign, 3980, T0, gifts=list(gifts))
+    return OrderPlaced(
+        order_id=OID,
+        member_id="m-1",
+        channel="live",
+        lines=[OrderLine(sku=MASK, qty=2, unit_price=1990)],
+        distributor_id=None,
+        campaign_id=campaign,
+        total=3980,
+        placed_at=T0,
+        gifts=list(gifts),
+    )
 
 
 def refunded(*gifts: RefundedGift, lines: list[RefundedLine] | None = None) -> OrderRefunded:
-    lines = [RefundedLine(MASK, 2, "no_reason", 3980, True)] if lines is None else lines
-    return OrderRefunded(OID, "rf-1", lines, 3980, True, "m-1", None, None, gifts=list(gifts))
+    lines = [RefundedLine(sku=MASK, qty=2, reason="no_reason", amount=3980, goods_returned=True)] if lines is None else lines
+    return OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=3980,
+        fully_refunded=True,
+        member_id="m-1",
+        distributor_id=None,
+        campaign_id=None,
+        gifts=list(gifts),
+    )
 
 
 # --- the policy: order events with gifts ----------------------------------------------------------------
@@ -64,9 +84,9 @@ def refunded(*gifts: RefundedGift, lines: list[RefundedLine] | None = None) -> O
 def test_an_order_placed_reserves_its_lines_then_each_gift_marked_with_its_rule() -> None:
     event = placed(gift("r-1", EYE, 1), gift("r-2", TRIAL, 3))
     assert policy.react(event) == [
-        ReserveStock(MASK, OID, 2),
-        ReserveStock(EYE, OID, 1, gift_rule_id="r-1"),
-        ReserveStock(TRIAL, OID, 3, gift_rule_id="r-2"),
+        ReserveStock(sku=MASK, order_id=OID, qty=2),
+        ReserveStock(sku=EYE, order_id=OID, qty=1, gift_rule_id="r-1"),
+        ReserveStock(sku=TRIAL, order_id=OID, qty=3, gift_rule_id="r-2"),
     ]
 
 
@@ -75,47 +95,58 @@ def test_a_campaign_order_reserves_nothing_not_even_a_gift() -> None:
 
 
 def test_a_gift_attached_after_placement_is_reserved() -> None:
-    assert policy.react(GiftAttached(OID, gift("r-3", TRIAL, 2))) == [ReserveStock(TRIAL, OID, 2, gift_rule_id="r-3")]
+    assert policy.react(GiftAttached(order_id=OID, gift=gift("r-3", TRIAL, 2))) == [
+        ReserveStock(sku=TRIAL, order_id=OID, qty=2, gift_rule_id="r-3")
+    ]
 
 
 def test_r_ord_5_a_substituted_gift_reserves_the_fallback() -> None:
-    event = GiftSubstituted(OID, "r-1", EYE, TRIAL, 2, 150, "gift eye-01 out of stock")
-    assert policy.react(event) == [ReserveStock(TRIAL, OID, 2, gift_rule_id="r-1")]
+    event = GiftSubstituted(
+        order_id=OID, rule_id="r-1", from_sku=EYE, to_sku=TRIAL, qty=2, unit_cost=150, reason="gift eye-01 out of stock"
+    )
+    assert policy.react(event) == [ReserveStock(sku=TRIAL, order_id=OID, qty=2, gift_rule_id="r-1")]
 
 
 def test_an_omitted_or_skipped_gift_releases_its_own_hold() -> None:
-    assert policy.react(GiftOmitted(OID, "r-1", EYE, "out of stock; no fallback gift")) == [
-        ReleaseReservation(EYE, OID, "gift omitted: out of stock; no fallback gift", gift_rule_id="r-1")
+    assert policy.react(GiftOmitted(order_id=OID, rule_id="r-1", sku=EYE, reason="out of stock; no fallback gift")) == [
+        ReleaseReservation(sku=EYE, order_id=OID, reason="gift omitted: out of stock; no fallback gift", gift_rule_id="r-1")
     ]
-    assert policy.react(GiftRuleSkipped(OID, "r-2", TRIAL, "over the cap at the final price")) == [
-        ReleaseReservation(TRIAL, OID, "gift rule skipped: over the cap at the final price", gift_rule_id="r-2")
+    assert policy.react(
+        GiftRuleSkipped(order_id=OID, rule_id="r-2", gift_sku=TRIAL, reason="over the cap at the final price")
+    ) == [
+        ReleaseReservation(
+            sku=TRIAL, order_id=OID, reason="gift rule skipped: over the cap at the final price", gift_rule_id="r-2"
+        )
     ]
 
 
 @pytest.mark.parametrize(("reason", "grade"), [("no_reason", "A"), ("late", "A"), ("defect", "B"), ("damaged", "B")])
 def test_r_ord_2a_a_returned_gift_is_graded_like_the_goods(reason: str, grade: str) -> None:
-    event = refunded(RefundedGift("r-1", EYE, 1, goods_returned=True, written_off=False, reason=reason))
-    assert policy.react(event)[1:] == [ReturnStock(EYE, OID, 1, grade)]
+    event = refunded(RefundedGift(rule_id="r-1", sku=EYE, qty=1, goods_returned=True, written_off=False, reason=reason))
+    assert policy.react(event)[1:] == [ReturnStock(sku=EYE, order_id=OID, qty=1, grade=grade)]
 
 
 def test_r_ord_2a_a_gift_not_shipped_yet_has_its_hold_released() -> None:
     event = refunded(
-        RefundedGift("r-1", EYE, 1, goods_returned=False, written_off=False, reason="no_reason"),
-        lines=[RefundedLine(MASK, 1, "no_reason", 1990, False)],
+        RefundedGift(rule_id="r-1", sku=EYE, qty=1, goods_returned=False, written_off=False, reason="no_reason"),
+        lines=[RefundedLine(sku=MASK, qty=1, reason="no_reason", amount=1990, goods_returned=False)],
     )
     assert policy.react(event) == [
-        ReleaseReservation(MASK, OID, "order refunded", 1),
-        ReleaseReservation(EYE, OID, "gift taken back with its main line", 1, gift_rule_id="r-1"),
+        ReleaseReservation(sku=MASK, order_id=OID, reason="order refunded", qty=1),
+        ReleaseReservation(sku=EYE, order_id=OID, reason="gift taken back with its main line", qty=1, gift_rule_id="r-1"),
     ]
 
 
 def test_r_ord_2a_a_consumable_gift_that_shipped_is_written_off_nothing_comes_back() -> None:
-    event = refunded(RefundedGift("r-1", TRIAL, 2, goods_returned=False, written_off=True, reason="defect"))
-    assert policy.react(event) == [ReturnStock(MASK, OID, 2, "A"), RecordGiftWriteOff(TRIAL, OID, "r-1", 2, "defect")]
+    event = refunded(RefundedGift(rule_id="r-1", sku=TRIAL, qty=2, goods_returned=False, written_off=True, reason="defect"))
+    assert policy.react(event) == [
+        ReturnStock(sku=MASK, order_id=OID, qty=2, grade="A"),
+        RecordGiftWriteOff(sku=TRIAL, order_id=OID, rule_id="r-1", qty=2, reason="defect"),
+    ]
 
 
 def test_r_x_3_a_refund_without_gifts_routes_as_before() -> None:
-    assert policy.react(refunded()) == [ReturnStock(MASK, OID, 2, "A")]
+    assert policy.react(refunded()) == [ReturnStock(sku=MASK, order_id=OID, qty=2, grade="A")]
 
 
 def test_the_router_decodes_only_the_order_events_the_policy_reacts_to() -> None:
@@ -136,19 +167,36 @@ def test_the_router_decodes_only_the_order_events_the_policy_reacts_to() -> None
 
 
 def test_r_inv_7_a_campaign_links_its_product_sku_and_a_successful_close_goes_to_every_partition() -> None:
-    created = CampaignCreated("camp-1", "tote", 2000, 100_000, 50, 1000, "standard", {}, T0)
-    assert policy.react_presale(created) == [LinkPresaleCampaign("tote", "camp-1")]
-    closed = CampaignClosed("camp-1", "succeeded", 500, 50, "ended", T0 + 1)
+    created = CampaignCreated(
+        campaign_id="camp-1",
+        product="tote",
+        unit_cost=2000,
+        fan_base=100_000,
+        moq=50,
+        max_capacity=1000,
+        split="standard",
+        milestone_shares={},
+        created_at=T0,
+    )
+    assert policy.react_presale(created) == [LinkPresaleCampaign(sku="tote", campaign_id="camp-1")]
+    closed = CampaignClosed(
+        campaign_id="camp-1", outcome="succeeded", pledged_units=500, moq=50, reason="ended", closed_at=T0 + 1
+    )
     routed = policy.react_presale(closed)
-    assert routed == [RecordPresaleClose("camp-1", "succeeded", 500, T0 + 1)]
+    assert routed == [RecordPresaleClose(campaign_id="camp-1", outcome="succeeded", pledged_units=500, closed_at=T0 + 1)]
     assert routed[0].key == "", "no key: broadcast to every partition"
-    assert policy.react_presale(CampaignClosed("camp-1", "failed", 10, 50, "below MOQ", T0)) == []
+    assert (
+        policy.react_presale(
+            CampaignClosed(campaign_id="camp-1", outcome="failed", pledged_units=10, moq=50, reason="below MOQ", closed_at=T0)
+        )
+        == []
+    )
 
 
 def test_r_x_1_a_clock_tick_reaches_every_partition() -> None:
-    routed = policy.react_clock(ClockTicked("main", T0))
-    assert routed == [CheckStockTimers(T0)] and routed[0].key == ""
-    assert policy.react(ClockTicked("main", T0)) == [], "the order policy does not route ticks"
+    routed = policy.react_clock(ClockTicked(clock_id="main", time=T0))
+    assert routed == [CheckStockTimers(time=T0)] and routed[0].key == ""
+    assert policy.react(ClockTicked(clock_id="main", time=T0)) == [], "the order policy does not route ticks"
 
 
 # --- the decider: gift holds --------------------------------------------------------------------------
@@ -173,8 +221,8 @@ def test_a_gift_reservation_is_held_for_its_rule() -> None:
     w = stocked()
     events = routed(w, placed(gift("r-1", EYE, 1)))
     assert of_type(events, StockReserved) == [
-        StockReserved(MASK, OID, 2, [Allocation(NORTH, 2)]),
-        StockReserved(EYE, OID, 1, [Allocation(NORTH, 1)], "r-1"),
+        StockReserved(sku=MASK, order_id=OID, qty=2, allocations=[Allocation(warehouse=NORTH, qty=2)]),
+        StockReserved(sku=EYE, order_id=OID, qty=1, allocations=[Allocation(warehouse=NORTH, qty=1)], gift_rule_id="r-1"),
     ]
     assert w.state.skus[EYE].gift_holds == {OID: "r-1"} and w.state.skus[MASK].gift_holds == {}
 
@@ -182,16 +230,23 @@ def test_a_gift_reservation_is_held_for_its_rule() -> None:
 def test_a_rule_skipped_because_its_gift_is_a_main_line_leaves_the_main_line_held() -> None:
     w = stocked()
     routed(w, placed())
-    assert routed(w, GiftRuleSkipped(OID, "r-9", MASK, f"gift {MASK} is already in the order")) == []
+    assert (
+        routed(w, GiftRuleSkipped(order_id=OID, rule_id="r-9", gift_sku=MASK, reason=f"gift {MASK} is already in the order"))
+        == []
+    )
     assert w.state.skus[MASK].reservations == {OID: {NORTH: 2}}
 
 
 def test_another_rule_does_not_release_a_gift_it_does_not_own() -> None:
     w = stocked()
     routed(w, placed(gift("r-1", EYE, 1)))
-    assert routed(w, GiftOmitted(OID, "r-2", EYE, "late")) == []
-    released = routed(w, GiftOmitted(OID, "r-1", EYE, "the order is cancelled"))
-    assert released == [ReservationReleased(EYE, OID, [Allocation(NORTH, 1)], "gift omitted: the order is cancelled")]
+    assert routed(w, GiftOmitted(order_id=OID, rule_id="r-2", sku=EYE, reason="late")) == []
+    released = routed(w, GiftOmitted(order_id=OID, rule_id="r-1", sku=EYE, reason="the order is cancelled"))
+    assert released == [
+        ReservationReleased(
+            sku=EYE, order_id=OID, allocations=[Allocation(warehouse=NORTH, qty=1)], reason="gift omitted: the order is cancelled"
+        )
+    ]
     assert w.state.skus[EYE].reservations == {} and w.state.skus[EYE].gift_holds == {}
 
 
@@ -201,22 +256,23 @@ def test_a_gift_taken_back_before_shipping_releases_part_of_its_hold() -> None:
     routed(
         w,
         refunded(
-            RefundedGift("r-1", TRIAL, 2, False, False, "no_reason"), lines=[RefundedLine(MASK, 1, "no_reason", 1990, False)]
+            RefundedGift(rule_id="r-1", sku=TRIAL, qty=2, goods_returned=False, written_off=False, reason="no_reason"),
+            lines=[RefundedLine(sku=MASK, qty=1, reason="no_reason", amount=1990, goods_returned=False)],
         ),
     )
     assert w.state.skus[TRIAL].reservations == {OID: {NORTH: 1}} and w.state.skus[TRIAL].gift_holds == {OID: "r-1"}
-    w.when(CommitReservation(TRIAL, OID))
+    w.when(CommitReservation(sku=TRIAL, order_id=OID))
     assert w.state.skus[TRIAL].gift_holds == {} and w.state.skus[TRIAL].on_hand == 99
 
 
 def test_a_written_off_gift_is_recorded_and_changes_no_stock() -> None:
     w = stocked()
     before = (w.state.skus[TRIAL].on_hand, w.state.skus[TRIAL].available)
-    events = w.when(RecordGiftWriteOff(TRIAL, OID, "r-1", 2, "defect")).events
-    assert events == [GiftWrittenOff(TRIAL, OID, "r-1", 2, "defect")]
+    events = w.when(RecordGiftWriteOff(sku=TRIAL, order_id=OID, rule_id="r-1", qty=2, reason="defect")).events
+    assert events == [GiftWrittenOff(sku=TRIAL, order_id=OID, rule_id="r-1", qty=2, reason="defect")]
     assert (w.state.skus[TRIAL].on_hand, w.state.skus[TRIAL].available) == before and w.state.skus[TRIAL].written_off == 2
-    assert w.when(RecordGiftWriteOff("ghost", OID, "r-1", 2, "defect")).events == []
-    rejected = w.when(RecordGiftWriteOff(TRIAL, OID, "r-1", 0, "defect")).events
+    assert w.when(RecordGiftWriteOff(sku="ghost", order_id=OID, rule_id="r-1", qty=2, reason="defect")).events == []
+    rejected = w.when(RecordGiftWriteOff(sku=TRIAL, order_id=OID, rule_id="r-1", qty=0, reason="defect")).events
     assert isinstance(rejected[0], InventoryCommandRejected) and "qty must be positive" in rejected[0].reason
 
 
@@ -224,10 +280,10 @@ def test_gifts_through_a_whole_order_keep_the_books() -> None:
     """Placed with two gifts, one substituted, shipped, refunded: every unit is accounted for."""
     w = stocked()
     routed(w, placed(gift("r-1", EYE, 1), gift("r-2", TRIAL, 2, consumable=True)))
-    routed(w, GiftOmitted(OID, "r-1", EYE, "the main line was refunded"))
+    routed(w, GiftOmitted(order_id=OID, rule_id="r-1", sku=EYE, reason="the main line was refunded"))
     for sku in (MASK, TRIAL):
-        w.when(CommitReservation(sku, OID))
-    routed(w, refunded(RefundedGift("r-2", TRIAL, 2, goods_returned=False, written_off=True, reason="no_reason")))
+        w.when(CommitReservation(sku=sku, order_id=OID))
+    routed(w, refunded(RefundedGift(rule_id="r-2", sku=TRIAL, qty=2, goods_returned=False, written_off=True, reason="no_reason")))
     assert (w.state.skus[MASK].on_hand, w.state.skus[EYE].on_hand, w.state.skus[TRIAL].on_hand) == (100, 100, 98)
     assert w.state.skus[TRIAL].written_off == 2 and w.state.skus[EYE].reserved == 0
     assert w.rebuilt() == w.state

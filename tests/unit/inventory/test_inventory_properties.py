@@ -54,37 +54,60 @@ order_st = st.sampled_from(ORDERS)
 rule_st = st.none() | st.sampled_from(RULES)
 decimal_st = st.sampled_from([Decimal("0"), Decimal("0.5"), Decimal("1"), Decimal("1.5"), Decimal("-1")])
 
-valid_receipt_st = st.builds(ReceiveStock, sku_st, wh_st, st.integers(1, 60))
-edge_receipt_st = st.builds(ReceiveStock, sku_st, st.sampled_from((*WAREHOUSES, "")), st.integers(-2, 60))
-reserve_st = st.builds(ReserveStock, sku_st, order_st, st.integers(-1, 40), st.none() | wh_st, rule_st)
-release_st = st.builds(ReleaseReservation, sku_st, order_st, st.just("test"), st.none() | st.integers(-1, 30), rule_st)
-return_st = st.builds(ReturnStock, sku_st, order_st, st.integers(-1, 20), st.sampled_from("ABC"), st.none() | wh_st)
+valid_receipt_st = st.builds(ReceiveStock, sku=sku_st, warehouse=wh_st, qty=st.integers(1, 60))
+edge_receipt_st = st.builds(ReceiveStock, sku=sku_st, warehouse=st.sampled_from((*WAREHOUSES, "")), qty=st.integers(-2, 60))
+reserve_st = st.builds(
+    ReserveStock,
+    sku=sku_st,
+    order_id=order_st,
+    qty=st.integers(-1, 40),
+    preferred_warehouse=st.none() | wh_st,
+    gift_rule_id=rule_st,
+)
+release_st = st.builds(
+    ReleaseReservation,
+    sku=sku_st,
+    order_id=order_st,
+    reason=st.just("test"),
+    qty=st.none() | st.integers(-1, 30),
+    gift_rule_id=rule_st,
+)
+return_st = st.builds(
+    ReturnStock, sku=sku_st, order_id=order_st, qty=st.integers(-1, 20), grade=st.sampled_from("ABC"), warehouse=st.none() | wh_st
+)
 policy_st = st.builds(
     ConfigureStockPolicy,
-    sku_st,
-    st.integers(-1, 30),
-    decimal_st,
-    st.none() | st.integers(0, 4),
-    st.none() | decimal_st,
-    st.integers(0, 10_000),
-    st.sampled_from([Decimal("0"), Decimal("0.01"), Decimal("2")]),
-    st.none() | st.integers(0, 40),
-    st.none() | st.integers(1, 40),
-    st.none() | decimal_st,
+    sku=sku_st,
+    lead_time_days=st.integers(-1, 30),
+    cover_factor=decimal_st,
+    gift_tier=st.none() | st.integers(0, 4),
+    forecast_daily_units=st.none() | decimal_st,
+    monthly_visitors=st.integers(0, 10_000),
+    conversion_rate=st.sampled_from([Decimal("0"), Decimal("0.01"), Decimal("2")]),
+    velocity_window_days=st.none() | st.integers(0, 40),
+    slow_mover_window_days=st.none() | st.integers(1, 40),
+    sell_through_floor=st.none() | decimal_st,
 )
 rare_st = st.one_of(
     edge_receipt_st,
-    st.builds(RecordGiftWriteOff, sku_st, order_st, st.sampled_from(RULES), st.integers(-1, 5), st.just("defect")),
-    st.builds(SetSafetyStock, sku_st, st.integers(-5, 120)),
-    st.builds(ScheduleLiveStream, sku_st, st.just("live-1"), st.integers(0, 600)),
+    st.builds(
+        RecordGiftWriteOff,
+        sku=sku_st,
+        order_id=order_st,
+        rule_id=st.sampled_from(RULES),
+        qty=st.integers(-1, 5),
+        reason=st.just("defect"),
+    ),
+    st.builds(SetSafetyStock, sku=sku_st, units=st.integers(-5, 120)),
+    st.builds(ScheduleLiveStream, sku=sku_st, stream_id=st.just("live-1"), expected_sales=st.integers(0, 600)),
     policy_st,
-    st.builds(LinkPresaleCampaign, sku_st, st.sampled_from(("c1", "c2"))),
+    st.builds(LinkPresaleCampaign, sku=sku_st, campaign_id=st.sampled_from(("c1", "c2"))),
     st.builds(
         RecordPresaleClose,
-        st.sampled_from(("c1", "c2")),
-        st.sampled_from(("succeeded", "failed")),
-        st.integers(0, 900),
-        st.just(0),
+        campaign_id=st.sampled_from(("c1", "c2")),
+        outcome=st.sampled_from(("succeeded", "failed")),
+        pledged_units=st.integers(0, 900),
+        closed_at=st.just(0),
     ),
 )
 
@@ -93,7 +116,10 @@ rare_st = st.one_of(
 def sale_st(draw: st.DrawFn) -> list[Message]:
     """An order reserved and shipped (the sales the velocity and the sell-through count)."""
     sku, order = draw(sku_st), draw(order_st)
-    return [ReserveStock(sku, order, draw(st.integers(1, 8)), None, draw(rule_st)), CommitReservation(sku, order)]
+    return [
+        ReserveStock(sku=sku, order_id=order, qty=draw(st.integers(1, 8)), preferred_warehouse=None, gift_rule_id=draw(rule_st)),
+        CommitReservation(sku=sku, order_id=order),
+    ]
 
 
 # a step: commands, after moving business time on by some hours; None is a clock tick
@@ -103,7 +129,7 @@ step_st = st.tuples(
         reserve_st.map(lambda c: [c]),
         sale_st(),
         sale_st(),
-        st.builds(CommitReservation, sku_st, order_st).map(lambda c: [c]),
+        st.builds(CommitReservation, sku=sku_st, order_id=order_st).map(lambda c: [c]),
         release_st.map(lambda c: [c]),
         return_st.map(lambda c: [c]),
         st.just([None]),
@@ -151,14 +177,14 @@ def test_r_inv_2_on_hand_is_received_minus_shipped_plus_returned_a_at_every_poin
     live = Scenario(INVENTORY)
     now = T0 - 40 * DAY  # listed long enough ago to be a slow mover
     setup: list[Message | None] = [
-        RegisterSku("s1", "mask"),
-        RegisterSku("s2", "serum", False, 5),
-        RegisterSku("g1", "trial", True, 0),
+        RegisterSku(sku="s1", name="mask"),
+        RegisterSku(sku="s2", name="serum", is_gift=False, low_stock_floor=5),
+        RegisterSku(sku="g1", name="trial", is_gift=True, low_stock_floor=0),
     ]
     for commands, hours in [(setup, 0), *steps]:
         now += hours * HOUR
         for cmd in commands:
-            command = cmd if cmd is not None else CheckStockTimers(now)
+            command = cmd if cmd is not None else CheckStockTimers(time=now)
             events = live.when(command, now).events  # decide never changes the state: `when` checks it
             check_books(live.state)
             if events and isinstance(events[0], InventoryCommandRejected | ReservationRejected):
@@ -166,4 +192,4 @@ def test_r_inv_2_on_hand_is_received_minus_shipped_plus_returned_a_at_every_poin
     check_once(live.log)
     assert live.rebuilt() == live.state
     if live.state.reviewed_day is not None and now // DAY == live.state.reviewed_day:
-        assert live.decide(CheckStockTimers(now), now) == [], "a tick of a reviewed day changes nothing"
+        assert live.decide(CheckStockTimers(time=now), now) == [], "a tick of a reviewed day changes nothing"

@@ -37,7 +37,7 @@ def at(day: int, hour: int = 10) -> int:
 
 
 def tick(sc: Scenario[Loyalty], day: int, hour: int = 0) -> list[Message]:
-    return sc.when(CheckMemberTimers(at(day, hour) + 1), at(day, hour) + 1).events
+    return sc.when(CheckMemberTimers(time=at(day, hour) + 1), at(day, hour) + 1).events
 
 
 def of(events: list[Message], cls: type[Message]) -> list[Message]:
@@ -47,16 +47,19 @@ def of(events: list[Message], cls: type[Message]) -> list[Message]:
 def joined(*members: str, config: LoyaltyConfig | None = None, day: int = 0) -> Scenario[Loyalty]:
     """A partition of the service (under `config`) where these members joined on `day`."""
     sc = Scenario(service(config) if config else LOYALTY, at=at(day, 9))
-    return sc.given(*(JoinMember(m) for m in members))
+    return sc.given(*(JoinMember(member_id=m) for m in members))
 
 
 def buy(sc: Scenario[Loyalty], member: str, order: str, cents: int, day: int, *lines: tuple[str, int]) -> list[Message]:
-    items = [PurchasedLine(sku, qty) for sku, qty in lines]
-    return sc.when(RecordPurchase(member, order, cents, at(day), items), at(day)).events
+    items = [PurchasedLine(sku=sku, qty=qty) for sku, qty in lines]
+    return sc.when(RecordPurchase(member_id=member, order_id=order, amount=cents, paid_at=at(day), lines=items), at(day)).events
 
 
 def bought_and_completed(sc: Scenario[Loyalty], member: str, order: str, cents: int, day: int, completed: int) -> list[Message]:
-    return buy(sc, member, order, cents, day) + sc.when(CompletePurchase(member, order, at(completed)), at(completed)).events
+    return (
+        buy(sc, member, order, cents, day)
+        + sc.when(CompletePurchase(member_id=member, order_id=order, completed_at=at(completed)), at(completed)).events
+    )
 
 
 def totals(events: list[Message]) -> dict[str, Counter[str]]:

@@ -56,7 +56,11 @@ def test_r_loy_3_a_single_purchase_declines_after_90_days_and_churns_after_180()
     events = ticks(sc, 1, 200)
     assert stage_events(events) == [("new", "growing", 31), ("growing", "declining", 91), ("declining", "churned", 181)]
     # no usual interval yet: the default of 60 days (1.5 × 60 = 90, 3 × 60 = 180)
-    assert of(events, ChurnWarningRaised) == [ChurnWarningRaised("ann", day(0), 60, 91, 1, day(91))]
+    assert of(events, ChurnWarningRaised) == [
+        ChurnWarningRaised(
+            member_id="ann", last_purchase_at=day(0), usual_interval_days=60, gap_days=91, purchases=1, raised_at=day(91)
+        )
+    ]
 
 
 def test_r_loy_3_the_usual_interval_is_the_mean_gap_between_purchase_days() -> None:
@@ -67,7 +71,11 @@ def test_r_loy_3_the_usual_interval_is_the_mean_gap_between_purchase_days() -> N
     events = ticks(sc, 61, 130)
     # declining when the gap exceeds 30 days (day 91), churned past 60 days (day 121)
     assert stage_events(events) == [("growing", "declining", 91), ("declining", "churned", 121)]
-    assert of(events, ChurnWarningRaised) == [ChurnWarningRaised("ann", day(60), 20, 31, 4, day(91))]
+    assert of(events, ChurnWarningRaised) == [
+        ChurnWarningRaised(
+            member_id="ann", last_purchase_at=day(60), usual_interval_days=20, gap_days=31, purchases=4, raised_at=day(91)
+        )
+    ]
 
 
 def test_r_loy_3_six_purchases_make_a_mature_member() -> None:
@@ -143,18 +151,20 @@ def test_a_tick_with_nothing_due_writes_nothing() -> None:
 
 
 def with_cycle(sc: Scenario[Loyalty], sku: str, days: int) -> None:
-    sc.when(ConfigureUsageCycle(sku, days), at(0)).then(UsageCycleConfigured(sku, days))
-    sc.when(ApplyUsageCycle(sku, days), at(0)).then(UsageCycleApplied(sku, days))
-    assert sc.when(ApplyUsageCycle(sku, days), at(0)).events == []  # already in use
+    sc.when(ConfigureUsageCycle(sku=sku, cycle_days=days), at(0)).then(UsageCycleConfigured(sku=sku, cycle_days=days))
+    sc.when(ApplyUsageCycle(sku=sku, cycle_days=days), at(0)).then(UsageCycleApplied(sku=sku, cycle_days=days))
+    assert sc.when(ApplyUsageCycle(sku=sku, cycle_days=days), at(0)).events == []  # already in use
 
 
 def test_r_loy_4_a_reminder_seven_days_before_the_estimated_run_out() -> None:
     sc = joined("ann")
     with_cycle(sc, "water", 10)
     recorded = buy(sc, "ann", "o1", 5_000, 0, ("water", 3), ("mug", 1))  # 3 × 10 days: runs out on day 30
-    assert recorded[0].run_outs == [RunOut("water", day(30))]  # type: ignore[attr-defined]
+    assert recorded[0].run_outs == [RunOut(sku="water", run_out_at=day(30))]  # type: ignore[attr-defined]
     assert of(ticks(sc, 1, 22), ReplenishmentReminderRaised) == []
-    assert of(tick(sc, 23), ReplenishmentReminderRaised) == [ReplenishmentReminderRaised("ann", "water", "o1", day(30), day(23))]
+    assert of(tick(sc, 23), ReplenishmentReminderRaised) == [
+        ReplenishmentReminderRaised(member_id="ann", sku="water", order_id="o1", run_out_at=day(30), remind_at=day(23))
+    ]
     assert of(ticks(sc, 24, 60), ReplenishmentReminderRaised) == []
     check_bookkeeping(sc.state)
 
@@ -163,18 +173,20 @@ def test_r_loy_4_buying_again_before_the_run_out_adds_to_the_supply() -> None:
     sc = joined("ann")
     with_cycle(sc, "water", 10)
     buy(sc, "ann", "o1", 5_000, 0, ("water", 2))  # runs out on day 20
-    assert buy(sc, "ann", "o2", 5_000, 5, ("water", 1))[0].run_outs == [RunOut("water", day(30))]  # type: ignore[attr-defined]
+    assert buy(sc, "ann", "o2", 5_000, 5, ("water", 1))[0].run_outs == [RunOut(sku="water", run_out_at=day(30))]  # type: ignore[attr-defined]
     events = ticks(sc, 6, 40)
-    assert of(events, ReplenishmentReminderRaised) == [ReplenishmentReminderRaised("ann", "water", "o2", day(30), day(23))]
+    assert of(events, ReplenishmentReminderRaised) == [
+        ReplenishmentReminderRaised(member_id="ann", sku="water", order_id="o2", run_out_at=day(30), remind_at=day(23))
+    ]
 
 
 def test_r_loy_4_no_reminder_without_a_usage_cycle_and_a_bad_cycle_is_refused() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 5_000, 0, ("water", 2))
     assert of(ticks(sc, 1, 60), ReplenishmentReminderRaised) == []
-    sc.when(ConfigureUsageCycle("water", -1), at(1)).refused("cycle_days")
-    sc.when(ConfigureUsageCycle("water", 99_999), at(1)).refused("cycle_days")
-    assert sc.when(ApplyUsageCycle("water", 0), at(1)).events == []  # 0: not a consumable, already so
+    sc.when(ConfigureUsageCycle(sku="water", cycle_days=-1), at(1)).refused("cycle_days")
+    sc.when(ConfigureUsageCycle(sku="water", cycle_days=99_999), at(1)).refused("cycle_days")
+    assert sc.when(ApplyUsageCycle(sku="water", cycle_days=0), at(1)).events == []  # 0: not a consumable, already so
 
 
 def test_r_loy_4_a_supply_shorter_than_the_lead_time_is_reminded_at_the_next_tick() -> None:
@@ -182,5 +194,5 @@ def test_r_loy_4_a_supply_shorter_than_the_lead_time_is_reminded_at_the_next_tic
     with_cycle(sc, "tissue", 3)
     buy(sc, "ann", "o1", 5_000, 0, ("tissue", 1))
     assert of(tick(sc, 0, 12), ReplenishmentReminderRaised) == [
-        ReplenishmentReminderRaised("ann", "tissue", "o1", day(3), day(-4))
+        ReplenishmentReminderRaised(member_id="ann", sku="tissue", order_id="o1", run_out_at=day(3), remind_at=day(-4))
     ]

@@ -59,39 +59,47 @@ def expiry_of(day: int) -> int:
 
 def test_a_member_joins_as_a_regular_prospect() -> None:
     sc = Scenario(LOYALTY)
-    sc.when(JoinMember("ann"), at(0)).then(MemberJoined("ann", None, at(0), "api"))
+    sc.when(JoinMember(member_id="ann"), at(0)).then(MemberJoined(member_id="ann", referrer_id=None, joined_at=at(0), via="api"))
     m = sc.state.member("ann")
     assert m is not None and (m.tier, m.stage, m.growth) == (0, 0, 0)
 
 
 def test_joining_twice_or_referring_oneself_is_refused() -> None:
     sc = joined("ann")
-    sc.when(JoinMember("ann"), at(1)).refused("already joined")
-    sc.when(JoinMember("bob", "bob"), at(1)).refused("cannot refer themselves")
+    sc.when(JoinMember(member_id="ann"), at(1)).refused("already joined")
+    sc.when(JoinMember(member_id="bob", referrer_id="bob"), at(1)).refused("cannot refer themselves")
 
 
 def test_r_loy_1_a_non_member_is_quoted_the_regular_price_and_does_not_join() -> None:
     sc = Scenario(LOYALTY)
-    sc.when(QuoteMemberDiscount("zoe", "o1"), at(0)).then(MemberDiscountQuoted("zoe", "o1", "regular", Decimal("1.0")))
+    sc.when(QuoteMemberDiscount(member_id="zoe", order_id="o1"), at(0)).then(
+        MemberDiscountQuoted(member_id="zoe", order_id="o1", tier="regular", discount_rate=Decimal("1.0"))
+    )
     assert sc.state.rows == {}
 
 
 def test_r_loy_1_spend_raises_the_tier_and_the_quote_follows_it() -> None:
     sc = joined("ann")
     events = buy(sc, "ann", "o1", 100_000, 1)  # 1 000 CNY → growth 1 000 → silver
-    assert of(events, TierChanged) == [TierChanged("ann", "regular", "silver", 1_000, Decimal("0.9"), at(1))]
-    sc.when(QuoteMemberDiscount("ann", "o2"), at(2)).then(MemberDiscountQuoted("ann", "o2", "silver", Decimal("0.9")))
+    assert of(events, TierChanged) == [
+        TierChanged(
+            member_id="ann", previous="regular", tier="silver", growth=1_000, discount_rate=Decimal("0.9"), changed_at=at(1)
+        )
+    ]
+    sc.when(QuoteMemberDiscount(member_id="ann", order_id="o2"), at(2)).then(
+        MemberDiscountQuoted(member_id="ann", order_id="o2", tier="silver", discount_rate=Decimal("0.9"))
+    )
     assert of(buy(sc, "ann", "o2", 400_000, 2), TierChanged)[0].tier == "gold"
     assert of(buy(sc, "ann", "o3", 1_500_000, 3), TierChanged)[0].tier == "diamond"
-    quoted = sc.when(QuoteMemberDiscount("ann", "o4"), at(4)).events[0]
-    assert quoted == MemberDiscountQuoted("ann", "o4", "diamond", Decimal("0.7"))
+    quoted = sc.when(QuoteMemberDiscount(member_id="ann", order_id="o4"), at(4)).events[0]
+    assert quoted == MemberDiscountQuoted(member_id="ann", order_id="o4", tier="diamond", discount_rate=Decimal("0.7"))
 
 
 def test_r_loy_1_interactions_add_growth_value() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 99_800, 1)  # 998 growth
-    assert sc.when(RecordBehaviour("ann", "share"), at(1)).events[-1] == TierChanged(
-        "ann", "regular", "silver", 1_000, Decimal("0.9"), at(1)
+    assert sc.when(RecordBehaviour(member_id="ann", action="share"), at(1)).events[-1] == TierChanged(
+        member_id="ann", previous="regular", tier="silver", growth=1_000, discount_rate=Decimal("0.9"), changed_at=at(1)
     )
 
 
@@ -99,9 +107,13 @@ def test_r_loy_1_r_x_3_a_refund_takes_the_tier_down() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 500_000, 1)
     assert sc.state.member("ann").tier == 2  # type: ignore[union-attr]
-    events = sc.when(ReversePurchase("ann", "o1", "r1", 200_000, False), at(3)).events
-    assert of(events, TierChanged) == [TierChanged("ann", "gold", "silver", 3_000, Decimal("0.9"), at(3))]
-    assert sc.when(QuoteMemberDiscount("ann", "o2"), at(3)).events[0].tier == "silver"  # type: ignore[attr-defined]
+    events = sc.when(
+        ReversePurchase(member_id="ann", order_id="o1", refund_id="r1", amount=200_000, fully_refunded=False), at(3)
+    ).events
+    assert of(events, TierChanged) == [
+        TierChanged(member_id="ann", previous="gold", tier="silver", growth=3_000, discount_rate=Decimal("0.9"), changed_at=at(3))
+    ]
+    assert sc.when(QuoteMemberDiscount(member_id="ann", order_id="o2"), at(3)).events[0].tier == "silver"  # type: ignore[attr-defined]
 
 
 # --- earning and pending (R-LOY-2) ----------------------------------------------------------------
@@ -111,15 +123,17 @@ def test_r_loy_2_one_point_per_whole_cny_paid_pending_until_the_window_closes() 
     sc = joined("ann")
     events = buy(sc, "ann", "o1", 150_099, 1, ("mask", 2))  # 1 500.99 CNY: the cents earn nothing
     assert events[:2] == [
-        PurchaseRecorded("ann", "o1", 150_099, 1_500, at(1), events[0].lines, []),  # type: ignore[attr-defined]
-        PointsEarned("ann", 1_500, "order", "OrderPaid:o1", True, None),
+        PurchaseRecorded(
+            member_id="ann", order_id="o1", amount=150_099, points=1_500, paid_at=at(1), lines=events[0].lines, run_outs=[]
+        ),  # type: ignore[attr-defined]
+        PointsEarned(member_id="ann", points=1_500, reason="order", source="OrderPaid:o1", pending=True, expires_at=None),
     ]
     m = sc.state.member("ann")
     assert m is not None and (m.pending, m.available(D0 + 1)) == (1_500, 0)
-    events = sc.when(CompletePurchase("ann", "o1", at(10)), at(10)).events
+    events = sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10)).events
     assert events == [
-        PurchaseCompleted("ann", "o1", at(10)),
-        PointsReleased("ann", "o1", 1_500, "OrderCompleted:o1", expiry_of(10)),
+        PurchaseCompleted(member_id="ann", order_id="o1", completed_at=at(10)),
+        PointsReleased(member_id="ann", order_id="o1", points=1_500, source="OrderCompleted:o1", expires_at=expiry_of(10)),
     ]
     m = sc.state.member("ann")
     assert m is not None and (m.pending, m.available(D0 + 10)) == (0, 1_500)
@@ -137,16 +151,16 @@ def test_an_order_under_one_cny_earns_no_points_but_counts_as_a_purchase() -> No
 def test_a_customer_joins_with_a_first_paid_order() -> None:
     sc = Scenario(LOYALTY)
     events = buy(sc, "zoe", "o1", 5_000, 0)
-    assert events[0] == MemberJoined("zoe", None, at(0), "order")
-    assert of(events, StageChanged) == [StageChanged("zoe", "prospect", "new", at(0))]
+    assert events[0] == MemberJoined(member_id="zoe", referrer_id=None, joined_at=at(0), via="order")
+    assert of(events, StageChanged) == [StageChanged(member_id="zoe", previous="prospect", stage="new", changed_at=at(0))]
 
 
 def test_completing_twice_or_an_unknown_order_is_refused() -> None:
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 10_000, 1, 9)
-    sc.when(CompletePurchase("ann", "o1", at(10)), at(10)).refused("no pending points")
-    sc.when(CompletePurchase("ann", "o9", at(10)), at(10)).refused("no pending points")
-    sc.when(CompletePurchase("bob", "o1", at(10)), at(10)).refused("unknown member bob")
+    sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10)).refused("no pending points")
+    sc.when(CompletePurchase(member_id="ann", order_id="o9", completed_at=at(10)), at(10)).refused("no pending points")
+    sc.when(CompletePurchase(member_id="bob", order_id="o1", completed_at=at(10)), at(10)).refused("unknown member bob")
 
 
 # --- refunds (R-LOY-2, R-X-3) -----------------------------------------------------------------------
@@ -155,15 +169,28 @@ def test_completing_twice_or_an_unknown_order_is_refused() -> None:
 def test_r_loy_2_a_partial_refund_while_pending_takes_back_its_share_rounded_down() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 150_050, 1)  # 1 500 points
-    events = sc.when(ReversePurchase("ann", "o1", "r1", 50_000, False), at(2)).events
+    events = sc.when(
+        ReversePurchase(member_id="ann", order_id="o1", refund_id="r1", amount=50_000, fully_refunded=False), at(2)
+    ).events
     # 1 500 × 500.00 / 1 500.50 = 499.8 → 499
     assert events == [
-        PurchaseReversed("ann", "o1", "r1", 50_000, False),
-        PointsReversed("ann", "o1", "r1", 499, 499, 0, "OrderRefunded:o1/r1", []),
+        PurchaseReversed(member_id="ann", order_id="o1", refund_id="r1", amount=50_000, fully_refunded=False),
+        PointsReversed(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            points=499,
+            from_pending=499,
+            shortfall=0,
+            source="OrderRefunded:o1/r1",
+            taken=[],
+        ),
     ]
-    events = sc.when(ReversePurchase("ann", "o1", "r2", 50_000, False), at(3)).events
+    events = sc.when(
+        ReversePurchase(member_id="ann", order_id="o1", refund_id="r2", amount=50_000, fully_refunded=False), at(3)
+    ).events
     assert of(events, PointsReversed)[0].points == 500  # type: ignore[attr-defined]  # cumulative 999.6 → 999
-    released = of(sc.when(CompletePurchase("ann", "o1", at(10)), at(10)).events, PointsReleased)
+    released = of(sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10)).events, PointsReleased)
     assert released[0].points == 1_500 - 999  # type: ignore[attr-defined]
     check_bookkeeping(sc.state)
 
@@ -171,20 +198,51 @@ def test_r_loy_2_a_partial_refund_while_pending_takes_back_its_share_rounded_dow
 def test_r_loy_2_a_cancellation_after_payment_takes_back_every_pending_point() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 12_345, 1)
-    events = sc.when(ReversePurchase("ann", "o1", CANCELLED, 12_345, True), at(1)).events
-    assert of(events, PointsReversed) == [PointsReversed("ann", "o1", CANCELLED, 123, 123, 0, "OrderCancelled:o1", [])]
+    events = sc.when(
+        ReversePurchase(member_id="ann", order_id="o1", refund_id=CANCELLED, amount=12_345, fully_refunded=True), at(1)
+    ).events
+    assert of(events, PointsReversed) == [
+        PointsReversed(
+            member_id="ann",
+            order_id="o1",
+            refund_id=CANCELLED,
+            points=123,
+            from_pending=123,
+            shortfall=0,
+            source="OrderCancelled:o1",
+            taken=[],
+        )
+    ]
     assert sc.state.member("ann").pending == 0 and "o1" not in sc.state.open_orders  # type: ignore[union-attr]
-    sc.when(CompletePurchase("ann", "o1", at(9)), at(9)).refused("no pending points")
+    sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(9)), at(9)).refused("no pending points")
 
 
 def test_r_loy_2_a_refund_after_completion_takes_points_soonest_expiring_first() -> None:
     sc = joined("ann")
-    sc.when(RecordBehaviour("ann", "checkin"), at(0))  # 5 points, expiring first
+    sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(0))  # 5 points, expiring first
     bought_and_completed(sc, "ann", "o1", 20_000, 1, 9)  # 200 points
-    events = sc.when(ReversePurchase("ann", "o1", "r1", 10_050, False, 20_000, 0), at(20)).events  # a defect: 200 × ½ → 100
+    events = sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=10_050,
+            fully_refunded=False,
+            paid_total=20_000,
+            refunded_before=0,
+        ),
+        at(20),
+    ).events  # a defect: 200 × ½ → 100
     assert of(events, PointsReversed) == [
         PointsReversed(
-            "ann", "o1", "r1", 100, 0, 0, "OrderRefunded:o1/r1", [BatchPoints(expiry_of(0), 5), BatchPoints(expiry_of(9), 95)]
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            points=100,
+            from_pending=0,
+            shortfall=0,
+            source="OrderRefunded:o1/r1",
+            taken=[BatchPoints(expires_at=expiry_of(0), points=5), BatchPoints(expires_at=expiry_of(9), points=95)],
         )
     ]
     assert sc.state.member("ann").available(D0 + 20) == 105  # type: ignore[union-attr]
@@ -193,8 +251,19 @@ def test_r_loy_2_a_refund_after_completion_takes_points_soonest_expiring_first()
 def test_r_loy_2_points_already_spent_are_a_shortfall_never_a_negative_balance() -> None:
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 30_000, 1, 9)  # 300 points
-    sc.when(RedeemPoints("ann", "rd1", 250, "mug"), at(10))
-    events = sc.when(ReversePurchase("ann", "o1", "r1", 30_000, True, 30_000, 0), at(11)).events
+    sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=250, reward="mug"), at(10))
+    events = sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=30_000,
+            fully_refunded=True,
+            paid_total=30_000,
+            refunded_before=0,
+        ),
+        at(11),
+    ).events
     reversed_ = of(events, PointsReversed)[0]
     assert (reversed_.points, reversed_.shortfall) == (50, 250)  # type: ignore[attr-defined]
     assert sc.state.member("ann").available(D0 + 11) == 0  # type: ignore[union-attr]
@@ -206,14 +275,50 @@ def test_r_loy_2_a_full_refund_across_completion_takes_back_every_point_the_orde
     # given an order of 500.35 CNY (500 points), 376.90 of it refunded while its points are pending
     sc = joined("ann")
     buy(sc, "ann", "o1", 50_035, 1)
-    events = sc.when(ReversePurchase("ann", "o1", "r1", 37_690, False, 50_035, 0), at(2)).events
+    events = sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=37_690,
+            fully_refunded=False,
+            paid_total=50_035,
+            refunded_before=0,
+        ),
+        at(2),
+    ).events
     assert of(events, PointsReversed)[0].points == 376  # type: ignore[attr-defined]  # 500 × 37 690 / 50 035 = 376.6
-    assert of(sc.when(CompletePurchase("ann", "o1", at(10)), at(10)).events, PointsReleased)[0].points == 124  # type: ignore[attr-defined]
+    assert (
+        of(sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(10)), at(10)).events, PointsReleased)[
+            0
+        ].points
+        == 124
+    )  # type: ignore[attr-defined]
     # when the rest (123.45 CNY) is refunded for a defect after completion
-    events = sc.when(ReversePurchase("ann", "o1", "r2", 12_345, True, 50_035, 37_690), at(20)).events
+    events = sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r2",
+            amount=12_345,
+            fully_refunded=True,
+            paid_total=50_035,
+            refunded_before=37_690,
+        ),
+        at(20),
+    ).events
     # then it takes back the 124 points left, not 123 (1 per whole CNY of its own amount): none is kept
     assert of(events, PointsReversed) == [
-        PointsReversed("ann", "o1", "r2", 124, 0, 0, "OrderRefunded:o1/r2", [BatchPoints(expiry_of(10), 124)])
+        PointsReversed(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r2",
+            points=124,
+            from_pending=0,
+            shortfall=0,
+            source="OrderRefunded:o1/r2",
+            taken=[BatchPoints(expires_at=expiry_of(10), points=124)],
+        )
     ]
     m = sc.state.member("ann")
     assert m is not None and (m.available(D0 + 20), m.pending, m.batches) == (0, 0, [])
@@ -227,7 +332,15 @@ def test_r_loy_2_defect_refunds_after_completion_add_up_to_every_point_the_order
     # when its three lines of 199.90 CNY are refunded one by one for a defect
     got = []
     for i in range(3):
-        cmd = ReversePurchase("ann", "o1", f"r{i + 1}", 19_990, i == 2, 59_970, i * 19_990)
+        cmd = ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id=f"r{i + 1}",
+            amount=19_990,
+            fully_refunded=i == 2,
+            paid_total=59_970,
+            refunded_before=i * 19_990,
+        )
         got += [e.points for e in of(sc.when(cmd, at(20 + i)).events, PointsReversed)]  # type: ignore[attr-defined]
     # then each takes the cumulative share less what the others took (⌊599 / 3⌋ = 199, ⌊599 × ⅔⌋ = 399):
     # 599 in all, where 1 point per whole CNY of each refund would leave 2 with the member
@@ -239,9 +352,31 @@ def test_r_loy_2_defect_refunds_after_completion_add_up_to_every_point_the_order
 def test_r_loy_2_what_was_spent_of_an_order_refunded_in_parts_is_a_shortfall() -> None:
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 59_970, 1, 9)  # 599 points
-    events = sc.when(ReversePurchase("ann", "o1", "r1", 19_990, False, 59_970, 0), at(20)).events  # 199 back
-    events += sc.when(RedeemPoints("ann", "rd1", 300, "mug"), at(21)).events  # 100 left
-    events += sc.when(ReversePurchase("ann", "o1", "r2", 39_980, True, 59_970, 19_990), at(22)).events  # 400 owed
+    events = sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=19_990,
+            fully_refunded=False,
+            paid_total=59_970,
+            refunded_before=0,
+        ),
+        at(20),
+    ).events  # 199 back
+    events += sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=300, reward="mug"), at(21)).events  # 100 left
+    events += sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r2",
+            amount=39_980,
+            fully_refunded=True,
+            paid_total=59_970,
+            refunded_before=19_990,
+        ),
+        at(22),
+    ).events  # 400 owed
     last = of(events, PointsReversed)[-1]
     assert (last.points, last.shortfall) == (100, 300)  # type: ignore[attr-defined]
     t = totals(events)["ann"]
@@ -254,7 +389,13 @@ def test_r_loy_2_a_refund_without_the_orders_figures_takes_1_point_per_whole_cny
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 59_970, 1, 9)
     got = [
-        of(sc.when(ReversePurchase("ann", "o1", f"r{i}", 19_990, i == 2), at(20 + i)).events, PointsReversed)[0].points  # type: ignore[attr-defined]
+        of(
+            sc.when(
+                ReversePurchase(member_id="ann", order_id="o1", refund_id=f"r{i}", amount=19_990, fully_refunded=i == 2),
+                at(20 + i),
+            ).events,
+            PointsReversed,
+        )[0].points  # type: ignore[attr-defined]
         for i in range(3)
     ]
     assert got == [199, 199, 199]
@@ -263,12 +404,36 @@ def test_r_loy_2_a_refund_without_the_orders_figures_takes_1_point_per_whole_cny
 def test_a_refund_with_negative_order_figures_is_refused() -> None:
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 10_000, 1, 9)
-    sc.when(ReversePurchase("ann", "o1", "r1", 5_000, False, 10_000, -1), at(20)).refused("cannot be negative")
-    sc.when(ReversePurchase("ann", "o1", "r1", 5_000, False, -10_000, 0), at(20)).refused("cannot be negative")
+    sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=5_000,
+            fully_refunded=False,
+            paid_total=10_000,
+            refunded_before=-1,
+        ),
+        at(20),
+    ).refused("cannot be negative")
+    sc.when(
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=5_000,
+            fully_refunded=False,
+            paid_total=-10_000,
+            refunded_before=0,
+        ),
+        at(20),
+    ).refused("cannot be negative")
 
 
 def test_a_refund_for_an_unknown_member_is_refused() -> None:
-    joined("ann").when(ReversePurchase("bob", "o1", "r1", 100, False), at(1)).refused("unknown member bob")
+    joined("ann").when(
+        ReversePurchase(member_id="bob", order_id="o1", refund_id="r1", amount=100, fully_refunded=False), at(1)
+    ).refused("unknown member bob")
 
 
 # --- behaviour points (R-LOY-2) --------------------------------------------------------------------
@@ -276,25 +441,39 @@ def test_a_refund_for_an_unknown_member_is_refused() -> None:
 
 def test_r_loy_2_behaviour_points_at_most_once_per_business_day_each() -> None:
     sc = joined("ann")
-    assert sc.when(RecordBehaviour("ann", "checkin"), at(1, 9)).events == [
-        BehaviourRecorded("ann", "checkin", "", 1, at(1, 9)),
-        PointsEarned("ann", 5, "checkin", f"checkin:{iso(D0 + 1)}", False, expiry_of(1)),
+    assert sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(1, 9)).events == [
+        BehaviourRecorded(member_id="ann", action="checkin", reference="", growth=1, recorded_at=at(1, 9)),
+        PointsEarned(
+            member_id="ann", points=5, reason="checkin", source=f"checkin:{iso(D0 + 1)}", pending=False, expires_at=expiry_of(1)
+        ),
     ]
-    sc.when(RecordBehaviour("ann", "checkin"), at(1, 23)).refused("checkin already recorded on 2026-01-02", "once per day")
-    assert of(sc.when(RecordBehaviour("ann", "share", "video-7"), at(1, 23)).events, PointsEarned)[0].points == 10  # type: ignore[attr-defined]
-    assert of(sc.when(RecordBehaviour("ann", "review", "o1"), at(1, 23)).events, PointsEarned)[0].points == 20  # type: ignore[attr-defined]
-    assert of(sc.when(RecordBehaviour("ann", "checkin"), at(2, 0)).events, PointsEarned)  # midnight UTC+8: a new day
+    sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(1, 23)).refused(
+        "checkin already recorded on 2026-01-02", "once per day"
+    )
+    assert (
+        of(sc.when(RecordBehaviour(member_id="ann", action="share", reference="video-7"), at(1, 23)).events, PointsEarned)[
+            0
+        ].points
+        == 10
+    )  # type: ignore[attr-defined]
+    assert (
+        of(sc.when(RecordBehaviour(member_id="ann", action="review", reference="o1"), at(1, 23)).events, PointsEarned)[0].points
+        == 20
+    )  # type: ignore[attr-defined]
+    assert of(
+        sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(2, 0)).events, PointsEarned
+    )  # midnight UTC+8: a new day
 
 
 def test_the_business_day_is_the_merchants_not_utcs() -> None:
     sc = joined("ann")
-    sc.when(RecordBehaviour("ann", "checkin"), at(1, 7))  # 23:00 UTC on day 0, 07:00 in UTC+8 on day 1
-    sc.when(RecordBehaviour("ann", "checkin"), at(1, 20)).refused("already recorded")
+    sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(1, 7))  # 23:00 UTC on day 0, 07:00 in UTC+8 on day 1
+    sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(1, 20)).refused("already recorded")
 
 
 @pytest.mark.parametrize(("member", "action", "fragment"), [("bob", "checkin", "unknown member"), ("ann", "like", "action")])
 def test_bad_behaviour_commands_are_refused(member: str, action: str, fragment: str) -> None:
-    joined("ann").when(RecordBehaviour(member, action), at(1)).refused(fragment)
+    joined("ann").when(RecordBehaviour(member_id=member, action=action), at(1)).refused(fragment)
 
 
 # --- redemption and expiry (R-LOY-2) ------------------------------------------------------------------
@@ -303,22 +482,33 @@ def test_bad_behaviour_commands_are_refused(member: str, action: str, fragment: 
 def test_r_loy_2_redeem_more_than_available_is_refused_and_changes_nothing() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 50_000, 1)  # 500 pending: not redeemable yet
-    sc.when(RedeemPoints("ann", "rd1", 1, "coupon"), at(2)).refused("cannot redeem 1 points: 0 available")
-    sc.when(CompletePurchase("ann", "o1", at(9)), at(9))
-    sc.when(RedeemPoints("ann", "rd1", 501, "coupon"), at(9)).refused("cannot redeem 501 points: 500 available")
-    sc.when(RedeemPoints("ann", "rd1", 0, "coupon"), at(9)).refused("positive")
-    sc.when(RedeemPoints("bob", "rd1", 5, "coupon"), at(9)).refused("unknown member bob")
-    assert sc.when(RedeemPoints("ann", "rd1", 500, "coupon"), at(9)).events == [
-        PointsRedeemed("ann", "rd1", 500, "coupon", "redemption:rd1", [BatchPoints(expiry_of(9), 500)])
+    sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=1, reward="coupon"), at(2)).refused(
+        "cannot redeem 1 points: 0 available"
+    )
+    sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(9)), at(9))
+    sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=501, reward="coupon"), at(9)).refused(
+        "cannot redeem 501 points: 500 available"
+    )
+    sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=0, reward="coupon"), at(9)).refused("positive")
+    sc.when(RedeemPoints(member_id="bob", redemption_id="rd1", points=5, reward="coupon"), at(9)).refused("unknown member bob")
+    assert sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=500, reward="coupon"), at(9)).events == [
+        PointsRedeemed(
+            member_id="ann",
+            redemption_id="rd1",
+            points=500,
+            reward="coupon",
+            source="redemption:rd1",
+            taken=[BatchPoints(expires_at=expiry_of(9), points=500)],
+        )
     ]
 
 
 def test_r_loy_2_redemption_spends_the_soonest_expiring_batch_first() -> None:
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 10_000, 1, 40)  # 100, expiring later
-    sc.when(RecordBehaviour("ann", "review"), at(5))  # 20, expiring first
-    events = sc.when(RedeemPoints("ann", "rd1", 50, "mug"), at(41)).events
-    assert events[0].taken == [BatchPoints(expiry_of(5), 20), BatchPoints(expiry_of(40), 30)]  # type: ignore[attr-defined]
+    sc.when(RecordBehaviour(member_id="ann", action="review"), at(5))  # 20, expiring first
+    events = sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=50, reward="mug"), at(41)).events
+    assert events[0].taken == [BatchPoints(expires_at=expiry_of(5), points=20), BatchPoints(expires_at=expiry_of(40), points=30)]  # type: ignore[attr-defined]
     assert [(batch_day(b), batch_points(b)) for b in sc.state.member("ann").batches] == [  # type: ignore[union-attr]
         (add_months(D0 + 40, 12), 70)
     ]
@@ -326,12 +516,16 @@ def test_r_loy_2_redemption_spends_the_soonest_expiring_batch_first() -> None:
 
 def test_r_loy_2_each_batch_expires_on_its_own_day() -> None:
     sc = joined("ann")
-    sc.when(RecordBehaviour("ann", "checkin"), at(0))
-    sc.when(RecordBehaviour("ann", "share"), at(31))
+    sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(0))
+    sc.when(RecordBehaviour(member_id="ann", action="share"), at(31))
     expires_first = add_months(D0, 12) - D0  # 2027-01-01
     assert not of(tick(sc, expires_first - 1), PointsExpired)
     events = tick(sc, expires_first)
-    assert of(events, PointsExpired) == [PointsExpired("ann", 5, "expiry:2027-01-01", [BatchPoints(expiry_of(0), 5)])]
+    assert of(events, PointsExpired) == [
+        PointsExpired(
+            member_id="ann", points=5, source="expiry:2027-01-01", batches=[BatchPoints(expires_at=expiry_of(0), points=5)]
+        )
+    ]
     assert sc.state.member("ann").available(D0 + expires_first) == 10  # type: ignore[union-attr]
     assert of(tick(sc, expires_first + 31), PointsExpired)[0].points == 10  # type: ignore[attr-defined]
     check_bookkeeping(sc.state)
@@ -339,13 +533,17 @@ def test_r_loy_2_each_batch_expires_on_its_own_day() -> None:
 
 def test_a_batch_past_its_expiry_is_not_spent_even_before_the_tick_books_it_off() -> None:
     sc = joined("ann")
-    sc.when(RecordBehaviour("ann", "checkin"), at(0))
-    sc.when(RedeemPoints("ann", "rd1", 5, "mug"), at(add_months(D0, 12) - D0, 1)).refused("0 available")
+    sc.when(RecordBehaviour(member_id="ann", action="checkin"), at(0))
+    sc.when(RedeemPoints(member_id="ann", redemption_id="rd1", points=5, reward="mug"), at(add_months(D0, 12) - D0, 1)).refused(
+        "0 available"
+    )
 
 
 def test_r_loy_5_a_referrer_is_rewarded_and_an_unknown_referrer_refused() -> None:
     sc = joined("ann")
-    assert sc.when(RewardReferrer("ann", "bob", "o1"), at(3)).events == [
-        PointsEarned("ann", 200, "referral", "referral:bob", False, expiry_of(3))
+    assert sc.when(RewardReferrer(member_id="ann", referred_id="bob", order_id="o1"), at(3)).events == [
+        PointsEarned(
+            member_id="ann", points=200, reason="referral", source="referral:bob", pending=False, expires_at=expiry_of(3)
+        )
     ]
-    sc.when(RewardReferrer("zed", "bob", "o1"), at(3)).refused("unknown referrer zed")
+    sc.when(RewardReferrer(member_id="zed", referred_id="bob", order_id="o1"), at(3)).refused("unknown referrer zed")

@@ -57,7 +57,7 @@ MEMBERS = ("ann", "bob", "cat")
 member_st = st.sampled_from(MEMBERS)
 slot_st = st.integers(0, 3)  # a member's order "slot": orders are often completed or refunded later
 lines_st = st.lists(
-    st.builds(PurchasedLine, st.sampled_from(("water", "mug")), st.integers(1, 3)), max_size=2, unique_by=lambda x: x.sku
+    st.builds(PurchasedLine, sku=st.sampled_from(("water", "mug")), qty=st.integers(1, 3)), max_size=2, unique_by=lambda x: x.sku
 )
 
 
@@ -66,22 +66,34 @@ def order_id(member: str, slot: int) -> str:
 
 
 purchase_st = st.builds(
-    lambda m, o, a, ls: lambda t: RecordPurchase(m, order_id(m, o), a, t, ls),
+    lambda m, o, a, ls: lambda t: RecordPurchase(member_id=m, order_id=order_id(m, o), amount=a, paid_at=t, lines=ls),
     member_st,
     slot_st,
     st.integers(0, 400_000),
     lines_st,
 )
-complete_st = st.builds(lambda m, o: lambda t: CompletePurchase(m, order_id(m, o), t), member_st, slot_st)
+complete_st = st.builds(
+    lambda m, o: lambda t: CompletePurchase(member_id=m, order_id=order_id(m, o), completed_at=t), member_st, slot_st
+)
 # a command builder takes the business time of the step; purchases and completions weigh double
 command_st = st.one_of(
-    st.builds(lambda m, r: lambda t: JoinMember(m, r), member_st, st.none() | member_st),
+    st.builds(lambda m, r: lambda t: JoinMember(member_id=m, referrer_id=r), member_st, st.none() | member_st),
     purchase_st,
     purchase_st,
     complete_st,
     complete_st,
     st.builds(
-        lambda m, o, r, a, f, fig: lambda t: ReversePurchase(m, order_id(m, o), r, a, f, *fig),
+        lambda m, o, r, a, f, fig: (
+            lambda t: ReversePurchase(
+                member_id=m,
+                order_id=order_id(m, o),
+                refund_id=r,
+                amount=a,
+                fully_refunded=f,
+                paid_total=fig[0],
+                refunded_before=fig[1],
+            )
+        ),
         member_st,
         slot_st,
         st.sampled_from(("r1", "r2", "cancelled")),
@@ -89,17 +101,21 @@ command_st = st.one_of(
         st.booleans(),
         st.just((0, 0)) | st.tuples(st.integers(0, 400_000), st.integers(0, 400_000)),  # the order's figures, if any
     ),
-    st.builds(lambda m, a: lambda t: RecordBehaviour(m, a), member_st, st.sampled_from(ACTIONS)),
-    st.builds(lambda m, p: lambda t: RedeemPoints(m, f"rd-{t}", p, "coupon"), member_st, st.integers(1, 3_000)),
-    st.builds(lambda d: lambda t: ApplyUsageCycle("water", d), st.integers(0, 20)),
-    st.just(lambda t: CheckMemberTimers(t)),
+    st.builds(lambda m, a: lambda t: RecordBehaviour(member_id=m, action=a), member_st, st.sampled_from(ACTIONS)),
+    st.builds(
+        lambda m, p: lambda t: RedeemPoints(member_id=m, redemption_id=f"rd-{t}", points=p, reward="coupon"),
+        member_st,
+        st.integers(1, 3_000),
+    ),
+    st.builds(lambda d: lambda t: ApplyUsageCycle(sku="water", cycle_days=d), st.integers(0, 20)),
+    st.just(lambda t: CheckMemberTimers(time=t)),
 )
 # hours since the previous step: often the same day, sometimes months
 step_st = st.tuples(st.one_of(st.integers(0, 30), st.integers(0, 24 * 120)), command_st)
 JOINS: list[tuple[int, object]] = [
-    (0, lambda t: JoinMember("ann")),
-    (0, lambda t: JoinMember("bob", "ann")),
-    (0, lambda t: ApplyUsageCycle("water", 10)),
+    (0, lambda t: JoinMember(member_id="ann")),
+    (0, lambda t: JoinMember(member_id="bob", referrer_id="ann")),
+    (0, lambda t: ApplyUsageCycle(sku="water", cycle_days=10)),
 ]
 history_st = st.lists(step_st, min_size=8, max_size=60).map(lambda steps: JOINS + steps)
 
@@ -152,8 +168,8 @@ def test_replay_gives_the_same_state_ledger_and_decisions(
     # the rebuilt state decides exactly as the live one from here on
     after = [(h, b) for h, b in then]
     shift = sum(h for h, _ in first)
-    _, live_more = play([(shift, lambda t: CheckMemberTimers(t)), *after], copy.deepcopy(live))
-    _, rebuilt_more = play([(shift, lambda t: CheckMemberTimers(t)), *after], rebuilt)
+    _, live_more = play([(shift, lambda t: CheckMemberTimers(time=t)), *after], copy.deepcopy(live))
+    _, rebuilt_more = play([(shift, lambda t: CheckMemberTimers(time=t)), *after], rebuilt)
     assert live_more == rebuilt_more
 
 
@@ -198,14 +214,21 @@ member_history_st = st.lists(
         st.integers(1, 24 * 90),
         st.one_of(
             st.builds(
-                lambda o, a, ls: lambda t: RecordPurchase("ann", order_id("ann", o), a, t, ls),
+                lambda o, a, ls: (
+                    lambda t: RecordPurchase(member_id="ann", order_id=order_id("ann", o), amount=a, paid_at=t, lines=ls)
+                ),
                 slot_st,
                 st.integers(0, 300_000),
                 lines_st,
             ),
-            st.builds(lambda o: lambda t: CompletePurchase("ann", order_id("ann", o), t), slot_st),
-            st.builds(lambda a: lambda t: RecordBehaviour("ann", a), st.sampled_from(ACTIONS)),
-            st.builds(lambda p: lambda t: RedeemPoints("ann", f"rd-{t}", p, "coupon"), st.integers(1, 2_000)),
+            st.builds(
+                lambda o: lambda t: CompletePurchase(member_id="ann", order_id=order_id("ann", o), completed_at=t), slot_st
+            ),
+            st.builds(lambda a: lambda t: RecordBehaviour(member_id="ann", action=a), st.sampled_from(ACTIONS)),
+            st.builds(
+                lambda p: lambda t: RedeemPoints(member_id="ann", redemption_id=f"rd-{t}", points=p, reward="coupon"),
+                st.integers(1, 2_000),
+            ),
         ),
     ),
     max_size=25,
@@ -217,14 +240,17 @@ member_history_st = st.lists(
 def test_r_x_1_a_members_story_does_not_depend_on_when_the_ticks_arrive(
     history: list[tuple[int, object]], tick_hours: set[int]
 ) -> None:
-    setup: list[tuple[int, object]] = [(0, lambda t: JoinMember("ann")), (0, lambda t: ApplyUsageCycle("water", 9))]
+    setup: list[tuple[int, object]] = [
+        (0, lambda t: JoinMember(member_id="ann")),
+        (0, lambda t: ApplyUsageCycle(sku="water", cycle_days=9)),
+    ]
     end = sum(h for h, _ in history) + 24 * 800  # far enough for every batch to expire
     # the same history with daily ticks, with some random ticks, and with one tick at the end
     daily = _with_ticks(history, set(range(0, end, 24)))
     some = _with_ticks(history, {h for h in tick_hours if h < end})
-    _, log_daily = play(setup + daily + [(0, lambda t: CheckMemberTimers(t))])
-    _, log_some = play(setup + some + [(end - sum(h for h, _ in some), lambda t: CheckMemberTimers(t))])
-    _, log_none = play(setup + history + [(end - sum(h for h, _ in history), lambda t: CheckMemberTimers(t))])
+    _, log_daily = play(setup + daily + [(0, lambda t: CheckMemberTimers(time=t))])
+    _, log_some = play(setup + some + [(end - sum(h for h, _ in some), lambda t: CheckMemberTimers(time=t))])
+    _, log_none = play(setup + history + [(end - sum(h for h, _ in history), lambda t: CheckMemberTimers(time=t))])
     assert _member_story(log_daily) == _member_story(log_some) == _member_story(log_none)
 
 
@@ -235,7 +261,7 @@ def _with_ticks(history: list[tuple[int, object]], tick_hours: set[int]) -> list
     for hours, build in history:
         t += hours
         steps.append((t, 1, build))
-    steps += [(h, 0, lambda t: CheckMemberTimers(t)) for h in tick_hours]
+    steps += [(h, 0, lambda t: CheckMemberTimers(time=t)) for h in tick_hours]
     steps.sort(key=lambda s: (s[0], s[1]))
     out: list[tuple[int, object]] = []
     prev = 0
@@ -259,17 +285,38 @@ def refunded_order_st(draw: st.DrawFn, oid: str) -> list[object]:
     parts = [b - a for a, b in zip([0, *cuts], [*cuts, paid], strict=True)]
     completed_after = draw(st.integers(0, k))  # refunds before the return window closes
     cancel_last = completed_after == k and draw(st.booleans())
-    steps: list[object] = [lambda t: RecordPurchase("ann", oid, paid, t, [])]
+    steps: list[object] = [lambda t: RecordPurchase(member_id="ann", order_id=oid, amount=paid, paid_at=t, lines=[])]
     before = 0
     for i, amount in enumerate(parts):
         if i == completed_after:
-            steps.append(lambda t: OrderCompleted(oid, t, "ann", None, None))
+            steps.append(
+                lambda t: OrderCompleted(order_id=oid, completed_at=t, member_id="ann", distributor_id=None, campaign_id=None)
+            )
         if cancel_last and i == k - 1:
-            steps.append(lambda t, a=amount: OrderCancelled(oid, "changed mind", [], a, "ann", None, None))
+            steps.append(
+                lambda t, a=amount: OrderCancelled(
+                    order_id=oid,
+                    reason="changed mind",
+                    release_skus=[],
+                    refund_amount=a,
+                    member_id="ann",
+                    distributor_id=None,
+                    campaign_id=None,
+                )
+            )
         else:
             steps.append(
                 lambda t, a=amount, b=before, i=i: OrderRefunded(
-                    oid, f"r{i}", [], a, i == k - 1, "ann", None, None, paid_total=paid, refunded_before=b
+                    order_id=oid,
+                    refund_id=f"r{i}",
+                    lines=[],
+                    amount=a,
+                    fully_refunded=i == k - 1,
+                    member_id="ann",
+                    distributor_id=None,
+                    campaign_id=None,
+                    paid_total=paid,
+                    refunded_before=b,
                 )
             )
         before += amount
@@ -284,10 +331,10 @@ def refund_story_st(draw: st.DrawFn) -> list[tuple[int, object]]:
     while any(stories):
         extra = draw(st.sampled_from(("none", "none", "checkin", "redeem")))
         if extra == "checkin":
-            out.append((24, lambda t: RecordBehaviour("ann", "checkin")))
+            out.append((24, lambda t: RecordBehaviour(member_id="ann", action="checkin")))
         elif extra == "redeem":
             points = draw(st.integers(1, 2_000))
-            out.append((1, lambda t, p=points: RedeemPoints("ann", f"rd-{t}", p, "coupon")))
+            out.append((1, lambda t, p=points: RedeemPoints(member_id="ann", redemption_id=f"rd-{t}", points=p, reward="coupon")))
         story = draw(st.sampled_from([s for s in stories if s]))
         out.append((draw(st.integers(1, 24 * 20)), story.pop(0)))
     return out
@@ -296,7 +343,7 @@ def refund_story_st(draw: st.DrawFn) -> list[tuple[int, object]]:
 @PROPERTY_SETTINGS
 @given(refund_story_st())
 def test_r_loy_2_a_fully_refunded_order_keeps_none_of_its_points(story: list[tuple[int, object]]) -> None:
-    sc = Scenario(LOYALTY, at=T0, strict=False).given(JoinMember("ann"))
+    sc = Scenario(LOYALTY, at=T0, strict=False).given(JoinMember(member_id="ann"))
     t = T0
     for hours, build in story:
         t += hours * HOUR

@@ -43,7 +43,9 @@ def test_r_loy_5_completed_purchases_in_three_consecutive_months_earn_a_gift() -
     assert of(bought_and_completed(sc, "ann", "o1", 5_000, 10, 20), StreakGiftEarned) == []  # January
     assert of(bought_and_completed(sc, "ann", "o2", 5_000, 40, 50), StreakGiftEarned) == []  # February
     gift = of(bought_and_completed(sc, "ann", "o3", 5_000, 70, 80), StreakGiftEarned)  # March
-    assert gift == [StreakGiftEarned("ann", ["2026-01", "2026-02", "2026-03"], "streak-gift", "o3")]
+    assert gift == [
+        StreakGiftEarned(member_id="ann", months=["2026-01", "2026-02", "2026-03"], gift_sku="streak-gift", order_id="o3")
+    ]
     assert of(bought_and_completed(sc, "ann", "o4", 5_000, 100, 110), StreakGiftEarned) == []  # April starts anew
     assert of(bought_and_completed(sc, "ann", "o5", 5_000, 130, 140), StreakGiftEarned) == []
     assert of(bought_and_completed(sc, "ann", "o6", 5_000, 160, 170), StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
@@ -58,7 +60,9 @@ def test_r_loy_5_a_gap_month_breaks_the_streak_and_completion_order_does_not_mat
     for n, d in enumerate((10, 70, 100)):  # January, March, April
         assert of(bought_and_completed(sc, "ann", f"o{n}", 5_000, d, d + 10), StreakGiftEarned) == []
     buy(sc, "ann", "f1", 5_000, 40)  # February, completed last
-    assert of(sc.when(CompletePurchase("ann", "f1", at(120)), at(120)).events, StreakGiftEarned)[0].months == [  # type: ignore[attr-defined]
+    assert of(sc.when(CompletePurchase(member_id="ann", order_id="f1", completed_at=at(120)), at(120)).events, StreakGiftEarned)[
+        0
+    ].months == [  # type: ignore[attr-defined]
         "2026-01",
         "2026-02",
         "2026-03",
@@ -69,7 +73,7 @@ def test_a_refunded_order_never_completes_so_its_month_does_not_count() -> None:
     sc = joined("ann")
     bought_and_completed(sc, "ann", "o1", 5_000, 10, 20)
     buy(sc, "ann", "o2", 5_000, 40)
-    sc.when(ReversePurchase("ann", "o2", CANCELLED, 5_000, True), at(41))
+    sc.when(ReversePurchase(member_id="ann", order_id="o2", refund_id=CANCELLED, amount=5_000, fully_refunded=True), at(41))
     assert of(bought_and_completed(sc, "ann", "o3", 5_000, 70, 80), StreakGiftEarned) == []
 
 
@@ -78,12 +82,14 @@ def test_a_refunded_order_never_completes_so_its_month_does_not_count() -> None:
 
 def test_r_loy_5_the_referred_members_first_completed_purchase_rewards_both_sides() -> None:
     sc = joined("ann")
-    sc.when(JoinMember("bob", "ann"), at(1))
+    sc.when(JoinMember(member_id="bob", referrer_id="ann"), at(1))
     assert of(buy(sc, "bob", "o1", 5_000, 2), ReferralCompleted) == []  # paid is not enough
-    events = sc.when(CompletePurchase("bob", "o1", at(12)), at(12)).events
-    assert of(events, ReferralCompleted) == [ReferralCompleted("bob", "ann", "o1", 200)]
+    events = sc.when(CompletePurchase(member_id="bob", order_id="o1", completed_at=at(12)), at(12)).events
+    assert of(events, ReferralCompleted) == [ReferralCompleted(member_id="bob", referrer_id="ann", order_id="o1", points=200)]
     assert [e.points for e in of(events, PointsEarned) if e.reason == "referral"] == [200]  # type: ignore[attr-defined]
-    assert policy.react(events[-1]) == [RewardReferrer("ann", "bob", "o1")]  # the referrer's side, in its partition
+    assert policy.react(events[-1]) == [
+        RewardReferrer(member_id="ann", referred_id="bob", order_id="o1")
+    ]  # the referrer's side, in its partition
     assert of(bought_and_completed(sc, "bob", "o2", 5_000, 20, 30), ReferralCompleted) == []  # once
     check_bookkeeping(sc.state)
 
@@ -137,38 +143,141 @@ def test_r_loy_6_scores_are_recomputed_once_a_day_over_the_partitions_base() -> 
 def test_r_loy_6_a_member_alone_in_its_partition_is_in_the_middle() -> None:
     sc = joined("ann")
     buy(sc, "ann", "o1", 5_050, 1)  # 50.50 CNY: the money bucket is 50 CNY, the spend above it
-    assert of(tick(sc, 2), RfmSegmentChanged) == [RfmSegmentChanged("ann", 3, 3, 3, "loyal", "prospect")]
+    assert of(tick(sc, 2), RfmSegmentChanged) == [
+        RfmSegmentChanged(member_id="ann", recency=3, frequency=3, monetary=3, segment="loyal", previous_segment="prospect")
+    ]
     check_bookkeeping(sc.state)
 
 
 # --- the policy -----------------------------------------------------------------------------------------
 
 
-LINES = [OrderLine("water", 2, 1_000), OrderLine("mug", 1, 3_000)]
+LINES = [OrderLine(sku="water", qty=2, unit_price=1_000), OrderLine(sku="mug", qty=1, unit_price=3_000)]
 
 
 def test_order_events_become_loyalty_commands_keyed_by_member() -> None:
-    placed = OrderPlaced("o1", "ann", "live", LINES, None, None, 5_000, at(0))
-    assert policy.react(placed) == [QuoteMemberDiscount("ann", "o1")]
-    paid = OrderPaid("o1", 4_500, "p1", at(1), "ann", "d1", None, LINES)
-    assert policy.react(paid) == [RecordPurchase("ann", "o1", 4_500, at(1), [PurchasedLine("water", 2), PurchasedLine("mug", 1)])]
-    assert policy.react(OrderCompleted("o1", at(9), "ann", None, None)) == [CompletePurchase("ann", "o1", at(9))]
-    line = RefundedLine("mug", 1, "defect", 3_000, True)
-    refunded = OrderRefunded("o1", "r1", [line], 3_000, False, "ann", None, None, paid_total=4_500, refunded_before=1_000)
-    assert policy.react(refunded) == [ReversePurchase("ann", "o1", "r1", 3_000, False, 4_500, 1_000)]  # the order's figures
-    old = OrderRefunded("o1", "r1", [line], 3_000, False, "ann", None, None)  # a record written before the figures
-    assert policy.react(old) == [ReversePurchase("ann", "o1", "r1", 3_000, False, 0, 0)]
-    cancelled = OrderCancelled("o1", "changed mind", ["water"], 4_500, "ann", None, None)
-    assert policy.react(cancelled) == [ReversePurchase("ann", "o1", CANCELLED, 4_500, True)]
-    assert policy.react(OrderCancelled("o1", "unpaid", ["water"], 0, "ann", None, None)) == []  # nothing was paid
+    placed = OrderPlaced(
+        order_id="o1",
+        member_id="ann",
+        channel="live",
+        lines=LINES,
+        distributor_id=None,
+        campaign_id=None,
+        total=5_000,
+        placed_at=at(0),
+    )
+    assert policy.react(placed) == [QuoteMemberDiscount(member_id="ann", order_id="o1")]
+    paid = OrderPaid(
+        order_id="o1",
+        amount=4_500,
+        payment_ref="p1",
+        paid_at=at(1),
+        member_id="ann",
+        distributor_id="d1",
+        campaign_id=None,
+        lines=LINES,
+    )
+    assert policy.react(paid) == [
+        RecordPurchase(
+            member_id="ann",
+            order_id="o1",
+            amount=4_500,
+            paid_at=at(1),
+            lines=[PurchasedLine(sku="water", qty=2), PurchasedLine(sku="mug", qty=1)],
+        )
+    ]
+    assert policy.react(
+        OrderCompleted(order_id="o1", completed_at=at(9), member_id="ann", distributor_id=None, campaign_id=None)
+    ) == [CompletePurchase(member_id="ann", order_id="o1", completed_at=at(9))]
+    line = RefundedLine(sku="mug", qty=1, reason="defect", amount=3_000, goods_returned=True)
+    refunded = OrderRefunded(
+        order_id="o1",
+        refund_id="r1",
+        lines=[line],
+        amount=3_000,
+        fully_refunded=False,
+        member_id="ann",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=4_500,
+        refunded_before=1_000,
+    )
+    assert policy.react(refunded) == [
+        ReversePurchase(
+            member_id="ann",
+            order_id="o1",
+            refund_id="r1",
+            amount=3_000,
+            fully_refunded=False,
+            paid_total=4_500,
+            refunded_before=1_000,
+        )
+    ]  # the order's figures
+    old = OrderRefunded(
+        order_id="o1",
+        refund_id="r1",
+        lines=[line],
+        amount=3_000,
+        fully_refunded=False,
+        member_id="ann",
+        distributor_id=None,
+        campaign_id=None,
+    )  # a record written before the figures
+    assert policy.react(old) == [
+        ReversePurchase(
+            member_id="ann", order_id="o1", refund_id="r1", amount=3_000, fully_refunded=False, paid_total=0, refunded_before=0
+        )
+    ]
+    cancelled = OrderCancelled(
+        order_id="o1",
+        reason="changed mind",
+        release_skus=["water"],
+        refund_amount=4_500,
+        member_id="ann",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    assert policy.react(cancelled) == [
+        ReversePurchase(member_id="ann", order_id="o1", refund_id=CANCELLED, amount=4_500, fully_refunded=True)
+    ]
+    assert (
+        policy.react(
+            OrderCancelled(
+                order_id="o1",
+                reason="unpaid",
+                release_skus=["water"],
+                refund_amount=0,
+                member_id="ann",
+                distributor_id=None,
+                campaign_id=None,
+            )
+        )
+        == []
+    )  # nothing was paid
 
 
 def test_ticks_and_own_events_cross_partitions() -> None:
-    assert policy.react(ClockTicked("main", at(3))) == [CheckMemberTimers(at(3))]
-    assert CheckMemberTimers(0).key == "" and ApplyUsageCycle("water", 1).key == ""  # every partition
-    assert policy.react(UsageCycleConfigured("water", 10)) == [ApplyUsageCycle("water", 10)]
-    assert policy.react(ReferralCompleted("bob", "ann", "o1", 200)) == [RewardReferrer("ann", "bob", "o1")]
+    assert policy.react(ClockTicked(clock_id="main", time=at(3))) == [CheckMemberTimers(time=at(3))]
+    assert CheckMemberTimers(time=0).key == "" and ApplyUsageCycle(sku="water", cycle_days=1).key == ""  # every partition
+    assert policy.react(UsageCycleConfigured(sku="water", cycle_days=10)) == [ApplyUsageCycle(sku="water", cycle_days=10)]
+    assert policy.react(ReferralCompleted(member_id="bob", referrer_id="ann", order_id="o1", points=200)) == [
+        RewardReferrer(member_id="ann", referred_id="bob", order_id="o1")
+    ]
 
 
 def test_an_order_without_a_member_is_not_broadcast() -> None:
-    assert policy.react(OrderPlaced("o1", "", "live", LINES, None, None, 5_000, at(0))) == []
+    assert (
+        policy.react(
+            OrderPlaced(
+                order_id="o1",
+                member_id="",
+                channel="live",
+                lines=LINES,
+                distributor_id=None,
+                campaign_id=None,
+                total=5_000,
+                placed_at=at(0),
+            )
+        )
+        == []
+    )

@@ -26,7 +26,7 @@ from services.order.messages import (
     GiftPerformance,
     GiftRuleChanged,
     GiftRuleCommandRejected,
-    GiftRuleHealthy,
+    GiftRuleRecovered,
     GiftRuleReplicated,
     GiftRuleReviewSuggested,
     GiftRuleSkipped,
@@ -70,15 +70,30 @@ def with_rule(sc: Scenario[OrderBook], cmd: Message) -> list[Message]:
     """Decide the rule change on its aggregate, then replicate it like the router does."""
     changed = sc.when(cmd).accepted().events
     assert isinstance(changed[0], GiftRuleChanged)
-    return sc.when(ReplicateGiftRule(changed[0].rule)).accepted().events
+    return sc.when(ReplicateGiftRule(rule=changed[0].rule)).accepted().events
 
 
-def place(sc: Scenario[OrderBook], oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0) -> list[Message]:  # noqa: E501
-    return sc.when(PlaceOrder(oid, member, channel, [OrderLine(MASK, qty, MASK_PRICE)]), at).accepted().events
+def place(
+    sc: Scenario[OrderBook], oid: str = "o1", qty: int = 1, channel: str = "live", member: str = "m1", at: int = T0
+) -> list[Message]:
+    return (
+        sc.when(
+            PlaceOrder(
+                order_id=oid, member_id=member, channel=channel, lines=[OrderLine(sku=MASK, qty=qty, unit_price=MASK_PRICE)]
+            ),
+            at,
+        )
+        .accepted()
+        .events
+    )
 
 
 def answer(sc: Scenario[OrderBook], sku: str, ok: bool = True, oid: str = "o1") -> list[Message]:
-    return sc.when(RecordLineReservation(oid, sku, ok, "" if ok else "only 0 available")).accepted().events
+    return (
+        sc.when(RecordLineReservation(order_id=oid, sku=sku, reserved=ok, reason="" if ok else "only 0 available"))
+        .accepted()
+        .events
+    )
 
 
 def confirmed_with_gift(sc: Scenario[OrderBook], oid: str = "o1", qty: int = 1) -> None:
@@ -96,16 +111,45 @@ def test_base_gift_is_attached_to_a_live_order_of_the_main_sku() -> None:
     with_rule(sc, rule())
     placed = place(sc)[0]
     assert isinstance(placed, OrderPlaced)
-    assert placed.gifts == [GiftLine("r-eye", EYE, 1, 800, MASK, "base", False, None, 0, MASK_COST)]
+    assert placed.gifts == [
+        GiftLine(
+            rule_id="r-eye",
+            sku=EYE,
+            qty=1,
+            unit_cost=800,
+            main_sku=MASK,
+            tier="base",
+            consumable=False,
+            fallback_sku=None,
+            fallback_unit_cost=0,
+            main_unit_cost=MASK_COST,
+        )
+    ]
 
 
 def test_no_gift_outside_the_rule_channels_without_the_main_sku_or_for_a_campaign_order() -> None:
     sc = Scenario(ORDER, at=T0)
     with_rule(sc, rule())
     assert place(sc, "o-article", channel="article")[0].gifts == []  # type: ignore[attr-defined]
-    other = sc.when(PlaceOrder("o-pen", "m1", "live", [OrderLine(PEN, 1, 500)])).accepted().events
+    other = (
+        sc.when(PlaceOrder(order_id="o-pen", member_id="m1", channel="live", lines=[OrderLine(sku=PEN, qty=1, unit_price=500)]))
+        .accepted()
+        .events
+    )
     assert other[0].gifts == []  # type: ignore[attr-defined]
-    campaign = sc.when(PlaceOrder("o-pre", "m1", "live", [OrderLine(MASK, 1, MASK_PRICE)], campaign_id="c1")).accepted().events
+    campaign = (
+        sc.when(
+            PlaceOrder(
+                order_id="o-pre",
+                member_id="m1",
+                channel="live",
+                lines=[OrderLine(sku=MASK, qty=1, unit_price=MASK_PRICE)],
+                campaign_id="c1",
+            )
+        )
+        .accepted()
+        .events
+    )
     assert campaign[0].gifts == [] and len(campaign) == 1  # type: ignore[attr-defined]
 
 
@@ -113,7 +157,7 @@ def test_an_interaction_gift_goes_only_to_granted_members() -> None:
     sc = Scenario(ORDER, at=T0)
     with_rule(sc, rule("r-q", tier="interaction"))
     assert place(sc, "o1", member="m1")[0].gifts == []  # type: ignore[attr-defined]
-    with_rule(sc, GrantInteractionGift("r-q", "m2"))
+    with_rule(sc, GrantInteractionGift(rule_id="r-q", member_id="m2"))
     assert [g.rule_id for g in place(sc, "o2", member="m2")[0].gifts] == ["r-q"]  # type: ignore[attr-defined]
     assert place(sc, "o3", member="m1")[0].gifts == []  # type: ignore[attr-defined]
 
@@ -126,16 +170,16 @@ def test_a_surprise_window_announced_afterwards_attaches_the_gift_to_open_orders
     place(sc, "o-late", at=T0 + 1_000)
     for oid in ("o-in", "o-shipped", "o-late"):
         answer(sc, MASK, oid=oid)
-    sc.when(PayOrder("o-shipped", MASK_PRICE, "p")).accepted()
-    sc.when(ShipOrder("o-shipped", "t")).accepted()
-    out = with_rule(sc, AnnounceSurpriseWindow("r-s", T0, T0 + 500))
+    sc.when(PayOrder(order_id="o-shipped", amount=MASK_PRICE, payment_ref="p")).accepted()
+    sc.when(ShipOrder(order_id="o-shipped", tracking="t")).accepted()
+    out = with_rule(sc, AnnounceSurpriseWindow(rule_id="r-s", starts_at=T0, ends_at=T0 + 500))
     assert isinstance(out[0], GiftRuleReplicated)
     assert [(type(e).__name__, e.key) for e in out[1:]] == [("GiftAttached", "o-in")]
-    assert sc.when(ReplicateGiftRule(out[0].rule)).accepted().events == []  # a re-delivered copy changes nothing
+    assert sc.when(ReplicateGiftRule(rule=out[0].rule)).accepted().events == []  # a re-delivered copy changes nothing
     # the confirmed order ships with the surprise gift once the warehouse holds it
     answer(sc, EYE, oid="o-in")
-    sc.when(PayOrder("o-in", MASK_PRICE, "p")).accepted()
-    shipped = sc.when(ShipOrder("o-in", "t")).accepted().events
+    sc.when(PayOrder(order_id="o-in", amount=MASK_PRICE, payment_ref="p")).accepted()
+    shipped = sc.when(ShipOrder(order_id="o-in", tracking="t")).accepted().events
     assert isinstance(shipped[0], OrderShipped) and shipped[0].skus == [MASK, EYE]
 
 
@@ -163,11 +207,11 @@ def test_the_cap_is_checked_again_on_the_discounted_price_at_confirmation() -> N
     place(sc)
     answer(sc, MASK)
     answer(sc, EYE)
-    out = sc.when(RecordMemberDiscount("o1", "silver", Decimal("0.9"))).accepted().events
+    out = sc.when(RecordMemberDiscount(order_id="o1", tier="silver", discount_rate=Decimal("0.9"))).accepted().events
     assert isinstance(out[-2], GiftRuleSkipped) and "at the final price" in out[-2].reason
     assert isinstance(out[-1], OrderConfirmed)
-    sc.when(PayOrder("o1", 9_000, "p")).accepted()
-    shipped = sc.when(ShipOrder("o1", "t")).accepted().events[0]
+    sc.when(PayOrder(order_id="o1", amount=9_000, payment_ref="p")).accepted()
+    shipped = sc.when(ShipOrder(order_id="o1", tracking="t")).accepted().events[0]
     assert shipped.skus == [MASK]  # type: ignore[attr-defined]  # the skipped gift's hold is not shipped
 
 
@@ -180,7 +224,17 @@ def test_an_out_of_stock_gift_is_replaced_by_the_fallback() -> None:
     place(sc)
     answer(sc, MASK)
     sub = answer(sc, EYE, ok=False)
-    assert sub == [GiftSubstituted("o1", "r-eye", EYE, CLOTH, 1, 300, "gift eye-trial out of stock (only 0 available)")]
+    assert sub == [
+        GiftSubstituted(
+            order_id="o1",
+            rule_id="r-eye",
+            from_sku=EYE,
+            to_sku=CLOTH,
+            qty=1,
+            unit_cost=300,
+            reason="gift eye-trial out of stock (only 0 available)",
+        )
+    ]
     assert isinstance(answer(sc, CLOTH)[-1], OrderConfirmed)
     assert sc.state.orders["o1"].gifts["r-eye"].sku == CLOTH
 
@@ -212,16 +266,16 @@ def test_a_cancel_releases_the_gift_and_a_late_gift_answer_gives_its_hold_back()
     place(sc)
     answer(sc, MASK)
     answer(sc, EYE)
-    out = sc.when(CancelOrder("o1", "changed my mind")).accepted().events
+    out = sc.when(CancelOrder(order_id="o1", reason="changed my mind")).accepted().events
     assert isinstance(out[0], OrderCancelled) and out[0].release_skus == [MASK, EYE]
     # a surprise gift answered after the order shipped is omitted (inventory releases its hold)
     sc2 = Scenario(ORDER, at=T0)
     with_rule(sc2, rule("r-s", tier="surprise"))
     place(sc2)
     answer(sc2, MASK)
-    with_rule(sc2, AnnounceSurpriseWindow("r-s", T0, T0 + 1))
-    sc2.when(PayOrder("o1", MASK_PRICE, "p")).accepted()
-    assert sc2.when(ShipOrder("o1", "t")).accepted().events[0].skus == [MASK]  # type: ignore[attr-defined]
+    with_rule(sc2, AnnounceSurpriseWindow(rule_id="r-s", starts_at=T0, ends_at=T0 + 1))
+    sc2.when(PayOrder(order_id="o1", amount=MASK_PRICE, payment_ref="p")).accepted()
+    assert sc2.when(ShipOrder(order_id="o1", tracking="t")).accepted().events[0].skus == [MASK]  # type: ignore[attr-defined]
     late = answer(sc2, EYE)
     assert isinstance(late[0], GiftOmitted) and late[0].sku == EYE
 
@@ -231,22 +285,34 @@ def test_a_cancel_releases_the_gift_and_a_late_gift_answer_gives_its_hold_back()
 
 def _paid(sc: Scenario[OrderBook], qty: int, shipped: bool) -> None:
     confirmed_with_gift(sc, qty=qty)
-    sc.when(PayOrder("o1", qty * MASK_PRICE, "p")).accepted()
+    sc.when(PayOrder(order_id="o1", amount=qty * MASK_PRICE, payment_ref="p")).accepted()
     if shipped:
-        sc.when(ShipOrder("o1", "t")).accepted()
-        sc.when(ConfirmDelivery("o1")).accepted()
+        sc.when(ShipOrder(order_id="o1", tracking="t")).accepted()
+        sc.when(ConfirmDelivery(order_id="o1")).accepted()
 
 
 def test_refunds_take_gifts_back_in_proportion_and_all_of_them_with_the_last_unit() -> None:
     sc = Scenario(ORDER, at=T0)
     with_rule(sc, rule(gift_qty=2))
     _paid(sc, qty=4, shipped=True)
-    first = sc.when(RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")])).accepted().events[0]
+    first = (
+        sc.when(RefundOrder(order_id="o1", refund_id="r1", lines=[RefundLine(sku=MASK, qty=1, reason="no_reason")]))
+        .accepted()
+        .events[0]
+    )
     assert isinstance(first, OrderRefunded) and first.gifts == []  # 2 × 1/4 rounds down to 0
-    second = sc.when(RefundOrder("o1", "r2", [RefundLine(MASK, 1, "late")])).accepted().events[0]
-    assert second.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "late")]  # type: ignore[attr-defined]
-    last = sc.when(RefundOrder("o1", "r3", [RefundLine(MASK, 2, "defect")])).accepted().events[0]
-    assert last.gifts == [RefundedGift("r-eye", EYE, 1, True, False, "defect")]  # type: ignore[attr-defined]
+    second = (
+        sc.when(RefundOrder(order_id="o1", refund_id="r2", lines=[RefundLine(sku=MASK, qty=1, reason="late")]))
+        .accepted()
+        .events[0]
+    )
+    assert second.gifts == [RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=True, written_off=False, reason="late")]  # type: ignore[attr-defined]
+    last = (
+        sc.when(RefundOrder(order_id="o1", refund_id="r3", lines=[RefundLine(sku=MASK, qty=2, reason="defect")]))
+        .accepted()
+        .events[0]
+    )
+    assert last.gifts == [RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=True, written_off=False, reason="defect")]  # type: ignore[attr-defined]
     assert sc.state.orders["o1"].gifts["r-eye"].taken_back == 2
 
 
@@ -254,13 +320,23 @@ def test_a_consumable_gift_is_written_off_and_an_unshipped_gift_released() -> No
     sc = Scenario(ORDER, at=T0)
     with_rule(sc, rule(consumable=True))
     _paid(sc, qty=1, shipped=True)
-    out = sc.when(RefundOrder("o1", "r1", [RefundLine(MASK, 1, "defect")])).accepted().events[0]
-    assert out.gifts == [RefundedGift("r-eye", EYE, 1, False, True, "defect")]  # type: ignore[attr-defined]
+    out = (
+        sc.when(RefundOrder(order_id="o1", refund_id="r1", lines=[RefundLine(sku=MASK, qty=1, reason="defect")]))
+        .accepted()
+        .events[0]
+    )
+    assert out.gifts == [RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=False, written_off=True, reason="defect")]  # type: ignore[attr-defined]
     sc2 = Scenario(ORDER, at=T0)
     with_rule(sc2, rule(consumable=True))
     _paid(sc2, qty=1, shipped=False)
-    out2 = sc2.when(RefundOrder("o1", "r1", [RefundLine(MASK, 1, "no_reason")])).accepted().events[0]
-    assert out2.gifts == [RefundedGift("r-eye", EYE, 1, False, False, "no_reason")]  # type: ignore[attr-defined]
+    out2 = (
+        sc2.when(RefundOrder(order_id="o1", refund_id="r1", lines=[RefundLine(sku=MASK, qty=1, reason="no_reason")]))
+        .accepted()
+        .events[0]
+    )
+    assert out2.gifts == [
+        RefundedGift(rule_id="r-eye", sku=EYE, qty=1, goods_returned=False, written_off=False, reason="no_reason")
+    ]  # type: ignore[attr-defined]
 
 
 # --- rules and R-ORD-6 ----------------------------------------------------------------------------
@@ -274,29 +350,45 @@ def test_bad_rules_are_refused_with_the_reason_and_change_nothing() -> None:
         (rule(fallback_sku=EYE), "fallback gift must differ"),
         (rule(gift_qty=0), "gift_qty"),
         (rule(channels=["tv"]), "channels"),
-        (GrantInteractionGift("nope", "m1"), "unknown gift rule"),
+        (GrantInteractionGift(rule_id="nope", member_id="m1"), "unknown gift rule"),
     ]:
         sc.when(cmd).refused(why)  # one refusal, folded, and the state as before
         assert isinstance(sc.events[0], GiftRuleCommandRejected), (cmd, sc.events)
     sc.when(rule()).accepted()
-    out = sc.decide(GrantInteractionGift("r-eye", "m1"))
+    out = sc.decide(GrantInteractionGift(rule_id="r-eye", member_id="m1"))
     assert isinstance(out[0], GiftRuleCommandRejected) and "base rule" in out[0].reason
 
 
 def _perf(roi: str, given: int = 20) -> GiftPerformance:
-    return GiftPerformance(given, 0, given, "1", "0", "0", 0, 1000, roi)
+    return GiftPerformance(
+        gifts_given=given,
+        gifts_taken_back=0,
+        recipients=given,
+        acceptance="1",
+        conversion="0",
+        rebuy="0",
+        ltv_uplift=0,
+        gift_cost=1000,
+        roi=roi,
+    )
 
 
 def test_a_review_is_suggested_once_below_1_2_and_again_only_after_healthy() -> None:
     sc = Scenario(ORDER, at=T0)
     sc.when(rule()).accepted()
-    assert sc.when(ReviewGiftRule("r-eye", _perf("1.19", given=9))).accepted().events == []  # too few gifts to judge
-    first = sc.when(ReviewGiftRule("r-eye", _perf("1.19"))).accepted().events
+    assert (
+        sc.when(ReviewGiftRule(rule_id="r-eye", performance=_perf("1.19", given=9))).accepted().events == []
+    )  # too few gifts to judge
+    first = sc.when(ReviewGiftRule(rule_id="r-eye", performance=_perf("1.19"))).accepted().events
     assert [type(e) for e in first] == [GiftRuleReviewSuggested]
-    assert sc.when(ReviewGiftRule("r-eye", _perf("0.5"))).accepted().events == []  # same episode
-    assert sc.when(ReviewGiftRule("r-eye", _perf("1.4"))).accepted().events == []  # not healthy yet
-    assert [type(e) for e in sc.when(ReviewGiftRule("r-eye", _perf("1.5"))).accepted().events] == [GiftRuleHealthy]
-    assert [type(e) for e in sc.when(ReviewGiftRule("r-eye", _perf("1.0"))).accepted().events] == [GiftRuleReviewSuggested]
+    assert sc.when(ReviewGiftRule(rule_id="r-eye", performance=_perf("0.5"))).accepted().events == []  # same episode
+    assert sc.when(ReviewGiftRule(rule_id="r-eye", performance=_perf("1.4"))).accepted().events == []  # not healthy yet
+    assert [type(e) for e in sc.when(ReviewGiftRule(rule_id="r-eye", performance=_perf("1.5"))).accepted().events] == [
+        GiftRuleRecovered
+    ]
+    assert [type(e) for e in sc.when(ReviewGiftRule(rule_id="r-eye", performance=_perf("1.0"))).accepted().events] == [
+        GiftRuleReviewSuggested
+    ]
 
 
 # --- properties -----------------------------------------------------------------------------------
@@ -323,8 +415,10 @@ def test_gift_cost_never_exceeds_the_cap_and_a_gift_never_fails_an_order(
     costs = dict(gift_cost=gift_cost, fallback_unit_cost=fallback_cost, main_unit_cost=main_cost)
     cmd = rule(gift_qty=gift_qty, fallback_sku=CLOTH, **costs)
     with_rule(sc, cmd)
-    sc.when(PlaceOrder("o1", "m1", "live", [OrderLine(MASK, qty, price)])).accepted()
-    sc.when(RecordMemberDiscount("o1", "t", Decimal(rate))).accepted()
+    sc.when(
+        PlaceOrder(order_id="o1", member_id="m1", channel="live", lines=[OrderLine(sku=MASK, qty=qty, unit_price=price)])
+    ).accepted()
+    sc.when(RecordMemberDiscount(order_id="o1", tier="t", discount_rate=Decimal(rate))).accepted()
     order = sc.state.orders["o1"]
     answer(sc, MASK, main_ok)
     for sku, ok in ((EYE, gift_ok), (CLOTH, fallback_ok)):

@@ -21,27 +21,87 @@ from services.order.messages import (
     RefundedGift,
 )
 
-RULE = GiftRule("r1", 1, "base", "mask", 4000, "eye", 500, 1, None, 0, False, "eye-full", ["live"], [], None, None, True)
-GIFT = GiftLine("r1", "eye", 1, 500, "mask", "base", False, None, 0, 4000)
+RULE = GiftRule(
+    rule_id="r1",
+    version=1,
+    tier="base",
+    main_sku="mask",
+    main_unit_cost=4000,
+    gift_sku="eye",
+    gift_unit_cost=500,
+    gift_qty=1,
+    fallback_sku=None,
+    fallback_unit_cost=0,
+    consumable=False,
+    converts_to="eye-full",
+    channels=["live"],
+    members=[],
+    window_start=None,
+    window_end=None,
+    active=True,
+)
+GIFT = GiftLine(
+    rule_id="r1",
+    sku="eye",
+    qty=1,
+    unit_cost=500,
+    main_sku="mask",
+    tier="base",
+    consumable=False,
+    fallback_sku=None,
+    fallback_unit_cost=0,
+    main_unit_cost=4000,
+)
 
 
 def _order(oid: str, member: str, at: int, amount: int, skus: tuple[str, ...] = ("mask",), gift: bool = False) -> list[Message]:
-    lines = [OrderLine(s, 1, amount // len(skus)) for s in skus]
-    paid = OrderPaid(oid, amount, "p", at, member, None, None, lines)
-    return [paid, OrderShipped(oid, "t", list(skus), None, [GIFT] if gift else [])]
+    lines = [OrderLine(sku=s, qty=1, unit_price=amount // len(skus)) for s in skus]
+    paid = OrderPaid(
+        order_id=oid,
+        amount=amount,
+        payment_ref="p",
+        paid_at=at,
+        member_id=member,
+        distributor_id=None,
+        campaign_id=None,
+        lines=lines,
+    )
+    return [paid, OrderShipped(order_id=oid, tracking="t", skus=list(skus), campaign_id=None, gifts=[GIFT] if gift else [])]
 
 
 def _partitions() -> list[list[Message]]:
     """Partition 0 holds the rule; the orders are spread over three more partitions."""
     return [
-        [GiftRuleChanged("r1", "defined", RULE)],
+        [GiftRuleChanged(rule_id="r1", change="defined", rule=RULE)],
         # recipient a: gifted at t=10, later 2 orders (one with the full-size product), one refunded by 1000
         [*_order("a1", "a", 10, 10_000, gift=True), *_order("a2", "a", 20, 6_000, ("eye-full",))],
-        [*_order("a3", "a", 30, 4_000), OrderRefunded("a3", "r", [], 1_000, False, "a", None, None)],
+        [
+            *_order("a3", "a", 30, 4_000),
+            OrderRefunded(
+                order_id="a3",
+                refund_id="r",
+                lines=[],
+                amount=1_000,
+                fully_refunded=False,
+                member_id="a",
+                distributor_id=None,
+                campaign_id=None,
+            ),
+        ],
         # recipient b: gifted, never back, gift returned; non-recipients c (one later order of 2000) and d (none)
         [
             *_order("b1", "b", 11, 10_000, gift=True),
-            OrderRefunded("b1", "r", [], 0, False, "b", None, None, [RefundedGift("r1", "eye", 1, True, False, "defect")]),
+            OrderRefunded(
+                order_id="b1",
+                refund_id="r",
+                lines=[],
+                amount=0,
+                fully_refunded=False,
+                member_id="b",
+                distributor_id=None,
+                campaign_id=None,
+                gifts=[RefundedGift(rule_id="r1", sku="eye", qty=1, goods_returned=True, written_off=False, reason="defect")],
+            ),
             *_order("c1", "c", 5, 3_000),
             *_order("c2", "c", 50, 2_000),
             *_order("d1", "d", 7, 1_000),

@@ -50,13 +50,13 @@ def test_folding_the_order_log_with_repeats_gives_the_live_partition(
 ) -> None:
     saga = LoggedSaga(horizon)
     for sku in SKUS:
-        saga.send(RegisterSku(sku, sku))
+        saga.send(RegisterSku(sku=sku, name=sku))
     for sku in GIFT_SKUS:
-        saga.send(RegisterSku(sku, sku, True))
+        saga.send(RegisterSku(sku=sku, name=sku, is_gift=True))
     for rule in GIFT_RULES:
         saga.send(rule)
     for sku, warehouse, qty in (("s1", "north", 60), ("s2", "south", 80), ("s3", "north", 20), ("g1", "north", 1)):
-        saga.send(ReceiveStock(sku, warehouse, qty))
+        saga.send(ReceiveStock(sku=sku, warehouse=warehouse, qty=qty))
     for action in actions:
         cmd = command_for(saga, action)
         if cmd is not None:

@@ -43,7 +43,7 @@ from services.order.messages import (
 
 OID = "ord-1"
 MASK, EYE = "mask-01", "eye-01"
-LINES = [OrderLine(MASK, 2, 1990), OrderLine(EYE, 1, 500)]
+LINES = [OrderLine(sku=MASK, qty=2, unit_price=1990), OrderLine(sku=EYE, qty=1, unit_price=500)]
 TOTAL = 2 * 1990 + 500  # cents
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, ms
@@ -61,25 +61,32 @@ WINDOW_ENDS = T_DELIVERED + WINDOW_MS
 
 
 def place(order_id: str = OID, lines: list[OrderLine] | None = None, channel: str = "live") -> PlaceOrder:
-    return PlaceOrder(order_id, "member-1", channel, list(LINES if lines is None else lines))
+    return PlaceOrder(order_id=order_id, member_id="member-1", channel=channel, lines=list(LINES if lines is None else lines))
 
 
 def answer(sku: str, reserved: bool = True, reason: str = "", order_id: str = OID) -> RecordLineReservation:
-    return RecordLineReservation(order_id, sku, reserved, reason)
+    return RecordLineReservation(order_id=order_id, sku=sku, reserved=reserved, reason=reason)
 
 
 HISTORY: dict[str, list[tuple[Message, int]]] = {}
 HISTORY["placed"] = [(place(), T0)]
 HISTORY["confirmed"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE), T_ANSWER)]
 HISTORY["rejected"] = [*HISTORY["placed"], (answer(MASK), T_ANSWER), (answer(EYE, False, "sold out"), T_ANSWER)]
-HISTORY["paid"] = [*HISTORY["confirmed"], (PayOrder(OID, TOTAL, "pay-1"), T_PAID)]
-HISTORY["shipped"] = [*HISTORY["paid"], (ShipOrder(OID, "SF123"), T_SHIPPED)]
-HISTORY["delivered"] = [*HISTORY["shipped"], (ConfirmDelivery(OID), T_DELIVERED)]
-HISTORY["completed"] = [*HISTORY["delivered"], (CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS)]
-HISTORY["cancelled"] = [*HISTORY["confirmed"], (CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS)]
+HISTORY["paid"] = [*HISTORY["confirmed"], (PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), T_PAID)]
+HISTORY["shipped"] = [*HISTORY["paid"], (ShipOrder(order_id=OID, tracking="SF123"), T_SHIPPED)]
+HISTORY["delivered"] = [*HISTORY["shipped"], (ConfirmDelivery(order_id=OID), T_DELIVERED)]
+HISTORY["completed"] = [*HISTORY["delivered"], (CheckOrderTimers(time=WINDOW_ENDS), WINDOW_ENDS)]
+HISTORY["cancelled"] = [*HISTORY["confirmed"], (CancelOrder(order_id=OID, reason="changed my mind"), T0 + MINUTE_MS)]
 HISTORY["refunded"] = [
     *HISTORY["delivered"],
-    (RefundOrder(OID, "rf-all", [RefundLine(MASK, 2, "no_reason"), RefundLine(EYE, 1, "no_reason")]), T0 + 3 * DAY_MS),
+    (
+        RefundOrder(
+            order_id=OID,
+            refund_id="rf-all",
+            lines=[RefundLine(sku=MASK, qty=2, reason="no_reason"), RefundLine(sku=EYE, qty=1, reason="no_reason")],
+        ),
+        T0 + 3 * DAY_MS,
+    ),
 ]
 STATUSES = tuple(HISTORY)
 ORDER = service()
@@ -103,8 +110,20 @@ def status(sc: Scenario[OrderBook], order_id: str = OID) -> str:
 
 def test_r_ord_1_a_valid_order_is_placed_with_its_total_in_cents() -> None:
     sc = Scenario(ORDER)
-    cmd = PlaceOrder(OID, "member-1", "live", list(LINES), distributor_id="dist-7", campaign_id="camp-2")
-    expected = OrderPlaced(OID, "member-1", "live", LINES, "dist-7", "camp-2", TOTAL, T0, ["presale"])
+    cmd = PlaceOrder(
+        order_id=OID, member_id="member-1", channel="live", lines=list(LINES), distributor_id="dist-7", campaign_id="camp-2"
+    )
+    expected = OrderPlaced(
+        order_id=OID,
+        member_id="member-1",
+        channel="live",
+        lines=LINES,
+        distributor_id="dist-7",
+        campaign_id="camp-2",
+        total=TOTAL,
+        placed_at=T0,
+        awaiting=["presale"],
+    )
     sc.when(cmd, T0).then(expected)
     order = sc.state.orders[OID]
     assert (order.status, order.total, order.placed_at, order.lines) == ("placed", TOTAL, T0, LINES)
@@ -128,15 +147,15 @@ def test_r_ord_1_an_order_without_lines_is_refused() -> None:
 
 @pytest.mark.parametrize("qty", [0, -1])
 def test_r_ord_1_a_line_quantity_must_be_positive(qty: int) -> None:
-    Scenario(ORDER).when(place(lines=[OrderLine(MASK, qty, 1990)]), T0).refused(MASK, "qty must be a positive")
+    Scenario(ORDER).when(place(lines=[OrderLine(sku=MASK, qty=qty, unit_price=1990)]), T0).refused(MASK, "qty must be a positive")
 
 
 def test_r_ord_1_a_negative_unit_price_is_refused() -> None:
-    Scenario(ORDER).when(place(lines=[OrderLine(MASK, 1, -1)]), T0).refused(MASK, "unit_price")
+    Scenario(ORDER).when(place(lines=[OrderLine(sku=MASK, qty=1, unit_price=-1)]), T0).refused(MASK, "unit_price")
 
 
 def test_r_ord_1_the_same_sku_on_two_lines_is_refused() -> None:
-    lines = [OrderLine(MASK, 1, 1990), OrderLine(MASK, 2, 1990)]
+    lines = [OrderLine(sku=MASK, qty=1, unit_price=1990), OrderLine(sku=MASK, qty=2, unit_price=1990)]
     Scenario(ORDER).when(place(lines=lines), T0).refused(MASK, "two lines")
 
 
@@ -150,7 +169,7 @@ def test_r_ord_1_an_existing_order_id_is_refused(existing: str) -> None:
 
 def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
     sc = given("placed")
-    sc.when(answer(MASK), T_ANSWER).then(OrderLineReserved(OID, MASK))
+    sc.when(answer(MASK), T_ANSWER).then(OrderLineReserved(order_id=OID, sku=MASK))
     assert status(sc) == "placed"
     assert sc.state.pay_deadlines == {}
 
@@ -158,7 +177,9 @@ def test_r_ord_2_one_answer_of_two_records_the_line_and_waits() -> None:
 def test_r_ord_2_all_lines_reserved_confirms_with_pay_by_now_plus_30_minutes() -> None:
     sc = given("placed")
     sc.when(answer(MASK), T0 + 500).accepted()
-    sc.when(answer(EYE), T_ANSWER).then(OrderLineReserved(OID, EYE), OrderConfirmed(OID, PAY_BY, TOTAL, LINES))
+    sc.when(answer(EYE), T_ANSWER).then(
+        OrderLineReserved(order_id=OID, sku=EYE), OrderConfirmed(order_id=OID, pay_by=PAY_BY, total=TOTAL, lines=LINES)
+    )
     assert status(sc) == "confirmed"
     assert sc.state.orders[OID].pay_by == T_ANSWER + 30 * 60_000
     assert sc.state.pay_deadlines == {OID: PAY_BY}
@@ -168,15 +189,15 @@ def test_r_ord_2_the_payment_hold_is_configurable() -> None:
     sc = given("placed", OrderConfig(payment_hold_ms=5 * MINUTE_MS))
     sc.when(answer(MASK), T_ANSWER).accepted()
     events = sc.when(answer(EYE), T_ANSWER).accepted().events
-    assert events[-1] == OrderConfirmed(OID, T_ANSWER + 5 * MINUTE_MS, TOTAL, LINES)
+    assert events[-1] == OrderConfirmed(order_id=OID, pay_by=T_ANSWER + 5 * MINUTE_MS, total=TOTAL, lines=LINES)
 
 
 def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lines() -> None:
     sc = given("placed")
     sc.when(answer(MASK), T_ANSWER).accepted()
     sc.when(answer(EYE, False, "only 0 available, 1 requested"), T_ANSWER).then(
-        OrderLineRejected(OID, EYE, "only 0 available, 1 requested"),
-        OrderRejected(OID, f"stock not available ({EYE}: only 0 available, 1 requested)", [MASK]),
+        OrderLineRejected(order_id=OID, sku=EYE, reason="only 0 available, 1 requested"),
+        OrderRejected(order_id=OID, reason=f"stock not available ({EYE}: only 0 available, 1 requested)", release_skus=[MASK]),
     )
     assert status(sc) == "rejected"
     assert sc.state.pay_deadlines == {}
@@ -184,12 +205,12 @@ def test_r_ord_2_a_rejected_line_rejects_the_order_and_releases_the_reserved_lin
 
 def test_r_ord_2_a_rejection_waits_for_every_answer_before_rejecting() -> None:
     sc = given("placed")
-    sc.when(answer(MASK, False, "sold out"), T_ANSWER).then(OrderLineRejected(OID, MASK, "sold out"))
+    sc.when(answer(MASK, False, "sold out"), T_ANSWER).then(OrderLineRejected(order_id=OID, sku=MASK, reason="sold out"))
     assert status(sc) == "placed"
     events = sc.when(answer(EYE), T_ANSWER).accepted().events
     assert events == [
-        OrderLineReserved(OID, EYE),
-        OrderRejected(OID, f"stock not available ({MASK}: sold out)", [EYE]),
+        OrderLineReserved(order_id=OID, sku=EYE),
+        OrderRejected(order_id=OID, reason=f"stock not available ({MASK}: sold out)", release_skus=[EYE]),
     ]
 
 
@@ -231,7 +252,18 @@ def test_r_ord_2_an_answer_for_an_unknown_order_is_refused() -> None:
 
 def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
     sc = given("confirmed")
-    sc.when(PayOrder(OID, TOTAL, "pay-1"), T_PAID).then(OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES))
+    sc.when(PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), T_PAID).then(
+        OrderPaid(
+            order_id=OID,
+            amount=TOTAL,
+            payment_ref="pay-1",
+            paid_at=T_PAID,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            lines=LINES,
+        )
+    )
     assert status(sc) == "paid"
     assert sc.state.orders[OID].paid == TOTAL
     assert sc.state.pay_deadlines == {}, "a paid order is no longer on the hold timer"
@@ -239,26 +271,41 @@ def test_r_ord_2_a_confirmed_order_paid_the_exact_total_is_paid() -> None:
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "confirmed"])
 def test_r_ord_2_only_a_confirmed_order_can_be_paid(st: str) -> None:
-    given(st).when(PayOrder(OID, TOTAL, "pay-x"), T_PAID).refused(f"order is {st}", "only a confirmed order")
+    given(st).when(PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-x"), T_PAID).refused(
+        f"order is {st}", "only a confirmed order"
+    )
 
 
 @pytest.mark.parametrize("amount", [0, TOTAL - 1, TOTAL + 1])
 def test_r_ord_2_a_payment_must_equal_the_total(amount: int) -> None:
-    given("confirmed").when(PayOrder(OID, amount, "pay-x"), T_PAID).refused(str(amount), str(TOTAL))
+    given("confirmed").when(PayOrder(order_id=OID, amount=amount, payment_ref="pay-x"), T_PAID).refused(str(amount), str(TOTAL))
 
 
 def test_r_ord_2_payment_one_ms_before_the_hold_ends_is_accepted() -> None:
-    events = given("confirmed").decide(PayOrder(OID, TOTAL, "pay-1"), PAY_BY - 1)
-    assert events == [OrderPaid(OID, TOTAL, "pay-1", PAY_BY - 1, "member-1", None, None, LINES)]
+    events = given("confirmed").decide(PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), PAY_BY - 1)
+    assert events == [
+        OrderPaid(
+            order_id=OID,
+            amount=TOTAL,
+            payment_ref="pay-1",
+            paid_at=PAY_BY - 1,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            lines=LINES,
+        )
+    ]
 
 
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_payment_at_or_after_the_hold_expiry_is_refused(late: int) -> None:
-    given("confirmed").when(PayOrder(OID, TOTAL, "pay-1"), PAY_BY + late).refused("payment hold expired")
+    given("confirmed").when(PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), PAY_BY + late).refused(
+        "payment hold expired"
+    )
 
 
 def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
-    Scenario(ORDER).when(PayOrder("ghost", 100, "p"), T0).refused("unknown order ghost")
+    Scenario(ORDER).when(PayOrder(order_id="ghost", amount=100, payment_ref="p"), T0).refused("unknown order ghost")
 
 
 # --- ship (paid → shipped) ----------------------------------------------------------------------
@@ -266,20 +313,26 @@ def test_r_ord_2_payment_for_an_unknown_order_is_refused() -> None:
 
 def test_r_ord_2_a_paid_order_ships_every_line() -> None:
     sc = given("paid")
-    sc.when(ShipOrder(OID, "SF123"), T_SHIPPED).then(OrderShipped(OID, "SF123", [MASK, EYE], None))
+    sc.when(ShipOrder(order_id=OID, tracking="SF123"), T_SHIPPED).then(
+        OrderShipped(order_id=OID, tracking="SF123", skus=[MASK, EYE], campaign_id=None)
+    )
     assert status(sc) == "shipped"
     assert sc.state.orders[OID].shipped
 
 
 def test_r_ord_2a_a_line_refunded_in_full_before_shipping_is_not_shipped() -> None:
     sc = given("paid")
-    sc.when(RefundOrder(OID, "rf-1", [RefundLine(EYE, 1, "no_reason")]), T_PAID + 1).accepted()
-    sc.when(ShipOrder(OID, "SF1"), T_SHIPPED).then(OrderShipped(OID, "SF1", [MASK], None))
+    sc.when(
+        RefundOrder(order_id=OID, refund_id="rf-1", lines=[RefundLine(sku=EYE, qty=1, reason="no_reason")]), T_PAID + 1
+    ).accepted()
+    sc.when(ShipOrder(order_id=OID, tracking="SF1"), T_SHIPPED).then(
+        OrderShipped(order_id=OID, tracking="SF1", skus=[MASK], campaign_id=None)
+    )
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "paid"])
 def test_r_ord_2_only_a_paid_order_can_be_shipped(st: str) -> None:
-    given(st).when(ShipOrder(OID, "SF9"), T_SHIPPED).refused(f"order is {st}", "only a paid order")
+    given(st).when(ShipOrder(order_id=OID, tracking="SF9"), T_SHIPPED).refused(f"order is {st}", "only a paid order")
 
 
 # --- deliver (shipped → delivered; the 7-day window starts) --------------------------------------
@@ -287,15 +340,15 @@ def test_r_ord_2_only_a_paid_order_can_be_shipped(st: str) -> None:
 
 def test_r_ord_2_a_shipped_order_is_delivered_and_the_7_day_window_opens() -> None:
     sc = given("shipped")
-    expected = OrderDelivered(OID, T_DELIVERED, T_DELIVERED + 7 * 24 * 3_600_000)
-    sc.when(ConfirmDelivery(OID), T_DELIVERED).then(expected)
+    expected = OrderDelivered(order_id=OID, delivered_at=T_DELIVERED, return_window_ends=T_DELIVERED + 7 * 24 * 3_600_000)
+    sc.when(ConfirmDelivery(order_id=OID), T_DELIVERED).then(expected)
     assert status(sc) == "delivered"
     assert sc.state.return_windows == {OID: WINDOW_ENDS}
 
 
 @pytest.mark.parametrize("st", [s for s in STATUSES if s != "shipped"])
 def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
-    given(st).when(ConfirmDelivery(OID), T_DELIVERED).refused(f"order is {st}", "only a shipped order")
+    given(st).when(ConfirmDelivery(order_id=OID), T_DELIVERED).refused(f"order is {st}", "only a shipped order")
 
 
 # --- cancel (allowed before shipping) ------------------------------------------------------------
@@ -304,53 +357,94 @@ def test_r_ord_2_only_a_shipped_order_can_be_delivered(st: str) -> None:
 @pytest.mark.parametrize("st", ["placed", "confirmed"])
 def test_r_ord_2_an_unpaid_order_is_cancelled_and_its_stock_released(st: str) -> None:
     sc = given(st)
-    expected = OrderCancelled(OID, "changed my mind", [MASK, EYE], 0, "member-1", None, None)
-    sc.when(CancelOrder(OID, "changed my mind"), T0 + MINUTE_MS).then(expected)
+    expected = OrderCancelled(
+        order_id=OID,
+        reason="changed my mind",
+        release_skus=[MASK, EYE],
+        refund_amount=0,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    sc.when(CancelOrder(order_id=OID, reason="changed my mind"), T0 + MINUTE_MS).then(expected)
     assert status(sc) == "cancelled"
     assert sc.state.pay_deadlines == {}
-    assert sc.decide(CheckOrderTimers(PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
+    assert sc.decide(CheckOrderTimers(time=PAY_BY + DAY_MS), PAY_BY + DAY_MS) == []
 
 
 def test_r_ord_2_a_paid_order_is_cancelled_with_a_refund_of_what_was_paid() -> None:
     sc = given("paid")
-    expected = OrderCancelled(OID, "out of town", [MASK, EYE], TOTAL, "member-1", None, None)
-    sc.when(CancelOrder(OID, "out of town"), T_PAID + 1).then(expected)
+    expected = OrderCancelled(
+        order_id=OID,
+        reason="out of town",
+        release_skus=[MASK, EYE],
+        refund_amount=TOTAL,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    sc.when(CancelOrder(order_id=OID, reason="out of town"), T_PAID + 1).then(expected)
     assert status(sc) == "cancelled"
 
 
 def test_r_ord_2a_cancelling_after_a_partial_refund_refunds_only_the_rest() -> None:
     sc = given("paid")
-    sc.when(RefundOrder(OID, "rf-1", [RefundLine(MASK, 1, "no_reason")]), T_PAID + 1).accepted()
-    events = sc.when(CancelOrder(OID, "never mind"), T_PAID + 2).accepted().events
-    assert events == [OrderCancelled(OID, "never mind", [MASK, EYE], TOTAL - 1990, "member-1", None, None)]
+    sc.when(
+        RefundOrder(order_id=OID, refund_id="rf-1", lines=[RefundLine(sku=MASK, qty=1, reason="no_reason")]), T_PAID + 1
+    ).accepted()
+    events = sc.when(CancelOrder(order_id=OID, reason="never mind"), T_PAID + 2).accepted().events
+    assert events == [
+        OrderCancelled(
+            order_id=OID,
+            reason="never mind",
+            release_skus=[MASK, EYE],
+            refund_amount=TOTAL - 1990,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+        )
+    ]
 
 
 @pytest.mark.parametrize("st", ["shipped", "delivered", "completed"])
 def test_r_ord_2_cancel_after_shipping_is_refused_and_points_to_a_refund(st: str) -> None:
-    given(st).when(CancelOrder(OID, "too late"), T0 + 9 * DAY_MS).refused(f"order is {st}", "ask for a refund")
+    given(st).when(CancelOrder(order_id=OID, reason="too late"), T0 + 9 * DAY_MS).refused(f"order is {st}", "ask for a refund")
 
 
 @pytest.mark.parametrize("st", ["cancelled", "rejected", "refunded"])
 def test_r_ord_2_cancel_of_a_closed_order_is_refused(st: str) -> None:
-    given(st).when(CancelOrder(OID, "again"), T0 + 3 * DAY_MS).refused(f"order is {st}", "nothing to cancel")
+    given(st).when(CancelOrder(order_id=OID, reason="again"), T0 + 3 * DAY_MS).refused(f"order is {st}", "nothing to cancel")
 
 
 def test_r_ord_2_cancel_of_an_unknown_order_is_refused() -> None:
-    Scenario(ORDER).when(CancelOrder("ghost", "x"), T0).refused("unknown order ghost")
+    Scenario(ORDER).when(CancelOrder(order_id="ghost", reason="x"), T0).refused("unknown order ghost")
 
 
 # --- refunds (R-ORD-2, R-ORD-2a) -----------------------------------------------------------------
 
 
 def refund(refund_id: str, *lines: tuple[str, int, str]) -> RefundOrder:
-    return RefundOrder(OID, refund_id, [RefundLine(sku, qty, why) for sku, qty, why in lines])
+    return RefundOrder(
+        order_id=OID, refund_id=refund_id, lines=[RefundLine(sku=sku, qty=qty, reason=why) for sku, qty, why in lines]
+    )
 
 
 def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_the_goods_back() -> None:
     sc = given("delivered")
     now = T_DELIVERED + DAY_MS
-    lines = [RefundedLine(MASK, 1, "no_reason", 1990, True)]
-    expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
+    lines = [RefundedLine(sku=MASK, qty=1, reason="no_reason", amount=1990, goods_returned=True)]
+    expected = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=1990,
+        fully_refunded=False,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=TOTAL,
+        refunded_before=0,
+    )
     sc.when(refund("rf-1", (MASK, 1, "no_reason")), now).then(expected)
     order = sc.state.orders[OID]
     assert (order.status, order.refunded_qty, order.refunded_amount) == ("delivered", {MASK: 1}, 1990)
@@ -359,8 +453,19 @@ def test_r_ord_2a_a_partial_refund_after_delivery_pays_back_the_line_and_takes_t
 
 def test_r_ord_2a_a_refund_before_shipping_returns_no_goods() -> None:
     sc = given("paid")
-    lines = [RefundedLine(EYE, 1, "late", 500, False)]
-    expected = OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
+    lines = [RefundedLine(sku=EYE, qty=1, reason="late", amount=500, goods_returned=False)]
+    expected = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=500,
+        fully_refunded=False,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=TOTAL,
+        refunded_before=0,
+    )
     sc.when(refund("rf-1", (EYE, 1, "late")), T_PAID + 1).then(expected)
     assert status(sc) == "paid"
 
@@ -393,8 +498,21 @@ def test_r_ord_2a_refunds_that_add_up_to_the_whole_order_make_it_refunded() -> N
 @pytest.mark.parametrize("reason", REFUND_REASONS)
 def test_r_ord_2a_every_listed_reason_is_accepted_inside_the_window(reason: str) -> None:
     events = given("delivered").decide(refund("rf-1", (EYE, 1, reason)), T_DELIVERED + 1)
-    lines = [RefundedLine(EYE, 1, reason, 500, True)]
-    assert events == [OrderRefunded(OID, "rf-1", lines, 500, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)]
+    lines = [RefundedLine(sku=EYE, qty=1, reason=reason, amount=500, goods_returned=True)]
+    assert events == [
+        OrderRefunded(
+            order_id=OID,
+            refund_id="rf-1",
+            lines=lines,
+            amount=500,
+            fully_refunded=False,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            paid_total=TOTAL,
+            refunded_before=0,
+        )
+    ]
 
 
 @pytest.mark.parametrize("reason", ["", "changed_mind", "NO_REASON"])
@@ -461,7 +579,7 @@ def test_r_ord_2_a_completed_order_takes_no_more_no_reason_refunds(reason: str) 
 def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund_at_that_instant() -> None:
     """The completion timer and the refund must agree on when the window closes (both at `ends`)."""
     sc = given("delivered")
-    sc.when(CheckOrderTimers(WINDOW_ENDS), WINDOW_ENDS).accepted()
+    sc.when(CheckOrderTimers(time=WINDOW_ENDS), WINDOW_ENDS).accepted()
     assert status(sc) == "completed"
     sc.when(refund("rf-1", (MASK, 1, "no_reason")), WINDOW_ENDS).refused("window closed")
 
@@ -470,8 +588,19 @@ def test_r_ord_2_an_order_completed_at_the_window_end_refuses_a_no_reason_refund
 def test_r_ord_2_a_defect_is_refunded_at_any_time_even_after_completion(st: str) -> None:
     now = WINDOW_ENDS + 365 * DAY_MS
     sc = given(st)
-    lines = [RefundedLine(MASK, 1, "defect", 1990, True)]
-    expected = OrderRefunded(OID, "rf-1", lines, 1990, False, "member-1", None, None, paid_total=TOTAL, refunded_before=0)
+    lines = [RefundedLine(sku=MASK, qty=1, reason="defect", amount=1990, goods_returned=True)]
+    expected = OrderRefunded(
+        order_id=OID,
+        refund_id="rf-1",
+        lines=lines,
+        amount=1990,
+        fully_refunded=False,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+        paid_total=TOTAL,
+        refunded_before=0,
+    )
     sc.when(refund("rf-1", (MASK, 1, "defect")), now).then(expected)
     assert status(sc) == st
     last = sc.when(refund("rf-2", (MASK, 1, "defect"), (EYE, 1, "defect")), now).accepted().events
@@ -489,7 +618,7 @@ def test_r_ord_2_a_refund_mixing_a_defect_and_a_late_no_reason_line_is_refused_w
 
 def tick(sc: Scenario[OrderBook], time: int) -> list[Message]:
     """What a tick would decide (not folded)."""
-    return sc.decide(CheckOrderTimers(time), time)
+    return sc.decide(CheckOrderTimers(time=time), time)
 
 
 def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> None:
@@ -499,15 +628,23 @@ def test_r_ord_2_the_hold_timer_does_nothing_one_ms_before_the_deadline() -> Non
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_an_unpaid_confirmed_order_is_cancelled_from_the_deadline_on(late: int) -> None:
     sc = given("confirmed")
-    expected = OrderCancelled(OID, "not paid within the payment hold time", [MASK, EYE], 0, "member-1", None, None)
-    sc.when(CheckOrderTimers(PAY_BY + late), PAY_BY + late).then(expected)
+    expected = OrderCancelled(
+        order_id=OID,
+        reason="not paid within the payment hold time",
+        release_skus=[MASK, EYE],
+        refund_amount=0,
+        member_id="member-1",
+        distributor_id=None,
+        campaign_id=None,
+    )
+    sc.when(CheckOrderTimers(time=PAY_BY + late), PAY_BY + late).then(expected)
     assert status(sc) == "cancelled"
     assert tick(sc, PAY_BY + 2 * DAY_MS) == [], "cancelled once, never again"
 
 
 def test_r_ord_2_a_payment_refused_for_expiry_is_followed_by_the_cancellation() -> None:
     sc = given("confirmed")
-    sc.when(PayOrder(OID, TOTAL, "pay-1"), PAY_BY).refused("hold expired")
+    sc.when(PayOrder(order_id=OID, amount=TOTAL, payment_ref="pay-1"), PAY_BY).refused("hold expired")
     assert [type(e) for e in tick(sc, PAY_BY)] == [OrderCancelled]
 
 
@@ -523,8 +660,8 @@ def test_r_ord_2_the_window_timer_does_nothing_one_ms_before_the_window_ends() -
 @pytest.mark.parametrize("late", [0, 1, DAY_MS])
 def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> None:
     sc = given("delivered")
-    sc.when(CheckOrderTimers(WINDOW_ENDS + late), WINDOW_ENDS + late).then(
-        OrderCompleted(OID, WINDOW_ENDS + late, "member-1", None, None)
+    sc.when(CheckOrderTimers(time=WINDOW_ENDS + late), WINDOW_ENDS + late).then(
+        OrderCompleted(order_id=OID, completed_at=WINDOW_ENDS + late, member_id="member-1", distributor_id=None, campaign_id=None)
     )
     assert status(sc) == "completed"
     assert sc.state.return_windows == {}
@@ -534,7 +671,9 @@ def test_r_ord_2_a_delivered_order_completes_when_the_window_ends(late: int) -> 
 def test_r_ord_2_a_partly_refunded_order_still_completes() -> None:
     sc = given("delivered")
     sc.when(refund("rf-1", (MASK, 1, "no_reason")), T_DELIVERED + 1).accepted()
-    assert tick(sc, WINDOW_ENDS) == [OrderCompleted(OID, WINDOW_ENDS, "member-1", None, None)]
+    assert tick(sc, WINDOW_ENDS) == [
+        OrderCompleted(order_id=OID, completed_at=WINDOW_ENDS, member_id="member-1", distributor_id=None, campaign_id=None)
+    ]
 
 
 def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
@@ -544,9 +683,9 @@ def test_r_ord_2_a_fully_refunded_order_never_completes() -> None:
 def test_r_ord_2_one_tick_handles_every_due_order_of_the_partition_in_id_order() -> None:
     sc = Scenario(ORDER)
     for oid in ("b", "a", "c"):
-        sc.when(place(oid, [OrderLine(MASK, 1, 100)]), T0).accepted()
+        sc.when(place(oid, [OrderLine(sku=MASK, qty=1, unit_price=100)]), T0).accepted()
         sc.when(answer(MASK, order_id=oid), T_ANSWER).accepted()
-    sc.when(PayOrder("c", 100, "p"), T_PAID).accepted()
+    sc.when(PayOrder(order_id="c", amount=100, payment_ref="p"), T_PAID).accepted()
     events = tick(sc, PAY_BY)
     assert [(type(e), e.key) for e in events] == [(OrderCancelled, "a"), (OrderCancelled, "b")]
 
@@ -557,6 +696,16 @@ def test_r_ord_2_a_tick_on_an_empty_partition_is_silent() -> None:
 
 def test_an_event_sent_as_a_command_is_refused() -> None:
     sc = given("confirmed")
-    sc.when(OrderPaid(OID, TOTAL, "pay-1", T_PAID, "member-1", None, None, LINES), T_PAID).refused(
-        "OrderPaid is not an order command"
-    )
+    sc.when(
+        OrderPaid(
+            order_id=OID,
+            amount=TOTAL,
+            payment_ref="pay-1",
+            paid_at=T_PAID,
+            member_id="member-1",
+            distributor_id=None,
+            campaign_id=None,
+            lines=LINES,
+        ),
+        T_PAID,
+    ).refused("OrderPaid is not an order command")

@@ -51,15 +51,17 @@ def ok(sc: Scenario[PresaleBook], cmd: Message, now: int) -> list[Message]:
 def pledge(
     sc: Scenario[PresaleBook], oid: str, units: int, now: int, member: str | None = None, group: str | None = None
 ) -> list[Message]:
-    return sc.when(RecordPledge(CID, oid, member or f"m-{oid}", units, group), now).events
+    return sc.when(
+        RecordPledge(campaign_id=CID, order_id=oid, member_id=member or f"m-{oid}", units=units, group_id=group), now
+    ).events
 
 
 def pay(sc: Scenario[PresaleBook], oid: str, amount: int, now: int) -> list[Message]:
-    return ok(sc, RecordPayment(CID, oid, amount, f"pay-{oid}"), now)
+    return ok(sc, RecordPayment(campaign_id=CID, order_id=oid, amount=amount, payment_ref=f"pay-{oid}"), now)
 
 
 def tick(sc: Scenario[PresaleBook], at: int) -> list[Message]:
-    return ok(sc, CheckCampaignTimers(at), at)
+    return ok(sc, CheckCampaignTimers(time=at), at)
 
 
 def of(events: list[Message], kind: type) -> list[Any]:
@@ -68,15 +70,27 @@ def of(events: list[Message], kind: type) -> list[Any]:
 
 def created(moq: int = 30, capacity: int = 500, split: str = "standard", fan_base: int = 38_000) -> Scenario[PresaleBook]:
     w = world()
-    ok(w, CreateCampaign(CID, "glow notebook", COST, fan_base, moq, capacity, split), T0)
+    ok(
+        w,
+        CreateCampaign(
+            campaign_id=CID,
+            product="glow notebook",
+            unit_cost=COST,
+            fan_base=fan_base,
+            moq=moq,
+            max_capacity=capacity,
+            split=split,
+        ),
+        T0,
+    )
     return w
 
 
 def launched(moq: int = 30, capacity: int = 500, split: str = "standard", fan_base: int = 38_000) -> Scenario[PresaleBook]:
     """Given a campaign scheduled START..END, launched (forced) before it opens, the opening tick seen."""
     w = created(moq, capacity, split, fan_base)
-    ok(w, ScheduleCampaign(CID, START, END, DELIVERY), T0)
-    ok(w, LaunchCampaign(CID, force=True), T0)
+    ok(w, ScheduleCampaign(campaign_id=CID, starts_at=START, ends_at=END, delivery_at=DELIVERY), T0)
+    ok(w, LaunchCampaign(campaign_id=CID, force=True), T0)
     tick(w, START)
     return w
 

@@ -20,11 +20,22 @@ def test_folding_the_presale_log_with_repeats_gives_the_live_partition(
     h: History, horizon: int, repeats: list[tuple[str, int, int]]
 ) -> None:
     own = OwnLog(SERVICE, horizon, partition=0)
-    own.handle(CreateCampaign(CID, "notebook", 2_000, 5_000, min(h.moq, h.capacity * 8 // 10), h.capacity, h.split), T0)
+    own.handle(
+        CreateCampaign(
+            campaign_id=CID,
+            product="notebook",
+            unit_cost=2_000,
+            fan_base=5_000,
+            moq=min(h.moq, h.capacity * 8 // 10),
+            max_capacity=h.capacity,
+            split=h.split,
+        ),
+        T0,
+    )
     for i in range(h.deposits):
-        own.handle(CollectDeposit(CID, f"d{i}", f"dm{i}", 2_000 + 250 * i), T0)
-    own.handle(ScheduleCampaign(CID, START, END, DELIVERY), T0)
-    own.handle(LaunchCampaign(CID, force=True), T0)
+        own.handle(CollectDeposit(campaign_id=CID, deposit_id=f"d{i}", member_id=f"dm{i}", amount=2_000 + 250 * i), T0)
+    own.handle(ScheduleCampaign(campaign_id=CID, starts_at=START, ends_at=END, delivery_at=DELIVERY), T0)
+    own.handle(LaunchCampaign(campaign_id=CID, force=True), T0)
     now = START - 1
     for step in h.steps:
         now += step.dt

@@ -22,7 +22,7 @@ from services.presale.messages import (
 )
 from services.presale.policy import react
 
-LINES = [OrderLine("notebook", 2, 2400), OrderLine("notebook-gold", 1, 3600)]
+LINES = [OrderLine(sku="notebook", qty=2, unit_price=2400), OrderLine(sku="notebook-gold", qty=1, unit_price=3600)]
 
 
 def placed(campaign: str | None) -> OrderPlaced:
@@ -39,13 +39,22 @@ def placed(campaign: str | None) -> OrderPlaced:
 
 
 def refunded(refund_id: str, campaign: str | None = "c1") -> OrderRefunded:
-    line = RefundedLine("notebook", 2, "no_reason", 4800, False)
-    return OrderRefunded("o1", refund_id, [line], 4800, False, "m1", None, campaign)
+    line = RefundedLine(sku="notebook", qty=2, reason="no_reason", amount=4800, goods_returned=False)
+    return OrderRefunded(
+        order_id="o1",
+        refund_id=refund_id,
+        lines=[line],
+        amount=4800,
+        fully_refunded=False,
+        member_id="m1",
+        distributor_id=None,
+        campaign_id=campaign,
+    )
 
 
 def test_a_campaign_order_placed_becomes_a_pledge_of_its_units_keyed_by_campaign() -> None:
     (cmd,) = react(placed("c1"))
-    assert cmd == RecordPledge("c1", "o1", "m1", 3, None) and cmd.key == "c1"
+    assert cmd == RecordPledge(campaign_id="c1", order_id="o1", member_id="m1", units=3, group_id=None) and cmd.key == "c1"
 
 
 def test_orders_without_a_campaign_are_ignored() -> None:
@@ -54,11 +63,30 @@ def test_orders_without_a_campaign_are_ignored() -> None:
 
 
 def test_payment_cancellation_and_refund_are_routed_to_the_campaign() -> None:
-    paid = OrderPaid("o1", 8400, "pay-1", 5, "m1", None, "c1", LINES)
-    assert react(paid) == [RecordPayment("c1", "o1", 8400, "pay-1")]
-    cancelled = OrderCancelled("o1", "changed mind", [], 8400, "m1", None, "c1")
-    assert react(cancelled) == [ReleasePledge("c1", "o1", 8400, "changed mind")]
-    assert react(refunded("r1")) == [RecordOrderRefund("c1", "o1", "r1", 4800, 2, False)]
+    paid = OrderPaid(
+        order_id="o1",
+        amount=8400,
+        payment_ref="pay-1",
+        paid_at=5,
+        member_id="m1",
+        distributor_id=None,
+        campaign_id="c1",
+        lines=LINES,
+    )
+    assert react(paid) == [RecordPayment(campaign_id="c1", order_id="o1", amount=8400, payment_ref="pay-1")]
+    cancelled = OrderCancelled(
+        order_id="o1",
+        reason="changed mind",
+        release_skus=[],
+        refund_amount=8400,
+        member_id="m1",
+        distributor_id=None,
+        campaign_id="c1",
+    )
+    assert react(cancelled) == [ReleasePledge(campaign_id="c1", order_id="o1", refund_amount=8400, reason="changed mind")]
+    assert react(refunded("r1")) == [
+        RecordOrderRefund(campaign_id="c1", order_id="o1", refund_id="r1", amount=4800, units=2, fully_refunded=False)
+    ]
 
 
 def test_the_echo_of_a_refund_presale_issued_is_dropped() -> None:
@@ -67,6 +95,6 @@ def test_the_echo_of_a_refund_presale_issued_is_dropped() -> None:
 
 
 def test_a_clock_tick_reaches_every_partition_and_other_events_nothing() -> None:
-    (cmd,) = react(ClockTicked("main", 42))
-    assert cmd == CheckCampaignTimers(42) and cmd.key == ""
-    assert react(OrderCompleted("o1", 9, "m1", None, "c1")) == []
+    (cmd,) = react(ClockTicked(clock_id="main", time=42))
+    assert cmd == CheckCampaignTimers(time=42) and cmd.key == ""
+    assert react(OrderCompleted(order_id="o1", completed_at=9, member_id="m1", distributor_id=None, campaign_id="c1")) == []

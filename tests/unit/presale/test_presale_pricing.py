@@ -64,7 +64,7 @@ def test_r_pre_3_a_group_in_the_last_48_h_pays_cost_x_1_5_and_completes_with_thr
     assert "already in group g1" in of(pledge(w, "o2", 1, GROUP_START + 1, "ann", "g1"), PledgeRejected)[0].reason
     pledge(w, "o3", 1, GROUP_START + 2, "bo", "g1")
     third = pledge(w, "o4", 1, GROUP_START + 3, "cy", "g1")
-    assert of(third, GroupCompleted) == [GroupCompleted(CID, "g1", ["o1", "o3", "o4"])]
+    assert of(third, GroupCompleted) == [GroupCompleted(campaign_id=CID, group_id="g1", order_ids=["o1", "o3", "o4"])]
     assert "group g1 is full" in of(pledge(w, "o5", 1, GROUP_START + 4, "di", "g1"), PledgeRejected)[0].reason
 
 
@@ -93,7 +93,7 @@ def test_r_pre_3_a_member_cancelling_leaves_an_incomplete_group_with_a_free_seat
     w = launched()
     pledge(w, "o1", 1, GROUP_START, "ann", "g1")
     pledge(w, "o2", 1, GROUP_START, "bo", "g1")
-    ok(w, ReleasePledge(CID, "o1", 0, "changed mind"), GROUP_START + 1)
+    ok(w, ReleasePledge(campaign_id=CID, order_id="o1", refund_amount=0, reason="changed mind"), GROUP_START + 1)
     assert campaign(w).groups["g1"].members == ["bo"]
     pledge(w, "o3", 1, GROUP_START + 2, "cy", "g1")
     assert of(pledge(w, "o4", 1, GROUP_START + 3, "di", "g1"), GroupCompleted)[0].order_ids == ["o2", "o3", "o4"]
@@ -111,7 +111,9 @@ def test_r_pre_3_ticks_switch_the_phase_once_per_boundary() -> None:
     w = launched()
     assert campaign(w).phase == "early_bird"
     assert of(tick(w, EARLY_END - 1), PhaseChanged) == []
-    assert of(tick(w, EARLY_END), PhaseChanged) == [PhaseChanged(CID, "regular", REGULAR, EARLY_END)]
+    assert of(tick(w, EARLY_END), PhaseChanged) == [
+        PhaseChanged(campaign_id=CID, phase="regular", unit_price=REGULAR, at=EARLY_END)
+    ]
     assert of(tick(w, EARLY_END + 1), PhaseChanged) == []
     assert of(tick(w, GROUP_START), PhaseChanged)[0].phase == "group"
 
@@ -127,22 +129,29 @@ def test_r_pre_3_outside_the_schedule_a_pledge_is_rejected(at: int, reason: str)
 
 def test_a_pledge_is_rejected_for_an_unknown_or_unlaunched_campaign_and_a_repeat_is_refused() -> None:
     w = created()
-    assert of(w.when(RecordPledge("nope", "o1", "m", 1), START).events, PledgeRejected)[0].reason == "unknown campaign nope"
+    assert (
+        of(w.when(RecordPledge(campaign_id="nope", order_id="o1", member_id="m", units=1), START).events, PledgeRejected)[
+            0
+        ].reason
+        == "unknown campaign nope"
+    )
     assert "not launched" in of(pledge(w, "o1", 1, START), PledgeRejected)[0].reason
     w = launched()
     pledge(w, "o1", 1, START)
-    assert isinstance(w.when(RecordPledge(CID, "o1", "m", 1), START).events[0], PresaleCommandRejected)
+    assert isinstance(
+        w.when(RecordPledge(campaign_id=CID, order_id="o1", member_id="m", units=1), START).events[0], PresaleCommandRejected
+    )
     assert "units must be positive" in of(pledge(w, "o2", 0, START), PledgeRejected)[0].reason
 
 
 def test_replay_of_the_log_gives_the_same_state_and_deciding_again_the_same_prices() -> None:
     w = launched()
     commands = [
-        (RecordPledge(CID, "o1", "a", 3), START),
-        (RecordPledge(CID, "o2", "b", 1), EARLY_END - 1),
-        (CheckCampaignTimers(EARLY_END), EARLY_END),
-        (RecordPledge(CID, "o3", "c", 2), EARLY_END),
-        (RecordPledge(CID, "o4", "d", 1, "g"), GROUP_START),
+        (RecordPledge(campaign_id=CID, order_id="o1", member_id="a", units=3), START),
+        (RecordPledge(campaign_id=CID, order_id="o2", member_id="b", units=1), EARLY_END - 1),
+        (CheckCampaignTimers(time=EARLY_END), EARLY_END),
+        (RecordPledge(campaign_id=CID, order_id="o3", member_id="c", units=2), EARLY_END),
+        (RecordPledge(campaign_id=CID, order_id="o4", member_id="d", units=1, group_id="g"), GROUP_START),
     ]
     before = copy.deepcopy(w.state)
     first = [w.when(cmd, at).events for cmd, at in commands]
@@ -167,7 +176,7 @@ def test_r_pre_4_intake_closes_at_80_percent_of_capacity_and_an_order_beyond_is_
     reached = pledge(w, "o3", 10, START + 2)
     assert of(reached, IntakeClosed)[0].reason == "capacity cap reached: 80 of 80 units"
     assert "intake closed: capacity cap reached" in of(pledge(w, "o4", 1, START + 3), PledgeRejected)[0].reason
-    ok(w, ReleasePledge(CID, "o1", 0, "unpaid"), START + 4)
+    ok(w, ReleasePledge(campaign_id=CID, order_id="o1", refund_amount=0, reason="unpaid"), START + 4)
     assert of(pledge(w, "o5", 1, START + 5), PledgeRejected), "intake stays closed once the cap was reached (README)"
     assert campaign(w).tally.pledged_units == 10 and of(w.log, PledgeReleased)[0].units == 70
 

@@ -109,27 +109,47 @@ def command(step: Step, book: PresaleBook, now: int) -> Message:
     oid = pledged[step.order % len(pledged)] if pledged and step.kind != "pledge" else f"o{step.order}"
     p = c.pledges.get(oid)
     if step.kind == "pledge":
-        return RecordPledge(CID, oid, f"m-{step.order % 5}", step.n, "g1" if step.flag else None)
+        return RecordPledge(
+            campaign_id=CID, order_id=oid, member_id=f"m-{step.order % 5}", units=step.n, group_id="g1" if step.flag else None
+        )
     if step.kind == "pay":  # what the order service would charge
-        return RecordPayment(CID, oid, (p.unit_price * p.units) if p else max(1, step.n) * 100, "pay")
+        return RecordPayment(
+            campaign_id=CID, order_id=oid, amount=(p.unit_price * p.units) if p else max(1, step.n) * 100, payment_ref="pay"
+        )
     if step.kind == "pay_odd":
-        return RecordPayment(CID, oid, step.n * 37, "odd")
+        return RecordPayment(campaign_id=CID, order_id=oid, amount=step.n * 37, payment_ref="odd")
     if step.kind == "cancel":
-        return ReleasePledge(CID, oid, (p.net if p and step.flag else 0), "cancel")
+        return ReleasePledge(campaign_id=CID, order_id=oid, refund_amount=(p.net if p and step.flag else 0), reason="cancel")
     if step.kind == "refund":
-        return RecordOrderRefund(CID, oid, f"r-{now}-{step.n}", max(0, step.n) * 100, max(0, step.n), step.flag)
+        return RecordOrderRefund(
+            campaign_id=CID,
+            order_id=oid,
+            refund_id=f"r-{now}-{step.n}",
+            amount=max(0, step.n) * 100,
+            units=max(0, step.n),
+            fully_refunded=step.flag,
+        )
     if step.kind == "echo":
-        return RecordOrderRefund(CID, oid, presale_refund_id(CID, oid), p.net if p else 0, 1, True)
+        return RecordOrderRefund(
+            campaign_id=CID,
+            order_id=oid,
+            refund_id=presale_refund_id(CID, oid),
+            amount=p.net if p else 0,
+            units=1,
+            fully_refunded=True,
+        )
     if step.kind == "tick":
-        return CheckCampaignTimers(now)
+        return CheckCampaignTimers(time=now)
     if step.kind == "close":
-        return CloseCampaign(CID, "merchant")
+        return CloseCampaign(campaign_id=CID, reason="merchant")
     if step.kind == "milestone":
         name = MILESTONES[abs(step.n) % len(MILESTONES)]
-        return RecordMilestone(CID, name, "evidence", step.n * 50 if step.flag else None)
+        return RecordMilestone(campaign_id=CID, milestone=name, evidence="evidence", amount=step.n * 50 if step.flag else None)
     if step.kind == "rise":
-        return RecordPriceRise(CID, f"rise-{now}", c.unit_cost + step.n * 20, "quote")
-    return AnswerPriceRise(CID, next(iter(sorted(c.rises, reverse=True)), "none"), oid, step.flag)
+        return RecordPriceRise(campaign_id=CID, rise_id=f"rise-{now}", new_unit_cost=c.unit_cost + step.n * 20, evidence="quote")
+    return AnswerPriceRise(
+        campaign_id=CID, rise_id=next(iter(sorted(c.rises, reverse=True)), "none"), order_id=oid, accept=step.flag
+    )
 
 
 def run(h: History) -> tuple[PresaleBook, list[Message], list[tuple[Message, list[Message]]]]:
@@ -149,11 +169,22 @@ def run(h: History) -> tuple[PresaleBook, list[Message], list[tuple[Message, lis
             sc.unchanged(f"refused {cmd} changed the state")
         decided.append((cmd, events))
 
-    send(CreateCampaign(CID, "notebook", 2_000, 5_000, min(h.moq, h.capacity * 8 // 10), h.capacity, h.split), T0)
+    send(
+        CreateCampaign(
+            campaign_id=CID,
+            product="notebook",
+            unit_cost=2_000,
+            fan_base=5_000,
+            moq=min(h.moq, h.capacity * 8 // 10),
+            max_capacity=h.capacity,
+            split=h.split,
+        ),
+        T0,
+    )
     for i in range(h.deposits):
-        send(CollectDeposit(CID, f"d{i}", f"dm{i}", 2_000 + 250 * i), T0)
-    send(ScheduleCampaign(CID, START, END, DELIVERY), T0)
-    send(LaunchCampaign(CID, force=True), T0)
+        send(CollectDeposit(campaign_id=CID, deposit_id=f"d{i}", member_id=f"dm{i}", amount=2_000 + 250 * i), T0)
+    send(ScheduleCampaign(campaign_id=CID, starts_at=START, ends_at=END, delivery_at=DELIVERY), T0)
+    send(LaunchCampaign(campaign_id=CID, force=True), T0)
     now = START - 1  # the first pledge at +0 is refused: the campaign opens 1 ms later
     for step in h.steps:
         now += step.dt
