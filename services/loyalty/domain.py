@@ -246,6 +246,8 @@ def _complete(st: Loyalty, cmd: CompletePurchase, now: int) -> list[Message]:
 
 def _reverse(st: Loyalty, cmd: ReversePurchase, now: int) -> list[Message]:
     """R-LOY-2, R-X-3: a refund takes back the order's points in proportion, never below zero."""
+    if cmd.amount == 0 and cmd.order_id not in st.open_orders:
+        return []  # nothing paid and nothing pending: an order cancelled before payment (or never a member's)
     cfg = st.config
     m = _member(st, cmd, cmd.member_id)
     if isinstance(m, list):

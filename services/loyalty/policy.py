@@ -3,7 +3,7 @@ commands, re-keyed by member id (or sent to every partition when the key is empt
 
 - OrderPlaced → QuoteMemberDiscount (the order service waits for the tier discount, R-LOY-1)
 - OrderPaid → RecordPurchase; OrderCompleted → CompletePurchase (R-LOY-2)
-- OrderRefunded, OrderCancelled after payment → ReversePurchase (R-X-3)
+- OrderRefunded, OrderCancelled → ReversePurchase (R-X-3; loyalty ignores a cancellation of what it never recorded)
 - ClockTicked → CheckMemberTimers on every partition (R-X-1)
 - ReferralCompleted (the referred member's partition) → RewardReferrer (the referrer's, R-LOY-5)
 - UsageCycleConfigured (the sku's partition) → ApplyUsageCycle on every partition (R-LOY-4)
@@ -60,7 +60,7 @@ def react(event: Message) -> list[Message]:
                 refunded_before=event.refunded_before,
             )
         ]
-    if isinstance(event, OrderCancelled) and event.refund_amount > 0:
+    if isinstance(event, OrderCancelled):  # also when nothing is refunded: an order paid 0 must close too
         return [
             ReversePurchase(
                 member_id=member, order_id=event.order_id, refund_id=CANCELLED, amount=event.refund_amount, fully_refunded=True

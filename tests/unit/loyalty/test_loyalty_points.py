@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from flexchain.testing import Scenario
+from services.loyalty import policy
 from services.loyalty.domain import CANCELLED
 from services.loyalty.messages import (
     BatchPoints,
@@ -35,6 +36,7 @@ from services.loyalty.messages import (
 )
 from services.loyalty.rules import add_months, day_start, iso
 from services.loyalty.state import batch_day, batch_points
+from services.order.messages import OrderCancelled
 from tests.unit.loyalty.builders import (
     D0,
     LOYALTY,
@@ -215,6 +217,46 @@ def test_r_loy_2_a_cancellation_after_payment_takes_back_every_pending_point() -
     ]
     assert sc.state.member("ann").pending == 0 and "o1" not in sc.state.open_orders  # type: ignore[union-attr]
     sc.when(CompletePurchase(member_id="ann", order_id="o1", completed_at=at(9)), at(9)).refused("no pending points")
+
+
+def test_r_x_3_an_order_paid_nothing_and_cancelled_is_closed_not_left_pending() -> None:
+    """A free order (every line at 0 cents) is still a purchase; its cancellation refunds 0 cents, and
+    the order must close all the same, or it stays open for ever (found by the property test below)."""
+    sc = joined("ann")
+    buy(sc, "ann", "o1", 0, 1)
+    assert "o1" in sc.state.open_orders
+    (cancel,) = policy.react(
+        OrderCancelled(
+            order_id="o1",
+            reason="changed mind",
+            release_skus=[],
+            refund_amount=0,
+            member_id="ann",
+            distributor_id=None,
+            campaign_id=None,
+        )
+    )
+    events = sc.when(cancel, at(1)).events
+    assert [type(e) for e in events] == [PurchaseReversed]
+    assert "o1" not in sc.state.open_orders and sc.state.member("ann").pending == 0  # type: ignore[union-attr]
+
+
+def test_r_x_3_a_cancellation_before_payment_changes_nothing_and_refuses_nothing() -> None:
+    sc = joined("ann")
+    for member in ("ann", "bob"):  # bob never paid, so he is no member
+        (cancel,) = policy.react(
+            OrderCancelled(
+                order_id=f"o-{member}",
+                reason="payment hold expired",
+                release_skus=[],
+                refund_amount=0,
+                member_id=member,
+                distributor_id=None,
+                campaign_id=None,
+            )
+        )
+        sc.when(cancel, at(1)).unchanged()
+        assert sc.events == []
 
 
 def test_r_loy_2_a_refund_after_completion_takes_points_soonest_expiring_first() -> None:
