@@ -107,7 +107,7 @@ CLUSTER_JVM_OPTS: tuple[str, ...] = ("-Xmx384m", "-Xms128m", *DEFAULT_JVM_OPTS[2
 _TOOL_JVM_OPTS: tuple[str, ...] = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
 
 _MIN_JAVA = 17  # Kafka 4.x brokers/tools require Java 17+
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]  # libs/flexchain/tools/broker.py
 _DEFAULT_POM = _REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 
 
