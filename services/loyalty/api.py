@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
@@ -87,11 +88,18 @@ def build_api(rt: Runtime) -> FastAPI:
     view: LoyaltyView = rt.view
     st = view.state
     members = rt.metrics.gauge("members", "Members per life-cycle stage (R-LOY-3)", ["stage"])
+
+    def in_stage(stage: str) -> int:
+        return len(view.by_stage[stage])
+
+    def in_tier(tier: int) -> int:
+        return Counter(st.tier)[tier]
+
     for s in STAGES:
-        members.labels(s).set_function(lambda s=s: len(view.by_stage[s]))
+        members.labels(s).set_function(partial(in_stage, s))
     tiers = rt.metrics.gauge("members_by_tier", "Members per tier (R-LOY-1)", ["tier"])
     for i, name in enumerate(TIERS):
-        tiers.labels(name).set_function(lambda i=i: Counter(st.tier)[i])
+        tiers.labels(name).set_function(partial(in_tier, i))
     points = rt.metrics.gauge("points", "Points held by members: pending or in batches (R-LOY-2)", ["state"])
     points.labels("pending").set_function(lambda: sum(st.pending))
     points.labels("held").set_function(lambda: sum(batch_points(b) for row in range(len(st.ids)) for b in st.batches_at(row)))
