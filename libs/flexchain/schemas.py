@@ -118,7 +118,9 @@ def schema_for(cls: type[Message]) -> dict[str, Any]:
     if doc:
         schema["doc"] = doc
     if cls.FORMERLY:  # a renamed type: Avro readers resolve records of the old name to this one
-        schema["aliases"] = cls.former_full_names()
+        # names relative to the namespace (the same: only the type's name changed), as the Avro spec
+        # allows and AsyncAPI's Avro schema requires (a simple name)
+        schema["aliases"] = list(cls.FORMERLY)
     return schema
 
 
