@@ -4,9 +4,21 @@ answer models are in `answers.py`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from flexchain.messages import Enveloped
 from services.commission.model import Network, OrderCommission, Totals
+
+
+@dataclass
+class CommissionView:
+    """Commission's queries read its own partitions' state (`rt.own`); nothing from other services."""
+
+    topics: list[str] = field(default_factory=list)
+
+    def fold(self, item: Enveloped) -> None:
+        pass
 
 
 def totals_view(t: Totals) -> dict[str, int]:
