@@ -146,12 +146,21 @@ class AsOf:
     One consumer (no group) serves every query, one query at a time: an as-of read is an audit,
     and two at once would only compete for the same CPU."""
 
-    def __init__(self, settings: Settings, codec: Codec, topic: str, size: int = 16, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec,
+        topic: str,
+        size: int = 16,
+        timeout: float = 120.0,
+        clients: kafka.Clients | None = None,
+    ) -> None:
         self.settings = settings
         self.codec = codec
         self.topic = topic
         self.size = size
         self.timeout = timeout
+        self.clients = clients or kafka.Clients()  # where its consumer comes from (opened on first use)
         self._kept: OrderedDict[tuple[Hashable, int], tuple[Any, Replayed]] = OrderedDict()
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
@@ -182,7 +191,7 @@ class AsOf:
 
     async def _open(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
+            consumer = self.clients.consumer(self.settings, group_id=None, max_poll_records=5000)
             await consumer.start()
             if not consumer.partitions_for_topic(self.topic):
                 await consumer._client.force_metadata_update()

@@ -70,6 +70,7 @@ class Runtime:
     processor: Processor | None = None
     last_tick: int = 0
     history: AsOf | None = None  # R-X-4: as-of reads of the event topic, opened on first use
+    clients: kafka.Clients = field(default_factory=kafka.Clients)  # where its Kafka clients come from
     replays: Gate = field(init=False)  # folds of the log at once: FLEXCHAIN_MAX_CONCURRENT_REPLAYS
 
     def __post_init__(self) -> None:
@@ -134,7 +135,7 @@ class Runtime:
 
     def past(self) -> AsOf:
         if self.history is None:
-            self.history = AsOf(self.settings, self.codec, self.own.topic)
+            self.history = AsOf(self.settings, self.codec, self.own.topic, clients=self.clients)
         return self.history
 
     def is_ready(self) -> bool:
@@ -408,7 +409,7 @@ def bootstrap(
     settings = settings or Settings()
     factories = factories or Factories()
     log = configure(settings.flexchain_log_level, svc.name, settings.flexchain_instance_id)
-    rt = build_runtime(svc, view, settings)
+    rt = build_runtime(svc, view, settings, factories.kafka_clients)
     port = settings.flexchain_http_port or default_port
     app = build_app(rt, build_api)
     servers = [factories.api_server(app, settings, port)]
@@ -513,9 +514,11 @@ def service_topics(svc: ServiceDef[Any], view: ReadModel) -> list[str]:
     return list(dict.fromkeys([*svc.topics.values(), *(r.topic for r in svc.routes), *foreign_topics, CLOCK_TOPIC]))
 
 
-def build_runtime(svc: ServiceDef[Any], view: ReadModel, settings: Settings) -> Runtime:
+def build_runtime(svc: ServiceDef[Any], view: ReadModel, settings: Settings, clients: kafka.Clients | None = None) -> Runtime:
     """Everything an instance is made of, wired and not started: nothing connects until `serve`
-    starts it (so the HTTP API and its OpenAPI document can be built without a broker)."""
+    starts it (so the HTTP API and its OpenAPI document can be built without a broker). The read
+    models (`Projection`, `OwnView`) and the as-of reads take their consumers from `clients`."""
+    clients = clients or kafka.Clients()
     from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
     from flexchain.ticks import ClockTicked
 
@@ -533,9 +536,10 @@ def build_runtime(svc: ServiceDef[Any], view: ReadModel, settings: Settings) -> 
         waiters,
         types={*types, "ClockTicked"} if types is not None else None,
         metrics=metrics,
+        clients=clients,
     )
-    own = OwnView(svc, settings, codec, waiters, metrics)
-    rt = Runtime(svc, settings, codec, metrics, view, projection, own, waiters)
+    own = OwnView(svc, settings, codec, waiters, metrics, clients)
+    rt = Runtime(svc, settings, codec, metrics, view, projection, own, waiters, clients=clients)
     clock = _Clock(rt)
 
     def fold(item: Enveloped) -> None:

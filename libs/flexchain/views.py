@@ -69,13 +69,20 @@ class OwnView:
     it cannot read stops that partition here (not ready, a metric, an error), never skipped."""
 
     def __init__(
-        self, svc: ServiceDef[Any], settings: Settings, codec: Codec, waiters: Waiters, metrics: ServiceMetrics | None = None
+        self,
+        svc: ServiceDef[Any],
+        settings: Settings,
+        codec: Codec,
+        waiters: Waiters,
+        metrics: ServiceMetrics | None = None,
+        clients: kafka.Clients | None = None,
     ) -> None:
         self.svc = svc
         self.settings = settings
         self.codec = codec
         self.waiters = waiters
         self.metrics = metrics
+        self.clients = clients or kafka.Clients()  # where its consumer comes from
         self.topic = settings.name(svc.topics["events"])
         self.processor: Processor | None = None
         self.states: dict[int, PartitionState] = {}
@@ -89,7 +96,7 @@ class OwnView:
         self.log = structlog.get_logger().bind(service=svc.name, stage="own-view")
 
     async def start(self) -> None:
-        self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
+        self._consumer = self.clients.consumer(self.settings, group_id=None, max_poll_records=5000)
         await self._consumer.start()
         self._partitions = sorted(await kafka.partitions_of(self._consumer, self.topic))
 
@@ -239,6 +246,7 @@ class Projection:
         waiters: Waiters | None = None,
         types: set[str] | None = None,
         metrics: ServiceMetrics | None = None,
+        clients: kafka.Clients | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
@@ -246,6 +254,7 @@ class Projection:
         self.fold = fold
         self.name = name
         self.metrics = metrics
+        self.clients = clients or kafka.Clients()  # where its consumers come from
         if metrics is not None:  # every reason exported at 0: a skipped record moves a value, adds no series
             for label in SKIP_REASONS:
                 metrics.records_skipped.labels(name, label)
@@ -259,7 +268,7 @@ class Projection:
         self.log = structlog.get_logger().bind(projection=name)
 
     async def start(self) -> None:
-        self._consumer = kafka.consumer(self.settings, group_id=None, max_poll_records=5000)
+        self._consumer = self.clients.consumer(self.settings, group_id=None, max_poll_records=5000)
         await self._consumer.start()
         tps = []
         for t in self.topics:
@@ -290,7 +299,7 @@ class Projection:
             return True
         consumer = self._consumer
         if self._written is None:  # a reader of what is written, decided or not: its end is the HWM
-            self._written = kafka.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
+            self._written = self.clients.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
             await self._written.start()
         targets = await self._written.end_offsets(list(self._ends))
 

@@ -1,11 +1,11 @@
-"""Commission HTTP API: the network (distributors, plan, rates, rules) as commands, validated then
-published to `commission.commands`; queries on the service's own partitions: a distributor's
-balances and downline, the chain behind an order's commission, a payout batch (R-COM-6)."""
+"""Commission HTTP API, routes only: the network (distributors, plan, rates, rules) as commands,
+validated then published to `commission.commands`; queries on the service's own partitions — a
+distributor's balances and downline, the chain behind an order's commission, a payout batch
+(R-COM-6) — answered by `views.py`, which also computes the business gauges."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
@@ -17,9 +17,8 @@ from flexchain.answers import reads
 from flexchain.api import MAX_CENTS, MAX_COUNT, MAX_DURATION_MS, MAX_TIME_MS, AsOf, StrictModel, past_states, submit
 from flexchain.host import Runtime, base_app
 from flexchain.httplimits import TOO_MANY_REPLAYS
-from flexchain.messages import Message, to_record
+from flexchain.messages import Message
 from services.commission import answers, domain, views
-from services.commission.accounts import batch_progress, payout_overdue
 from services.commission.messages import (
     NETWORK,
     ApplyStockSignal,
@@ -41,9 +40,9 @@ from services.commission.messages import (
     SetSettlement,
     SetSkuRate,
 )
-from services.commission.model import CommissionState, Totals, upline_chain
+from services.commission.model import CommissionState
 from services.commission.plan import MAX_RECRUITMENT_DEPTH, validate_plan
-from services.commission.whatif import Outcome, replay_plan
+from services.commission.whatif import replay_plan
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Rate = Annotated[str, Field(pattern=r"^0(\.\d{1,4})?$", description='a rate as a decimal string, e.g. "0.15"')]
@@ -190,70 +189,9 @@ def _refusal(e: Message) -> bool:
     return isinstance(e, CommissionCommandRejected)
 
 
-def _record(obj: Any) -> dict[str, Any]:
-    return to_record(obj)
-
-
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain commission")
-
-    def network_state() -> CommissionState:
-        state: CommissionState = rt.own.state_for(NETWORK)
-        return state
-
-    def partitions() -> list[CommissionState]:
-        states: list[CommissionState] = rt.own.all()
-        return states
-
-    def totals(who: str, src: Any = None) -> Totals:
-        """A distributor's balances over every partition (lines accrue on the seller's partition);
-        `src`: the live view by default, or the partitions as of a past business time (R-X-4)."""
-        out = Totals()
-        states: list[CommissionState] = (src or rt.own).all()
-        for state in states:
-            t = state.totals.get(who)
-            if t is not None:
-                for f in ("accrued", "bonuses", "clawed", "pending", "payable", "paid"):
-                    setattr(out, f, getattr(out, f) + getattr(t, f))
-        return out
-
-    cache: dict[str, Any] = {"at": -1.0, "figures": {}}
-
-    def figures() -> dict[str, float]:
-        """The business gauges, computed in one pass at most once a second (scrapes are cheap)."""
-        now = time.monotonic()
-        if now - cache["at"] >= 1.0:
-            payable: dict[str, int] = {}
-            pending = paid = 0
-            for state in partitions():
-                for who, t in state.totals.items():
-                    payable[who] = payable.get(who, 0) + t.payable
-                    pending += t.pending
-                    paid += t.paid
-            cache["figures"] = {
-                "distributors": len(network_state().network.distributors),
-                "parked_orders": sum(len(s.parked) for s in partitions()),
-                "pending_cents": pending,
-                "payable_cents": sum(payable.values()),
-                "paid_cents": paid,
-                "negative_balances": sum(1 for v in payable.values() if v < 0),
-                "payout_overdue_seconds": payout_overdue(partitions(), rt.now(), network_state().network.plan.batch_interval_ms)
-                / 1000,
-            }
-            cache["at"] = now
-        result: dict[str, float] = cache["figures"]
-        return result
-
-    for name, doc in (
-        ("distributors", "Registered distributors"),
-        ("parked_orders", "Paid orders waiting for their distributor to be known"),
-        ("pending_cents", "Commission accrued, in the return window"),
-        ("payable_cents", "Commission payable, not yet paid (negative balances included)"),
-        ("paid_cents", "Commission and bonuses paid in batches"),
-        ("negative_balances", "Distributors whose clawbacks exceed what they have payable"),
-        ("payout_overdue_seconds", "Business time since the cutoff of the oldest payout batch not settled everywhere"),
-    ):
-        rt.metrics.gauge(name, doc, []).set_function(lambda name=name: figures()[name])  # type: ignore[misc]
+    views.Figures(rt.own, rt.now).register(rt.metrics)
 
     def precheck(cmd: Message, now: int) -> list[Message]:
         return domain.decide(rt.own.state_for(cmd.key), cmd, now)
@@ -262,7 +200,7 @@ def build_api(rt: Runtime) -> FastAPI:
         return await submit(rt, cmd, precheck, _refusal, key, wait)
 
     def known(who: str) -> None:
-        if who not in network_state().network.distributors:
+        if not views.known(rt.own, who):
             raise HTTPException(status_code=404, detail=f"unknown distributor {who}")
 
     # --- the tree (R-COM-1, R-COM-5a, R-COM-6) ----------------------------------------------------
@@ -307,63 +245,40 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/distributors", **reads(list[answers.DistributorListed]))
     async def list_distributors() -> list[dict[str, Any]]:
         async with rt.consistent():
-            net = network_state().network
-            return [{**_record(r), "depth": len(upline_chain(net.distributors, d))} for d, r in sorted(net.distributors.items())]
+            return views.distributor_list(rt.own)
 
-    def distributor_view(src: Any, distributor_id: str) -> dict[str, Any]:
-        network: CommissionState = src.state_for(NETWORK)
-        net, auth = network.network, network.authority
-        if distributor_id not in net.distributors:
+    def distributor(src: views.Partitions, distributor_id: str) -> dict[str, Any]:
+        found = views.distributor_view(src, distributor_id)
+        if found is None:
             raise HTTPException(status_code=404, detail=f"unknown distributor {distributor_id}")
-        home: CommissionState = src.state_for(distributor_id)
-        acc = home.accounts.get(distributor_id)
-        return {
-            **_record(net.distributors[distributor_id]),
-            "chain": upline_chain(net.distributors, distributor_id),
-            "downline_size": views.count(views.downline(net, distributor_id)),
-            "balances": views.totals_view(totals(distributor_id, src)),
-            "account": {
-                "unpaid_lines": [_record(e.line) for e in acc.entries] if acc else [],
-                "balance": sum(e.line.amount for e in acc.entries) if acc else 0,
-                "batches": list(acc.batches) if acc else [],
-            },
-            "open_months": dict(home.sales.get(distributor_id, {})),
-            "growth_value": home.growth.get(distributor_id, 0) // 100,
-            "qualification_warned_for": auth.warned.get(distributor_id),
-            "qualification_expired": auth.expired.get(distributor_id),
-        }
+        return found
 
     @app.get("/distributors/{distributor_id}", **reads(answers.Distributor, not_found=True))
     async def get_distributor(distributor_id: str, as_of: AsOf = None) -> dict[str, Any]:
         if as_of is not None:  # R-X-4: balances and account as they stood at that business time
             past = await past_states(rt, as_of)
-            return {**distributor_view(past, distributor_id), "as_of": past.replayed.summary()}
+            return {**distributor(past, distributor_id), "as_of": past.replayed.summary()}
         async with rt.consistent():
-            return distributor_view(rt.own, distributor_id)
+            return distributor(rt.own, distributor_id)
 
     @app.get("/distributors/{distributor_id}/downline", **reads(answers.Downline, not_found=True))
     async def get_downline(distributor_id: str) -> dict[str, Any]:
         async with rt.consistent():
             known(distributor_id)
-            tree = views.downline(network_state().network, distributor_id)
-            return {"distributor_id": distributor_id, "size": views.count(tree), "downline": tree}
+            return views.downline_view(rt.own, distributor_id)
 
     @app.get("/distributors/{distributor_id}/payouts", **reads(list[answers.Payout], not_found=True))
     async def payouts(distributor_id: str) -> list[dict[str, Any]]:
         async with rt.consistent():
             known(distributor_id)
-            home = rt.own.state_for(distributor_id)
-            acc = home.accounts.get(distributor_id)
-            batches = acc.batches if acc else []
-            return [_record(p) for b in batches for p in home.batches.get(b, []) if p.distributor_id == distributor_id]
+            return views.payouts(rt.own, distributor_id)
 
     # --- the plan, rates and rules (R-COM-1..5) ---------------------------------------------------
 
     @app.get("/plan", **reads(answers.Plan))
     async def get_plan() -> dict[str, Any]:
         async with rt.consistent():
-            net = network_state().network
-            return {"current": _record(net.current), "history": [_record(v) for v in net.plans]}
+            return views.plan_view(rt.own)
 
     replays = {429: {**TOO_MANY_REPLAYS[429], "description": "too many replays at once, or too many commands from this client"}}
 
@@ -375,11 +290,10 @@ def build_api(rt: Runtime) -> FastAPI:
         `FLEXCHAIN_MAX_CONCURRENT_REPLAYS`, as an as-of read does (README "Limits")."""
         if body.as_of is not None:
             past = await past_states(rt, body.as_of)
-            current, states = past.state_for(NETWORK).network.plan, past.all()
-            result = _plan_replay(body, current, states)
+            result = _plan_replay(body, views.network(past).network.plan, views.partitions(past))
         else:
             async with rt.replays.slot(), rt.consistent():
-                result = _plan_replay(body, network_state().network.plan, partitions())
+                result = _plan_replay(body, views.network(rt.own).network.plan, views.partitions(rt.own))
         return result
 
     @app.put("/plan/levels")
@@ -420,17 +334,7 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/rates/skus", **reads(dict[str, answers.SkuRate]))
     async def sku_rates() -> dict[str, Any]:
         async with rt.consistent():
-            state = network_state()
-            net = state.network
-            return {
-                sku: {
-                    "rate": _str(net.current_sku_rate(sku)),
-                    "manual_rate": _str(state.authority.manual.get(sku)),
-                    "active_rules": list(state.authority.active.get(sku, [])),
-                    "history": [_record(v) for v in versions],
-                }
-                for sku, versions in sorted(net.sku_rates.items())
-            }
+            return views.sku_rates(rt.own)
 
     @app.put("/rates/skus/{sku}")
     async def set_sku_rate(sku: str, body: SkuRateIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
@@ -440,11 +344,7 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/rate-rules", **reads(answers.RateRules))
     async def rules() -> dict[str, Any]:
         async with rt.consistent():
-            auth = network_state().authority
-            return {
-                "rules": [_record(r) for _, r in sorted(auth.rules.items())],
-                "active": {sku: list(ids) for sku, ids in sorted(auth.active.items())},
-            }
+            return views.rate_rules(rt.own)
 
     @app.put("/rate-rules/{rule_id}")
     async def set_rule(rule_id: str, body: RuleIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
@@ -477,51 +377,29 @@ def build_api(rt: Runtime) -> FastAPI:
     @app.get("/orders/{order_id}/commission", **reads(answers.OrderCommissionAnswer, not_found=True))
     async def order_commission(order_id: str) -> dict[str, Any]:
         async with rt.consistent():
-            for state in partitions():
-                order = state.orders.get(order_id)
-                if order is not None:
-                    return views.order_view(order)
-                parked = state.parked.get(order_id)
-                if parked is not None:
-                    return {**_record(parked), "status": "parked"}
-        raise HTTPException(status_code=404, detail=f"no commission recorded for order {order_id}")
-
-    def settled(cutoff: int) -> dict[str, Any]:
-        done, total = batch_progress(partitions(), cutoff)
-        return {"complete": done == total, "partitions_settled": done, "partitions": total}
+            found = views.order_commission(rt.own, order_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no commission recorded for order {order_id}")
+        return found
 
     @app.get("/payout-batches", **reads(list[answers.PayoutBatchListed]))
     async def list_batches() -> list[dict[str, Any]]:
         async with rt.consistent():
-            found: dict[str, dict[str, int]] = {}
-            for state in partitions():
-                for bid, payouts in state.batches.items():
-                    agg = found.setdefault(bid, {"distributors": 0, "net": 0, "cutoff": payouts[0].cutoff})
-                    agg["distributors"] += len(payouts)
-                    agg["net"] += sum(p.net for p in payouts)
-            return [{"batch_id": b, **v, **settled(v["cutoff"])} for b, v in sorted(found.items())]
+            return views.batch_list(rt.own)
 
     @app.get("/payout-batches/{batch_id}", **reads(answers.PayoutBatch, not_found=True))
     async def get_batch(batch_id: str) -> dict[str, Any]:
         async with rt.consistent():
-            payouts = [p for state in partitions() for p in state.batches.get(batch_id, [])]
-            status = settled(payouts[0].cutoff) if payouts else {}
-        if not payouts:
+            found = views.batch_view(rt.own, batch_id)
+        if found is None:
             raise HTTPException(status_code=404, detail=f"unknown payout batch {batch_id}")
-        payouts.sort(key=lambda p: p.distributor_id)
-        return {
-            "batch_id": batch_id,
-            "cutoff": payouts[0].cutoff,
-            **status,
-            "net": sum(p.net for p in payouts),
-            "lines": sum(len(p.lines) for p in payouts),
-            "payouts": [_record(p) for p in payouts],
-        }
+        return found
 
     return app
 
 
 def _plan_replay(body: PlanReplayIn, current: CommissionPlan, states: list[CommissionState]) -> dict[str, Any]:
+    """The request's plan (omitted fields: `current`), validated (422), replayed over `states`."""
     plan = dataclasses.replace(
         current,
         levels=current.levels if body.levels is None else body.levels,
@@ -533,26 +411,4 @@ def _plan_replay(body: PlanReplayIn, current: CommissionPlan, states: list[Commi
     why = validate_plan(plan)
     if why is not None:
         raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": why, "type": "value_error"}])
-    result = replay_plan(states, plan, body.paid_from)
-
-    def outcome(o: Outcome) -> dict[str, int]:
-        return {"kept": o.kept, "would_keep": o.would_keep, "delta": o.delta}
-
-    return {
-        "as_of": body.as_of,
-        "paid_from": body.paid_from,
-        "plan": {
-            "levels": plan.levels,
-            "level_rates": [str(r) for r in plan.level_rates],
-            "grade_premiums": {g: [str(r) for r in rates] for g, rates in sorted(plan.grade_premiums.items())},
-        },
-        "orders_replayed": result.orders_replayed,
-        "total": outcome(result.total()),
-        "distributors": {who: outcome(o) for who, o in sorted(result.distributors.items())},
-        "orders": dict(sorted(result.orders.items())),
-        "note": "commission on orders only (bonuses are not split by the plan); nothing was published",
-    }
-
-
-def _str(d: Decimal | None) -> str | None:
-    return str(d) if d is not None else None
+    return views.replay_view(plan, replay_plan(states, plan, body.paid_from), body.paid_from, body.as_of)

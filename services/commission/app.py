@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import zlib
-from dataclasses import dataclass, field
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flexchain.host import serve
-from flexchain.messages import Enveloped, to_record
+from flexchain.messages import to_record
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
@@ -19,6 +18,7 @@ from services.commission import PACKAGE, domain, policy, state
 from services.commission.messages import COMMANDS, EVENTS, CommissionPlan
 from services.commission.model import CommissionState
 from services.commission.plan import DAY_MS, DEFAULT_PLAN, HOUR_MS, MAX_RECRUITMENT_DEPTH
+from services.commission.views import CommissionView
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
 from services.order.messages import EVENTS as ORDER_EVENTS
 
@@ -73,16 +73,6 @@ def service(plan: CommissionPlan | None = None) -> ServiceDef[CommissionState]:
         ),
         state_format=f"commission-2-{tag:08x}",
     )
-
-
-@dataclass
-class CommissionView:
-    """Commission's queries read its own partitions' state (`rt.own`); nothing from other services."""
-
-    topics: list[str] = field(default_factory=list)
-
-    def fold(self, item: Enveloped) -> None:
-        pass
 
 
 def declared() -> tuple[ServiceDef[CommissionState], CommissionView]:

@@ -10,12 +10,12 @@ import asyncio
 from typing import Any
 
 from flexchain.host import serve
-from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.inventory import PACKAGE, domain, policy, state
 from services.inventory.messages import COMMANDS, EVENTS
+from services.inventory.views import InventoryView
 
 SERVICE = ServiceDef(
     name="inventory",
@@ -32,15 +32,6 @@ SERVICE = ServiceDef(
     state_format="inventory-2",  # counters, sales per day, stock policy, presale links (issue 6)
 )
 HTTP_PORT = PACKAGE.http_port
-
-
-class InventoryView:
-    """Inventory needs nothing from other services for its queries: its own state is `rt.own`."""
-
-    topics: list[str] = []
-
-    def fold(self, item: Enveloped) -> None:
-        pass
 
 
 def declared() -> tuple[ServiceDef[Any], InventoryView]:

@@ -1,14 +1,24 @@
-"""Inventory's read-model queries (pure): what the read routes of `api.py` answer, built from the
-folded state; the answer models are in `answers.py`."""
+"""Inventory's read side: its read model (`InventoryView`: nothing from other services) and the pure
+queries the read routes of `api.py` answer, built from the folded state; the answer models are in
+`answers.py`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from flexchain.messages import Message, to_record
+from flexchain.messages import Enveloped, Message, to_record
 from services.inventory import stock_math
 from services.inventory.state import Sku
+
+
+class InventoryView:
+    """Inventory needs nothing from other services for its queries: its own state is `rt.own`."""
+
+    topics: list[str] = []
+
+    def fold(self, item: Enveloped) -> None:
+        pass
 
 
 def _record(m: Message | None) -> dict[str, Any] | None:

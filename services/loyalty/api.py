@@ -15,10 +15,9 @@ from pydantic import Field
 from flexchain.answers import Clock, reads
 from flexchain.api import MAX_UNITS, AsOf, StrictModel, field_error, past_model, submit
 from flexchain.host import Runtime, base_app, clock_view
-from flexchain.messages import Enveloped, Message
+from flexchain.messages import Message
 from services.loyalty import domain, views
 from services.loyalty.answers import Ledger, MemberAnswer, MemberPage, UsageCycles
-from services.loyalty.app import LoyaltyView
 from services.loyalty.members import Member, batch_points
 from services.loyalty.messages import (
     SEGMENTS,
@@ -30,7 +29,8 @@ from services.loyalty.messages import (
     RecordBehaviour,
     RedeemPoints,
 )
-from services.loyalty.rules import LoyaltyConfig, day_of
+from services.loyalty.rules import day_of
+from services.loyalty.views import LoyaltyView
 
 CATCH_UP_S = 5.0  # how long a member unknown to the read model waits for it to catch up
 
@@ -71,16 +71,6 @@ class CycleIn(StrictModel):
 
 def _refusal(e: Message) -> bool:
     return isinstance(e, LoyaltyCommandRejected)
-
-
-class PastView:
-    """The members' read model as an as-of fold (R-X-4): the partition does not matter to it."""
-
-    def __init__(self, config: LoyaltyConfig) -> None:
-        self.view = LoyaltyView(config)
-
-    def fold(self, partition: int, item: Enveloped) -> None:
-        self.view.fold(item)
 
 
 def build_api(rt: Runtime) -> FastAPI:
@@ -163,7 +153,7 @@ def build_api(rt: Runtime) -> FastAPI:
         if as_of is None:
             return views.member_view(view, known(member_id), rt.now())
         # R-X-4: the same read model, folded up to that business time
-        folded, replayed = await past_model(rt, "members", as_of, lambda _parts: PastView(view.config))
+        folded, replayed = await past_model(rt, "members", as_of, lambda _parts: views.PastView(view.config))
         past = folded.view
         m = past.state.member(member_id)
         if m is None:

@@ -1,34 +1,24 @@
-"""Wiring of the loyalty service: its settings, its ServiceDef, its read model and `main`."""
+"""Wiring of the loyalty service: its settings, its ServiceDef, `declared()` and `main`; its read model
+(`LoyaltyView`) is in `views.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from dataclasses import dataclass, field
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flexchain.host import serve
-from flexchain.messages import Enveloped, Message
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.loyalty import PACKAGE, domain, policy
 from services.loyalty.members import Loyalty
-from services.loyalty.messages import (
-    COMMANDS,
-    EVENTS,
-    LEDGER,
-    STAGES,
-    MemberJoined,
-    ReferralCompleted,
-    RfmSegmentChanged,
-    StageChanged,
-    UsageCycleConfigured,
-)
+from services.loyalty.messages import COMMANDS, EVENTS, ReferralCompleted, UsageCycleConfigured
 from services.loyalty.rules import HOUR_MS, LoyaltyConfig
 from services.loyalty.state import evolve, new_state
+from services.loyalty.views import LoyaltyView
 from services.order.messages import EVENTS as ORDER_EVENTS
 
 HTTP_PORT = PACKAGE.http_port
@@ -72,60 +62,6 @@ def service(config: LoyaltyConfig | None = None) -> ServiceDef[Loyalty]:
         # a snapshot taken under other settings is ignored: the state is rebuilt from the log with these
         state_format=f"loyalty-1-{zlib.crc32(repr(cfg).encode()):08x}",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One points movement as it happened: the event, its id and its cause (R-LOY-2)."""
-
-    business_time: int
-    event_id: str
-    causation_id: str | None
-    movement: Message
-
-
-@dataclass
-class LoyaltyView:
-    """Every member of every partition (the domain's own state, folded with `evolve`), with each
-    member's ledger and the members per stage and per RFM segment, in joining order."""
-
-    config: LoyaltyConfig = field(default_factory=LoyaltyConfig)
-    topics: list[str] = field(default_factory=lambda: ["loyalty.events"])
-    state: Loyalty = field(init=False)
-    ledger: dict[str, list[LedgerEntry]] = field(default_factory=dict)
-    by_stage: dict[str, dict[str, None]] = field(default_factory=lambda: {s: {} for s in STAGES})
-    by_segment: dict[str, dict[str, None]] = field(default_factory=dict)
-    segments: dict[str, str] = field(default_factory=dict)
-    cycles: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.state = new_state(self.config)
-
-    def fold(self, item: Enveloped) -> None:
-        msg, env = item.message, item.envelope
-        if env.producer != "loyalty":
-            return
-        if isinstance(msg, MemberJoined) and msg.member_id not in self.state.rows:
-            self.by_stage["prospect"][msg.member_id] = None
-            self._segment(msg.member_id, "prospect")
-        elif isinstance(msg, StageChanged):
-            self.by_stage[msg.previous].pop(msg.member_id, None)
-            self.by_stage[msg.stage][msg.member_id] = None
-        elif isinstance(msg, RfmSegmentChanged):
-            self._segment(msg.member_id, msg.segment)
-        elif isinstance(msg, UsageCycleConfigured):
-            self.cycles[msg.sku] = msg.cycle_days
-        elif isinstance(msg, LEDGER):
-            entry = LedgerEntry(env.business_time, env.event_id, env.causation_id, msg)
-            self.ledger.setdefault(msg.key, []).append(entry)
-        evolve(self.state, msg)
-
-    def _segment(self, member_id: str, name: str) -> None:
-        old = self.segments.get(member_id)
-        if old is not None:
-            self.by_segment[old].pop(member_id, None)
-        self.segments[member_id] = name
-        self.by_segment.setdefault(name, {})[member_id] = None
 
 
 def declared() -> tuple[ServiceDef[Loyalty], LoyaltyView]:

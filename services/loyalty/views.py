@@ -1,25 +1,96 @@
-"""Loyalty's read-model queries (pure): what the read routes of `api.py` answer — a member, its points
-ledger page by page, the members of a stage or segment — built from the read model (`LoyaltyView`,
-in `app.py`); the answer models are in `answers.py`."""
+"""Loyalty's read model and its queries: `LoyaltyView` folds the service's events into every member,
+each member's points ledger and the members per stage and segment; the pure queries below answer the
+read routes of `api.py` from it — a member, its ledger page by page, the members of a stage or
+segment; the answer models are in `answers.py`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from flexchain.messages import to_record
-from services.loyalty.app import LoyaltyView
-from services.loyalty.members import NO_DAY, Member, batch_day, batch_points
+from flexchain.messages import Enveloped, Message, to_record
+from services.loyalty.members import NO_DAY, Loyalty, Member, batch_day, batch_points
 from services.loyalty.messages import (
+    LEDGER,
     STAGES,
+    MemberJoined,
     PointsEarned,
     PointsExpired,
     PointsRedeemed,
     PointsReleased,
     PointsReversed,
+    RfmSegmentChanged,
+    StageChanged,
+    UsageCycleConfigured,
 )
-from services.loyalty.rules import day_of, day_start, iso, rfm_scores, segment
+from services.loyalty.rules import LoyaltyConfig, day_of, day_start, iso, rfm_scores, segment
+from services.loyalty.state import evolve, new_state
 
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One points movement as it happened: the event, its id and its cause (R-LOY-2)."""
+
+    business_time: int
+    event_id: str
+    causation_id: str | None
+    movement: Message
+
+
+@dataclass
+class LoyaltyView:
+    """Every member of every partition (the domain's own state, folded with `evolve`), with each
+    member's ledger and the members per stage and per RFM segment, in joining order."""
+
+    config: LoyaltyConfig = field(default_factory=LoyaltyConfig)
+    topics: list[str] = field(default_factory=lambda: ["loyalty.events"])
+    state: Loyalty = field(init=False)
+    ledger: dict[str, list[LedgerEntry]] = field(default_factory=dict)
+    by_stage: dict[str, dict[str, None]] = field(default_factory=lambda: {s: {} for s in STAGES})
+    by_segment: dict[str, dict[str, None]] = field(default_factory=dict)
+    segments: dict[str, str] = field(default_factory=dict)
+    cycles: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state = new_state(self.config)
+
+    def fold(self, item: Enveloped) -> None:
+        msg, env = item.message, item.envelope
+        if env.producer != "loyalty":
+            return
+        if isinstance(msg, MemberJoined) and msg.member_id not in self.state.rows:
+            self.by_stage["prospect"][msg.member_id] = None
+            self._segment(msg.member_id, "prospect")
+        elif isinstance(msg, StageChanged):
+            self.by_stage[msg.previous].pop(msg.member_id, None)
+            self.by_stage[msg.stage][msg.member_id] = None
+        elif isinstance(msg, RfmSegmentChanged):
+            self._segment(msg.member_id, msg.segment)
+        elif isinstance(msg, UsageCycleConfigured):
+            self.cycles[msg.sku] = msg.cycle_days
+        elif isinstance(msg, LEDGER):
+            entry = LedgerEntry(env.business_time, env.event_id, env.causation_id, msg)
+            self.ledger.setdefault(msg.key, []).append(entry)
+        evolve(self.state, msg)
+
+    def _segment(self, member_id: str, name: str) -> None:
+        old = self.segments.get(member_id)
+        if old is not None:
+            self.by_segment[old].pop(member_id, None)
+        self.segments[member_id] = name
+        self.by_segment.setdefault(name, {})[member_id] = None
+
+
+
+class PastView:
+    """The members' read model as an as-of fold (R-X-4): the partition does not matter to it."""
+
+    def __init__(self, config: LoyaltyConfig) -> None:
+        self.view = LoyaltyView(config)
+
+    def fold(self, partition: int, item: Enveloped) -> None:
+        self.view.fold(item)
 
 def _day(day: int, view: LoyaltyView) -> dict[str, Any]:
     return {"date": iso(day), "at": day_start(day, view.config)}

@@ -1,25 +1,24 @@
-"""Wiring of the order service: its ServiceDef, its read model and `main`."""
+"""Wiring of the order service: its settings, its ServiceDef, the gift-rule review loop, `declared()`
+and `main`; its read model (`OrderView`) is in `views.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flexchain.host import Runtime, serve
-from flexchain.messages import Enveloped
 from flexchain.runtime import Route, ServiceDef
 from flexchain.settings import Settings
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES
 from services.inventory.messages import EVENTS as INVENTORY_EVENTS
-from services.inventory.messages import SkuRegistered
 from services.loyalty.messages import MemberDiscountQuoted
-from services.order import PACKAGE, domain, giftstats, policy, state
+from services.order import PACKAGE, domain, policy, state
 from services.order.messages import COMMANDS, EVENTS, GiftRuleChanged, ReviewGiftRule
+from services.order.views import OrderView
 from services.presale.messages import EVENTS as PRESALE_EVENTS
 
 
@@ -66,25 +65,6 @@ def service(config: domain.OrderConfig | None = None) -> ServiceDef[domain.Order
 
 
 HTTP_PORT = PACKAGE.http_port
-
-
-@dataclass
-class OrderView:
-    """The sku catalogue (inventory's SkuRegistered) and the gift figures of every partition (R-ORD-6).
-
-    The orders themselves are the service's own state (`rt.own`), history included."""
-
-    topics: list[str] = field(default_factory=lambda: ["inventory.events", "order.events"])
-    types: set[str] = field(default_factory=lambda: {"SkuRegistered", *giftstats.FOLDED})
-    messages: tuple[type, ...] = INVENTORY_EVENTS
-    skus: set[str] = field(default_factory=set)
-    gifts: giftstats.GiftStats = field(default_factory=giftstats.GiftStats)
-
-    def fold(self, item: Enveloped) -> None:
-        if isinstance(item.message, SkuRegistered):
-            self.skus.add(item.message.sku)
-        else:
-            self.gifts.fold(item.message)
 
 
 async def review_gift_rules(rt: Runtime, stopping: asyncio.Event, every: float) -> None:

@@ -1,15 +1,38 @@
-"""Order's read-model queries (pure): what the read routes of `api.py` answer — an order with its
-history, a gift rule with its replication, review and performance — built from the folded state;
-the answer models are in `answers.py`."""
+"""Order's read side: its read model (`OrderView`: the sku catalogue and the gift figures, folded from
+other topics) and the pure queries the read routes of `api.py` answer — an order with its history,
+a gift rule with its replication, review and performance — built from the folded state; the answer
+models are in `answers.py`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flexchain.messages import to_record
+from flexchain.messages import Enveloped, to_record
+from services.inventory.messages import EVENTS as INVENTORY_EVENTS
+from services.inventory.messages import SkuRegistered
+from services.order import giftstats
 from services.order.messages import GiftPerformance, GiftRule
 from services.order.state import Order
+
+
+@dataclass
+class OrderView:
+    """The sku catalogue (inventory's SkuRegistered) and the gift figures of every partition (R-ORD-6).
+
+    The orders themselves are the service's own state (`rt.own`), history included."""
+
+    topics: list[str] = field(default_factory=lambda: ["inventory.events", "order.events"])
+    types: set[str] = field(default_factory=lambda: {"SkuRegistered", *giftstats.FOLDED})
+    messages: tuple[type, ...] = INVENTORY_EVENTS
+    skus: set[str] = field(default_factory=set)
+    gifts: giftstats.GiftStats = field(default_factory=giftstats.GiftStats)
+
+    def fold(self, item: Enveloped) -> None:
+        if isinstance(item.message, SkuRegistered):
+            self.skus.add(item.message.sku)
+        else:
+            self.gifts.fold(item.message)
 
 
 def order_view(order: Order) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from flexchain.messages import Message
 from services.presale import domain, views
 from services.presale.answers import Campaign as CampaignAnswer
 from services.presale.answers import CampaignRow, Ledger, Pledge
-from services.presale.app import CampaignCollector
 from services.presale.messages import (
     AnswerPriceRise,
     AskSupplier,
@@ -35,6 +34,7 @@ from services.presale.messages import (
     ScheduleCampaign,
 )
 from services.presale.state import Campaign, PresaleBook, new_state
+from services.presale.views import CampaignCollector
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Cents = Annotated[int, Field(gt=0, le=MAX_CENTS, description="an amount in cents (fen): a positive whole number")]

@@ -1,14 +1,84 @@
-"""Presale's read-model queries (pure): what the read routes of `api.py` answer — a campaign's view,
-its pledges, its money ledger line by line — built from the folded state; the answer models are in
-`answers.py`."""
+"""Presale's read side: its read model (`PresaleView`: nothing from other services), the Prometheus
+collector of its business gauges, and the pure queries the read routes of `api.py` answer — a
+campaign's view, its pledges, its money ledger line by line — built from the folded state; the
+answer models are in `answers.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from flexchain.fold import UnreadableEvent
+from flexchain.messages import Enveloped
 from services.presale.rules import BUCKETS, ENDED, phase_at, unit_price
 from services.presale.state import Campaign, LedgerLine
+
+LEVELS = ("red", "yellow", "green")  # R-PRE-9's signal levels
+
+
+class PresaleView:
+    """Presale needs nothing from other services for its queries: campaigns, their ledgers and signal
+    histories are the service's own state (`rt.own`, read under `rt.consistent()`)."""
+
+    topics: list[str] = []
+
+    def fold(self, item: Enveloped) -> None:
+        pass
+
+
+class CampaignCollector(Collector):
+    """Business gauges read from the read model at scrape time (no cost on the hot path)."""
+
+    def __init__(self, campaigns: Callable[[], Iterable[Campaign]], service: str = "presale") -> None:
+        self.campaigns = campaigns
+        self.prefix = f"flexchain_{service}_"
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        risk = GaugeMetricFamily(
+            self.prefix + "campaign_risk_signals",
+            "Active risk signals per campaign and level (R-PRE-9)",
+            labels=["campaign", "level"],
+        )
+        escrow = GaugeMetricFamily(
+            self.prefix + "campaign_escrow_cents", "Money held per campaign and bucket (R-PRE-5)", labels=["campaign", "bucket"]
+        )
+        pledged = GaugeMetricFamily(self.prefix + "campaign_pledged_units", "Units pledged per campaign", labels=["campaign"])
+        # a closed label set (one series per level, whatever the number of campaigns), for alert rules:
+        # a campaign "in red" holds at least one active red signal (R-PRE-9)
+        signalled = GaugeMetricFamily(
+            self.prefix + "signalled_campaigns",
+            "Campaigns with at least one active risk signal of this level (R-PRE-9)",
+            labels=["level"],
+        )
+        with_level = dict.fromkeys(LEVELS, 0)
+        try:
+            campaigns = sorted(self.campaigns(), key=lambda c: c.campaign_id)
+        except UnreadableEvent:  # a partition stopped: say nothing rather than fail the scrape (partition_stopped says why)
+            return
+        for c in campaigns:
+            cid = c.campaign_id
+            levels = dict.fromkeys(LEVELS, 0)
+            for level in c.signals.values():
+                levels[level] = levels.get(level, 0) + 1
+            for level, n in levels.items():
+                risk.add_metric([cid, level], n)
+                if n:
+                    with_level[level] = with_level.get(level, 0) + 1
+            for bucket in BUCKETS:
+                escrow.add_metric([cid, bucket], c.buckets[bucket])
+            pledged.add_metric([cid], c.tally.pledged_units)
+        for level, n in with_level.items():
+            signalled.add_metric([level], n)
+        yield risk
+        yield escrow
+        yield pledged
+        yield signalled
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
 
 
 def _refunds(c: Campaign) -> list[dict[str, Any]]:

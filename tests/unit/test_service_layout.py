@@ -33,3 +33,9 @@ def test_the_service_is_wired_to_its_state_and_domain(service: str) -> None:
     domain = importlib.import_module(f"services.{service}.domain")
     assert service_def.evolve is state.evolve
     assert service_def.decide is domain.decide
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_read_model_lives_in_views_and_app_is_wiring_only(service: str) -> None:
+    _service_def, view = importlib.import_module(f"services.{service}.app").declared()
+    assert type(view).__module__ == f"services.{service}.views"

@@ -8,8 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from services.presale.app import CampaignCollector
 from services.presale.rules import BUCKETS
+from services.presale.views import CampaignCollector
 
 
 def campaign(cid: str, signals: dict[str, str]) -> Any:
