@@ -7,14 +7,15 @@ its folder (discovered by flexchain.catalog; its ACLs follow from its code: flex
 
 Writes deploy/k8s/services.yaml (a StatefulSet, Services and a PodDisruptionBudget per service, the
 clock), deploy/k8s/network-policies.yaml (default deny, then who may talk to whom: see NETWORK below),
-deploy/k8s/notify.yaml (the optional notifier and its NetworkPolicy), deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic
-per topic), deploy/k8s/kafka/users.yaml (Strimzi KafkaUser per principal, with its ACLs),
-deploy/kafka/acls.md, deploy/grafana/flexchain.json and deploy/k8s/prometheus-rules.yaml
+deploy/k8s/<edge>.yaml per edge service (notify.yaml: the optional notifier and its NetworkPolicy),
+deploy/k8s/kafka/topics.yaml (Strimzi KafkaTopic per topic), deploy/k8s/kafka/users.yaml (Strimzi KafkaUser
+per principal, with its ACLs), deploy/kafka/acls.md, deploy/grafana/flexchain.json and deploy/k8s/prometheus-rules.yaml
 (deploy/prometheus/alerts.yml as a Prometheus Operator PrometheusRule: the same groups, so compose and
 Kubernetes never alert differently), deploy/postgres/init/01-roles.sql (a PostgreSQL role per service and the
 registry's; compose's postgres runs it), deploy/k8s/postgres-roles.yaml (the Job that runs it in Kubernetes),
-and the marked regions of docker-compose.yml (a block per service, its password for postgres) and
-deploy/prometheus/prometheus.yml (a scrape target per service). `--out DIR` writes them under DIR.
+and the marked regions of docker-compose.yml (a block per service, its password for postgres),
+deploy/prometheus/prometheus.yml (a scrape target per service) and the Dockerfile (its EXPOSE: every service's
+HTTP port, the edge services' too). `--out DIR` writes them under DIR.
 Needs PyYAML (scripts/setup-deploy-tools.sh installs it).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT)]  # this checkout's kernel and services, not an installed copy
 
 from flexchain import security  # noqa: E402
-from flexchain.catalog import SERVICES  # noqa: E402
+from flexchain.catalog import EDGES, SERVICES  # noqa: E402
 from flexchain.kafka import topic_names  # noqa: E402
 
 CLUSTER = "flexchain"  # the Strimzi Kafka resource's name
@@ -49,6 +51,15 @@ def _dump(docs: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------- topics
 
 
+#: retention per kind of topic (`<name>.<kind>`)
+RETENTION: dict[str, dict[str, Any]] = {
+    "commands": {"retention.ms": 7 * DAY_MS},
+    "events": {"retention.ms": -1, "retention.bytes": -1},  # the event store
+    "dlq": {"retention.ms": 30 * DAY_MS},
+    "redrive": {"retention.ms": 7 * DAY_MS},  # `flexchain dlq redrive`
+}
+
+
 def topics() -> list[dict[str, Any]]:
     out = []
 
@@ -64,15 +75,13 @@ def topics() -> list[dict[str, Any]]:
 
     base = {"min.insync.replicas": 2, "cleanup.policy": "delete"}
     for svc in SERVICES:
-        names = topic_names(svc)
-        topic(names["commands"], PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})
-        topic(names["events"], PARTITIONS, {**base, "retention.ms": -1, "retention.bytes": -1})  # the event store
-        topic(names["dlq"], PARTITIONS, {**base, "retention.ms": 30 * DAY_MS})
-        topic(names["redrive"], PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})  # `flexchain dlq redrive`
+        for kind, name in topic_names(svc).items():
+            topic(name, PARTITIONS, {**base, **RETENTION[kind]})
     topic("clock.ticks", 1, {**base, "retention.ms": 7 * DAY_MS})
-    # the notifier's dead letters and what `flexchain dlq redrive notify` sends back to it
-    topic("notify.dlq", PARTITIONS, {**base, "retention.ms": 30 * DAY_MS})
-    topic("notify.redrive", PARTITIONS, {**base, "retention.ms": 7 * DAY_MS})
+    # each edge service's dead letters and what `flexchain dlq redrive <edge>` sends back to it
+    for edge in EDGES.values():
+        for kind, name in edge.topics().items():
+            topic(name, PARTITIONS, {**base, **RETENTION[kind]})
     return out
 
 
@@ -416,64 +425,6 @@ def clock() -> dict[str, Any]:
     }
 
 
-def notify() -> dict[str, Any]:
-    """The notifier (services/notify): a Deployment (no state, no transactional ids to keep stable), its
-    webhooks from the ConfigMap flexchain-notify (deploy/k8s/notify.toml), their secrets from flexchain-secrets."""
-    name, port = "notify", 8086
-    labels = {LABEL: name, "app.kubernetes.io/component": "notifier"}
-    env = [
-        {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "FLEXCHAIN_STATIC_MEMBERSHIP", "value": "false"},  # pod names of a Deployment change
-        {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
-        {"name": "FLEXCHAIN_NOTIFY_CONFIG", "value": "/etc/flexchain/notify/notify.toml"},
-        {"name": "KAFKA_SASL_USERNAME", "value": security.NOTIFY_PRINCIPAL},
-    ]
-    resources = {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}}
-    main = container(name, port, env, resources, [{"name": "webhooks", "mountPath": "/etc/flexchain/notify", "readOnly": True}])
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": 1,  # more share the partitions (consumer group notify)
-            "selector": {"matchLabels": {LABEL: name}},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(port),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 10001,
-                        "runAsGroup": 10001,
-                        "fsGroup": 10001,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "terminationGracePeriodSeconds": 30,  # SIGTERM: an event mid-delivery stays unacked
-                    "containers": [main],
-                    "volumes": [
-                        {"name": "data", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                        {"name": "webhooks", "configMap": {"name": "flexchain-notify"}},
-                        {
-                            "name": "kafka-ca",
-                            "secret": {
-                                "secretName": f"{CLUSTER}-cluster-ca-cert",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            },
-                        },
-                    ],
-                },
-            },
-        },
-    }
-
-
 # ------------------------------------------------------------------------------------ network policies
 # Who may talk to whom (deploy/README.md "Network policies"). Everything not allowed here is denied:
 # `default-deny` selects every pod of the namespace, ingress and egress. The peers outside our
@@ -498,13 +449,8 @@ REGISTRY_PORT = 8080
 POSTGRES = {"podSelector": {"matchLabels": {LABEL: "postgres"}}}
 POSTGRES_PORT = 5432
 KUBE_API_PORTS = (443, 6443)  # the API server's Service port and its endpoints' usual port
-# notify's webhooks: HTTPS to anywhere outside the cluster — not to private ranges (pods, services,
-# nodes, a VPC), link-local (the cloud metadata endpoint 169.254.169.254) or loopback
-PRIVATE_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"]
-PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128"]
-WEBHOOK_PORT = 443
 SERVICES_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}
-NOTIFY_PEER = {"podSelector": {"matchLabels": {LABEL: "notify"}}}
+EDGE_PEERS = [{"podSelector": {"matchLabels": {LABEL: name}}} for name in EDGES]  # the notifier
 ROLES_JOB = {"podSelector": {"matchLabels": {LABEL: "postgres-roles"}}}  # its roles SQL (postgres-roles.yaml)
 
 
@@ -564,7 +510,7 @@ def network_policies() -> list[dict[str, Any]]:
     # the clock only produces clock.ticks (its codec asks no registry); no port is open
     out.append(_policy("clock", {"matchLabels": {LABEL: "clock"}}, [], [{"to": [KAFKA], "ports": _tcp(KAFKA_PORT)}]))
     # the platform's pods, when they live in this namespace (drop or adapt these three otherwise)
-    clients = [SERVICES_PEER, NOTIFY_PEER]
+    clients = [SERVICES_PEER, *EDGE_PEERS]
     out.append(
         _policy(
             "schema-registry",
@@ -592,17 +538,114 @@ def network_policies() -> list[dict[str, Any]]:
     return out
 
 
-def notify_policy() -> dict[str, Any]:
-    """notify: /metrics for Prometheus only (it has no API); out to Kafka, the registry and the webhooks."""
-    webhooks = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}}, {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}}]
+# ------------------------------------------------------------------------------------ edge services
+# An edge service (flexchain.catalog.EDGES: the optional notifier) is a Deployment of the one image with
+# its own NetworkPolicy, in deploy/k8s/<name>.yaml: its name, port, topics and ACLs come from its
+# declaration. What one needs beyond that is its own configuration, kept here under its name.
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """What an edge service's pod needs beyond the generic one: a component label, environment,
+    mounts and their volumes, and where it may connect besides Kafka and the registry."""
+
+    component: str = "edge"
+    env: tuple[dict[str, Any], ...] = ()
+    mounts: tuple[dict[str, Any], ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+    egress: tuple[dict[str, Any], ...] = ()
+
+
+# notify's webhooks: HTTPS to anywhere outside the cluster — not to private ranges (pods, services,
+# nodes, a VPC), link-local (the cloud metadata endpoint 169.254.169.254) or loopback
+PRIVATE_V4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"]
+PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128"]
+WEBHOOK_PORT = 443
+WEBHOOKS = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}}, {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}}]
+
+EDGE_CONFIG = {
+    # the notifier (services/notify): its webhooks from the ConfigMap flexchain-notify
+    # (deploy/k8s/notify.toml), their secrets from flexchain-secrets; HTTPS out to them
+    "notify": EdgeConfig(
+        component="notifier",
+        env=({"name": "FLEXCHAIN_NOTIFY_CONFIG", "value": "/etc/flexchain/notify/notify.toml"},),
+        mounts=({"name": "webhooks", "mountPath": "/etc/flexchain/notify", "readOnly": True},),
+        volumes=({"name": "webhooks", "configMap": {"name": "flexchain-notify"}},),
+        egress=({"to": WEBHOOKS, "ports": _tcp(WEBHOOK_PORT)},),
+    ),
+}
+
+
+def edge(name: str, port: int) -> dict[str, Any]:
+    """An edge service: a Deployment (no state, no transactional ids to keep stable), /metrics on its
+    HTTP port, Kafka as its own principal; plus its EDGE_CONFIG."""
+    config = EDGE_CONFIG.get(name, EdgeConfig())
+    labels = {LABEL: name, "app.kubernetes.io/component": config.component}
+    env = [
+        {"name": "FLEXCHAIN_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "FLEXCHAIN_STATIC_MEMBERSHIP", "value": "false"},  # pod names of a Deployment change
+        {"name": "FLEXCHAIN_HTTP_PORT", "value": str(port)},
+        *config.env,
+        {"name": "KAFKA_SASL_USERNAME", "value": name},  # its principal is named like it (flexchain.security)
+    ]
+    resources = {"requests": {"cpu": "100m", "memory": "192Mi"}, "limits": {"memory": "512Mi"}}
+    main = container(name, port, env, resources, list(config.mounts))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,  # more share the partitions (its consumer group)
+            "selector": {"matchLabels": {LABEL: name}},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "terminationGracePeriodSeconds": 30,  # SIGTERM: an event mid-delivery stays unacked
+                    "containers": [main],
+                    "volumes": [
+                        {"name": "data", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                        *config.volumes,
+                        {
+                            "name": "kafka-ca",
+                            "secret": {
+                                "secretName": f"{CLUSTER}-cluster-ca-cert",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            },
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
+def edge_policy(name: str, port: int) -> dict[str, Any]:
+    """An edge service: /metrics for Prometheus only (it has no API); out to Kafka, the registry and
+    where its EDGE_CONFIG says (the notifier: the webhooks)."""
+    config = EDGE_CONFIG.get(name, EdgeConfig())
     return _policy(
-        "notify",
-        NOTIFY_PEER["podSelector"],
-        _api_ingress(8086, PROMETHEUS),
+        name,
+        {"matchLabels": {LABEL: name}},
+        _api_ingress(port, PROMETHEUS),
         [
             {"to": [KAFKA], "ports": _tcp(KAFKA_PORT)},
             {"to": [REGISTRY], "ports": _tcp(REGISTRY_PORT)},
-            {"to": webhooks, "ports": _tcp(WEBHOOK_PORT)},
+            *config.egress,
         ],
     )
 
@@ -888,8 +931,8 @@ def dashboard() -> dict[str, Any]:
                     # every service that exports the kernel's `ready` gauge: a new service appears by itself
                     "query": {"query": "metrics(flexchain_.+_ready)", "refId": "services"},
                     "definition": "metrics(flexchain_.+_ready)",
-                    # notify exports `ready` too, but none of the kernel's metrics: it has its own row
-                    "regex": "/^flexchain_(?!notify_)(.+)_ready$/",
+                    # an edge service (notify) exports `ready` too, but none of the kernel's metrics: it has its own row
+                    "regex": f"/^flexchain_(?!{'|'.join(f'{e}_' for e in EDGES)})(.+)_ready$/",
                     "refresh": 2,
                     "multi": True,
                     "includeAll": True,
@@ -991,12 +1034,19 @@ def prometheus() -> str:
     return _regions((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"), [targets])
 
 
+def dockerfile() -> str:
+    """Dockerfile: EXPOSE every port a container of the image may serve on — each service's HTTP port,
+    and the edge services' (the notifier: the image installs its extra, compose runs it from it)."""
+    ports = sorted([*SERVICES.values(), *(e.http_port for e in EDGES.values())])
+    return _regions((ROOT / "Dockerfile").read_text(encoding="utf-8"), [f"EXPOSE {' '.join(map(str, ports))}\n"])
+
+
 def outputs() -> dict[Path, str]:
     services = [d for name, port in SERVICES.items() for d in service(name, port)] + [clock()]
     return {
         ROOT / "deploy/k8s/services.yaml": _dump(services),
         ROOT / "deploy/k8s/network-policies.yaml": _dump(network_policies()),
-        ROOT / "deploy/k8s/notify.yaml": _dump([notify(), notify_policy()]),
+        **{ROOT / f"deploy/k8s/{n}.yaml": _dump([edge(n, e.http_port), edge_policy(n, e.http_port)]) for n, e in EDGES.items()},
         ROOT / "deploy/k8s/kafka/topics.yaml": _dump(topics()),
         ROOT / "deploy/k8s/kafka/users.yaml": _dump(security.strimzi_users(CLUSTER)),
         ROOT / "deploy/kafka/acls.md": security.acls_markdown() + "\n",
@@ -1006,6 +1056,7 @@ def outputs() -> dict[Path, str]:
         ROOT / "deploy/k8s/postgres-roles.yaml": _dump(postgres_roles()),
         ROOT / "docker-compose.yml": compose(),
         ROOT / "deploy/prometheus/prometheus.yml": prometheus(),
+        ROOT / "Dockerfile": dockerfile(),
     }
 
 

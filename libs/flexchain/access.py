@@ -19,8 +19,10 @@ and its read model), as :mod:`flexchain.host` runs it:
   other services' topics are theirs (or the operator's) to create.
 
 The offsets of both loops are committed inside their transactions; the snapshot store and the dedup
-memory are not on Kafka. The clock (``flexchain clock``), the notifier (``services/notify``) and the
-operator (``flexchain lag``, ``flexchain dlq list|show|redrive``) are described the same way.
+memory are not on Kafka. The clock (``flexchain clock``) and the operator (``flexchain lag``,
+``flexchain dlq list|show|redrive``) are described the same way; an edge service (the optional
+notifier, ``services/notify``) describes its own, as ``access(prefix)`` in its ``app`` module
+(:class:`~flexchain.declaration.EdgePackage`).
 """
 
 from __future__ import annotations
@@ -91,22 +93,6 @@ def clock_access(prefix: str = "") -> Access:
     return Access("clock", writes=(prefix + TOPIC,), creates=(prefix + TOPIC,))
 
 
-def notify_access(prefix: str = "") -> Access:
-    """The notifier: reads every service's events and `notify.redrive`, parks in `notify.dlq` (no
-    transactions: at-least-once by design), commits its group `notify`; creates its two topics."""
-    from flexchain.settings import Settings
-    from services.notify import app
-
-    sources = app.source_topics(Settings(flexchain_topic_prefix=prefix))
-    return Access(
-        app.SERVICE,
-        reads=(*sources, prefix + app.REDRIVE),
-        writes=(prefix + app.DLQ,),
-        creates=(prefix + app.DLQ, prefix + app.REDRIVE),
-        groups=(prefix + app.SERVICE,),
-    )
-
-
 OPERATOR = "operator"
 
 
@@ -119,11 +105,12 @@ def operator_access(services: list[str], prefix: str = "") -> Access:
     * `flexchain dlq list|show` (dlq.read_dead_letters): reads `<svc>.dlq`;
     * `flexchain dlq redrive` (dlq.execute): in one transaction (`flexchain-dlq-redrive-<svc>`) writes
       `<svc>.commands` (a command back to its partition), `<svc>.redrive` (another log's event) and a
-      marker per dead letter to `<svc>.dlq`. Also for the notifier's `notify.dlq`, which has no commands topic."""
+      marker per dead letter to `<svc>.dlq`. Also for each edge service's `<edge>.dlq` (the
+      catalogue's EDGES), which has no commands topic: its letters go back on `<edge>.redrive`."""
+    from flexchain.catalog import EDGES
     from flexchain.dlq import redrive_transactional_id
     from flexchain.ops import loops_of
     from flexchain.settings import Settings
-    from services.notify import app as notify
 
     settings = Settings(flexchain_topic_prefix=prefix)
     loops = [loop for svc in services for loop in loops_of(svc, settings)]
@@ -135,9 +122,11 @@ def operator_access(services: list[str], prefix: str = "") -> Access:
         reads.append(prefix + own["dlq"])
         writes += [prefix + own[k] for k in ("commands", "redrive", "dlq")]
         txn.append(settings.name(redrive_transactional_id(svc)))
-    reads.append(prefix + notify.DLQ)
-    writes += [prefix + notify.REDRIVE, prefix + notify.DLQ]
-    txn.append(settings.name(redrive_transactional_id(notify.SERVICE)))
+    for edge, declared in EDGES.items():
+        own = declared.topics()
+        reads.append(prefix + own["dlq"])
+        writes += [prefix + own["redrive"], prefix + own["dlq"]]
+        txn.append(settings.name(redrive_transactional_id(edge)))
     return Access(
         OPERATOR,
         reads=_unique(*reads),

@@ -149,19 +149,25 @@ def broker_kill(
     typer.echo(f"node {node} killed" if kbroker.kill(cfg) else f"node {node} was not running")
 
 
-@app.command()
-def serve(service: Annotated[str, typer.Argument(help="a service of the catalogue (order, inventory, …) | notify")]) -> None:
-    """Run one instance of a service (settings from the environment, see README); `notify` is the
-    optional notifier on faust-streaming (the `notify` extra)."""
-    from flexchain.catalog import PACKAGES
+def _edges() -> list[str]:
+    from flexchain.catalog import EDGES
 
-    services = [*PACKAGES, "notify"]
+    return list(EDGES)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help=" | ".join(["a service of the catalogue (order, inventory, …)", *_edges()]))],
+) -> None:
+    """Run one instance of a service (settings from the environment, see README); an edge service
+    (`flexchain.catalog.EDGES`: the optional notifier on faust-streaming, the `notify` extra) the same way."""
+    from flexchain.catalog import EDGES, PACKAGES
+
+    services = [*PACKAGES, *EDGES]
     if service not in services:
         raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(services)}")
-    if service == "notify":
-        from services.notify import app as notify
-
-        notify.main()
+    if service in EDGES:
+        EDGES[service].main()
     else:
         PACKAGES[service].app().main()
 
@@ -173,10 +179,10 @@ def topics() -> None:
     from flexchain.settings import Settings
 
     s = Settings()
-    from flexchain.catalog import available_services
+    from flexchain.catalog import EDGES, available_services
 
     names = ["clock.ticks"] + [t for svc in available_services() for t in kafka.topic_names(svc).values()]
-    names += ["notify.dlq", "notify.redrive"]  # the optional notifier's (services/notify)
+    names += [t for edge in EDGES.values() for t in edge.topics().values()]  # the edge services' (the notifier's)
     names = [s.name(n) for n in names]
     cluster = asyncio.run(kafka.ensure_topics(s, names))
     typer.echo(f"topics ready on cluster {cluster}: {', '.join(names)}")

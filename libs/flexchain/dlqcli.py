@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from flexchain import kafka
+from flexchain.catalog import EDGES
 from flexchain.dlq import (
     MAX_REDRIVES,
     DeadLetter,
@@ -36,7 +37,9 @@ app = typer.Typer(
     help="Dead letters of a service (`<service>.dlq`): list them, show one decoded, redrive them", no_args_is_help=True
 )
 
-Service = Annotated[str, typer.Argument(help="the service whose <service>.dlq is read (order, inventory, ..., notify)")]
+Service = Annotated[
+    str, typer.Argument(help=f"the service whose <service>.dlq is read (order, inventory, ..., {', '.join(EDGES)})")
+]
 Reason = Annotated[str | None, typer.Option("--reason", help="reason contains this (case-insensitive)")]
 Type = Annotated[str | None, typer.Option("--type", help="message type, e.g. PlaceOrder (or 'unreadable')")]
 Since = Annotated[str | None, typer.Option("--since", help="parked at or after: ISO 8601 or a time ago (2h, 3d)")]

@@ -387,16 +387,20 @@ class _quiet:
 
 # --- as-of ----------------------------------------------------------------------------------------
 
+
+def _kinds() -> dict[str, tuple[str, str]]:
+    """Entity kind → (service, route; `{}` is the entity's id), from each service's declared `entities`."""
+    kinds: dict[str, tuple[str, str]] = {}
+    for name, declared in PACKAGES.items():
+        for kind, path in declared.entities.items():
+            if kind in kinds:
+                raise RuntimeError(f"entity kind {kind!r} declared by {kinds[kind][0]} and {name}")
+            kinds[kind] = (name, path)
+    return kinds
+
+
 #: entity kind → (service, route); `{}` is the entity's id
-KINDS: dict[str, tuple[str, str]] = {
-    "sku": ("inventory", "/skus/{}"),
-    "skus": ("inventory", "/skus"),
-    "order": ("order", "/orders/{}"),
-    "campaign": ("presale", "/campaigns/{}"),
-    "pledges": ("presale", "/campaigns/{}/pledges"),
-    "distributor": ("commission", "/distributors/{}"),
-    "member": ("loyalty", "/members/{}"),
-}
+KINDS: dict[str, tuple[str, str]] = _kinds()
 KINDS_HELP = ", ".join(f"{k}{'/<id>' if '{}' in path else ''} ({svc})" for k, (svc, path) in KINDS.items())
 
 

@@ -15,4 +15,9 @@ referral bonuses). Produces `commission.events`; see README.md in this folder.
 from flexchain.declaration import ServicePackage
 
 # what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
-PACKAGE = ServicePackage(name="commission", http_port=8084, package=__name__)
+PACKAGE = ServicePackage(
+    name="commission",
+    http_port=8084,
+    package=__name__,
+    entities={"distributor": "/distributors/{}"},  # `flexchain as-of commission <kind>/<id>`: its R-X-4 routes
+)

@@ -15,4 +15,9 @@ RFM) and two of its own events that cross partitions (a referral reward, a usage
 from flexchain.declaration import ServicePackage
 
 # what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
-PACKAGE = ServicePackage(name="loyalty", http_port=8085, package=__name__)
+PACKAGE = ServicePackage(
+    name="loyalty",
+    http_port=8085,
+    package=__name__,
+    entities={"member": "/members/{}"},  # `flexchain as-of loyalty <kind>/<id>`: its R-X-4 routes
+)

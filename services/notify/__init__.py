@@ -14,3 +14,9 @@ the five core services stay on the exactly-once kernel.
 
 Run it with ``flexchain serve notify`` (or ``python -m services.notify``).
 """
+
+from flexchain.declaration import EdgePackage
+
+# what the kernel discovers (flexchain.catalog.EDGES): an edge service, not one of the exactly-once core
+# ones; its topics (notify.dlq, notify.redrive) follow from the name, its ACLs from app.access
+PACKAGE = EdgePackage(name="notify", http_port=8086, package=__name__)

@@ -28,6 +28,7 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from flexchain import kafka
+from flexchain.access import Access
 from flexchain.catalog import SERVICES
 from flexchain.logs import configure
 from flexchain.settings import Settings
@@ -41,14 +42,14 @@ from flexchain.subscribe import (
     faust_app,
     faust_codec,
 )
-from services.notify import delivery
+from services.notify import PACKAGE, delivery
 from services.notify.catalog import NOTIFIABLE, current_name
 from services.notify.config import ConfigError, NotifyConfig, NotifySettings, Webhook, load
 
-SERVICE = "notify"
-HTTP_PORT = 8086
-DLQ = "notify.dlq"
-REDRIVE = "notify.redrive"  # dead letters sent back by `flexchain dlq redrive notify`
+SERVICE = PACKAGE.name  # its principal, consumer group and log name
+HTTP_PORT = PACKAGE.http_port
+DLQ = PACKAGE.topics()["dlq"]
+REDRIVE = PACKAGE.topics()["redrive"]  # dead letters sent back by `flexchain dlq redrive notify`
 # dead-letter headers: the names of the core services' DLQs (flexchain.runtime._dlq_headers)
 H_REASON = "flexchain.dlq.reason"
 H_TOPIC = "flexchain.source.topic"
@@ -64,6 +65,20 @@ TYPES = (*NOTIFIABLE, UNREADABLE)  # the closed label set of every per-type metr
 
 def source_topics(settings: Settings) -> list[str]:
     return [settings.name(f"{svc}.events") for svc in SERVICES]
+
+
+def access(prefix: str = "") -> Access:
+    """What the notifier does on Kafka (its ACLs follow, flexchain.security): reads every service's
+    events and `notify.redrive`, parks in `notify.dlq` (no transactions: at-least-once by design),
+    commits its group `notify`; creates its two topics."""
+    sources = source_topics(Settings(flexchain_topic_prefix=prefix))
+    return Access(
+        SERVICE,
+        reads=(*sources, prefix + REDRIVE),
+        writes=(prefix + DLQ,),
+        creates=(prefix + DLQ, prefix + REDRIVE),
+        groups=(prefix + SERVICE,),
+    )
 
 
 # --- metrics ------------------------------------------------------------------------------------------

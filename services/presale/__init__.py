@@ -15,4 +15,10 @@ order with that refund id); anyone may read `PaymentEscrowed`, `FundsReleased`, 
 from flexchain.declaration import ServicePackage
 
 # what the kernel discovers (flexchain.catalog): the rest is read from app.py and messages.py
-PACKAGE = ServicePackage(name="presale", http_port=8083, package=__name__)
+PACKAGE = ServicePackage(
+    name="presale",
+    http_port=8083,
+    package=__name__,
+    # `flexchain as-of presale <kind>/<id>`: its R-X-4 routes
+    entities={"campaign": "/campaigns/{}", "pledges": "/campaigns/{}/pledges"},
+)

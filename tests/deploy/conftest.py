@@ -126,7 +126,7 @@ def secure_broker(deploy_tools: dict[str, str], tmp_path_factory: pytest.TempPat
     added at format time."""
     root = tmp_path_factory.mktemp("secure-broker")
     pki = tls.make_pki(root / "pki")
-    users = ["admin", *SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL, security.OPERATOR_PRINCIPAL, "nobody"]
+    users = ["admin", *SERVICES, security.CLOCK_PRINCIPAL, "notify", security.OPERATOR_PRINCIPAL, "nobody"]
     passwords = {u: f"{u}-{os.urandom(6).hex()}" for u in users}
     port = free_port_pair()
     cfg = kbroker.BrokerConfig(

@@ -174,7 +174,7 @@ def test_kafka_users_carry_exactly_the_listed_acls(rendered: list[dict[str, Any]
     users = _by(rendered, "KafkaUser")
     listed = security.all_acls()
     assert (
-        set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, security.NOTIFY_PRINCIPAL, security.OPERATOR_PRINCIPAL} == set(listed)
+        set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, "notify", security.OPERATOR_PRINCIPAL} == set(listed)
     )
     for name, user in users.items():
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
@@ -204,7 +204,7 @@ def test_the_notifier_runs_with_its_webhooks_its_principal_and_scrape_annotation
     env = {e["name"]: e for e in c["env"]}
     assert c["args"] == ["serve", "notify"] and env["FLEXCHAIN_HTTP_PORT"]["value"] == "8086"
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready" and c["livenessProbe"]["httpGet"]["path"] == "/health"
-    assert env["KAFKA_SASL_USERNAME"]["value"] == security.NOTIFY_PRINCIPAL
+    assert env["KAFKA_SASL_USERNAME"]["value"] == "notify"  # its principal, named like it
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8086"
     mount = next(m for m in c["volumeMounts"] if m["name"] == "webhooks")
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "webhooks")

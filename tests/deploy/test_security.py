@@ -289,7 +289,7 @@ def test_a_service_cannot_take_another_services_transactional_id_nor_read_its_co
 
 
 def test_notify_runs_with_exactly_its_acls(secure_broker: SecureBroker, tmp_path: Path) -> None:
-    """The notifier as principal `notify` over SASL_SSL with only security.notify_acls(): it reads an
+    """The notifier as principal `notify` over SASL_SSL with only security.edge_acls("notify"): it reads an
     event topic, delivers to a webhook, and writes notify.dlq when another webhook keeps failing."""
     import json
 
@@ -301,7 +301,7 @@ def test_notify_runs_with_exactly_its_acls(secure_broker: SecureBroker, tmp_path
 
     admin = secure_broker.settings("admin")
     _run(kafka.ensure_topics(admin, [*ALL_TOPICS, "notify.dlq", "notify.redrive"]))
-    _run(security.apply_acls(admin, security.notify_acls()))
+    _run(security.apply_acls(admin, security.edge_acls("notify")))
     with Sink() as sink:
         sink.behaviour["/down"] = Behaviour(always=503)
         hooks = [

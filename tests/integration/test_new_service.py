@@ -1,7 +1,8 @@
 """Issue 17: a new service is one folder. The ping service (tests/fixtures/services/ping) is named
 nowhere outside its folder; pointing FLEXCHAIN_SERVICE_PACKAGES at the fixtures' package is all it
-takes for it to get its deployment (compose, Prometheus, Kubernetes), its ACLs, its place in the
-AsyncAPI document and its schemas, and for `flexchain serve ping` to run it on the real broker."""
+takes for it to get its deployment (compose, Prometheus, Kubernetes, the Dockerfile's EXPOSE), its ACLs,
+its place in the AsyncAPI document and its schemas, its entity kind in the ops commands (`flexchain
+as-of`), and for `flexchain serve ping` to run it on the real broker."""
 
 from __future__ import annotations
 
@@ -45,11 +46,21 @@ def test_the_ping_service_is_named_only_in_its_folder() -> None:
     assert "ping" not in default
 
 
+def test_the_ping_service_s_entity_kind_is_known_to_the_ops_commands() -> None:
+    lookup = "from flexchain.ops import KINDS_HELP, entity_path; print(entity_path('ping', 'ping/p 1')); print(KINDS_HELP)"
+    path, kinds = _run("-c", lookup).splitlines()
+    assert path == "/pings/p%201"
+    assert kinds.endswith(", member/<id> (loyalty), ping/<id> (ping)")
+    assert "ping" not in _run("-c", lookup.replace("'ping', 'ping/p 1'", "'order', 'order/o'"), FLEXCHAIN_SERVICE_PACKAGES="")
+
+
 def test_the_ping_service_is_deployed_and_granted_from_its_declaration(tmp_path: Path) -> None:
     _run("scripts/gen-deploy.py", "--out", str(tmp_path))
     compose = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
     assert compose["services"]["ping"]["command"] == ["serve", "ping"]
     assert compose["services"]["ping"]["environment"]["FLEXCHAIN_HTTP_PORT"] == "8090"
+    expose = [line.split()[1:] for line in (tmp_path / "Dockerfile").read_text().splitlines() if line.startswith("EXPOSE ")]
+    assert expose == [["8081", "8082", "8083", "8084", "8085", "8086", "8090"]]  # the notifier's 8086 too
     assert "PING_DB_PASSWORD" in compose["services"]["postgres"]["environment"]
     scrape = yaml.safe_load((tmp_path / "deploy/prometheus/prometheus.yml").read_text())["scrape_configs"][0]
     assert {"targets": ["ping:8090"], "labels": {"service": "ping"}} in scrape["static_configs"]
@@ -96,6 +107,9 @@ def test_the_ping_service_is_served_and_routed_on_the_broker(
         assert r.status_code == 200, r.text
         assert r.json()["events"] == [{"type": "Ponged", "ping_id": "p-1", "note": "hello", "count": 1}]
         assert post(f"{url}/pings/p-1?wait=20").json()["events"][0]["count"] == 2
+        # the ops command finds its R-X-4 route from its declared entity kind
+        asked = _run("-m", "flexchain.cli", "as-of", "ping", "ping/p-1", "9999-01-01", "--url", url, "--json")
+        assert json.loads(asked) == {"ping_id": "p-1", "count": 2}
         # routed: an order placed on order.events becomes a Ping of its id (the router, not the API)
         placed = OrderPlaced(
             order_id="o-1",

@@ -46,7 +46,7 @@ def test_entities_map_to_the_as_of_routes() -> None:
 @pytest.mark.parametrize(
     ("service", "entity", "says"),
     [
-        ("inventory", "widget/1", "unknown entity kind 'widget'; supported: sku/<id> (inventory)"),
+        ("inventory", "widget/1", "unknown entity kind 'widget'; supported: order/<id> (order), sku/<id> (inventory)"),
         ("inventory", "member/M1", "member is an entity of loyalty, not of inventory"),
         ("order", "order", "give the order's id"),
         ("inventory", "skus/x", "skus takes no id"),
