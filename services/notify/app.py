@@ -49,7 +49,7 @@ SERVICE = "notify"
 HTTP_PORT = 8086
 DLQ = "notify.dlq"
 REDRIVE = "notify.redrive"  # dead letters sent back by `flexchain dlq redrive notify`
-# dead-letter headers: the names of the core services' DLQs (flexchain.runtime._dlq_headers)
+# dead-letter headers: the names of the core services' DLQs (flexchain.step.dlq_headers)
 H_REASON = "flexchain.dlq.reason"
 H_TOPIC = "flexchain.source.topic"
 H_PARTITION = "flexchain.source.partition"
