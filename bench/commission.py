@@ -203,7 +203,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         written = metric_sum(m, EVENTS_OUT)
         out["S"]["check"] = {
             "accrued": metric_sum(m, EVENTS_OUT, type=ACCRUED),
-            "parked": m.get("flexchain_commission_parked_orders", float("nan")),
+            "parked": metric_sum(m, "flexchain_commission_parked_orders", default=float("nan")),
             "dlq": metric_sum(m, "flexchain_commission_dlq_records_total"),
             "duplicates": metric_sum(m, "flexchain_commission_duplicates_skipped_total"),
             "records_written": written,
