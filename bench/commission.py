@@ -48,7 +48,6 @@ from bench.run import (  # noqa: E402
     bench_broker,
     clean,
     delete_topics,
-    metric_sum,
     passthrough,
     produce_all,
     progress_rate,
@@ -66,14 +65,16 @@ from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT  # noqa: E402
 from flexchain.tools import broker as kbroker  # noqa: E402
+from flexchain.tools.scrape import metric_sum  # noqa: E402
 from services.commission.messages import NETWORK, RegisterDistributor, SetCommissionLevels  # noqa: E402
 from services.order.messages import OrderLine, OrderPaid  # noqa: E402
 
 CODEC = Codec(all_messages())
 SKUS = [f"sku-{i:04d}" for i in range(50)]
 T0 = 1_790_035_200_000
-ACCRUED = r'flexchain_commission_events_out_total\{.*type="CommissionAccrued".*\}'
-REPLICATED = r'flexchain_commission_events_out_total\{.*type="NetworkReplicated".*\}'
+EVENTS_OUT = "flexchain_commission_events_out_total"
+ACCRUED = "CommissionAccrued"  # event types, counted in EVENTS_OUT
+REPLICATED = "NetworkReplicated"
 
 
 def record(msg: Message, producer: str, at: int) -> Record:
@@ -119,8 +120,8 @@ def paid_orders(n: int, cs: list[tuple[str, str, str]], members: int, tag: str, 
     return out
 
 
-async def observe_metric(proc: ServiceProcess, pattern: str, total: int, interval: float) -> dict[str, Any]:
-    """Scrape a counter until `total`; the rate between interior observations of partial progress."""
+async def observe_metric(proc: ServiceProcess, event_type: str, total: int, interval: float) -> dict[str, Any]:
+    """Scrape the events of a type written until `total`; the rate between interior observations of partial progress."""
     obs: list[tuple[float, float]] = []
     deadline = time.monotonic() + 120 + total / 50
     while True:
@@ -129,7 +130,7 @@ async def observe_metric(proc: ServiceProcess, pattern: str, total: int, interva
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {obs[-1][1] if obs else 0:.0f}/{total} after the deadline: {proc.tail()}")
         with contextlib.suppress(Exception):
-            value = metric_sum(await scrape(proc), pattern)
+            value = metric_sum(await scrape(proc), EVENTS_OUT, type=event_type)
             obs.append((time.perf_counter(), value))
             if value >= total:
                 break
@@ -199,12 +200,12 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         out["S"]["produce_retries"] = service_retries(proc)
         await wait_ready(proc, 60)
         m = await scrape(proc)
-        written = metric_sum(m, r"flexchain_commission_events_out_total\{.*\}")
+        written = metric_sum(m, EVENTS_OUT)
         out["S"]["check"] = {
-            "accrued": metric_sum(m, ACCRUED),
-            "parked": m.get("flexchain_commission_parked_orders", float("nan")),
-            "dlq": metric_sum(m, r"flexchain_commission_dlq_records_total.*"),
-            "duplicates": metric_sum(m, r"flexchain_commission_duplicates_skipped_total"),
+            "accrued": metric_sum(m, EVENTS_OUT, type=ACCRUED),
+            "parked": metric_sum(m, "flexchain_commission_parked_orders", default=float("nan")),
+            "dlq": metric_sum(m, "flexchain_commission_dlq_records_total"),
+            "duplicates": metric_sum(m, "flexchain_commission_duplicates_skipped_total"),
             "records_written": written,
             "records_written_per_order": written / args.orders,
         }

@@ -62,7 +62,6 @@ from bench.run import (  # noqa: E402
     delete_topics,
     free_port,
     group_committed,
-    metric_sum,
     partitions,
     passthrough,
     produce_all,
@@ -80,6 +79,7 @@ from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from flexchain.tools import broker as kbroker  # noqa: E402
+from flexchain.tools.scrape import metric_sum  # noqa: E402
 from services.loyalty import domain, policy  # noqa: E402
 from services.loyalty.messages import MESSAGES as LOYALTY_MESSAGES  # noqa: E402
 from services.loyalty.messages import (  # noqa: E402
@@ -473,7 +473,7 @@ async def observe_service(s: Settings, proc: ServiceProcess, n: int, interval: f
                 last_scrape = time.monotonic()
                 with contextlib.suppress(Exception):
                     m = await scrape(proc)
-                    if metric_sum(m, r'flexchain_loyalty_events_out_total\{.*type="PurchaseRecorded".*\}') >= n:
+                    if metric_sum(m, "flexchain_loyalty_events_out_total", type="PurchaseRecorded") >= n:
                         break
             await asyncio.sleep(interval)
         final = await group_committed(admin, group, commands)
@@ -525,9 +525,9 @@ async def throughput(args: argparse.Namespace, bootstrap: str, base: str, work: 
         out["S"]["peak_rss_mib"] = rss.mib("loyalty")
         m = await scrape(proc)
         out["S"]["check"] = {
-            "purchases_recorded": metric_sum(m, r'flexchain_loyalty_events_out_total\{.*type="PurchaseRecorded".*\}'),
-            "events_out": metric_sum(m, r"flexchain_loyalty_events_out_total\{.*loyalty\.events.*\}"),
-            "dlq": metric_sum(m, r"flexchain_loyalty_dlq_records_total.*"),
+            "purchases_recorded": metric_sum(m, "flexchain_loyalty_events_out_total", type="PurchaseRecorded"),
+            "events_out": metric_sum(m, "flexchain_loyalty_events_out_total", topic=r".*loyalty\.events"),
+            "dlq": metric_sum(m, "flexchain_loyalty_dlq_records_total"),
         }
         say(f"      S     {out['S']['rate']:,.0f} orders/s (peak RSS {out['S']['peak_rss_mib']} MiB)")
     finally:

@@ -51,7 +51,6 @@ from bench.run import (  # noqa: E402
     clean,
     delete_topics,
     group_committed,
-    metric_sum,
     observe_backlog,
     passthrough,
     produce_all,
@@ -69,6 +68,7 @@ from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from flexchain.tools import broker as kbroker  # noqa: E402
+from flexchain.tools.scrape import metric_sum  # noqa: E402
 from services.order.messages import MESSAGES as ORDER_MESSAGES  # noqa: E402
 from services.order.messages import OrderLine, OrderPaid, OrderPlaced  # noqa: E402
 from services.presale.messages import MESSAGES as PRESALE_MESSAGES  # noqa: E402
@@ -262,7 +262,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         await wait_viewed(pre, campaigns, len(placed), 120)
         out["setup_seconds"] = time.monotonic() - t_setup
         m = await scrape(pre)
-        accepted = metric_sum(m, r'flexchain_presale_events_out_total\{.*type="PledgeAccepted".*\}')
+        accepted = metric_sum(m, "flexchain_presale_events_out_total", type="PledgeAccepted")
         if accepted != len(placed):
             raise RuntimeError(f"{accepted:.0f} pledges accepted of {len(placed)}: {pre.tail()}")
         del placed
@@ -282,16 +282,16 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         stages = {}
         for stage in ("processor", "router"):
             pre_name = "flexchain_presale_processing_latency_seconds"
-            count = m.get(f'{pre_name}_count{{stage="{stage}"}}', 0.0)
+            count = metric_sum(m, f"{pre_name}_count", stage=stage)
             if count:
-                stages[stage] = 1000 * m[f'{pre_name}_sum{{stage="{stage}"}}'] / count
-        escrow = metric_sum(m, r'flexchain_presale_campaign_escrow_cents\{bucket="(production|risk|marketing|operations)".*\}')
+                stages[stage] = 1000 * metric_sum(m, f"{pre_name}_sum", stage=stage) / count
+        escrow = metric_sum(m, "flexchain_presale_campaign_escrow_cents", bucket="production|risk|marketing|operations")
         out["S"]["check"] = {
-            "payments_escrowed": metric_sum(m, r'flexchain_presale_events_out_total\{.*type="PaymentEscrowed".*\}'),
-            "refused": metric_sum(m, r'flexchain_presale_events_out_total\{.*type="PresaleCommandRejected".*\}'),
+            "payments_escrowed": metric_sum(m, "flexchain_presale_events_out_total", type="PaymentEscrowed"),
+            "refused": metric_sum(m, "flexchain_presale_events_out_total", type="PresaleCommandRejected"),
             "escrow_cents": escrow,
             "expected_cents": args.payments * EARLY_PRICE,
-            "dlq": metric_sum(m, r"flexchain_presale_dlq_records_total.*"),
+            "dlq": metric_sum(m, "flexchain_presale_dlq_records_total"),
             "mean_append_to_commit_ms": stages,
         }
         say(f"      S     {out['S']['rate']:,.0f} payments/s (peak RSS {out['S']['peak_rss_mib']} MiB)")

@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import random
-import re
 import shutil
 import sys
 import threading
@@ -50,6 +49,7 @@ import aiokafka  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from prometheus_client.samples import Sample  # noqa: E402
 
 from bench.peers import harness as peers  # noqa: E402
 from flexchain import kafka  # noqa: E402
@@ -61,6 +61,7 @@ from flexchain.serde import Codec, DecodeError  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from flexchain.tools import broker as kbroker  # noqa: E402
+from flexchain.tools.scrape import metric_sum, samples  # noqa: E402
 from services.inventory.messages import MESSAGES as INVENTORY_MESSAGES  # noqa: E402
 from services.inventory.messages import (  # noqa: E402
     Allocation,
@@ -359,22 +360,10 @@ async def wait_ready(
     raise TimeoutError(f"{proc.service} not ready after {timeout:.0f}s: {proc.tail()}")
 
 
-async def scrape(proc: ServiceProcess) -> dict[str, float]:
-    """The service's /metrics as {'name{labels}': value}."""
+async def scrape(proc: ServiceProcess) -> list[Sample]:
+    """The samples of the service's /metrics (read them with `flexchain.tools.scrape.metric_sum`)."""
     async with httpx.AsyncClient(timeout=10, headers=bearer()) as http:
-        text = (await http.get(proc.url + "/metrics")).text
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                out[name] = float(value)
-    return out
-
-
-def metric_sum(metrics: dict[str, float], pattern: str) -> float:
-    rx = re.compile(pattern)
-    return sum(v for k, v in metrics.items() if rx.fullmatch(k))
+        return samples((await http.get(proc.url + "/metrics")).text)
 
 
 # --- 1. the raw passthrough baseline -----------------------------------------------------------
@@ -1167,9 +1156,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         await wait_ready(inv, 60)
         m = await scrape(inv)
         out["S"]["check"] = {
-            "stock_reserved": metric_sum(m, r'flexchain_inventory_events_out_total\{.*type="StockReserved".*\}'),
-            "dlq": metric_sum(m, r"flexchain_inventory_dlq_records_total.*"),
-            "duplicates": metric_sum(m, r"flexchain_inventory_duplicates_skipped_total"),
+            "stock_reserved": metric_sum(m, "flexchain_inventory_events_out_total", type="StockReserved"),
+            "dlq": metric_sum(m, "flexchain_inventory_dlq_records_total"),
+            "duplicates": metric_sum(m, "flexchain_inventory_duplicates_skipped_total"),
         }
         say(f"      S     {out['S']['rate']:,.0f} commands/s (peak RSS {out['S']['peak_rss_mib']} MiB)")
         rate = 0.5 * out["S"]["rate"]
@@ -1217,9 +1206,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
             m = await scrape(proc)
             for stage in ("processor", "router"):
                 pre = f"flexchain_{proc.service}_processing_latency_seconds"
-                count = m.get(f'{pre}_count{{stage="{stage}"}}', 0.0)
+                count = metric_sum(m, f"{pre}_count", stage=stage)
                 if count:
-                    own[f"{proc.service} {stage}"] = 1000 * m[f'{pre}_sum{{stage="{stage}"}}'] / count
+                    own[f"{proc.service} {stage}"] = 1000 * metric_sum(m, f"{pre}_sum", stage=stage) / count
         out["saga"]["service_mean_append_to_commit_ms"] = own
     finally:
         saga.stop_all()
@@ -1241,8 +1230,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         with RssSampler({"inventory": inv.proc.pid}) as rss:
             ready_at = await wait_ready(inv, max(600.0, args.events / 500))
         m = await scrape(inv)
-        duration = m.get("flexchain_inventory_rebuild_duration_seconds", float("nan"))
-        folded = m.get("flexchain_inventory_rebuild_events_total", 0.0)
+        duration = metric_sum(m, "flexchain_inventory_rebuild_duration_seconds", default=float("nan"))
+        folded = metric_sum(m, "flexchain_inventory_rebuild_events_total")
         out["rebuild"] = {
             "events": folded,
             "seconds": duration,

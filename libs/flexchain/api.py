@@ -23,7 +23,7 @@ from flexchain.asof import AsOfTimeout, M, PastStates, Replayed
 from flexchain.fold import UnreadableEvent
 from flexchain.host import Runtime
 from flexchain.messages import Message, to_record
-from flexchain.runtime import command_digest
+from flexchain.step import command_digest
 
 T = TypeVar("T")
 

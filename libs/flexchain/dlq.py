@@ -36,7 +36,9 @@ from aiokafka import TopicPartition
 
 from flexchain import kafka
 from flexchain.messages import Enveloped
-from flexchain.runtime import (
+from flexchain.serde import Codec
+from flexchain.settings import Settings
+from flexchain.step import (
     DLQ_REASON_HEADER,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
@@ -50,8 +52,6 @@ from flexchain.runtime import (
     REDRIVE_TOPIC_HEADER,
     TARGET_PREFIX,
 )
-from flexchain.serde import Codec
-from flexchain.settings import Settings
 
 MARKER_HEADER = "flexchain.redrive.marker"  # on a marker record in the DLQ: the dead letter redriven
 MARKER_TO_HEADER = "flexchain.redrive.to"  # where it was sent: `<topic>:<partition>:<offset>`

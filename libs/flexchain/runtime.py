@@ -62,23 +62,15 @@ from flexchain.metrics import ServiceMetrics
 from flexchain.serde import Codec, DecodeError
 from flexchain.settings import Settings
 from flexchain.snapshots import SnapshotStore
-
-# The per-record rules live in flexchain.step (no Kafka, no asyncio); their names stay importable here.
-from flexchain.step import DLQ_REASON_HEADER as DLQ_REASON_HEADER
-from flexchain.step import DLQ_SOURCE_OFFSET as DLQ_SOURCE_OFFSET
-from flexchain.step import DLQ_SOURCE_PARTITION as DLQ_SOURCE_PARTITION
-from flexchain.step import DLQ_SOURCE_TIMESTAMP as DLQ_SOURCE_TIMESTAMP
-from flexchain.step import DLQ_SOURCE_TOPIC as DLQ_SOURCE_TOPIC
-from flexchain.step import ORIGINAL_PREFIX as ORIGINAL_PREFIX
-from flexchain.step import REDRIVE_COUNT_HEADER as REDRIVE_COUNT_HEADER
-from flexchain.step import REDRIVE_FROM_HEADER as REDRIVE_FROM_HEADER
-from flexchain.step import REDRIVE_OFFSET_HEADER as REDRIVE_OFFSET_HEADER
-from flexchain.step import REDRIVE_PARTITION_HEADER as REDRIVE_PARTITION_HEADER
-from flexchain.step import REDRIVE_TOPIC_HEADER as REDRIVE_TOPIC_HEADER
-from flexchain.step import SOURCE_OFFSET_HEADER as SOURCE_OFFSET_HEADER
-from flexchain.step import TARGET_PREFIX as TARGET_PREFIX
-from flexchain.step import CommandStep, OutRecord, dead_letter
-from flexchain.step import command_digest as command_digest
+from flexchain.step import (
+    REDRIVE_OFFSET_HEADER,
+    REDRIVE_PARTITION_HEADER,
+    REDRIVE_TOPIC_HEADER,
+    SOURCE_OFFSET_HEADER,
+    CommandStep,
+    OutRecord,
+    dead_letter,
+)
 
 if TYPE_CHECKING:
     from flexchain.views import OwnView, Waiters

@@ -36,7 +36,7 @@ class Allocation:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterSku(InventoryMessage):
-    """Add a sku to the catalogue; `low_stock_floor` overrides the default absolute floor (R-INV-3a)."""
+    """Add a sku to the catalogue; `low_stock_floor` overrides the default absolute floor (R-INV-3)."""
 
     sku: str
     name: str
@@ -104,7 +104,7 @@ class ReturnStock(InventoryMessage):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetSafetyStock(InventoryMessage):
-    """Set the sku's safety stock (one of the low-stock thresholds, R-INV-3b)."""
+    """Set the sku's safety stock (one of the low-stock thresholds, R-INV-3)."""
 
     sku: str
     units: int
@@ -112,7 +112,7 @@ class SetSafetyStock(InventoryMessage):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleLiveStream(InventoryMessage):
-    """A live stream will sell this sku; 20 % of `expected_sales` becomes a threshold (R-INV-3c)."""
+    """A live stream will sell this sku; 20 % of `expected_sales` becomes a threshold (R-INV-3)."""
 
     sku: str
     stream_id: str

@@ -50,7 +50,7 @@ SERVICE = PACKAGE.name  # its principal, consumer group and log name
 HTTP_PORT = PACKAGE.http_port
 DLQ = PACKAGE.topics()["dlq"]
 REDRIVE = PACKAGE.topics()["redrive"]  # dead letters sent back by `flexchain dlq redrive notify`
-# dead-letter headers: the names of the core services' DLQs (flexchain.runtime._dlq_headers)
+# dead-letter headers: the names of the core services' DLQs (flexchain.step.dlq_headers)
 H_REASON = "flexchain.dlq.reason"
 H_TOPIC = "flexchain.source.topic"
 H_PARTITION = "flexchain.source.partition"

@@ -2,14 +2,15 @@
 folding it with `flexchain.fold.fold_event` is idempotent (issue 12, item 2; ARCHITECTURE: "Folding
 is idempotent").
 
-`OwnLog` stands in for the processor of one partition: a command is skipped when its id is remembered,
-else `decide`d on the live state; its events are enveloped as `Processor._handle` envelopes them —
-event id `derived_id(cause, i, service)` with the command id as cause (`<id>@<partition>` for a
-broadcast command, whose one id reaches every partition), the aggregate version counted per aggregate
-id from 1 within the partition, the command id as causation id, the command's business time — then
-evolved into the live state, and the command remembered (only when it had events: a rebuild learns
-command ids from causation ids). A service's existing generators drive it, so the logs are those of
-realistic histories.
+`OwnLog` is the processor of one partition without Kafka: each command becomes a record of
+`<service>.commands` (its wall-clock time and business time both `now`) and goes through the
+processor's own per-record step, `flexchain.step.CommandStep` — dedup by command id, `decide` on the
+live state, the events enveloped (ids derived from the command id, `<id>@<partition>` for a broadcast
+command; aggregate versions counted per aggregate within the partition) and folded into the live
+state, which remembers the command. Its codec is a pass-through (`_PassThrough`): nothing here is
+about the wire format. A service's existing generators drive it, so the logs are those of realistic
+histories. A history decided elsewhere (the multi-partition harness of `flexchain.testing`) is written
+with `OwnLog.write`: enveloped by the same step, its bookkeeping folded.
 
 `check_fold` then folds the log with `fold_event` into a fresh `PartitionState`, once as written and
 once with repeats inserted — an event again later, a whole command's events again, an older aggregate
@@ -25,18 +26,39 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka.structs import ConsumerRecord
 from hypothesis import strategies as st
 
-from flexchain.fold import Applied, PartitionState, fold_event
-from flexchain.messages import Envelope, Enveloped, Message, derived_id
-from flexchain.runtime import ServiceDef, canonical, command_digest
+from flexchain.fold import DIGEST_HEADER, Applied, PartitionState, fold_event
+from flexchain.messages import Envelope, Enveloped, Message
+from flexchain.runtime import ServiceDef, canonical
+from flexchain.step import CommandStep, command_digest
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
 # the dedup horizon: short ones make the fold forget command ids inside the history
 horizon_st = st.sampled_from((HOUR, DAY, 400 * DAY))
 Record = tuple[Enveloped, str]  # an event of the log and the digest of the command that caused it
-Fold = Callable[[Callable[[Any, Any], Any], PartitionState, Enveloped, str, int], bool]
+Fold = Callable[[Callable[[Any, Any], Any], PartitionState, Enveloped, str, int, int], bool]
+PRODUCER = "foldlog"  # the commands' producer: not a router, so each event carries its command's digest
+
+
+class _PassThrough:
+    """A codec without a wire format: a record's value names the command it carries."""
+
+    def __init__(self) -> None:
+        self.commands: dict[bytes, Enveloped] = {}
+
+    def decode(self, value: bytes | None) -> Enveloped:
+        return self.commands[value or b""]
+
+    def encode(self, item: Enveloped) -> bytes:
+        return item.envelope.event_id.encode()
+
+
+def _kept(state: Any, _event: Any) -> Any:
+    """An evolve for events already evolved into the state: `OwnLog.write` folds only the bookkeeping."""
+    return state
 
 
 class OwnLog:
@@ -50,44 +72,56 @@ class OwnLog:
         self.log: list[Record] = []
         self.commands: list[range] = []  # per command that had events: where they are in the log
         self._n = 0
+        self._codec = _PassThrough()
+        self.step = CommandStep(svc, self._codec, svc.topics["events"], svc.topics["dlq"], horizon_ms / HOUR)
 
     def new_id(self) -> str:
         self._n += 1
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"test-command/{self.svc.name}/{self._n}"))
 
+    def _command(self, command_id: str, cmd: Message, now: int) -> Enveloped:
+        env = Envelope(
+            event_id=command_id,
+            event_type=type(cmd).__name__,
+            aggregate_id=cmd.key,
+            aggregate_version=0,
+            business_time=now,
+            correlation_id=cmd.key or command_id,
+            causation_id=None,
+            producer=PRODUCER,
+        )
+        return Enveloped(envelope=env, message=cmd)
+
     def handle(self, cmd: Message, now: int, command_id: str | None = None) -> list[Message]:
-        """Process one command as the processor does: dedup, decide, envelope, evolve."""
+        """Process one command as the processor does (`CommandStep`): its events, none if a repeat."""
         cid = command_id or self.new_id()
-        if cid in self.live.seen:
-            return []
-        events = self.svc.decide(self.live.state, cmd, now)
-        self.write(cid, cmd, now, events)
-        for e in events:
-            self.svc.evolve(self.live.state, e)
-        return events
+        value = cid.encode()
+        self._codec.commands[value] = self._command(cid, cmd, now)
+        offset, key = len(self._codec.commands) - 1, cmd.key.encode() or None
+        headers = (("type", type(cmd).__name__.encode()),)
+        rec: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+            self.svc.topics["commands"], self.partition, offset, now, 0, key, value, None, 0, len(value), headers
+        )
+        out = self.step(self.live, rec)
+        if out.error is not None:  # decide (or evolve) raised: the test sees it, as before the step existed
+            raise out.error
+        assert out.dead_letter is None, f"{type(cmd).__name__} parked: {out.dead_letter}"
+        self._logged(out.events, [dict(r.headers).get(DIGEST_HEADER, b"").decode() for r in out.records])
+        return [e.message for e in out.events]
 
     def write(self, command_id: str, cmd: Message, now: int, events: list[Message]) -> None:
-        """Envelope and log the events `cmd` was decided into (the live state is evolved elsewhere)."""
-        cause = command_id if cmd.key else f"{command_id}@{self.partition}"
-        digest = command_digest(cmd)  # the processor writes "" for a routed command; any digest will do here
+        """Envelope and log the events `cmd` was decided into; the live state already holds them, so only
+        the versions and the dedup memory are folded."""
+        digest = command_digest(cmd)
+        items = self.step.envelope(self.live, self.partition, self._command(command_id, cmd, now), events)
+        for item, _ in items:
+            assert fold_event(_kept, self.live, item, digest, now, self.horizon_ms)
+        self._logged([item for item, _ in items], [digest] * len(items))
+
+    def _logged(self, events: list[Enveloped], digests: list[str]) -> None:
         start = len(self.log)
-        for i, ev in enumerate(events):
-            agg = ev.key
-            version = self.live.versions.get(agg, 0) + 1
-            self.live.versions[agg] = version
-            env = Envelope(
-                event_id=derived_id(cause, i, self.svc.name),
-                event_type=type(ev).__name__,
-                aggregate_id=agg,
-                aggregate_version=version,
-                business_time=now,
-                correlation_id=cmd.key or command_id,
-                causation_id=command_id,
-                producer=self.svc.name,
-            )
-            self.log.append((Enveloped(envelope=env, message=ev), digest))
+        self.log += zip(events, digests, strict=True)
         if events:
-            self.live.remember(command_id, Applied(now, digest), self.horizon_ms)
             self.commands.append(range(start, len(self.log)))
 
 

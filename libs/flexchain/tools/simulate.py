@@ -32,6 +32,7 @@ import httpx
 
 from flexchain.auth import bearer
 from flexchain.tools.merchant import CHANNEL_WEIGHTS, CHANNELS, Merchant, Scale
+from flexchain.tools.scrape import metric_sum, samples
 
 DAY = 24 * 3_600_000
 #: business time of day 0 (ms, a UTC midnight): a fixed point, so reruns read the same
@@ -71,10 +72,8 @@ class Api:
         `events_out` counters (/metrics); unlike the topics' end offsets, no transaction markers."""
         total = 0.0
         for service, url in self.urls.items():
-            head = f"flexchain_{service}_events_out_total{{"
-            for line in self.client.get(url + "/metrics").text.splitlines():
-                if line.startswith(head) and '.events"' in line:
-                    total += float(line.rpartition(" ")[2])
+            scraped = samples(self.client.get(url + "/metrics").text)
+            total += metric_sum(scraped, f"flexchain_{service}_events_out_total", topic=r".*\.events")
         return int(total)
 
     def send(
