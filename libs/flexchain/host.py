@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -430,6 +432,15 @@ def bootstrap(
     )
 
 
+def _exit_now(status: int) -> None:
+    """End the process at once: after a shutdown that timed out, asyncio.run's own clean-up would wait
+    for the same stuck clients."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
 async def run(inst: Instance, stopping: asyncio.Event | None = None) -> None:
     """Run a built instance until `stopping` is set, or SIGTERM/SIGINT: topics ensured, clients
     started, the processor, router, read models and HTTP servers supervised; then everything stopped
@@ -482,12 +493,34 @@ async def run(inst: Instance, stopping: asyncio.Event | None = None) -> None:
     stopping.set()
     for server in inst.servers:
         server.should_exit = True
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await projection.stop()
-    await own.stop()
-    if rt.history is not None:
-        await rt.history.close()
-    await rt.producer.stop()
+    stage, producer = ["the loops"], rt.producer
+
+    async def shut_down() -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stage[0] = "the read models"
+        await projection.stop()
+        await own.stop()
+        if rt.history is not None:
+            await rt.history.close()
+        stage[0] = "the producer"
+        await producer.stop()
+
+    # not wait_for: on its timeout it cancels and then waits for the cancellation, which a client
+    # stuck on a dead broker may never finish
+    closing = asyncio.create_task(shut_down(), name="shutdown")
+    done, _ = await asyncio.wait({closing}, timeout=settings.flexchain_shutdown_timeout_s)
+    if not done:
+        # e.g. the broker is gone: a transaction can neither commit nor abort, the producer cannot
+        # flush. Waiting longer changes nothing, and the orchestrator would kill us anyway; what was
+        # not committed is applied by the partitions' next owner (exactly once).
+        log.error(
+            "shutdown timed out",
+            timeout_s=settings.flexchain_shutdown_timeout_s,
+            stopping=stage[0],
+            running=sorted(t.get_name() for t in tasks if not t.done()),
+        )
+        inst.store.close()
+        _exit_now(1)
     inst.store.close()
     log.info("service stopped")
     if failed:

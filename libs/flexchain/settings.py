@@ -133,6 +133,12 @@ class Settings(RegistrySettings):
     flexchain_http_keepalive_s: int = Field(5, ge=1, description="an idle keep-alive connection is closed after this")
     flexchain_transaction_timeout_ms: int = Field(15_000, ge=1000, description="a transaction open longer is aborted")
     flexchain_session_timeout_ms: int = Field(10_000, ge=1000, description="a silent group member is dropped after this")
+    flexchain_shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="on SIGTERM, the loops and clients get this long to stop cleanly (snapshots saved); then the "
+        "process says what had not stopped and exits with status 1 (e.g. the broker is gone: nothing can commit)",
+    )
     flexchain_static_membership: bool = Field(
         True,
         description="join the consumer groups as FLEXCHAIN_INSTANCE_ID (KIP-345): a crashed instance restarted "
