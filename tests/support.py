@@ -74,7 +74,8 @@ def settings(bootstrap: str, prefix: str) -> Settings:
     return Settings(kafka_bootstrap_servers=bootstrap, flexchain_topic_prefix=prefix)
 
 
-def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> Envelope:
+def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0, producer: str = "test") -> Envelope:
+    """What a client puts around a command (`producer`: not a router's, so its body is digested)."""
     cid = command_id or str(uuid.uuid4())
     return Envelope(
         event_id=cid,
@@ -84,7 +85,7 @@ def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> En
         business_time=at,
         correlation_id=cmd.key or cid,
         causation_id=None,
-        producer="test",
+        producer=producer,
     )
 
 

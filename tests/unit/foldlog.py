@@ -30,9 +30,10 @@ from aiokafka.structs import ConsumerRecord
 from hypothesis import strategies as st
 
 from flexchain.fold import DIGEST_HEADER, Applied, PartitionState, fold_event
-from flexchain.messages import Envelope, Enveloped, Message
+from flexchain.messages import Enveloped, Message
 from flexchain.runtime import ServiceDef, canonical
 from flexchain.step import CommandStep, command_digest
+from tests.support import envelope_for
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -80,17 +81,7 @@ class OwnLog:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"test-command/{self.svc.name}/{self._n}"))
 
     def _command(self, command_id: str, cmd: Message, now: int) -> Enveloped:
-        env = Envelope(
-            event_id=command_id,
-            event_type=type(cmd).__name__,
-            aggregate_id=cmd.key,
-            aggregate_version=0,
-            business_time=now,
-            correlation_id=cmd.key or command_id,
-            causation_id=None,
-            producer=PRODUCER,
-        )
-        return Enveloped(envelope=env, message=cmd)
+        return Enveloped(envelope=envelope_for(cmd, command_id, now, PRODUCER), message=cmd)
 
     def handle(self, cmd: Message, now: int, command_id: str | None = None) -> list[Message]:
         """Process one command as the processor does (`CommandStep`): its events, none if a repeat."""
