@@ -11,6 +11,7 @@ class from its type hints, so encoding a message costs a handful of dict operati
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 import uuid
@@ -152,10 +153,13 @@ def _compile(cls: type) -> None:
     ``o = new(cls); s0(o, r["a"]); s1(o, c1(r["b"]))``. Any other dataclass is built by keyword."""
     hints = typing.get_type_hints(cls)
     env: dict[str, Any] = {"cls": cls, "new": object.__new__}
-    slotted = "__slots__" in cls.__dict__ and not hasattr(cls, "__post_init__")
+    fields = dataclasses.fields(cls)
+    # every field a slot (its descriptor, wherever in the MRO it is declared), and nothing to run after
+    slots = [inspect.getattr_static(cls, f.name, None) for f in fields]
+    slotted = not hasattr(cls, "__post_init__") and all(isinstance(d, types.MemberDescriptorType) for d in slots)
     to_parts: list[str] = []
     from_parts: list[str] = []
-    for i, f in enumerate(dataclasses.fields(cls)):
+    for i, f in enumerate(fields):
         to_r, from_r = _converters(hints[f.name])
         key = repr(f.name)
         if to_r is _ident:
@@ -168,7 +172,7 @@ def _compile(cls: type) -> None:
             env[f"f{i}"] = from_r
             value = f"f{i}({value})"
         if slotted:
-            env[f"s{i}"] = cls.__dict__[f.name].__set__  # the slot's descriptor: frozen only guards setattr
+            env[f"s{i}"] = slots[i].__set__  # the slot's descriptor: frozen only guards setattr
             from_parts.append(f"s{i}(o, {value})")
         else:
             from_parts.append(f"{f.name}={value}")
