@@ -46,6 +46,9 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.run import (  # noqa: E402
+    BROKER_PIDS,
+    CLIENT_LOG,
+    CpuMeter,
     RssSampler,
     Services,
     bench_broker,
@@ -55,6 +58,7 @@ from bench.run import (  # noqa: E402
     say,
     settings,
     wait_ready,
+    warm_broker,
     watching,
 )
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
@@ -343,12 +347,15 @@ class Driver:
 
 def step_line(r: dict[str, Any]) -> str:
     c = r["confirm"]
+    cores = r.get("cores", {})
+    svc = sum(v for k, v in cores.items() if k != "broker")
     return (
         f"{r['offered_rate']:>7.0f} {r['achieved_rate']:>8.1f} {r['start_late_p99_ms']:>8.1f} "
         f"{c['p50_ms']:>8.0f} {c['p99_ms']:>8.0f} "
         f"{c['max_ms']:>8.0f} {r['confirm_first_third_p50_ms']:>6.0f}/{r['confirm_last_third_p50_ms']:<6.0f} "
         f"{r['outcomes'].get('OrderConfirmed', 0):>6} {r['outcomes'].get('OrderRejected', 0):>4} {r['delivered']:>6} "
-        f"{r['completed']:>6} {r['driver_cpu_percent']:>5.0f}% {'yes' if r['keeps_up'] else 'NO':>5} "
+        f"{r['completed']:>6} {r['driver_cpu_percent']:>5.0f}% {cores.get('broker', float('nan')):>6.2f} {svc:>6.2f} "
+        f"{'yes' if r['keeps_up'] else 'NO':>5} "
         f"{'yes' if r['driver_on_schedule'] else 'NO':>5} {'PASS' if r['passed'] else 'fail':>5}"
     )
 
@@ -364,7 +371,7 @@ def stage_line(r: dict[str, Any]) -> str:
 
 HEADER = (
     f"{'offered':>7} {'achieved':>8} {'late p99':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 1st/last':>13} "
-    f"{'confd':>6} {'rej':>4} {'deliv':>6} {'compl':>6} {'drvCPU':>6} {'keeps':>5} {'sched':>5} {'':>5}"
+    f"{'confd':>6} {'rej':>4} {'deliv':>6} {'compl':>6} {'drvCPU':>6} {'broker':>6} {'svcs':>6} {'keeps':>5} {'sched':>5} {'':>5}"
 )
 
 
@@ -384,6 +391,13 @@ async def capacity(args: argparse.Namespace, bootstrap: str, work: Path) -> dict
         "rates": args.rates,
         "service_env": env,
     }
+    if args.warmup_seconds > 0:
+        say(f"warm-up: the broker's transactional and read_committed paths for {args.warmup_seconds:.0f} s ...")
+        out["warmup"] = w = await warm_broker(settings(bootstrap, prefix + "w-"), args.warmup_seconds)
+        say(
+            f"      {w['first']['txn_per_s']:,.0f} → {w['last']['txn_per_s']:,.0f} transactions/s, broker "
+            f"{w['first']['broker_cores']} → {w['last']['broker_cores']} cores (first → last third)"
+        )
     try:
         procs = {name: suite.start(name) for name in SERVICES}
         for p in procs.values():
@@ -401,8 +415,9 @@ async def capacity(args: argparse.Namespace, bootstrap: str, work: Path) -> dict
             async with watching(s, topics, driver.seen, types=WATCHED, codec=CODEC):
                 say(HEADER)
                 for k, rate in enumerate(args.rates):
-                    with RssSampler(pids) as rss:
+                    with RssSampler(pids) as rss, CpuMeter({"broker": BROKER_PIDS.get(bootstrap), **pids}) as cpu:
                         res = await driver.step(k, rate, business)
+                    res["cores"] = cpu.cores()
                     res["peak_rss_mib"] = {n: rss.mib(n) for n in pids}
                     res["loadavg"] = round(os.getloadavg()[0], 2)
                     business = res["completion_tick"]
@@ -431,6 +446,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="20,40,80,120,160,200", help="offered orders/s, one step each, in order")
     ap.add_argument("--step-seconds", type=float, default=15.0)
+    ap.add_argument("--warmup-seconds", type=float, default=120.0, help="transactions through the broker before the services")
     ap.add_argument("--p99-ms", type=float, default=250.0, help="PlaceOrder → OrderConfirmed p99 target")
     ap.add_argument("--grace", type=float, default=5.0, help="seconds after a step's last start by which every order is answered")
     ap.add_argument("--max-failed", type=int, default=2, help="stop after this many steps that do not pass")
@@ -452,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     work = CACHE / "bench" / f"capacity-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
+    CLIENT_LOG.install(work / "bench-client.log")  # aiokafka's retry warnings (the warm-up's KIP-890 retries)
     started = time.monotonic()
     with bench_broker("bench-capacity", args.keep) as bootstrap:
         assert bootstrap is not None

@@ -303,6 +303,96 @@ class RssSampler:
         return round(self.peak[name] / 2**20, 1)
 
 
+#: the local broker of each bench run (bootstrap → its JVM's pid); an external broker is not here
+BROKER_PIDS: dict[str, int] = {}
+
+
+class CpuMeter:
+    """CPU time (user + system) some processes used while inside, in cores (CPU-seconds per wall
+    second): how much of the machine the broker and the services took during a phase. On 2 cores the
+    broker's share is what limits the transactional figures (README "Benchmarks")."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items() if pid is not None}
+        self.used: dict[str, float] = {}
+        self._start: dict[str, float] = {}
+        self._t0 = 0.0
+        self.seconds = 0.0
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    def __enter__(self) -> CpuMeter:
+        self._t0 = time.monotonic()
+        for name, p in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                self._start[name] = self._cpu(p)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.monotonic() - self._t0
+        for name, p in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                self.used[name] = self._cpu(p) - self._start[name]
+
+    def cores(self) -> dict[str, float]:
+        return {name: round(used / self.seconds, 2) for name, used in self.used.items()} if self.seconds else {}
+
+
+def broker_meter(bootstrap: str) -> CpuMeter:
+    return CpuMeter({"broker": BROKER_PIDS.get(bootstrap)})
+
+
+async def warm_broker(s: Settings, seconds: float, producers: int = 6) -> dict[str, Any]:
+    """Run the broker's transactional and read_committed paths for `seconds` before anything is
+    measured. A fresh broker JVM spends minutes compiling its hot paths (C2): on 2 cores that took up
+    to half of the broker's CPU, so whichever phase came first (B) ran on a slower broker than the
+    later ones. Transactions of one record with their offsets (as a loop's, at a low rate) from
+    `producers` transactional producers, read by one read_committed consumer. Returns transactions/s
+    and the broker's cores in the first and the last third."""
+    topic = s.name("warmup")
+    await kafka.ensure_topics(s, [topic], partitions=6)
+    stop = asyncio.Event()
+    done = [0] * producers
+
+    async def txns(i: int) -> None:
+        producer = kafka.producer(s, transactional_id=s.name(f"warmup-{i}"))
+        await producer.start()
+        try:
+            while not stop.is_set():
+                async with producer.transaction():
+                    await producer.send(topic, b"w" * 200, key=str(done[i]).encode(), partition=i % 6)
+                    await producer.send_offsets_to_transaction({TopicPartition(topic, i % 6): (done[i], "")}, s.name("warmup"))
+                done[i] += 1
+        finally:
+            await producer.stop()
+
+    async def read() -> None:
+        consumer = kafka.consumer(s, topic, group_id=None)
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                await consumer.getmany(timeout_ms=100)
+        finally:
+            await consumer.stop()
+
+    tasks = [asyncio.create_task(txns(i)) for i in range(producers)] + [asyncio.create_task(read())]
+    thirds: list[dict[str, Any]] = []
+    try:
+        for _ in range(3):
+            before = sum(done)
+            with broker_meter(s.kafka_bootstrap_servers) as meter:
+                await asyncio.sleep(seconds / 3)
+            rate = round((sum(done) - before) / meter.seconds, 1)
+            thirds.append({"txn_per_s": rate, "broker_cores": meter.cores().get("broker")})
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return {"seconds": seconds, "first": thirds[0], "last": thirds[-1]}
+
+
 @dataclass
 class Services:
     """Service child processes of one bench phase, isolated by topic prefix, data dir and port."""
@@ -1083,9 +1173,11 @@ def bench_broker(name: str, keep: bool, needed: bool = True) -> Iterator[str | N
     cfg = kbroker.BrokerConfig(data_dir=root, port=port, controller_port=port + 1)
     say(f"broker: starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft) on {cfg.bootstrap} in {root} ...")
     kbroker.up(cfg, CACHE / "kafka")
+    BROKER_PIDS[cfg.bootstrap] = int(cfg.pid_file.read_text().strip())
     try:
         yield cfg.bootstrap
     finally:
+        BROKER_PIDS.pop(cfg.bootstrap, None)
         kbroker.stop(cfg)
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -1123,6 +1215,13 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     size = sizes.pop()
     out["sizes"] = {"reserve_stock_value_bytes": size, "reserve_stock_key_bytes": len(records[0][1][0] or b"")}
     await asyncio.sleep(max(0.0, 2.0 - (time.monotonic() - created)))
+    if args.warmup_seconds > 0:
+        say(f"[0 warm-up] the broker's transactional and read_committed paths for {args.warmup_seconds:.0f} s ...")
+        out["warmup"] = w = await warm_broker(settings(bootstrap, base + "w-"), args.warmup_seconds)
+        say(
+            f"      {w['first']['txn_per_s']:,.0f} → {w['last']['txn_per_s']:,.0f} transactions/s, broker "
+            f"{w['first']['broker_cores']} → {w['last']['broker_cores']} cores (first → last third)"
+        )
 
     # 1. B and B_txn: each run twice (own group, from the start of the same input), the better counts
     say(f"[1 B] raw passthrough baseline: {args.records} records of {size} B, each variant twice ...")
@@ -1132,10 +1231,17 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         runs = []
         for i in range(2):
             before = CLIENT_LOG.retries
-            runs.append(await passthrough(sb, src, out_topic, sb.name(f"{key}-{i}"), n, batch_max, txn=txn))
+            with broker_meter(bootstrap) as meter:
+                runs.append(await passthrough(sb, src, out_topic, sb.name(f"{key}-{i}"), n, batch_max, txn=txn))
+            runs[-1]["broker_cores"] = meter.cores().get("broker")
             runs[-1]["produce_retries"] = CLIENT_LOG.retries - before
         best = max(runs, key=lambda x: x["rate"])
-        out[key] = {**best, "runs": [x["rate"] for x in runs], "retries": [x["produce_retries"] for x in runs]}
+        out[key] = {
+            **best,
+            "runs": [x["rate"] for x in runs],
+            "retries": [x["produce_retries"] for x in runs],
+            "broker_cores_runs": [x["broker_cores"] for x in runs],
+        }
         say(f"      {key:<5} {best['rate']:,.0f} records/s (runs: {', '.join(f'{x:,.0f}' for x in out[key]['runs'])})")
 
     # 2. the service through a backlog, then 4a. the processor hop at half its rate
@@ -1149,8 +1255,10 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     try:
         inv = svc.start("inventory")
         assert inv.proc is not None
-        with RssSampler({"inventory": inv.proc.pid}) as rss:
+        inv_and_broker = {"broker": BROKER_PIDS.get(bootstrap), "inventory": inv.proc.pid}
+        with RssSampler({"inventory": inv.proc.pid}) as rss, CpuMeter(inv_and_broker) as cpu:
             out["S"] = await observe_backlog(ss, inv, ss.name("inventory"), ss.name("inventory.commands"), total, args.poll)
+        out["S"]["cores"] = cpu.cores()
         out["S"]["peak_rss_mib"] = rss.mib("inventory")
         out["S"]["produce_retries"] = service_retries(inv)
         await wait_ready(inv, 60)
@@ -1163,7 +1271,9 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         say(f"      S     {out['S']['rate']:,.0f} commands/s (peak RSS {out['S']['peak_rss_mib']} MiB)")
         rate = 0.5 * out["S"]["rate"]
         say(f"[4 latency] ReserveStock → StockReserved at {rate:,.0f}/s for {args.latency_seconds} s ...")
-        out["hop"] = await hop_latency(ss, skus, rate, args.latency_seconds, rng)
+        with CpuMeter(inv_and_broker) as cpu:
+            out["hop"] = await hop_latency(ss, skus, rate, args.latency_seconds, rng)
+        out["hop"]["cores"] = cpu.cores()
         hop_orders = out["hop"].pop("order_ids")
         if args.peers:  # 5. the same kill -9 check as the peers'
             say("[5 peers] inventory service: kill -9 mid-backlog, restart, every ReserveStock answered once? ...")
@@ -1198,8 +1308,10 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         await produce_all(sg, sg.name("inventory.commands"), setup_commands(skus))
         await wait_stocked(inv, skus)
         assert inv.proc is not None and order.proc is not None
-        with RssSampler({"inventory": inv.proc.pid, "order": order.proc.pid}) as rss:
+        pids = {"broker": BROKER_PIDS.get(bootstrap), "inventory": inv.proc.pid, "order": order.proc.pid}
+        with RssSampler({"inventory": inv.proc.pid, "order": order.proc.pid}) as rss, CpuMeter(pids) as cpu:
             out["saga"] = await saga_latency(sg, skus, args.saga_rate, args.latency_seconds, rng)
+        out["saga"]["cores"] = cpu.cores()
         out["saga"]["peak_rss_mib"] = {"inventory": rss.mib("inventory"), "order": rss.mib("order")}
         own: dict[str, float] = {}  # each service's histogram: record append time → its transaction committed
         for proc in (inv, order):
@@ -1227,7 +1339,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         t0 = time.monotonic()
         inv = rb.start("inventory")
         assert inv.proc is not None
-        with RssSampler({"inventory": inv.proc.pid}) as rss:
+        inv_and_broker = {"broker": BROKER_PIDS.get(bootstrap), "inventory": inv.proc.pid}
+        with RssSampler({"inventory": inv.proc.pid}) as rss, CpuMeter(inv_and_broker) as cpu:
             ready_at = await wait_ready(inv, max(600.0, args.events / 500))
         m = await scrape(inv)
         duration = metric_sum(m, "flexchain_inventory_rebuild_duration_seconds", default=float("nan"))
@@ -1240,6 +1353,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
             "peak_rss_mib": rss.mib("inventory"),
             "complete": folded == n,
             "rebuilds": inv.tail(10_000).count('"rebuild finished"'),
+            "cores": cpu.cores(),
         }
         if out["rebuild"]["rebuilds"] != 1 or not out["rebuild"]["complete"]:
             say(f"      WARNING: {out['rebuild']['rebuilds']} rebuilds, {folded:.0f}/{n} events: the gauge covers only the last")
@@ -1327,6 +1441,29 @@ def table(r: dict[str, Any]) -> str:
     ]
     for h in r["saga"]["hops"]:
         rows.append((f"      hop: {h['hop']} → {h['writes']}", f"p50 {h['p50_ms']:.1f} / p99 {h['p99_ms']:.1f} ms", "", "", ""))
+
+    def cores(d: dict[str, Any]) -> str:
+        return " ".join(f"{k} {v:.2f}" for k, v in d.get("cores", {}).items()) or "n/a (external broker)"
+
+    def b_cores(key: str) -> str:
+        got = [x for x in r[key].get("broker_cores_runs", []) if x is not None]
+        return "/".join(f"{x:.2f}" for x in got) or "n/a"
+
+    rows.append(("CPU   cores used (CPU-s/s): B / B_txn runs, broker", f"{b_cores('B')} / {b_cores('B_txn')}", "", "", "info"))
+    for key, what in (("S", "S throughput"), ("hop", "hop latency"), ("saga", "saga latency"), ("rebuild", "rebuild")):
+        rows.append((f"      {what}", cores(r[key]), "", "", "info"))
+    if "warmup" in r:
+        w = r["warmup"]
+        rows.append(
+            (
+                f"      broker warm-up {w['seconds']:.0f} s: txn/s, broker cores",
+                f"{w['first']['txn_per_s']:.0f} → {w['last']['txn_per_s']:.0f}, "
+                f"{w['first']['broker_cores']} → {w['last']['broker_cores']}",
+                "",
+                "",
+                "info",
+            )
+        )
     own = ", ".join(f"{k} {v:.0f}" for k, v in r["saga"]["service_mean_append_to_commit_ms"].items())
     rows.append(("      services' own mean append→commit ms", own, "", "", "info"))
     rss = r["saga"]["peak_rss_mib"]
@@ -1440,6 +1577,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--events", type=int, default=1_000_000, help="events in the log for the rebuild run")
     ap.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each paced latency run")
     ap.add_argument("--saga-rate", type=float, default=100.0, help="orders/s of the saga latency run")
+    ap.add_argument(
+        "--warmup-seconds", type=float, default=120.0, help="transactions through the broker before any measurement (0: none)"
+    )
     ap.add_argument("--skus", type=int, default=200, help="skus registered and stocked")
     ap.add_argument("--poll", type=float, default=0.1, help="seconds between committed-offset observations")
     ap.add_argument("--seed", type=int, default=7)
@@ -1464,6 +1604,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.peers = [p for p in args.peers.split(",") if p.strip()]
     if args.quick:
         args.records, args.events, args.latency_seconds, args.saga_rate, args.skus = 5000, 20_000, 3.0, 20.0, 50
+        args.warmup_seconds = min(args.warmup_seconds, 6.0)
         args.poll = 0.05
     return args
 

@@ -43,3 +43,9 @@ def test_bench_quick_runs_and_reports(kafka_bootstrap: str) -> None:
         assert data[run]["p50_ms"] > 0 and data[run]["p99_ms"] >= data[run]["p50_ms"]
     assert data["saga"]["outcomes"]["OrderConfirmed"] > 0
     assert data["S"]["peak_rss_mib"] > 0 and data["rebuild"]["peak_rss_mib"] > 0
+    # the broker ran transactions before the first figure, and each phase says what CPU it took
+    # (the broker's own only when the bench started it: this one is the session's)
+    assert data["warmup"]["first"]["txn_per_s"] > 0 and data["warmup"]["last"]["txn_per_s"] > 0
+    for run in ("S", "hop", "rebuild"):
+        assert data[run]["cores"]["inventory"] > 0, run
+    assert data["saga"]["cores"]["order"] > 0 and data["saga"]["cores"]["inventory"] > 0
