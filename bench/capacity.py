@@ -58,7 +58,7 @@ from bench.run import (  # noqa: E402
     say,
     settings,
     wait_ready,
-    warm_broker,
+    warm_up,
     watching,
 )
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
@@ -392,12 +392,7 @@ async def capacity(args: argparse.Namespace, bootstrap: str, work: Path) -> dict
         "service_env": env,
     }
     if args.warmup_seconds > 0:
-        say(f"warm-up: the broker's transactional and read_committed paths for {args.warmup_seconds:.0f} s ...")
-        out["warmup"] = w = await warm_broker(settings(bootstrap, prefix + "w-"), args.warmup_seconds)
-        say(
-            f"      {w['first']['txn_per_s']:,.0f} → {w['last']['txn_per_s']:,.0f} transactions/s, broker "
-            f"{w['first']['broker_cores']} → {w['last']['broker_cores']} cores (first → last third)"
-        )
+        out["warmup"] = await warm_up(settings(bootstrap, prefix + "w-"), args.warmup_seconds, "warm-up:")
     try:
         procs = {name: suite.start(name) for name in SERVICES}
         for p in procs.values():

@@ -393,6 +393,17 @@ async def warm_broker(s: Settings, seconds: float, producers: int = 6) -> dict[s
     return {"seconds": seconds, "first": thirds[0], "last": thirds[-1]}
 
 
+async def warm_up(s: Settings, seconds: float, label: str) -> dict[str, Any]:
+    """`warm_broker`, saying what it does and what it saw."""
+    say(f"{label} the broker's transactional and read_committed paths for {seconds:.0f} s ...")
+    w = await warm_broker(s, seconds)
+    say(
+        f"      {w['first']['txn_per_s']:,.0f} → {w['last']['txn_per_s']:,.0f} transactions/s, broker "
+        f"{w['first']['broker_cores']} → {w['last']['broker_cores']} cores (first → last third)"
+    )
+    return w
+
+
 @dataclass
 class Services:
     """Service child processes of one bench phase, isolated by topic prefix, data dir and port."""
@@ -1216,12 +1227,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     out["sizes"] = {"reserve_stock_value_bytes": size, "reserve_stock_key_bytes": len(records[0][1][0] or b"")}
     await asyncio.sleep(max(0.0, 2.0 - (time.monotonic() - created)))
     if args.warmup_seconds > 0:
-        say(f"[0 warm-up] the broker's transactional and read_committed paths for {args.warmup_seconds:.0f} s ...")
-        out["warmup"] = w = await warm_broker(settings(bootstrap, base + "w-"), args.warmup_seconds)
-        say(
-            f"      {w['first']['txn_per_s']:,.0f} → {w['last']['txn_per_s']:,.0f} transactions/s, broker "
-            f"{w['first']['broker_cores']} → {w['last']['broker_cores']} cores (first → last third)"
-        )
+        out["warmup"] = await warm_up(settings(bootstrap, base + "w-"), args.warmup_seconds, "[0 warm-up]")
 
     # 1. B and B_txn: each run twice (own group, from the start of the same input), the better counts
     say(f"[1 B] raw passthrough baseline: {args.records} records of {size} B, each variant twice ...")
