@@ -51,6 +51,7 @@ THROTTLED_RETRIES = 50
 
 
 def retry_after(r: httpx.Response) -> float:
+    """How long a 429 asks to wait (seconds; 0.2 when it does not say)."""
     try:
         return max(0.05, float(r.headers.get("Retry-After", "0.2")))
     except ValueError:
@@ -73,7 +74,7 @@ class Api:
         for _ in range(200):
             r = self.client.get(self.urls[service] + path, params=params or None)
             if r.status_code == 429:  # too many folds at once (as-of): wait for ours
-                time.sleep(float(r.headers.get("Retry-After", "0.2")))
+                time.sleep(retry_after(r))
                 continue
             r.raise_for_status()
             return r.json()
@@ -268,7 +269,7 @@ class AsyncApi:
         for _ in range(200):
             r = await self.request("GET", self.api.urls[service] + path)
             if r.status_code == 429:
-                await asyncio.sleep(float(r.headers.get("Retry-After", "0.2")))
+                await asyncio.sleep(retry_after(r))
                 continue
             r.raise_for_status()
             return r.json()
