@@ -29,10 +29,11 @@ import asyncio
 import contextlib
 import socket
 import struct
-import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+
+from flexchain.loopthread import LoopThread
 
 Mode = Literal["blackhole", "reset"]
 _T = TypeVar("_T")
@@ -60,8 +61,7 @@ class TcpProxy:
         self.connections_total = 0
         self.bytes_up = 0  # client -> upstream
         self.bytes_down = 0  # upstream -> client
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"tcp-proxy->{upstream[1]}", daemon=True)
+        self._loop = LoopThread(f"tcp-proxy->{upstream[1]}")
         self._server: asyncio.Server | None = None
         self._pipes: set[_Pipe] = set()
         self._flowing: asyncio.Event | None = None
@@ -69,17 +69,15 @@ class TcpProxy:
     # ------------------------------------------------------------------------------------ controls
 
     def start(self) -> TcpProxy:
-        self._thread.start()
+        self._loop.start()
         self._call(self._start())
         return self
 
     def close(self) -> None:
         """Stop listening, reset every connection, stop the loop thread."""
-        if not self._thread.is_alive():
+        if not self._loop.running:
             return
         self._call(self._shutdown())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
         self._loop.close()
 
     def cut(self, mode: Mode = "blackhole") -> None:
@@ -107,7 +105,7 @@ class TcpProxy:
         self.close()
 
     def _call(self, coro: Coroutine[Any, Any, _T], timeout: float = 30.0) -> _T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._loop.run(coro, timeout)
 
     # ------------------------------------------------------------------------------ in the loop
 
