@@ -36,19 +36,19 @@ from flexchain.settings import Settings
 COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"description": "the request body is larger than `FLEXCHAIN_HTTP_MAX_BODY_BYTES` (README \"Limits\")"},
+    413: {"description": 'the request body is larger than `FLEXCHAIN_HTTP_MAX_BODY_BYTES` (README "Limits")'},
 }
 TOO_MANY_COMMANDS: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "this client sent more commands than `FLEXCHAIN_RATE_LIMIT` allows; `Retry-After` says "
-        "in how many seconds to try again (README \"Limits\")",
+        'in how many seconds to try again (README "Limits")',
         "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     },
 }
 TOO_MANY_REPLAYS: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "`FLEXCHAIN_MAX_CONCURRENT_REPLAYS` folds of the log are running already; `Retry-After` says "
-        "in how many seconds to try again (README \"Limits\")",
+        'in how many seconds to try again (README "Limits")',
         "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
     },
 }

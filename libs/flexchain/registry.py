@@ -54,9 +54,7 @@ def http_client(settings: RegistrySettings, timeout: float = 10.0) -> httpx.Clie
     if settings.schema_registry_user is not None or settings.schema_registry_password is not None:
         password = settings.schema_registry_password.get_secret_value() if settings.schema_registry_password else ""
         auth = (settings.schema_registry_user or "", password)
-    return httpx.Client(
-        base_url=settings.schema_registry_url.rstrip("/"), auth=auth, verify=tls(settings), timeout=timeout
-    )
+    return httpx.Client(base_url=settings.schema_registry_url.rstrip("/"), auth=auth, verify=tls(settings), timeout=timeout)
 
 
 def explain(exc: httpx.HTTPError, user: str | None = None) -> str:

@@ -82,7 +82,6 @@ class LoyaltyView:
         self.by_segment.setdefault(name, {})[member_id] = None
 
 
-
 class PastView:
     """The members' read model as an as-of fold (R-X-4): the partition does not matter to it."""
 
@@ -91,6 +90,7 @@ class PastView:
 
     def fold(self, partition: int, item: Enveloped) -> None:
         self.view.fold(item)
+
 
 def _day(day: int, view: LoyaltyView) -> dict[str, Any]:
     return {"date": iso(day), "at": day_start(day, view.config)}

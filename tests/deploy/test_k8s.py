@@ -173,9 +173,7 @@ def test_a_kafka_topic_for_every_topic(rendered: list[dict[str, Any]]) -> None:
 def test_kafka_users_carry_exactly_the_listed_acls(rendered: list[dict[str, Any]]) -> None:
     users = _by(rendered, "KafkaUser")
     listed = security.all_acls()
-    assert (
-        set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, "notify", security.OPERATOR_PRINCIPAL} == set(listed)
-    )
+    assert set(users) == {*SERVICES, security.CLOCK_PRINCIPAL, "notify", security.OPERATOR_PRINCIPAL} == set(listed)
     for name, user in users.items():
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         got = {
@@ -404,7 +402,9 @@ def test_the_roles_job_reaches_only_postgres(
     assert _reach_out(policies, me, everyone) == {("postgres", 5432, "TCP"), ("dns", 53, "UDP"), ("dns", 53, "TCP")}
     assert _reach_in(policies, me, everyone) == set()
     assert _reach_in(policies, pods["postgres"], everyone) == {
-        *((name, 5432) for name in SERVICES), ("registry", 5432), ("postgres-roles", 5432)
+        *((name, 5432) for name in SERVICES),
+        ("registry", 5432),
+        ("postgres-roles", 5432),
     }
 
 

@@ -98,8 +98,8 @@ def test_each_service_role_reaches_only_its_own_snapshots(postgres: PostgresData
     for svc, other in zip(ring, ring[1:] + ring[:1], strict=True):
         engine = _engine(_url(postgres, svc))
         _refused(engine, f'SELECT * FROM "{other}".{TABLE}')
-        _refused(engine, f"DELETE FROM \"{other}\".{TABLE}")
-        _refused(engine, f"INSERT INTO \"{other}\".{TABLE} SELECT * FROM \"{svc}\".{TABLE}")
+        _refused(engine, f'DELETE FROM "{other}".{TABLE}')
+        _refused(engine, f'INSERT INTO "{other}".{TABLE} SELECT * FROM "{svc}".{TABLE}')
         _refused(engine, f'CREATE TABLE "{other}".planted (i int)')
         _refused(engine, "CREATE TABLE public.planted (i int)")
         _refused(engine, "CREATE SCHEMA planted")

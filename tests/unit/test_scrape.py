@@ -88,7 +88,9 @@ def test_the_simulator_counts_the_events_each_service_wrote_to_its_event_topic()
     texts = {"http://inventory": exposition("inventory"), "http://order": exposition("order")}
     api = Api({"inventory": "http://inventory", "order": "http://order"})
     api.client.close()
-    api.client = httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(200, text=texts[f"http://{req.url.host}"])))
+    api.client = httpx.Client(
+        transport=httpx.MockTransport(lambda req: httpx.Response(200, text=texts[f"http://{req.url.host}"]))
+    )
     try:
         assert api.events_written() == 2 * 14
     finally:

@@ -383,7 +383,7 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None =
         )
         if tokens:
             say(
-                f"\nEvery route but /health, /ready and /metrics needs a token (README \"Security\"); this run's keys,\n"
+                f'\nEvery route but /health, /ready and /metrics needs a token (README "Security"); this run\'s keys,\n'
                 f"one per role, are in {root / 'tokens'}/. For example:\n"
                 f"  export FLEXCHAIN_TOKEN=$(cat {root / 'tokens' / 'merchant'})\n"
                 f'  curl -H "Authorization: Bearer $FLEXCHAIN_TOKEN" {ORDER}/orders/C-{run_id}'

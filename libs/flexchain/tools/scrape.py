@@ -23,9 +23,5 @@ def metric_sum(scraped: list[Sample], name: str, default: float = 0.0, **labels:
     expression the whole label value must match; a label not named may hold anything); `default`
     when no sample matches."""
     patterns = {k: re.compile(v) for k, v in labels.items()}
-    values = [
-        s.value
-        for s in scraped
-        if s.name == name and all(rx.fullmatch(s.labels.get(k, "")) for k, rx in patterns.items())
-    ]
+    values = [s.value for s in scraped if s.name == name and all(rx.fullmatch(s.labels.get(k, "")) for k, rx in patterns.items())]
     return sum(values) if values else default
