@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -118,3 +119,39 @@ def free_port_block(n: int) -> int:
         except OSError:
             continue
     raise RuntimeError(f"no {n} consecutive free ports")
+
+
+# --- a command that started processes stops them, however it is stopped -----------------------------
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop what the command started, as Ctrl-C does. A KeyboardInterrupt, so it
+    leaves an asyncio event loop as Ctrl-C does (asyncio keeps any other exception a callback or task
+    raises to itself, and the loop would go on)."""
+
+
+@contextlib.contextmanager
+def stopped_like_ctrl_c() -> Iterator[None]:
+    """Inside: SIGTERM (a supervisor, `kill`, `timeout`) and SIGHUP (the terminal closed) raise
+    `Stopped` in the main thread, as Ctrl-C raises KeyboardInterrupt — so the `finally` clauses that
+    stop the broker and the services (each in a session of its own: a signal to the command does not
+    reach them) run. Only the first of these signals raises, Ctrl-C included: a second one must not
+    cut that clean-up short. (A SIGINT the command was started ignoring — a background job of a
+    shell — stays ignored.)"""
+    raised = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signal.Signals(signum).name)
+
+    wanted = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    before = {sig: signal.signal(sig, stop) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -1,5 +1,7 @@
-"""`make demo` stops what it started, however it is stopped: Ctrl-C, SIGTERM (a supervisor, `kill`,
-`timeout`) or SIGHUP (the terminal closed). The demo runs its own broker here, as `make demo` does."""
+"""`make demo` and `flexchain simulate` stop what they started, however they are stopped: Ctrl-C,
+SIGTERM (a supervisor, `kill`, `timeout`) or SIGHUP (the terminal closed). Each runs its own broker
+here, as on a fresh machine. (`flexchain simulate` once died on SIGTERM and left its broker and five
+services running, each in a session of its own.)"""
 
 from __future__ import annotations
 
@@ -85,5 +87,48 @@ def test_the_demo_stops_its_broker_and_services_on_a_signal(tmp_path: Path, sig:
     finally:
         if demo.poll() is None:
             demo.kill()
+        for pid in _started_from(root):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM"), longer(signal.SIGINT, id="SIGINT")])
+def test_simulate_stops_its_broker_and_services_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    root = tmp_path / "simulate"
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "FLEXCHAIN_API_KEYS", "FLEXCHAIN_TOKEN")}
+    env |= {"FLEXCHAIN_SIM_DIR": str(root), "PYTHONUNBUFFERED": "1"}
+    argv = ["simulate", "--days", "90", "--out", str(tmp_path / "report"), "--port", str(free_port_pair())]
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "flexchain.cli", *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    playing = threading.Event()
+
+    def read() -> None:
+        assert sim.stdout is not None
+        for line in sim.stdout:
+            lines.append(line)
+            if "day 1/90" in line:  # the broker, the services and the merchant are up: mid-run
+                playing.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        while not playing.wait(1.0):
+            assert sim.poll() is None, "".join(lines)
+        started = _started_from(root)
+        assert len(started) >= 6, f"the broker and five services: {started}"
+
+        sim.send_signal(sig)
+        assert sim.wait(timeout=180) == 1, "".join(lines)
+        reader.join(timeout=10)
+        assert "stopped before the report" in "".join(lines)
+        assert not (tmp_path / "report" / "index.html").exists()
+        deadline = time.monotonic() + 30  # the broker's JVM may take a moment to be reaped
+        while (left := _started_from(root)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == [], f"still running after {sig.name}: {left}"
+    finally:
+        if sim.poll() is None:
+            sim.kill()
         for pid in _started_from(root):
             os.kill(pid, signal.SIGKILL)

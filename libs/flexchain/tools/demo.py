@@ -26,7 +26,7 @@ import httpx
 
 from flexchain.auth import bearer, ensure_local_auth
 from flexchain.catalog import SERVICES
-from flexchain.procs import ServiceProcess
+from flexchain.procs import ServiceProcess, stopped_like_ctrl_c
 from flexchain.settings import Settings
 from flexchain.tools import broker as kbroker
 
@@ -358,67 +358,51 @@ def run_demo(root: Path, port: int, wait: bool, run_id: str, jars: Path | None =
     suite = [ServiceProcess(name, env, root, port) for name, port in SERVICES.items()]
     # the broker and the services run in sessions of their own (a Ctrl-C in the terminal reaches only
     # the demo): whatever stops the demo, it stops them — SIGTERM and SIGHUP as Ctrl-C does
-    before = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    before[signal.SIGINT] = signal.getsignal(signal.SIGINT)
-    try:
-        if not external:
-            say(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...")
-            kbroker.up(cfg, jars or root.parent / "kafka")
-        say("Starting the services: " + ", ".join(f"{n} (:{p})" for n, p in SERVICES.items()) + " ...")
-        for proc in suite:
-            proc.start()
-        for proc in suite:
-            proc.wait_ready()
-        say("Every service rebuilt its state and is ready.\n")
-        scenario(bootstrap, run_id)
-        say(
-            "\nWhere to look:\n"
-            f"  {ORDER}/orders/C-{run_id}          an order with its history\n"
-            f"  {INVENTORY}/skus/mask-{run_id}     stock per warehouse\n"
-            f"  {PRESALE}/campaigns/notebook-{run_id}/ledger   a campaign's money, line by line\n"
-            f"  {COMMISSION}/orders/A-{run_id}/commission   the chain behind a commission\n"
-            f"  {LOYALTY}/members/m-{run_id}/ledger   a member's points ledger\n"
-            f"  http://127.0.0.1:808[1-5]/metrics, /docs   Prometheus metrics and the HTTP APIs of each service\n"
-            f"  logs: {root}/<service>-0.log"
-        )
-        if tokens:
+    with stopped_like_ctrl_c():
+        try:
+            if not external:
+                say(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...")
+                kbroker.up(cfg, jars or root.parent / "kafka")
+            say("Starting the services: " + ", ".join(f"{n} (:{p})" for n, p in SERVICES.items()) + " ...")
+            for proc in suite:
+                proc.start()
+            for proc in suite:
+                proc.wait_ready()
+            say("Every service rebuilt its state and is ready.\n")
+            scenario(bootstrap, run_id)
             say(
-                f'\nEvery route but /health, /ready and /metrics needs a token (README "Security"); this run\'s keys,\n'
-                f"one per role, are in {root / 'tokens'}/. For example:\n"
-                f"  export FLEXCHAIN_TOKEN=$(cat {root / 'tokens' / 'merchant'})\n"
-                f'  curl -H "Authorization: Bearer $FLEXCHAIN_TOKEN" {ORDER}/orders/C-{run_id}'
+                "\nWhere to look:\n"
+                f"  {ORDER}/orders/C-{run_id}          an order with its history\n"
+                f"  {INVENTORY}/skus/mask-{run_id}     stock per warehouse\n"
+                f"  {PRESALE}/campaigns/notebook-{run_id}/ledger   a campaign's money, line by line\n"
+                f"  {COMMISSION}/orders/A-{run_id}/commission   the chain behind a commission\n"
+                f"  {LOYALTY}/members/m-{run_id}/ledger   a member's points ledger\n"
+                f"  http://127.0.0.1:808[1-5]/metrics, /docs   Prometheus metrics and the HTTP APIs of each service\n"
+                f"  logs: {root}/<service>-0.log"
             )
-        if wait:
-            say("\nRunning. Press Ctrl-C (or send SIGTERM or SIGHUP) to stop everything.")
-            with contextlib.suppress(KeyboardInterrupt, Stopped):
-                while True:
-                    signal.pause()
-        return 0
-    except (KeyboardInterrupt, Stopped) as exc:
-        say(f"\n{exc or 'SIGINT'} before the demo finished")
-        return 1
-    except Exception as exc:
-        say(f"demo failed: {exc!r}")
-        return 1
-    finally:
-        for sig in STOP_SIGNALS:  # a second signal must not cut the clean-up short
-            signal.signal(sig, signal.SIG_IGN)
-        say("Stopping the services and the broker ...")
-        for proc in suite:
-            proc.stop()
-        if not external:
-            kbroker.stop(cfg)
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-        say("Stopped.")
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-
-
-class Stopped(Exception):
-    """SIGTERM or SIGHUP: stop what the demo started, as Ctrl-C does."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise Stopped(signal.Signals(signum).name)
+            if tokens:
+                say(
+                    f'\nEvery route but /health, /ready and /metrics needs a token (README "Security"); this run\'s keys,\n'
+                    f"one per role, are in {root / 'tokens'}/. For example:\n"
+                    f"  export FLEXCHAIN_TOKEN=$(cat {root / 'tokens' / 'merchant'})\n"
+                    f'  curl -H "Authorization: Bearer $FLEXCHAIN_TOKEN" {ORDER}/orders/C-{run_id}'
+                )
+            if wait:
+                say("\nRunning. Press Ctrl-C (or send SIGTERM or SIGHUP) to stop everything.")
+                with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, SIGTERM, SIGHUP (`Stopped`)
+                    while True:
+                        signal.pause()
+            return 0
+        except KeyboardInterrupt as exc:
+            say(f"\n{exc or 'SIGINT'} before the demo finished")
+            return 1
+        except Exception as exc:
+            say(f"demo failed: {exc!r}")
+            return 1
+        finally:
+            say("Stopping the services and the broker ...")
+            for proc in suite:
+                proc.stop()
+            if not external:
+                kbroker.stop(cfg)
+            say("Stopped.")

@@ -896,10 +896,13 @@ def simulate_and_report(
 
 def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: Path, jars: Path) -> int:
     """`flexchain simulate`: a broker (ours, fresh, unless KAFKA_BOOTSTRAP_SERVERS names one), the five
-    services on a fresh topic prefix, the merchant's days, the report."""
+    services on a fresh topic prefix, the merchant's days, the report. The broker and the services run
+    in sessions of their own: however the run is stopped (Ctrl-C, SIGTERM, SIGHUP), the `finally`
+    clauses stop them, as the demo's do."""
     import uuid
 
     from flexchain.output import emit, progress
+    from flexchain.procs import stopped_like_ctrl_c
     from flexchain.tools import broker as kbroker
     from flexchain.tools.demo import fresh_local_run
     from flexchain.tools.merchant import SCALES
@@ -911,26 +914,30 @@ def run_cli(out: Path, seed: int, days: int, scale_name: str, port: int, root: P
     cfg, external, _ = fresh_local_run(root, port)
     bootstrap = external or cfg.bootstrap
     started = time.monotonic()
-    try:
-        if not external:
-            print(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...", flush=True)
-            kbroker.up(cfg, jars)
-        print("Starting the five services ...", flush=True)
-        with progress("simulating", total=days) as advance:
+    with stopped_like_ctrl_c():
+        try:
+            if not external:
+                print(f"Starting Apache Kafka {kbroker.KAFKA_VERSION} (KRaft, one broker) on {bootstrap} ...", flush=True)
+                kbroker.up(cfg, jars)
+            print("Starting the five services ...", flush=True)
+            with progress("simulating", total=days) as advance:
 
-            def on_day(day: int, counts: Counts, events: int) -> None:
-                rate = events / max(time.monotonic() - started, 0.001)
-                line = f"day {day + 1}/{days} · {counts.placed} orders · {rate:,.0f} events/s"
-                advance(day + 1, description=line)
-                if not sys.stderr.isatty():  # no bar to look at: a line a day (a log of the run)
-                    print(f"{time.monotonic() - started:7.0f}s {line} · {events:,} events", flush=True)
+                def on_day(day: int, counts: Counts, events: int) -> None:
+                    rate = events / max(time.monotonic() - started, 0.001)
+                    line = f"day {day + 1}/{days} · {counts.placed} orders · {rate:,.0f} events/s"
+                    advance(day + 1, description=line)
+                    if not sys.stderr.isatty():  # no bar to look at: a line a day (a log of the run)
+                        print(f"{time.monotonic() - started:7.0f}s {line} · {events:,} events", flush=True)
 
-            numbers = simulate_and_report(
-                bootstrap, f"sim{seed}-{uuid.uuid4().hex[:6]}-", root / "run", seed, days, scale, out, on_day
-            )
-    finally:
-        if not external:
-            kbroker.stop(cfg)
+                numbers = simulate_and_report(
+                    bootstrap, f"sim{seed}-{uuid.uuid4().hex[:6]}-", root / "run", seed, days, scale, out, on_day
+                )
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (`Stopped`)
+            print(f"\n{exc or 'SIGINT'}: stopped before the report (its services are stopped, then its broker)", flush=True)
+            return 1
+        finally:
+            if not external:
+                kbroker.stop(cfg)
     emit(numbers["reconciliation"], as_json=False, title="Reconciliation")
     o = numbers["orders"]
     print(
