@@ -12,7 +12,9 @@ naming the field, when the codec for a type is first built):
 * `int`, `str`, `bool`, `bytes`, `None`, `Decimal` (exact: its string form);
 * `X | None`; no other unions;
 * `list[X]`, `set[X]`, `tuple[X, ...]`, `tuple[A, B, ...]`, `dict[K, V]` with `K` `str` or `int`;
-* dataclasses (frozen or not, slots or not) and `NamedTuple`s of the above;
+* dataclasses (frozen or not, slots or not) and `NamedTuple`s of the above; a dataclass field with
+  `init=False` is derived — its class's `__post_init__` builds it from the other fields (loyalty's
+  member index over its list of ids) — and is not written: decoded, it is built again;
 * `array.array` (hinted `array[int]`): its type code, item size and little-endian bytes; the type
   code is checked against the element type of the hint;
 * a field hinted with the abstract `flexchain.messages.Message` (the order's history): each value
@@ -269,15 +271,17 @@ def _dataclass(cls: type, where: str) -> _Codec:
     if not params.init:
         raise TypeError(f"{where}: dataclass {cls.__qualname__} has no generated __init__")
     hints = _hints(cls)
-    fields = dataclasses.fields(cls)
-    items: list[_Codec] = []
-    for f in fields:
-        if not f.init:
-            raise TypeError(f"{cls.__qualname__}.{f.name}: fields with init=False are not supported")
-        items.append(_codec(hints[f.name], f"{cls.__qualname__}.{f.name}"))
+    every = dataclasses.fields(cls)
+    # a field with init=False is derived: `__post_init__` builds it from the others (an index over a
+    # list, say). It is not in the blob, and a decoded value gets it as a new one does.
+    derived = [f.name for f in every if not f.init]
+    if derived and not hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__qualname__}: init=False fields ({', '.join(derived)}) need a __post_init__ to derive them")
+    fields = [f for f in every if f.init]
+    items = [_codec(hints[f.name], f"{cls.__qualname__}.{f.name}") for f in fields]
     body = ",".join(f"{f.name}:{c.shape}" for f, c in zip(fields, items, strict=True))
-    shape = f"{cls.__module__}.{cls.__qualname__}{{{body}}}"
-    if all(c.native for c in items):
+    shape = f"{cls.__module__}.{cls.__qualname__}{{{body}{''.join(f',{n}:derived' for n in derived)}}}"
+    if all(c.native for c in items) and not derived:
         try:
             msgspec.msgpack.Decoder(cls)  # msgspec must read the hints the same way
         except Exception as exc:

@@ -112,8 +112,10 @@ class Loyalty:
     """Members of one partition (rows), the timers' agenda, usage cycles and the RFM histograms."""
 
     config: LoyaltyConfig = field(default_factory=LoyaltyConfig)
-    rows: dict[str, int] = field(default_factory=dict)
     ids: list[str] = field(default_factory=list)
+    #: member id → row, derived from `ids` (not in a snapshot): its keys are the strings of `ids`, so a
+    #: million members keep one string each, not two (≈ 60 B a member)
+    rows: dict[str, int] = field(init=False, default_factory=dict)
     # one entry per row
     joined: array[int] = field(default_factory=_ints)  # business day
     tier: array[int] = field(default_factory=_bytes)
@@ -142,6 +144,9 @@ class Loyalty:
     hist_monetary: dict[int, int] = field(default_factory=dict)  # money_bucket(spend) → members
     rfm_dirty: bool = False  # a purchase or refund since the last RFM pass
     evaluated_day: int = NO_DAY  # the last business day a clock tick evaluated
+
+    def __post_init__(self) -> None:
+        self.rows = {member_id: row for row, member_id in enumerate(self.ids)}
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -232,6 +232,42 @@ def test_an_array_of_another_type_code_than_the_hint_allows_is_refused() -> None
         statecodec.dumps(Doc(counts=array("d", [1.0])), Doc)  # type: ignore[arg-type]
 
 
+@dataclass
+class Indexed:
+    names: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(init=False, default_factory=dict)  # derived from `names`
+
+    def __post_init__(self) -> None:
+        self.index = {name: i for i, name in enumerate(self.names)}
+
+
+def test_a_derived_field_is_not_written_and_is_built_again_on_decoding() -> None:
+    doc = Indexed(["alpha-name", "beta-name"])
+    blob = statecodec.dumps(doc, Indexed)
+    assert blob.count(b"alpha-name") == 1  # once, in `names`: the index is not in the blob
+    back = statecodec.loads(blob, Indexed)
+    assert back == doc and back.index == {"alpha-name": 0, "beta-name": 1}
+
+    @dataclass
+    class Underived:
+        names: list[str]
+        index: dict[str, int] = field(init=False, default_factory=dict)
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        statecodec.dumps(Underived([]), Underived)
+
+
+def test_a_loyalty_state_keeps_one_string_per_member() -> None:
+    """The member index's keys are the strings of the id list, after a snapshot too (a million
+    members: ≈ 60 MB less than two copies of every id)."""
+    st = loyalty_domain.new_state()
+    for i in range(50):
+        st.add_member(f"member-{i:04d}", 3, None)
+    back = statecodec.loads(statecodec.dumps(st, Loyalty), Loyalty)
+    assert back.rows == st.rows and len(back.ids) == 50
+    assert all(key is back.ids[row] for key, row in back.rows.items())
+
+
 def test_a_blob_for_another_type_is_foreign_and_garbage_does_not_decode() -> None:
     blob = statecodec.dumps(Doc(), Doc)
     with pytest.raises(statecodec.ForeignFormatError):
