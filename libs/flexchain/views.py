@@ -89,6 +89,7 @@ class OwnView:
         self.stopped: dict[int, UnreadableEvent] = {}
         self._handover: dict[int, PartitionState] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._written: AIOKafkaConsumer | None = None  # opened by the first `catch_up`
         self._partitions: list[int] = []
         self.caught_up = asyncio.Event()
         self._partitioner = DefaultPartitioner()
@@ -103,6 +104,37 @@ class OwnView:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._written is not None:
+            await self._written.stop()
+
+    async def catch_up(self, timeout: float, poll: float = 0.05) -> bool:
+        """Read-your-writes for the partitions folded here (those the processor owns are its live
+        state): return once each has been read up to its high watermark at the time of the call —
+        so what another instance answered for is in the state — or False after `timeout` s. A
+        partition that moves to the processor meanwhile counts as reached."""
+        consumer = self._consumer
+        if consumer is None:
+            return True
+        tps = [tp for tp in consumer.assignment() if tp.partition in self.states]
+        if not tps:
+            return True
+        if self._written is None:  # a reader of what is written, decided or not: its end is the HWM
+            self._written = self.clients.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
+            await self._written.start()
+        targets = await self._written.end_offsets(tps)
+
+        async def reached() -> bool:
+            for tp, end in targets.items():
+                if tp.partition in self.states and tp in consumer.assignment() and await consumer.position(tp) < end:
+                    return False
+            return True
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await reached():
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(poll)
+        return True
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -116,6 +148,11 @@ class OwnView:
 
     def all(self) -> list[Any]:
         return [self._state(p) for p in self._partitions]
+
+    def readable(self) -> list[Any]:
+        """The states of the partitions that can be read now, for gauges: a stopped or moving
+        partition is left out (`partition_stopped` says which) rather than failing the scrape."""
+        return [ps.state for p in self._partitions if (ps := self._partition_state(p)) is not None]
 
     def _partition_state(self, p: int) -> PartitionState | None:
         proc = self.processor
