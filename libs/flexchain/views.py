@@ -149,11 +149,6 @@ class OwnView:
     def all(self) -> list[Any]:
         return [self._state(p) for p in self._partitions]
 
-    def readable(self) -> list[Any]:
-        """The states of the partitions that can be read now, for gauges: a stopped or moving
-        partition is left out (`partition_stopped` says which) rather than failing the scrape."""
-        return [ps.state for p in self._partitions if (ps := self._partition_state(p)) is not None]
-
     def _partition_state(self, p: int) -> PartitionState | None:
         proc = self.processor
         if proc is not None and p in proc.states:

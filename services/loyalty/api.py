@@ -82,7 +82,7 @@ def build_api(rt: Runtime) -> FastAPI:
         return len(view.by_stage[stage])
 
     def in_tier(tier: int) -> int:
-        return sum(st.tier.count(tier) for st in own.readable())
+        return sum(st.tier.count(tier) for st in own.all())
 
     for s in STAGES:
         members.labels(s).set_function(partial(in_stage, s))
@@ -90,8 +90,8 @@ def build_api(rt: Runtime) -> FastAPI:
     for i, name in enumerate(TIERS):
         tiers.labels(name).set_function(partial(in_tier, i))
     points = rt.metrics.gauge("points", "Points held by members: pending or in batches (R-LOY-2)", ["state"])
-    points.labels("pending").set_function(lambda: sum(sum(st.pending) for st in own.readable()))
-    points.labels("held").set_function(lambda: sum(_held(st) for st in own.readable()))
+    points.labels("pending").set_function(lambda: sum(sum(st.pending) for st in own.all()))
+    points.labels("held").set_function(lambda: sum(_held(st) for st in own.all()))
 
     def member(member_id: str) -> Member | None:
         state: Loyalty = own.state_for(member_id)
@@ -145,7 +145,7 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.get("/usage-cycles", **reads(UsageCycles))
     async def cycles() -> dict[str, Any]:
-        states = own.readable()  # a usage cycle is applied on every partition: the first says
+        states = own.all()  # a usage cycle is applied on every partition: the first says
         applied = dict(sorted(states[0].cycles.items())) if states else {}
         return {"configured": dict(sorted(view.cycles.items())), "applied": applied}
 
