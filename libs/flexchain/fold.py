@@ -25,6 +25,7 @@ simulated quarter can race through months in minutes.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,23 +45,32 @@ class PartitionState:
     needs to fold and process exactly once. Snapshotted whole (as data, see `flexchain.snapshots`)."""
 
     state: Any
-    seen: dict[str, Applied] = field(default_factory=dict)  # command id → its origin and body digest
+    #: command id → its origin and body digest, in the order remembered. An OrderedDict: forgetting
+    #: from the front of a plain dict leaves deleted slots there that every `next(iter(...))` walks
+    #: again until the next resize — tens of µs per event with 80,000 ids in the horizon, growing
+    #: with it (a week of ids at production rates: milliseconds an event).
+    seen: dict[str, Applied] = field(default_factory=OrderedDict)
     versions: dict[str, int] = field(default_factory=dict)  # aggregate id → last version folded
     newest: int = 0  # the newest origin time folded (the dedup horizon's end)
     next_offset: int = 0  # the next offset of the event partition to fold
     since_snapshot: int = 0
 
+    def __post_init__(self) -> None:
+        if type(self.seen) is not OrderedDict:  # decoded from a snapshot, or built by hand
+            self.seen = OrderedDict(self.seen)
+
     def remember(self, command_id: str, applied: Applied, horizon_ms: int) -> None:
         """Remember an applied command; forget those older than the horizon (oldest first)."""
-        self.seen[command_id] = applied
+        seen = self.seen
+        seen[command_id] = applied
         if applied.at > self.newest:
             self.newest = applied.at
         limit = self.newest - horizon_ms
-        while self.seen:
-            first = next(iter(self.seen))
-            if self.seen[first].at >= limit:
+        while seen:
+            first = next(iter(seen))  # O(1) in an OrderedDict
+            if seen[first].at >= limit:
                 break
-            del self.seen[first]
+            del seen[first]
 
     def forgets_before(self, horizon_ms: int) -> int:
         """Origin time before which a command can no longer be recognised as a repeat."""

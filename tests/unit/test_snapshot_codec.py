@@ -15,6 +15,7 @@ import pickle
 import random
 import sys
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -176,6 +177,20 @@ def test_the_states_configs_travel_too() -> None:
     ):
         ps = PartitionState(new_state(), {"c": Applied(5, "d")}, {"a": 3}, 7, 9)
         assert statecodec.decode_partition(statecodec.encode_partition(ps, type(ps.state)), type(ps.state)) == ps
+
+
+def test_a_decoded_dedup_memory_forgets_in_the_order_it_remembered() -> None:
+    """The dedup memory is an OrderedDict (forgetting from a plain dict's front cost O(deleted
+    slots) an event, bench/dedup.py); a snapshot writes it as a map and a decoded one is ordered
+    again, oldest first, and forgets exactly what the live one forgets."""
+    live = PartitionState(None)
+    for i, at in enumerate([5, 3, 9, 4, 12]):  # origins out of order, as commands arrive
+        live.remember(f"c{i}", Applied(at, ""), horizon_ms=100)
+    back = statecodec.decode_partition(statecodec.encode_partition(live, type(None)), type(None))
+    assert type(back.seen) is OrderedDict and list(back.seen) == list(live.seen) == ["c0", "c1", "c2", "c3", "c4"]
+    for ps in (live, back):
+        ps.remember("c5", Applied(108, ""), horizon_ms=100)  # the limit is 8: c0 (5) and c1 (3) go; c2 (9) stops it
+    assert list(back.seen) == list(live.seen) == ["c2", "c3", "c4", "c5"]  # c3 (4) stays behind c2, as before
 
 
 # --- the codec's rules -------------------------------------------------------------------------
