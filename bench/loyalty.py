@@ -702,8 +702,8 @@ def measure_service(members: int, seed: int) -> dict[str, Any]:
     """What a loyalty process holding `members` members keeps, not only the partition state above:
     the processor's partition as the kernel holds it (the state, the last version of every aggregate
     folded, the dedup memory) and the read model the HTTP API answers from besides (`LoyaltyView`,
-    folded from `loyalty.events`: each member's points ledger, the stage and segment indexes, and
-    the read side's own aggregate versions). Both are folded here, in a fresh
+    folded from `loyalty.events`: the stage and segment indexes and the read side's own aggregate
+    versions in memory; each member's points ledger on disk, its size reported apart). Both are folded here, in a fresh
     process, from the events the service writes for the synthetic year (`history`), enveloped as
     its CommandStep envelopes them — the processor folds the objects it decided (as live; after a
     restart from a snapshot its strings are its own, see measure_state), the read model each event
@@ -761,19 +761,20 @@ def measure_service(members: int, seed: int) -> dict[str, Any]:
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     holding = psutil.Process().memory_info().rss
+    ledger_entries, ledger_bytes = view.ledger.size()  # on disk (services/loyalty/ledger.py)
     seen: set[int] = set()
     parts = {
         "processor_state": deep_size(ps.state, seen),
         "processor_versions": deep_size(ps.versions, seen),
         "processor_dedup": deep_size(ps.seen, seen),
-        "view_ledger": deep_size(view.ledger, seen),
         "view_indexes": deep_size((view.by_stage, view.by_segment, view.segments), seen),
         "view_versions": deep_size(view_versions, seen),
     }
     return {
         "service_members": len(ps.state.ids),
         "service_view_members": len(view.segments),
-        "service_ledger_entries": sum(len(v) for v in view.ledger.values()),
+        "service_ledger_entries": ledger_entries,
+        "service_ledger_disk_mib": ledger_bytes / 2**20,
         "service_commands": n_cmds,
         "service_events": events,
         "service_fold_seconds": folded,
@@ -915,6 +916,13 @@ def table(r: dict[str, Any]) -> str:
             *(
                 (f"   {name.replace('_', ' ')}", f"{mib:,.0f} MiB", "", "", "info")
                 for name, mib in t["service_parts_mib"].items()
+            ),
+            (
+                "   ledgers, on disk (SQLite, not in RSS)",
+                f"{t['service_ledger_disk_mib']:,.0f} MiB",
+                f"{t['service_ledger_entries']:,} movements",
+                "",
+                "info",
             ),
             ("   its snapshot (statecodec)", f"{t['snapshot_mib']:.0f} MiB", "", "", "info"),
             ("   built from", f"{t['history_commands']:,} commands in {t['build_seconds']:.0f} s", "", "", ""),

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-import msgspec
-
 from flexchain.messages import Enveloped, Message, to_record
+from services.loyalty.ledger import LedgerStore, pack_entry, unpack_entry
 from services.loyalty.members import NO_DAY, Member, batch_day, batch_points
 from services.loyalty.messages import (
     LEDGER,
@@ -41,34 +40,22 @@ class LedgerEntry:
     movement: Message
 
 
-_KIND = {t: i for i, t in enumerate(LEDGER)}
-_ENCODER = msgspec.msgpack.Encoder()
-_ENTRY = msgspec.msgpack.Decoder(tuple[int, int, str, str | None, msgspec.Raw])
-_MOVEMENTS = [msgspec.msgpack.Decoder(t) for t in LEDGER]
-
-
-def pack_entry(business_time: int, event_id: str, causation_id: str | None, movement: Message) -> bytes:
-    """A ledger entry as one bytes object (MessagePack): a million members' ledgers held as entry
-    objects took ~600 B a movement (the entry, the event, its strings and ints), packed ~200 B."""
-    return _ENCODER.encode((_KIND[type(movement)], business_time, event_id, causation_id, movement))
-
-
-def unpack_entry(packed: bytes) -> LedgerEntry:
-    kind, business_time, event_id, causation_id, movement = _ENTRY.decode(packed)
-    return LedgerEntry(business_time, event_id, causation_id, _MOVEMENTS[kind].decode(movement))
+def _entry(packed: bytes) -> LedgerEntry:
+    return LedgerEntry(*unpack_entry(packed))
 
 
 @dataclass
 class LoyaltyView:
-    """What the members' routes need beyond each member's own state: each member's ledger and the
-    members per stage and per RFM segment, in the order they entered it, folded from
-    `loyalty.events`. A member's state itself is read from the service's own state (the
-    processor's live partitions, `flexchain.views.OwnView`): this model does not fold a second copy
-    of every member (at a million members that copy was ~250 MB)."""
+    """What the members' routes need beyond each member's own state: each member's ledger (on disk,
+    `ledger.LedgerStore`) and the members per stage and per RFM segment, in the order they entered
+    it, folded from `loyalty.events`. A member's state itself is read from the service's own state
+    (the processor's live partitions, `flexchain.views.OwnView`): this model does not fold a second
+    copy of every member (at a million members that copy was ~250 MB, and the ledger's objects
+    1.8 GB: bench/loyalty.py)."""
 
     config: LoyaltyConfig = field(default_factory=LoyaltyConfig)
     topics: list[str] = field(default_factory=lambda: ["loyalty.events"])
-    ledger: dict[str, list[bytes]] = field(default_factory=dict)  # member → its entries, packed (`unpack_entry`)
+    ledger: LedgerStore = field(default_factory=LedgerStore)  # on disk (ledger.py)
     by_stage: dict[str, dict[str, None]] = field(default_factory=lambda: {s: {} for s in STAGES})
     by_segment: dict[str, dict[str, None]] = field(default_factory=dict)
     segments: dict[str, str] = field(default_factory=dict)  # every member that joined: its segment
@@ -95,7 +82,7 @@ class LoyaltyView:
             self.cycles[msg.sku] = msg.cycle_days
         elif isinstance(msg, LEDGER):
             entry = pack_entry(env.business_time, env.event_id, env.causation_id, msg)
-            self.ledger.setdefault(sys.intern(msg.key), []).append(entry)
+            self.ledger.append(msg.key, entry)
 
     def _segment(self, member_id: str, name: str) -> None:
         old = self.segments.get(member_id)
@@ -127,8 +114,7 @@ def _day(day: int, view: LoyaltyView) -> dict[str, Any]:
 def member_totals(view: LoyaltyView, member_id: str) -> dict[str, int]:
     """The ledger summed: earned = available + pending + redeemed + expired + reversed (R-LOY-2)."""
     t = dict.fromkeys(("earned", "released", "redeemed", "expired", "reversed", "shortfall"), 0)
-    for packed in view.ledger.get(member_id, []):
-        entry = unpack_entry(packed)
+    for entry in map(_entry, view.ledger.entries(member_id)):
         mv = entry.movement
         if isinstance(mv, PointsEarned):
             t["earned"] += mv.points
@@ -191,7 +177,7 @@ def member_view(view: LoyaltyView, m: Member, now: int) -> dict[str, Any]:
 
 def ledger_page(view: LoyaltyView, member_id: str, offset: int, limit: int) -> dict[str, Any]:
     """The member's point movements, oldest first, from `offset`."""
-    entries = view.ledger.get(member_id, [])
+    total = view.ledger.count(member_id)
     page = [
         {
             "type": type(e.movement).__name__,
@@ -200,9 +186,9 @@ def ledger_page(view: LoyaltyView, member_id: str, offset: int, limit: int) -> d
             "causation_id": e.causation_id,
             **{k: v for k, v in to_record(e.movement).items() if k != "member_id"},
         }
-        for e in map(unpack_entry, entries[offset : offset + limit])
+        for e in map(_entry, view.ledger.entries(member_id, offset, limit))
     ]
-    return {"member_id": member_id, "total": len(entries), "offset": offset, "entries": page}
+    return {"member_id": member_id, "total": total, "offset": offset, "entries": page}
 
 
 def members_page(view: LoyaltyView, stage: str | None, segment_: str | None, offset: int, limit: int) -> dict[str, Any]:
