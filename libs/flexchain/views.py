@@ -89,7 +89,6 @@ class OwnView:
         self.stopped: dict[int, UnreadableEvent] = {}
         self._handover: dict[int, PartitionState] = {}
         self._consumer: AIOKafkaConsumer | None = None
-        self._written: AIOKafkaConsumer | None = None  # opened by the first `catch_up`
         self._partitions: list[int] = []
         self.caught_up = asyncio.Event()
         self._partitioner = DefaultPartitioner()
@@ -104,37 +103,6 @@ class OwnView:
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
-        if self._written is not None:
-            await self._written.stop()
-
-    async def catch_up(self, timeout: float, poll: float = 0.05) -> bool:
-        """Read-your-writes for the partitions folded here (those the processor owns are its live
-        state): return once each has been read up to its high watermark at the time of the call —
-        so what another instance answered for is in the state — or False after `timeout` s. A
-        partition that moves to the processor meanwhile counts as reached."""
-        consumer = self._consumer
-        if consumer is None:
-            return True
-        tps = [tp for tp in consumer.assignment() if tp.partition in self.states]
-        if not tps:
-            return True
-        if self._written is None:  # a reader of what is written, decided or not: its end is the HWM
-            self._written = self.clients.consumer(self.settings, group_id=None, isolation_level="read_uncommitted")
-            await self._written.start()
-        targets = await self._written.end_offsets(tps)
-
-        async def reached() -> bool:
-            for tp, end in targets.items():
-                if tp.partition in self.states and tp in consumer.assignment() and await consumer.position(tp) < end:
-                    return False
-            return True
-
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await reached():
-            if asyncio.get_running_loop().time() >= deadline:
-                return False
-            await asyncio.sleep(poll)
-        return True
 
     # --- queries -------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from flexchain.host import Runtime, base_app, clock_view
 from flexchain.messages import Message
 from services.loyalty import domain, views
 from services.loyalty.answers import Ledger, MemberAnswer, MemberPage, UsageCycles
-from services.loyalty.members import Loyalty, Member, batch_points
+from services.loyalty.members import Member, batch_points
 from services.loyalty.messages import (
     SEGMENTS,
     STAGES,
@@ -31,7 +31,7 @@ from services.loyalty.messages import (
 from services.loyalty.rules import day_of
 from services.loyalty.views import LoyaltyView
 
-CATCH_UP_S = 5.0  # how long a member unknown to this instance waits for its state to catch up
+CATCH_UP_S = 5.0  # how long a member unknown to the read model waits for it to catch up
 
 Id = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Wait = Annotated[float, Query(ge=0, le=30, description="seconds to wait for the resulting events")]
@@ -74,15 +74,15 @@ def _refusal(e: Message) -> bool:
 
 def build_api(rt: Runtime) -> FastAPI:
     app = base_app(rt, "flexchain loyalty")
-    view: LoyaltyView = rt.view  # ledgers and the stage and segment indexes
-    own = rt.own  # every member's state: the processor's live partitions, the others folded here
+    view: LoyaltyView = rt.view
+    st = view.state
     members = rt.metrics.gauge("members", "Members per life-cycle stage (R-LOY-3)", ["stage"])
 
     def in_stage(stage: str) -> int:
         return len(view.by_stage[stage])
 
     def in_tier(tier: int) -> int:
-        return sum(st.tier.count(tier) for st in own.all())
+        return st.tier.count(tier)
 
     for s in STAGES:
         members.labels(s).set_function(partial(in_stage, s))
@@ -90,39 +90,32 @@ def build_api(rt: Runtime) -> FastAPI:
     for i, name in enumerate(TIERS):
         tiers.labels(name).set_function(partial(in_tier, i))
     points = rt.metrics.gauge("points", "Points held by members: pending or in batches (R-LOY-2)", ["state"])
-    points.labels("pending").set_function(lambda: sum(sum(st.pending) for st in own.all()))
-    points.labels("held").set_function(lambda: sum(_held(st) for st in own.all()))
-
-    def member(member_id: str) -> Member | None:
-        state: Loyalty = own.state_for(member_id)
-        return state.member(member_id)
+    points.labels("pending").set_function(lambda: sum(st.pending))
+    points.labels("held").set_function(lambda: sum(batch_points(b) for row in range(len(st.ids)) for b in st.batches_at(row)))
 
     def precheck(cmd: Message, now: int) -> list[Message]:
-        return domain.decide(own.state_for(cmd.key), cmd, now)
+        return domain.decide(st, cmd, now)
 
     async def go(cmd: Message, key: str | None, wait: float) -> JSONResponse:
         return await submit(rt, cmd, precheck, _refusal, key, wait)
 
-    async def joined(member_id: str) -> Member | None:
-        """The member if it has joined — read-your-writes: a join answered 200 before this call (by
-        any instance) counts, even if this instance had not folded it yet (503 if it cannot catch
-        up in time)."""
-        m = member(member_id)
-        if m is None:
-            if not await own.catch_up(CATCH_UP_S):
-                raise HTTPException(status_code=503, detail="the member state is behind the event log; try again")
-            m = member(member_id)
-        return m
+    async def joined(member_id: str) -> bool:
+        """Whether the member has joined — read-your-writes: a join answered 200 before this call
+        (by any instance) counts, even if the read model had not folded it yet (503 if it cannot
+        catch up in time)."""
+        if member_id not in st.rows and not await rt.projection.catch_up(CATCH_UP_S):
+            raise HTTPException(status_code=503, detail="the member read model is behind the event log; try again")
+        return member_id in st.rows
 
     async def known(member_id: str) -> Member:
-        m = await joined(member_id)
+        m = st.member(member_id) if await joined(member_id) else None
         if m is None:
             raise HTTPException(status_code=404, detail=f"unknown member {member_id}")
         return m
 
     @app.post("/members")
     async def join(body: JoinIn, idempotency_key: IdemKey = None, wait: Wait = 5.0) -> JSONResponse:
-        if body.referrer_id is not None and await joined(body.referrer_id) is None:
+        if body.referrer_id is not None and not await joined(body.referrer_id):
             raise field_error(["referrer_id"], f"unknown member {body.referrer_id}")
         return await go(JoinMember(member_id=body.member_id, referrer_id=body.referrer_id), idempotency_key, wait)
 
@@ -145,9 +138,7 @@ def build_api(rt: Runtime) -> FastAPI:
 
     @app.get("/usage-cycles", **reads(UsageCycles))
     async def cycles() -> dict[str, Any]:
-        states = own.all()  # a usage cycle is applied on every partition: the first says
-        applied = dict(sorted(states[0].cycles.items())) if states else {}
-        return {"configured": dict(sorted(view.cycles.items())), "applied": applied}
+        return {"configured": dict(sorted(view.cycles.items())), "applied": dict(sorted(st.cycles.items()))}
 
     @app.get("/clock", **reads(Clock))
     async def clock() -> dict[str, Any]:
@@ -161,10 +152,11 @@ def build_api(rt: Runtime) -> FastAPI:
             return views.member_view(view, await known(member_id), rt.now())
         # R-X-4: the same read model, folded up to that business time
         folded, replayed = await past_model(rt, "members", as_of, lambda _parts: views.PastView(view.config))
-        m = folded.state.member(member_id)
+        past = folded.view
+        m = past.state.member(member_id)
         if m is None:
             raise HTTPException(status_code=404, detail=f"no member {member_id} as of business time {as_of}")
-        return {**views.member_view(folded.view, m, as_of), "as_of": replayed.summary()}
+        return {**views.member_view(past, m, as_of), "as_of": replayed.summary()}
 
     @app.get("/members/{member_id}/ledger", **reads(Ledger, not_found=True))
     async def ledger(member_id: str, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
@@ -183,8 +175,3 @@ def build_api(rt: Runtime) -> FastAPI:
         return views.members_page(view, stage, segment_, offset, limit)
 
     return app
-
-
-def _held(st: Loyalty) -> int:
-    """Points in the members' batches (available, and expired ones the next tick books off)."""
-    return sum(batch_points(b) for packed in st.batches if packed for b in memoryview(packed).cast("q"))

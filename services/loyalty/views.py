@@ -1,7 +1,7 @@
-"""Loyalty's read model and its queries: `LoyaltyView` folds the service's events into each member's
-points ledger and the members per stage and segment; the pure queries below answer the read routes
-of `api.py` from it and from a member's own state (the service's, `Loyalty.member`) — a member, its
-ledger page by page, the members of a stage or segment; the answer models are in `answers.py`."""
+"""Loyalty's read model and its queries: `LoyaltyView` folds the service's events into every member,
+each member's points ledger and the members per stage and segment; the pure queries below answer the
+read routes of `api.py` from it — a member, its ledger page by page, the members of a stage or
+segment; the answer models are in `answers.py`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from flexchain.messages import Enveloped, Message, to_record
 from services.loyalty.ledger import LedgerStore, pack_entry, unpack_entry
-from services.loyalty.members import NO_DAY, Member, batch_day, batch_points
+from services.loyalty.members import NO_DAY, Loyalty, Member, batch_day, batch_points
 from services.loyalty.messages import (
     LEDGER,
     STAGES,
@@ -46,32 +46,33 @@ def _entry(packed: bytes) -> LedgerEntry:
 
 @dataclass
 class LoyaltyView:
-    """What the members' routes need beyond each member's own state: each member's ledger (on disk,
-    `ledger.LedgerStore`) and the members per stage and per RFM segment, in the order they entered
-    it, folded from `loyalty.events`. A member's state itself is read from the service's own state
-    (the processor's live partitions, `flexchain.views.OwnView`): this model does not fold a second
-    copy of every member (at a million members that copy was ~250 MB, and the ledger's objects
-    1.8 GB: bench/loyalty.py)."""
+    """Every member of every partition (the domain's own state, folded with `evolve`), with each
+    member's ledger (on disk, `ledger.LedgerStore`) and the members per stage and per RFM segment,
+    in joining order. A member's answer reads its state and its ledger totals from this one fold, so
+    they agree at every moment (the refund cascade checks the identity in every answer)."""
 
     config: LoyaltyConfig = field(default_factory=LoyaltyConfig)
     topics: list[str] = field(default_factory=lambda: ["loyalty.events"])
-    ledger: LedgerStore = field(default_factory=LedgerStore)  # on disk (ledger.py)
+    state: Loyalty = field(init=False)
+    ledger: LedgerStore = field(default_factory=LedgerStore)
     by_stage: dict[str, dict[str, None]] = field(default_factory=lambda: {s: {} for s in STAGES})
     by_segment: dict[str, dict[str, None]] = field(default_factory=dict)
-    segments: dict[str, str] = field(default_factory=dict)  # every member that joined: its segment
+    segments: dict[str, str] = field(default_factory=dict)
     cycles: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state = new_state(self.config)
 
     def fold(self, item: Enveloped) -> None:
         msg, env = item.message, item.envelope
         if env.producer != "loyalty":
             return
         # one string per member id (and segment name), whichever event it came in: each event
-        # decodes its own, and the ledger and the indexes keep them
-        if isinstance(msg, MemberJoined):
+        # decodes its own, and the indexes keep them
+        if isinstance(msg, MemberJoined) and msg.member_id not in self.state.rows:
             who = sys.intern(msg.member_id)
-            if who not in self.segments:
-                self.by_stage["prospect"][who] = None
-                self._segment(who, "prospect")
+            self.by_stage["prospect"][who] = None
+            self._segment(who, "prospect")
         elif isinstance(msg, StageChanged):
             who = sys.intern(msg.member_id)
             self.by_stage[msg.previous].pop(who, None)
@@ -83,6 +84,7 @@ class LoyaltyView:
         elif isinstance(msg, LEDGER):
             entry = pack_entry(env.business_time, env.event_id, env.causation_id, msg)
             self.ledger.append(msg.key, entry)
+        evolve(self.state, msg)
 
     def _segment(self, member_id: str, name: str) -> None:
         old = self.segments.get(member_id)
@@ -94,17 +96,13 @@ class LoyaltyView:
 
 
 class PastView:
-    """The members' read model as an as-of fold (R-X-4): the ledger and indexes of `LoyaltyView`,
-    and every member's state folded with `evolve` (the partition does not matter to it)."""
+    """The members' read model as an as-of fold (R-X-4): the partition does not matter to it."""
 
     def __init__(self, config: LoyaltyConfig) -> None:
         self.view = LoyaltyView(config)
-        self.state = new_state(config)
 
     def fold(self, partition: int, item: Enveloped) -> None:
         self.view.fold(item)
-        if item.envelope.producer == "loyalty":
-            evolve(self.state, item.message)
 
 
 def _day(day: int, view: LoyaltyView) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""Two loyalty instances share the partitions, and a member's state is read from the service's own
-state (the processor's live partitions, the others folded by each instance), not from a second copy
-of every member: what one instance answered is what the other reads at once (read-your-writes), and
-the members' gauges count each member once."""
+"""Two loyalty instances share the partitions; each answers for every member from its read model:
+what one instance answered is what the other reads at once (read-your-writes: a member it does not
+know yet waits for the read model to catch up before a 404), and the members' gauges count each
+member once on each instance."""
 
 from __future__ import annotations
 

@@ -19,10 +19,13 @@ def test_the_service_measure_folds_every_member_into_both_sides_and_counts_every
         "processor_state",
         "processor_versions",
         "processor_dedup",
+        "view_state",
         "view_indexes",
         "view_versions",
     }
     assert all(mib > 0 for mib in parts.values()), parts
     assert abs(got["service_total_mib"] - sum(parts.values())) < 1e-9
     assert got["service_process_rss_mib"] > got["service_total_mib"]  # the interpreter and modules besides
+    assert got["service_restarted_members"] == 200  # a fresh process loaded what was built
+    assert got["service_restarted_peak_rss_mib"] >= got["service_restarted_rss_mib"] > 0
     assert got["service_commands"] == len(history(200, random.Random(3)))
