@@ -17,7 +17,7 @@ from flexchain.host import Runtime, base_app, clock_view
 from flexchain.messages import Message
 from services.loyalty import domain, views
 from services.loyalty.answers import Ledger, MemberAnswer, MemberPage, UsageCycles
-from services.loyalty.members import Member, batch_points
+from services.loyalty.members import Member
 from services.loyalty.messages import (
     SEGMENTS,
     STAGES,
@@ -91,7 +91,7 @@ def build_api(rt: Runtime) -> FastAPI:
         tiers.labels(name).set_function(partial(in_tier, i))
     points = rt.metrics.gauge("points", "Points held by members: pending or in batches (R-LOY-2)", ["state"])
     points.labels("pending").set_function(lambda: sum(st.pending))
-    points.labels("held").set_function(lambda: sum(batch_points(b) for row in range(len(st.ids)) for b in st.batches_at(row)))
+    points.labels("held").set_function(st.held_points)
 
     def precheck(cmd: Message, now: int) -> list[Message]:
         return domain.decide(st, cmd, now)

@@ -153,6 +153,8 @@ def test_the_ledger_balances_and_the_state_holds_what_it_says(history: list[tupl
         assert m is not None
         assert sum(batch_points(b) for b in m.batches) == t["available"]
         assert m.pending == t["pending"]
+    # the `points{state="held"}` gauge's one pass over the packed batches says the same
+    assert s.held_points() == sum(t["available"] for t in totals(log).values())
     check_bookkeeping(s)
 
 
