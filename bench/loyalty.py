@@ -76,15 +76,16 @@ from flexchain import kafka, statecodec  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.clock import ClockPublisher  # noqa: E402
 from flexchain.fold import PartitionState, first_time, fold_event  # noqa: E402
-from flexchain.messages import Envelope, Enveloped, Message, derived_id  # noqa: E402
+from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
-from flexchain.step import command_digest  # noqa: E402
+from flexchain.step import CommandStep, command_digest  # noqa: E402
 from flexchain.ticks import MESSAGES as CLOCK_MESSAGES  # noqa: E402
 from flexchain.tools import broker as kbroker  # noqa: E402
 from flexchain.tools.scrape import metric_sum  # noqa: E402
 from services.loyalty import domain, policy  # noqa: E402
+from services.loyalty.app import service  # noqa: E402
 from services.loyalty.messages import MESSAGES as LOYALTY_MESSAGES  # noqa: E402
 from services.loyalty.messages import (  # noqa: E402
     ApplyUsageCycle,
@@ -720,27 +721,26 @@ def measure_service(members: int, seed: int) -> dict[str, Any]:
     view_versions: dict[str, int] = {}
     events = 0
 
+    step = CommandStep(service(), CODEC, "loyalty.events", "loyalty.dlq", Settings().flexchain_dedup_horizon_hours)
+
     def do(cmd: Message, now: int, producer: str) -> None:
         nonlocal events
         cid = str(uuid.uuid4())
+        cenv = Envelope(
+            event_id=cid,
+            event_type=type(cmd).__name__,
+            aggregate_id=cmd.key,
+            aggregate_version=0,
+            business_time=now,
+            correlation_id=cmd.key or cid,
+            causation_id=None,
+            producer=producer,
+        )
         digest = "" if producer.endswith("-router") else command_digest(cmd)
-        versions: dict[str, int] = {}
-        for i, ev in enumerate(domain.decide(ps.state, cmd, now)):
-            agg = ev.key
-            versions[agg] = versions.get(agg, ps.versions.get(agg, 0)) + 1
-            env = Envelope(
-                event_id=derived_id(cid, i, "loyalty"),
-                event_type=type(ev).__name__,
-                aggregate_id=agg,
-                aggregate_version=versions[agg],
-                business_time=now,
-                correlation_id=cmd.key or cid,
-                causation_id=cid,
-                producer="loyalty",
-            )
-            item = Enveloped(envelope=env, message=ev)
-            fold_event(evolve, ps, item, digest, now, horizon)  # the processor
-            read = CODEC.decode(CODEC.encode(item))  # the read model reads it from Kafka: its own objects
+        decided = domain.decide(ps.state, cmd, now)
+        for item, value in step.envelope(ps, 0, Enveloped(envelope=cenv, message=cmd), decided):  # as the processor does
+            fold_event(evolve, ps, item, digest, now, horizon)
+            read = CODEC.decode(value)  # the read model reads it from Kafka: its own objects
             if first_time(view_versions, read.envelope):  # as flexchain.views.Projection folds
                 view.fold(read)
             events += 1

@@ -47,8 +47,8 @@ class PartitionState:
     state: Any
     #: command id → its origin and body digest, in the order remembered. An OrderedDict: forgetting
     #: from the front of a plain dict leaves deleted slots there that every `next(iter(...))` walks
-    #: again until the next resize — tens of µs per event with 80,000 ids in the horizon, growing
-    #: with it (a week of ids at production rates: milliseconds an event).
+    #: again until the next resize — tens of µs per event with 80,000 ids in the horizon
+    #: (bench/dedup.py), where an OrderedDict takes under 1 µs.
     seen: dict[str, Applied] = field(default_factory=OrderedDict)
     versions: dict[str, int] = field(default_factory=dict)  # aggregate id → last version folded
     newest: int = 0  # the newest origin time folded (the dedup horizon's end)

@@ -1,12 +1,12 @@
 """Every member's points ledger, on disk: what `GET /members/{id}/ledger` pages through and the
 member's ledger totals sum (R-LOY-2).
 
-A year of a million members is ~14 million events, ~5 ledger movements a member: held as Python
-objects that was 1.8 GB of the loyalty process (bench/loyalty.py), packed as bytes still several
-hundred MB. Here each movement is a packed entry (MessagePack: kind, business time, event id,
-causation id, the event) in a private temporary SQLite database — SQLite's own "" filename: a file
-in SQLITE_TMPDIR (or TMPDIR, /var/tmp, /tmp), deleted when the connection closes — so the process
-holds only SQLite's page cache. The read model is folded again from `loyalty.events` at every start,
+A year of a million members is ~14 million events and ~3 million ledger movements: held as Python
+objects that was 1.8 GB of the loyalty process (bench/loyalty.py --measure-service). Here each
+movement is a packed entry (MessagePack: kind, business time, event id, causation id, the event)
+in a private temporary SQLite database — SQLite's own "" filename: a file in SQLITE_TMPDIR (or
+TMPDIR, /var/tmp, /tmp), deleted when the connection closes — so the process holds only SQLite's
+page cache. The read model is folded again from `loyalty.events` at every start,
 so nothing here needs to outlive the process.
 
 Appends are buffered and written in one transaction when `FLUSH_EVERY` are pending and before any
@@ -93,7 +93,3 @@ class LedgerStore:
             (pages,) = self._db.execute("PRAGMA page_count").fetchone()
             (page,) = self._db.execute("PRAGMA page_size").fetchone()
             return int(n), int(pages) * int(page)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

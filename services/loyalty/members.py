@@ -210,9 +210,9 @@ class Loyalty:
         return list(memoryview(packed).cast("q")) if packed else []
 
     def held_points(self) -> int:
-        """Points in every member's batches (available, and expired ones the next tick books off):
-        one pass over the packed bytes, half the time of reading each member's list (0.23 s against
-        0.47 s at 1,000,000 members — the `points{state="held"}` gauge, on every scrape)."""
+        """Points in every member's batches (available, and expired ones the next tick books off),
+        for the `points{state="held"}` gauge on every scrape: one pass over the packed bytes, no
+        list per member."""
         return sum(b & _POINTS_MASK for packed in self.batches if packed for b in memoryview(packed).cast("q"))
 
     def set_batches(self, row: int, batches: list[int]) -> None:
