@@ -318,9 +318,19 @@ def test_the_dashboard_queries_answer_from_prometheus(prometheus: Prometheus, su
             exists = dict(zip(wanted, pool.map(lambda sel: bool(prometheus.query(f"count({sel})")), wanted), strict=True))
         return [q for q in empty if all(exists[sel] for sel in selectors[q])]
 
-    # rates need two scrapes of the new traffic
-    eventually(lambda: not unexplained(), timeout=40, interval=0.5, what="every dashboard query answers")
     # most panels show data; the optional notifier's row is left out: the suite does not run notify
     # (tests/integration/test_notify.py covers its metrics), so its selectors have no series here
     running = [q for q in queries if all(sel.split("_")[1] in urls for sel in SELECTOR.findall(q))]
-    assert len(answered & set(running)) >= 0.9 * len(running), sorted(set(running) - answered)
+
+    def settled() -> bool:
+        """Both at once, polled: a series the traffic has not reached yet (a service that has not read
+        the tick, a target not scraped since) makes its query 'explained' for a while, so the share of
+        panels with data is read only once no query is empty for a wrong reason."""
+        wrong = unexplained()
+        assert not wrong, f"no data although every series exists: {wrong}"
+        dark = sorted(set(running) - answered)
+        assert len(running) - len(dark) >= 0.9 * len(running), f"{len(dark)} of {len(running)} without data: {dark}"
+        return True
+
+    # rates need two scrapes of the new traffic
+    eventually(settled, timeout=60, interval=0.5, what="every dashboard query answers")
