@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test unit lint bench bench-peers clean deploy-tools deploy-generate asyncapi
+.PHONY: setup demo test unit lint bench bench-peers bench-all clean deploy-tools deploy-generate asyncapi
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version}"'
@@ -51,6 +51,10 @@ bench: setup
 # the Java peer with Maven and installs each Python peer's own pinned venv under .cache/bench-peers/ first
 bench-peers: setup
 	$(BIN)/python bench/run.py --peers $(BENCH_ARGS)
+
+# every bench, one after the other, and one table of their figures (issue 18; about 75 minutes)
+bench-all: setup
+	$(BIN)/python bench/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .cache/demo .cache/test-broker-* .cache/test-faults-* .cache/bench-broker .pytest_cache

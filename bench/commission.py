@@ -218,7 +218,7 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
         "S_over_B_txn": out["S"]["rate"] / out["B_txn"]["rate"],
         "B_txn_over_B": out["B_txn"]["rate"] / out["B"]["rate"],
     }
-    out["targets"] = {"S_over_B": 0.6}
+    out["targets"] = {"S_over_B": 0.3}  # issue 18: every two-hop service (router, then processor) ≥ 0.3 × B
     out["met"] = {k: out["ratios"][k] >= v for k, v in out["targets"].items()}
     out["env"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return out

@@ -899,8 +899,8 @@ def table(r: dict[str, Any]) -> str:
                 "S  loyalty, exactly-once (router + processor)",
                 f"{tp['S']['rate']:,.0f} orders/s",
                 f"{tp['S_over_B']:.2f} ×B",
-                "≥ 0.60",
-                "yes" if tp["S_over_B"] >= 0.6 else "NO",
+                "≥ 0.30",  # issue 18: every two-hop service (router, then processor)
+                "yes" if tp["S_over_B"] >= 0.3 else "NO",
             ),
             ("   measured over", f"{tp['S']['records']:,} orders / {tp['S']['seconds']:.1f} s", "", "", ""),
             ("   events written / DLQ", f"{tp['S']['check']['events_out']:,.0f} / {tp['S']['check']['dlq']:,.0f}", "", "", ""),
