@@ -104,6 +104,13 @@ def _num(x: Any, fmt: str = ",.0f", unit: str = "") -> str:
     return "—" if not isinstance(x, int | float) else f"{x:{fmt}}{unit}"
 
 
+def _cores(d: Any) -> str:
+    """The cores the broker and the services used in a phase (CPU-seconds per wall second), where the
+    bench measured them: on 2 cores, broker + services near 2.0 means the machine set the figure."""
+    cores = d.get("cores") if isinstance(d, dict) else None
+    return f" (cores: {', '.join(f'{k} {v:.2f}' for k, v in cores.items())})" if cores else ""
+
+
 def _met(ok: Any) -> str:
     return "" if ok is None else ("met" if ok else "**not met**")
 
@@ -124,7 +131,7 @@ def rows_run(r: dict[str, Any]) -> list[Row]:
         ),
         (
             "S — inventory, exactly-once (ReserveStock → StockReserved)",
-            _num(_get(r, "S", "rate"), unit=" cmd/s"),
+            _num(_get(r, "S", "rate"), unit=" cmd/s") + _cores(r.get("S")),
             _num(_get(r, "ratios", "S_over_B"), ".2f", " × B"),
             "≥ 0.6 × B",
             _met(_get(r, "met", "S_over_B")),
@@ -168,7 +175,7 @@ def rows_run(r: dict[str, Any]) -> list[Row]:
         ("R — raw consume of the rebuild's log", _num(_get(r, "raw", "rate"), unit=" rec/s"), "1.00 × R", "", ""),
         (
             f"RB — rebuild of {_num(_get(r, 'rebuild', 'events'))} events",
-            _num(_get(r, "rebuild", "rate"), unit=" ev/s"),
+            _num(_get(r, "rebuild", "rate"), unit=" ev/s") + _cores(r.get("rebuild")),
             _num(_get(r, "ratios", "rebuild_over_raw"), ".2f", " × R"),
             "≥ 0.5 × R",
             _met(None if _get(r, "ratios", "rebuild_over_raw") is None else _get(r, "ratios", "rebuild_over_raw") >= 0.5),
@@ -179,7 +186,7 @@ def rows_run(r: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 f"hop ReserveStock → StockReserved at {_num(hop.get('target_rate'))}/s (½ S)",
-                f"p50 {_num(hop.get('p50_ms'), ',.1f')} / p99 {_num(hop.get('p99_ms'), ',.1f')} ms",
+                f"p50 {_num(hop.get('p50_ms'), ',.1f')} / p99 {_num(hop.get('p99_ms'), ',.1f')} ms" + _cores(hop),
                 "",
                 "p99 ≤ 50 ms",
                 _met(None if hop.get("p99_ms") is None else hop["p99_ms"] <= 50),
@@ -190,7 +197,7 @@ def rows_run(r: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 f"saga PlaceOrder → OrderConfirmed at {_num(saga.get('target_rate'))}/s",
-                f"p50 {_num(saga.get('p50_ms'), ',.1f')} / p99 {_num(saga.get('p99_ms'), ',.1f')} ms",
+                f"p50 {_num(saga.get('p50_ms'), ',.1f')} / p99 {_num(saga.get('p99_ms'), ',.1f')} ms" + _cores(saga),
                 "",
                 "p99 ≤ 150 ms",
                 _met(None if saga.get("p99_ms") is None else saga["p99_ms"] <= 150),
@@ -264,15 +271,32 @@ def rows_restart(r: dict[str, Any]) -> list[Row]:
 
 def rows_capacity(r: dict[str, Any]) -> list[Row]:
     cap = _get(r, "capacity_orders_per_s")
-    return [
+    rows: list[Row] = [
         (
-            "suite capacity: orders/s with PlaceOrder → OrderConfirmed p99 ≤ 250 ms",
+            "suite capacity: orders/s through all five services with PlaceOrder → OrderConfirmed p99 ≤ 250 ms",
             _num(cap, unit=" orders/s") if cap else "below the lowest rate tried",
             "",
             "",
             "",
         )
     ]
+    for step in r.get("steps") or []:
+        confirm = step.get("confirm") or {}
+        services = sum(v for k, v in (step.get("cores") or {}).items() if k != "broker")
+        cores = (
+            f" (cores: broker {_num(_get(step, 'cores', 'broker'), '.2f')}, services {services:.2f})" if step.get("cores") else ""
+        )
+        verdict = "passed" if step.get("passed") else ("fell behind" if not step.get("keeps_up") else "p99 too high")
+        rows.append(
+            (
+                f"  offered {_num(step.get('offered_rate'))} orders/s: PlaceOrder → OrderConfirmed",
+                f"p50 {_num(confirm.get('p50_ms'))} / p99 {_num(confirm.get('p99_ms'))} ms, {verdict}" + cores,
+                "",
+                "p99 ≤ 250 ms",
+                _met(step.get("passed")),
+            )
+        )
+    return rows
 
 
 RENDER: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
