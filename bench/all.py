@@ -297,7 +297,7 @@ def rows_capacity(r: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 f"  offered {_num(step.get('offered_rate'))} orders/s: PlaceOrder → OrderConfirmed",
-                f"p50 {_num(confirm.get('p50_ms'))} / p99 {_num(confirm.get('p99_ms'))} ms, {verdict}" + cores,
+                f"p50 {_num(confirm.get('p50_ms'))} / p99 {_num(confirm.get('p99_ms'), ',.1f')} ms, {verdict}" + cores,
                 "",
                 "p99 ≤ 250 ms",
                 _met(step.get("passed")),

@@ -25,7 +25,7 @@ simulated quarter can race through months in minutes.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,32 +45,39 @@ class PartitionState:
     needs to fold and process exactly once. Snapshotted whole (as data, see `flexchain.snapshots`)."""
 
     state: Any
-    #: command id → its origin and body digest, in the order remembered. An OrderedDict: forgetting
-    #: from the front of a plain dict leaves deleted slots there that every `next(iter(...))` walks
-    #: again until the next resize — tens of µs per event with 80,000 ids in the horizon
-    #: (bench/dedup.py), where an OrderedDict takes under 1 µs.
-    seen: dict[str, Applied] = field(default_factory=OrderedDict)
+    #: command id → its origin and body digest, in the order remembered (a plain dict: its order is
+    #: insertion order, and a snapshot decodes straight into one).
+    seen: dict[str, Applied] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)  # aggregate id → last version folded
     newest: int = 0  # the newest origin time folded (the dedup horizon's end)
     next_offset: int = 0  # the next offset of the event partition to fold
     since_snapshot: int = 0
+    #: the ids of `seen`, oldest first: what the horizon forgets next. Forgetting walks this deque, not
+    #: the dict: `next(iter(dict))` walks the slots deleted at the dict's front again until the next
+    #: resize (tens of µs per event with 80,000 ids in the horizon: bench/dedup.py). An OrderedDict
+    #: avoided that too, but a snapshot's plain dict then had to be copied into one at every load.
+    order: deque[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if type(self.seen) is not OrderedDict:  # decoded from a snapshot, or built by hand
-            self.seen = OrderedDict(self.seen)
+        self.order = deque(self.seen)
 
     def remember(self, command_id: str, applied: Applied, horizon_ms: int) -> None:
-        """Remember an applied command; forget those older than the horizon (oldest first)."""
+        """Remember an applied command; forget those older than the horizon (oldest first). An id
+        remembered again (a command with several events) keeps its place and takes the new value."""
         seen = self.seen
+        if command_id not in seen:
+            self.order.append(command_id)
         seen[command_id] = applied
         if applied.at > self.newest:
             self.newest = applied.at
         limit = self.newest - horizon_ms
-        while seen:
-            first = next(iter(seen))  # O(1) in an OrderedDict
+        order = self.order
+        while order:
+            first = order[0]
             if seen[first].at >= limit:
                 break
             del seen[first]
+            order.popleft()
 
     def forgets_before(self, horizon_ms: int) -> int:
         """Origin time before which a command can no longer be recognised as a repeat."""

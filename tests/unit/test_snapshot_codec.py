@@ -15,7 +15,6 @@ import pickle
 import random
 import sys
 from array import array
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -180,17 +179,22 @@ def test_the_states_configs_travel_too() -> None:
 
 
 def test_a_decoded_dedup_memory_forgets_in_the_order_it_remembered() -> None:
-    """The dedup memory is an OrderedDict (forgetting from a plain dict's front cost O(deleted
-    slots) an event, bench/dedup.py); a snapshot writes it as a map and a decoded one is ordered
-    again, oldest first, and forgets exactly what the live one forgets."""
+    """The dedup memory forgets oldest first through a deque of its ids (forgetting from a plain
+    dict's front cost O(deleted slots) an event, bench/dedup.py); a snapshot writes the map in that
+    order, and a decoded one forgets exactly what the live one forgets — also an id remembered twice
+    (a command with several events), which keeps its first place."""
     live = PartitionState(None)
     for i, at in enumerate([5, 3, 9, 4, 12]):  # origins out of order, as commands arrive
         live.remember(f"c{i}", Applied(at, ""), horizon_ms=100)
+    live.remember("c1", Applied(3, ""), horizon_ms=100)  # c1's second event
     back = statecodec.decode_partition(statecodec.encode_partition(live, type(None)), type(None))
-    assert type(back.seen) is OrderedDict and list(back.seen) == list(live.seen) == ["c0", "c1", "c2", "c3", "c4"]
+    assert list(back.seen) == list(live.seen) == list(back.order) == list(live.order) == ["c0", "c1", "c2", "c3", "c4"]
     for ps in (live, back):
         ps.remember("c5", Applied(108, ""), horizon_ms=100)  # the limit is 8: c0 (5) and c1 (3) go; c2 (9) stops it
     assert list(back.seen) == list(live.seen) == ["c2", "c3", "c4", "c5"]  # c3 (4) stays behind c2, as before
+    for ps in (live, back):
+        ps.remember("c6", Applied(120, ""), horizon_ms=100)  # the limit is 20: all but c5 and c6 go
+        assert list(ps.seen) == list(ps.order) == ["c5", "c6"]
 
 
 # --- the codec's rules -------------------------------------------------------------------------
