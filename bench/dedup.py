@@ -8,7 +8,8 @@ has run longer than its horizon — a week by default).
 CPU µs per `remember`, best of three runs of N ids each. To compare with an older commit, import a
 worktree of it: `git worktree add /tmp/old <rev>`, then
 `PYTHONPATH=/tmp/old/libs .venv/bin/python bench/dedup.py` (before 2026-12-05 the memory was a plain
-dict, forgetting from its front: 6.8, 49 and 30 µs per event at these sizes; now 0.4, 0.5 and 1.3 µs).
+dict, forgetting from its front: 6.8, 49 and 30 µs per event at these sizes; an OrderedDict from then
+until 2026-12-06: 0.4, 0.5 and 1.3 µs; now a dict with a deque of its ids: 0.31, 0.45 and 0.78 µs).
 """
 
 from __future__ import annotations
