@@ -769,7 +769,7 @@ def measure_service(members: int, seed: int) -> dict[str, Any]:
     parts = {
         "processor_state": deep_size(ps.state, seen),
         "processor_versions": deep_size(ps.versions, seen),
-        "processor_dedup": deep_size(ps.seen, seen),
+        "processor_dedup": deep_size((ps.seen, ps.order), seen),  # the ids and the deque they are forgotten from
         "view_state": deep_size(view.state, seen),
         "view_indexes": deep_size((view.by_stage, view.by_segment, view.segments), seen),
         "view_versions": deep_size(view_versions, seen),
