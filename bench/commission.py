@@ -56,6 +56,7 @@ from bench.run import (  # noqa: E402
     service_retries,
     settings,
     wait_ready,
+    warm_up,
 )
 from flexchain import kafka  # noqa: E402
 from flexchain.auth import ensure_local_auth  # noqa: E402
@@ -165,6 +166,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     sizes = [len(v) for _, v, _ in orders]
     out["sizes"] = {"order_paid_value_bytes_mean": sum(sizes) / len(sizes), "min": min(sizes), "max": max(sizes)}
     await asyncio.sleep(2.0)
+    if args.warmup_seconds > 0:  # a fresh broker JVM compiles its hot paths first (bench/README.md, "Warm-up and CPU")
+        out["warmup"] = await warm_up(settings(bootstrap, base + "w-"), args.warmup_seconds, "[0 warm-up]")
 
     # 1. B and B_txn on the very same OrderPaid records
     mean = out["sizes"]["order_paid_value_bytes_mean"]
@@ -268,9 +271,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the bench dir, broker data and (external) topics")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
+    ap.add_argument(
+        "--warmup-seconds", type=float, default=120.0, help="transactions through the broker before any measurement (0: none)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.orders, args.chains, args.members, args.poll = 5_000, 20, 500, 0.05
+        args.warmup_seconds = min(args.warmup_seconds, 6.0)
     return args
 
 

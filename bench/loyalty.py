@@ -71,6 +71,7 @@ from bench.run import (  # noqa: E402
     scrape,
     settings,
     wait_ready,
+    warm_up,
 )
 from flexchain import kafka, statecodec  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
@@ -1035,6 +1036,8 @@ async def bench(args: argparse.Namespace, bootstrap: str | None, work: Path) -> 
         gc.collect()
         say(f"      {out['tick']['tick_seconds']:.2f} s, state {out['tick']['state_mib']:.0f} MiB")
     if bootstrap is not None:
+        if args.warmup_seconds > 0:  # a fresh broker JVM compiles its hot paths first (bench/README.md, "Warm-up and CPU")
+            out["warmup"] = await warm_up(settings(bootstrap, base + "w-"), args.warmup_seconds, "[0 warm-up]")
         out["throughput"] = await throughput(args, bootstrap, base, work)
         if not args.skip_year:
             out["year"] = await year_bench(args, bootstrap, base, work)
@@ -1055,6 +1058,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tick-only", action="store_true", help="only the in-process tick run (no broker)")
     ap.add_argument("--keep", action="store_true", help="keep the bench dir, broker data and (external) topics")
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke test")
+    ap.add_argument(
+        "--warmup-seconds", type=float, default=120.0, help="transactions through the broker before any measurement (0: none)"
+    )
     ap.add_argument("--measure-state", type=Path, help=argparse.SUPPRESS)  # the tick run's fresh processes
     ap.add_argument("--measure-with", choices=("rss", "tracemalloc"), default="rss", help=argparse.SUPPRESS)
     ap.add_argument("--measure-service", type=int, help=argparse.SUPPRESS)  # members, in a fresh process
@@ -1062,6 +1068,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.quick:
         args.records, args.pool, args.members, args.year_members, args.poll = 5_000, 1_000, 50_000, 300, 0.05
+        args.warmup_seconds = min(args.warmup_seconds, 6.0)
     return args
 
 

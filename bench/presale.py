@@ -59,6 +59,7 @@ from bench.run import (  # noqa: E402
     service_retries,
     settings,
     wait_ready,
+    warm_up,
 )
 from flexchain import kafka  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
@@ -231,6 +232,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[st
     sizes = sorted({len(v) for _, v, _ in payments})
     out["sizes"] = {"order_paid_value_bytes": sizes, "order_paid_key_bytes": len(payments[0][0] or b"")}
     await asyncio.sleep(2.0)  # leaders settle
+    if args.warmup_seconds > 0:  # a fresh broker JVM compiles its hot paths first (bench/README.md, "Warm-up and CPU")
+        out["warmup"] = await warm_up(settings(bootstrap, base + "w-"), args.warmup_seconds, "[0 warm-up]")
 
     # 1. B and B_txn over the very OrderPaid records of the service run
     say(f"[1 B] raw passthrough baseline: {len(payments)} OrderPaid records ({sizes[0]}–{sizes[-1]} B), each variant twice ...")
@@ -373,9 +376,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the bench dir, broker data and (external) topics")
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (5000 payments, 12 campaigns)")
+    ap.add_argument(
+        "--warmup-seconds", type=float, default=120.0, help="transactions through the broker before any measurement (0: none)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.payments, args.campaigns, args.poll = 5_000, 12, 0.05
+        args.warmup_seconds = min(args.warmup_seconds, 6.0)
     return args
 
 
