@@ -62,6 +62,7 @@ from bench.run import (  # noqa: E402
     bench_broker,
     clean,
     delete_topics,
+    envelope_for,
     free_port,
     group_committed,
     partitions,
@@ -77,7 +78,7 @@ from flexchain import kafka, statecodec  # noqa: E402
 from flexchain.auth import bearer, ensure_local_auth  # noqa: E402
 from flexchain.clock import ClockPublisher  # noqa: E402
 from flexchain.fold import PartitionState, first_time, fold_event  # noqa: E402
-from flexchain.messages import Envelope, Enveloped, Message  # noqa: E402
+from flexchain.messages import Enveloped, Message  # noqa: E402
 from flexchain.procs import ServiceProcess  # noqa: E402
 from flexchain.serde import Codec  # noqa: E402
 from flexchain.settings import PROJECT_ROOT, Settings  # noqa: E402
@@ -122,17 +123,7 @@ SKUS = {"water": 15, "mask": 30, "mug": 0, "tee": 0}  # usage cycle in days (0: 
 
 
 def record(msg: Message, at: int, producer: str = "bench") -> Record:
-    cid = str(uuid.uuid4())
-    env = Envelope(
-        event_id=cid,
-        event_type=type(msg).__name__,
-        aggregate_id=msg.key,
-        aggregate_version=0,
-        business_time=at,
-        correlation_id=msg.key or cid,
-        causation_id=None,
-        producer=producer,
-    )
+    env = envelope_for(msg, at=at, producer=producer)
     return msg.key.encode(), CODEC.encode(Enveloped(envelope=env, message=msg)), [("type", type(msg).__name__.encode())]
 
 
@@ -726,17 +717,7 @@ def measure_service(members: int, seed: int) -> dict[str, Any]:
 
     def do(cmd: Message, now: int, producer: str) -> None:
         nonlocal events
-        cid = str(uuid.uuid4())
-        cenv = Envelope(
-            event_id=cid,
-            event_type=type(cmd).__name__,
-            aggregate_id=cmd.key,
-            aggregate_version=0,
-            business_time=now,
-            correlation_id=cmd.key or cid,
-            causation_id=None,
-            producer=producer,
-        )
+        cenv = envelope_for(cmd, at=now, producer=producer)
         digest = "" if producer.endswith("-router") else command_digest(cmd)
         decided = domain.decide(ps.state, cmd, now)
         for item, value in step.envelope(ps, 0, Enveloped(envelope=cenv, message=cmd), decided):  # as the processor does

@@ -124,8 +124,9 @@ def service_retries(proc: ServiceProcess) -> int:
 # --- records -----------------------------------------------------------------------------------
 
 
-def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> Envelope:
-    """As tests/support.envelope_for: what a client puts around a command."""
+def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0, producer: str = "bench") -> Envelope:
+    """As tests/support.envelope_for: what a client puts around a command (a producer ending in
+    `-router` is a router's: its command's body is not digested)."""
     cid = command_id or str(uuid.uuid4())
     return Envelope(
         event_id=cid,
@@ -135,7 +136,7 @@ def envelope_for(cmd: Message, command_id: str | None = None, at: int = 0) -> En
         business_time=at,
         correlation_id=cmd.key or cid,
         causation_id=None,
-        producer="bench",
+        producer=producer,
     )
 
 
