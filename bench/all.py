@@ -14,7 +14,8 @@ Runs, each as its own process with its own broker (so none measures on a broker 
 Each bench's output goes to ``<dir>/<name>.log`` and its ``BENCH_JSON`` to ``<dir>/<name>.json``
 (``<dir>`` = ``.cache/bench/all-<time>``); then the table is printed (markdown, for README) with the
 date, the machine, the load average before and after each bench and the target of each figure. A
-bench that fails is one line in the table; the others run.
+bench that fails is one line in the table; the others run, and the exit status is 1 (targets met or
+not do not change it).
 
 Usage::
 
@@ -359,11 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown bench(es): {', '.join(unknown)}; known: {', '.join(STEPS)}")
     out = args.into or ROOT / ".cache" / "bench" / f"all-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        run_step(name, STEPS[name][1 if args.quick else 0], out)
+    failed = [name for name in names if "failed" in run_step(name, STEPS[name][1 if args.quick else 0], out)]
     print()
     print(report(out))
-    return 0
+    if failed:
+        print(f"\nfailed: {', '.join(failed)} (their logs are in {out})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

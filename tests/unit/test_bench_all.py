@@ -52,3 +52,19 @@ def test_a_figure_missing_from_a_bench_is_shown_as_missing(tmp_path: Path) -> No
     _write(tmp_path, "loyalty", {"throughput": {"B": {"rate": 20_000.0}, "S": {"rate": 1_000.0}}})
     row = _row(report(tmp_path), "loyalty — two hops")
     assert row[2:] == ["1,000 ev/s", "—", "≥ 0.3 × B", ""]  # no ratio in the JSON: neither a number nor a verdict
+
+
+def test_a_failed_bench_makes_the_run_exit_non_zero_and_the_others_still_run(tmp_path: Path, monkeypatch: Any) -> None:
+    import bench.all as all_benches
+
+    (tmp_path / "fails.py").write_text("import sys\nprint('broker would not start')\nsys.exit(3)\n")
+    (tmp_path / "works.py").write_text("print('BENCH_JSON ' + '{\"capacity_orders_per_s\": 5.0}')\n")
+    monkeypatch.setattr(all_benches, "BENCH", tmp_path)
+    monkeypatch.setitem(all_benches.STEPS, "commission", (["fails.py"], ["fails.py"]))
+    monkeypatch.setitem(all_benches.STEPS, "capacity", (["works.py"], ["works.py"]))
+    out = tmp_path / "out"
+
+    assert all_benches.main(["--only", "commission,capacity", "--into", str(out)]) == 1
+    assert "failed" in json.loads((out / "commission.json").read_text())
+    assert json.loads((out / "capacity.json").read_text())["bench"] == {"capacity_orders_per_s": 5.0}
+    assert all_benches.main(["--only", "capacity", "--into", str(out)]) == 0  # only the bench that works
